@@ -1,0 +1,89 @@
+/**
+ * All protocol timers go through one Clock, injected at construction. The system clock runs
+ * them on Node's timers; the virtual clock runs them when a test calls `advance(ms)`, so a test
+ * can play minutes of protocol time (ARP retries, reachable-time expiry, reassembly timeouts)
+ * in milliseconds, deterministically.
+ */
+export interface Timer {
+  /** Cancels the timer; calling it twice, or after it fired, does nothing. */
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  /** Runs `callback` once after `delayMs`. */
+  setTimer(delayMs: number, callback: () => void): Timer;
+}
+
+/** The real clock: performance.now() and Node timers (unref'd, so they never keep a process alive). */
+export class SystemClock implements Clock {
+  now(): number {
+    return performance.now();
+  }
+
+  setTimer(delayMs: number, callback: () => void): Timer {
+    const handle = setTimeout(callback, Math.max(0, delayMs));
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  }
+}
+
+interface VirtualTimer extends Timer {
+  readonly due: number;
+  readonly seq: number;
+  readonly callback: () => void;
+  cancelled: boolean;
+}
+
+/** A clock that only moves when told to. Timers due at the same time fire in the order set. */
+export class VirtualClock implements Clock {
+  private current: number;
+  private seq = 0;
+  private timers: VirtualTimer[] = [];
+
+  constructor(start = 0) {
+    this.current = start;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimer(delayMs: number, callback: () => void): Timer {
+    const timer: VirtualTimer = {
+      due: this.current + Math.max(0, delayMs),
+      seq: this.seq++,
+      callback,
+      cancelled: false,
+      cancel() {
+        this.cancelled = true;
+      },
+    };
+    this.timers.push(timer);
+    return timer;
+  }
+
+  /** Number of timers still waiting (cancelled ones excluded). */
+  get pending(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
+
+  /** Moves time forward by `ms`, firing every timer that falls due on the way, in order. */
+  advance(ms: number): void {
+    const target = this.current + ms;
+    for (;;) {
+      let next: VirtualTimer | undefined;
+      for (const t of this.timers) {
+        if (t.cancelled || t.due > target) continue;
+        if (!next || t.due < next.due || (t.due === next.due && t.seq < next.seq)) next = t;
+      }
+      if (!next) break;
+      this.current = Math.max(this.current, next.due);
+      next.cancelled = true;
+      this.timers = this.timers.filter((t) => !t.cancelled);
+      next.callback();
+    }
+    this.current = target;
+  }
+}

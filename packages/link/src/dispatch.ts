@@ -1,0 +1,129 @@
+/**
+ * The receive side of the link layer: takes every frame a Link delivers, drops what is not for
+ * us (runts, other hosts' unicast, multicast groups we have not joined, unknown EtherTypes),
+ * counting each reason, and hands the rest to the handler registered for its EtherType.
+ * Upper layers register themselves; nothing here knows what ARP or IPv4 are.
+ */
+import debugFactory from 'debug';
+import { Counters } from './counters.ts';
+import { ETHERNET_HEADER_LENGTH, EthernetField, formatEthernet } from './ethernet.ts';
+import type { Link } from './link.ts';
+import { MacAddress } from './mac.ts';
+
+const log = debugFactory('tapstack:link');
+
+/**
+ * Handles one frame of a registered EtherType. `frame` is the whole frame (header included;
+ * the payload starts at byte 14). It stays valid after the call, so a handler may keep it.
+ */
+export type EtherTypeHandler = (frame: Uint8Array) => void;
+
+export const DISPATCH_COUNTERS = [
+  'rx_delivered',
+  'rx_runt',
+  'rx_not_for_us',
+  'rx_multicast_not_joined',
+  'rx_unknown_ethertype',
+  'rx_handler_error',
+] as const;
+export type DispatchCounterName = (typeof DISPATCH_COUNTERS)[number];
+
+export interface DispatcherOptions {
+  /** Deliver unicast frames for other MACs too (default false). */
+  promiscuous?: boolean;
+  /** Trace every frame in and out as one line on stderr (through debug's `tapstack:link`). */
+  trace?: (line: string) => void;
+}
+
+export class EtherTypeDispatcher {
+  readonly counters = new Counters<DispatchCounterName>('link', DISPATCH_COUNTERS);
+  private readonly handlers = new Map<number, EtherTypeHandler>();
+  private readonly groups: MacAddress[] = [];
+  private readonly promiscuous: boolean;
+  private readonly trace: ((line: string) => void) | undefined;
+
+  constructor(
+    readonly link: Link,
+    options: DispatcherOptions = {},
+  ) {
+    this.promiscuous = options.promiscuous ?? false;
+    this.trace = options.trace ?? (log.enabled ? (line: string) => log(line) : undefined);
+    link.setReceiver((frames) => {
+      for (let i = 0; i < frames.length; i++) this.input(frames[i]!);
+    });
+  }
+
+  /** Registers the handler for an EtherType. A second registration for the same type throws. */
+  register(etherType: number, handler: EtherTypeHandler): void {
+    if (!Number.isInteger(etherType) || etherType < 0x0600 || etherType > 0xffff) {
+      throw new RangeError(`EtherType 0x${etherType.toString(16)} is not a valid EtherType (0x0600-0xffff)`);
+    }
+    if (this.handlers.has(etherType)) {
+      throw new Error(`EtherType 0x${etherType.toString(16).padStart(4, '0')} already has a handler`);
+    }
+    this.handlers.set(etherType, handler);
+  }
+
+  unregister(etherType: number): void {
+    this.handlers.delete(etherType);
+  }
+
+  /** Accept frames sent to this multicast MAC. */
+  joinMulticast(group: MacAddress): void {
+    if (!group.isMulticast) throw new Error(`${group} is not a multicast address`);
+    if (!this.groups.some((g) => g.equals(group))) this.groups.push(group);
+  }
+
+  leaveMulticast(group: MacAddress): void {
+    const i = this.groups.findIndex((g) => g.equals(group));
+    if (i >= 0) this.groups.splice(i, 1);
+  }
+
+  /** Sends a whole frame on the link, tracing it when tracing is on. */
+  send(frame: Uint8Array): boolean {
+    if (this.trace) this.trace(`out ${formatEthernet(frame)}`);
+    return this.link.send(frame);
+  }
+
+  /** Classifies one received frame and hands it to its handler. Never throws. */
+  input(frame: Uint8Array): void {
+    if (this.trace) this.trace(`in  ${formatEthernet(frame)}`);
+    if (frame.length < ETHERNET_HEADER_LENGTH) {
+      this.counters.inc('rx_runt');
+      return;
+    }
+    if (frame[0]! & 1) {
+      // group address: broadcast, or a multicast group we joined
+      if (!isBroadcastAt(frame) && !this.joined(frame)) {
+        this.counters.inc('rx_multicast_not_joined');
+        return;
+      }
+    } else if (!this.promiscuous && !MacAddress.equalsAt(this.link.mac, frame, EthernetField.DESTINATION)) {
+      this.counters.inc('rx_not_for_us');
+      return;
+    }
+    const type = (frame[EthernetField.ETHERTYPE]! << 8) | frame[EthernetField.ETHERTYPE + 1]!;
+    const handler = this.handlers.get(type);
+    if (!handler) {
+      this.counters.inc('rx_unknown_ethertype');
+      return;
+    }
+    this.counters.inc('rx_delivered');
+    try {
+      handler(frame);
+    } catch (err) {
+      // A bug in a layer above must not take the stack down with one bad frame.
+      this.counters.inc('rx_handler_error');
+      log('handler for 0x%s threw: %O', type.toString(16), err);
+    }
+  }
+
+  private joined(frame: Uint8Array): boolean {
+    for (const g of this.groups) if (MacAddress.equalsAt(g, frame, 0)) return true;
+    return false;
+  }
+}
+
+function isBroadcastAt(frame: Uint8Array): boolean {
+  return (frame[0]! & frame[1]! & frame[2]! & frame[3]! & frame[4]! & frame[5]!) === 0xff;
+}

@@ -1,0 +1,260 @@
+/**
+ * The one seam between the stack and the world. A Link moves whole Ethernet frames: a TAP
+ * device, one end of an in-memory wire, or a wrapper (capture, fault injection) around either.
+ */
+import { Counters } from './counters.ts';
+import { ETHERNET_HEADER_LENGTH } from './ethernet.ts';
+import type { MacAddress } from './mac.ts';
+
+/** Receives the frames of one wake-up. The array and the frames belong to the receiver. */
+export type FrameHandler = (frames: readonly Uint8Array[]) => void;
+
+export const LINK_COUNTERS = [
+  'rx_frames',
+  'rx_bytes',
+  'tx_frames',
+  'tx_bytes',
+  'tx_dropped_too_big',
+  'tx_dropped_closed',
+  'tx_errors',
+  'rx_dropped_no_receiver',
+  'rx_dropped_iterator_full',
+] as const;
+export type LinkCounterName = (typeof LINK_COUNTERS)[number];
+
+export interface Link {
+  /** A name for logs: `tap0`, `mem-a`, ... */
+  readonly name: string;
+  /** The stack's own MAC on this link. */
+  readonly mac: MacAddress;
+  /**
+   * What Linux calls the MTU: the largest IP datagram the link carries (1500 on Ethernet).
+   * The largest frame is `mtu + 14`.
+   */
+  readonly mtu: number;
+  readonly counters: Counters<LinkCounterName>;
+  readonly closed: boolean;
+  /**
+   * Sends one whole frame (header included). Returns false, and counts why, when the frame is
+   * dropped (larger than mtu + 14, link closed, device error). Never throws on a full device.
+   */
+  send(frame: Uint8Array): boolean;
+  /** Sets the one batched receiver (replacing any earlier one); `undefined` detaches. */
+  setReceiver(handler: FrameHandler | undefined): void;
+  /**
+   * Received frames one at a time, for readable examples: `for await (const f of link.frames())`.
+   * Takes the receiver slot. Ends when the link closes.
+   */
+  frames(): AsyncIterableIterator<Uint8Array>;
+  /** Runs `listener` once when the link closes (at once if it already has). */
+  onClose(listener: () => void): void;
+  /** Releases the link; ends any `frames()` iterator. Idempotent. */
+  close(): void;
+}
+
+/** The largest frame a link with this MTU sends: Ethernet header plus one full datagram. */
+export function maxFrameLength(mtu: number): number {
+  return mtu + ETHERNET_HEADER_LENGTH;
+}
+
+/**
+ * Shared plumbing for Link implementations: the receiver slot, the async iterator (bounded: a
+ * consumer that does not keep up loses frames, counted, rather than growing memory), counters and
+ * the MTU check on send. Subclasses implement `transmit` and call `deliver` with received frames.
+ */
+export abstract class BaseLink implements Link {
+  readonly counters = new Counters<LinkCounterName>('link', LINK_COUNTERS);
+  private receiver: FrameHandler | undefined;
+  private isClosed = false;
+  private readonly closeListeners: (() => void)[] = [];
+
+  /** Frames the iterator holds at most before dropping new ones. */
+  static iteratorCapacity = 4096;
+
+  constructor(
+    readonly name: string,
+    readonly mac: MacAddress,
+    readonly mtu: number,
+  ) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (this.isClosed) {
+      this.counters.inc('tx_dropped_closed');
+      return false;
+    }
+    if (frame.length > this.mtu + ETHERNET_HEADER_LENGTH) {
+      this.counters.inc('tx_dropped_too_big');
+      return false;
+    }
+    if (!this.transmit(frame)) {
+      this.counters.inc('tx_errors');
+      return false;
+    }
+    this.counters.inc('tx_frames');
+    this.counters.inc('tx_bytes', frame.length);
+    return true;
+  }
+
+  /** Puts one frame on the medium; false when it could not. */
+  protected abstract transmit(frame: Uint8Array): boolean;
+
+  /** Called by subclasses with the frames of one wake-up. */
+  protected deliver(frames: readonly Uint8Array[]): void {
+    if (this.isClosed || frames.length === 0) return;
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    this.counters.inc('rx_frames', frames.length);
+    this.counters.inc('rx_bytes', bytes);
+    const r = this.receiver;
+    if (r) r(frames);
+    else this.counters.inc('rx_dropped_no_receiver', frames.length);
+  }
+
+  setReceiver(handler: FrameHandler | undefined): void {
+    this.receiver = handler;
+  }
+
+  /** Runs `listener` once when the link closes. */
+  onClose(listener: () => void): void {
+    if (this.isClosed) listener();
+    else this.closeListeners.push(listener);
+  }
+
+  frames(): AsyncIterableIterator<Uint8Array> {
+    return framesOf(this, (l) => this.onClose(l));
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.receiver = undefined;
+    this.release();
+    for (const l of this.closeListeners.splice(0)) l();
+  }
+
+  /** Frees the medium (fd, peer); called once by close(). */
+  protected abstract release(): void;
+}
+
+/**
+ * An async iterator over any link's frames, for wrappers that are not BaseLinks. Bounded by
+ * BaseLink.iteratorCapacity; frames past it are dropped and counted.
+ */
+export function framesOf(link: Link, onClose: (listener: () => void) => void): AsyncIterableIterator<Uint8Array> {
+  const queue: Uint8Array[] = [];
+  let head = 0;
+  let wake: ((r: IteratorResult<Uint8Array>) => void) | undefined;
+  let done = link.closed;
+  link.setReceiver((frames) => {
+    for (const f of frames) {
+      if (wake) {
+        const w = wake;
+        wake = undefined;
+        w({ value: f, done: false });
+      } else if (queue.length - head < BaseLink.iteratorCapacity) {
+        queue.push(f);
+      } else {
+        link.counters.inc('rx_dropped_iterator_full');
+      }
+    }
+  });
+  const finish = (): void => {
+    done = true;
+    if (wake) {
+      const w = wake;
+      wake = undefined;
+      w({ value: undefined, done: true });
+    }
+  };
+  onClose(finish);
+  const iterator: AsyncIterableIterator<Uint8Array> = {
+    next(): Promise<IteratorResult<Uint8Array>> {
+      if (head < queue.length) {
+        const value = queue[head++]!;
+        if (head > 1024 && head * 2 > queue.length) {
+          queue.splice(0, head);
+          head = 0;
+        }
+        return Promise.resolve({ value, done: false });
+      }
+      if (done) return Promise.resolve({ value: undefined, done: true });
+      return new Promise((resolve) => {
+        wake = resolve;
+      });
+    },
+    return(): Promise<IteratorResult<Uint8Array>> {
+      link.setReceiver(undefined);
+      finish();
+      return Promise.resolve({ value: undefined, done: true });
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
+
+/**
+ * Base for middleware links (capture, fault injection): wraps any Link, sees every frame in
+ * both directions, and otherwise looks exactly like the link inside it.
+ */
+export abstract class LinkWrapper implements Link {
+  private receiver: FrameHandler | undefined;
+
+  constructor(protected readonly inner: Link) {
+    inner.setReceiver((frames) => this.receive(frames));
+  }
+
+  get name(): string {
+    return this.inner.name;
+  }
+  get mac(): MacAddress {
+    return this.inner.mac;
+  }
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+  get counters(): Counters<LinkCounterName> {
+    return this.inner.counters;
+  }
+  get closed(): boolean {
+    return this.inner.closed;
+  }
+
+  /** Default: pass the frame down unchanged. */
+  send(frame: Uint8Array): boolean {
+    return this.inner.send(frame);
+  }
+
+  /** Default: pass received frames up unchanged. Override to look at or change them. */
+  protected receive(frames: readonly Uint8Array[]): void {
+    this.deliverUp(frames);
+  }
+
+  protected deliverUp(frames: readonly Uint8Array[]): void {
+    if (frames.length === 0) return;
+    const r = this.receiver;
+    if (r) r(frames);
+    else this.inner.counters.inc('rx_dropped_no_receiver', frames.length);
+  }
+
+  setReceiver(handler: FrameHandler | undefined): void {
+    this.receiver = handler;
+  }
+
+  frames(): AsyncIterableIterator<Uint8Array> {
+    return framesOf(this, (l) => this.onClose(l));
+  }
+
+  onClose(listener: () => void): void {
+    this.inner.onClose(listener);
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}

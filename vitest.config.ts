@@ -1,0 +1,28 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: `unit` runs anywhere (codecs, simulation on in-memory links with a virtual
+// clock); `e2e` needs root and /dev/net/tun and talks to the real Linux kernel inside network
+// namespaces that each test creates and removes. `npm test` runs both; e2e fails loudly, it
+// never skips, when the machine cannot run it.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['packages/*/test/**/*.test.ts'],
+          exclude: ['packages/*/test/**/*.e2e.test.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/**/*.e2e.test.ts', 'packages/*/test/**/*.e2e.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
