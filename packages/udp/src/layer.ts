@@ -1,0 +1,274 @@
+/**
+ * The UDP layer (RFC 768, RFC 1122 section 4.1): protocol 17 in IPv4's dispatch table.
+ *
+ * Receive: check the header and the length field against the IP payload (shorter: drop;
+ * longer: trim, as Linux does), verify the checksum when one was sent, then find the socket
+ * bound to the destination port (exact address first, then the wildcard) and queue the
+ * datagram there. Nobody listening: a unicast datagram gets an ICMP port unreachable (through
+ * ICMP's error generation, which applies RFC 1122's rules and the rate limit); a broadcast one is
+ * dropped silently. Every drop is counted under its reason, in the spirit of Linux's
+ * /proc/net/snmp `Udp:` line (InCsumErrors, NoPorts, RcvbufErrors, IgnoredMulti, ...).
+ *
+ * Send: a socket's datagram is written straight into the outgoing frame by IPv4 (no extra
+ * copy), checksum computed over the pseudo-header; IPv4 fragments it when it exceeds the MTU.
+ */
+import debugFactory from 'debug';
+import { match } from 'ts-pattern';
+import type { IcmpLayer } from '@tapstack/icmp';
+import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, Ipv4SendOutcome, PayloadWriter } from '@tapstack/ipv4';
+import { Counters, formatIpv4, IPV4_UNSPECIFIED, type Ipv4Address } from '@tapstack/link';
+import { UdpSocketError } from './errors.ts';
+import { DEFAULT_EPHEMERAL_PORTS, PortTable } from './ports.ts';
+import { UdpSocket, type UdpReceiveQueueLimits, type UdpSendOutcome, type UdpSocketHost } from './socket.ts';
+import { formatUdp, UDP_HEADER_LENGTH, UDP_PROTOCOL, UdpField, UdpPacket, udpChecksum, type UdpCheckError } from './udp.ts';
+
+const log = debugFactory('tapstack:udp');
+
+export const UDP_COUNTERS = [
+  'rx_datagrams',
+  'rx_truncated',
+  'rx_bad_length',
+  'rx_length_exceeds_payload',
+  'rx_bad_checksum',
+  'rx_no_port',
+  'rx_ignored_broadcast',
+  'rx_queue_full',
+  // not drops: datagrams that came without a checksum, or with bytes past the length field
+  'rx_no_checksum',
+  'rx_trimmed',
+  'tx_datagrams',
+  'tx_bytes',
+  'tx_dropped',
+  'tx_port_unreachable',
+] as const;
+export type UdpCounterName = (typeof UDP_COUNTERS)[number];
+
+const CHECK_FAILURE_COUNTER: Record<UdpCheckError, UdpCounterName> = {
+  truncated: 'rx_truncated',
+  bad_length: 'rx_bad_length',
+  length_exceeds_payload: 'rx_length_exceeds_payload',
+};
+
+export interface UdpLayerOptions {
+  ipv4: Ipv4Layer;
+  /** Sends port unreachable for datagrams nobody listens for. Without it, they are only counted. */
+  icmp?: IcmpLayer;
+  /** Ephemeral port range for sockets that do not name a port (default 49152-65535). */
+  ephemeralPorts?: { low: number; high: number };
+  /** Default receive queue limits of new sockets. */
+  receiveQueue?: UdpReceiveQueueLimits;
+  /** Randomness for the ephemeral port search start (default Math.random); seed it in simulations. */
+  random?: () => number;
+}
+
+/**
+ * Writes one datagram into IPv4's outgoing buffer. One instance per layer, refilled before
+ * every send, so the hot path allocates no closure (IPv4 calls `write` synchronously).
+ */
+class DatagramWriter implements PayloadWriter {
+  length = 0;
+  source: Ipv4Address = IPV4_UNSPECIFIED;
+  destination: Ipv4Address = IPV4_UNSPECIFIED;
+  sourcePort = 0;
+  destinationPort = 0;
+  data: Uint8Array = new Uint8Array(0);
+
+  write(target: Uint8Array): void {
+    const length = this.length;
+    target[UdpField.SOURCE_PORT] = this.sourcePort >>> 8;
+    target[UdpField.SOURCE_PORT + 1] = this.sourcePort & 0xff;
+    target[UdpField.DESTINATION_PORT] = this.destinationPort >>> 8;
+    target[UdpField.DESTINATION_PORT + 1] = this.destinationPort & 0xff;
+    target[UdpField.LENGTH] = length >>> 8;
+    target[UdpField.LENGTH + 1] = length & 0xff;
+    target[UdpField.CHECKSUM] = 0;
+    target[UdpField.CHECKSUM + 1] = 0;
+    target.set(this.data, UdpField.PAYLOAD);
+    let sum = udpChecksum(target.subarray(0, length), this.source, this.destination);
+    if (sum === 0) sum = 0xffff;
+    target[UdpField.CHECKSUM] = sum >>> 8;
+    target[UdpField.CHECKSUM + 1] = sum & 0xff;
+  }
+}
+
+export class UdpLayer {
+  readonly counters = new Counters<UdpCounterName>('udp', UDP_COUNTERS);
+  private readonly ipv4: Ipv4Layer;
+  private readonly icmp: IcmpLayer | undefined;
+  private readonly ports: PortTable<UdpSocket>;
+  private readonly receiveQueue: UdpReceiveQueueLimits | undefined;
+  private readonly writer = new DatagramWriter();
+  private readonly sockets = new Set<UdpSocket>();
+  private readonly host: UdpSocketHost;
+  private isClosed = false;
+
+  constructor(options: UdpLayerOptions) {
+    this.ipv4 = options.ipv4;
+    this.icmp = options.icmp;
+    this.ports = new PortTable(options.ephemeralPorts ?? DEFAULT_EPHEMERAL_PORTS, options.random);
+    this.receiveQueue = options.receiveQueue;
+    this.host = {
+      bindPort: (socket, port, address) => this.bindPort(socket, port, address),
+      releasePort: (socket, port) => {
+        this.ports.release(port, socket);
+        this.sockets.delete(socket);
+      },
+      isBroadcast: (address) => this.ipv4.isBroadcast(address),
+      transmit: (source, sourcePort, destination, destinationPort, data, opts) =>
+        this.transmit(source, sourcePort, destination, destinationPort, data, opts.ttl),
+    };
+    // Broadcast datagrams are for UDP too (DHCP, discovery); multicast needs group membership,
+    // which this stack does not have yet, so IPv4 keeps those.
+    this.ipv4.register(UDP_PROTOCOL, (packet, payload, info) => this.input(packet, payload, info), { broadcast: true });
+  }
+
+  /** A new, unbound socket (`dgram.createSocket('udp4')`); it binds on `bind()` or its first `send()`. */
+  createSocket(options: { receiveQueue?: UdpReceiveQueueLimits } = {}): UdpSocket {
+    this.checkOpen();
+    const receiveQueue = options.receiveQueue ?? this.receiveQueue;
+    return new UdpSocket(this.host, receiveQueue ? { receiveQueue } : {});
+  }
+
+  /**
+   * A socket bound to `port` (0 or none: ephemeral) on `address` (none: every address of the
+   * stack). Throws UdpSocketError EADDRINUSE when the port is taken.
+   */
+  bind(port = 0, address: Ipv4Address | string = IPV4_UNSPECIFIED): UdpSocket {
+    return this.createSocket().bind(port, address);
+  }
+
+  /** Sockets currently bound. */
+  get socketCount(): number {
+    return this.sockets.size;
+  }
+
+  /** The bound sockets, one line each, like `ss -uan`: `UNCONN 0.0.0.0:7 queued 0`. */
+  show(): string {
+    return this.ports
+      .entries()
+      .map((e) => `UNCONN ${formatIpv4(e.address)}:${e.port} queued ${e.owner.queued}`)
+      .join('\n');
+  }
+
+  /** Closes every socket and leaves IPv4's protocol table. Idempotent. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const s of [...this.sockets]) s.close();
+    this.ipv4.unregister(UDP_PROTOCOL);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Receive
+
+  /** Takes one IPv4 datagram of protocol 17. Never throws on its content. */
+  input(packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo): void {
+    const c = this.counters;
+    const checked = UdpPacket.check(payload);
+    if (!checked.ok) {
+      c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
+      return;
+    }
+    const udp = checked.value;
+    const source = packet.source;
+    const destination = packet.destination;
+    if (log.enabled) log('in  %s', formatUdp(udp.bytes, source, destination));
+    if (udp.bytes.length !== payload.length) c.inc('rx_trimmed');
+    if (udp.checksum === 0) c.inc('rx_no_checksum');
+    else if (!udp.verifyChecksum(source, destination)) {
+      c.inc('rx_bad_checksum');
+      return;
+    }
+    const port = udp.destinationPort;
+    const datagram = { data: udp.payload, address: source, port: udp.sourcePort, destination };
+    match(info.destinationKind)
+      .with('unicast', () => {
+        const socket = this.ports.lookup(port, destination);
+        if (!socket) {
+          c.inc('rx_no_port');
+          this.portUnreachable(packet, info);
+          return;
+        }
+        c.inc('rx_datagrams');
+        if (!socket.deliver(datagram)) c.inc('rx_queue_full');
+      })
+      .with('broadcast', 'multicast', () => {
+        // RFC 1122 4.1.3.1 / 3.2.2: never an ICMP error about a broadcast or multicast datagram.
+        const sockets = this.ports.lookupAll(port, destination);
+        if (sockets.length === 0) {
+          c.inc('rx_ignored_broadcast');
+          return;
+        }
+        c.inc('rx_datagrams');
+        for (const s of sockets) if (!s.deliver(datagram)) c.inc('rx_queue_full');
+      })
+      .exhaustive();
+  }
+
+  private portUnreachable(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
+    const icmp = this.icmp;
+    if (!icmp || info.linkGroup) return;
+    // ICMP decides (RFC 1122 rules, rate limit) and quotes the header plus the first bytes.
+    if (icmp.portUnreachable(packet.bytes, info)) this.counters.inc('tx_port_unreachable');
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Sockets and send
+
+  private bindPort(socket: UdpSocket, port: number, address: Ipv4Address): number {
+    this.checkOpen();
+    if (address !== IPV4_UNSPECIFIED && address !== this.ipv4.address.address) {
+      throw new UdpSocketError(
+        'EADDRNOTAVAIL',
+        `${formatIpv4(address)} is not an address of this stack (it has ${formatIpv4(this.ipv4.address.address)})`,
+      );
+    }
+    const bound = this.ports.bind(port, address, socket);
+    this.sockets.add(socket);
+    return bound;
+  }
+
+  private transmit(
+    source: Ipv4Address,
+    sourcePort: number,
+    destination: Ipv4Address,
+    destinationPort: number,
+    data: Uint8Array,
+    ttl: number | undefined,
+  ): UdpSendOutcome {
+    const w = this.writer;
+    w.source = source === IPV4_UNSPECIFIED ? this.ipv4.address.address : source;
+    w.destination = destination;
+    w.sourcePort = sourcePort;
+    w.destinationPort = destinationPort;
+    w.data = data;
+    w.length = UDP_HEADER_LENGTH + data.length;
+    if (log.enabled) log('out %s.%d > %s.%d: UDP, length %d', formatIpv4(w.source), sourcePort, formatIpv4(destination), destinationPort, data.length);
+    const outcome = this.ipv4.send({
+      destination,
+      protocol: UDP_PROTOCOL,
+      payload: w,
+      source: w.source,
+      ...(ttl === undefined ? {} : { ttl }),
+    });
+    w.data = EMPTY;
+    return this.countSend(outcome, data.length);
+  }
+
+  private countSend(outcome: Ipv4SendOutcome, bytes: number): UdpSendOutcome {
+    match(outcome)
+      .with('sent', 'queued', () => {
+        this.counters.inc('tx_datagrams');
+        this.counters.inc('tx_bytes', bytes);
+      })
+      .with('dropped', 'no_route', 'fragmentation_needed', 'too_long', 'closed', () => this.counters.inc('tx_dropped'))
+      .exhaustive();
+    return outcome;
+  }
+
+  private checkOpen(): void {
+    if (this.isClosed) throw new UdpSocketError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the UDP layer is closed');
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,298 @@
+/**
+ * A UDP socket that reads like Node's `dgram`: bind a port, `send(data, port, address)`, receive
+ * datagrams with `for await (const d of socket)` or `socket.on('message', ...)`, `close()`.
+ *
+ * The receive queue is bounded (datagrams and bytes, like a socket's receive buffer): when the
+ * reader falls behind, new datagrams are dropped and counted (`rx_queue_full`, Linux's
+ * RcvbufErrors) instead of growing memory.
+ */
+import { Counters, formatIpv4, IPV4_UNSPECIFIED, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import type { Ipv4SendOutcome } from '@tapstack/ipv4';
+import { UdpSocketError } from './errors.ts';
+import { UDP_MAX_PAYLOAD } from './udp.ts';
+
+/** One received datagram. `data` is a view into the received frame; copy it to keep it past a later change. */
+export interface UdpDatagram {
+  readonly data: Uint8Array;
+  /** The sender's address and port (Node's `rinfo.address`/`rinfo.port`). */
+  readonly address: Ipv4Address;
+  readonly port: number;
+  /** The address the datagram was sent to: ours, a broadcast or a multicast group. */
+  readonly destination: Ipv4Address;
+}
+
+/**
+ * What IPv4 did with a datagram: `sent`, `queued` (waiting for ARP), or why not: `dropped`
+ * (resolver or link refused it), `no_route`, `fragmentation_needed`, `too_long`, `closed`.
+ */
+export type UdpSendOutcome = Ipv4SendOutcome;
+
+export interface UdpReceiveQueueLimits {
+  /** Datagrams waiting at most (default 1024). */
+  maxDatagrams?: number;
+  /** Bytes of data waiting at most (default 1 MiB; always room for one datagram). */
+  maxBytes?: number;
+}
+
+export const DEFAULT_RECEIVE_QUEUE = { maxDatagrams: 1024, maxBytes: 1 << 20 } as const;
+
+export const SOCKET_COUNTERS = ['rx_datagrams', 'rx_bytes', 'rx_queue_full', 'tx_datagrams', 'tx_bytes', 'tx_dropped'] as const;
+export type SocketCounterName = (typeof SOCKET_COUNTERS)[number];
+
+export type MessageListener = (data: Uint8Array, from: { address: Ipv4Address; port: number; size: number }) => void;
+export type CloseListener = () => void;
+
+/** What a socket needs from the UDP layer; kept narrow so the socket reads on its own. */
+export interface UdpSocketHost {
+  /** Binds `port` (0: ephemeral) on `address` (0.0.0.0: all); returns the port. Throws when taken. */
+  bindPort(socket: UdpSocket, port: number, address: Ipv4Address): number;
+  releasePort(socket: UdpSocket, port: number): void;
+  /** Whether `address` is a broadcast address for this stack (limited or directed). */
+  isBroadcast(address: Ipv4Address): boolean;
+  transmit(
+    source: Ipv4Address,
+    sourcePort: number,
+    destination: Ipv4Address,
+    destinationPort: number,
+    data: Uint8Array,
+    options: { ttl?: number },
+  ): UdpSendOutcome;
+}
+
+export interface UdpSocketOptions {
+  receiveQueue?: UdpReceiveQueueLimits;
+}
+
+function toAddress(address: Ipv4Address | string): Ipv4Address {
+  if (typeof address === 'string') {
+    try {
+      return parseIpv4(address);
+    } catch (err) {
+      throw new UdpSocketError('EINVAL', (err as Error).message);
+    }
+  }
+  if (!Number.isInteger(address) || address < 0 || address > 0xffffffff) {
+    throw new UdpSocketError('EINVAL', `${String(address)} is not an IPv4 address`);
+  }
+  return address;
+}
+
+function checkPort(port: number, allowZero: boolean): void {
+  if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > 65535) {
+    throw new UdpSocketError('EINVAL', `port ${String(port)} is not ${allowZero ? '0-65535' : '1-65535'}`);
+  }
+}
+
+const encoder = new TextEncoder();
+
+export class UdpSocket implements AsyncIterable<UdpDatagram> {
+  readonly counters = new Counters<SocketCounterName>('udp.socket', SOCKET_COUNTERS);
+  private localAddress: Ipv4Address = IPV4_UNSPECIFIED;
+  private localPort = 0;
+  private isClosed = false;
+  private broadcast = false;
+  private ttl: number | undefined;
+  private readonly maxDatagrams: number;
+  private readonly maxBytes: number;
+  // The receive queue: an array used as a ring by `head`, compacted now and then.
+  private queue: UdpDatagram[] = [];
+  private head = 0;
+  private queuedBytes = 0;
+  private readonly waiters: ((d: UdpDatagram | undefined) => void)[] = [];
+  private readonly messageListeners: MessageListener[] = [];
+  private readonly closeListeners: CloseListener[] = [];
+
+  constructor(
+    private readonly host: UdpSocketHost,
+    options: UdpSocketOptions = {},
+  ) {
+    this.maxDatagrams = Math.max(1, options.receiveQueue?.maxDatagrams ?? DEFAULT_RECEIVE_QUEUE.maxDatagrams);
+    this.maxBytes = Math.max(UDP_MAX_PAYLOAD, options.receiveQueue?.maxBytes ?? DEFAULT_RECEIVE_QUEUE.maxBytes);
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  get bound(): boolean {
+    return this.localPort !== 0;
+  }
+
+  /**
+   * Binds a local port (0 or none: an ephemeral one, 49152-65535) on one of the stack's
+   * addresses or on all of them (none or '0.0.0.0'). Throws `EADDRINUSE` when taken, like
+   * `dgram`'s bind does through its 'error' event. Returns the socket for chaining.
+   */
+  bind(port = 0, address: Ipv4Address | string = IPV4_UNSPECIFIED): this {
+    this.checkOpen();
+    checkPort(port, true);
+    if (this.bound) throw new UdpSocketError('EINVAL', `socket is already bound to ${this.describe()}`);
+    const addr = toAddress(address);
+    this.localPort = this.host.bindPort(this, port, addr);
+    this.localAddress = addr;
+    return this;
+  }
+
+  /** The bound address and port, like `dgram`'s `socket.address()`. Throws when not bound. */
+  address(): { address: Ipv4Address; port: number } {
+    if (!this.bound) throw new UdpSocketError('EINVAL', 'socket is not bound');
+    return { address: this.localAddress, port: this.localPort };
+  }
+
+  /** Allows sending to broadcast addresses (SO_BROADCAST; off by default, as in Linux and Node). */
+  setBroadcast(on: boolean): void {
+    this.broadcast = on;
+  }
+
+  /** TTL of datagrams sent from now on (1-255; default: the IPv4 layer's). */
+  setTTL(ttl: number): void {
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new UdpSocketError('EINVAL', `TTL ${ttl} is not 1-255`);
+    this.ttl = ttl;
+  }
+
+  /**
+   * Sends one datagram (a string is sent as UTF-8). An unbound socket is bound to an ephemeral
+   * port first, as `dgram` does. Throws on misuse (closed, port out of range, more than 65507
+   * bytes, broadcast without `setBroadcast(true)`); returns what IPv4 did with it.
+   */
+  send(data: Uint8Array | string, port: number, address: Ipv4Address | string): UdpSendOutcome {
+    this.checkOpen();
+    checkPort(port, false);
+    const destination = toAddress(address);
+    const bytes = typeof data === 'string' ? encoder.encode(data) : data;
+    if (bytes.length > UDP_MAX_PAYLOAD) {
+      throw new UdpSocketError('EMSGSIZE', `${bytes.length} bytes do not fit one UDP datagram over IPv4 (at most ${UDP_MAX_PAYLOAD})`);
+    }
+    if (destination === IPV4_UNSPECIFIED) throw new UdpSocketError('EINVAL', 'cannot send to 0.0.0.0');
+    if (!this.broadcast && this.host.isBroadcast(destination)) {
+      throw new UdpSocketError('EACCES', `${formatIpv4(destination)} is a broadcast address: call setBroadcast(true) first`);
+    }
+    if (!this.bound) this.bind(0);
+    const outcome = this.host.transmit(
+      this.localAddress,
+      this.localPort,
+      destination,
+      port,
+      bytes,
+      this.ttl === undefined ? {} : { ttl: this.ttl },
+    );
+    if (outcome === 'sent' || outcome === 'queued') {
+      this.counters.inc('tx_datagrams');
+      this.counters.inc('tx_bytes', bytes.length);
+    } else this.counters.inc('tx_dropped');
+    return outcome;
+  }
+
+  /**
+   * Calls `listener(data, { address, port, size })` for every datagram, like `dgram`'s
+   * 'message' event. While a message listener is registered, datagrams go to the listeners
+   * and not to the receive queue. `on('close')` runs once when the socket closes.
+   */
+  on(event: 'message', listener: MessageListener): this;
+  on(event: 'close', listener: CloseListener): this;
+  on(event: 'message' | 'close', listener: MessageListener | CloseListener): this {
+    if (event === 'message') this.messageListeners.push(listener as MessageListener);
+    else if (this.isClosed) (listener as CloseListener)();
+    else this.closeListeners.push(listener as CloseListener);
+    return this;
+  }
+
+  off(event: 'message' | 'close', listener: MessageListener | CloseListener): this {
+    const list: unknown[] = event === 'message' ? this.messageListeners : this.closeListeners;
+    const i = list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+    return this;
+  }
+
+  /** The next datagram, waiting for one; `undefined` once the socket is closed. */
+  receive(): Promise<UdpDatagram | undefined> {
+    if (this.head < this.queue.length) return Promise.resolve(this.shift());
+    if (this.isClosed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Datagrams as they arrive, until the socket closes: `for await (const { data, address, port } of socket)`. */
+  [Symbol.asyncIterator](): AsyncIterator<UdpDatagram> {
+    return {
+      next: async (): Promise<IteratorResult<UdpDatagram>> => {
+        const d = await this.receive();
+        return d === undefined ? { value: undefined, done: true } : { value: d, done: false };
+      },
+      return: async (): Promise<IteratorResult<UdpDatagram>> => {
+        this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /** Datagrams waiting in the receive queue. */
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Releases the port, ends every iterator and pending `receive()`. Idempotent. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (this.bound) this.host.releasePort(this, this.localPort);
+    this.queue = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+    for (const w of this.waiters.splice(0)) w(undefined);
+    for (const l of this.closeListeners.splice(0)) l();
+  }
+
+  /** `0.0.0.0:7` */
+  describe(): string {
+    return `${formatIpv4(this.localAddress)}:${this.localPort}`;
+  }
+
+  /**
+   * Called by the UDP layer with a datagram for this socket. Returns false when the receive
+   * queue was full and the datagram was dropped (the layer counts it too).
+   */
+  deliver(datagram: UdpDatagram): boolean {
+    if (this.isClosed) return false;
+    const size = datagram.data.length;
+    if (this.messageListeners.length > 0) {
+      this.counters.inc('rx_datagrams');
+      this.counters.inc('rx_bytes', size);
+      const from = { address: datagram.address, port: datagram.port, size };
+      for (const l of this.messageListeners) l(datagram.data, from);
+      return true;
+    }
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.counters.inc('rx_datagrams');
+      this.counters.inc('rx_bytes', size);
+      waiter(datagram);
+      return true;
+    }
+    if (this.queued >= this.maxDatagrams || this.queuedBytes + size > this.maxBytes) {
+      this.counters.inc('rx_queue_full');
+      return false;
+    }
+    this.counters.inc('rx_datagrams');
+    this.counters.inc('rx_bytes', size);
+    this.queue.push(datagram);
+    this.queuedBytes += size;
+    return true;
+  }
+
+  private shift(): UdpDatagram {
+    const d = this.queue[this.head++]!;
+    this.queuedBytes -= d.data.length;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    return d;
+  }
+
+  private checkOpen(): void {
+    if (this.isClosed) throw new UdpSocketError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'socket is closed');
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * UDP datagrams (RFC 768), in the smoltcp `wire` style: field offsets as constants, a zero-copy
+ * view with typed accessors, a plain Repr with parse/emit/bufferLength, and a one-line formatter.
+ *
+ *  0               2               4               6               8
+ * +---------------+---------------+---------------+---------------+------------------+
+ * | source port   | dest. port    | length        | checksum      | data ...         |
+ * +---------------+---------------+---------------+---------------+------------------+
+ *
+ * `length` counts the header and the data (8 at least). The checksum is the Internet checksum
+ * (RFC 1071) over a pseudo-header taken from the IPv4 header (source, destination, zero,
+ * protocol 17, UDP length) followed by the whole datagram, padded with a zero byte to an even
+ * length. A checksum field of 0 means the sender computed none; a sender whose computed
+ * checksum is 0 transmits 0xFFFF instead (the other one's complement zero), so 0 stays free to
+ * mean "none".
+ */
+import { internetChecksum, pseudoHeaderSum } from '@tapstack/ipv4';
+import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
+
+/** IP protocol number of UDP. */
+export const UDP_PROTOCOL = 17;
+export const UDP_HEADER_LENGTH = 8;
+/** The most data one datagram carries over IPv4: 65535 - 20 (IPv4 header) - 8 (UDP header). */
+export const UDP_MAX_PAYLOAD = 65507;
+
+/** Field offsets. */
+export const UdpField = {
+  SOURCE_PORT: 0,
+  DESTINATION_PORT: 2,
+  LENGTH: 4,
+  CHECKSUM: 6,
+  PAYLOAD: 8,
+} as const;
+
+/** Why bytes are not a UDP datagram. */
+export type UdpCheckError =
+  /** Fewer than 8 bytes: not even a header. */
+  | 'truncated'
+  /** The length field says less than the 8-byte header. */
+  | 'bad_length'
+  /** The length field says more than the IP payload holds (Linux drops these as "short packet"). */
+  | 'length_exceeds_payload';
+
+/**
+ * A zero-copy view of a UDP datagram. On network input construct it with `UdpPacket.check`,
+ * which also trims trailing bytes beyond the length field (as Linux does), so `bytes` is exactly
+ * the datagram the length field describes.
+ */
+export class UdpPacket {
+  private readonly view: DataView;
+
+  /** Wraps `bytes` without checking; use `check` for network input. */
+  constructor(readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Checks the header and the length field against the bytes there are; never throws. */
+  static check(bytes: Uint8Array): ParseResult<UdpPacket, UdpCheckError> {
+    if (bytes.length < UDP_HEADER_LENGTH) return fail('truncated');
+    const length = (bytes[UdpField.LENGTH]! << 8) | bytes[UdpField.LENGTH + 1]!;
+    if (length < UDP_HEADER_LENGTH) return fail('bad_length');
+    if (length > bytes.length) return fail('length_exceeds_payload');
+    return ok(new UdpPacket(length === bytes.length ? bytes : bytes.subarray(0, length)));
+  }
+
+  get sourcePort(): number {
+    return this.view.getUint16(UdpField.SOURCE_PORT);
+  }
+  set sourcePort(port: number) {
+    this.view.setUint16(UdpField.SOURCE_PORT, port);
+  }
+
+  get destinationPort(): number {
+    return this.view.getUint16(UdpField.DESTINATION_PORT);
+  }
+  set destinationPort(port: number) {
+    this.view.setUint16(UdpField.DESTINATION_PORT, port);
+  }
+
+  /** The length field: header plus data, in bytes. */
+  get length(): number {
+    return this.view.getUint16(UdpField.LENGTH);
+  }
+  set length(value: number) {
+    this.view.setUint16(UdpField.LENGTH, value);
+  }
+
+  get checksum(): number {
+    return this.view.getUint16(UdpField.CHECKSUM);
+  }
+  set checksum(value: number) {
+    this.view.setUint16(UdpField.CHECKSUM, value);
+  }
+
+  /** The data after the header (a view, not a copy). */
+  get payload(): Uint8Array {
+    return this.bytes.subarray(UdpField.PAYLOAD);
+  }
+
+  /**
+   * True when the checksum is right for these IPv4 addresses, or when the sender sent none
+   * (checksum field 0, allowed over IPv4 by RFC 768).
+   */
+  verifyChecksum(source: Ipv4Address, destination: Ipv4Address): boolean {
+    if (this.checksum === 0) return true;
+    return udpChecksum(this.bytes, source, destination) === 0;
+  }
+
+  /** Computes the checksum for these addresses and writes it (a computed 0 is written as 0xFFFF). */
+  fillChecksum(source: Ipv4Address, destination: Ipv4Address): void {
+    this.checksum = 0;
+    const sum = udpChecksum(this.bytes, source, destination);
+    this.checksum = sum === 0 ? 0xffff : sum;
+  }
+}
+
+/**
+ * The Internet checksum of a whole datagram (`bytes`, length field included) under the IPv4
+ * pseudo-header. Over a datagram with a correct checksum in place it is 0.
+ */
+export function udpChecksum(bytes: Uint8Array, source: Ipv4Address, destination: Ipv4Address): number {
+  return internetChecksum(bytes, pseudoHeaderSum(source, destination, UDP_PROTOCOL, bytes.length));
+}
+
+/** The parsed form of a UDP header: what a socket layer needs, addresses live in IPv4. */
+export interface UdpRepr {
+  readonly sourcePort: number;
+  readonly destinationPort: number;
+  /** Bytes of data after the header. */
+  readonly payloadLength: number;
+}
+
+export interface UdpParseOptions {
+  /** Verify the checksum (default true). A field of 0 always passes: the sender computed none. */
+  verifyChecksum?: boolean;
+}
+
+export const UdpRepr = {
+  /** Parses a checked view; fails with 'bad_checksum' when the checksum is wrong for these addresses. */
+  parse(
+    packet: UdpPacket,
+    source: Ipv4Address,
+    destination: Ipv4Address,
+    options: UdpParseOptions = {},
+  ): ParseResult<UdpRepr, 'bad_checksum'> {
+    if ((options.verifyChecksum ?? true) && !packet.verifyChecksum(source, destination)) return fail('bad_checksum');
+    return ok({
+      sourcePort: packet.sourcePort,
+      destinationPort: packet.destinationPort,
+      payloadLength: packet.length - UDP_HEADER_LENGTH,
+    });
+  },
+
+  /** Header plus data. */
+  bufferLength(repr: UdpRepr): number {
+    return UDP_HEADER_LENGTH + repr.payloadLength;
+  },
+
+  /**
+   * Writes the datagram at the start of `buffer` (which must hold `bufferLength(repr)` bytes):
+   * the header, a copy of `payload` when given (otherwise the data is expected in place at byte
+   * 8 already), and the checksum for these addresses, always computed.
+   */
+  emit(repr: UdpRepr, buffer: Uint8Array, source: Ipv4Address, destination: Ipv4Address, payload?: Uint8Array): void {
+    const length = UDP_HEADER_LENGTH + repr.payloadLength;
+    if (length > 0xffff) throw new RangeError(`UDP datagram of ${length} bytes does not fit the 16-bit length field`);
+    if (payload && payload.length !== repr.payloadLength) {
+      throw new RangeError(`payload is ${payload.length} bytes but the repr says ${repr.payloadLength}`);
+    }
+    const packet = new UdpPacket(buffer.subarray(0, length));
+    packet.sourcePort = repr.sourcePort;
+    packet.destinationPort = repr.destinationPort;
+    packet.length = length;
+    if (payload) buffer.set(payload, UdpField.PAYLOAD);
+    packet.fillChecksum(source, destination);
+  },
+};
+
+/** Builds a whole datagram (header, a copy of `payload`, checksum) in a new buffer. */
+export function buildUdpDatagram(
+  sourcePort: number,
+  destinationPort: number,
+  payload: Uint8Array,
+  source: Ipv4Address,
+  destination: Ipv4Address,
+): Uint8Array {
+  const repr: UdpRepr = { sourcePort, destinationPort, payloadLength: payload.length };
+  const buffer = new Uint8Array(UdpRepr.bufferLength(repr));
+  UdpRepr.emit(repr, buffer, source, destination, payload);
+  return buffer;
+}
+
+/**
+ * One line like tcpdump's: `10.0.0.1.45645 > 10.0.0.2.9: UDP, length 3` (with the IPv4
+ * addresses when given, ports only otherwise). Never throws, whatever the bytes.
+ */
+export function formatUdp(bytes: Uint8Array, source?: Ipv4Address, destination?: Ipv4Address): string {
+  if (bytes.length < UDP_HEADER_LENGTH) return `[|udp] truncated, ${bytes.length} bytes`;
+  const p = new UdpPacket(bytes);
+  const from = source === undefined ? `${p.sourcePort}` : `${formatIpv4(source)}.${p.sourcePort}`;
+  const to = destination === undefined ? `${p.destinationPort}` : `${formatIpv4(destination)}.${p.destinationPort}`;
+  if (p.length < UDP_HEADER_LENGTH) return `${from} > ${to}: [bad udp length ${p.length}]`;
+  if (p.length > bytes.length) return `${from} > ${to}: UDP, bad length ${p.length} > ${bytes.length}`;
+  return `${from} > ${to}: UDP, length ${p.length - UDP_HEADER_LENGTH}`;
+}
