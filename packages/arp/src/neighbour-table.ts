@@ -1,0 +1,667 @@
+/**
+ * The neighbour table (Linux's neigh_table for ARP, the "ARP cache"): one entry per next hop,
+ * each running the Linux NUD (neighbour unreachability detection) state machine on the injected
+ * clock.
+ *
+ *   NONE -> INCOMPLETE   first packet to an unknown neighbour: broadcast requests, queue packets
+ *   INCOMPLETE -> REACHABLE   a reply came; the queue is flushed in order
+ *   INCOMPLETE -> FAILED      mcast_solicit requests, retrans_time apart, went unanswered
+ *   REACHABLE -> STALE        reachable_time passed without confirmation (still usable)
+ *   STALE -> DELAY            a packet was sent through the stale entry
+ *   DELAY -> REACHABLE        confirmed (a reply, or an upper layer) within delay_first_probe_time
+ *   DELAY -> PROBE            not confirmed: unicast probes to the known MAC
+ *   PROBE -> REACHABLE | FAILED
+ *   PERMANENT                 static, never expires, never evicted
+ *   NOARP                     broadcast and multicast next hops: the MAC is computed, not asked
+ *
+ * The table does not know the wire: it asks its hooks to send solicitations and frames, and
+ * reports failures. `Arp` (arp.ts) supplies the hooks. That split keeps every transition
+ * testable with a VirtualClock and nothing else.
+ */
+import { Counters, formatIpv4, type Clock, type Ipv4Address, type MacAddress, type Timer } from '@tapstack/link';
+import debugFactory from 'debug';
+import { match } from 'ts-pattern';
+import type { ResolveOutcome } from './resolver-api.ts';
+
+const log = debugFactory('tapstack:arp');
+
+export type NeighbourState =
+  | 'NONE'
+  | 'INCOMPLETE'
+  | 'REACHABLE'
+  | 'STALE'
+  | 'DELAY'
+  | 'PROBE'
+  | 'FAILED'
+  | 'PERMANENT'
+  | 'NOARP';
+
+/** Tunables, named after /proc/sys/net/ipv4/neigh/<dev>/* in camelCase. Defaults are Linux's. */
+export interface NeighbourParams {
+  /** base_reachable_time: how long a confirmation lasts; each use is randomised 0.5x-1.5x. */
+  baseReachableTimeMs: number;
+  /** delay_first_probe_time: how long a used STALE entry waits in DELAY before probing. */
+  delayFirstProbeTimeMs: number;
+  /** retrans_time: the interval between requests for one neighbour. */
+  retransTimeMs: number;
+  /** ucast_solicit: unicast probes in PROBE before FAILED. */
+  ucastSolicit: number;
+  /** mcast_solicit: broadcast requests in INCOMPLETE before FAILED. */
+  mcastSolicit: number;
+  /** unres_qlen: packets queued per INCOMPLETE entry; the oldest is dropped when full. */
+  unresQlen: number;
+  /** unres_qlen_bytes: the same bound in bytes. */
+  unresQlenBytes: number;
+  /** gc_thresh1: below this many entries the periodic GC leaves the table alone. */
+  gcThresh1: number;
+  /** gc_thresh2: above this, creating an entry runs forced GC (at most every 5 s). */
+  gcThresh2: number;
+  /** gc_thresh3: the hard limit; creating an entry at it runs forced GC, and fails if nothing goes. */
+  gcThresh3: number;
+  /** gc_stale_time: unused this long, an entry may be removed by the periodic GC. */
+  gcStaleTimeMs: number;
+  /** gc_interval: how often the periodic GC runs. */
+  gcIntervalMs: number;
+  /** locktime: a different MAC in a reply is ignored this soon after the last update. */
+  locktimeMs: number;
+}
+
+export const DEFAULT_NEIGHBOUR_PARAMS: Readonly<NeighbourParams> = Object.freeze({
+  baseReachableTimeMs: 30_000,
+  delayFirstProbeTimeMs: 5_000,
+  retransTimeMs: 1_000,
+  ucastSolicit: 3,
+  mcastSolicit: 3,
+  unresQlen: 101,
+  unresQlenBytes: 212_992,
+  gcThresh1: 128,
+  gcThresh2: 512,
+  gcThresh3: 1024,
+  gcStaleTimeMs: 60_000,
+  gcIntervalMs: 30_000,
+  locktimeMs: 1_000,
+});
+
+/** Linux re-randomises reachable_time this often (neigh_periodic_work). */
+const REACHABLE_TIME_RERANDOMISE_MS = 300_000;
+/** Forced GC runs above gc_thresh2 at most this often, and spares entries updated this recently. */
+const FORCED_GC_MIN_INTERVAL_MS = 5_000;
+
+/**
+ * Counters like /proc/net/stat/arp_cache (Linux names), plus where queued packets went.
+ * `entries` is a gauge and is printed by formatStats, not counted here.
+ */
+export const NEIGHBOUR_STATS = [
+  'allocs',
+  'destroys',
+  'lookups',
+  'hits',
+  'res_failed',
+  'rcv_probes_mcast',
+  'rcv_probes_ucast',
+  'periodic_gc_runs',
+  'forced_gc_runs',
+  'unresolved_discards',
+  'table_fulls',
+  'queue_failed_discards',
+  'queue_removed_discards',
+] as const;
+export type NeighbourStatName = (typeof NEIGHBOUR_STATS)[number];
+
+/** A read-only snapshot of one entry. Times are clock milliseconds. */
+export interface NeighbourEntry {
+  readonly ip: Ipv4Address;
+  readonly mac: MacAddress | undefined;
+  readonly state: NeighbourState;
+  /** Packets waiting for resolution. */
+  readonly queued: number;
+  /** Solicitations sent in the current INCOMPLETE/PROBE round. */
+  readonly probes: number;
+  readonly confirmedAt: number;
+  readonly updatedAt: number;
+  readonly usedAt: number;
+}
+
+/** How the table reaches the wire. Arp supplies these. */
+export interface NeighbourHooks {
+  /**
+   * Send an ARP request for `ip`: broadcast when `unicastTo` is undefined, else to that MAC.
+   * `waiting` is the oldest packet queued for it, if any (its source address is a good sender IP).
+   */
+  solicit(ip: Ipv4Address, unicastTo: MacAddress | undefined, waiting: Uint8Array | undefined): void;
+  /** Put a whole frame on the wire to `mac` (fills the MACs). False if the link refused it. */
+  transmit(frame: Uint8Array, mac: MacAddress): boolean;
+  /** Resolution of `ip` failed; `frames` were waiting and are dropped. */
+  failed(ip: Ipv4Address, frames: readonly Uint8Array[]): void;
+  /** The computed MAC for next hops that need no ARP (broadcast, multicast); undefined: resolve. */
+  noArpMac(ip: Ipv4Address): MacAddress | undefined;
+}
+
+export interface NeighbourTableOptions {
+  clock: Clock;
+  params?: Partial<NeighbourParams>;
+  /** For the reachable-time randomisation; defaults to Math.random. */
+  random?: () => number;
+  /** Device name printed by show() (`dev tap0`). */
+  device?: string;
+  hooks?: Partial<NeighbourHooks>;
+}
+
+/** How a received ARP packet may change an entry (see Linux neigh_update). */
+export interface NeighbourUpdate {
+  /** REACHABLE for a reply sent to us; STALE for anything else we learn from. */
+  state: 'REACHABLE' | 'STALE';
+  /**
+   * When a different MAC may replace the known one: 'always' (a request for our address, a
+   * gratuitous ARP), or 'after_locktime' (anything else: not within locktime of the last update,
+   * so when two replies race, the first one wins).
+   */
+  override: 'always' | 'after_locktime';
+  /** Create the entry if it does not exist (requests for our address; arp_accept). */
+  create: boolean;
+}
+
+export type NeighbourUpdateResult =
+  | 'created'
+  | 'updated'
+  | 'not_found'
+  | 'ignored_locked'
+  | 'ignored_static'
+  | 'table_full';
+
+class Neighbour {
+  mac: MacAddress | undefined = undefined;
+  state: NeighbourState = 'NONE';
+  queue: Uint8Array[] = [];
+  queueBytes = 0;
+  probes = 0;
+  timer: Timer | undefined = undefined;
+  lastSolicitAt = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    readonly ip: Ipv4Address,
+    public confirmedAt: number,
+    public updatedAt: number,
+    public usedAt: number,
+  ) {}
+
+  /** An entry is referenced while packets wait on it: GC must not take it. */
+  get referenced(): boolean {
+    return this.queue.length > 0;
+  }
+}
+
+/** States in which the entry holds a MAC that may be used to send. */
+function hasUsableMac(state: NeighbourState): boolean {
+  return match(state)
+    .with('REACHABLE', 'STALE', 'DELAY', 'PROBE', 'PERMANENT', 'NOARP', () => true)
+    .with('NONE', 'INCOMPLETE', 'FAILED', () => false)
+    .exhaustive();
+}
+
+const noop = (): void => {};
+
+export class NeighbourTable {
+  readonly params: Readonly<NeighbourParams>;
+  readonly stats = new Counters<NeighbourStatName>('arp_cache', NEIGHBOUR_STATS);
+  readonly device: string;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly hooks: NeighbourHooks;
+  private readonly neighbours = new Map<Ipv4Address, Neighbour>();
+  private permanentCount = 0;
+  private reachableMs: number;
+  private reachableChosenAt: number;
+  private lastForcedGcAt = Number.NEGATIVE_INFINITY;
+  private gcTimer: Timer | undefined;
+  private closed = false;
+
+  constructor(options: NeighbourTableOptions) {
+    this.clock = options.clock;
+    this.params = Object.freeze({ ...DEFAULT_NEIGHBOUR_PARAMS, ...options.params });
+    validateParams(this.params);
+    this.random = options.random ?? Math.random;
+    this.device = options.device ?? 'tap0';
+    this.hooks = {
+      solicit: options.hooks?.solicit ?? noop,
+      transmit: options.hooks?.transmit ?? (() => false),
+      failed: options.hooks?.failed ?? noop,
+      noArpMac: options.hooks?.noArpMac ?? (() => undefined),
+    };
+    this.reachableMs = this.randomReachableTime();
+    this.reachableChosenAt = this.clock.now();
+  }
+
+  /** The current reachable_time: base_reachable_time times a random factor in [0.5, 1.5). */
+  get reachableTimeMs(): number {
+    return this.reachableMs;
+  }
+
+  /** Entries, PERMANENT ones included. */
+  get size(): number {
+    return this.neighbours.size;
+  }
+
+  lookup(ip: Ipv4Address): NeighbourEntry | undefined {
+    const n = this.neighbours.get(ip);
+    return n && snapshot(n);
+  }
+
+  entries(): NeighbourEntry[] {
+    return [...this.neighbours.values()].map(snapshot);
+  }
+
+  // ---------------------------------------------------------------- output (the resolve path)
+
+  /**
+   * Sends `frame` to the neighbour `ip`, or queues it while the neighbour is resolved
+   * (Linux neigh_event_send + neigh_resolve_output).
+   */
+  output(ip: Ipv4Address, frame: Uint8Array): ResolveOutcome {
+    this.stats.inc('lookups');
+    let n = this.neighbours.get(ip);
+    if (n) this.stats.inc('hits');
+    else {
+      n = this.create(ip);
+      if (!n) return 'dropped';
+    }
+    n.usedAt = this.clock.now();
+    return this.sendOrQueue(n, frame);
+  }
+
+  private sendOrQueue(n: Neighbour, frame: Uint8Array): ResolveOutcome {
+    return match(n.state)
+      .with('REACHABLE', 'DELAY', 'PROBE', 'PERMANENT', 'NOARP', () => this.transmit(n, frame))
+      .with('STALE', () => {
+        // Used while stale: give the neighbour delay_first_probe_time to be confirmed by traffic.
+        this.enter(n, 'DELAY', this.params.delayFirstProbeTimeMs);
+        return this.transmit(n, frame);
+      })
+      .with('INCOMPLETE', () => this.enqueue(n, frame))
+      .with('NONE', 'FAILED', () => {
+        const outcome = this.enqueue(n, frame);
+        this.startResolution(n);
+        return outcome;
+      })
+      .exhaustive();
+  }
+
+  private transmit(n: Neighbour, frame: Uint8Array): ResolveOutcome {
+    return this.hooks.transmit(frame, n.mac!) ? 'sent' : 'dropped';
+  }
+
+  private enqueue(n: Neighbour, frame: Uint8Array): ResolveOutcome {
+    n.queue.push(frame);
+    n.queueBytes += frame.length;
+    // Bounded: drop the oldest (Linux does the same), never the one just handed to us.
+    while (n.queue.length > 1 && (n.queue.length > this.params.unresQlen || n.queueBytes > this.params.unresQlenBytes)) {
+      const old = n.queue.shift()!;
+      n.queueBytes -= old.length;
+      this.stats.inc('unresolved_discards');
+    }
+    return 'queued';
+  }
+
+  /** NONE/FAILED -> INCOMPLETE. The first request goes now unless one went out less than retrans_time ago. */
+  private startResolution(n: Neighbour): void {
+    const now = this.clock.now();
+    this.cancelTimer(n);
+    n.state = 'INCOMPLETE';
+    n.updatedAt = now;
+    n.mac = undefined;
+    n.probes = 0;
+    const earliest = n.lastSolicitAt + this.params.retransTimeMs;
+    if (now >= earliest) {
+      this.solicit(n, undefined);
+      this.arm(n, this.params.retransTimeMs);
+    } else {
+      // rate limit per destination: the timer sends the first request when it is allowed
+      this.arm(n, earliest - now);
+    }
+  }
+
+  private solicit(n: Neighbour, unicastTo: MacAddress | undefined): void {
+    n.probes++;
+    n.lastSolicitAt = this.clock.now();
+    this.hooks.solicit(n.ip, unicastTo, n.queue[0]);
+  }
+
+  // ---------------------------------------------------------------- timers (neigh_timer_handler)
+
+  private arm(n: Neighbour, delayMs: number): void {
+    this.cancelTimer(n);
+    n.timer = this.clock.setTimer(delayMs, () => {
+      n.timer = undefined;
+      this.onTimer(n);
+    });
+  }
+
+  private cancelTimer(n: Neighbour): void {
+    n.timer?.cancel();
+    n.timer = undefined;
+  }
+
+  private onTimer(n: Neighbour): void {
+    if (this.neighbours.get(n.ip) !== n) return; // removed meanwhile
+    const now = this.clock.now();
+    const p = this.params;
+    match(n.state)
+      .with('REACHABLE', () => {
+        const reachable = this.currentReachableTime(now);
+        if (now < n.confirmedAt + reachable) {
+          this.arm(n, n.confirmedAt + reachable - now);
+        } else if (now < n.usedAt + p.delayFirstProbeTimeMs) {
+          this.enter(n, 'DELAY', p.delayFirstProbeTimeMs);
+        } else {
+          this.enter(n, 'STALE', undefined);
+        }
+      })
+      .with('DELAY', () => {
+        if (now < n.confirmedAt + p.delayFirstProbeTimeMs) {
+          // confirmed while we waited (a reply, or arp.confirm from an upper layer)
+          this.enter(n, 'REACHABLE', this.currentReachableTime(now) - (now - n.confirmedAt));
+        } else {
+          this.enter(n, 'PROBE', undefined);
+          this.solicit(n, n.mac);
+          this.arm(n, p.retransTimeMs);
+        }
+      })
+      .with('PROBE', () => {
+        if (n.probes >= p.ucastSolicit) this.fail(n);
+        else {
+          this.solicit(n, n.mac);
+          this.arm(n, p.retransTimeMs);
+        }
+      })
+      .with('INCOMPLETE', () => {
+        if (n.probes >= p.mcastSolicit) this.fail(n);
+        else {
+          this.solicit(n, undefined);
+          this.arm(n, p.retransTimeMs);
+        }
+      })
+      .with('NONE', 'STALE', 'FAILED', 'PERMANENT', 'NOARP', () => {
+        /* no timer runs in these states */
+      })
+      .exhaustive();
+  }
+
+  /** Changes state, resets the probe count and (re)arms the timer when `timerMs` is given. */
+  private enter(n: Neighbour, state: NeighbourState, timerMs: number | undefined): void {
+    if (log.enabled && n.state !== state) log('neigh %s %s -> %s', formatIpv4(n.ip), n.state, state);
+    this.cancelTimer(n);
+    n.state = state;
+    n.updatedAt = this.clock.now();
+    n.probes = 0;
+    if (timerMs !== undefined) this.arm(n, Math.max(0, timerMs));
+  }
+
+  private fail(n: Neighbour): void {
+    if (log.enabled) log('neigh %s %s -> FAILED (%d queued dropped)', formatIpv4(n.ip), n.state, n.queue.length);
+    this.cancelTimer(n);
+    n.state = 'FAILED';
+    n.mac = undefined;
+    n.updatedAt = this.clock.now();
+    this.stats.inc('res_failed');
+    const dropped = n.queue;
+    n.queue = [];
+    n.queueBytes = 0;
+    this.stats.inc('queue_failed_discards', dropped.length);
+    this.hooks.failed(n.ip, dropped);
+  }
+
+  private currentReachableTime(now: number): number {
+    if (now - this.reachableChosenAt >= REACHABLE_TIME_RERANDOMISE_MS) {
+      this.reachableMs = this.randomReachableTime();
+      this.reachableChosenAt = now;
+    }
+    return this.reachableMs;
+  }
+
+  private randomReachableTime(): number {
+    const r = this.random();
+    const factor = 0.5 + (r >= 0 && r < 1 ? r : 0.5);
+    return Math.round(this.params.baseReachableTimeMs * factor);
+  }
+
+  // ---------------------------------------------------------------- input (neigh_update)
+
+  /**
+   * What ARP learned about `ip` from a received packet (Linux neigh_update): a solicited reply
+   * makes the entry REACHABLE, anything else STALE; a different MAC replaces the known one only
+   * with `override`; the same MAC never downgrades a REACHABLE entry; PERMANENT and NOARP entries
+   * do not change. When the entry becomes usable, the packets waiting on it go out in order.
+   */
+  update(ip: Ipv4Address, mac: MacAddress, how: NeighbourUpdate): NeighbourUpdateResult {
+    let n = this.neighbours.get(ip);
+    let result: NeighbourUpdateResult = 'updated';
+    if (!n) {
+      if (!how.create) return 'not_found';
+      n = this.create(ip);
+      if (!n) return 'table_full';
+      result = 'created';
+    }
+    const old = n.state;
+    if (old === 'PERMANENT' || old === 'NOARP') return 'ignored_static';
+    const now = this.clock.now();
+    const oldUsable = hasUsableMac(old) && n.mac !== undefined;
+    const sameMac = oldUsable && n.mac!.equals(mac);
+    if (oldUsable && !sameMac && how.override !== 'always' && now < n.updatedAt + this.params.locktimeMs) {
+      return 'ignored_locked';
+    }
+
+    let state: NeighbourState = how.state;
+    if (sameMac && state === 'STALE') state = old; // a stale hint about the same MAC changes nothing
+    if (state === 'REACHABLE') n.confirmedAt = now;
+    if (!sameMac) {
+      n.mac = mac;
+      n.updatedAt = now;
+      // a MAC we have not confirmed yet must be verified soon (Linux: confirmed = now - 2 * base)
+      if (state !== 'REACHABLE') n.confirmedAt = now - 2 * this.params.baseReachableTimeMs;
+    }
+    if (state !== old) {
+      this.enter(n, state, state === 'REACHABLE' ? this.currentReachableTime(now) : undefined);
+    }
+    if (!oldUsable && n.queue.length > 0) this.flush(n);
+    return result;
+  }
+
+  /** Sends everything that waited on `n`, oldest first. */
+  private flush(n: Neighbour): void {
+    const frames = n.queue;
+    n.queue = [];
+    n.queueBytes = 0;
+    for (const f of frames) this.sendOrQueue(n, f);
+  }
+
+  /** An upper layer saw progress (e.g. a TCP ACK): the neighbour is reachable (neigh_confirm). */
+  confirm(ip: Ipv4Address): boolean {
+    const n = this.neighbours.get(ip);
+    if (!n || !hasUsableMac(n.state)) return false;
+    n.confirmedAt = this.clock.now();
+    return true;
+  }
+
+  /** Counts a received request for one of our addresses (rcv_probes_mcast / rcv_probes_ucast). */
+  countReceivedSolicitation(unicast: boolean): void {
+    this.stats.inc(unicast ? 'rcv_probes_ucast' : 'rcv_probes_mcast');
+  }
+
+  // ---------------------------------------------------------------- static entries
+
+  /** Adds or replaces a PERMANENT entry (`ip neigh replace IP lladdr MAC nud permanent`). */
+  addStatic(ip: Ipv4Address, mac: MacAddress): void {
+    let n = this.neighbours.get(ip);
+    if (!n) {
+      const now = this.clock.now();
+      n = new Neighbour(ip, now, now, now);
+      this.neighbours.set(ip, n);
+      this.stats.inc('allocs');
+      this.ensureGcTimer();
+    }
+    if (n.state !== 'PERMANENT') this.permanentCount++;
+    this.enter(n, 'PERMANENT', undefined);
+    n.mac = mac;
+    if (n.queue.length > 0) this.flush(n);
+  }
+
+  /** Removes an entry of any kind (`ip neigh del`). Packets waiting on it are dropped and counted. */
+  remove(ip: Ipv4Address): boolean {
+    const n = this.neighbours.get(ip);
+    if (!n) return false;
+    this.stats.inc('queue_removed_discards', n.queue.length);
+    this.destroy(n);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- allocation and GC
+
+  /** neigh_alloc: makes room by forced GC when needed; undefined (counted) when the table is full. */
+  private create(ip: Ipv4Address): Neighbour | undefined {
+    const now = this.clock.now();
+    const p = this.params;
+    const dynamic = this.neighbours.size - this.permanentCount;
+    if (dynamic >= p.gcThresh3 || (dynamic >= p.gcThresh2 && now - this.lastForcedGcAt > FORCED_GC_MIN_INTERVAL_MS)) {
+      const shrunk = this.forcedGc(now);
+      if (!shrunk && this.neighbours.size - this.permanentCount >= p.gcThresh3) {
+        this.stats.inc('table_fulls');
+        if (log.enabled) log('neighbour table full: no entry for %s', formatIpv4(ip));
+        return undefined;
+      }
+    }
+    const n = new Neighbour(ip, now - 2 * p.baseReachableTimeMs, now, now);
+    const noArp = this.hooks.noArpMac(ip);
+    if (noArp) {
+      n.state = 'NOARP';
+      n.mac = noArp;
+    }
+    this.neighbours.set(ip, n);
+    this.stats.inc('allocs');
+    this.ensureGcTimer();
+    return n;
+  }
+
+  private destroy(n: Neighbour): void {
+    this.cancelTimer(n);
+    if (n.state === 'PERMANENT') this.permanentCount--;
+    n.queue = [];
+    n.queueBytes = 0;
+    this.neighbours.delete(n.ip);
+    this.stats.inc('destroys');
+  }
+
+  /**
+   * neigh_forced_gc: shrink the dynamic entries to gc_thresh2. Unreferenced FAILED and NOARP
+   * entries go first, then STALE ones, then any other unreferenced entry not updated in the last
+   * 5 s; oldest first within each group. PERMANENT entries and entries with packets waiting stay.
+   */
+  private forcedGc(now: number): boolean {
+    this.stats.inc('forced_gc_runs');
+    this.lastForcedGcAt = now;
+    const maxClean = this.neighbours.size - this.permanentCount - this.params.gcThresh2;
+    if (maxClean <= 0) return false;
+    const candidates: { n: Neighbour; rank: number }[] = [];
+    for (const n of this.neighbours.values()) {
+      if (n.state === 'PERMANENT' || n.referenced) continue;
+      const rank = match(n.state)
+        .with('FAILED', 'NOARP', () => 0)
+        .with('STALE', () => 1)
+        .with('NONE', 'INCOMPLETE', 'REACHABLE', 'DELAY', 'PROBE', () =>
+          now - n.updatedAt > FORCED_GC_MIN_INTERVAL_MS ? 2 : -1,
+        )
+        .exhaustive();
+      if (rank >= 0) candidates.push({ n, rank });
+    }
+    candidates.sort((a, b) => a.rank - b.rank || a.n.updatedAt - b.n.updatedAt);
+    const victims = candidates.slice(0, maxClean);
+    for (const { n } of victims) this.destroy(n);
+    if (log.enabled) log('forced gc: removed %d entries, %d left', victims.length, this.neighbours.size);
+    return victims.length > 0;
+  }
+
+  private ensureGcTimer(): void {
+    if (this.gcTimer || this.closed) return;
+    this.gcTimer = this.clock.setTimer(this.params.gcIntervalMs, () => {
+      this.gcTimer = undefined;
+      this.periodicGc();
+      if (this.neighbours.size > 0) this.ensureGcTimer();
+    });
+  }
+
+  /**
+   * neigh_periodic_work: when the table holds more than gc_thresh1 entries, remove unreferenced
+   * entries that are FAILED or have not been used for gc_stale_time. Entries with a running
+   * timer (INCOMPLETE, REACHABLE, DELAY, PROBE) and PERMANENT ones are left alone.
+   */
+  periodicGc(): void {
+    const now = this.clock.now();
+    this.stats.inc('periodic_gc_runs');
+    this.currentReachableTime(now);
+    if (this.neighbours.size - this.permanentCount <= this.params.gcThresh1) return;
+    for (const n of [...this.neighbours.values()]) {
+      const eligible = match(n.state)
+        .with('FAILED', () => true)
+        .with('STALE', 'NOARP', 'NONE', () => now - n.usedAt > this.params.gcStaleTimeMs)
+        .with('PERMANENT', 'INCOMPLETE', 'REACHABLE', 'DELAY', 'PROBE', () => false)
+        .exhaustive();
+      if (eligible && !n.referenced) this.destroy(n);
+    }
+  }
+
+  // ---------------------------------------------------------------- printing
+
+  /** Like `ip neigh show`: `10.0.0.1 dev tap0 lladdr 02:00:00:00:0a:01 REACHABLE`, one per line. */
+  show(): string {
+    const lines: string[] = [];
+    for (const n of this.neighbours.values()) {
+      const lladdr = n.mac && hasUsableMac(n.state) ? ` lladdr ${n.mac}` : '';
+      lines.push(`${formatIpv4(n.ip)} dev ${this.device}${lladdr} ${n.state}`);
+    }
+    return lines.join('\n');
+  }
+
+  /** Like /proc/net/stat/arp_cache, but with decimal numbers and aligned columns. */
+  formatStats(): string {
+    const names = ['entries', ...NEIGHBOUR_STATS];
+    const values = [this.neighbours.size, ...NEIGHBOUR_STATS.map((s) => this.stats.get(s))];
+    const widths = names.map((name, i) => Math.max(name.length, String(values[i]).length));
+    return [
+      names.map((name, i) => name.padStart(widths[i]!)).join(' '),
+      values.map((v, i) => String(v).padStart(widths[i]!)).join(' '),
+    ].join('\n');
+  }
+
+  /** Cancels every timer. Entries stay readable. */
+  close(): void {
+    this.closed = true;
+    this.gcTimer?.cancel();
+    this.gcTimer = undefined;
+    for (const n of this.neighbours.values()) this.cancelTimer(n);
+  }
+}
+
+function snapshot(n: Neighbour): NeighbourEntry {
+  return {
+    ip: n.ip,
+    mac: n.mac,
+    state: n.state,
+    queued: n.queue.length,
+    probes: n.probes,
+    confirmedAt: n.confirmedAt,
+    updatedAt: n.updatedAt,
+    usedAt: n.usedAt,
+  };
+}
+
+function validateParams(p: NeighbourParams): void {
+  for (const [k, v] of Object.entries(p)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      throw new RangeError(`neighbour parameter ${k}=${String(v)} must be a finite number >= 0`);
+    }
+  }
+  if (p.unresQlen < 1) throw new RangeError('unresQlen must be at least 1');
+  if (!(p.gcThresh1 <= p.gcThresh2 && p.gcThresh2 <= p.gcThresh3)) {
+    throw new RangeError(`gc thresholds must satisfy gcThresh1 <= gcThresh2 <= gcThresh3 (got ${p.gcThresh1}/${p.gcThresh2}/${p.gcThresh3})`);
+  }
+  if (p.mcastSolicit < 1) throw new RangeError('mcastSolicit must be at least 1');
+}
