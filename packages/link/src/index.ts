@@ -9,3 +9,4 @@ export * from './link.ts';
 export * from './memory.ts';
 export * from './faults.ts';
 export * from './dispatch.ts';
+export * from './tap.ts';

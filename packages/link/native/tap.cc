@@ -1,0 +1,620 @@
+// The TAP device, as a small N-API addon (plain node_api.h, no C++ wrapper library).
+//
+//   open(name, netns)          opens /dev/net/tun as a TAP device (IFF_TAP | IFF_NO_PI,
+//                              non-blocking, close-on-exec). With `netns`, the calling thread
+//                              enters /run/netns/<netns> just around the open, TUNSETIFF and
+//                              the creation of a control socket, then returns to its own
+//                              namespace: the device and the socket stay in the target.
+//   handle.start(lengths, onFrames, onWritable, onError)
+//                              watches the fd with uv_poll on the main loop. On each readable
+//                              wake-up it reads frames until EAGAIN (at most MAX_BATCH) into a
+//                              native arena, copies them into ONE new ArrayBuffer, writes the
+//                              frame lengths into `lengths` (a Uint32Array owned by JS) and
+//                              makes ONE call into JS: onFrames(buffer, count).
+//   handle.write(frame)        write(2) on the non-blocking fd, on the calling thread (no thread
+//                              pool): bytes written, or -errno (-EAGAIN when the queue is full).
+//   handle.wantWritable(on)    also wake up (onWritable()) when the fd becomes writable.
+//   handle.configure(...)      host side: MTU, IPv4 address + netmask, up/down (ioctls on the
+//                              control socket, so they apply inside the device's namespace).
+//   handle.hostMac()           the kernel side's MAC (SIOCGIFHWADDR).
+//   handle.ref()/unref()       whether the open device keeps the event loop alive.
+//   handle.close()             stops the poll, closes the fds. Idempotent.
+//
+// Errors are JS Errors with .code (errno name, e.g. 'EBUSY'), .errno and .syscall; the
+// TypeScript side turns them into TapError with a message that names the fix.
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace {
+
+// One read(2) gets a slot big enough for the largest frame a TAP device can carry
+// (MTU 65535 + 14 header bytes), so a frame is never truncated.
+constexpr size_t kSlot = 65536 + 64;
+// Frames per wake-up at most; the poll is level-triggered, so what is left is read on the next
+// turn of the loop, after timers and other I/O had their chance.
+constexpr uint32_t kMaxBatch = 256;
+// 256 full 1500-MTU frames need 388 KB; the arena also holds at least 16 jumbo frames.
+constexpr size_t kArena = 16 * kSlot;
+
+struct Tap {
+  napi_env env = nullptr;
+  int fd = -1;
+  int ctl = -1;  // AF_INET datagram socket created in the device's namespace, for ioctls
+  char ifname[IFNAMSIZ] = {0};
+  uv_poll_t poll;
+  bool started = false;
+  bool closed = false;
+  bool want_writable = false;
+  bool handle_closed = false;  // uv_close finished (or never needed)
+  bool finalized = false;      // the JS wrapper is gone
+  napi_ref on_frames = nullptr;
+  napi_ref on_writable = nullptr;
+  napi_ref on_error = nullptr;
+  napi_ref lengths_ref = nullptr;
+  uint32_t* lengths = nullptr;
+  napi_async_context async_context = nullptr;
+  uint8_t* arena = nullptr;
+};
+
+const char* errno_name(int err) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ENOENT: return "ENOENT";
+    case ENODEV: return "ENODEV";
+    case ENXIO: return "ENXIO";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case EINVAL: return "EINVAL";
+    case EAGAIN: return "EAGAIN";
+    case EBADF: return "EBADF";
+    case EBADFD: return "EBADFD";
+    case EIO: return "EIO";
+    case EFAULT: return "EFAULT";
+    case EMSGSIZE: return "EMSGSIZE";
+    case ENOMEM: return "ENOMEM";
+    case ENOBUFS: return "ENOBUFS";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    default: return "EUNKNOWN";
+  }
+}
+
+napi_value make_errno_error(napi_env env, int err, const char* syscall) {
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s (%s)", syscall, strerror(err), errno_name(err));
+  napi_value msg, code, error, errno_value, syscall_value;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, err, &errno_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  return error;
+}
+
+void throw_errno(napi_env env, int err, const char* syscall) {
+  napi_throw(env, make_errno_error(env, err, syscall));
+}
+
+#define CHECK(call)                                                              \
+  do {                                                                           \
+    if ((call) != napi_ok) {                                                     \
+      bool pending = false;                                                      \
+      napi_is_exception_pending(env, &pending);                                  \
+      if (!pending) napi_throw_error(env, nullptr, "tap addon: " #call " failed"); \
+      return nullptr;                                                            \
+    }                                                                            \
+  } while (0)
+
+void maybe_free(Tap* t) {
+  if (t->handle_closed && t->finalized) {
+    free(t->arena);
+    delete t;
+  }
+}
+
+void on_handle_closed(uv_handle_t* handle) {
+  Tap* t = static_cast<Tap*>(handle->data);
+  t->handle_closed = true;
+  maybe_free(t);
+}
+
+void drop_ref(napi_env env, napi_ref* ref) {
+  if (*ref) {
+    napi_delete_reference(env, *ref);
+    *ref = nullptr;
+  }
+}
+
+// Releases everything. Safe to call from inside a callback (the struct lives until the
+// uv_close callback and the wrapper's finalizer have both run).
+void close_tap(Tap* t, bool in_finalizer) {
+  if (t->closed) return;
+  t->closed = true;
+  if (t->started) {
+    uv_poll_stop(&t->poll);  // also removes the fd from epoll before we close it
+    uv_close(reinterpret_cast<uv_handle_t*>(&t->poll), on_handle_closed);
+  } else {
+    t->handle_closed = true;
+  }
+  if (t->fd >= 0) close(t->fd);
+  if (t->ctl >= 0) close(t->ctl);
+  t->fd = -1;
+  t->ctl = -1;
+  napi_env env = t->env;
+  drop_ref(env, &t->on_frames);
+  drop_ref(env, &t->on_writable);
+  drop_ref(env, &t->on_error);
+  drop_ref(env, &t->lengths_ref);
+  t->lengths = nullptr;
+  if (t->async_context && !in_finalizer) {
+    napi_async_destroy(env, t->async_context);
+    t->async_context = nullptr;
+  }
+}
+
+void finalize(napi_env env, void* data, void*) {
+  Tap* t = static_cast<Tap*>(data);
+  close_tap(t, true);
+  t->finalized = true;
+  maybe_free(t);
+}
+
+// Calls a JS callback from a libuv callback: handle scope, async context (so promises and
+// nextTicks queued by the callback run right after it), and an uncaught exception is reported
+// like any other instead of vanishing.
+void call_js(Tap* t, napi_ref ref, size_t argc, napi_value* argv) {
+  napi_env env = t->env;
+  napi_value fn, global, result;
+  if (!ref || napi_get_reference_value(env, ref, &fn) != napi_ok || fn == nullptr) return;
+  napi_get_global(env, &global);
+  napi_status status = napi_make_callback(env, t->async_context, global, fn, argc, argv, &result);
+  if (status == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
+void report_error(Tap* t, int err, const char* syscall) {
+  napi_env env = t->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value error = make_errno_error(env, err, syscall);
+  call_js(t, t->on_error, 1, &error);
+  napi_close_handle_scope(env, scope);
+}
+
+void read_batch(Tap* t) {
+  size_t used = 0;
+  uint32_t count = 0;
+  int err = 0;
+  while (count < kMaxBatch && kArena - used >= kSlot) {
+    ssize_t n = read(t->fd, t->arena + used, kSlot);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+      break;
+    }
+    if (n == 0) break;
+    t->lengths[count++] = static_cast<uint32_t>(n);
+    used += static_cast<size_t>(n);
+  }
+  if (count > 0) {
+    napi_env env = t->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    void* data = nullptr;
+    napi_value buffer, count_value;
+    if (napi_create_arraybuffer(env, used, &data, &buffer) == napi_ok) {
+      memcpy(data, t->arena, used);  // the one copy per frame
+      napi_create_uint32(env, count, &count_value);
+      napi_value argv[2] = {buffer, count_value};
+      call_js(t, t->on_frames, 2, argv);
+    }
+    napi_close_handle_scope(env, scope);
+  }
+  if (err && !t->closed) {
+    uv_poll_stop(&t->poll);
+    report_error(t, err, "read");
+  }
+}
+
+void on_poll(uv_poll_t* handle, int status, int events) {
+  Tap* t = static_cast<Tap*>(handle->data);
+  if (t->closed) return;
+  if (status < 0) {
+    uv_poll_stop(&t->poll);
+    report_error(t, -status, "poll");
+    return;
+  }
+  if (events & UV_READABLE) read_batch(t);
+  if (!t->closed && (events & UV_WRITABLE) && t->want_writable) {
+    napi_handle_scope scope;
+    napi_open_handle_scope(t->env, &scope);
+    call_js(t, t->on_writable, 0, nullptr);
+    napi_close_handle_scope(t->env, scope);
+  }
+}
+
+Tap* unwrap_this(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  napi_value self;
+  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok) return nullptr;
+  void* data = nullptr;
+  if (napi_unwrap(env, self, &data) != napi_ok || data == nullptr) {
+    napi_throw_error(env, nullptr, "tap addon: not a TAP handle");
+    return nullptr;
+  }
+  return static_cast<Tap*>(data);
+}
+
+Tap* unwrap_open(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  Tap* t = unwrap_this(env, info, argc, argv);
+  if (t && t->closed) {
+    throw_errno(env, EBADF, "tap (device is closed)");
+    return nullptr;
+  }
+  return t;
+}
+
+// start(lengths: Uint32Array, onFrames, onWritable, onError)
+napi_value Start(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  Tap* t = unwrap_open(env, info, &argc, argv);
+  if (!t) return nullptr;
+  if (t->started) {
+    napi_throw_error(env, nullptr, "tap addon: already started");
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value arraybuffer;
+  size_t offset;
+  CHECK(napi_get_typedarray_info(env, argv[0], &type, &length, &data, &arraybuffer, &offset));
+  if (type != napi_uint32_array || length < kMaxBatch) {
+    napi_throw_type_error(env, nullptr, "tap addon: lengths must be a Uint32Array of at least 256 entries");
+    return nullptr;
+  }
+  for (int i = 1; i < 4; i++) {
+    napi_valuetype vt;
+    CHECK(napi_typeof(env, argv[i], &vt));
+    if (vt != napi_function) {
+      napi_throw_type_error(env, nullptr, "tap addon: callbacks must be functions");
+      return nullptr;
+    }
+  }
+  t->arena = static_cast<uint8_t*>(malloc(kArena));
+  if (!t->arena) {
+    throw_errno(env, ENOMEM, "malloc");
+    return nullptr;
+  }
+  CHECK(napi_create_reference(env, argv[0], 1, &t->lengths_ref));
+  t->lengths = static_cast<uint32_t*>(data);
+  CHECK(napi_create_reference(env, argv[1], 1, &t->on_frames));
+  CHECK(napi_create_reference(env, argv[2], 1, &t->on_writable));
+  CHECK(napi_create_reference(env, argv[3], 1, &t->on_error));
+  napi_value resource_name, resource;
+  CHECK(napi_create_string_utf8(env, "TapDevice", NAPI_AUTO_LENGTH, &resource_name));
+  CHECK(napi_create_object(env, &resource));
+  CHECK(napi_async_init(env, resource, resource_name, &t->async_context));
+
+  uv_loop_t* loop = nullptr;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  int r = uv_poll_init(loop, &t->poll, t->fd);
+  if (r < 0) {
+    throw_errno(env, -r, "uv_poll_init");
+    return nullptr;
+  }
+  t->poll.data = t;
+  t->started = true;
+  r = uv_poll_start(&t->poll, UV_READABLE, on_poll);
+  if (r < 0) {
+    throw_errno(env, -r, "uv_poll_start");
+    return nullptr;
+  }
+  return nullptr;
+}
+
+// write(frame: Uint8Array): number of bytes written, or -errno
+napi_value Write(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Tap* t = unwrap_this(env, info, &argc, argv);
+  if (!t) return nullptr;
+  napi_value result;
+  if (t->closed) {
+    CHECK(napi_create_int32(env, -EBADF, &result));
+    return result;
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value arraybuffer;
+  size_t offset;
+  CHECK(napi_get_typedarray_info(env, argv[0], &type, &length, &data, &arraybuffer, &offset));
+  if (type != napi_uint8_array) {
+    napi_throw_type_error(env, nullptr, "tap addon: write takes a Uint8Array");
+    return nullptr;
+  }
+  ssize_t n;
+  do {
+    n = write(t->fd, data, length);
+  } while (n < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, n < 0 ? -errno : static_cast<int32_t>(n), &result));
+  return result;
+}
+
+napi_value WantWritable(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Tap* t = unwrap_this(env, info, &argc, argv);
+  if (!t || t->closed || !t->started) return nullptr;
+  bool on = false;
+  CHECK(napi_get_value_bool(env, argv[0], &on));
+  if (on == t->want_writable) return nullptr;
+  t->want_writable = on;
+  int r = uv_poll_start(&t->poll, UV_READABLE | (on ? UV_WRITABLE : 0), on_poll);
+  if (r < 0) throw_errno(env, -r, "uv_poll_start");
+  return nullptr;
+}
+
+napi_value Ref(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Tap* t = unwrap_this(env, info, &argc, nullptr);
+  if (t && t->started && !t->closed) uv_ref(reinterpret_cast<uv_handle_t*>(&t->poll));
+  return nullptr;
+}
+
+napi_value Unref(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Tap* t = unwrap_this(env, info, &argc, nullptr);
+  if (t && t->started && !t->closed) uv_unref(reinterpret_cast<uv_handle_t*>(&t->poll));
+  return nullptr;
+}
+
+napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Tap* t = unwrap_this(env, info, &argc, nullptr);
+  if (t) close_tap(t, false);
+  return nullptr;
+}
+
+int ifreq_ioctl(Tap* t, unsigned long request, struct ifreq* ifr) {
+  memset(ifr->ifr_name, 0, IFNAMSIZ);
+  memcpy(ifr->ifr_name, t->ifname, IFNAMSIZ - 1);
+  return ioctl(t->ctl, request, ifr);
+}
+
+// configure(address: number (-1: leave), prefixLength, mtu (-1: leave), up (-1 leave, 0 down, 1 up))
+napi_value Configure(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  Tap* t = unwrap_open(env, info, &argc, argv);
+  if (!t) return nullptr;
+  double address;
+  int32_t prefix, mtu, up;
+  CHECK(napi_get_value_double(env, argv[0], &address));
+  CHECK(napi_get_value_int32(env, argv[1], &prefix));
+  CHECK(napi_get_value_int32(env, argv[2], &mtu));
+  CHECK(napi_get_value_int32(env, argv[3], &up));
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (mtu >= 0) {
+    ifr.ifr_mtu = mtu;
+    if (ifreq_ioctl(t, SIOCSIFMTU, &ifr) < 0) {
+      throw_errno(env, errno, "ioctl(SIOCSIFMTU)");
+      return nullptr;
+    }
+  }
+  if (address >= 0) {
+    if (prefix < 0 || prefix > 32) {
+      throw_errno(env, EINVAL, "prefix length");
+      return nullptr;
+    }
+    memset(&ifr, 0, sizeof ifr);
+    struct sockaddr_in* sin = reinterpret_cast<struct sockaddr_in*>(&ifr.ifr_addr);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(static_cast<uint32_t>(address));
+    if (ifreq_ioctl(t, SIOCSIFADDR, &ifr) < 0) {
+      throw_errno(env, errno, "ioctl(SIOCSIFADDR)");
+      return nullptr;
+    }
+    memset(&ifr, 0, sizeof ifr);
+    sin = reinterpret_cast<struct sockaddr_in*>(&ifr.ifr_netmask);
+    sin->sin_family = AF_INET;
+    uint32_t mask = prefix == 0 ? 0 : 0xffffffffu << (32 - prefix);
+    sin->sin_addr.s_addr = htonl(mask);
+    if (ifreq_ioctl(t, SIOCSIFNETMASK, &ifr) < 0) {
+      throw_errno(env, errno, "ioctl(SIOCSIFNETMASK)");
+      return nullptr;
+    }
+  }
+  if (up >= 0) {
+    memset(&ifr, 0, sizeof ifr);
+    if (ifreq_ioctl(t, SIOCGIFFLAGS, &ifr) < 0) {
+      throw_errno(env, errno, "ioctl(SIOCGIFFLAGS)");
+      return nullptr;
+    }
+    if (up) ifr.ifr_flags |= IFF_UP;
+    else ifr.ifr_flags &= ~IFF_UP;
+    if (ifreq_ioctl(t, SIOCSIFFLAGS, &ifr) < 0) {
+      throw_errno(env, errno, "ioctl(SIOCSIFFLAGS)");
+      return nullptr;
+    }
+  }
+  return nullptr;
+}
+
+napi_value HostMac(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Tap* t = unwrap_open(env, info, &argc, nullptr);
+  if (!t) return nullptr;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ifreq_ioctl(t, SIOCGIFHWADDR, &ifr) < 0) {
+    throw_errno(env, errno, "ioctl(SIOCGIFHWADDR)");
+    return nullptr;
+  }
+  void* data;
+  napi_value buffer, array;
+  CHECK(napi_create_arraybuffer(env, 6, &data, &buffer));
+  memcpy(data, ifr.ifr_hwaddr.sa_data, 6);
+  CHECK(napi_create_typedarray(env, napi_uint8_array, 6, buffer, 0, &array));
+  return array;
+}
+
+// Opens the device, inside `netns` when given. Returns an errno and the failing step.
+int open_device(Tap* t, const char* name, const char* netns, const char** step) {
+  int home = -1, target = -1, err = 0;
+  if (netns) {
+    char path[512];
+    snprintf(path, sizeof path, "/run/netns/%s", netns);
+    *step = "open(/run/netns/<netns>)";
+    target = open(path, O_RDONLY | O_CLOEXEC);
+    if (target < 0) return errno;
+    *step = "open(/proc/thread-self/ns/net)";
+    home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) {
+      err = errno;
+      close(target);
+      return err;
+    }
+    *step = "setns(CLONE_NEWNET)";
+    if (setns(target, CLONE_NEWNET) < 0) {
+      err = errno;
+      close(target);
+      close(home);
+      return err;
+    }
+    close(target);
+  }
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  *step = "open(/dev/net/tun)";
+  t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (t->fd < 0) {
+    err = errno;
+  } else {
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
+    *step = "ioctl(TUNSETIFF)";
+    if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
+      err = errno;
+    } else {
+      memcpy(t->ifname, ifr.ifr_name, IFNAMSIZ);
+      t->ifname[IFNAMSIZ - 1] = 0;
+      *step = "socket(AF_INET)";
+      t->ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (t->ctl < 0) err = errno;
+    }
+  }
+
+  if (netns) {
+    if (setns(home, CLONE_NEWNET) < 0) {
+      // Carrying on in the wrong namespace would put every later socket of this process
+      // there: stop instead.
+      fprintf(stderr, "tap addon: cannot return to the original network namespace: %s\n", strerror(errno));
+      abort();
+    }
+    close(home);
+  }
+  if (err) {
+    if (t->fd >= 0) close(t->fd);
+    if (t->ctl >= 0) close(t->ctl);
+    t->fd = t->ctl = -1;
+  }
+  return err;
+}
+
+napi_value Open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  char name[IFNAMSIZ + 1] = {0};
+  size_t name_length = 0;
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_length));
+  if (name_length == 0 || name_length >= IFNAMSIZ) {
+    throw_errno(env, EINVAL, "interface name");
+    return nullptr;
+  }
+  char netns[256] = {0};
+  bool has_netns = false;
+  napi_valuetype vt;
+  CHECK(napi_typeof(env, argv[1], &vt));
+  if (vt == napi_string) {
+    size_t ns_length = 0;
+    CHECK(napi_get_value_string_utf8(env, argv[1], netns, sizeof netns, &ns_length));
+    if (ns_length == 0 || ns_length >= sizeof netns - 1 || strchr(netns, '/')) {
+      throw_errno(env, EINVAL, "netns name");
+      return nullptr;
+    }
+    has_netns = true;
+  }
+
+  Tap* t = new Tap();
+  t->env = env;
+  const char* step = "";
+  int err = open_device(t, name, has_netns ? netns : nullptr, &step);
+  if (err) {
+    delete t;
+    throw_errno(env, err, step);
+    return nullptr;
+  }
+
+  napi_value handle, fn, ifname_value;
+  CHECK(napi_create_object(env, &handle));
+  struct Method {
+    const char* name;
+    napi_callback cb;
+  } methods[] = {
+      {"start", Start},   {"write", Write}, {"wantWritable", WantWritable}, {"configure", Configure},
+      {"hostMac", HostMac}, {"ref", Ref},   {"unref", Unref},               {"close", Close},
+  };
+  for (const Method& m : methods) {
+    CHECK(napi_create_function(env, m.name, NAPI_AUTO_LENGTH, m.cb, nullptr, &fn));
+    CHECK(napi_set_named_property(env, handle, m.name, fn));
+  }
+  CHECK(napi_create_string_utf8(env, t->ifname, NAPI_AUTO_LENGTH, &ifname_value));
+  CHECK(napi_set_named_property(env, handle, "ifname", ifname_value));
+  if (napi_wrap(env, handle, t, finalize, nullptr, nullptr) != napi_ok) {
+    close(t->fd);
+    close(t->ctl);
+    delete t;
+    napi_throw_error(env, nullptr, "tap addon: napi_wrap failed");
+    return nullptr;
+  }
+  return handle;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  napi_value fn, batch;
+  napi_create_function(env, "open", NAPI_AUTO_LENGTH, Open, nullptr, &fn);
+  napi_set_named_property(env, exports, "open", fn);
+  napi_create_uint32(env, kMaxBatch, &batch);
+  napi_set_named_property(env, exports, "maxBatch", batch);
+  return exports;
+}

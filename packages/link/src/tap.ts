@@ -1,0 +1,409 @@
+/**
+ * A Linux TAP device as a Link: the stack's side of a virtual Ethernet cable whose other end is
+ * the kernel's network interface `tap0`. What the kernel sends out of tap0 (ARP requests, pings)
+ * arrives here as whole Ethernet frames; what we send appears on tap0 as received.
+ *
+ * The work happens in a small N-API addon (../native/tap.cc): it opens /dev/net/tun with
+ * IFF_TAP | IFF_NO_PI (Ethernet frames, no 4-byte packet-info prefix), non-blocking, watches the
+ * fd with libuv on the main loop and, on every wake-up, reads frames until EAGAIN and hands the
+ * whole batch to JS in one call (one ArrayBuffer, one copy per frame). Writes are a plain
+ * write(2) on the caller's thread; a full device queue (EAGAIN) parks frames in a bounded queue
+ * that drains when the fd turns writable.
+ *
+ *   const tap = TapDevice.open({ name: 'tap0', netns: 'demo' });
+ *   tap.configureHost({ address: '10.0.0.1/24' });   // like: ip addr add 10.0.0.1/24 dev tap0; ip link set tap0 up
+ *   for await (const frame of tap.frames()) console.log(formatEthernet(frame));
+ */
+import { createRequire } from 'node:module';
+import debugFactory from 'debug';
+import { Counters } from './counters.ts';
+import { formatEthernet } from './ethernet.ts';
+import { parseIpv4 } from './ipv4-address.ts';
+import { BaseLink } from './link.ts';
+import { MacAddress } from './mac.ts';
+
+const log = debugFactory('tapstack:link');
+
+/** Why opening or configuring a TAP device failed; the message says how to fix it. */
+export type TapErrorCode =
+  /** The native addon is not built (run `npm run build:native -w @tapstack/link`). */
+  | 'ENOADDON'
+  /** /dev/net/tun does not exist: the tun module is not loaded. */
+  | 'ENOENT_TUN'
+  /** Not root, or no CAP_NET_ADMIN (CAP_SYS_ADMIN too, to enter a namespace). */
+  | 'EPERM'
+  /** The interface name is taken (by another open TAP device, or by a device of another kind). */
+  | 'EBUSY'
+  /** The interface name is empty, too long (15 bytes at most) or has characters Linux refuses. */
+  | 'EINVAL_NAME'
+  /** The named network namespace does not exist (or its name is not valid). */
+  | 'ENOENT_NETNS'
+  /** An option is out of range (MTU, address). */
+  | 'EINVAL_OPTION'
+  /** The kernel refused configureHost (address, MTU, flags). */
+  | 'ECONFIG'
+  /** Anything else; the message has the system call and errno. */
+  | 'EIO';
+
+export class TapError extends Error {
+  override readonly name = 'TapError';
+  constructor(
+    readonly code: TapErrorCode,
+    message: string,
+    /** The errno name from the kernel (`EBUSY`), when a system call failed. */
+    readonly errno?: string,
+    /** The system call (or step) that failed. */
+    readonly syscall?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface TapOptions {
+  /** Interface name, at most 15 bytes (default `tap0`). `tap%d` lets the kernel pick a number. */
+  name?: string;
+  /** The stack's MAC on this link (default: a random locally administered one). */
+  mac?: MacAddress;
+  /** The stack's MTU: the largest IP datagram; frames up to mtu + 14 bytes (default 1500). */
+  mtu?: number;
+  /** Create the device inside this named network namespace (`ip netns add <name>`). */
+  netns?: string;
+  /** Frames parked while the device queue is full before new ones are dropped (default 1024). */
+  txQueueCapacity?: number;
+}
+
+export interface HostConfig {
+  /** IPv4 address and prefix length for the kernel's side: `10.0.0.1/24` (no `/n` means /32). */
+  address?: string;
+  /** Bring the interface up (default true) or down (false). */
+  up?: boolean;
+  /** The kernel side's MTU (default: the device's `mtu`, so both ends agree). */
+  mtu?: number;
+}
+
+/** Counters of the device itself, next to the Link's `counters`. */
+export const TAP_COUNTERS = [
+  /** Wake-ups that delivered frames; rx_frames / rx_batches is the mean batch size. */
+  'rx_batches',
+  /** Frames in the largest batch so far. */
+  'rx_batch_max',
+  'rx_read_errors',
+  /** write(2) said EAGAIN: the frame was queued until the device is writable. */
+  'tx_eagain',
+  'tx_queued',
+  /** The tx queue was full: frame dropped. */
+  'tx_dropped_queue_full',
+  'tx_write_errors',
+] as const;
+export type TapCounterName = (typeof TAP_COUNTERS)[number];
+
+interface NativeError extends Error {
+  code?: string;
+  errno?: number;
+  syscall?: string;
+}
+
+interface NativeTap {
+  readonly ifname: string;
+  start(
+    lengths: Uint32Array,
+    onFrames: (buffer: ArrayBuffer, count: number) => void,
+    onWritable: () => void,
+    onError: (error: NativeError) => void,
+  ): void;
+  /** Bytes written, or -errno. */
+  write(frame: Uint8Array): number;
+  wantWritable(on: boolean): void;
+  /** address -1: leave; mtu -1: leave; up -1 leave, 0 down, 1 up. */
+  configure(address: number, prefixLength: number, mtu: number, up: number): void;
+  hostMac(): Uint8Array;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
+interface NativeAddon {
+  open(name: string, netns: string | null): NativeTap;
+  readonly maxBatch: number;
+}
+
+const EAGAIN = 11;
+const ADDON_PATH = '../build/Release/tap.node';
+let addon: NativeAddon | undefined;
+
+function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    return addon;
+  } catch (err) {
+    throw new TapError(
+      'ENOADDON',
+      `the TAP addon (packages/link/build/Release/tap.node) is not built or does not load: ${(err as Error).message}. ` +
+        'Build it with `npm run build:native -w @tapstack/link` (needs python3, make and g++); `npm ci` builds it too.',
+    );
+  }
+}
+
+/** Linux's rule (dev_valid_name), a little stricter: 1-15 bytes of [A-Za-z0-9_.-], and `%d` once. */
+export function checkInterfaceName(name: string): string | undefined {
+  if (name.length === 0) return 'the interface name is empty';
+  if (Buffer.byteLength(name) > 15) return `"${name}" is ${Buffer.byteLength(name)} bytes; Linux allows 15 at most (IFNAMSIZ - 1)`;
+  if (name === '.' || name === '..') return `"${name}" is not a valid interface name`;
+  const rest = name.replace('%d', '');
+  if (!/^[A-Za-z0-9_.-]*$/.test(rest)) {
+    return `"${name}" has characters not allowed in an interface name (use letters, digits, '-', '_', '.'; no '/', ':', spaces)`;
+  }
+  return undefined;
+}
+
+function tapError(err: NativeError, name: string, netns: string | undefined): TapError {
+  const errno = err.code ?? 'EUNKNOWN';
+  const syscall = err.syscall ?? '?';
+  const where = netns ? ` in network namespace "${netns}"` : '';
+  const detail = `(${syscall}: ${errno})`;
+  if (syscall.startsWith('open(/run/netns') && errno === 'ENOENT') {
+    return new TapError('ENOENT_NETNS', `network namespace "${netns}" does not exist ${detail}: create it with \`ip netns add ${netns}\``, errno, syscall);
+  }
+  if (errno === 'EPERM' || errno === 'EACCES') {
+    const need = netns ? 'root (CAP_NET_ADMIN to create the device, CAP_SYS_ADMIN to enter the namespace)' : 'root or CAP_NET_ADMIN';
+    return new TapError(
+      'EPERM',
+      `opening TAP device "${name}"${where} needs ${need} ${detail}: run as root (sudo), or for no namespace, ` +
+        'give node the capability: sudo setcap cap_net_admin+ep "$(command -v node)"',
+      errno,
+      syscall,
+    );
+  }
+  if (syscall === 'open(/dev/net/tun)' && (errno === 'ENOENT' || errno === 'ENODEV' || errno === 'ENXIO')) {
+    return new TapError(
+      'ENOENT_TUN',
+      `/dev/net/tun is missing ${detail}: load the tun module with \`sudo modprobe tun\` ` +
+        '(in a container, pass the device in: docker run --device /dev/net/tun --cap-add NET_ADMIN ...)',
+      errno,
+      syscall,
+    );
+  }
+  if (syscall === 'ioctl(TUNSETIFF)' && errno === 'EBUSY') {
+    return new TapError(
+      'EBUSY',
+      `TAP device "${name}"${where} is busy: another process (or another TapDevice) has it open ${detail}. ` +
+        `Close that one, or pick another name: TapDevice.open({ name: 'tap1' })`,
+      errno,
+      syscall,
+    );
+  }
+  if (syscall === 'ioctl(TUNSETIFF)' && errno === 'EINVAL') {
+    return new TapError(
+      'EBUSY',
+      `the name "${name}"${where} is taken by a device that is not a TAP device ${detail} ` +
+        `(see \`ip -d link show ${name}\`): pick another name, e.g. { name: 'tap1' }`,
+      errno,
+      syscall,
+    );
+  }
+  return new TapError('EIO', `opening TAP device "${name}"${where} failed: ${err.message}`, errno, syscall);
+}
+
+export class TapDevice extends BaseLink {
+  readonly tapCounters = new Counters<TapCounterName>('tap', TAP_COUNTERS);
+  /** The kernel's name for the device (`tap0`; the real number when opened as `tap%d`). */
+  readonly ifname: string;
+  /** The named network namespace the device lives in, if any. */
+  readonly netns: string | undefined;
+  /** The error that closed the device, if a read failed (device deleted, namespace gone). */
+  failure: TapError | undefined;
+
+  private readonly handle: NativeTap;
+  private readonly lengths: Uint32Array;
+  private readonly txCapacity: number;
+  private txQueue: Uint8Array[] = [];
+  private txHead = 0;
+  private isRef = true;
+
+  private constructor(handle: NativeTap, mac: MacAddress, mtu: number, netns: string | undefined, txCapacity: number, maxBatch: number) {
+    super(handle.ifname, mac, mtu);
+    this.handle = handle;
+    this.ifname = handle.ifname;
+    this.netns = netns;
+    this.txCapacity = txCapacity;
+    this.lengths = new Uint32Array(maxBatch);
+    handle.start(
+      this.lengths,
+      (buffer, count) => this.onFrames(buffer, count),
+      () => this.onWritable(),
+      (error) => this.onDeviceError(error),
+    );
+  }
+
+  /** Opens (creates) the device. Throws TapError with a message that names the fix. */
+  static open(options: TapOptions = {}): TapDevice {
+    const name = options.name ?? 'tap0';
+    const mtu = options.mtu ?? 1500;
+    const netns = options.netns;
+    const nameProblem = checkInterfaceName(name);
+    if (nameProblem) throw new TapError('EINVAL_NAME', `invalid TAP device name: ${nameProblem}`);
+    if (netns !== undefined && (!/^[A-Za-z0-9_.@+-]+$/.test(netns) || netns === '.' || netns === '..' || netns.length > 200)) {
+      throw new TapError('ENOENT_NETNS', `"${netns}" is not a valid network namespace name (as in \`ip netns add <name>\`)`);
+    }
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
+      throw new TapError('EINVAL_OPTION', `mtu ${mtu} is out of range: IPv4 needs at least 68 and a TAP device allows 65535 at most`);
+    }
+    const txCapacity = options.txQueueCapacity ?? 1024;
+    if (!Number.isInteger(txCapacity) || txCapacity < 0) {
+      throw new TapError('EINVAL_OPTION', `txQueueCapacity ${txCapacity} must be a whole number >= 0`);
+    }
+    const native = loadAddon();
+    let handle: NativeTap;
+    try {
+      handle = native.open(name, netns ?? null);
+    } catch (err) {
+      throw tapError(err as NativeError, name, netns);
+    }
+    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch);
+    log('opened %s%s, mac %s, mtu %d', device.ifname, netns ? ` in netns ${netns}` : '', device.mac, mtu);
+    return device;
+  }
+
+  /**
+   * Configures the kernel's side of the device, inside its namespace: like
+   * `ip link set tap0 mtu 1500 && ip addr add 10.0.0.1/24 dev tap0 && ip link set tap0 up`.
+   * Calling it again replaces the address.
+   */
+  configureHost(config: HostConfig = {}): void {
+    if (this.closed) throw new TapError('ECONFIG', `TAP device ${this.ifname} is closed`);
+    let address = -1;
+    let prefixLength = 32;
+    if (config.address !== undefined) {
+      const [ip, prefix, extra] = config.address.split('/');
+      if (extra !== undefined || (prefix !== undefined && !/^(\d|[12]\d|3[0-2])$/.test(prefix))) {
+        throw new TapError('EINVAL_OPTION', `invalid address "${config.address}": expected an IPv4 address with a prefix length, like 10.0.0.1/24`);
+      }
+      try {
+        address = parseIpv4(ip ?? '');
+      } catch (err) {
+        throw new TapError('EINVAL_OPTION', (err as Error).message);
+      }
+      if (prefix !== undefined) prefixLength = Number(prefix);
+    }
+    const mtu = config.mtu ?? this.mtu;
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
+      throw new TapError('EINVAL_OPTION', `host mtu ${mtu} is out of range (68-65535)`);
+    }
+    const up = config.up === false ? 0 : 1;
+    try {
+      this.handle.configure(address, prefixLength, mtu, up);
+    } catch (err) {
+      const e = err as NativeError;
+      const code = e.code === 'EPERM' || e.code === 'EACCES' ? 'EPERM' : 'ECONFIG';
+      const fix = code === 'EPERM' ? ': configuring an interface needs root or CAP_NET_ADMIN' : '';
+      throw new TapError(code, `configuring ${this.ifname} (${JSON.stringify(config)}) failed: ${e.message}${fix}`, e.code, e.syscall);
+    }
+    log('configured host side of %s: %o', this.ifname, config);
+  }
+
+  /** The MAC of the kernel's side of the device (what the kernel puts in its ARP requests). */
+  get hostMac(): MacAddress {
+    if (this.closed) throw new TapError('EIO', `TAP device ${this.ifname} is closed`);
+    return MacAddress.fromBytes(this.handle.hostMac());
+  }
+
+  /** Keep the process alive while the device is open (the default), like a listening socket. */
+  ref(): this {
+    this.isRef = true;
+    this.handle.ref();
+    return this;
+  }
+
+  /** Let the process exit even though the device is open. */
+  unref(): this {
+    this.isRef = false;
+    this.handle.unref();
+    return this;
+  }
+
+  get hasRef(): boolean {
+    return this.isRef && !this.closed;
+  }
+
+  /** Frames waiting for the device to become writable. */
+  get txQueueLength(): number {
+    return this.txQueue.length - this.txHead;
+  }
+
+  protected transmit(frame: Uint8Array): boolean {
+    if (this.txHead < this.txQueue.length) return this.enqueue(frame);
+    const n = this.handle.write(frame);
+    if (n >= 0) {
+      if (log.enabled) log('tx %s', formatEthernet(frame));
+      return true;
+    }
+    if (n === -EAGAIN) {
+      this.tapCounters.inc('tx_eagain');
+      const queued = this.enqueue(frame);
+      this.handle.wantWritable(true);
+      return queued;
+    }
+    this.tapCounters.inc('tx_write_errors');
+    if (log.enabled) log('write on %s failed: errno %d', this.ifname, -n);
+    return false;
+  }
+
+  private enqueue(frame: Uint8Array): boolean {
+    if (this.txQueue.length - this.txHead >= this.txCapacity) {
+      this.tapCounters.inc('tx_dropped_queue_full');
+      return false;
+    }
+    // The caller may reuse its buffer once send() returns.
+    this.txQueue.push(frame.slice());
+    this.tapCounters.inc('tx_queued');
+    return true;
+  }
+
+  private onWritable(): void {
+    while (this.txHead < this.txQueue.length) {
+      const frame = this.txQueue[this.txHead]!;
+      const n = this.handle.write(frame);
+      if (n === -EAGAIN) return; // still full: wait for the next writable wake-up
+      if (n < 0) this.tapCounters.inc('tx_write_errors');
+      this.txQueue[this.txHead++] = undefined as unknown as Uint8Array;
+    }
+    this.txQueue = [];
+    this.txHead = 0;
+    this.handle.wantWritable(false);
+  }
+
+  private onFrames(buffer: ArrayBuffer, count: number): void {
+    const frames = new Array<Uint8Array>(count);
+    const lengths = this.lengths;
+    let offset = 0;
+    for (let i = 0; i < count; i++) {
+      const length = lengths[i]!;
+      frames[i] = new Uint8Array(buffer, offset, length);
+      offset += length;
+    }
+    this.tapCounters.inc('rx_batches');
+    if (count > this.tapCounters.get('rx_batch_max')) this.tapCounters.inc('rx_batch_max', count - this.tapCounters.get('rx_batch_max'));
+    if (log.enabled) for (const f of frames) log('rx %s', formatEthernet(f));
+    this.deliver(frames);
+  }
+
+  private onDeviceError(error: NativeError): void {
+    this.tapCounters.inc('rx_read_errors');
+    this.failure = new TapError(
+      'EIO',
+      `TAP device ${this.ifname} failed and was closed: ${error.message} (was the device or its namespace deleted?)`,
+      error.code,
+      error.syscall,
+    );
+    log('%s', this.failure.message);
+    this.close();
+  }
+
+  protected release(): void {
+    this.handle.close();
+    this.txQueue = [];
+    this.txHead = 0;
+    log('closed %s', this.ifname);
+  }
+}
