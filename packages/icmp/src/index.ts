@@ -1,0 +1,4 @@
+export * from './packet.ts';
+export * from './rate-limit.ts';
+export * from './ping.ts';
+export * from './layer.ts';

@@ -1,0 +1,314 @@
+/**
+ * The IPv4 header (RFC 791), in the smoltcp `wire` style: field offsets as constants, a
+ * zero-copy view with typed accessors checked once by `Ipv4Packet.check`, a plain `Ipv4Repr`
+ * with parse/emit/bufferLength, and a one-line formatter.
+ *
+ *  0               1               2               3
+ *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ * +-------+-------+-----------+---+-------------------------------+
+ * |Version|  IHL  |   DSCP    |ECN|         Total Length          |
+ * +-------+-------+-----------+---+-----+-------------------------+
+ * |        Identification         |Flags|     Fragment Offset     |
+ * +---------------+---------------+-----+-------------------------+
+ * |  Time to Live |   Protocol    |        Header Checksum        |
+ * +---------------+---------------+-------------------------------+
+ * |                        Source Address                         |
+ * +---------------------------------------------------------------+
+ * |                     Destination Address                       |
+ * +---------------------------------------------------------------+
+ * |                 Options (IHL > 5), kept as bytes              |
+ * +---------------------------------------------------------------+
+ */
+import { fail, formatIpv4, ok, readIpv4, writeIpv4, type Ipv4Address, type ParseResult } from '@tapstack/link';
+import { internetChecksum } from './checksum.ts';
+
+/** The header without options. */
+export const IPV4_MIN_HEADER_LENGTH = 20;
+/** IHL is 4 bits of 32-bit words: 15 * 4. */
+export const IPV4_MAX_HEADER_LENGTH = 60;
+/** The total length field is 16 bits. */
+export const IPV4_MAX_DATAGRAM_LENGTH = 65535;
+/** Fragment offsets count 8-byte units. */
+export const IPV4_FRAGMENT_UNIT = 8;
+
+/** Field offsets from the start of the header. */
+export const Ipv4Field = {
+  VERSION_IHL: 0,
+  DSCP_ECN: 1,
+  TOTAL_LENGTH: 2,
+  IDENTIFICATION: 4,
+  FLAGS_FRAGMENT_OFFSET: 6,
+  TTL: 8,
+  PROTOCOL: 9,
+  CHECKSUM: 10,
+  SOURCE: 12,
+  DESTINATION: 16,
+  OPTIONS: 20,
+} as const;
+
+/** Bits of the 16-bit flags/fragment-offset field. */
+export const Ipv4Flag = {
+  RESERVED: 0x8000,
+  DONT_FRAGMENT: 0x4000,
+  MORE_FRAGMENTS: 0x2000,
+  OFFSET_MASK: 0x1fff,
+} as const;
+
+/** IANA protocol numbers the stack knows by name. */
+export const IpProtocol = {
+  ICMP: 1,
+  TCP: 6,
+  UDP: 17,
+} as const;
+
+export function ipProtocolName(protocol: number): string {
+  switch (protocol) {
+    case IpProtocol.ICMP:
+      return 'ICMP';
+    case IpProtocol.TCP:
+      return 'TCP';
+    case IpProtocol.UDP:
+      return 'UDP';
+    default:
+      return `proto-${protocol}`;
+  }
+}
+
+/** Why `Ipv4Packet.check` refused bytes, in the order they are checked (integrity first). */
+export type Ipv4CheckFailure =
+  | 'truncated'
+  | 'bad_version'
+  | 'bad_ihl'
+  | 'header_truncated'
+  | 'bad_checksum'
+  | 'bad_total_length';
+
+/** A zero-copy view of an IPv4 datagram (header and payload). */
+export class Ipv4Packet {
+  /** Wraps `bytes` without checking; use `Ipv4Packet.check` for network input. */
+  constructor(readonly bytes: Uint8Array) {}
+
+  /**
+   * Checks what RFC 1122 and Linux's ip_rcv check, in Linux's order: at least 20 bytes,
+   * version 4, IHL >= 5, the whole header present, header checksum, then total length within
+   * the bytes and at least the header. The view it returns ends at the total length, so
+   * Ethernet padding after the datagram is left out.
+   */
+  static check(bytes: Uint8Array, options: { verifyChecksum?: boolean } = {}): ParseResult<Ipv4Packet, Ipv4CheckFailure> {
+    if (bytes.length < IPV4_MIN_HEADER_LENGTH) return fail('truncated');
+    const b0 = bytes[0]!;
+    if (b0 >>> 4 !== 4) return fail('bad_version');
+    const headerLength = (b0 & 0x0f) * 4;
+    if (headerLength < IPV4_MIN_HEADER_LENGTH) return fail('bad_ihl');
+    if (headerLength > bytes.length) return fail('header_truncated');
+    if ((options.verifyChecksum ?? true) && internetChecksum(bytes, 0, 0, headerLength) !== 0) return fail('bad_checksum');
+    const totalLength = (bytes[2]! << 8) | bytes[3]!;
+    if (totalLength < headerLength || totalLength > bytes.length) return fail('bad_total_length');
+    return ok(new Ipv4Packet(totalLength === bytes.length ? bytes : bytes.subarray(0, totalLength)));
+  }
+
+  get version(): number {
+    return this.bytes[0]! >>> 4;
+  }
+  /** Header length in bytes (IHL * 4). */
+  get headerLength(): number {
+    return (this.bytes[0]! & 0x0f) * 4;
+  }
+  get dscp(): number {
+    return this.bytes[1]! >>> 2;
+  }
+  get ecn(): number {
+    return this.bytes[1]! & 3;
+  }
+  get totalLength(): number {
+    return (this.bytes[2]! << 8) | this.bytes[3]!;
+  }
+  get identification(): number {
+    return (this.bytes[4]! << 8) | this.bytes[5]!;
+  }
+  private get flagsAndOffset(): number {
+    return (this.bytes[6]! << 8) | this.bytes[7]!;
+  }
+  get dontFragment(): boolean {
+    return (this.flagsAndOffset & Ipv4Flag.DONT_FRAGMENT) !== 0;
+  }
+  get moreFragments(): boolean {
+    return (this.flagsAndOffset & Ipv4Flag.MORE_FRAGMENTS) !== 0;
+  }
+  /** Offset of this fragment's data in the original datagram, in bytes. */
+  get fragmentOffset(): number {
+    return (this.flagsAndOffset & Ipv4Flag.OFFSET_MASK) * IPV4_FRAGMENT_UNIT;
+  }
+  /** True for any fragment: more-fragments set or a non-zero offset. */
+  get isFragment(): boolean {
+    return (this.flagsAndOffset & (Ipv4Flag.MORE_FRAGMENTS | Ipv4Flag.OFFSET_MASK)) !== 0;
+  }
+  get ttl(): number {
+    return this.bytes[8]!;
+  }
+  get protocol(): number {
+    return this.bytes[9]!;
+  }
+  get checksum(): number {
+    return (this.bytes[10]! << 8) | this.bytes[11]!;
+  }
+  get source(): Ipv4Address {
+    return readIpv4(this.bytes, Ipv4Field.SOURCE);
+  }
+  get destination(): Ipv4Address {
+    return readIpv4(this.bytes, Ipv4Field.DESTINATION);
+  }
+  /** The option bytes (a view; empty when IHL is 5). */
+  get options(): Uint8Array {
+    return this.bytes.subarray(Ipv4Field.OPTIONS, this.headerLength);
+  }
+  /** The header bytes (a view). */
+  get header(): Uint8Array {
+    return this.bytes.subarray(0, this.headerLength);
+  }
+  /** The bytes after the header, up to the total length (a view). */
+  get payload(): Uint8Array {
+    return this.bytes.subarray(this.headerLength, this.totalLength);
+  }
+
+  set ttl(value: number) {
+    this.bytes[8] = value;
+  }
+  set identification(value: number) {
+    this.bytes[4] = value >>> 8;
+    this.bytes[5] = value & 0xff;
+  }
+  set totalLength(value: number) {
+    this.bytes[2] = value >>> 8;
+    this.bytes[3] = value & 0xff;
+  }
+  /** Sets flags and offset together (offset in bytes, a multiple of 8). */
+  setFragment(dontFragment: boolean, moreFragments: boolean, offsetBytes: number): void {
+    const v = (dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0) | (moreFragments ? Ipv4Flag.MORE_FRAGMENTS : 0) | (offsetBytes >>> 3);
+    this.bytes[6] = v >>> 8;
+    this.bytes[7] = v & 0xff;
+  }
+  set source(address: Ipv4Address) {
+    writeIpv4(this.bytes, Ipv4Field.SOURCE, address);
+  }
+  set destination(address: Ipv4Address) {
+    writeIpv4(this.bytes, Ipv4Field.DESTINATION, address);
+  }
+
+  /** True when the header checksum is correct. */
+  verifyChecksum(): boolean {
+    return internetChecksum(this.bytes, 0, 0, this.headerLength) === 0;
+  }
+
+  /** Computes and writes the header checksum. */
+  fillChecksum(): void {
+    this.bytes[10] = 0;
+    this.bytes[11] = 0;
+    const c = internetChecksum(this.bytes, 0, 0, this.headerLength);
+    this.bytes[10] = c >>> 8;
+    this.bytes[11] = c & 0xff;
+  }
+}
+
+/** The parsed, owned form of an IPv4 header. */
+export interface Ipv4Repr {
+  readonly source: Ipv4Address;
+  readonly destination: Ipv4Address;
+  readonly protocol: number;
+  readonly ttl: number;
+  readonly identification: number;
+  readonly dscp: number;
+  readonly ecn: number;
+  readonly dontFragment: boolean;
+  readonly moreFragments: boolean;
+  /** In bytes, a multiple of 8. */
+  readonly fragmentOffset: number;
+  /** Option bytes as received (length a multiple of 4, at most 40); empty for none. */
+  readonly options: Uint8Array;
+  /** Bytes after the header. */
+  readonly payloadLength: number;
+}
+
+export const Ipv4Repr = {
+  /** Reads a checked packet. The options are copied, so the Repr outlives the buffer. */
+  parse(packet: Ipv4Packet): Ipv4Repr {
+    return {
+      source: packet.source,
+      destination: packet.destination,
+      protocol: packet.protocol,
+      ttl: packet.ttl,
+      identification: packet.identification,
+      dscp: packet.dscp,
+      ecn: packet.ecn,
+      dontFragment: packet.dontFragment,
+      moreFragments: packet.moreFragments,
+      fragmentOffset: packet.fragmentOffset,
+      options: packet.options.slice(),
+      payloadLength: packet.totalLength - packet.headerLength,
+    };
+  },
+
+  headerLength(repr: Ipv4Repr): number {
+    return IPV4_MIN_HEADER_LENGTH + repr.options.length;
+  },
+
+  /** Header plus payload. */
+  bufferLength(repr: Ipv4Repr): number {
+    return IPV4_MIN_HEADER_LENGTH + repr.options.length + repr.payloadLength;
+  },
+
+  /**
+   * Writes the header (checksum included) at `offset` in `buffer`; the payload goes after it.
+   * Throws on a Repr no valid header can carry (a programming error, not network input).
+   */
+  emit(repr: Ipv4Repr, buffer: Uint8Array, offset = 0): void {
+    const optionsLength = repr.options.length;
+    if (optionsLength % 4 !== 0 || optionsLength > IPV4_MAX_HEADER_LENGTH - IPV4_MIN_HEADER_LENGTH) {
+      throw new RangeError(`IPv4 options must be a multiple of 4 bytes and at most 40, got ${optionsLength}`);
+    }
+    const headerLength = IPV4_MIN_HEADER_LENGTH + optionsLength;
+    const total = headerLength + repr.payloadLength;
+    if (total > IPV4_MAX_DATAGRAM_LENGTH) throw new RangeError(`IPv4 datagram of ${total} bytes exceeds 65535`);
+    if (repr.fragmentOffset % IPV4_FRAGMENT_UNIT !== 0) throw new RangeError('fragment offset must be a multiple of 8');
+    const b = buffer;
+    const o = offset;
+    b[o] = 0x40 | (headerLength >>> 2);
+    b[o + 1] = ((repr.dscp & 0x3f) << 2) | (repr.ecn & 3);
+    b[o + 2] = total >>> 8;
+    b[o + 3] = total & 0xff;
+    b[o + 4] = (repr.identification >>> 8) & 0xff;
+    b[o + 5] = repr.identification & 0xff;
+    const flags =
+      (repr.dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0) | (repr.moreFragments ? Ipv4Flag.MORE_FRAGMENTS : 0) | (repr.fragmentOffset >>> 3);
+    b[o + 6] = flags >>> 8;
+    b[o + 7] = flags & 0xff;
+    b[o + 8] = repr.ttl & 0xff;
+    b[o + 9] = repr.protocol & 0xff;
+    b[o + 10] = 0;
+    b[o + 11] = 0;
+    writeIpv4(b, o + 12, repr.source);
+    writeIpv4(b, o + 16, repr.destination);
+    if (optionsLength > 0) b.set(repr.options, o + 20);
+    const c = internetChecksum(b, 0, o, o + headerLength);
+    b[o + 10] = c >>> 8;
+    b[o + 11] = c & 0xff;
+  },
+};
+
+/**
+ * One line, like `tcpdump -v`:
+ * `IP (ttl 64, id 38956, offset 0, flags [+], proto ICMP (1), length 1500) 10.0.0.1 > 10.0.0.2`.
+ */
+export function formatIpv4Packet(bytes: Uint8Array): string {
+  const r = Ipv4Packet.check(bytes, { verifyChecksum: false });
+  if (!r.ok) return `IP [${r.reason}, length ${bytes.length}]`;
+  const p = r.value;
+  const flags = p.dontFragment ? '[DF]' : p.moreFragments ? '[+]' : '[none]';
+  const bad = p.verifyChecksum() ? '' : ', bad cksum';
+  const opts = p.headerLength > IPV4_MIN_HEADER_LENGTH ? `, options ${p.headerLength - IPV4_MIN_HEADER_LENGTH} bytes` : '';
+  return (
+    `IP (ttl ${p.ttl}, id ${p.identification}, offset ${p.fragmentOffset}, flags ${flags}, ` +
+    `proto ${ipProtocolName(p.protocol)} (${p.protocol}), length ${p.totalLength}${opts}${bad}) ` +
+    `${formatIpv4(p.source)} > ${formatIpv4(p.destination)}`
+  );
+}

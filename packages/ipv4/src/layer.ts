@@ -1,0 +1,508 @@
+/**
+ * The IPv4 layer of a host (RFC 791, RFC 1122 section 3): validates what arrives, reassembles
+ * fragments, hands datagrams for us to the protocol registered for them, and sends datagrams
+ * through the routing table and the neighbour resolver, fragmenting them to the link MTU.
+ * Nothing is forwarded: a host that is not the destination drops the datagram (counted).
+ *
+ * Upper layers plug in through the protocol dispatch table (`register(1, icmpHandler)`), the
+ * same way this layer plugs into the EtherType table below it. Errors this layer discovers
+ * (no handler for a protocol, a reassembly timeout, a neighbour that never answered) are handed
+ * to an error reporter that ICMP installs, since ICMP sits above IPv4 and IPv4 must not know it.
+ */
+import debugFactory from 'debug';
+import type { NeighbourResolver, ResolveOutcome } from '@tapstack/arp';
+import {
+  Counters,
+  ETHERNET_HEADER_LENGTH,
+  EtherType,
+  IPV4_BROADCAST,
+  formatIpv4,
+  isIpv4Loopback,
+  isIpv4Multicast,
+  type Clock,
+  type EtherTypeDispatcher,
+  type Ipv4Address,
+} from '@tapstack/link';
+import { Ipv4Cidr } from './cidr.ts';
+import {
+  IPV4_FRAGMENT_UNIT,
+  IPV4_MAX_DATAGRAM_LENGTH,
+  IPV4_MIN_HEADER_LENGTH,
+  Ipv4Packet,
+  Ipv4Repr,
+  formatIpv4Packet,
+  type Ipv4CheckFailure,
+} from './header.ts';
+import { REASSEMBLY_COUNTERS, Reassembler, type ReassemblyLimits } from './reassembly.ts';
+import { RouteTable } from './routes.ts';
+
+const log = debugFactory('tapstack:ipv4');
+
+export const IPV4_COUNTERS = [
+  'rx_packets',
+  'rx_delivered',
+  // integrity, in the order checked
+  'rx_truncated',
+  'rx_bad_version',
+  'rx_bad_ihl',
+  'rx_header_truncated',
+  'rx_bad_checksum',
+  'rx_bad_total_length',
+  // sanity of the addresses
+  'rx_source_multicast',
+  'rx_source_broadcast',
+  'rx_source_loopback',
+  'rx_source_unspecified',
+  'rx_source_is_ours',
+  'rx_not_forwarded',
+  'rx_unicast_in_link_broadcast',
+  // delivery
+  'rx_unknown_protocol',
+  'rx_group_unwanted',
+  'rx_handler_error',
+  ...REASSEMBLY_COUNTERS,
+  'tx_packets',
+  'tx_fragments',
+  'tx_frames',
+  'tx_queued',
+  'tx_dropped',
+  'tx_no_route',
+  'tx_fragmentation_needed',
+  'tx_too_long',
+  'tx_loopback',
+  'tx_loopback_dropped',
+  'tx_resolution_failed',
+] as const;
+export type Ipv4CounterName = (typeof IPV4_COUNTERS)[number];
+
+const CHECK_FAILURE_COUNTER: Record<Ipv4CheckFailure, Ipv4CounterName> = {
+  truncated: 'rx_truncated',
+  bad_version: 'rx_bad_version',
+  bad_ihl: 'rx_bad_ihl',
+  header_truncated: 'rx_header_truncated',
+  bad_checksum: 'rx_bad_checksum',
+  bad_total_length: 'rx_bad_total_length',
+};
+
+/** How a datagram handed to a protocol handler was addressed. */
+export interface Ipv4DeliveryInfo {
+  /** To our address, to a broadcast address (limited or our prefix's), or to a multicast group. */
+  readonly destinationKind: 'unicast' | 'broadcast' | 'multicast';
+  /** It arrived in a link-layer broadcast or multicast frame (RFC 1122 forbids ICMP errors about these). */
+  readonly linkGroup: boolean;
+  /** It was rebuilt from fragments. */
+  readonly reassembled: boolean;
+}
+
+/**
+ * Receives one datagram for a protocol. `packet` is a view of the whole datagram (header and
+ * payload), `payload` the bytes after the header. Both stay valid after the call.
+ */
+export type Ipv4Handler = (packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo) => void;
+
+export interface ProtocolOptions {
+  /** Also deliver datagrams sent to a broadcast address (default false). */
+  broadcast?: boolean;
+  /** Also deliver datagrams sent to a multicast group (default false). */
+  multicast?: boolean;
+}
+
+/** Writes a payload straight into the outgoing frame (saves a copy; ICMP echo replies use it). */
+export interface PayloadWriter {
+  readonly length: number;
+  /** Fills `target` (exactly `length` bytes). */
+  write(target: Uint8Array): void;
+}
+
+export interface Ipv4SendRequest {
+  readonly destination: Ipv4Address;
+  readonly protocol: number;
+  readonly payload: Uint8Array | PayloadWriter;
+  /** Default: the interface address. */
+  readonly source?: Ipv4Address;
+  /** Default: the layer's TTL (64). */
+  readonly ttl?: number;
+  /** Set DF; a datagram too big for the link is then refused with `fragmentation_needed`. */
+  readonly dontFragment?: boolean;
+  readonly dscp?: number;
+}
+
+/**
+ * What `send` did: `sent` (every frame left), `queued` (waiting for ARP), `dropped` (the
+ * resolver or link refused a frame), or why it did not try: no route, DF set on a datagram
+ * bigger than the MTU, more than 65535 bytes, layer closed.
+ */
+export type Ipv4SendOutcome = 'sent' | 'queued' | 'dropped' | 'no_route' | 'fragmentation_needed' | 'too_long' | 'closed';
+
+/** Problems this layer finds that deserve an ICMP error (RFC 792 / RFC 1122). */
+export type Ipv4ErrorKind =
+  /** A datagram for us carried a protocol nobody registered: destination unreachable, code 2. */
+  | 'protocol-unreachable'
+  /** Fragments did not complete in time: time exceeded, code 1 (only when offset 0 had arrived). */
+  | 'reassembly-timeout'
+  /** A datagram we originated was dropped because ARP failed: destination unreachable, code 1, told locally. */
+  | 'host-unreachable';
+
+export interface Ipv4ErrorContext {
+  readonly linkGroup: boolean;
+  readonly destinationKind: Ipv4DeliveryInfo['destinationKind'];
+  /** The datagram was ours (host-unreachable): report to local listeners, not on the wire. */
+  readonly local: boolean;
+}
+
+/** Installed by ICMP. `datagram` is the offending datagram's header plus at least 8 bytes of it. */
+export interface Ipv4ErrorReporter {
+  report(kind: Ipv4ErrorKind, datagram: Uint8Array, context: Ipv4ErrorContext): void;
+}
+
+export interface Ipv4LayerOptions {
+  dispatcher: EtherTypeDispatcher;
+  resolver: NeighbourResolver;
+  clock: Clock;
+  /** The interface address and prefix, e.g. Ipv4Cidr.parse('10.0.0.2/24'). */
+  address: Ipv4Cidr;
+  /** Default gateway (must be on the connected prefix). */
+  gateway?: Ipv4Address;
+  routes?: readonly { destination: Ipv4Cidr; gateway?: Ipv4Address }[];
+  /** TTL of datagrams we send (default 64, Linux's ip_default_ttl). */
+  ttl?: number;
+  reassembly?: Partial<ReassemblyLimits>;
+  /** Largest datagram per frame (default: the link's MTU). */
+  mtu?: number;
+  /** Start of the identification counter (default random). */
+  random?: () => number;
+}
+
+interface ProtocolEntry {
+  readonly handler: Ipv4Handler;
+  readonly broadcast: boolean;
+  readonly multicast: boolean;
+}
+
+/** Datagrams to our own address waiting to be delivered locally. */
+const LOOPBACK_QUEUE_LIMIT = 256;
+
+export class Ipv4Layer {
+  readonly counters = new Counters<Ipv4CounterName>('ipv4', IPV4_COUNTERS);
+  readonly routes: RouteTable;
+  readonly reassembly: Reassembler;
+  readonly address: Ipv4Cidr;
+  readonly ttl: number;
+  readonly mtu: number;
+  private readonly protocols: (ProtocolEntry | undefined)[] = new Array(256).fill(undefined);
+  private readonly dispatcher: EtherTypeDispatcher;
+  private readonly resolver: NeighbourResolver;
+  private reporter: Ipv4ErrorReporter | undefined;
+  private nextId: number;
+  private closed = false;
+  private loopback: Uint8Array[] = [];
+
+  constructor(options: Ipv4LayerOptions) {
+    this.dispatcher = options.dispatcher;
+    this.resolver = options.resolver;
+    this.address = options.address;
+    this.ttl = options.ttl ?? 64;
+    this.mtu = options.mtu ?? options.dispatcher.link.mtu;
+    if (this.mtu < 68) throw new RangeError(`an IPv4 link needs an MTU of at least 68 (RFC 791), got ${this.mtu}`);
+    this.nextId = Math.floor((options.random ?? Math.random)() * 0x10000) & 0xffff;
+    this.routes = new RouteTable(options.dispatcher.link.name);
+    this.routes.add(this.address.networkCidr, undefined, 'connected');
+    for (const r of options.routes ?? []) this.routes.add(r.destination, r.gateway);
+    if (options.gateway !== undefined) this.routes.add(new Ipv4Cidr(0 as Ipv4Address, 0), options.gateway);
+    this.reassembly = new Reassembler(options.clock, this.counters, options.reassembly, (quote) => {
+      if (quote) this.reportError('reassembly-timeout', quote, { linkGroup: false, destinationKind: 'unicast', local: false });
+    });
+    this.dispatcher.register(EtherType.IPV4, (frame) => this.input(frame));
+    this.resolver.onResolutionFailed((nextHop, frames) => this.resolutionFailed(nextHop, frames));
+  }
+
+  /**
+   * Registers the handler for an IP protocol number (1 ICMP, 6 TCP, 17 UDP, ...). A second
+   * registration for the same protocol throws.
+   */
+  register(protocol: number, handler: Ipv4Handler, options: ProtocolOptions = {}): void {
+    if (!Number.isInteger(protocol) || protocol < 0 || protocol > 255) {
+      throw new RangeError(`IP protocol ${protocol} must be an integer 0-255`);
+    }
+    if (this.protocols[protocol]) throw new Error(`IP protocol ${protocol} already has a handler`);
+    this.protocols[protocol] = { handler, broadcast: options.broadcast ?? false, multicast: options.multicast ?? false };
+  }
+
+  unregister(protocol: number): void {
+    this.protocols[protocol] = undefined;
+  }
+
+  /** Installs the reporter for errors this layer finds (ICMP does this); undefined removes it. */
+  setErrorReporter(reporter: Ipv4ErrorReporter | undefined): void {
+    this.reporter = reporter;
+  }
+
+  /** True for our address, the limited broadcast and our prefix's directed broadcast. */
+  isLocalDestination(address: Ipv4Address): boolean {
+    return address === this.address.address || address === IPV4_BROADCAST || this.address.isBroadcast(address);
+  }
+
+  /** True for 255.255.255.255 and our prefix's directed broadcast. */
+  isBroadcast(address: Ipv4Address): boolean {
+    return address === IPV4_BROADCAST || this.address.isBroadcast(address);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Receive
+
+  /** Takes one whole Ethernet frame of EtherType 0x0800. Never throws on its content. */
+  input(frame: Uint8Array): void {
+    const c = this.counters;
+    c.inc('rx_packets');
+    if (log.enabled) log('in  %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
+    // Integrity: is this a well-formed IPv4 datagram at all?
+    const checked = Ipv4Packet.check(frame.subarray(ETHERNET_HEADER_LENGTH));
+    if (!checked.ok) {
+      c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
+      return;
+    }
+    let packet = checked.value;
+    // Sanity: are the addresses ones a host may accept (RFC 1122 3.2.1.3, Linux's martians)?
+    const source = packet.source;
+    const destination = packet.destination;
+    if (isIpv4Multicast(source)) return c.inc('rx_source_multicast');
+    if (this.isBroadcast(source)) return c.inc('rx_source_broadcast');
+    if (isIpv4Loopback(source)) return c.inc('rx_source_loopback');
+    if (source === 0 && destination !== IPV4_BROADCAST) return c.inc('rx_source_unspecified');
+    if (source === this.address.address) return c.inc('rx_source_is_ours');
+    let kind: Ipv4DeliveryInfo['destinationKind'];
+    if (destination === this.address.address) kind = 'unicast';
+    else if (this.isBroadcast(destination)) kind = 'broadcast';
+    else if (isIpv4Multicast(destination)) kind = 'multicast';
+    else return c.inc('rx_not_forwarded'); // a host does not forward
+    const linkGroup = (frame[0]! & 1) === 1;
+    // RFC 1122 3.3.6: a unicast datagram in a link-layer broadcast is discarded.
+    if (linkGroup && kind === 'unicast') return c.inc('rx_unicast_in_link_broadcast');
+
+    let reassembled = false;
+    if (packet.isFragment) {
+      const whole = this.reassembly.input(packet);
+      if (!whole) return;
+      packet = whole;
+      reassembled = true;
+    }
+    this.deliver(packet, { destinationKind: kind, linkGroup, reassembled });
+  }
+
+  private deliver(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
+    const c = this.counters;
+    const entry = this.protocols[packet.protocol];
+    if (!entry) {
+      c.inc('rx_unknown_protocol');
+      if (info.destinationKind === 'unicast') this.reportError('protocol-unreachable', packet.bytes, { ...info, local: false });
+      return;
+    }
+    if ((info.destinationKind === 'broadcast' && !entry.broadcast) || (info.destinationKind === 'multicast' && !entry.multicast)) {
+      c.inc('rx_group_unwanted');
+      return;
+    }
+    c.inc('rx_delivered');
+    try {
+      entry.handler(packet, packet.payload, info);
+    } catch (err) {
+      c.inc('rx_handler_error');
+      log('handler for protocol %d threw: %O', packet.protocol, err);
+    }
+  }
+
+  private reportError(kind: Ipv4ErrorKind, datagram: Uint8Array, context: Ipv4ErrorContext): void {
+    const r = this.reporter;
+    if (!r) return;
+    try {
+      r.report(kind, datagram, context);
+    } catch (err) {
+      log('error reporter threw: %O', err);
+    }
+  }
+
+  private resolutionFailed(_nextHop: Ipv4Address, frames: readonly Uint8Array[]): void {
+    for (const frame of frames) {
+      if (frame.length < ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH) continue;
+      if (((frame[12]! << 8) | frame[13]!) !== EtherType.IPV4) continue;
+      this.counters.inc('tx_resolution_failed');
+      const p = new Ipv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH));
+      // Tell the sender once per datagram: about the first fragment only.
+      if (p.fragmentOffset === 0 && p.source === this.address.address) {
+        this.reportError('host-unreachable', p.bytes, { linkGroup: false, destinationKind: 'unicast', local: true });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Send
+
+  /**
+   * Sends one datagram: routes it, fragments it to the MTU if it must, builds every frame in
+   * one buffer with room for the Ethernet header and hands it to the neighbour resolver (which
+   * fills in the MACs, or queues the frame while ARP runs).
+   */
+  send(request: Ipv4SendRequest): Ipv4SendOutcome {
+    const c = this.counters;
+    if (this.closed) return 'closed';
+    const payloadLength = request.payload.length;
+    if (IPV4_MIN_HEADER_LENGTH + payloadLength > IPV4_MAX_DATAGRAM_LENGTH) {
+      c.inc('tx_too_long');
+      return 'too_long';
+    }
+    const destination = request.destination;
+    let nextHop: Ipv4Address;
+    if (this.isBroadcast(destination) || isIpv4Multicast(destination)) {
+      nextHop = destination; // the resolver maps these to group MACs without asking (NOARP)
+    } else if (destination === this.address.address || isIpv4Loopback(destination)) {
+      return this.sendLoopback(request);
+    } else {
+      const found = this.routes.lookup(destination);
+      if (!found) {
+        c.inc('tx_no_route');
+        return 'no_route';
+      }
+      nextHop = found.nextHop;
+    }
+    const dontFragment = request.dontFragment ?? false;
+    if (IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu && dontFragment) {
+      c.inc('tx_fragmentation_needed');
+      return 'fragmentation_needed';
+    }
+    c.inc('tx_packets');
+    const identification = this.nextId;
+    this.nextId = (this.nextId + 1) & 0xffff;
+    const source = request.source ?? this.address.address;
+    const ttl = request.ttl ?? this.ttl;
+    const dscp = request.dscp ?? 0;
+
+    if (IPV4_MIN_HEADER_LENGTH + payloadLength <= this.mtu) {
+      const frame = this.frameFor(source, destination, request.protocol, ttl, dscp, identification, dontFragment, false, 0, payloadLength);
+      const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
+      const payload = request.payload;
+      if (payload instanceof Uint8Array) target.set(payload);
+      else payload.write(target);
+      return this.transmit(nextHop, frame);
+    }
+
+    // Fragment: every piece but the last carries a multiple of 8 bytes (RFC 791).
+    let data: Uint8Array;
+    if (request.payload instanceof Uint8Array) data = request.payload;
+    else {
+      data = new Uint8Array(payloadLength);
+      request.payload.write(data);
+    }
+    const chunk = Math.floor((this.mtu - IPV4_MIN_HEADER_LENGTH) / IPV4_FRAGMENT_UNIT) * IPV4_FRAGMENT_UNIT;
+    let outcome: Ipv4SendOutcome = 'sent';
+    for (let offset = 0; offset < payloadLength; offset += chunk) {
+      const size = Math.min(chunk, payloadLength - offset);
+      const more = offset + size < payloadLength;
+      const frame = this.frameFor(source, destination, request.protocol, ttl, dscp, identification, false, more, offset, size);
+      frame.set(data.subarray(offset, offset + size), ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
+      c.inc('tx_fragments');
+      const r = this.transmit(nextHop, frame);
+      if (r === 'dropped') outcome = 'dropped';
+      else if (r === 'queued' && outcome === 'sent') outcome = 'queued';
+    }
+    return outcome;
+  }
+
+  /** One frame: Ethernet header room with the EtherType set, the IP header written, payload to fill. */
+  private frameFor(
+    source: Ipv4Address,
+    destination: Ipv4Address,
+    protocol: number,
+    ttl: number,
+    dscp: number,
+    identification: number,
+    dontFragment: boolean,
+    moreFragments: boolean,
+    fragmentOffset: number,
+    payloadLength: number,
+  ): Uint8Array {
+    const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
+    frame[12] = EtherType.IPV4 >>> 8;
+    frame[13] = EtherType.IPV4 & 0xff;
+    Ipv4Repr.emit(
+      {
+        source,
+        destination,
+        protocol,
+        ttl,
+        identification,
+        dscp,
+        ecn: 0,
+        dontFragment,
+        moreFragments,
+        fragmentOffset,
+        options: EMPTY,
+        payloadLength,
+      },
+      frame,
+      ETHERNET_HEADER_LENGTH,
+    );
+    return frame;
+  }
+
+  private transmit(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
+    if (log.enabled) log('out %s via %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), formatIpv4(nextHop));
+    this.counters.inc('tx_frames');
+    const r = this.resolver.resolve(nextHop, frame);
+    if (r === 'queued') this.counters.inc('tx_queued');
+    else if (r === 'dropped') this.counters.inc('tx_dropped');
+    return r;
+  }
+
+  /** Datagrams to ourselves go up without touching the link, on a later microtask. */
+  private sendLoopback(request: Ipv4SendRequest): Ipv4SendOutcome {
+    if (this.loopback.length >= LOOPBACK_QUEUE_LIMIT) {
+      this.counters.inc('tx_loopback_dropped');
+      return 'dropped';
+    }
+    const length = IPV4_MIN_HEADER_LENGTH + request.payload.length;
+    const bytes = new Uint8Array(length);
+    const identification = this.nextId;
+    this.nextId = (this.nextId + 1) & 0xffff;
+    Ipv4Repr.emit(
+      {
+        source: request.source ?? this.address.address,
+        destination: request.destination,
+        protocol: request.protocol,
+        ttl: request.ttl ?? this.ttl,
+        identification,
+        dscp: request.dscp ?? 0,
+        ecn: 0,
+        dontFragment: request.dontFragment ?? false,
+        moreFragments: false,
+        fragmentOffset: 0,
+        options: EMPTY,
+        payloadLength: request.payload.length,
+      },
+      bytes,
+    );
+    const target = bytes.subarray(IPV4_MIN_HEADER_LENGTH);
+    if (request.payload instanceof Uint8Array) target.set(request.payload);
+    else request.payload.write(target);
+    this.counters.inc('tx_loopback');
+    this.loopback.push(bytes);
+    if (this.loopback.length === 1) {
+      queueMicrotask(() => {
+        const batch = this.loopback;
+        this.loopback = [];
+        for (const b of batch) if (!this.closed) this.deliver(new Ipv4Packet(b), LOOPBACK_INFO);
+      });
+    }
+    return 'sent';
+  }
+
+  /** Unregisters from the dispatcher, drops every fragment and cancels the reassembly timers. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dispatcher.unregister(EtherType.IPV4);
+    this.reassembly.clear();
+    this.loopback = [];
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+const LOOPBACK_INFO: Ipv4DeliveryInfo = { destinationKind: 'unicast', linkGroup: false, reassembled: false };
