@@ -14,7 +14,7 @@
  */
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
-import type { IcmpLayer } from '@tapstack/icmp';
+import { UnreachableCode, type IcmpErrorReport, type IcmpLayer } from '@tapstack/icmp';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, Ipv4SendOutcome, PayloadWriter } from '@tapstack/ipv4';
 import { Counters, formatIpv4, IPV4_UNSPECIFIED, type Ipv4Address } from '@tapstack/link';
 import { UdpSocketError } from './errors.ts';
@@ -40,6 +40,8 @@ export const UDP_COUNTERS = [
   'tx_bytes',
   'tx_dropped',
   'tx_port_unreachable',
+  // ICMP errors about datagrams we sent, passed to the sending socket
+  'rx_icmp_errors',
 ] as const;
 export type UdpCounterName = (typeof UDP_COUNTERS)[number];
 
@@ -120,6 +122,9 @@ export class UdpLayer {
     // Broadcast datagrams are for UDP too (DHCP, discovery); multicast needs group membership,
     // which this stack does not have yet, so IPv4 keeps those.
     this.ipv4.register(UDP_PROTOCOL, (packet, payload, info) => this.input(packet, payload, info), { broadcast: true });
+    this.icmp?.onError((report) => {
+      if (!this.isClosed) this.icmpError(report);
+    });
   }
 
   /** A new, unbound socket (`dgram.createSocket('udp4')`); it binds on `bind()` or its first `send()`. */
@@ -207,9 +212,26 @@ export class UdpLayer {
 
   private portUnreachable(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const icmp = this.icmp;
-    if (!icmp || info.linkGroup) return;
-    // ICMP decides (RFC 1122 rules, rate limit) and quotes the header plus the first bytes.
-    if (icmp.portUnreachable(packet.bytes, info)) this.counters.inc('tx_port_unreachable');
+    if (!icmp) return;
+    // ICMP decides whether RFC 1122 allows it (not about broadcasts, fragments, odd sources) and
+    // whether the rate limit has a token; it quotes the IP header and the start of the datagram.
+    const outcome = icmp.sendError({ kind: 'destination-unreachable', code: UnreachableCode.PORT }, packet.bytes, info);
+    if (outcome === 'sent' || outcome === 'queued') this.counters.inc('tx_port_unreachable');
+  }
+
+  /**
+   * An ICMP error arrived about a datagram we sent (RFC 1122 4.1.3.3: UDP must pass these up):
+   * the quote holds our UDP header, so its source port names the socket.
+   */
+  private icmpError(report: IcmpErrorReport): void {
+    const o = report.original;
+    if (o.protocol !== UDP_PROTOCOL || o.payload.length < 4) return;
+    const sourcePort = (o.payload[0]! << 8) | o.payload[1]!;
+    const destinationPort = (o.payload[2]! << 8) | o.payload[3]!;
+    const socket = this.ports.lookup(sourcePort, o.source);
+    if (!socket) return;
+    this.counters.inc('rx_icmp_errors');
+    socket.reportError(report, o.destination, destinationPort);
   }
 
   // ---------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@
  */
 import { Counters, formatIpv4, IPV4_UNSPECIFIED, parseIpv4, type Ipv4Address } from '@tapstack/link';
 import type { Ipv4SendOutcome } from '@tapstack/ipv4';
-import { UdpSocketError } from './errors.ts';
+import type { IcmpErrorReport } from '@tapstack/icmp';
+import { icmpErrno, UdpIcmpError, UdpSocketError } from './errors.ts';
 import { UDP_MAX_PAYLOAD } from './udp.ts';
 
 /** One received datagram. `data` is a view into the received frame; copy it to keep it past a later change. */
@@ -36,11 +37,12 @@ export interface UdpReceiveQueueLimits {
 
 export const DEFAULT_RECEIVE_QUEUE = { maxDatagrams: 1024, maxBytes: 1 << 20 } as const;
 
-export const SOCKET_COUNTERS = ['rx_datagrams', 'rx_bytes', 'rx_queue_full', 'tx_datagrams', 'tx_bytes', 'tx_dropped'] as const;
+export const SOCKET_COUNTERS = ['rx_datagrams', 'rx_bytes', 'rx_queue_full', 'rx_icmp_errors', 'tx_datagrams', 'tx_bytes', 'tx_dropped'] as const;
 export type SocketCounterName = (typeof SOCKET_COUNTERS)[number];
 
 export type MessageListener = (data: Uint8Array, from: { address: Ipv4Address; port: number; size: number }) => void;
 export type CloseListener = () => void;
+export type ErrorListener = (error: UdpIcmpError) => void;
 
 /** What a socket needs from the UDP layer; kept narrow so the socket reads on its own. */
 export interface UdpSocketHost {
@@ -101,6 +103,7 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
   private readonly waiters: ((d: UdpDatagram | undefined) => void)[] = [];
   private readonly messageListeners: MessageListener[] = [];
   private readonly closeListeners: CloseListener[] = [];
+  private readonly errorListeners: ErrorListener[] = [];
 
   constructor(
     private readonly host: UdpSocketHost,
@@ -186,19 +189,22 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
   /**
    * Calls `listener(data, { address, port, size })` for every datagram, like `dgram`'s
    * 'message' event. While a message listener is registered, datagrams go to the listeners
-   * and not to the receive queue. `on('close')` runs once when the socket closes.
+   * and not to the receive queue. `on('error')` hears ICMP errors about datagrams this socket
+   * sent (port unreachable: ECONNREFUSED); `on('close')` runs once when the socket closes.
    */
   on(event: 'message', listener: MessageListener): this;
+  on(event: 'error', listener: ErrorListener): this;
   on(event: 'close', listener: CloseListener): this;
-  on(event: 'message' | 'close', listener: MessageListener | CloseListener): this {
+  on(event: 'message' | 'error' | 'close', listener: MessageListener | ErrorListener | CloseListener): this {
     if (event === 'message') this.messageListeners.push(listener as MessageListener);
+    else if (event === 'error') this.errorListeners.push(listener as ErrorListener);
     else if (this.isClosed) (listener as CloseListener)();
     else this.closeListeners.push(listener as CloseListener);
     return this;
   }
 
-  off(event: 'message' | 'close', listener: MessageListener | CloseListener): this {
-    const list: unknown[] = event === 'message' ? this.messageListeners : this.closeListeners;
+  off(event: 'message' | 'error' | 'close', listener: MessageListener | ErrorListener | CloseListener): this {
+    const list: unknown[] = event === 'message' ? this.messageListeners : event === 'error' ? this.errorListeners : this.closeListeners;
     const i = list.indexOf(listener);
     if (i >= 0) list.splice(i, 1);
     return this;
@@ -277,6 +283,14 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
     this.queue.push(datagram);
     this.queuedBytes += size;
     return true;
+  }
+
+  /** Called by the UDP layer with an ICMP error about a datagram this socket sent to `address:port`. */
+  reportError(report: IcmpErrorReport, address: Ipv4Address, port: number): void {
+    if (this.isClosed) return;
+    const error = new UdpIcmpError(icmpErrno(report.kind, report.code), address, port, report.from);
+    this.counters.inc('rx_icmp_errors');
+    for (const l of this.errorListeners) l(error);
   }
 
   private shift(): UdpDatagram {
