@@ -56,14 +56,14 @@ export class FaultInjector extends LinkWrapper {
     }
     let f = frame;
     if (this.random() < (o.corrupt ?? 0) && f.length > 0) {
-      f = f.slice();
+      f = new Uint8Array(f); // a copy (Buffer#slice would share memory)
       const bit = Math.floor(this.random() * f.length * 8);
       f[bit >> 3] = f[bit >> 3]! ^ (1 << (bit & 7));
       this.faultCounters.inc('corrupted');
     }
     const out: Uint8Array[] = [f];
     if (this.random() < (o.duplicate ?? 0)) {
-      out.push(f.slice());
+      out.push(new Uint8Array(f));
       this.faultCounters.inc('duplicated');
     }
     const held = dir === 'rx' ? this.heldRx : this.heldTx;

@@ -10,3 +10,4 @@ export * from './memory.ts';
 export * from './faults.ts';
 export * from './dispatch.ts';
 export * from './tap.ts';
+export * from './pcap.ts';

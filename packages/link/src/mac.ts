@@ -19,7 +19,8 @@ export class MacAddress {
     if (offset < 0 || offset + 6 > buffer.length) {
       throw new RangeError(`MacAddress.fromBytes: need 6 bytes at offset ${offset}, buffer has ${buffer.length}`);
     }
-    return new MacAddress(buffer.slice(offset, offset + 6));
+    // A copy, also when `buffer` is a Node Buffer (whose slice() shares memory).
+    return new MacAddress(new Uint8Array(buffer.subarray(offset, offset + 6)));
   }
 
   /** Parses `aa:bb:cc:dd:ee:ff` (or with `-`). Throws on anything else: this is for user input. */

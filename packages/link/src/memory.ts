@@ -63,7 +63,7 @@ export class MemoryLink extends BaseLink {
     if (!this.peer || this.peer.closed) return true; // a cable with nobody on the other end
     if (this.outbox.length >= this.capacity) return false;
     // The sender may reuse its buffer once send() returns: the wire keeps its own copy.
-    this.outbox.push(frame.slice());
+    this.outbox.push(new Uint8Array(frame)); // a copy, also of a Buffer
     if (!this.scheduled) {
       this.scheduled = true;
       if (this.clock) this.clock.setTimer(this.latencyMs, () => this.flush());

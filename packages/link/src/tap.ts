@@ -355,7 +355,7 @@ export class TapDevice extends BaseLink {
       return false;
     }
     // The caller may reuse its buffer once send() returns.
-    this.txQueue.push(frame.slice());
+    this.txQueue.push(new Uint8Array(frame)); // a copy, also of a Buffer
     this.tapCounters.inc('tx_queued');
     return true;
   }
