@@ -368,6 +368,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       destination: source,
       source: destination === ours ? destination : ours,
       protocol: IpProtocol.ICMP,
+      // Like Linux: errors go out with precedence "internetwork control" (TOS 0xc0).
+      dscp: 0x30,
       payload: IcmpRepr.build(repr),
     });
     if (outcome === 'sent' || outcome === 'queued') c.inc('tx_errors');
