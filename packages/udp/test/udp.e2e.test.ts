@@ -72,7 +72,7 @@ describe('UDP against the Linux kernel', () => {
       echo.on('message', (data, from) => {
         echo.send(data, from.port, from.address);
       });
-      capture = ns.spawn('tcpdump', ['-i', 'tap0', '-U', '-n', '-w', captureFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+      capture = ns.spawn('tcpdump', ['-i', 'tap0', '--immediate-mode', '-U', '-n', '-w', captureFile], { stdio: ['ignore', 'ignore', 'pipe'] });
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('tcpdump did not start listening on tap0')), 10_000);
         capture.stderr!.on('data', (d: Buffer) => {
@@ -107,7 +107,8 @@ describe('UDP against the Linux kernel', () => {
     const input = join(dir, 'big.bin');
     const output = join(dir, 'big.out');
     writeFileSync(input, data);
-    const r = await ns.run('sh', ['-c', `socat -t 2 -b 65536 OPEN:${input} UDP4:10.0.0.2:${ECHO_PORT} > ${output}`]);
+    // stdin, not OPEN:file: socat's second direction would write the echo into the file itself
+    const r = await ns.run('sh', ['-c', `socat -t 2 -b 65536 - UDP4:10.0.0.2:${ECHO_PORT} < ${input} > ${output}`]);
     expect(r.status).toBe(0);
     const back = readFileSync(output);
     expect(back.length).toBe(8000);
@@ -148,19 +149,29 @@ describe('UDP against the Linux kernel', () => {
     await new Promise((r) => capture.once('exit', r));
     const fields = execFileSync(
       'tshark',
-      ['-r', captureFile, '-o', 'udp.check_checksum:TRUE', '-Y', 'udp && !icmp', '-T', 'fields', '-e', 'ip.src', '-e', 'udp.length', '-e', 'udp.checksum.status'],
+      ['-r', captureFile, '-o', 'udp.check_checksum:TRUE', '-Y', 'udp', '-T', 'fields', '-e', 'icmp.type', '-e', 'ip.src', '-e', 'udp.length', '-e', 'udp.checksum.status'],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
     );
+    // one row per UDP header: icmp.type (empty unless quoted in an ICMP error), ip.src, udp.length, status
     const rows = fields
-      .trim()
       .split('\n')
-      .map((l) => l.split('\t'));
+      .filter((l) => l.trim() !== '')
+      .map((l) => l.split('\t'))
+      .filter((r) => r[0] === '')
+      .map((r) => r.slice(1));
     const fromUs = rows.filter((r) => r[0] === '10.0.0.2');
     const fromKernel = rows.filter((r) => r[0] === '10.0.0.1');
-    // hello, 8000 bytes, netcat: three each way at least (the closed-port probe is from the kernel)
-    expect(fromUs.length).toBeGreaterThanOrEqual(3);
-    expect(fromKernel.length).toBeGreaterThanOrEqual(4);
+    // hello, 8000 bytes, netcat: three each way (and the closed-port probe from the kernel)
+    expect(fromUs.length, fields).toBeGreaterThanOrEqual(3);
+    expect(fromKernel.length, fields).toBeGreaterThanOrEqual(4);
     expect(fromUs.map((r) => r[1])).toContain('8008');
     for (const r of rows) expect(r[2], `checksum status of ${r.join(' ')}`).toBe('1'); // 1 = Good
+    // and our port unreachable is on the wire: type 3, code 3, a good ICMP checksum (tshark always checks it)
+    const icmp = execFileSync(
+      'tshark',
+      ['-r', captureFile, '-Y', 'icmp && ip.src == 10.0.0.2', '-T', 'fields', '-e', 'icmp.type', '-e', 'icmp.code', '-e', 'icmp.checksum.status', '-e', 'udp.dstport'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    expect(icmp.trim().split('\n')).toEqual([`3\t3\t1\t${CLOSED_PORT}`]);
   });
 });
