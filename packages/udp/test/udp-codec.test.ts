@@ -143,8 +143,9 @@ describe('formatUdp', () => {
   });
 });
 
+// The repository's copy of ../shared/fixtures (test/fixtures), so a fresh clone has it.
 describe('linux-udp-port-unreachable.pcap', () => {
-  const fixture = new URL('../../../../shared/fixtures/linux-udp-port-unreachable.pcap', import.meta.url);
+  const fixture = new URL('../../../test/fixtures/linux-udp-port-unreachable.pcap', import.meta.url);
 
   // Every UDP datagram in the capture: the one on the wire, and the one the ICMP error quotes.
   function datagrams(): { ip: Ipv4Packet; udp: Uint8Array; quoted: boolean }[] {
