@@ -166,14 +166,10 @@ function tapError(err: NativeError, name: string, netns: string | undefined): Ta
     return new TapError('ENOENT_NETNS', `network namespace "${netns}" does not exist ${detail}: create it with \`ip netns add ${netns}\``, errno, syscall);
   }
   if (errno === 'EPERM' || errno === 'EACCES') {
-    const need = netns ? 'root (CAP_NET_ADMIN to create the device, CAP_SYS_ADMIN to enter the namespace)' : 'root or CAP_NET_ADMIN';
-    return new TapError(
-      'EPERM',
-      `opening TAP device "${name}"${where} needs ${need} ${detail}: run as root (sudo), or for no namespace, ` +
-        'give node the capability: sudo setcap cap_net_admin+ep "$(command -v node)"',
-      errno,
-      syscall,
-    );
+    const fix = netns
+      ? 'run it as root (e.g. with sudo): entering a namespace needs CAP_SYS_ADMIN, creating the device CAP_NET_ADMIN'
+      : 'run it as root (e.g. with sudo), or give node CAP_NET_ADMIN: sudo setcap cap_net_admin+ep "$(command -v node)"';
+    return new TapError('EPERM', `opening TAP device "${name}"${where} is not permitted ${detail}: ${fix}`, errno, syscall);
   }
   if (syscall === 'open(/dev/net/tun)' && (errno === 'ENOENT' || errno === 'ENODEV' || errno === 'ENXIO')) {
     return new TapError(
