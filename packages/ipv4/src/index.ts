@@ -21,3 +21,6 @@ export * from './header.ts';
 export * from './routes.ts';
 export * from './reassembly.ts';
 export * from './layer.ts';
+// What IPv4 sends through (implemented by @tapstack/arp's Arp), for layers and tests that
+// compose the stack by hand.
+export type { NeighbourResolver, ResolveOutcome, ResolutionFailedListener } from '@tapstack/arp';

@@ -20,10 +20,12 @@ export class RecordingResolver implements NeighbourResolver {
   constructor(
     private readonly ownMac: MacAddress,
     private readonly dispatcher?: EtherTypeDispatcher,
+    /** Known neighbours; others get macFor(ip). */
+    private readonly macs: ReadonlyMap<Ipv4Address, MacAddress> = new Map(),
   ) {}
 
   resolve(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
-    const dst = nextHop === 0xffffffff || (nextHop & 0xff) === 0xff ? MacAddress.BROADCAST : macFor(nextHop);
+    const dst = nextHop === 0xffffffff || (nextHop & 0xff) === 0xff ? MacAddress.BROADCAST : this.macs.get(nextHop) ?? macFor(nextHop);
     dst.writeTo(frame, 0);
     this.ownMac.writeTo(frame, 6);
     this.sent.push({ nextHop, frame });
