@@ -266,6 +266,11 @@ export class NeighbourTable {
       if (!n) return 'dropped';
     }
     n.usedAt = this.clock.now();
+    // The hot path (a usable entry) without ts-pattern's per-call allocations.
+    const s = n.state;
+    if (s === 'REACHABLE' || s === 'DELAY' || s === 'PROBE' || s === 'PERMANENT' || s === 'NOARP') {
+      return this.transmit(n, frame);
+    }
     return this.sendOrQueue(n, frame);
   }
 
