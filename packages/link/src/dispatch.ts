@@ -31,8 +31,13 @@ export type DispatchCounterName = (typeof DISPATCH_COUNTERS)[number];
 export interface DispatcherOptions {
   /** Deliver unicast frames for other MACs too (default false). */
   promiscuous?: boolean;
-  /** Trace every frame in and out as one line on stderr (through debug's `tapstack:link`). */
+  /** Trace every frame in and out as one line (default: debug's `tapstack:link`, when enabled). */
   trace?: (line: string) => void;
+  /**
+   * How a traced frame is written: the link layer alone knows only Ethernet (formatEthernet);
+   * the stack passes a describer that also decodes ARP, IPv4, ICMP and UDP.
+   */
+  describe?: (frame: Uint8Array) => string;
 }
 
 export class EtherTypeDispatcher {
@@ -41,6 +46,7 @@ export class EtherTypeDispatcher {
   private readonly groups: MacAddress[] = [];
   private readonly promiscuous: boolean;
   private readonly trace: ((line: string) => void) | undefined;
+  private readonly describe: (frame: Uint8Array) => string;
 
   constructor(
     readonly link: Link,
@@ -48,6 +54,7 @@ export class EtherTypeDispatcher {
   ) {
     this.promiscuous = options.promiscuous ?? false;
     this.trace = options.trace ?? (log.enabled ? (line: string) => log(line) : undefined);
+    this.describe = options.describe ?? formatEthernet;
     link.setReceiver((frames) => {
       for (let i = 0; i < frames.length; i++) this.input(frames[i]!);
     });
@@ -81,13 +88,13 @@ export class EtherTypeDispatcher {
 
   /** Sends a whole frame on the link, tracing it when tracing is on. */
   send(frame: Uint8Array): boolean {
-    if (this.trace) this.trace(`out ${formatEthernet(frame)}`);
+    if (this.trace) this.trace(`out ${this.describe(frame)}`);
     return this.link.send(frame);
   }
 
   /** Classifies one received frame and hands it to its handler. Never throws. */
   input(frame: Uint8Array): void {
-    if (this.trace) this.trace(`in  ${formatEthernet(frame)}`);
+    if (this.trace) this.trace(`in  ${this.describe(frame)}`);
     if (frame.length < ETHERNET_HEADER_LENGTH) {
       this.counters.inc('rx_runt');
       return;

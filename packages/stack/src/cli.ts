@@ -1,0 +1,164 @@
+/**
+ * The `tapstack` command: argument parsing and the three commands (up, ping, demo). Parsing is
+ * separate from running so tests can check every usage error without a device.
+ */
+import { parseArgs } from 'node:util';
+import { Ipv4Cidr } from '@tapstack/ipv4';
+import { MacAddress, parseIpv4, type Ipv4Address } from '@tapstack/link';
+
+export const USAGE = `usage:
+  tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
+                [--gateway IP] [--netns NAME] [--pcap FILE] [--trace]
+  tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
+  tapstack demo        two stacks on an in-memory wire, no root needed
+  tapstack help
+
+  --tap NAME        TAP device to create (default tap0)
+  --ip CIDR         the stack's own address (default 10.0.0.2/24)
+  --host-ip CIDR    address given to the kernel's side of the device (default 10.0.0.1/24)
+  --no-host-config  leave the kernel's side alone (you configure it with ip addr/ip link)
+  --mac MAC         the stack's MAC (default: random, locally administered)
+  --gateway IP      default gateway, inside the --ip prefix
+  --netns NAME      create the device inside this existing network namespace
+  --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
+  --trace           print one line per frame in and out
+  -c COUNT          echo requests to send (ping; default 4)
+  -s SIZE           ICMP payload bytes (ping; default 56)
+  -i INTERVAL       seconds between requests (ping; default 1)
+  -W TIMEOUT        seconds to wait for each reply (ping; default 1)
+
+While up: type \`neigh\` or \`stats\` (or send SIGUSR1) to print the neighbour table and counters.`;
+
+/** A mistake in the command line: printed with the usage, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface DeviceOptions {
+  tap: string;
+  ip: Ipv4Cidr;
+  hostIp: Ipv4Cidr | undefined;
+  mac: MacAddress | undefined;
+  gateway: Ipv4Address | undefined;
+  netns: string | undefined;
+  pcap: string | undefined;
+  trace: boolean;
+}
+
+export type Command =
+  | { kind: 'up'; device: DeviceOptions }
+  | {
+      kind: 'ping';
+      device: DeviceOptions;
+      target: Ipv4Address;
+      count: number;
+      size: number;
+      intervalMs: number;
+      timeoutMs: number;
+    }
+  | { kind: 'demo' }
+  | { kind: 'help' };
+
+function parseWith<T>(what: string, text: string, parse: (t: string) => T): T {
+  try {
+    return parse(text);
+  } catch (err) {
+    throw new UsageError(`${what}: ${(err as Error).message}`);
+  }
+}
+
+function parseNumber(flag: string, text: string, min: number, max: number, integer: boolean): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+    throw new UsageError(`${flag} ${text}: expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/** Parses argv (without node and the script). Throws UsageError on any mistake. */
+export function parseCommand(argv: readonly string[]): Command {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') return { kind: 'help' };
+  if (command === 'demo') {
+    if (rest.length > 0) throw new UsageError(`demo takes no arguments (got ${rest.join(' ')})`);
+    return { kind: 'demo' };
+  }
+  if (command !== 'up' && command !== 'ping') throw new UsageError(`unknown command "${command}"`);
+
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...rest],
+      allowPositionals: command === 'ping',
+      strict: true,
+      options: {
+        tap: { type: 'string' },
+        ip: { type: 'string' },
+        'host-ip': { type: 'string' },
+        'no-host-config': { type: 'boolean' },
+        mac: { type: 'string' },
+        gateway: { type: 'string' },
+        netns: { type: 'string' },
+        pcap: { type: 'string' },
+        trace: { type: 'boolean' },
+        ...(command === 'ping'
+          ? {
+              count: { type: 'string', short: 'c' },
+              size: { type: 'string', short: 's' },
+              interval: { type: 'string', short: 'i' },
+              timeout: { type: 'string', short: 'W' },
+            }
+          : {}),
+      } as const,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  const str = (k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+
+  if (str('host-ip') !== undefined && v['no-host-config']) {
+    throw new UsageError('--host-ip and --no-host-config contradict each other: pick one');
+  }
+  const tap = str('tap') ?? 'tap0';
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(tap)) {
+    throw new UsageError(`--tap ${tap}: a device name is 1-15 letters, digits, '-', '_' or '.'`);
+  }
+  const ip = parseWith('--ip', str('ip') ?? '10.0.0.2/24', (t) => Ipv4Cidr.parse(t));
+  const hostIp = v['no-host-config'] ? undefined : parseWith('--host-ip', str('host-ip') ?? '10.0.0.1/24', (t) => Ipv4Cidr.parse(t));
+  if (hostIp && hostIp.address === ip.address) {
+    throw new UsageError(`--host-ip ${hostIp.toString()} is the stack's own address: give the host side another one`);
+  }
+  const gatewayText = str('gateway');
+  const gateway = gatewayText === undefined ? undefined : parseWith('--gateway', gatewayText, parseIpv4);
+  if (gateway !== undefined && !ip.contains(gateway)) {
+    throw new UsageError(`--gateway ${gatewayText} is not inside ${ip.toString()}`);
+  }
+  const macText = str('mac');
+  const mac = macText === undefined ? undefined : parseWith('--mac', macText, (t) => MacAddress.parse(t));
+  if (mac && mac.isMulticast) throw new UsageError(`--mac ${macText} is a multicast address; a host needs a unicast MAC`);
+  const device: DeviceOptions = {
+    tap,
+    ip,
+    hostIp,
+    mac,
+    gateway,
+    netns: str('netns'),
+    pcap: str('pcap'),
+    trace: v.trace === true,
+  };
+  if (command === 'up') return { kind: 'up', device };
+
+  const positionals = parsed.positionals;
+  if (positionals.length !== 1) throw new UsageError('ping needs exactly one TARGET address, e.g. tapstack ping 10.0.0.1');
+  const target = parseWith('TARGET', positionals[0]!, parseIpv4);
+  return {
+    kind: 'ping',
+    device,
+    target,
+    count: parseNumber('-c', str('count') ?? '4', 1, 1_000_000, true),
+    size: parseNumber('-s', str('size') ?? '56', 0, 65507, true),
+    intervalMs: parseNumber('-i', str('interval') ?? '1', 0.001, 3600, false) * 1000,
+    timeoutMs: parseNumber('-W', str('timeout') ?? '1', 0.001, 3600, false) * 1000,
+  };
+}

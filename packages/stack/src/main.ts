@@ -1,0 +1,180 @@
+/**
+ * Entry point of `tapstack` and of `npm start`. With no command: on a machine that can open a
+ * TAP device (root, /dev/net/tun) it runs `tapstack up`; anywhere else it runs the in-memory demo
+ * and says how to get the real thing.
+ */
+import { accessSync, constants } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
+import { formatPingError, formatPingReply, formatPingSummary, pingHeader } from './ping-format.ts';
+import { parseCommand, UsageError, USAGE, type Command, type DeviceOptions } from './cli.ts';
+import { runMemoryDemo } from './memory-demo.ts';
+import { createStack, type Stack } from './stack.ts';
+
+export function canOpenTap(): { ok: true } | { ok: false; why: string } {
+  if (process.getuid?.() !== 0) return { ok: false, why: 'not running as root (a TAP device needs CAP_NET_ADMIN)' };
+  try {
+    accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
+  } catch {
+    return { ok: false, why: '/dev/net/tun is missing (load it with `modprobe tun`)' };
+  }
+  return { ok: true };
+}
+
+function openDevice(d: DeviceOptions): Link {
+  const tap = TapDevice.open({
+    name: d.tap,
+    mtu: 1500,
+    ...(d.mac ? { mac: d.mac } : {}),
+    ...(d.netns ? { netns: d.netns } : {}),
+  });
+  try {
+    tap.configureHost(d.hostIp ? { up: true, address: d.hostIp.toString() } : { up: true });
+  } catch (err) {
+    tap.close();
+    throw err;
+  }
+  return d.pcap ? withCapture(tap, d.pcap) : tap;
+}
+
+function bringUp(d: DeviceOptions): Stack {
+  const link = openDevice(d);
+  const stack = createStack({
+    link,
+    ip: d.ip,
+    ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
+    trace: d.trace,
+  });
+  stack.start();
+  return stack;
+}
+
+function printTables(stack: Stack): void {
+  process.stdout.write(`neighbours:\n${indent(stack.neighbours() || '(none)')}\ncounters:\n${indent(stack.counters())}\n`);
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+}
+
+async function up(d: DeviceOptions): Promise<number> {
+  const stack = bringUp(d);
+  const where = d.netns ? ` in namespace ${d.netns}` : '';
+  process.stdout.write(
+    `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
+      (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
+      `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping ${formatIpv4(stack.address)}` +
+      `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
+      `\ntype \`neigh\` or \`stats\` (or send SIGUSR1 to pid ${process.pid}) for tables, Ctrl-C to stop\n`,
+  );
+  return new Promise<number>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.off('SIGUSR1', show);
+      rl?.close();
+      process.stdout.write('\nstopping; counters:\n');
+      process.stdout.write(`${indent(stack.counters())}\n`);
+      stack.close();
+      resolve(0);
+    };
+    const show = (): void => printTables(stack);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGUSR1', show);
+    const rl = process.stdin.isTTY || !process.stdin.readableEnded ? createInterface({ input: process.stdin }) : undefined;
+    rl?.on('line', (line) => {
+      const word = line.trim();
+      if (word === 'neigh' || word === 'n') process.stdout.write(`${stack.neighbours() || '(no neighbours)'}\n`);
+      else if (word === 'stats' || word === 's') process.stdout.write(`${stack.counters()}\n`);
+      else if (word === 'quit' || word === 'q') stop();
+      else if (word !== '') process.stdout.write('commands: neigh, stats, quit\n');
+    });
+  });
+}
+
+async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
+  const stack = bringUp(c.device);
+  process.stdout.write(`${pingHeader(c.target, c.size)}\n`);
+  let interrupted = false;
+  const onSigint = (): void => {
+    interrupted = true;
+    stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
+  };
+  process.on('SIGINT', onSigint);
+  const keepAlive = setInterval(() => {}, 60_000); // the stack's timers are unref'd
+  try {
+    const summary = await stack.icmp.ping(c.target, {
+      count: c.count,
+      size: c.size,
+      intervalMs: c.intervalMs,
+      timeoutMs: c.timeoutMs,
+      onReply: (reply) => process.stdout.write(`${formatPingReply(reply)}\n`),
+      onError: (error) => process.stdout.write(`${formatPingError(error)}\n`),
+    });
+    process.stdout.write(`\n${formatPingSummary(summary)}\n`);
+    return summary.received > 0 && !interrupted ? 0 : 1;
+  } finally {
+    clearInterval(keepAlive);
+    process.off('SIGINT', onSigint);
+    stack.close();
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let command: Command;
+  try {
+    command = argv.length === 0 ? defaultCommand() : parseCommand(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`tapstack: ${err.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  try {
+    switch (command.kind) {
+      case 'help':
+        process.stdout.write(`${USAGE}\n`);
+        return 0;
+      case 'demo':
+        await runMemoryDemo(process.stdout);
+        return 0;
+      case 'up':
+        return await up(command.device);
+      case 'ping':
+        return await ping(command);
+    }
+  } catch (err) {
+    if (err instanceof TapError) {
+      process.stderr.write(`tapstack: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+/** `npm start` with no arguments: the real thing where possible, the in-memory demo elsewhere. */
+function defaultCommand(): Command {
+  const tap = canOpenTap();
+  if (tap.ok) return parseCommand(['up']);
+  process.stdout.write(
+    `No TAP device here: ${tap.why}.\nRunning the in-memory demo instead (two stacks on a virtual wire).\n` +
+      `For the real thing, as root: npm start   (creates tap0, host side 10.0.0.1/24), then: ping 10.0.0.2\n\n`,
+  );
+  return { kind: 'demo' };
+}
+
+const isEntry = process.argv[1] !== undefined && /(main\.ts|tapstack(\.js)?)$/.test(process.argv[1]);
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`tapstack: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,128 @@
+/**
+ * The composition root: one function that wires the layers together the way DESIGN.md draws
+ * them. Receive: link -> EtherTypeDispatcher -> (0x0806 ARP | 0x0800 IPv4 -> protocol 1 ICMP).
+ * Send: ICMP -> IPv4 (route, fragment) -> ARP resolver (queue while INCOMPLETE) -> link.
+ * Every layer registers itself with the one below; nothing below knows what sits above.
+ */
+import { Arp, type NeighbourParams } from '@tapstack/arp';
+import { IcmpLayer } from '@tapstack/icmp';
+import { Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
+import { frameDescriber } from './describe.ts';
+import {
+  EtherTypeDispatcher,
+  SystemClock,
+  formatIpv4,
+  parseIpv4,
+  type Clock,
+  type Ipv4Address,
+  type Link,
+} from '@tapstack/link';
+
+export interface StackOptions {
+  /** Where frames go in and out: a TapDevice, one end of a MemoryLink pair, or a wrapper of either. */
+  link: Link;
+  /** The stack's address and prefix, `10.0.0.2/24`. */
+  ip: string | Ipv4Cidr;
+  /** Default gateway (optional: without one, only the connected prefix is reachable). */
+  gateway?: string | Ipv4Address;
+  /** Clock for every timer (default: the system clock). Pass a VirtualClock in simulations. */
+  clock?: Clock;
+  /** Neighbour subsystem tunables, Linux names in camelCase (baseReachableTimeMs, ...). */
+  neighbour?: Partial<NeighbourParams>;
+  arp?: {
+    /** Let unsolicited ARP replies create entries (Linux arp_accept). Default false. */
+    arpAccept?: boolean;
+    /** Send a gratuitous ARP on start (default true). */
+    announce?: boolean;
+    /** Probe for the address first, RFC 5227 (default false). */
+    probe?: boolean;
+  };
+  icmp?: {
+    /** Ignore echo requests sent to broadcast/multicast (Linux icmp_echo_ignore_broadcasts, default true). */
+    echoIgnoreBroadcasts?: boolean;
+  };
+  /** Print one line per frame in and out (true: to stderr). */
+  trace?: boolean | ((line: string) => void);
+  /** Randomness for reachable-time jitter (default Math.random); seed it in simulations. */
+  random?: () => number;
+}
+
+export interface Stack {
+  readonly link: Link;
+  readonly dispatcher: EtherTypeDispatcher;
+  readonly arp: Arp;
+  readonly ipv4: Ipv4Layer;
+  readonly icmp: IcmpLayer;
+  readonly address: Ipv4Address;
+  readonly clock: Clock;
+  /** Sends the gratuitous ARP (and probe, when asked). Called by createStack unless `start: false`. */
+  start(): void;
+  /** Every layer's counters, one `layer.name value` line each (non-zero only unless `all`). */
+  counters(all?: boolean): string;
+  /** The neighbour table, like `ip neigh show`. */
+  neighbours(): string;
+  /** Stops every timer and closes the link. Idempotent. */
+  close(): void;
+}
+
+export function createStack(options: StackOptions): Stack {
+  const clock = options.clock ?? new SystemClock();
+  const cidr = typeof options.ip === 'string' ? Ipv4Cidr.parse(options.ip) : options.ip;
+  const gateway = typeof options.gateway === 'string' ? parseIpv4(options.gateway) : options.gateway;
+  if (gateway !== undefined && !cidr.contains(gateway)) {
+    throw new Error(`gateway ${formatIpv4(gateway)} is not inside ${cidr.toString()}: it must be a neighbour on the link`);
+  }
+  const trace =
+    options.trace === true ? (line: string) => process.stderr.write(`${line}\n`) : options.trace || undefined;
+
+  const link = options.link;
+  const dispatcher = new EtherTypeDispatcher(link, trace ? { trace, describe: frameDescriber() } : {});
+  const arp = new Arp({
+    dispatcher,
+    clock,
+    addresses: [cidr.address],
+    ...(options.random ? { random: options.random } : {}),
+    ...(options.neighbour ? { neighbour: options.neighbour } : {}),
+    ...options.arp,
+  });
+  const ipv4 = new Ipv4Layer({
+    dispatcher,
+    resolver: arp,
+    clock,
+    address: cidr,
+    ...(gateway !== undefined ? { gateway } : {}),
+  });
+  const icmp = new IcmpLayer({ ipv4, clock, ...options.icmp });
+
+  let closed = false;
+  const stack: Stack = {
+    link,
+    dispatcher,
+    arp,
+    ipv4,
+    icmp,
+    clock,
+    address: cidr.address,
+    start() {
+      arp.start();
+    },
+    counters(all = false) {
+      return [link.counters, dispatcher.counters, arp.counters, ipv4.counters, icmp.counters]
+        .map((c) => c.format(all))
+        .filter(Boolean)
+        .join('\n');
+    },
+    neighbours() {
+      return arp.table.show();
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      icmp.close();
+      ipv4.close();
+      arp.close();
+      link.close();
+    },
+  };
+  return stack;
+}
