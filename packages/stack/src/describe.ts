@@ -8,7 +8,7 @@
  */
 import { formatArp } from '@tapstack/arp';
 import { formatIcmp } from '@tapstack/icmp';
-import { IpProtocol, Ipv4Packet } from '@tapstack/ipv4';
+import { IpProtocol, Ipv4Packet, ipProtocolName } from '@tapstack/ipv4';
 import { EtherType, EthernetFrame, etherTypeName, formatIpv4 } from '@tapstack/link';
 
 export type PayloadDescriber = (payload: Uint8Array, source: number, destination: number) => string;
@@ -34,7 +34,9 @@ export function frameDescriber(protocols: ReadonlyMap<number, PayloadDescriber> 
             ? ` (frag id ${p.identification}, offset ${p.fragmentOffset}${p.moreFragments ? ', more' : ''})`
             : '';
         const inner = p.payload;
-        if (p.fragmentOffset > 0) return `${head}IPv4, ${addrs}: fragment of proto ${p.protocol}, length ${inner.length}${frag}`;
+        // Only a whole datagram can be decoded further (a first fragment's checksum covers bytes
+        // that have not arrived yet).
+        if (frag) return `${head}IPv4, ${addrs}: fragment of proto ${ipProtocolName(p.protocol)}, length ${inner.length}${frag}`;
         if (p.protocol === IpProtocol.ICMP) return `${head}IPv4, ${addrs}: ${formatIcmp(inner)}${frag}`;
         const more = protocols.get(p.protocol);
         if (more) return `${head}IPv4, ${addrs}: ${more(inner, p.source, p.destination)}${frag}`;
