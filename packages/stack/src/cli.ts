@@ -8,7 +8,7 @@ import { MacAddress, parseIpv4, type Ipv4Address } from '@tapstack/link';
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
-                [--gateway IP] [--netns NAME] [--pcap FILE] [--trace]
+                [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--udp-echo PORT]
   tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack demo        two stacks on an in-memory wire, no root needed
   tapstack help
@@ -22,6 +22,7 @@ export const USAGE = `usage:
   --netns NAME      create the device inside this existing network namespace
   --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
   --trace           print one line per frame in and out
+  --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
   -c COUNT          echo requests to send (ping; default 4)
   -s SIZE           ICMP payload bytes (ping; default 56)
   -i INTERVAL       seconds between requests (ping; default 1)
@@ -46,7 +47,7 @@ export interface DeviceOptions {
 }
 
 export type Command =
-  | { kind: 'up'; device: DeviceOptions }
+  | { kind: 'up'; device: DeviceOptions; udpEcho?: number }
   | {
       kind: 'ping';
       device: DeviceOptions;
@@ -101,6 +102,7 @@ export function parseCommand(argv: readonly string[]): Command {
         netns: { type: 'string' },
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
+        ...(command === 'up' ? { 'udp-echo': { type: 'string' } } : {}),
         ...(command === 'ping'
           ? {
               count: { type: 'string', short: 'c' },
@@ -147,7 +149,10 @@ export function parseCommand(argv: readonly string[]): Command {
     pcap: str('pcap'),
     trace: v.trace === true,
   };
-  if (command === 'up') return { kind: 'up', device };
+  if (command === 'up') {
+    const echo = str('udp-echo');
+    return echo === undefined ? { kind: 'up', device } : { kind: 'up', device, udpEcho: parseNumber('--udp-echo', echo, 1, 65535, true) };
+  }
 
   const positionals = parsed.positionals;
   if (positionals.length !== 1) throw new UsageError('ping needs exactly one TARGET address, e.g. tapstack ping 10.0.0.1');

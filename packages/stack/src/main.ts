@@ -60,7 +60,7 @@ function indent(text: string): string {
     .join('\n');
 }
 
-async function up(d: DeviceOptions): Promise<number> {
+async function up(d: DeviceOptions, udpEcho?: number): Promise<number> {
   const stack = bringUp(d);
   const where = d.netns ? ` in namespace ${d.netns}` : '';
   process.stdout.write(
@@ -70,6 +70,15 @@ async function up(d: DeviceOptions): Promise<number> {
       `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
       `\ntype \`neigh\` or \`stats\` (or send SIGUSR1 to pid ${process.pid}) for tables, Ctrl-C to stop\n`,
   );
+  if (udpEcho !== undefined) {
+    const echo = stack.udp.bind(udpEcho);
+    echo.on('message', (data, from) => {
+      echo.send(data, from.port, from.address);
+    });
+    process.stdout.write(
+      `udp echo on ${formatIpv4(stack.address)}:${udpEcho}; try: printf hi | ${d.netns ? `ip netns exec ${d.netns} ` : ''}socat -t 1 - UDP4:${formatIpv4(stack.address)}:${udpEcho}\n`,
+    );
+  }
   return new Promise<number>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -144,7 +153,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         await runMemoryDemo(process.stdout);
         return 0;
       case 'up':
-        return await up(command.device);
+        return await up(command.device, command.udpEcho);
       case 'ping':
         return await ping(command);
     }

@@ -1,12 +1,14 @@
 /**
  * The composition root: one function that wires the layers together the way DESIGN.md draws
- * them. Receive: link -> EtherTypeDispatcher -> (0x0806 ARP | 0x0800 IPv4 -> protocol 1 ICMP).
- * Send: ICMP -> IPv4 (route, fragment) -> ARP resolver (queue while INCOMPLETE) -> link.
+ * them. Receive: link -> EtherTypeDispatcher -> (0x0806 ARP | 0x0800 IPv4 -> protocol 1 ICMP,
+ * protocol 17 UDP). Send: ICMP/UDP -> IPv4 (route, fragment) -> ARP resolver (queue while
+ * INCOMPLETE) -> link.
  * Every layer registers itself with the one below; nothing below knows what sits above.
  */
 import { Arp, type NeighbourParams } from '@tapstack/arp';
 import { IcmpLayer } from '@tapstack/icmp';
 import { Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
+import { UdpLayer, type UdpReceiveQueueLimits } from '@tapstack/udp';
 import { frameDescriber } from './describe.ts';
 import {
   EtherTypeDispatcher,
@@ -41,6 +43,12 @@ export interface StackOptions {
     /** Ignore echo requests sent to broadcast/multicast (Linux icmp_echo_ignore_broadcasts, default true). */
     echoIgnoreBroadcasts?: boolean;
   };
+  udp?: {
+    /** Ports for sockets that name none (default 49152-65535). */
+    ephemeralPorts?: { low: number; high: number };
+    /** Default receive queue limits of new sockets (default 1024 datagrams, 1 MiB). */
+    receiveQueue?: UdpReceiveQueueLimits;
+  };
   /** Print one line per frame in and out (true: to stderr). */
   trace?: boolean | ((line: string) => void);
   /** Randomness for reachable-time jitter (default Math.random); seed it in simulations. */
@@ -53,6 +61,8 @@ export interface Stack {
   readonly arp: Arp;
   readonly ipv4: Ipv4Layer;
   readonly icmp: IcmpLayer;
+  /** UDP sockets: `stack.udp.bind(7)`, like Node's dgram. */
+  readonly udp: UdpLayer;
   readonly address: Ipv4Address;
   readonly clock: Clock;
   /** Sends the gratuitous ARP (and probe, when asked). Called by createStack unless `start: false`. */
@@ -81,6 +91,8 @@ export function createStack(options: StackOptions): Stack {
     dispatcher,
     clock,
     addresses: [cidr.address],
+    // the prefix's directed broadcast (10.0.0.255) goes to ff:ff:ff:ff:ff:ff without ARP (UDP broadcasts)
+    ...(cidr.prefixLength <= 30 ? { broadcasts: [cidr.broadcast] } : {}),
     ...(options.random ? { random: options.random } : {}),
     ...(options.neighbour ? { neighbour: options.neighbour } : {}),
     ...options.arp,
@@ -93,6 +105,7 @@ export function createStack(options: StackOptions): Stack {
     ...(gateway !== undefined ? { gateway } : {}),
   });
   const icmp = new IcmpLayer({ ipv4, clock, ...options.icmp });
+  const udp = new UdpLayer({ ipv4, icmp, ...(options.random ? { random: options.random } : {}), ...options.udp });
 
   let closed = false;
   const stack: Stack = {
@@ -101,13 +114,14 @@ export function createStack(options: StackOptions): Stack {
     arp,
     ipv4,
     icmp,
+    udp,
     clock,
     address: cidr.address,
     start() {
       arp.start();
     },
     counters(all = false) {
-      return [link.counters, dispatcher.counters, arp.counters, ipv4.counters, icmp.counters]
+      return [link.counters, dispatcher.counters, arp.counters, ipv4.counters, icmp.counters, udp.counters]
         .map((c) => c.format(all))
         .filter(Boolean)
         .join('\n');
@@ -118,6 +132,7 @@ export function createStack(options: StackOptions): Stack {
     close() {
       if (closed) return;
       closed = true;
+      udp.close();
       icmp.close();
       ipv4.close();
       arp.close();
