@@ -1,0 +1,135 @@
+/**
+ * parseCommand: every way to say what you want, and every mistake, without a device. A mistake
+ * is a UsageError (main prints it with the usage and exits 2: see test/cli.e2e.test.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { formatIpv4, ipv4 } from '@tapstack/link';
+import { parseCommand, UsageError, USAGE, type Command } from '../src/cli.ts';
+
+function up(argv: string[]): Extract<Command, { kind: 'up' }> {
+  const c = parseCommand(argv);
+  if (c.kind !== 'up') throw new Error(`expected up, got ${c.kind}`);
+  return c;
+}
+
+function ping(argv: string[]): Extract<Command, { kind: 'ping' }> {
+  const c = parseCommand(argv);
+  if (c.kind !== 'ping') throw new Error(`expected ping, got ${c.kind}`);
+  return c;
+}
+
+function usageError(argv: string[]): string {
+  try {
+    parseCommand(argv);
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as Error).message;
+  }
+  throw new Error(`parseCommand(${JSON.stringify(argv)}) accepted it`);
+}
+
+describe('parseCommand', () => {
+  it('help: no command, help, --help, -h', () => {
+    for (const argv of [[], ['help'], ['--help'], ['-h']]) expect(parseCommand(argv)).toEqual({ kind: 'help' });
+    expect(USAGE).toMatch(/tapstack up/);
+    expect(USAGE).toMatch(/tapstack ping TARGET/);
+  });
+
+  it('demo, and demo with arguments is a mistake', () => {
+    expect(parseCommand(['demo'])).toEqual({ kind: 'demo' });
+    expect(usageError(['demo', '--tap', 'x'])).toMatch(/demo takes no arguments/);
+  });
+
+  it('up with no options: tap0, 10.0.0.2/24, host side 10.0.0.1/24, no pcap, no trace', () => {
+    const c = up(['up']);
+    expect(c.device.tap).toBe('tap0');
+    expect(c.device.ip.toString()).toBe('10.0.0.2/24');
+    expect(c.device.hostIp?.toString()).toBe('10.0.0.1/24');
+    expect(c.device.mac).toBeUndefined();
+    expect(c.device.gateway).toBeUndefined();
+    expect(c.device.netns).toBeUndefined();
+    expect(c.device.pcap).toBeUndefined();
+    expect(c.device.trace).toBe(false);
+    expect(c.udpEcho).toBeUndefined();
+  });
+
+  it('up with every option', () => {
+    const c = up([
+      'up',
+      '--tap', 'ts1',
+      '--ip', '10.0.0.9/25',
+      '--host-ip', '10.0.0.3/25',
+      '--mac', '02:aa:bb:cc:dd:ee',
+      '--gateway', '10.0.0.3',
+      '--netns', 'lab',
+      '--pcap', '/tmp/x.pcap',
+      '--trace',
+      '--udp-echo', '7',
+    ]);
+    expect(c.device.tap).toBe('ts1');
+    expect(c.device.ip.toString()).toBe('10.0.0.9/25');
+    expect(c.device.hostIp?.toString()).toBe('10.0.0.3/25');
+    expect(c.device.mac?.toString()).toBe('02:aa:bb:cc:dd:ee');
+    expect(c.device.gateway).toBe(ipv4('10.0.0.3'));
+    expect(c.device.netns).toBe('lab');
+    expect(c.device.pcap).toBe('/tmp/x.pcap');
+    expect(c.device.trace).toBe(true);
+    expect(c.udpEcho).toBe(7);
+  });
+
+  it('--no-host-config leaves the host side alone', () => {
+    expect(up(['up', '--no-host-config']).device.hostIp).toBeUndefined();
+  });
+
+  it('ping: target and defaults like iputils (4 requests, 56 bytes, 1 s, 1 s)', () => {
+    const c = ping(['ping', '10.0.0.1']);
+    expect(formatIpv4(c.target)).toBe('10.0.0.1');
+    expect(c.count).toBe(4);
+    expect(c.size).toBe(56);
+    expect(c.intervalMs).toBe(1000);
+    expect(c.timeoutMs).toBe(1000);
+    expect(c.device.tap).toBe('tap0');
+  });
+
+  it('ping: short and long options, options before or after the target', () => {
+    const a = ping(['ping', '10.0.0.1', '-c', '3', '-s', '1472', '-i', '0.2', '-W', '2']);
+    expect([a.count, a.size, a.intervalMs, a.timeoutMs]).toEqual([3, 1472, 200, 2000]);
+    const b = ping(['ping', '--count', '5', '--size', '0', '--tap', 'x0', '10.0.0.7']);
+    expect([b.count, b.size, b.device.tap, formatIpv4(b.target)]).toEqual([5, 0, 'x0', '10.0.0.7']);
+    expect(ping(['ping', '10.0.0.1', '-s', '65507']).size).toBe(65507);
+  });
+
+  it.each([
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['up', '--bogus'], /--bogus/],
+    [['up', 'extra'], /extra/],
+    [['up', '--tap'], /--tap/],
+    [['up', '--ip', '10.0.0.300/24'], /^--ip: /],
+    [['up', '--ip', 'ten'], /^--ip: /],
+    [['up', '--host-ip', '10.0.0.1/33'], /^--host-ip: /],
+    [['up', '--host-ip', '10.0.0.1/24', '--no-host-config'], /contradict/],
+    [['up', '--host-ip', '10.0.0.2/24'], /stack's own address/],
+    [['up', '--tap', 'a-name-that-is-far-too-long'], /1-15 letters/],
+    [['up', '--tap', 'bad/name'], /1-15 letters/],
+    [['up', '--mac', '01:00:5e:00:00:01'], /multicast/],
+    [['up', '--mac', 'zz:zz'], /^--mac: /],
+    [['up', '--gateway', '192.168.1.1'], /not inside 10\.0\.0\.2\/24/],
+    [['up', '--gateway', 'x'], /^--gateway: /],
+    [['up', '--udp-echo', '0'], /--udp-echo 0: expected a whole number from 1 to 65535/],
+    [['up', '--udp-echo', '70000'], /--udp-echo 70000/],
+    [['up', '-c', '3'], /-c/],
+    [['ping'], /exactly one TARGET/],
+    [['ping', '10.0.0.1', '10.0.0.3'], /exactly one TARGET/],
+    [['ping', 'host.example'], /^TARGET: /],
+    [['ping', '10.0.0.1', '-c', '0'], /-c 0: expected a whole number/],
+    [['ping', '10.0.0.1', '-c', '1.5'], /-c 1.5: expected a whole number/],
+    [['ping', '10.0.0.1', '-c', ''], /-c : expected/],
+    [['ping', '10.0.0.1', '-s', '65508'], /-s 65508/],
+    [['ping', '10.0.0.1', '-s', '-1'], /-s/],
+    [['ping', '10.0.0.1', '-i', 'fast'], /-i fast: expected a number/],
+    [['ping', '10.0.0.1', '-W', '0'], /-W 0/],
+    [['ping', '10.0.0.1', '--udp-echo', '7'], /--udp-echo/],
+  ])('%j is a usage error', (argv, message) => {
+    expect(usageError(argv)).toMatch(message);
+  });
+});
