@@ -9,9 +9,9 @@
 import { formatArp } from '@tapstack/arp';
 import { formatIcmp } from '@tapstack/icmp';
 import { IpProtocol, Ipv4Packet, ipProtocolName } from '@tapstack/ipv4';
-import { EtherType, EthernetFrame, etherTypeName, formatIpv4 } from '@tapstack/link';
+import { EtherType, EthernetFrame, etherTypeName, formatIpv4, type Ipv4Address } from '@tapstack/link';
 
-export type PayloadDescriber = (payload: Uint8Array, source: number, destination: number) => string;
+export type PayloadDescriber = (payload: Uint8Array, source: Ipv4Address, destination: Ipv4Address) => string;
 
 /** Builds the describer; `protocols` adds formatters for IP protocols above ICMP (UDP, ...). */
 export function frameDescriber(protocols: ReadonlyMap<number, PayloadDescriber> = new Map()): (frame: Uint8Array) => string {
@@ -39,7 +39,7 @@ export function frameDescriber(protocols: ReadonlyMap<number, PayloadDescriber> 
         if (frag) return `${head}IPv4, ${addrs}: fragment of proto ${ipProtocolName(p.protocol)}, length ${inner.length}${frag}`;
         if (p.protocol === IpProtocol.ICMP) return `${head}IPv4, ${addrs}: ${formatIcmp(inner)}${frag}`;
         const more = protocols.get(p.protocol);
-        if (more) return `${head}IPv4, ${addrs}: ${more(inner, p.source, p.destination)}${frag}`;
+        if (more) return `${head}IPv4, ${more(inner, p.source, p.destination)}`;
         return `${head}IPv4, ${addrs}: proto ${p.protocol}, length ${inner.length}${frag}`;
       }
       default:

@@ -7,8 +7,8 @@
  */
 import { Arp, type NeighbourParams } from '@tapstack/arp';
 import { IcmpLayer } from '@tapstack/icmp';
-import { Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
-import { UdpLayer, type UdpReceiveQueueLimits } from '@tapstack/udp';
+import { IpProtocol, Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
+import { UdpLayer, formatUdp, type UdpReceiveQueueLimits } from '@tapstack/udp';
 import { frameDescriber } from './describe.ts';
 import {
   EtherTypeDispatcher,
@@ -86,7 +86,7 @@ export function createStack(options: StackOptions): Stack {
     options.trace === true ? (line: string) => process.stderr.write(`${line}\n`) : options.trace || undefined;
 
   const link = options.link;
-  const dispatcher = new EtherTypeDispatcher(link, trace ? { trace, describe: frameDescriber() } : {});
+  const dispatcher = new EtherTypeDispatcher(link, trace ? { trace, describe: frameDescriber(new Map([[IpProtocol.UDP, formatUdp]])) } : {});
   const arp = new Arp({
     dispatcher,
     clock,
