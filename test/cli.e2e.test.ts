@@ -1,0 +1,165 @@
+/**
+ * The `tapstack` command against the real kernel. Every test runs the command inside a network
+ * namespace of its own (the TAP device is created there, 10.0.0.0/24 only) and removes it after.
+ *
+ *   up: answers the kernel's `ping` and `arping`; --pcap writes a file tshark reads, with one
+ *       frame per frame the stack counted in and out; SIGUSR1 prints the tables; Ctrl-C (SIGINT)
+ *       exits 0, prints the counters and the device is gone.
+ *   ping: `tapstack ping 10.0.0.1 -c 3` pings the kernel side, 0% loss.
+ *   mistakes: bad arguments exit 2 with a message and the usage; no root and no /dev/net/tun
+ *       exit 1 with a message naming the fix.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { asNobody, requireNobodyCanRun } from './support/nobody.ts';
+import { parseCounters, repoRoot, spawnTapstack, tapstackBin } from './support/watch.ts';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0).reverse()) c();
+});
+
+function namespace(label: string): Netns {
+  const ns = Netns.create(label);
+  cleanups.push(() => ns.destroy());
+  return ns;
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tapstack-cli-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+beforeAll(() => {
+  requireE2eCapabilities();
+});
+
+describe('tapstack up', () => {
+  it('answers ping and arping, records a pcap tshark reads frame for frame, SIGUSR1 prints tables, SIGINT exits 0 and removes tap0', async () => {
+    const ns = namespace('cli-up');
+    const dir = tempDir();
+    const pcap = join(dir, 'up.pcap');
+    const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--pcap', pcap]);
+    await up.waitFor(/tapstack is up on tap0: 10\.0\.0\.2 at ([0-9a-f:]{17}) \(host side 10\.0\.0\.1\/24\)/);
+    expect(up.output).toMatch(/try:\s+ping 10\.0\.0\.2/);
+    expect(ns.exec('ip', ['-o', 'addr', 'show', 'dev', 'tap0'])).toMatch(/inet 10\.0\.0\.1\/24/);
+
+    const ping = await ns.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.0.0.2']);
+    expect(ping.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    expect(ping.status).toBe(0);
+
+    const arping = await ns.run('arping', ['-c', '2', '-w', '5', '-I', 'tap0', '10.0.0.2']);
+    expect(arping.stdout).toMatch(/Received 2 response/);
+    expect(arping.status).toBe(0);
+
+    const mark = up.output.length;
+    up.child.kill('SIGUSR1');
+    await up.waitFor(/neighbours:\n\s+10\.0\.0\.1 dev \S+ lladdr [0-9a-f:]{17} \w+[\s\S]*counters:[\s\S]*icmp\.tx_echo_replies 3/, 5_000, mark);
+
+    const stopMark = up.output.length;
+    const exit = await up.stop('SIGINT');
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+
+    // The counters printed on exit: every frame in and out went through the capture.
+    const counters = parseCounters(up.output.slice(stopMark));
+    const rx = counters.get('link.rx_frames') ?? 0;
+    const tx = counters.get('link.tx_frames') ?? 0;
+    expect(counters.get('icmp.tx_echo_replies')).toBe(3);
+    // 3 echo replies + at least 2 ARP replies (arping) + the gratuitous announcement
+    expect(tx).toBeGreaterThanOrEqual(6);
+    expect(rx).toBeGreaterThanOrEqual(5);
+
+    expect(statSync(pcap).size).toBeGreaterThan(24);
+    const tshark = (filter: string): string[] =>
+      execFileSync('tshark', ['-r', pcap, '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split('\n')
+        .filter(Boolean);
+    expect(tshark('frame').length).toBe(rx + tx);
+    expect(tshark('icmp.type == 8 && ip.dst == 10.0.0.2').length).toBe(3);
+    expect(tshark('icmp.type == 0 && ip.src == 10.0.0.2').length).toBe(3);
+    expect(tshark('arp.opcode == 2 && arp.src.proto_ipv4 == 10.0.0.2').length).toBe(counters.get('arp.tx_replies'));
+    expect(tshark('arp.opcode == 2 && arp.src.proto_ipv4 == 10.0.0.2').length).toBeGreaterThanOrEqual(2);
+    // tshark checks every checksum it can and flags the bad ones
+    expect(tshark('ip.checksum.status == "Bad" || icmp.checksum.status == "Bad" || _ws.expert.severity >= "error"')).toEqual([]);
+  });
+
+  it('--trace prints one decoded line per frame in and out, and SIGTERM also exits 0', async () => {
+    const ns = namespace('cli-trace');
+    const up = spawnTapstack(ns, ['up', '--trace']);
+    await up.waitFor(/tapstack is up on tap0/);
+    const ping = await ns.run('ping', ['-c', '1', '-W', '2', '10.0.0.2']);
+    expect(ping.status).toBe(0);
+    await up.waitFor(/out [0-9a-f:]{17} > [0-9a-f:]{17}, IPv4, 10\.0\.0\.2 > 10\.0\.0\.1: ICMP echo reply, id \d+, seq 1, length 64/);
+    expect(up.output).toMatch(/in  [0-9a-f:]{17} > [0-9a-f:]{17}, IPv4, 10\.0\.0\.1 > 10\.0\.0\.2: ICMP echo request, id \d+, seq 1, length 64/);
+    expect(up.output).toMatch(/ARP, Reply 10\.0\.0\.2 is-at/);
+    expect(await up.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+});
+
+describe('tapstack ping', () => {
+  it('pings the kernel side (10.0.0.1) from the stack: 0% packet loss', async () => {
+    const ns = namespace('cli-ping');
+    const run = await ns.run(process.execPath, [tapstackBin, 'ping', '10.0.0.1', '-c', '3', '-i', '0.2', '-W', '2'], 30_000);
+    expect(run.stdout).toMatch(/^PING 10\.0\.0\.1 \(10\.0\.0\.1\) 56\(84\) bytes of data\./m);
+    expect(run.stdout.match(/^64 bytes from 10\.0\.0\.1: icmp_seq=\d ttl=64 time=[\d.]+ ms$/gm)).toHaveLength(3);
+    expect(run.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    expect(run.status).toBe(0);
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+});
+
+describe('mistakes', () => {
+  it('bad arguments exit 2 with the reason and the usage', async () => {
+    const ns = namespace('cli-args');
+    for (const [args, reason] of [
+      [['up', '--bogus'], /Unknown option '--bogus'/],
+      [['up', '--ip', '10.0.0.300/24'], /--ip: /],
+      [['ping'], /ping needs exactly one TARGET/],
+      [['ping', '10.0.0.1', '-c', 'many'], /-c many: expected a whole number/],
+      [['fly'], /unknown command "fly"/],
+    ] as const) {
+      const run = await ns.run(process.execPath, [tapstackBin, ...args]);
+      expect(run.status, `${args.join(' ')}: ${run.stderr}`).toBe(2);
+      expect(run.stderr).toMatch(new RegExp(`^tapstack: .*${reason.source}`, 'm'));
+      expect(run.stderr).toMatch(/usage:\n\s+tapstack up/);
+      expect(run.stdout).toBe('');
+    }
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+
+  it('without root: exit 1, and the message says to run as root or give node CAP_NET_ADMIN', async () => {
+    requireNobodyCanRun();
+    const ns = namespace('cli-noroot');
+    const [cmd, args] = asNobody(process.execPath, [tapstackBin, 'up'], { HOME: '/tmp' });
+    const run = await ns.run(cmd, args);
+    expect(run.stderr).toMatch(/tapstack: opening TAP device "tap0" is not permitted .*: run it as root \(e\.g\. with sudo\), or give node CAP_NET_ADMIN/);
+    expect(run.status).toBe(1);
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+
+  it('without /dev/net/tun: exit 1, and the message says modprobe tun', async () => {
+    const ns = namespace('cli-notun');
+    // A private mount namespace where /dev/net is an empty tmpfs: the device file is gone for
+    // this process alone (unshare makes the mounts private, nothing leaks to the machine).
+    const run = await ns.run('unshare', ['--mount', 'sh', '-c', `mount -t tmpfs none /dev/net && exec "$0" "$@"`, process.execPath, tapstackBin, 'up'], 30_000);
+    expect(run.stderr).toMatch(/tapstack: \/dev\/net\/tun is missing .*: load the tun module with `sudo modprobe tun`/);
+    expect(run.status).toBe(1);
+    expect(statSync('/dev/net/tun').isCharacterDevice()).toBe(true);
+  });
+
+  it('npm start without /dev/net/tun (as root) falls back to the in-memory demo and says why', async () => {
+    const ns = namespace('cli-notun-start');
+    const tsx = join(repoRoot, 'node_modules/.bin/tsx');
+    const run = await ns.run('unshare', ['--mount', 'sh', '-c', `mount -t tmpfs none /dev/net && cd "$0" && exec "$1" packages/stack/src/main.ts`, repoRoot, tsx], 30_000);
+    expect(run.stdout).toMatch(/No TAP device here: \/dev\/net\/tun is missing \(load it with `modprobe tun`\)/);
+    expect(run.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    expect(run.status).toBe(0);
+  });
+});

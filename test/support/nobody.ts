@@ -1,0 +1,35 @@
+/**
+ * Running a command as an unprivileged user (nobody/nogroup, no supplementary groups), to test
+ * what tapstack says and does without root. setpriv keeps the environment, so callers pass a
+ * HOME of their own (npm wants a writable cache).
+ */
+import { execFileSync } from 'node:child_process';
+import { repoRoot } from './watch.ts';
+
+/** `setpriv ... env VARS cmd args`: the argv that runs `cmd` as nobody. */
+export function asNobody(cmd: string, args: string[], env: Record<string, string> = {}): [string, string[]] {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', 'env', ...vars, cmd, ...args]];
+}
+
+/**
+ * Fails loudly (never skips) when nobody cannot read the checkout and its node_modules: a
+ * checkout under /root (mode 700) cannot be run by another user. The fix is to clone somewhere
+ * readable, or `chmod o+rx` the directories on the way.
+ */
+export function requireNobodyCanRun(): void {
+  const [cmd, args] = asNobody('node', [
+    '-e',
+    "require('fs').accessSync(process.argv[1] + 'packages/stack/src/main.ts'); require('fs').accessSync(process.argv[1] + 'node_modules/tsx/package.json')",
+    repoRoot,
+  ]);
+  try {
+    execFileSync(cmd, args, { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(
+      `the non-root tests run tapstack as the user nobody, who cannot read ${repoRoot} and its node_modules ` +
+        `(${String((err as { stderr?: Buffer }).stderr ?? err).trim().split('\n')[0]}): ` +
+        'clone the repository into a directory every user can read (e.g. /opt or /srv), or chmod o+rx every directory on the way',
+    );
+  }
+}
