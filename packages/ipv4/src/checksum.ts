@@ -20,10 +20,17 @@
  */
 export function checksumAdd(bytes: Uint8Array, sum = 0, offset = 0, end = bytes.length): number {
   let i = offset;
-  // Four bytes at a time: one 32-bit big-endian word per step, in an exact double.
+  // Four bytes at a time: one 32-bit big-endian word per step, in an exact double. Long runs
+  // read the words through a DataView (about twice as fast from a few hundred bytes on); short
+  // ones, like a 20-byte header, are faster without allocating it.
   const end4 = end - ((end - i) & 3);
-  for (; i < end4; i += 4) {
-    sum += ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
+  if (end4 - i >= 256) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (; i < end4; i += 4) sum += view.getUint32(i);
+  } else {
+    for (; i < end4; i += 4) {
+      sum += ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
+    }
   }
   if (end - i >= 2) {
     sum += (bytes[i]! << 8) | bytes[i + 1]!;
