@@ -1,0 +1,173 @@
+/**
+ * Every example runs as its docs chapter says, with short bounded runs: the ones with a TAP
+ * device against the kernel's real tools inside their own namespace (given a unique name here
+ * with --netns, and checked to be gone after Ctrl-C), the in-memory ones as they are.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { repoRoot, tsxBin, Watched } from './support/watch.ts';
+
+let serial = 0;
+const namespaces: string[] = [];
+const cleanups: (() => void)[] = [];
+
+/** A namespace name the example creates itself; removed here too if the example failed to. */
+function exampleNamespace(label: string): string {
+  const name = `tapstack-ex${label}-${process.pid}-${serial++}`;
+  namespaces.push(name);
+  return name;
+}
+
+function namespaceExists(name: string): boolean {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .some((line) => line.split(' ')[0] === name);
+}
+
+/** `ip netns exec NAME cmd args`, never throwing; for namespaces the example owns. */
+function inNamespace(name: string, cmd: string, args: string[], input?: string): { status: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync('ip', ['netns', 'exec', name, cmd, ...args], { encoding: 'utf8', timeout: 20_000, input, stdio: ['pipe', 'pipe', 'pipe'] });
+    return { status: 0, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status?: number; stdout?: string; stderr?: string };
+    return { status: e.status ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+function example(file: string, args: string[] = [], wrap: string[] = []): Watched {
+  const argv = [...wrap, tsxBin, `examples/${file}`, ...args];
+  const w = new Watched(spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] }));
+  cleanups.push(() => w.child.kill('SIGKILL'));
+  return w;
+}
+
+beforeAll(() => requireE2eCapabilities());
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+  for (const name of namespaces.splice(0)) {
+    try {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+    } catch {
+      /* the example removed it, as it should */
+    }
+  }
+});
+
+describe('examples with a TAP device (each in a namespace of its own)', () => {
+  it('01-print-frames: prints the kernel ARPing for 10.0.0.2, Ctrl-C ends it', async () => {
+    const ns = Netns.create('ex01');
+    cleanups.push(() => ns.destroy());
+    const run = example('01-print-frames.ts', [], ['ip', 'netns', 'exec', ns.name]);
+    await run.waitFor(/listening on tap0: kernel side 10\.0\.0\.1\/24/);
+    const ping = await ns.run('ping', ['-c', '1', '-W', '1', '10.0.0.2']);
+    expect(ping.status).not.toBe(0); // nobody answers at the link layer alone
+    await run.waitFor(/\d\d:\d\d:\d\d\.\d{6} [0-9a-f:]{17} > ff:ff:ff:ff:ff:ff, ARP.*: Request who-has 10\.0\.0\.2 tell 10\.0\.0\.1/);
+    expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(run.output).toMatch(/\n\d+ frames\n/);
+  });
+
+  it('02-arp-responder: arping gets answers; Ctrl-C prints the table and removes the namespace', async () => {
+    const name = exampleNamespace('02');
+    const run = example('02-arp-responder.ts', ['--netns', name]);
+    await run.waitFor(/answering ARP for 10\.0\.0\.2 on tap0/);
+    const arping = inNamespace(name, 'arping', ['-c', '2', '-w', '5', '-I', 'tap0', '10.0.0.2']);
+    expect(arping.stdout).toMatch(/Received 2 response/);
+    expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(run.output).toMatch(/arp\.tx_replies 2/);
+    expect(namespaceExists(name)).toBe(false);
+  });
+
+  it('03-ping-me: answers ping (56 and 4000 bytes); Ctrl-C prints counters and removes the namespace', async () => {
+    const name = exampleNamespace('03');
+    const run = example('03-ping-me.ts', ['--netns', name]);
+    await run.waitFor(new RegExp(`Ping me from another terminal:\\n  sudo ip netns exec ${name} ping -c 3 10\\.0\\.0\\.2`));
+    const ping = inNamespace(name, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.0.0.2']);
+    expect(ping.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    const big = inNamespace(name, 'ping', ['-c', '1', '-W', '2', '-s', '4000', '10.0.0.2']);
+    expect(big.stdout).toMatch(/4008 bytes from 10\.0\.0\.2: icmp_seq=1/);
+    await run.waitFor(/out .* 10\.0\.0\.2 > 10\.0\.0\.1: ICMP echo reply, id \d+, seq 3, length 64/);
+    expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(run.output).toMatch(/icmp\.tx_echo_replies 4/);
+    expect(run.output).toMatch(/neighbour table \(ip neigh show\):\n10\.0\.0\.1 dev tap0 lladdr/);
+    expect(namespaceExists(name)).toBe(false);
+  });
+
+  it('04-stack-pings-host: the first request waits in an INCOMPLETE entry, then 0% loss, and it exits on its own', async () => {
+    const name = exampleNamespace('04');
+    const run = example('04-stack-pings-host.ts', ['--netns', name, '--count', '3']);
+    const exit = await run.exited;
+    const out = run.output;
+    expect(exit, out).toEqual({ code: 0, signal: null });
+    expect(out).toMatch(/neighbour table right after the first request:\n  10\.0\.0\.1 INCOMPLETE, 1 packet\(s\) queued/);
+    // the queued request leaves only after the kernel's ARP reply
+    const reply = out.indexOf('ARP, Reply 10.0.0.1 is-at');
+    const firstEcho = out.search(/out .*ICMP echo request, id \d+, seq 1/);
+    expect(reply).toBeGreaterThan(-1);
+    expect(firstEcho).toBeGreaterThan(reply);
+    expect(out).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    expect(out).toMatch(/neighbour table after:\n  10\.0\.0\.1 REACHABLE lladdr [0-9a-f:]{17}, 0 packet\(s\) queued/);
+    expect(out).toMatch(/ipv4\.tx_queued 1/);
+    expect(namespaceExists(name)).toBe(false);
+  });
+
+  it('05-custom-ethertype: the Python sender gets its words back in capitals over EtherType 0x88B5; ping still works next to it', async () => {
+    const name = exampleNamespace('05');
+    const run = example('05-custom-ethertype.ts', ['--netns', name]);
+    await run.waitFor(/listening for EtherType 0x88b5 on tap0 \(mac 02:00:00:00:88:b5\)/);
+    const sender = inNamespace(name, 'python3', ['examples/05-custom-ethertype-sender.py', 'tap0', '02:00:00:00:88:b5', 'hello', 'world']);
+    expect(sender.stderr).toBe('');
+    expect(sender.stdout).toBe("seq 1: sent 'hello', got 'HELLO' from 02:00:00:00:88:b5\nseq 2: sent 'world', got 'WORLD' from 02:00:00:00:88:b5\n");
+    // a truncated shout (EtherType and 3 bytes) is dropped and counted, not answered
+    const truncated = inNamespace(name, 'python3', [
+      '-c',
+      "import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('tap0', 0)); " +
+        "s.send(bytes.fromhex('02000000 88b5'.replace(' ', '')) + s.getsockname()[4] + bytes.fromhex('88b5010000'))",
+    ]);
+    expect(truncated.status).toBe(0);
+    expect(inNamespace(name, 'ping', ['-c', '1', '-W', '2', '10.0.0.2']).status).toBe(0);
+    expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(run.output).toMatch(/shout #1 from [0-9a-f:]{17}: 'hello' -> 'HELLO'/);
+    expect(run.output).toMatch(/shout\.rx_requests 2\n/);
+    expect(run.output).toMatch(/shout\.rx_truncated 1\n/);
+    expect(run.output).toMatch(/shout\.tx_replies 2\n/);
+    expect(run.output).toMatch(/icmp\.tx_echo_replies 1/);
+    expect(namespaceExists(name)).toBe(false);
+  });
+
+  it('07-udp-echo: socat gets its datagram back; Ctrl-C removes the namespace', async () => {
+    const name = exampleNamespace('07');
+    const run = example('07-udp-echo.ts', ['--netns', name]);
+    await run.waitFor(/UDP echo on 10\.0\.0\.2:7777/);
+    const echo = inNamespace(name, 'socat', ['-t', '1', '-', 'UDP4:10.0.0.2:7777'], 'hello');
+    expect(echo.stdout).toBe('hello');
+    expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(namespaceExists(name)).toBe(false);
+  });
+});
+
+describe('examples without root', () => {
+  it('02b-neighbour-table: INCOMPLETE -> REACHABLE -> STALE -> DELAY -> PROBE -> FAILED on a virtual clock', async () => {
+    const run = example('02b-neighbour-table.ts');
+    const exit = await run.exited;
+    expect(exit, run.output).toEqual({ code: 0, signal: null });
+    for (const state of ['INCOMPLETE', 'REACHABLE', 'STALE', 'DELAY', 'PROBE', 'FAILED']) expect(run.output).toContain(state);
+  });
+
+  it('06-faulty-wire: loss, duplicates and reordering show in ping and in the counters', async () => {
+    const run = example('06-faulty-wire.ts', ['--count', '40', '--seed', '7']);
+    const exit = await run.exited;
+    const out = run.output;
+    expect(exit, out).toEqual({ code: 0, signal: null });
+    const summary = out.match(/40 packets transmitted, (\d+) received, \+(\d+) duplicates, ([\d.]+)% packet loss/);
+    expect(summary, out).not.toBeNull();
+    const [received, duplicates] = [Number(summary![1]), Number(summary![2])];
+    expect(received).toBeGreaterThan(20);
+    expect(received).toBeLessThan(40);
+    expect(out.match(/\(DUP!\)/g)).toHaveLength(duplicates);
+    expect(out).toMatch(/\(out of order\)/);
+    const fault = (name: string): number => Number(out.match(new RegExp(`faults\\.${name} (\\d+)`))?.[1]);
+    for (const name of ['dropped', 'duplicated', 'corrupted', 'reordered']) expect(fault(name)).toBeGreaterThan(0);
+  });
+});
