@@ -1,0 +1,309 @@
+/**
+ * `npm run bench`: tapstack against the Linux kernel, answering the real iputils ping, in the
+ * same run, reported as ratios. Needs root (it creates network namespaces and a TAP device).
+ *
+ *   npm run bench                     the full run: 3 rounds, medians, memory, ARP flood, UDP echo
+ *   npm run bench -- --quick          small counts, 1 round: seconds; CI runs it to keep it working
+ *   npm run bench -- --rounds 5 --memory-pings 2000000 --skip udp,arp --json out.json
+ *
+ * What it measures, for (a) `tapstack up` behind tap0 and (b) the kernel behind a veth pair
+ * (bench/targets.ts), alternately, round after round:
+ *   ping -c 500 -i 0.002                RTT avg and min
+ *   ping -f -c 20000                    serial flood: total time, loss
+ *   ping -f -l 32 -c 50000              flood with 32 in flight: total time, loss
+ *   ping -f -l 32 -s 1400 -c 20000      bytes/s
+ *   ping -c 200 -i 0.002 -s 4000        fragmented both ways: loss (the interval is ours: with
+ *                                       ping's default of 1 s the figure would take 200 s)
+ * then the in-memory input path (frames/s), memory under a long flood and under an ARP flood,
+ * and the UDP engineer's echo benchmark (packages/udp/bench).
+ */
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release } from 'node:os';
+import { parseArgs } from 'node:util';
+import { benchUdpEcho, type UdpEchoBenchResult } from '../packages/udp/bench/udp-echo.ts';
+import { measureEchoPath } from './echo-path.ts';
+import { arpFloodInMemory, arpFloodOnTap, pingFloodRss, type ArpFloodInMemoryResult, type ArpFloodOnTapResult } from './memory.ts';
+import { ping, type PingResult } from './ping.ts';
+import { formatKb, formatNumber, markdownTable, median } from './table.ts';
+import { KernelTarget, TapstackTarget, type Target } from './targets.ts';
+
+// ------------------------------------------------------------------------------ options
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    'memory-pings': { type: 'string' },
+    'arp-senders': { type: 'string' },
+    skip: { type: 'string', default: '' },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (args.help) {
+  console.log(`usage: npm run bench [-- --quick] [--rounds N] [--memory-pings N] [--arp-senders N]
+                       [--skip ping,inmemory,memory,arp,udp] [--json FILE]`);
+  process.exit(0);
+}
+
+const quick = args.quick === true;
+const skip = new Set((args.skip ?? '').split(',').filter(Boolean));
+const rounds = Number(args.rounds ?? (quick ? 1 : 3));
+const memoryPings = Number(args['memory-pings'] ?? (quick ? 20_000 : 1_000_000));
+const arpSenders = Number(args['arp-senders'] ?? (quick ? 1_000 : 10_000));
+
+/** The counts of the issue; --quick divides them (same commands, fewer packets). */
+const counts = quick
+  ? { rtt: 50, serial: 2_000, flood: 5_000, bulk: 2_000, frag: 20, warmup: 500 }
+  : { rtt: 500, serial: 20_000, flood: 50_000, bulk: 20_000, frag: 200, warmup: 5_000 };
+
+// ------------------------------------------------------------------------------ preconditions
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+function requireBenchCapabilities(): void {
+  if (process.getuid?.() !== 0) {
+    fail('needs root: it creates network namespaces, a TAP device and a veth pair. Run it as root: sudo npm run bench');
+  }
+  try {
+    accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
+  } catch {
+    fail('needs /dev/net/tun: load the module with `modprobe tun` (in a container: --device /dev/net/tun)');
+  }
+  for (const tool of ['ip', 'ping', 'python3']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      fail(`needs \`${tool}\` (iproute2, iputils-ping, python3): bash .ci/run installs them`);
+    }
+  }
+  const version = execFileSync('ping', ['-V'], { encoding: 'utf8' });
+  if (!/iputils/.test(version)) fail(`needs the iputils ping (found: ${version.split('\n')[0]})`);
+}
+
+// ------------------------------------------------------------------------------ the ping figures
+
+interface Figure {
+  key: string;
+  label: string;
+  /** Which way is better. */
+  better: 'lower' | 'higher';
+  /** Target for tapstack/kernel (a bound on the ratio), if the issue sets one. */
+  target?: { ratio: number } | { equals: number };
+  value(results: RoundResults): number;
+}
+
+interface RoundResults {
+  rtt: PingResult;
+  serial: PingResult;
+  flood: PingResult;
+  bulk: PingResult;
+  frag: PingResult;
+}
+
+const FIGURES: Figure[] = [
+  { key: 'rtt_avg', label: `RTT avg, ms (ping -c ${counts.rtt} -i 0.002)`, better: 'lower', target: { ratio: 4 }, value: (r) => r.rtt.rttAvgMs },
+  { key: 'rtt_min', label: 'RTT min, ms', better: 'lower', value: (r) => r.rtt.rttMinMs },
+  { key: 'serial_time', label: `serial flood, ms (ping -f -c ${counts.serial})`, better: 'lower', target: { ratio: 8 }, value: (r) => r.serial.timeMs },
+  { key: 'serial_loss', label: 'serial flood loss, %', better: 'lower', target: { equals: 0 }, value: (r) => r.serial.lossPercent },
+  { key: 'flood_time', label: `flood 32 in flight, ms (ping -f -l 32 -c ${counts.flood})`, better: 'lower', target: { ratio: 1.5 }, value: (r) => r.flood.timeMs },
+  { key: 'flood_loss', label: 'flood 32 in flight loss, %', better: 'lower', target: { equals: 0 }, value: (r) => r.flood.lossPercent },
+  {
+    key: 'bulk_rate',
+    label: `1400-byte flood, MB/s each way (ping -f -l 32 -s 1400 -c ${counts.bulk})`,
+    better: 'higher',
+    value: (r) => (r.bulk.received * 1400) / (r.bulk.timeMs / 1000) / 1e6,
+  },
+  { key: 'bulk_loss', label: '1400-byte flood loss, %', better: 'lower', value: (r) => r.bulk.lossPercent },
+  { key: 'frag_loss', label: `fragmented, loss % (ping -c ${counts.frag} -i 0.002 -s 4000)`, better: 'lower', target: { equals: 0 }, value: (r) => r.frag.lossPercent },
+  { key: 'frag_rtt', label: 'fragmented, RTT avg, ms', better: 'lower', value: (r) => r.frag.rttAvgMs },
+];
+
+async function pingRound(t: Target): Promise<RoundResults> {
+  const p = (a: string[]): Promise<PingResult> => ping(t.pinger, t.address, a);
+  return {
+    rtt: await p(['-c', String(counts.rtt), '-i', '0.002']),
+    serial: await p(['-f', '-c', String(counts.serial)]),
+    flood: await p(['-f', '-l', '32', '-c', String(counts.flood)]),
+    bulk: await p(['-f', '-l', '32', '-s', '1400', '-c', String(counts.bulk)]),
+    frag: await p(['-c', String(counts.frag), '-i', '0.002', '-s', '4000']),
+  };
+}
+
+interface PingSection {
+  figures: { key: string; label: string; tapstack: number; kernel: number; ratio: number; target: string; met: string; all: { tapstack: number[]; kernel: number[] } }[];
+  rss: { startKb: number; afterWarmupKb: number; afterRoundsKb: number };
+  arpFlood?: ArpFloodOnTapResult;
+  counters: string;
+}
+
+function verdict(f: Figure, tapstack: number, ratio: number): { target: string; met: string } {
+  if (!f.target) return { target: '', met: '' };
+  if ('ratio' in f.target) return { target: `<= ${f.target.ratio}x`, met: ratio <= f.target.ratio ? 'yes' : 'NO' };
+  return { target: `${f.target.equals}`, met: tapstack === f.target.equals ? 'yes' : 'NO' };
+}
+
+async function pingSection(): Promise<PingSection> {
+  const tap = await TapstackTarget.start('bench-a');
+  let kernel: KernelTarget | undefined;
+  try {
+    kernel = KernelTarget.start('bench-k');
+    const startKb = tap.rssKb();
+    // Warm-up, both: ARP resolved, caches and (ours) the JIT warm; not measured.
+    for (const t of [tap, kernel]) await ping(t.pinger, t.address, ['-f', '-c', String(counts.warmup)]);
+    const afterWarmupKb = tap.rssKb();
+    const results: Record<Target['name'], RoundResults[]> = { tapstack: [], kernel: [] };
+    for (let round = 1; round <= rounds; round++) {
+      for (const t of [tap, kernel] as Target[]) {
+        process.stderr.write(`bench: round ${round}/${rounds}: ${t.name}\n`);
+        results[t.name].push(await pingRound(t));
+      }
+    }
+    const afterRoundsKb = tap.rssKb();
+    const figures = FIGURES.map((f) => {
+      const all = { tapstack: results.tapstack.map(f.value), kernel: results.kernel.map(f.value) };
+      const a = median(all.tapstack);
+      const b = median(all.kernel);
+      const ratio = b === 0 ? Number.NaN : a / b;
+      return { key: f.key, label: f.label, tapstack: a, kernel: b, ratio, ...verdict(f, a, ratio), all };
+    });
+    const section: PingSection = { figures, rss: { startKb, afterWarmupKb, afterRoundsKb }, counters: await tap.counters() };
+    if (!skip.has('arp')) {
+      process.stderr.write(`bench: ARP flood from ${arpSenders} MACs on tap0\n`);
+      section.arpFlood = await arpFloodOnTap(tap, arpSenders);
+    }
+    return section;
+  } finally {
+    kernel?.close();
+    tap.close();
+  }
+}
+
+// ------------------------------------------------------------------------------ main
+
+interface Report {
+  date: string;
+  machine: { cpus: number; model: string; kernel: string; node: string; loadBefore: number[]; loadAfter?: number[] };
+  quick: boolean;
+  rounds: number;
+  ping?: PingSection;
+  inMemory?: { framesPerSecond: number; frames: number };
+  memory?: Awaited<ReturnType<typeof pingFloodRss>>;
+  arpInMemory?: ArpFloodInMemoryResult;
+  udp?: UdpEchoBenchResult;
+}
+
+function printReport(r: Report): void {
+  const out: string[] = [];
+  const m = r.machine;
+  out.push(
+    `tapstack bench, ${r.date}${r.quick ? ' (--quick: small counts, not comparable figures)' : ''}`,
+    `machine: ${m.cpus} x ${m.model}, Linux ${m.kernel}, node ${m.node}; load average before ${m.loadBefore.map((l) => l.toFixed(2)).join(' ')}` +
+      (m.loadAfter ? `, after ${m.loadAfter.map((l) => l.toFixed(2)).join(' ')}` : ''),
+    '',
+  );
+  const rows: string[][] = [];
+  if (r.ping) {
+    out.push(`ping from 10.0.0.1 (iputils), medians of ${r.rounds} round(s), tapstack and kernel alternately:`, '');
+    for (const f of r.ping.figures) {
+      rows.push([f.label, formatNumber(f.tapstack), formatNumber(f.kernel), Number.isNaN(f.ratio) ? '-' : `${f.ratio.toFixed(2)}x`, f.target, f.met]);
+    }
+  }
+  if (r.udp) {
+    const u = r.udp;
+    rows.push([
+      `UDP echo, datagrams/s (${u.options.size} B, ${u.options.window} in flight, ${u.options.durationS} s)`,
+      formatNumber(u.tapstack.datagramsPerSecond),
+      formatNumber(u.kernel.datagramsPerSecond),
+      `${u.ratio.toFixed(2)}x`,
+      '',
+      '',
+    ]);
+  }
+  if (r.inMemory) {
+    rows.push(['in-memory echo path, frames/s', formatNumber(r.inMemory.framesPerSecond), '', '', '>= 1,000,000', r.inMemory.framesPerSecond >= 1_000_000 ? 'yes' : 'NO']);
+  }
+  if (rows.length > 0) {
+    out.push(markdownTable(['figure', 'tapstack', 'kernel', 'tapstack/kernel', 'target', 'met'], rows), '');
+  }
+  if (r.ping) {
+    const s = r.ping.rss;
+    out.push(
+      `tapstack up RSS: ${formatKb(s.startKb)} at start, ${formatKb(s.afterWarmupKb)} after the warm-up, ${formatKb(s.afterRoundsKb)} after the rounds`,
+    );
+  }
+  if (r.memory) {
+    const steps = r.memory.steps;
+    const first = steps[0]!;
+    const last = steps[steps.length - 1]!;
+    const growth = (last.rssKb - first.rssKb) / first.rssKb;
+    out.push(
+      `memory under ping -f -l 32 (fresh tapstack up, RSS ${formatKb(r.memory.startKb)} at start): ` +
+        steps.map((s) => `${s.pings.toLocaleString('en')} pings ${formatKb(s.rssKb)} (loss ${s.lossPercent}%)`).join(', ') +
+        `; growth ${(growth * 100).toFixed(1)}% (target within 10%: ${Math.abs(growth) <= 0.1 ? 'met' : 'NOT met'})`,
+    );
+  }
+  if (r.ping?.arpFlood) {
+    const a = r.ping.arpFlood;
+    out.push(
+      `ARP flood on tap0: ${a.senders.toLocaleString('en')} senders (different MACs, addresses in 10.0.0.0/24), ${a.received.toLocaleString('en')} requests reached the stack; ` +
+        `neighbours ${a.neighboursBefore} -> ${a.neighboursAfter}, RSS ${formatKb(a.rssBeforeKb)} -> ${formatKb(a.rssAfterKb)}`,
+    );
+  }
+  if (r.arpInMemory) {
+    const a = r.arpInMemory;
+    out.push(
+      `ARP flood in memory: ${a.senders.toLocaleString('en')} senders with different addresses; largest table ${a.largestTable} ` +
+        `(gc_thresh3 ${a.gcThresh3}: ${a.largestTable <= a.gcThresh3 ? 'within' : 'EXCEEDED'}), final ${a.finalTable}, ` +
+        `forced GC runs ${a.forcedGcRuns}, table full ${a.tableFulls}; heap ${formatKb(a.heapBeforeKb)} -> ${formatKb(a.heapAfterKb)}`,
+    );
+  }
+  console.log(out.join('\n'));
+}
+
+async function main(): Promise<void> {
+  requireBenchCapabilities();
+  // Ctrl-C: exit through process.exit so every namespace is deleted (test/support/netns.ts).
+  process.on('SIGINT', () => process.exit(130));
+  process.on('SIGTERM', () => process.exit(143));
+  const report: Report = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', kernel: release(), node: process.version, loadBefore: loadavg() },
+    quick,
+    rounds,
+  };
+  if (!skip.has('ping')) report.ping = await pingSection();
+  if (!skip.has('udp')) {
+    process.stderr.write('bench: UDP echo (packages/udp/bench)\n');
+    report.udp = await benchUdpEcho({ durationS: quick ? 0.5 : 3 });
+  }
+  if (!skip.has('inmemory')) {
+    process.stderr.write('bench: in-memory echo path\n');
+    report.inMemory = measureEchoPath(quick ? 300 : 3000);
+  }
+  if (!skip.has('memory')) {
+    const steps = quick ? [2_000, memoryPings] : [10_000, 100_000, memoryPings].filter((n, i, a) => i === 0 || n > a[i - 1]!);
+    process.stderr.write(`bench: memory under a flood of ${memoryPings.toLocaleString('en')} pings\n`);
+    report.memory = await pingFloodRss(steps, 'bench-m');
+  }
+  if (!skip.has('arp')) {
+    process.stderr.write(`bench: ARP flood in memory, ${arpSenders} senders\n`);
+    report.arpInMemory = arpFloodInMemory(arpSenders);
+  }
+  report.machine.loadAfter = loadavg();
+  printReport(report);
+  if (args.json) writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench: ${(err as Error).stack ?? String(err)}`);
+    process.exit(1);
+  },
+);
