@@ -10,6 +10,8 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          // Generous: CI machines have 2 cores, and property tests run hundreds of cases.
+          testTimeout: 30_000,
           include: ['packages/*/test/**/*.test.ts'],
           exclude: ['packages/*/test/**/*.e2e.test.ts'],
         },
