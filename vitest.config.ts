@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 // Two projects: `unit` runs anywhere (codecs, simulation on in-memory links with a virtual
 // clock); `e2e` needs root and /dev/net/tun and talks to the real Linux kernel inside network
-// namespaces that each test creates and removes. `npm test` runs both; e2e fails loudly, it
-// never skips, when the machine cannot run it.
+// namespaces that each test creates and removes. `npm test` runs both, e2e one file at a time
+// (--no-file-parallelism: floods of real pings must not compete for the 2 cores of CI); e2e fails
+// loudly, it never skips, when the machine cannot run it.
 export default defineConfig({
   test: {
     projects: [
@@ -22,7 +23,6 @@ export default defineConfig({
           include: ['test/**/*.e2e.test.ts', 'packages/*/test/**/*.e2e.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
-          fileParallelism: false,
         },
       },
     ],
