@@ -42,6 +42,7 @@ export interface DispatcherOptions {
 
 export class EtherTypeDispatcher {
   readonly counters = new Counters<DispatchCounterName>('link', DISPATCH_COUNTERS);
+  private readonly rxDelivered = this.counters.counter('rx_delivered');
   private readonly handlers = new Map<number, EtherTypeHandler>();
   private readonly groups: MacAddress[] = [];
   private readonly promiscuous: boolean;
@@ -115,7 +116,7 @@ export class EtherTypeDispatcher {
       this.counters.inc('rx_unknown_ethertype');
       return;
     }
-    this.counters.inc('rx_delivered');
+    this.rxDelivered.value++;
     try {
       handler(frame);
     } catch (err) {
