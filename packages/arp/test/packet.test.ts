@@ -11,7 +11,7 @@ import {
   isGratuitousArp,
   type ArpRepr as ArpReprType,
 } from '../src/index.ts';
-import { fixture, hex } from './pcap.ts';
+import { readFixture as fixture, hex } from '../../../test/support/fixtures.ts';
 
 // The kernel's request from linux-arp-and-ping.pcap, written out by hand from `tcpdump -x`.
 const REQUEST = hex('0001 0800 0604 0001 0200 0000 0a01 0a00 0001 0000 0000 0000 0a00 0002');

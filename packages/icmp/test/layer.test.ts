@@ -3,8 +3,8 @@ import { EtherTypeDispatcher, MacAddress, MemoryLink, VirtualClock, ipv4 } from 
 import { describe, expect, it } from 'vitest';
 import { IcmpLayer, type IcmpErrorReport, type IcmpLayerOptions } from '../src/layer.ts';
 import { IcmpPacket, IcmpRepr } from '../src/packet.ts';
-import { fixtureFrames } from './support/fixtures.ts';
-import { RecordingResolver } from './support/resolver.ts';
+import { fixtureFrames } from '../../../test/support/fixtures.ts';
+import { RecordingResolver } from '../../../test/support/recording-resolver.ts';
 
 const US = ipv4('10.0.0.2');
 const PEER = ipv4('10.0.0.1');

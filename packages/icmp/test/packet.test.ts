@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IcmpPacket, IcmpRepr, formatIcmp, isIcmpErrorType, quoteDatagram } from '../src/packet.ts';
-import { allIpv4Frames, hex } from './support/fixtures.ts';
+import { allIpv4Frames, hex } from '../../../test/support/fixtures.ts';
 
 // From linux-ping-odd-sizes.pcap: the 0-byte echo request and the kernel's reply.
 const REQUEST = hex('0800d35f249f0001');

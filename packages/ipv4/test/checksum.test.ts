@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checksumAdd, foldChecksum, internetChecksum, pseudoHeaderSum, updateChecksum } from '../src/checksum.ts';
-import { hex } from './support/fixtures.ts';
+import { hex } from '../../../test/support/fixtures.ts';
 
 /** The textbook definition, one 16-bit word at a time with the carry folded every step. */
 function referenceChecksum(bytes: Uint8Array): number {

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { internetChecksum } from '../src/checksum.ts';
 import { Ipv4Packet, Ipv4Repr, formatIpv4Packet } from '../src/header.ts';
-import { allIpv4Frames, hex } from './support/fixtures.ts';
+import { allIpv4Frames, hex } from '../../../test/support/fixtures.ts';
 
 // The kernel's echo request from linux-ping-odd-sizes.pcap (frame 3): header + 8 bytes of ICMP.
 const ECHO_REQUEST = hex('4500001c 98464000 40018e98 0a000001 0a000002 0800d35f 249f0001');

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { Ipv4Cidr } from '../src/cidr.ts';
 import { Ipv4Packet, Ipv4Repr } from '../src/header.ts';
 import { Ipv4Layer, type Ipv4DeliveryInfo, type Ipv4ErrorKind, type Ipv4LayerOptions } from '../src/layer.ts';
-import { allIpv4Frames } from './support/fixtures.ts';
-import { RecordingResolver, macFor } from './support/resolver.ts';
+import { allIpv4Frames } from '../../../test/support/fixtures.ts';
+import { RecordingResolver, macFor } from '../../../test/support/recording-resolver.ts';
 
 const US = ipv4('10.0.0.2');
 const PEER = ipv4('10.0.0.1');

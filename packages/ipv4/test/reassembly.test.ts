@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Ipv4Packet, Ipv4Repr } from '../src/header.ts';
 import { FRAGMENT_OVERHEAD_BYTES, REASSEMBLY_COUNTERS, Reassembler, type ReassemblyLimits } from '../src/reassembly.ts';
-import { fixtureFrames } from './support/fixtures.ts';
+import { fixtureFrames } from '../../../test/support/fixtures.ts';
 
 const SRC = ipv4('10.0.0.1');
 const DST = ipv4('10.0.0.2');
