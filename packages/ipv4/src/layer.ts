@@ -19,6 +19,7 @@ import {
   formatIpv4,
   isIpv4Loopback,
   isIpv4Multicast,
+  writeIpv4,
   type Clock,
   type EtherTypeDispatcher,
   type Ipv4Address,
@@ -28,6 +29,7 @@ import {
   IPV4_FRAGMENT_UNIT,
   IPV4_MAX_DATAGRAM_LENGTH,
   IPV4_MIN_HEADER_LENGTH,
+  Ipv4Flag,
   Ipv4Packet,
   Ipv4Repr,
   formatIpv4Packet,
@@ -92,6 +94,12 @@ export interface Ipv4DeliveryInfo {
   readonly linkGroup: boolean;
   /** It was rebuilt from fragments. */
   readonly reassembled: boolean;
+  /**
+   * The whole Ethernet frame the datagram arrived in (IPv4 header at byte 14), when it came in
+   * one frame; undefined when it was reassembled or looped back. The handler owns it: nothing
+   * below looks at it again, so it may turn it into its answer (see `sendInPlace`).
+   */
+  readonly frame?: Uint8Array;
 }
 
 /**
@@ -184,6 +192,11 @@ const LOOPBACK_QUEUE_LIMIT = 256;
 
 export class Ipv4Layer {
   readonly counters = new Counters<Ipv4CounterName>('ipv4', IPV4_COUNTERS);
+  // Counted on every datagram: the cells themselves, no lookup by name.
+  private readonly rxPackets = this.counters.counter('rx_packets');
+  private readonly rxDelivered = this.counters.counter('rx_delivered');
+  private readonly txPackets = this.counters.counter('tx_packets');
+  private readonly txFrames = this.counters.counter('tx_frames');
   readonly routes: RouteTable;
   readonly reassembly: Reassembler;
   readonly address: Ipv4Cidr;
@@ -253,7 +266,7 @@ export class Ipv4Layer {
   /** Takes one whole Ethernet frame of EtherType 0x0800. Never throws on its content. */
   input(frame: Uint8Array): void {
     const c = this.counters;
-    c.inc('rx_packets');
+    this.rxPackets.value++;
     if (log.enabled) log('in  %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
     // Integrity: is this a well-formed IPv4 datagram at all?
     const checked = Ipv4Packet.check(frame.subarray(ETHERNET_HEADER_LENGTH));
@@ -286,7 +299,7 @@ export class Ipv4Layer {
       packet = whole;
       reassembled = true;
     }
-    this.deliver(packet, { destinationKind: kind, linkGroup, reassembled });
+    this.deliver(packet, reassembled ? { destinationKind: kind, linkGroup, reassembled } : { destinationKind: kind, linkGroup, reassembled, frame });
   }
 
   private deliver(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
@@ -301,7 +314,7 @@ export class Ipv4Layer {
       c.inc('rx_group_unwanted');
       return;
     }
-    c.inc('rx_delivered');
+    this.rxDelivered.value++;
     try {
       entry.handler(packet, packet.payload, info);
     } catch (err) {
@@ -343,32 +356,12 @@ export class Ipv4Layer {
    */
   send(request: Ipv4SendRequest): Ipv4SendOutcome {
     const c = this.counters;
-    if (this.closed) return 'closed';
     const payloadLength = request.payload.length;
-    if (IPV4_MIN_HEADER_LENGTH + payloadLength > IPV4_MAX_DATAGRAM_LENGTH) {
-      c.inc('tx_too_long');
-      return 'too_long';
-    }
     const destination = request.destination;
-    let nextHop: Ipv4Address;
-    if (this.isBroadcast(destination) || isIpv4Multicast(destination)) {
-      nextHop = destination; // the resolver maps these to group MACs without asking (NOARP)
-    } else if (destination === this.address.address || isIpv4Loopback(destination)) {
-      return this.sendLoopback(request);
-    } else {
-      const found = this.routes.lookup(destination);
-      if (!found) {
-        c.inc('tx_no_route');
-        return 'no_route';
-      }
-      nextHop = found.nextHop;
-    }
     const dontFragment = request.dontFragment ?? false;
-    if (IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu && dontFragment) {
-      c.inc('tx_fragmentation_needed');
-      return 'fragmentation_needed';
-    }
-    c.inc('tx_packets');
+    const nextHop = this.route(destination, payloadLength, dontFragment);
+    if (typeof nextHop !== 'number') return nextHop === 'loopback' ? this.sendLoopback(request) : nextHop;
+    this.txPackets.value++;
     const identification = this.nextId;
     this.nextId = (this.nextId + 1) & 0xffff;
     const source = request.source ?? this.address.address;
@@ -406,6 +399,75 @@ export class Ipv4Layer {
     return outcome;
   }
 
+  /**
+   * Sends a datagram whose payload is already in place: `frame` is a whole Ethernet frame of
+   * exactly 14 + 20 + payload bytes with the payload at byte 34, typically a received frame
+   * turned into its answer (ICMP echo). Writes the EtherType and a 20-byte IPv4 header over
+   * bytes 12-33 and hands the frame to the resolver, which fills in the MACs: no allocation,
+   * no copy. The caller gives the frame up. Everything else is as `send` (routing, counters,
+   * outcome); a datagram that needs fragmenting or goes to ourselves takes `send`'s path.
+   */
+  sendInPlace(frame: Uint8Array, request: Omit<Ipv4SendRequest, 'payload'>): Ipv4SendOutcome {
+    const payloadOffset = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH;
+    if (frame.length < payloadOffset) throw new RangeError(`sendInPlace needs a frame of at least ${payloadOffset} bytes`);
+    const payloadLength = frame.length - payloadOffset;
+    if (IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu) return this.send({ ...request, payload: frame.subarray(payloadOffset) });
+    const destination = request.destination;
+    const dontFragment = request.dontFragment ?? false;
+    const nextHop = this.route(destination, payloadLength, dontFragment);
+    if (typeof nextHop !== 'number') {
+      return nextHop === 'loopback' ? this.sendLoopback({ ...request, payload: frame.subarray(payloadOffset) }) : nextHop;
+    }
+    this.txPackets.value++;
+    const identification = this.nextId;
+    this.nextId = (this.nextId + 1) & 0xffff;
+    frame[12] = EtherType.IPV4 >>> 8;
+    frame[13] = EtherType.IPV4 & 0xff;
+    writeHeader(
+      frame,
+      request.source ?? this.address.address,
+      destination,
+      request.protocol,
+      request.ttl ?? this.ttl,
+      request.dscp ?? 0,
+      identification,
+      dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0,
+      IPV4_MIN_HEADER_LENGTH + payloadLength,
+    );
+    return this.transmit(nextHop, frame);
+  }
+
+  /**
+   * Where a datagram of `payloadLength` bytes to `destination` goes: the next hop, or why it
+   * does not go out on the link ('loopback': to ourselves). Counts the refusals.
+   */
+  private route(destination: Ipv4Address, payloadLength: number, dontFragment: boolean): Ipv4Address | 'loopback' | Exclude<Ipv4SendOutcome, 'sent' | 'queued' | 'dropped'> {
+    const c = this.counters;
+    if (this.closed) return 'closed';
+    if (IPV4_MIN_HEADER_LENGTH + payloadLength > IPV4_MAX_DATAGRAM_LENGTH) {
+      c.inc('tx_too_long');
+      return 'too_long';
+    }
+    let nextHop: Ipv4Address;
+    if (this.isBroadcast(destination) || isIpv4Multicast(destination)) {
+      nextHop = destination; // the resolver maps these to group MACs without asking (NOARP)
+    } else if (destination === this.address.address || isIpv4Loopback(destination)) {
+      return 'loopback';
+    } else {
+      const found = this.routes.lookup(destination);
+      if (!found) {
+        c.inc('tx_no_route');
+        return 'no_route';
+      }
+      nextHop = found.nextHop;
+    }
+    if (IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu && dontFragment) {
+      c.inc('tx_fragmentation_needed');
+      return 'fragmentation_needed';
+    }
+    return nextHop;
+  }
+
   /** One frame: Ethernet header room with the EtherType set, the IP header written, payload to fill. */
   private frameFor(
     source: Ipv4Address,
@@ -422,30 +484,14 @@ export class Ipv4Layer {
     const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
     frame[12] = EtherType.IPV4 >>> 8;
     frame[13] = EtherType.IPV4 & 0xff;
-    Ipv4Repr.emit(
-      {
-        source,
-        destination,
-        protocol,
-        ttl,
-        identification,
-        dscp,
-        ecn: 0,
-        dontFragment,
-        moreFragments,
-        fragmentOffset,
-        options: EMPTY,
-        payloadLength,
-      },
-      frame,
-      ETHERNET_HEADER_LENGTH,
-    );
+    const flags = (dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0) | (moreFragments ? Ipv4Flag.MORE_FRAGMENTS : 0) | (fragmentOffset >>> 3);
+    writeHeader(frame, source, destination, protocol, ttl, dscp, identification, flags, IPV4_MIN_HEADER_LENGTH + payloadLength);
     return frame;
   }
 
   private transmit(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
     if (log.enabled) log('out %s via %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), formatIpv4(nextHop));
-    this.counters.inc('tx_frames');
+    this.txFrames.value++;
     const r = this.resolver.resolve(nextHop, frame);
     if (r === 'queued') this.counters.inc('tx_queued');
     else if (r === 'dropped') this.counters.inc('tx_dropped');
@@ -505,4 +551,47 @@ export class Ipv4Layer {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Writes a 20-byte IPv4 header (no options, ECN 0) at byte 14 of an Ethernet frame, checksum
+ * included: the bytes Ipv4Repr.emit writes for the same fields, summed from the field values
+ * rather than read back from the buffer.
+ */
+function writeHeader(
+  b: Uint8Array,
+  source: Ipv4Address,
+  destination: Ipv4Address,
+  protocol: number,
+  ttl: number,
+  dscp: number,
+  identification: number,
+  flags: number,
+  totalLength: number,
+): void {
+  const o = ETHERNET_HEADER_LENGTH;
+  const tos = (dscp & 0x3f) << 2;
+  const id = identification & 0xffff;
+  const ttlProtocol = ((ttl & 0xff) << 8) | (protocol & 0xff);
+  b[o] = 0x45;
+  b[o + 1] = tos;
+  b[o + 2] = totalLength >>> 8;
+  b[o + 3] = totalLength & 0xff;
+  b[o + 4] = id >>> 8;
+  b[o + 5] = id & 0xff;
+  b[o + 6] = flags >>> 8;
+  b[o + 7] = flags & 0xff;
+  b[o + 8] = ttlProtocol >>> 8;
+  b[o + 9] = ttlProtocol & 0xff;
+  writeIpv4(b, o + 12, source);
+  writeIpv4(b, o + 16, destination);
+  // RFC 1071: the one's complement sum of the ten 16-bit words (checksum word 0), folded.
+  let sum =
+    (0x4500 | tos) + totalLength + id + flags + ttlProtocol + (source >>> 16) + (source & 0xffff) + (destination >>> 16) + (destination & 0xffff);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  const checksum = ~sum & 0xffff;
+  b[o + 10] = checksum >>> 8;
+  b[o + 11] = checksum & 0xff;
+}
+
 const LOOPBACK_INFO: Ipv4DeliveryInfo = { destinationKind: 'unicast', linkGroup: false, reassembled: false };

@@ -64,11 +64,14 @@ describe('Ipv4Layer receive', () => {
   it('delivers a datagram for us to the registered protocol, through the EtherType table', () => {
     const { dispatcher, layer, delivered } = setup();
     layer.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
-    dispatcher.input(frame());
+    const input = frame();
+    dispatcher.input(input);
     expect(delivered).toHaveLength(1);
     expect([...delivered[0]!.payload]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(delivered[0]!.packet.source).toBe(PEER);
-    expect(delivered[0]!.info).toEqual({ destinationKind: 'unicast', linkGroup: false, reassembled: false });
+    // the frame it came in is handed up too (the handler may answer in it)
+    expect(delivered[0]!.info).toEqual({ destinationKind: 'unicast', linkGroup: false, reassembled: false, frame: input });
+    expect(delivered[0]!.info.frame).toBe(input);
     expect(layer.counters.get('rx_delivered')).toBe(1);
   });
 
