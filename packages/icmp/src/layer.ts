@@ -144,6 +144,10 @@ interface PingSession {
 
 export class IcmpLayer implements Ipv4ErrorReporter {
   readonly counters = new Counters<IcmpCounterName>('icmp', ICMP_COUNTERS);
+  // Counted on every echo: the cells themselves, no lookup by name.
+  private readonly rxMessages = this.counters.counter('rx_messages');
+  private readonly rxEchoRequests = this.counters.counter('rx_echo_requests');
+  private readonly txEchoReplies = this.counters.counter('tx_echo_replies');
   readonly echoIgnoreBroadcasts: boolean;
   private readonly ipv4: Ipv4Layer;
   private readonly clock: Clock;
@@ -176,12 +180,15 @@ export class IcmpLayer implements Ipv4ErrorReporter {
 
   private input(packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
-    c.inc('rx_messages');
+    this.rxMessages.value++;
     if (log.enabled) log('in  %s > %s %s', formatIpv4(packet.source), formatIpv4(packet.destination), formatIcmp(payload));
     const checked = IcmpPacket.check(payload);
     if (!checked.ok) return c.inc('rx_truncated');
     const message = checked.value;
     if (!message.verifyChecksum()) return c.inc('rx_bad_checksum');
+    // The hot path: an echo request (type 8, code 0, what IcmpRepr.parse accepts as one) is
+    // answered without building its Repr or running the match below, so nothing is allocated.
+    if (message.type === IcmpType.ECHO_REQUEST && message.code === 0) return this.answerEcho(packet, message, info);
     const parsed = IcmpRepr.parse(message);
     if (!parsed.ok) return c.inc(parsed.reason === 'bad_code' ? 'rx_bad_code' : 'rx_unsupported_type');
     match(parsed.value)
@@ -199,15 +206,37 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   }
 
   /**
-   * Echo reply: the request's message with the type changed from 8 to 0. Written straight into
-   * the outgoing frame, and the checksum is updated for the one changed word (RFC 1624) rather
-   * than summed again: the request's checksum was just verified.
+   * Echo reply: the request's message with the type changed from 8 to 0, and the checksum
+   * updated for the one changed word (RFC 1624) rather than summed again: the request's checksum
+   * was just verified.
+   *
+   * When the request came in one frame with a plain 20-byte IP header (nearly always), the reply
+   * is built in that frame: the ICMP message stays where it is, IPv4 rewrites the header in front
+   * of it and the resolver the MACs (Ipv4Layer.sendInPlace): no allocation, no copy. Otherwise
+   * (reassembled, IP options) the message is written straight into a new outgoing frame.
    */
   private answerEcho(request: Ipv4Packet, message: IcmpPacket, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
-    c.inc('rx_echo_requests');
+    this.rxEchoRequests.value++;
     if (info.destinationKind !== 'unicast' && this.echoIgnoreBroadcasts) return c.inc('rx_echo_group_ignored');
     const bytes = message.bytes;
+    const source = info.destinationKind === 'unicast' ? request.destination : this.ipv4.address.address;
+    const frame = info.frame;
+    if (frame !== undefined && bytes.buffer === frame.buffer && bytes.byteOffset === frame.byteOffset + IN_PLACE_OFFSET) {
+      const destination = request.source; // read before the header is rewritten
+      const code = bytes[1]!;
+      const checksum = updateChecksum((bytes[2]! << 8) | bytes[3]!, (IcmpType.ECHO_REQUEST << 8) | code, (IcmpType.ECHO_REPLY << 8) | code);
+      bytes[0] = IcmpType.ECHO_REPLY;
+      bytes[2] = checksum >>> 8;
+      bytes[3] = checksum & 0xff;
+      // Ethernet padding after the datagram, if any, is not part of the reply.
+      const end = IN_PLACE_OFFSET + bytes.length;
+      const reply = frame.length === end ? frame : frame.subarray(0, end);
+      const outcome = this.ipv4.sendInPlace(reply, { destination, source, protocol: IpProtocol.ICMP });
+      if (outcome === 'sent' || outcome === 'queued') this.txEchoReplies.value++;
+      else c.inc('tx_failed');
+      return;
+    }
     const writer: PayloadWriter = {
       length: bytes.length,
       write(target: Uint8Array): void {
@@ -219,9 +248,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
         target[3] = checksum & 0xff;
       },
     };
-    const source = info.destinationKind === 'unicast' ? request.destination : this.ipv4.address.address;
     const outcome = this.ipv4.send({ destination: request.source, source, protocol: IpProtocol.ICMP, payload: writer });
-    if (outcome === 'sent' || outcome === 'queued') c.inc('tx_echo_replies');
+    if (outcome === 'sent' || outcome === 'queued') this.txEchoReplies.value++;
     else c.inc('tx_failed');
   }
 
@@ -497,6 +525,9 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     for (const s of [...this.sessions.values()]) s.finish();
   }
 }
+
+/** Where the ICMP message starts in a frame with a 20-byte IPv4 header: 14 + 20. */
+const IN_PLACE_OFFSET = 34;
 
 /** The data of our echo requests: byte i is i mod 256 (ping fills its pattern the same way). */
 function pattern(size: number): Uint8Array {
