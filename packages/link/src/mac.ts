@@ -85,9 +85,19 @@ export class MacAddress {
     );
   }
 
-  /** Writes the six bytes into `buffer` at `offset`. */
+  /** Writes the six bytes into `buffer` at `offset` (throws RangeError when they do not fit). */
   writeTo(buffer: Uint8Array, offset: number): void {
-    buffer.set(this.bytes, offset);
+    if (!(offset >= 0 && offset + 6 <= buffer.length)) {
+      throw new RangeError(`MacAddress.writeTo: need 6 bytes at offset ${offset}, buffer has ${buffer.length}`);
+    }
+    // Six stores: cheaper than TypedArray.set for six bytes (it runs on every frame sent).
+    const a = this.bytes;
+    buffer[offset] = a[0]!;
+    buffer[offset + 1] = a[1]!;
+    buffer[offset + 2] = a[2]!;
+    buffer[offset + 3] = a[3]!;
+    buffer[offset + 4] = a[4]!;
+    buffer[offset + 5] = a[5]!;
   }
 
   toString(): string {
