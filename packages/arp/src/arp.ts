@@ -150,6 +150,8 @@ export function ipv4MulticastMac(group: Ipv4Address): MacAddress {
 export class Arp implements NeighbourResolver {
   readonly counters = new Counters<ArpCounterName>('arp', ARP_COUNTERS);
   readonly table: NeighbourTable;
+  // Counted on every frame sent: the cells themselves, no lookup by name.
+  private readonly resolveSent = this.counters.counter('resolve_sent');
   private readonly dispatcher: EtherTypeDispatcher;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -217,11 +219,12 @@ export class Arp implements NeighbourResolver {
       this.counters.inc('resolve_dropped_bad_next_hop');
       return 'dropped';
     }
-    const fullBefore = this.table.stats.get('table_fulls');
-    const outcome = this.table.output(nextHop, frame);
-    if (outcome === 'sent') this.counters.inc('resolve_sent');
+    const table = this.table;
+    const fullBefore = table.tableFulls.value;
+    const outcome = table.output(nextHop, frame);
+    if (outcome === 'sent') this.resolveSent.value++;
     else if (outcome === 'queued') this.counters.inc('resolve_queued');
-    else if (this.table.stats.get('table_fulls') !== fullBefore) this.counters.inc('resolve_dropped_table_full');
+    else if (table.tableFulls.value !== fullBefore) this.counters.inc('resolve_dropped_table_full');
     else this.counters.inc('resolve_dropped_link');
     return outcome;
   }

@@ -204,6 +204,11 @@ const noop = (): void => {};
 export class NeighbourTable {
   readonly params: Readonly<NeighbourParams>;
   readonly stats = new Counters<NeighbourStatName>('arp_cache', NEIGHBOUR_STATS);
+  /** The `table_fulls` stat (Arp tells a full table from a refusing link by it). */
+  readonly tableFulls = this.stats.counter('table_fulls');
+  // Counted on every frame sent: the cells themselves, no lookup by name.
+  private readonly lookups = this.stats.counter('lookups');
+  private readonly hits = this.stats.counter('hits');
   readonly device: string;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -258,9 +263,9 @@ export class NeighbourTable {
    * (Linux neigh_event_send + neigh_resolve_output).
    */
   output(ip: Ipv4Address, frame: Uint8Array): ResolveOutcome {
-    this.stats.inc('lookups');
+    this.lookups.value++;
     let n = this.neighbours.get(ip);
-    if (n) this.stats.inc('hits');
+    if (n) this.hits.value++;
     else {
       n = this.create(ip);
       if (!n) return 'dropped';
@@ -529,7 +534,7 @@ export class NeighbourTable {
     if (dynamic >= p.gcThresh3 || (dynamic >= p.gcThresh2 && now - this.lastForcedGcAt > FORCED_GC_MIN_INTERVAL_MS)) {
       const shrunk = this.forcedGc(now);
       if (!shrunk && this.neighbours.size - this.permanentCount >= p.gcThresh3) {
-        this.stats.inc('table_fulls');
+        this.tableFulls.value++;
         if (log.enabled) log('neighbour table full: no entry for %s', formatIpv4(ip));
         return undefined;
       }
