@@ -222,7 +222,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     const bytes = message.bytes;
     const source = info.destinationKind === 'unicast' ? request.destination : this.ipv4.address.address;
     const frame = info.frame;
-    if (frame !== undefined && bytes.buffer === frame.buffer && bytes.byteOffset === frame.byteOffset + IN_PLACE_OFFSET) {
+    // The message sits at byte 14 + header length of the frame (Ipv4DeliveryInfo.frame).
+    if (frame !== undefined && request.headerLength === PLAIN_HEADER_LENGTH) {
       const destination = request.source; // read before the header is rewritten
       const code = bytes[1]!;
       const checksum = updateChecksum((bytes[2]! << 8) | bytes[3]!, (IcmpType.ECHO_REQUEST << 8) | code, (IcmpType.ECHO_REPLY << 8) | code);
@@ -526,8 +527,9 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   }
 }
 
-/** Where the ICMP message starts in a frame with a 20-byte IPv4 header: 14 + 20. */
-const IN_PLACE_OFFSET = 34;
+/** An IPv4 header without options, and where the ICMP message starts in a frame after one. */
+const PLAIN_HEADER_LENGTH = 20;
+const IN_PLACE_OFFSET = 14 + PLAIN_HEADER_LENGTH;
 
 /** The data of our echo requests: byte i is i mod 256 (ping fills its pattern the same way). */
 function pattern(size: number): Uint8Array {

@@ -95,9 +95,10 @@ export interface Ipv4DeliveryInfo {
   /** It was rebuilt from fragments. */
   readonly reassembled: boolean;
   /**
-   * The whole Ethernet frame the datagram arrived in (IPv4 header at byte 14), when it came in
-   * one frame; undefined when it was reassembled or looped back. The handler owns it: nothing
-   * below looks at it again, so it may turn it into its answer (see `sendInPlace`).
+   * The whole Ethernet frame the datagram arrived in, when it came in one frame; undefined when
+   * it was reassembled or looped back. The datagram (`packet.bytes`) is this frame from byte 14
+   * on, so the handler's payload starts at byte 14 + the header length. The handler owns the
+   * frame: nothing below looks at it again, so it may turn it into its answer (`sendInPlace`).
    */
   readonly frame?: Uint8Array;
 }
