@@ -5,7 +5,7 @@
  * or ICMP protocol unreachable), and that a second registration throws.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ETHERNET_HEADER_LENGTH, MacAddress, MemoryLink, formatIpv4, ipv4, settle, type Ipv4Address } from '@tapstack/link';
+import { ETHERNET_HEADER_LENGTH, LinkWrapper, MacAddress, MemoryLink, formatIpv4, ipv4, settle, type Ipv4Address } from '@tapstack/link';
 import { createStack, type Stack } from '../src/stack.ts';
 
 const stacks: Stack[] = [];
@@ -71,5 +71,34 @@ describe('a layer on its own IP protocol number (253)', () => {
     expect(answers).toEqual([[3, 2, 1]]);
     expect(() => b.ipv4.register(253, () => {})).toThrow(/already has a handler/);
     expect(() => b.ipv4.register(1, () => {})).toThrow(/already has a handler/); // ICMP's
+  });
+});
+
+describe('middleware on the Link', () => {
+  class Counting extends LinkWrapper {
+    seen = 0;
+    override send(frame: Uint8Array): boolean {
+      this.seen++;
+      return super.send(frame);
+    }
+    protected override receive(frames: readonly Uint8Array[]): void {
+      this.seen += frames.length;
+      this.deliverUp(frames);
+    }
+  }
+
+  it('a LinkWrapper sees every frame both ways and the stack above works as before', async () => {
+    const wires = MemoryLink.pair();
+    const counting = new Counting(wires[0]);
+    const a = createStack({ link: counting, ip: '10.0.0.1/24', arp: { announce: false } });
+    const b = createStack({ link: wires[1], ip: '10.0.0.2/24', arp: { announce: false } });
+    stacks.push(a, b);
+    const keepAlive = setInterval(() => {}, 1000);
+    const summary = await a.icmp.ping(b.address, { count: 2, intervalMs: 10, timeoutMs: 500 });
+    clearInterval(keepAlive);
+    expect(summary.received).toBe(2);
+    // ARP request + reply, two echo requests + two replies
+    expect(counting.seen).toBe(6);
+    expect(counting.seen).toBe(wires[0].counters.get('tx_frames') + wires[0].counters.get('rx_frames'));
   });
 });
