@@ -289,6 +289,15 @@ describe('tapstack answers like the Linux kernel', () => {
     expect(tapAnswers[name]!.output).toMatch(/1 packets transmitted, 0 received/);
   });
 
+  it('neither learned 10.0.0.9 from the unsolicited ARP reply; both hold 10.0.0.1', async () => {
+    expect(kernelNs.exec('ip', ['neigh', 'show', 'dev', 'eth0'])).toMatch(/^10\.0\.0\.1 lladdr [0-9a-f:]{17} \w+\s*$/);
+    const mark = tapstack.output.length;
+    tapstack.child.stdin!.write('neigh\n');
+    await tapstack.waitFor(/10\.0\.0\.1 dev dut0 lladdr [0-9a-f:]{17} \w+\n/, 5_000, mark);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(tapstack.output.slice(mark)).not.toContain('10.0.0.9');
+  });
+
   it('both count the dropped datagrams (bad IP and UDP checksums, unknown protocol, closed port)', async () => {
     const after = snmp(kernelNs);
     const delta = (k: string): number => (after.get(k) ?? 0) - (kernelSnmpBefore.get(k) ?? 0);
