@@ -74,8 +74,12 @@ export function pseudoHeaderSum(source: number, destination: number, protocol: n
 /**
  * Updates a checksum after one 16-bit word of the covered data changed from `oldWord` to
  * `newWord`, without summing everything again (RFC 1624, equation 3: HC' = ~(~HC + ~m + m')).
+ *
+ * Equation 3 gives +0 (0x0000) whenever the new data sums to zero. When the data has become all
+ * zeros (an echo reply with identifier 0, sequence 0 and zero data) only -0 (0xffff) verifies,
+ * and -0 verifies in every other such case too, so +0 is never returned.
  */
 export function updateChecksum(checksum: number, oldWord: number, newWord: number): number {
   const sum = (~checksum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);
-  return ~foldChecksum(sum) & 0xffff;
+  return ~foldChecksum(sum) & 0xffff || 0xffff;
 }

@@ -127,4 +127,28 @@ describe('updateChecksum (RFC 1624)', () => {
       }),
     );
   });
+
+  it('verifies when the change leaves the data all zeros (echo reply with id 0, seq 0, no data)', () => {
+    // Echo request 08 00 f7ff 0000 0000; the reply changes the type word 0x0800 to 0x0000. Every
+    // other word is zero, so only -0 (0xffff) verifies: eqn 3 alone yields +0 (0x0000) here.
+    const message = hex('0800f7ff00000000');
+    expect(internetChecksum(message)).toBe(0);
+    const updated = updateChecksum(0xf7ff, 0x0800, 0x0000);
+    message[0] = 0;
+    message[2] = updated >>> 8;
+    message[3] = updated & 0xff;
+    expect(internetChecksum(message)).toBe(0);
+    expect(updated).toBe(0xffff);
+    // The same with zero data after the header (ping -p 00 with identifier 0).
+    const padded = new Uint8Array(64);
+    padded[0] = 8;
+    padded[2] = 0xf7;
+    padded[3] = 0xff;
+    expect(internetChecksum(padded)).toBe(0);
+    const again = updateChecksum(0xf7ff, 0x0800, 0x0000);
+    padded[0] = 0;
+    padded[2] = again >>> 8;
+    padded[3] = again & 0xff;
+    expect(internetChecksum(padded)).toBe(0);
+  });
 });
