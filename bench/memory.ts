@@ -33,7 +33,7 @@ export async function pingFloodRss(steps: readonly number[], label: string): Pro
     const out: RssStep[] = [];
     let done = 0;
     for (const total of steps) {
-      const r = await ping(target.pinger, target.address, ['-f', '-l', '32', '-c', String(total - done)], 600_000);
+      const r = await ping(target.pinger, target.address, ['-f', '-l', '32', '-c', String(total - done)], { timeoutMs: 600_000 });
       done = total;
       out.push({ pings: total, rssKb: target.rssKb(), lossPercent: r.lossPercent });
     }

@@ -39,8 +39,11 @@ export function parsePingSummary(output: string): PingResult {
  * `ping -q <args> <target>` inside `ns`, without blocking our event loop. `-W 1` bounds the wait
  * for the last replies, so a lossy run ends in a second instead of ping's 10 s linger.
  */
-export async function ping(ns: Netns, target: string, args: string[], timeoutMs = 300_000): Promise<PingResult> {
-  const r = await ns.run('ping', ['-q', '-W', '1', ...args, target], timeoutMs);
+export async function ping(ns: Netns, target: string, args: string[], options: { cpu?: number; timeoutMs?: number } = {}): Promise<PingResult> {
+  const command = ['ping', '-q', '-W', '1', ...args, target];
+  // With `cpu`, ping runs on that CPU only (taskset), next to a responder placed there too.
+  const [cmd, ...rest] = options.cpu === undefined ? command : ['taskset', '-c', String(options.cpu), ...command];
+  const r = await ns.run(cmd!, rest, options.timeoutMs ?? 300_000);
   // ping exits 1 when some replies were missing: the summary still says how many.
   if (r.status !== 0 && r.status !== 1) throw new Error(`ping ${args.join(' ')} ${target} failed (${r.status}): ${r.stderr || r.stdout}`);
   return parsePingSummary(r.stdout);

@@ -14,7 +14,11 @@
  *   ping -f -l 32 -s 1400 -c 20000      bytes/s
  *   ping -c 200 -i 0.002 -s 4000        fragmented both ways: loss (the interval is ours: with
  *                                       ping's default of 1 s the figure would take 200 s)
- * then the in-memory input path (frames/s), memory under a long flood and under an ARP flood,
+ * each in two placements: as the scheduler places the processes, and with ping and the responder
+ * on one CPU (taskset -c 0; for tapstack its main thread). On a VM a wake-up on the other CPU
+ * costs an inter-processor interrupt, and the TAP path needs two wake-ups per echo while the
+ * kernel answers inside ping's own send; the second placement shows what is left without them.
+ * Then the in-memory input path (frames/s), memory under a long flood and under an ARP flood,
  * and the UDP engineer's echo benchmark (packages/udp/bench).
  */
 import { execFileSync } from 'node:child_process';
@@ -22,7 +26,7 @@ import { accessSync, constants, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchUdpEcho, type UdpEchoBenchResult } from '../packages/udp/bench/udp-echo.ts';
-import { measureEchoPath } from './echo-path.ts';
+import { measureEchoPath, type EchoPathFigure } from './echo-path.ts';
 import { arpFloodInMemory, arpFloodOnTap, pingFloodRss, type ArpFloodInMemoryResult, type ArpFloodOnTapResult } from './memory.ts';
 import { ping, type PingResult } from './ping.ts';
 import { formatKb, formatNumber, markdownTable, median } from './table.ts';
@@ -36,6 +40,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     'memory-pings': { type: 'string' },
     'arp-senders': { type: 'string' },
+    placement: { type: 'string' },
     skip: { type: 'string', default: '' },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -44,7 +49,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: npm run bench [-- --quick] [--rounds N] [--memory-pings N] [--arp-senders N]
-                       [--skip ping,inmemory,memory,arp,udp] [--json FILE]`);
+                       [--placement free,same-cpu] [--skip ping,inmemory,memory,arp,udp] [--json FILE]`);
   process.exit(0);
 }
 
@@ -53,6 +58,13 @@ const skip = new Set((args.skip ?? '').split(',').filter(Boolean));
 const rounds = Number(args.rounds ?? (quick ? 1 : 3));
 const memoryPings = Number(args['memory-pings'] ?? (quick ? 20_000 : 1_000_000));
 const arpSenders = Number(args['arp-senders'] ?? (quick ? 1_000 : 10_000));
+type Placement = 'free' | 'same-cpu';
+const placements = (args.placement ?? 'free,same-cpu').split(',').filter(Boolean) as Placement[];
+for (const p of placements) if (p !== 'free' && p !== 'same-cpu') throw new Error(`--placement ${p}: free or same-cpu`);
+const PLACEMENT_TITLE: Record<Placement, string> = {
+  free: 'placed by the scheduler',
+  'same-cpu': 'ping and the responder on CPU 0 (taskset)',
+};
 
 /** The counts of the issue; --quick divides them (same commands, fewer packets). */
 const counts = quick
@@ -75,7 +87,7 @@ function requireBenchCapabilities(): void {
   } catch {
     fail('needs /dev/net/tun: load the module with `modprobe tun` (in a container: --device /dev/net/tun)');
   }
-  for (const tool of ['ip', 'ping', 'python3']) {
+  for (const tool of ['ip', 'ping', 'python3', 'taskset']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
@@ -124,8 +136,8 @@ const FIGURES: Figure[] = [
   { key: 'frag_rtt', label: 'fragmented, RTT avg, ms', better: 'lower', value: (r) => r.frag.rttAvgMs },
 ];
 
-async function pingRound(t: Target): Promise<RoundResults> {
-  const p = (a: string[]): Promise<PingResult> => ping(t.pinger, t.address, a);
+async function pingRound(t: Target, cpu: number | undefined): Promise<RoundResults> {
+  const p = (a: string[]): Promise<PingResult> => ping(t.pinger, t.address, a, cpu === undefined ? {} : { cpu });
   return {
     rtt: await p(['-c', String(counts.rtt), '-i', '0.002']),
     serial: await p(['-f', '-c', String(counts.serial)]),
@@ -135,8 +147,19 @@ async function pingRound(t: Target): Promise<RoundResults> {
   };
 }
 
+interface FigureResult {
+  key: string;
+  label: string;
+  tapstack: number;
+  kernel: number;
+  ratio: number;
+  target: string;
+  met: string;
+  all: { tapstack: number[]; kernel: number[] };
+}
+
 interface PingSection {
-  figures: { key: string; label: string; tapstack: number; kernel: number; ratio: number; target: string; met: string; all: { tapstack: number[]; kernel: number[] } }[];
+  figures: Partial<Record<Placement, FigureResult[]>>;
   rss: { startKb: number; afterWarmupKb: number; afterRoundsKb: number };
   arpFlood?: ArpFloodOnTapResult;
   counters: string;
@@ -157,21 +180,30 @@ async function pingSection(): Promise<PingSection> {
     // Warm-up, both: ARP resolved, caches and (ours) the JIT warm; not measured.
     for (const t of [tap, kernel]) await ping(t.pinger, t.address, ['-f', '-c', String(counts.warmup)]);
     const afterWarmupKb = tap.rssKb();
-    const results: Record<Target['name'], RoundResults[]> = { tapstack: [], kernel: [] };
+    const results = new Map<Placement, Record<Target['name'], RoundResults[]>>();
+    for (const placement of placements) results.set(placement, { tapstack: [], kernel: [] });
     for (let round = 1; round <= rounds; round++) {
-      for (const t of [tap, kernel] as Target[]) {
-        process.stderr.write(`bench: round ${round}/${rounds}: ${t.name}\n`);
-        results[t.name].push(await pingRound(t));
+      for (const placement of placements) {
+        const cpu = placement === 'same-cpu' ? 0 : undefined;
+        tap.placeOn(cpu);
+        for (const t of [tap, kernel] as Target[]) {
+          process.stderr.write(`bench: round ${round}/${rounds}, ${placement}: ${t.name}\n`);
+          results.get(placement)![t.name].push(await pingRound(t, cpu));
+        }
       }
     }
+    tap.placeOn(undefined);
     const afterRoundsKb = tap.rssKb();
-    const figures = FIGURES.map((f) => {
-      const all = { tapstack: results.tapstack.map(f.value), kernel: results.kernel.map(f.value) };
-      const a = median(all.tapstack);
-      const b = median(all.kernel);
-      const ratio = b === 0 ? Number.NaN : a / b;
-      return { key: f.key, label: f.label, tapstack: a, kernel: b, ratio, ...verdict(f, a, ratio), all };
-    });
+    const figures: PingSection['figures'] = {};
+    for (const [placement, r] of results) {
+      figures[placement] = FIGURES.map((f) => {
+        const all = { tapstack: r.tapstack.map(f.value), kernel: r.kernel.map(f.value) };
+        const a = median(all.tapstack);
+        const b = median(all.kernel);
+        const ratio = b === 0 ? Number.NaN : a / b;
+        return { key: f.key, label: f.label, tapstack: a, kernel: b, ratio, ...verdict(f, a, ratio), all };
+      });
+    }
     const section: PingSection = { figures, rss: { startKb, afterWarmupKb, afterRoundsKb }, counters: await tap.counters() };
     if (!skip.has('arp')) {
       process.stderr.write(`bench: ARP flood from ${arpSenders} MACs on tap0\n`);
@@ -192,7 +224,7 @@ interface Report {
   quick: boolean;
   rounds: number;
   ping?: PingSection;
-  inMemory?: { framesPerSecond: number; frames: number };
+  inMemory?: EchoPathFigure;
   memory?: Awaited<ReturnType<typeof pingFloodRss>>;
   arpInMemory?: ArpFloodInMemoryResult;
   udp?: UdpEchoBenchResult;
@@ -207,13 +239,24 @@ function printReport(r: Report): void {
       (m.loadAfter ? `, after ${m.loadAfter.map((l) => l.toFixed(2)).join(' ')}` : ''),
     '',
   );
-  const rows: string[][] = [];
+  const header = ['figure', 'tapstack', 'kernel', 'tapstack/kernel', 'target', 'met'];
   if (r.ping) {
-    out.push(`ping from 10.0.0.1 (iputils), medians of ${r.rounds} round(s), tapstack and kernel alternately:`, '');
-    for (const f of r.ping.figures) {
-      rows.push([f.label, formatNumber(f.tapstack), formatNumber(f.kernel), Number.isNaN(f.ratio) ? '-' : `${f.ratio.toFixed(2)}x`, f.target, f.met]);
+    for (const placement of placements) {
+      const figures = r.ping.figures[placement];
+      if (!figures) continue;
+      out.push(`ping from 10.0.0.1 (iputils), ${PLACEMENT_TITLE[placement]}; medians of ${r.rounds} round(s), tapstack and kernel alternately:`, '');
+      const rows = figures.map((f) => [
+        f.label,
+        formatNumber(f.tapstack),
+        formatNumber(f.kernel),
+        Number.isNaN(f.ratio) ? '-' : `${f.ratio.toFixed(2)}x`,
+        f.target,
+        f.met,
+      ]);
+      out.push(markdownTable(header, rows), '');
     }
   }
+  const rows: string[][] = [];
   if (r.udp) {
     const u = r.udp;
     rows.push([
@@ -226,11 +269,17 @@ function printReport(r: Report): void {
     ]);
   }
   if (r.inMemory) {
-    rows.push(['in-memory echo path, frames/s', formatNumber(r.inMemory.framesPerSecond), '', '', '>= 1,000,000', r.inMemory.framesPerSecond >= 1_000_000 ? 'yes' : 'NO']);
+    const m = r.inMemory;
+    rows.push([
+      `in-memory echo path, frames/s (median of ${m.windows} windows; best ${formatNumber(m.bestFramesPerSecond)})`,
+      formatNumber(m.framesPerSecond),
+      '',
+      '',
+      '>= 1,000,000',
+      m.framesPerSecond >= 1_000_000 ? 'yes' : 'NO',
+    ]);
   }
-  if (rows.length > 0) {
-    out.push(markdownTable(['figure', 'tapstack', 'kernel', 'tapstack/kernel', 'target', 'met'], rows), '');
-  }
+  if (rows.length > 0) out.push(markdownTable(header, rows), '');
   if (r.ping) {
     const s = r.ping.rss;
     out.push(

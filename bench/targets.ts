@@ -10,8 +10,9 @@
  * The pinger is the kernel of the 10.0.0.1 side in both cases, so the only difference is what
  * answers: our stack behind a TAP device, or the kernel behind a veth.
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Netns } from '../test/support/netns.ts';
 
@@ -77,6 +78,15 @@ export class TapstackTarget implements Target {
 
   rssKb(): number {
     return rssKb(this.pid);
+  }
+
+  /**
+   * Runs the stack's main thread (the one that reads, answers and writes) on `cpu` only, or
+   * anywhere again with undefined. Node's helper threads (GC, libuv pool) stay unpinned.
+   */
+  placeOn(cpu: number | undefined): void {
+    const list = cpu === undefined ? `0-${cpus().length - 1}` : String(cpu);
+    execFileSync('taskset', ['-p', '-c', list, String(this.pid)], { stdio: 'ignore' });
   }
 
   /** Asks the running stack for its neighbour table (the `neigh` command) and counts the entries. */

@@ -1,0 +1,108 @@
+/**
+ * Keeps `npm run bench` working: the quick version (small counts, one round) runs end to end
+ * against the kernel. Speed is never asserted here (figures on a CI machine mean nothing); what
+ * is checked is that every figure was measured, nothing was lost, the in-memory path answered
+ * every request, memory and the neighbour table stayed bounded, and every namespace the bench
+ * made is gone afterwards.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireE2eCapabilities } from './support/netns.ts';
+import { repoRoot } from './support/watch.ts';
+
+interface FigureJson {
+  key: string;
+  tapstack: number;
+  kernel: number;
+}
+
+describe('npm run bench -- --quick', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapstack-bench-'));
+  const jsonFile = join(dir, 'bench.json');
+  let run: { status: number | null; stdout: string; stderr: string; pid: number | undefined };
+
+  beforeAll(() => {
+    requireE2eCapabilities();
+    // node itself with tsx's loader (not the tsx command, which runs a second node): the pid in
+    // the namespace names is then the one spawnSync reports.
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--json', jsonFile], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 180_000,
+    });
+    run = { status: r.status, stdout: r.stdout, stderr: r.stderr, pid: r.pid };
+  }, 200_000);
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('exits 0 and prints both tables, the RSS lines and the ARP flood lines', () => {
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain('placed by the scheduler');
+    expect(run.stdout).toContain('ping and the responder on CPU 0');
+    expect(run.stdout).toMatch(/\| RTT avg, ms \(ping -c 50 -i 0\.002\) +\| +[\d.]+ \| +[\d.]+ \| +[\d.]+x \|/);
+    expect(run.stdout).toMatch(/tapstack up RSS: [\d.]+ MB at start/);
+    expect(run.stdout).toMatch(/memory under ping -f -l 32/);
+    expect(run.stdout).toMatch(/ARP flood on tap0: 1,000 senders/);
+    expect(run.stdout).toMatch(/UDP echo, datagrams\/s/);
+  });
+
+  it('measured every ping figure for both stacks, in both placements, with nothing lost', () => {
+    const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
+      ping: { figures: Record<string, FigureJson[]> };
+    };
+    for (const placement of ['free', 'same-cpu']) {
+      const figures = report.ping.figures[placement]!;
+      expect(figures.map((f) => f.key)).toEqual([
+        'rtt_avg',
+        'rtt_min',
+        'serial_time',
+        'serial_loss',
+        'flood_time',
+        'flood_loss',
+        'bulk_rate',
+        'bulk_loss',
+        'frag_loss',
+        'frag_rtt',
+      ]);
+      for (const f of figures) {
+        if (f.key.endsWith('_loss')) {
+          expect(f.tapstack, `${placement} ${f.key}`).toBe(0);
+          expect(f.kernel, `${placement} ${f.key}`).toBe(0);
+        } else {
+          expect(f.tapstack, `${placement} ${f.key}`).toBeGreaterThan(0);
+          expect(f.kernel, `${placement} ${f.key}`).toBeGreaterThan(0);
+        }
+      }
+    }
+  });
+
+  it('answered every in-memory request, and kept memory and the neighbour table bounded', () => {
+    const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
+      inMemory: { frames: number; replies: number; framesPerSecond: number };
+      memory: { steps: { pings: number; rssKb: number; lossPercent: number }[] };
+      ping: { arpFlood: { senders: number; received: number; neighboursAfter: number } };
+      arpInMemory: { senders: number; largestTable: number; gcThresh3: number };
+      udp: { tapstack: { datagramsPerSecond: number }; kernel: { datagramsPerSecond: number } };
+    };
+    expect(report.inMemory.replies).toBe(report.inMemory.frames);
+    expect(report.inMemory.framesPerSecond).toBeGreaterThan(0);
+    expect(report.memory.steps.map((s) => s.pings)).toEqual([2_000, 20_000]);
+    for (const s of report.memory.steps) expect(s.lossPercent).toBe(0);
+    // 1,000 senders from 10.0.0.3-254: at most the 252 addresses plus the pinger's 10.0.0.1
+    expect(report.ping.arpFlood.received).toBe(1_000);
+    expect(report.ping.arpFlood.neighboursAfter).toBeLessThanOrEqual(253);
+    expect(report.arpInMemory.largestTable).toBeLessThanOrEqual(report.arpInMemory.gcThresh3);
+    expect(report.udp.tapstack.datagramsPerSecond).toBeGreaterThan(0);
+    expect(report.udp.kernel.datagramsPerSecond).toBeGreaterThan(0);
+  });
+
+  it('left no namespace behind', () => {
+    const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(`-${run.pid}-`) || line.startsWith(`tapstack-udpbench-${run.pid}`));
+    expect(left).toEqual([]);
+  });
+});
