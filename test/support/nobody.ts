@@ -18,7 +18,7 @@ export function asNobody(cmd: string, args: string[], env: Record<string, string
  * readable, or `chmod o+rx` the directories on the way.
  */
 export function requireNobodyCanRun(): void {
-  const [cmd, args] = asNobody('node', [
+  const [cmd, args] = asNobody(process.execPath, [
     '-e',
     "require('fs').accessSync(process.argv[1] + 'packages/stack/src/main.ts'); require('fs').accessSync(process.argv[1] + 'node_modules/tsx/package.json')",
     repoRoot,
@@ -27,9 +27,10 @@ export function requireNobodyCanRun(): void {
     execFileSync(cmd, args, { stdio: 'pipe' });
   } catch (err) {
     throw new Error(
-      `the non-root tests run tapstack as the user nobody, who cannot read ${repoRoot} and its node_modules ` +
-        `(${String((err as { stderr?: Buffer }).stderr ?? err).trim().split('\n')[0]}): ` +
-        'clone the repository into a directory every user can read (e.g. /opt or /srv), or chmod o+rx every directory on the way',
+      `the non-root tests run tapstack as the user nobody, who cannot run node (${process.execPath}) or read ${repoRoot} ` +
+        `and its node_modules (${String((err as { stderr?: Buffer }).stderr ?? err).trim().split('\n')[0]}): ` +
+        'install node and clone the repository where every user can read them (e.g. /usr/local, /opt or /srv), ' +
+        'or chmod o+rx every directory on the way',
     );
   }
 }
