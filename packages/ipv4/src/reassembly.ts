@@ -14,7 +14,8 @@
  *    FragmentSmack fixes, and what RFC 5722 requires for IPv6: overlapping fragments have no
  *    legitimate use and are a classic way to sneak data past filters.
  *  - A fragment that contradicts the known length (data past the end, a second different last
- *    fragment) discards the datagram; so does one that would make it longer than 65535 bytes.
+ *    fragment) discards the datagram; so does one that would make it longer than 65535 bytes,
+ *    and so does a datagram that is complete but too long behind its first fragment's header.
  *  - A non-last fragment whose data is not a multiple of 8 bytes, or is empty, is dropped.
  *
  * Memory is bounded three ways: bytes held in total (each fragment counts its data plus a fixed
@@ -215,9 +216,16 @@ export class Reassembler {
     for (const key of [...this.pending.keys()]) this.discard(key);
   }
 
-  private assemble(entry: PendingDatagram): Ipv4Packet {
+  private assemble(entry: PendingDatagram): Ipv4Packet | undefined {
     const header = entry.firstHeader!;
     const payloadLength = entry.payloadLength!;
+    // Each fragment was checked against its own header; the datagram gets the first one's,
+    // which may be longer (options): it must still fit the total length field.
+    if (header.length + payloadLength > this.limits.maxDatagramLength) {
+      this.counters.inc('reasm_too_big');
+      this.discard(entry.key);
+      return undefined;
+    }
     const out = new Uint8Array(header.length + payloadLength);
     out.set(header, 0);
     for (const f of entry.fragments) out.set(f.data, header.length + f.offset);

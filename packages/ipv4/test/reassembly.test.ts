@@ -196,6 +196,27 @@ describe('Reassembler', () => {
     expect(r.input(fragment(data(2000, 199), 1480, 520, false, 199))?.payload).toEqual(data(2000, 199));
   });
 
+  it('refuses a datagram that would exceed 65535 bytes with the first fragment\'s longer header', () => {
+    // Each fragment fits on its own (60 + 32768 and 20 + 65515 bytes), but the datagram is
+    // rebuilt behind the first fragment's 60-byte header: 60 + 65515 = 65575 bytes, which no
+    // total length field can describe (Linux: ip_frag_reasm, "Oversized IP packet").
+    const payload = data(65515, 3);
+    const first = { ...Ipv4Repr.parse(fragment(payload, 0, 32768, true, 42)), options: new Uint8Array(40).fill(1) };
+    const firstBytes = new Uint8Array(Ipv4Repr.bufferLength(first));
+    Ipv4Repr.emit(first, firstBytes);
+    firstBytes.set(payload.subarray(0, 32768), 60);
+    const last = fragment(payload, 32768, 65515 - 32768, false, 42);
+    for (const order of [[new Ipv4Packet(firstBytes), last], [last, new Ipv4Packet(firstBytes)]]) {
+      const { r, counters } = setup();
+      expect(r.input(order[0]!)).toBeUndefined();
+      expect(r.input(order[1]!)).toBeUndefined();
+      expect(counters.get('reasm_too_big')).toBe(1);
+      expect(counters.get('reasm_ok')).toBe(0);
+      expect(r.bytesHeld).toBe(0);
+      expect(r.datagramsInFlight).toBe(0);
+    }
+  });
+
   it('limits datagrams in flight and fragments per datagram', () => {
     const { r, counters } = setup({ maxDatagrams: 10, maxFragmentsPerDatagram: 4 });
     for (let id = 0; id < 25; id++) r.input(fragment(data(16), 0, 8, true, id));
