@@ -301,6 +301,10 @@ export class NeighbourTable {
   }
 
   private enqueue(n: Neighbour, frame: Uint8Array): ResolveOutcome {
+    // A view into a larger buffer (a TAP read hands up a whole batch of frames in one buffer, and
+    // the echo responder answers in the request's frame) would keep all of it alive while it
+    // waits, uncounted by unres_qlen_bytes: queue a copy of the frame's own bytes instead.
+    if (frame.byteLength !== frame.buffer.byteLength) frame = new Uint8Array(frame);
     n.queue.push(frame);
     n.queueBytes += frame.length;
     // Bounded: drop the oldest (Linux does the same), never the one just handed to us.

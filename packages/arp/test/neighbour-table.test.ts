@@ -111,6 +111,42 @@ describe('INCOMPLETE: resolution and failure', () => {
     expect(rec.sent.map((s) => s.id)).toEqual(Array.from({ length: 101 }, (_, i) => i + 9));
   });
 
+  it('a queued frame that is a view into a larger buffer (a TAP batch) does not keep that buffer alive', () => {
+    // The TAP device hands up every frame of one read as a view into one ArrayBuffer, and the
+    // echo responder answers in the request's own frame. A reply that waits for ARP must not
+    // pin the whole batch: unres_qlen_bytes counts frame bytes, so the queue must hold only those.
+    const clock = new VirtualClock();
+    const held: Uint8Array[] = [];
+    const sent: Uint8Array[] = [];
+    const table = new NeighbourTable({
+      clock,
+      hooks: { failed: (_ip, frames) => held.push(...frames), transmit: (f) => sent.push(f) > 0 },
+    });
+    const batch = new ArrayBuffer(256 * 1514);
+    const views = Array.from({ length: 101 }, (_, i) => {
+      const v = new Uint8Array(batch, i * 1514, 98);
+      v.fill(i + 1);
+      return v;
+    });
+    for (const v of views) expect(table.output(PEER, v)).toBe('queued');
+    clock.advance(3000);
+    expect(held).toHaveLength(101);
+    for (const [i, f] of held.entries()) {
+      expect(f.buffer).not.toBe(batch);
+      expect(f.buffer.byteLength).toBe(98);
+      expect([...f]).toEqual(Array(98).fill(i + 1));
+    }
+    // Queued again and resolved: the frames that go out carry the same bytes.
+    const again = ipv4('10.0.0.9');
+    for (const v of views.slice(0, 3)) table.output(again, v);
+    table.update(again, MAC1, { state: 'REACHABLE', override: 'always', create: false });
+    expect(sent.map((f) => [f.buffer === batch, f.length, f[0]])).toEqual([
+      [false, 98, 1],
+      [false, 98, 2],
+      [false, 98, 3],
+    ]);
+  });
+
   it('learning from a request (STALE) also flushes, and the use moves the entry to DELAY', () => {
     const { table, rec } = setup();
     table.output(PEER, frame(1));
