@@ -57,8 +57,8 @@ for i in range(count):
     arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + b"\\x00" * 6 + target_ip
     s.send(broadcast + mac + b"\\x08\\x06" + arp)
     sent += 1
-    if sent % 200 == 0:
-        time.sleep(0.002)  # paced, so the tap queue (1000 frames) does not overflow
+    if sent % 100 == 0:
+        time.sleep(0.005)  # paced, so the tap queue (1000 frames) does not overflow
 print(sent)
 `;
 

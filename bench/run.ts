@@ -20,17 +20,23 @@
  * kernel answers inside ping's own send; the second placement shows what is left without them.
  * Then the in-memory input path (frames/s), memory under a long flood and under an ARP flood,
  * and the UDP engineer's echo benchmark (packages/udp/bench).
+ *
+ * With --floors it also pings two bare responders with no stack behind them (bench/floors): C
+ * on the TAP device (the device's own floor) and node with our addon (the runtime's floor), so
+ * the table shows how much of each figure is the stack and how much is the way in and out.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release } from 'node:os';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchUdpEcho, type UdpEchoBenchResult } from '../packages/udp/bench/udp-echo.ts';
 import { measureEchoPath, type EchoPathFigure } from './echo-path.ts';
 import { arpFloodInMemory, arpFloodOnTap, pingFloodRss, type ArpFloodInMemoryResult, type ArpFloodOnTapResult } from './memory.ts';
 import { ping, type PingResult } from './ping.ts';
 import { formatKb, formatNumber, markdownTable, median } from './table.ts';
-import { KernelTarget, TapstackTarget, type Target } from './targets.ts';
+import { FloorTarget, KernelTarget, TapstackTarget, type Target } from './targets.ts';
 
 // ------------------------------------------------------------------------------ options
 
@@ -41,6 +47,7 @@ const { values: args } = parseArgs({
     'memory-pings': { type: 'string' },
     'arp-senders': { type: 'string' },
     placement: { type: 'string' },
+    floors: { type: 'boolean', default: false },
     skip: { type: 'string', default: '' },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -49,11 +56,13 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: npm run bench [-- --quick] [--rounds N] [--memory-pings N] [--arp-senders N]
-                       [--placement free,same-cpu] [--skip ping,inmemory,memory,arp,udp] [--json FILE]`);
+                       [--placement free,same-cpu] [--floors] [--skip ping,inmemory,memory,arp,udp] [--json FILE]`);
   process.exit(0);
 }
 
 const quick = args.quick === true;
+const floors = args.floors === true;
+const REPO = fileURLToPath(new URL('..', import.meta.url));
 const skip = new Set((args.skip ?? '').split(',').filter(Boolean));
 const rounds = Number(args.rounds ?? (quick ? 1 : 3));
 const memoryPings = Number(args['memory-pings'] ?? (quick ? 20_000 : 1_000_000));
@@ -136,15 +145,38 @@ const FIGURES: Figure[] = [
   { key: 'frag_rtt', label: 'fragmented, RTT avg, ms', better: 'lower', value: (r) => r.frag.rttAvgMs },
 ];
 
+const NOT_MEASURED: PingResult = {
+  transmitted: 0,
+  received: 0,
+  lossPercent: Number.NaN,
+  timeMs: Number.NaN,
+  rttMinMs: Number.NaN,
+  rttAvgMs: Number.NaN,
+  rttMaxMs: Number.NaN,
+};
+
+/** The five pings; the bare floors do not reassemble, so they skip the fragmented one. */
 async function pingRound(t: Target, cpu: number | undefined): Promise<RoundResults> {
   const p = (a: string[]): Promise<PingResult> => ping(t.pinger, t.address, a, cpu === undefined ? {} : { cpu });
+  const floor = t.name === 'node-floor' || t.name === 'c-floor';
   return {
     rtt: await p(['-c', String(counts.rtt), '-i', '0.002']),
     serial: await p(['-f', '-c', String(counts.serial)]),
     flood: await p(['-f', '-l', '32', '-c', String(counts.flood)]),
     bulk: await p(['-f', '-l', '32', '-s', '1400', '-c', String(counts.bulk)]),
-    frag: await p(['-c', String(counts.frag), '-i', '0.002', '-s', '4000']),
+    frag: floor ? NOT_MEASURED : await p(['-c', String(counts.frag), '-i', '0.002', '-s', '4000']),
   };
+}
+
+/** Compiles the C floor (bench/floors/tap-echo.c) into a temporary directory. */
+function buildCFloor(dir: string): string {
+  const out = join(dir, 'tap-echo');
+  try {
+    execFileSync('cc', ['-O2', '-Wall', '-o', out, join(REPO, 'bench/floors/tap-echo.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    fail(`--floors needs a C compiler (cc) for bench/floors/tap-echo.c: ${(err as Error).message}`);
+  }
+  return out;
 }
 
 interface FigureResult {
@@ -158,8 +190,15 @@ interface FigureResult {
   all: { tapstack: number[]; kernel: number[] };
 }
 
+interface FloorRow {
+  key: string;
+  label: string;
+  medians: Record<Target['name'], number>;
+}
+
 interface PingSection {
   figures: Partial<Record<Placement, FigureResult[]>>;
+  floors?: Partial<Record<Placement, FloorRow[]>>;
   rss: { startKb: number; afterWarmupKb: number; afterRoundsKb: number };
   arpFlood?: ArpFloodOnTapResult;
   counters: string;
@@ -174,19 +213,29 @@ function verdict(f: Figure, tapstack: number, ratio: number): { target: string; 
 async function pingSection(): Promise<PingSection> {
   const tap = await TapstackTarget.start('bench-a');
   let kernel: KernelTarget | undefined;
+  const floorTargets: FloorTarget[] = [];
+  const scratch = floors ? mkdtempSync(join(tmpdir(), 'tapstack-bench-')) : undefined;
   try {
     kernel = KernelTarget.start('bench-k');
+    if (scratch) {
+      floorTargets.push(await FloorTarget.start('c-floor', 'bench-fc', buildCFloor(scratch), []));
+      floorTargets.push(
+        await FloorTarget.start('node-floor', 'bench-fn', process.execPath, ['--import', 'tsx', join(REPO, 'bench/floors/bare-echo.ts')]),
+      );
+    }
+    const responders: Target[] = [tap, kernel, ...floorTargets];
     const startKb = tap.rssKb();
-    // Warm-up, both: ARP resolved, caches and (ours) the JIT warm; not measured.
-    for (const t of [tap, kernel]) await ping(t.pinger, t.address, ['-f', '-c', String(counts.warmup)]);
+    // Warm-up, all: ARP resolved, caches and (ours) the JIT warm; not measured.
+    for (const t of responders) await ping(t.pinger, t.address, ['-f', '-c', String(counts.warmup)]);
     const afterWarmupKb = tap.rssKb();
     const results = new Map<Placement, Record<Target['name'], RoundResults[]>>();
-    for (const placement of placements) results.set(placement, { tapstack: [], kernel: [] });
+    for (const placement of placements) results.set(placement, { tapstack: [], kernel: [], 'node-floor': [], 'c-floor': [] });
     for (let round = 1; round <= rounds; round++) {
       for (const placement of placements) {
         const cpu = placement === 'same-cpu' ? 0 : undefined;
         tap.placeOn(cpu);
-        for (const t of [tap, kernel] as Target[]) {
+        for (const f of floorTargets) f.placeOn(cpu);
+        for (const t of responders) {
           process.stderr.write(`bench: round ${round}/${rounds}, ${placement}: ${t.name}\n`);
           results.get(placement)![t.name].push(await pingRound(t, cpu));
         }
@@ -205,14 +254,31 @@ async function pingSection(): Promise<PingSection> {
       });
     }
     const section: PingSection = { figures, rss: { startKb, afterWarmupKb, afterRoundsKb }, counters: await tap.counters() };
+    if (floorTargets.length > 0) {
+      section.floors = {};
+      for (const [placement, r] of results) {
+        section.floors[placement] = FIGURES.filter((f) => !f.key.startsWith('frag')).map((f) => ({
+          key: f.key,
+          label: f.label,
+          medians: {
+            tapstack: median(r.tapstack.map(f.value)),
+            'node-floor': median(r['node-floor'].map(f.value)),
+            'c-floor': median(r['c-floor'].map(f.value)),
+            kernel: median(r.kernel.map(f.value)),
+          },
+        }));
+      }
+    }
     if (!skip.has('arp')) {
       process.stderr.write(`bench: ARP flood from ${arpSenders} MACs on tap0\n`);
       section.arpFlood = await arpFloodOnTap(tap, arpSenders);
     }
     return section;
   } finally {
+    for (const f of floorTargets) f.close();
     kernel?.close();
     tap.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
 }
 
@@ -254,6 +320,19 @@ function printReport(r: Report): void {
         f.met,
       ]);
       out.push(markdownTable(header, rows), '');
+    }
+    for (const placement of placements) {
+      const floorRows = r.ping.floors?.[placement];
+      if (!floorRows) continue;
+      out.push(`the floors, ${PLACEMENT_TITLE[placement]}: bare responders with no stack (bench/floors), same pings, medians:`, '');
+      const rows = floorRows.map((f) => [
+        f.label,
+        formatNumber(f.medians.tapstack),
+        formatNumber(f.medians['node-floor']),
+        formatNumber(f.medians['c-floor']),
+        formatNumber(f.medians.kernel),
+      ]);
+      out.push(markdownTable(['figure', 'tapstack', 'node + addon, no stack', 'C on the TAP device', 'kernel (veth)'], rows), '');
     }
   }
   const rows: string[][] = [];

@@ -19,7 +19,7 @@ import { Netns } from '../test/support/netns.ts';
 const TAPSTACK_BIN = fileURLToPath(new URL('../packages/stack/bin/tapstack.js', import.meta.url));
 
 export interface Target {
-  readonly name: 'tapstack' | 'kernel';
+  readonly name: 'tapstack' | 'kernel' | 'node-floor' | 'c-floor';
   /** The namespace the pings are sent from (the 10.0.0.1 side). */
   readonly pinger: Netns;
   /** Who answers. */
@@ -161,5 +161,55 @@ export class KernelTarget implements Target {
   close(): void {
     this.pinger.destroy();
     this.responder.destroy();
+  }
+}
+
+/**
+ * A bare responder (bench/floors): a program that creates tap0 in a namespace of its own and
+ * answers echo requests with no stack behind it, to show what the device and the runtime cost by
+ * themselves. The host side is configured here once the program says `ready`.
+ */
+export class FloorTarget implements Target {
+  readonly address = '10.0.0.2';
+  private output = '';
+
+  private constructor(
+    readonly name: 'node-floor' | 'c-floor',
+    readonly pinger: Netns,
+    readonly process: ChildProcess,
+  ) {
+    process.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    process.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+  }
+
+  static async start(name: 'node-floor' | 'c-floor', label: string, command: string, args: string[]): Promise<FloorTarget> {
+    const ns = Netns.create(label);
+    try {
+      quietIpv6(ns);
+      const child = ns.spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const target = new FloorTarget(name, ns, child);
+      const started = Date.now();
+      while (!/ready/.test(target.output)) {
+        if (child.exitCode !== null || Date.now() - started > 30_000) throw new Error(`${name} did not start:\n${target.output}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      ns.exec('ip', ['addr', 'add', '10.0.0.1/24', 'dev', 'tap0']);
+      ns.exec('ip', ['link', 'set', 'tap0', 'up']);
+      return target;
+    } catch (err) {
+      ns.destroy();
+      throw err;
+    }
+  }
+
+  /** Like TapstackTarget.placeOn: the responder's main thread on `cpu` only, or anywhere. */
+  placeOn(cpu: number | undefined): void {
+    const list = cpu === undefined ? `0-${cpus().length - 1}` : String(cpu);
+    execFileSync('taskset', ['-p', '-c', list, String(this.process.pid)], { stdio: 'ignore' });
+  }
+
+  close(): void {
+    this.process.kill('SIGTERM');
+    this.pinger.destroy();
   }
 }
