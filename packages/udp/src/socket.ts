@@ -280,7 +280,10 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
     }
     this.counters.inc('rx_datagrams');
     this.counters.inc('rx_bytes', size);
-    this.queue.push(datagram);
+    // The data is a view into the received frame, which may be a view into a whole TAP read:
+    // a datagram that waits in the queue keeps only its own bytes, the ones maxBytes counts.
+    const data = datagram.data;
+    this.queue.push(data.byteLength === data.buffer.byteLength ? datagram : { ...datagram, data: new Uint8Array(data) });
     this.queuedBytes += size;
     return true;
   }

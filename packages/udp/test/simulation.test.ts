@@ -359,6 +359,35 @@ describe('hostile input', () => {
     const drops = c.rx_truncated! + c.rx_bad_length! + c.rx_length_exceeds_payload! + c.rx_bad_checksum!;
     expect(drops + c.rx_no_port! + c.rx_datagrams!).toBe(500);
   });
+
+  it('a queued datagram does not keep the buffer of the whole read alive', async () => {
+    // The TAP device hands up every frame of one read as a view into one ArrayBuffer (up to 256
+    // frames). The receive queue is bounded by datagram bytes; holding a view would pin the whole
+    // read for every tiny datagram a slow reader leaves queued: 1024 x ~390 KB.
+    const { b } = pair();
+    const server = b.udp.bind(7);
+    const batches: ArrayBuffer[] = [];
+    for (let i = 0; i < 4; i++) {
+      const udp = buildUdpDatagram(1111, 7, Uint8Array.of(i), IP_A, IP_B);
+      const batch = new ArrayBuffer(256 * 1514);
+      batches.push(batch);
+      const frame = new Uint8Array(batch, 1514 * 3, 14 + 20 + udp.length);
+      MAC_B.writeTo(frame, 0);
+      MAC_A.writeTo(frame, 6);
+      frame[12] = 0x08;
+      const ip = { source: IP_A, destination: IP_B, protocol: 17, ttl: 64, identification: i, dscp: 0, ecn: 0 };
+      Ipv4Repr.emit({ ...ip, dontFragment: false, moreFragments: false, fragmentOffset: 0, options: new Uint8Array(0), payloadLength: udp.length }, frame, 14);
+      frame.set(udp, 34);
+      b.dispatcher.input(frame);
+    }
+    expect(server.queued).toBe(4);
+    for (let i = 0; i < 4; i++) {
+      const got = (await server.receive())!;
+      expect([...got.data]).toEqual([i]);
+      expect(batches).not.toContain(got.data.buffer);
+      expect(got.data.buffer.byteLength).toBeLessThanOrEqual(1514);
+    }
+  });
 });
 
 describe('sockets', () => {
