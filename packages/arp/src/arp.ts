@@ -324,7 +324,14 @@ export class Arp implements NeighbourResolver {
     }
     const sip = repr.senderIp;
     const tip = repr.targetIp;
-    if (isIpv4Multicast(sip) || sip === IPV4_BROADCAST || isIpv4Loopback(sip) || this.broadcasts.has(sip)) {
+    // 0.0.0.0 is a sender only in an RFC 5227 probe (a request); a reply from it teaches nothing.
+    if (
+      isIpv4Multicast(sip) ||
+      sip === IPV4_BROADCAST ||
+      isIpv4Loopback(sip) ||
+      this.broadcasts.has(sip) ||
+      (sip === 0 && repr.operation === 'reply')
+    ) {
       this.counters.inc('rx_bad_sender_ip');
       return;
     }

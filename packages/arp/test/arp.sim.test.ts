@@ -294,6 +294,17 @@ describe('responder', () => {
     }
   });
 
+  it('never learns 0.0.0.0: a reply (or announcement) with sender IP 0 creates nothing, even with arpAccept', () => {
+    // Linux arp_process stops at sip == 0 for every opcode (after answering a probe).
+    const { b } = world({}, { arpAccept: true });
+    inject(b, MAC_B, MAC_X, { operation: 'reply', senderMac: MAC_X, senderIp: 0 as Ipv4Address, targetMac: MAC_B, targetIp: IP_B });
+    inject(b, MacAddress.BROADCAST, MAC_X, { operation: 'reply', senderMac: MAC_X, senderIp: 0 as Ipv4Address, targetMac: MacAddress.ZERO, targetIp: 0 as Ipv4Address });
+    expect(b.arp.table.lookup(0 as Ipv4Address)).toBeUndefined();
+    expect(b.arp.table.size).toBe(0);
+    expect(b.arp.counters.get('rx_bad_sender_ip')).toBe(2);
+    expect(b.wire.arp()).toEqual([]);
+  });
+
   it('a request from a known neighbour updates its entry (RFC 826 merge)', () => {
     const { clock, b } = world();
     const other = ipv4('10.0.0.7');
