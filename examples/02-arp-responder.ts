@@ -62,6 +62,15 @@ if (ours >>> 8 !== 0x0a0000 || (ours & 0xff) < 2 || (ours & 0xff) > 254) {
 const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
 const created = !existing.split('\n').some((line) => line.split(' ')[0] === netns);
 if (created) execFileSync('ip', ['netns', 'add', netns]);
+// Also removed when the script dies of an error (Ctrl-C removes it in shutdown() below).
+process.on('exit', () => {
+  if (!created) return;
+  try {
+    execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
+  } catch {
+    /* already removed by shutdown() */
+  }
+});
 
 const tap = TapDevice.open({ name: 'tap0', netns });
 tap.configureHost({ address: '10.0.0.1/24' }); // the kernel's side

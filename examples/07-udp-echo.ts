@@ -46,6 +46,15 @@ if (!Number.isInteger(port) || port < 1 || port > 65535) {
 const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
 const created = !existing.split('\n').some((line) => line.split(' ')[0] === netns);
 if (created) execFileSync('ip', ['netns', 'add', netns]);
+// Also removed when the script dies of an error (Ctrl-C removes it in shutdown() below).
+process.on('exit', () => {
+  if (!created) return;
+  try {
+    execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
+  } catch {
+    /* already removed by shutdown() */
+  }
+});
 
 // The stack: link -> EtherType table -> ARP and IPv4 -> ICMP and UDP.
 const tap = TapDevice.open({ name: 'tap0', netns });

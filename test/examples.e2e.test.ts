@@ -4,6 +4,9 @@
  * with --netns, and checked to be gone after Ctrl-C), the in-memory ones as they are.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, requireE2eCapabilities } from './support/netns.ts';
 import { repoRoot, tsxBin, Watched } from './support/watch.ts';
@@ -20,7 +23,8 @@ function exampleNamespace(label: string): string {
 }
 
 function namespaceExists(name: string): boolean {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+  // (ip netns list complains on stderr about a namespace that is being created at that moment)
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
     .split('\n')
     .some((line) => line.split(' ')[0] === name);
 }
@@ -144,6 +148,39 @@ describe('examples with a TAP device (each in a namespace of its own)', () => {
     expect(echo.stdout).toBe('hello');
     expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
     expect(namespaceExists(name)).toBe(false);
+  });
+});
+
+describe('examples clean up after a failure', () => {
+  it('02, 03, 04, 05 and 07 remove their namespace when an error kills them mid-run', async () => {
+    // A preload that turns SIGUSR2 into an uncaught exception: a crash at a moment we choose,
+    // after the example has created its namespace and device.
+    const dir = mkdtempSync(join(tmpdir(), 'tapstack-inject-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const inject = join(dir, 'inject.mjs');
+    writeFileSync(inject, "process.on('SIGUSR2', () => { throw new Error('injected failure'); });\n");
+    const cases: [string, string[], RegExp][] = [
+      ['02-arp-responder.ts', [], /answering ARP for/],
+      ['03-ping-me.ts', [], /Ping me from another terminal/],
+      ['04-stack-pings-host.ts', ['--count', '50'], /PING 10\.0\.0\.1 from 10\.0\.0\.2/],
+      ['05-custom-ethertype.ts', [], /listening for EtherType 0x88b5/],
+      ['07-udp-echo.ts', [], /UDP echo on/],
+    ];
+    await Promise.all(
+      cases.map(async ([file, args, ready]) => {
+        const name = exampleNamespace(file.slice(0, 2));
+        const argv = ['--import', 'tsx', '--import', inject, `examples/${file}`, '--netns', name, ...args];
+        const w = new Watched(spawn(process.execPath, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] }));
+        cleanups.push(() => w.child.kill('SIGKILL'));
+        await w.waitFor(ready);
+        expect(namespaceExists(name), file).toBe(true);
+        w.child.kill('SIGUSR2');
+        const exit = await w.exited;
+        expect(w.output, file).toMatch(/Error: injected failure/);
+        expect(exit.code, file).not.toBe(0);
+        expect(namespaceExists(name), `${file} left ${name} behind`).toBe(false);
+      }),
+    );
   });
 });
 
