@@ -19,7 +19,7 @@ interface FigureJson {
   kernel: number;
 }
 
-describe('npm run bench -- --quick', () => {
+describe('npm run bench -- --quick --floors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapstack-bench-'));
   const jsonFile = join(dir, 'bench.json');
   let run: { status: number | null; stdout: string; stderr: string; pid: number | undefined };
@@ -28,7 +28,7 @@ describe('npm run bench -- --quick', () => {
     requireE2eCapabilities();
     // node itself with tsx's loader (not the tsx command, which runs a second node): the pid in
     // the namespace names is then the one spawnSync reports.
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--json', jsonFile], {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--floors', '--json', jsonFile], {
       cwd: repoRoot,
       encoding: 'utf8',
       timeout: 180_000,
@@ -51,8 +51,17 @@ describe('npm run bench -- --quick', () => {
 
   it('measured every ping figure for both stacks, in both placements, with nothing lost', () => {
     const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
-      ping: { figures: Record<string, FigureJson[]> };
+      ping: { figures: Record<string, FigureJson[]>; floors: Record<string, { key: string; medians: Record<string, number> }[]> };
     };
+    for (const placement of ['free', 'same-cpu']) {
+      // the bare responders answered too (C on the TAP device, node + the addon)
+      for (const row of report.ping.floors[placement]!) {
+        for (const who of ['tapstack', 'node-floor', 'c-floor', 'kernel']) {
+          if (row.key.endsWith('_loss')) expect(row.medians[who], `${placement} ${row.key} ${who}`).toBe(0);
+          else expect(row.medians[who], `${placement} ${row.key} ${who}`).toBeGreaterThan(0);
+        }
+      }
+    }
     for (const placement of ['free', 'same-cpu']) {
       const figures = report.ping.figures[placement]!;
       expect(figures.map((f) => f.key)).toEqual([
