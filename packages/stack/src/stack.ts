@@ -65,7 +65,7 @@ export interface Stack {
   readonly udp: UdpLayer;
   readonly address: Ipv4Address;
   readonly clock: Clock;
-  /** Sends the gratuitous ARP (and probe, when asked). Called by createStack unless `start: false`. */
+  /** Sends the gratuitous ARP (and the RFC 5227 probe first, when asked). Not called by createStack: call it once, when the stack is ready to answer (tapstack up does). */
   start(): void;
   /** Every layer's counters, one `layer.name value` line each (non-zero only unless `all`). */
   counters(all?: boolean): string;
