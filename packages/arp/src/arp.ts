@@ -102,6 +102,7 @@ export const ARP_COUNTERS = [
   'resolve_dropped_bad_next_hop',
   'resolve_dropped_table_full',
   'resolve_dropped_link',
+  'resolve_dropped_closed',
   'resolve_failed_frames',
 ] as const;
 export type ArpCounterName = (typeof ARP_COUNTERS)[number];
@@ -211,6 +212,11 @@ export class Arp implements NeighbourResolver {
   // ================================================================ resolver
 
   resolve(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
+    if (this.closed) {
+      // A closed resolver must not start entries, timers and requests again.
+      this.counters.inc('resolve_dropped_closed');
+      return 'dropped';
+    }
     if (frame.length < 14) {
       this.counters.inc('resolve_dropped_runt');
       return 'dropped';

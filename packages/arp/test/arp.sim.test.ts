@@ -471,4 +471,15 @@ describe('start(): announce, probe, defend', () => {
     expect(clock.pending).toBe(0);
     expect(b.wire.sent).toEqual([]);
   });
+
+  it('after close(), resolve() drops the frame and starts no timer, no request', () => {
+    const { clock, a } = world();
+    a.arp.close();
+    clock.advance(0);
+    const sentBefore = a.wire.sent.length;
+    expect(a.arp.resolve(ipv4('10.0.0.9'), frame(1))).toBe('dropped');
+    expect(clock.pending).toBe(0);
+    clock.advance(10_000);
+    expect(a.wire.sent.length).toBe(sentBefore);
+  });
 });
