@@ -51,6 +51,11 @@ const echo = (host: Uint8Array, peer: Uint8Array, size: number, sequence: number
 const SCENARIOS: Scenario[] = [
   { name: 'arp request for 10.0.0.2', kernelAnswers: 1, frames: (h) => [ethernet(BROADCAST, h, 0x0806, arp(1, h, '10.0.0.1', ZERO_MAC, '10.0.0.2'))] },
   { name: 'arp request for another address (10.0.0.3)', kernelAnswers: 0, frames: (h) => [ethernet(BROADCAST, h, 0x0806, arp(1, h, '10.0.0.1', ZERO_MAC, '10.0.0.3'))] },
+  {
+    name: 'arp request for 10.0.0.2 from 10.0.0.7, target MAC ff:ff:ff:ff:ff:ff (as arping sends it)',
+    kernelAnswers: 1,
+    frames: (h) => [ethernet(BROADCAST, h, 0x0806, arp(1, h, '10.0.0.7', BROADCAST, '10.0.0.2'))],
+  },
   { name: 'RFC 5227 probe for 10.0.0.2', kernelAnswers: 1, frames: (h) => [ethernet(BROADCAST, h, 0x0806, arp(1, h, '0.0.0.0', ZERO_MAC, '10.0.0.2'))] },
   { name: 'ping, 0 bytes of data', kernelAnswers: 1, frames: (h, p) => [echo(h, p, 0, 1)] },
   { name: 'ping, 56 bytes of data', kernelAnswers: 1, frames: (h, p) => [echo(h, p, 56, 2)] },
@@ -289,13 +294,23 @@ describe('tapstack answers like the Linux kernel', () => {
     expect(tapAnswers[name]!.output).toMatch(/1 packets transmitted, 0 received/);
   });
 
-  it('neither learned 10.0.0.9 from the unsolicited ARP reply; both hold 10.0.0.1', async () => {
-    expect(kernelNs.exec('ip', ['neigh', 'show', 'dev', 'eth0'])).toMatch(/^10\.0\.0\.1 lladdr [0-9a-f:]{17} \w+\s*$/);
+  it('the neighbour tables agree: 10.0.0.7 learned STALE from its request, 10.0.0.9 not learned from an unsolicited reply', async () => {
+    const kernelTable = kernelNs.exec('ip', ['neigh', 'show', 'dev', 'eth0']);
     const mark = tapstack.output.length;
     tapstack.child.stdin!.write('neigh\n');
     await tapstack.waitFor(/10\.0\.0\.1 dev dut0 lladdr [0-9a-f:]{17} \w+\n/, 5_000, mark);
     await new Promise((r) => setTimeout(r, 50));
-    expect(tapstack.output.slice(mark)).not.toContain('10.0.0.9');
+    const ourTable = tapstack.output.slice(mark);
+    const entry = (table: string, ip: string): string | undefined => {
+      const m = table.match(new RegExp(`^${ip.replace(/\./g, '\\.')} (?:dev \\S+ )?lladdr ([0-9a-f:]{17}) (\\w+)`, 'm'));
+      return m ? `${m[1] === tapSide.host || m[1] === kernelSide.host ? 'HOST' : m[1]} ${m[2]}` : undefined;
+    };
+    expect(entry(kernelTable, '10.0.0.7')).toBe('HOST STALE');
+    expect(entry(ourTable, '10.0.0.7')).toBe(entry(kernelTable, '10.0.0.7'));
+    expect(entry(kernelTable, '10.0.0.9')).toBeUndefined();
+    expect(entry(ourTable, '10.0.0.9')).toBeUndefined();
+    expect(entry(kernelTable, '10.0.0.1')).toMatch(/^HOST /);
+    expect(entry(ourTable, '10.0.0.1')).toMatch(/^HOST /);
   });
 
   it('both count the dropped datagrams (bad IP and UDP checksums, unknown protocol, closed port)', async () => {
