@@ -272,7 +272,9 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       session.received++;
       session.rtts.push(rttMs);
     }
-    session.replies.push(reply);
+    // Bounded: anyone can repeat a reply at will. Each answer is kept (one per sequence), and
+    // duplicate or corrupted ones up to `count` more; past that they are only counted.
+    if ((!duplicate && !corrupted) || session.replies.length - session.received < session.count) session.replies.push(reply);
     try {
       session.options.onReply?.(reply);
     } finally {
@@ -495,7 +497,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
 
   private sessionError(session: PingSession, error: PingError): void {
     session.errors++;
-    session.errorList.push(error);
+    if (session.errorList.length < 2 * session.count) session.errorList.push(error);
     try {
       session.options.onError?.(error);
     } finally {

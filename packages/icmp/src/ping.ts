@@ -55,7 +55,9 @@ export interface PingSummary {
   readonly timeMs: number;
   /** Round-trip statistics over the (non-duplicate) replies; undefined when none came. */
   readonly rtt: { readonly minMs: number; readonly avgMs: number; readonly maxMs: number; readonly mdevMs: number } | undefined;
+  /** The replies in order of arrival: every answer, and up to `count` duplicate or corrupted ones (more are only counted). */
   readonly replies: readonly PingReply[];
+  /** Every error in order, at most 2 x count (more are only counted in `errors`). */
   readonly errorList: readonly PingError[];
 }
 

@@ -178,4 +178,27 @@ describe('two stacks ping each other', () => {
     expect(a.errors[0]!.original.protocol).toBe(143);
     expect(b.ip.counters.get('rx_unknown_protocol')).toBe(1);
   });
+
+  it('a flood of duplicate replies is counted, and the session keeps a bounded list of them', async () => {
+    // Whoever answers (or anyone on the link who saw the request) can repeat a reply at will;
+    // the session lives until its timeout, so storing every one would grow without bound.
+    class Repeat extends LinkWrapper {
+      protected override receive(frames: readonly Uint8Array[]): void {
+        const out: Uint8Array[] = [];
+        for (const f of frames) {
+          out.push(f);
+          if (f.length > 34 && f[23] === 1 && f[34] === 0) for (let i = 0; i < 5000; i++) out.push(new Uint8Array(f));
+        }
+        this.deliverUp(out);
+      }
+    }
+    const { clock, a } = pair((l) => new Repeat(l));
+    let heard = 0;
+    const summary = await run(clock, a.icmp.ping(B, { count: 3, size: 8, intervalMs: 100, timeoutMs: 500, onReply: () => heard++ }));
+    // The session ends with the third answer, so the copies of that one find no session.
+    expect(summary).toMatchObject({ transmitted: 3, received: 3, duplicates: 10_000, corrupted: 0 });
+    expect(heard).toBe(10_003);
+    expect(summary.replies.length).toBeLessThanOrEqual(2 * 3);
+    expect(summary.replies.filter((r) => !r.duplicate).map((r) => r.sequence)).toEqual([1, 2, 3]);
+  });
 });
