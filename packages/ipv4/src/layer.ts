@@ -69,6 +69,7 @@ export const IPV4_COUNTERS = [
   'tx_queued',
   'tx_dropped',
   'tx_no_route',
+  'tx_unspecified_destination',
   'tx_fragmentation_needed',
   'tx_too_long',
   'tx_loopback',
@@ -450,6 +451,11 @@ export class Ipv4Layer {
       return 'too_long';
     }
     let nextHop: Ipv4Address;
+    if (destination === 0) {
+      // RFC 1122 3.2.1.3 (a): 0.0.0.0 is never a destination (a default route would match it).
+      c.inc('tx_unspecified_destination');
+      return 'no_route';
+    }
     if (this.isBroadcast(destination) || isIpv4Multicast(destination)) {
       nextHop = destination; // the resolver maps these to group MACs without asking (NOARP)
     } else if (destination === this.address.address || isIpv4Loopback(destination)) {

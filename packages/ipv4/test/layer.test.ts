@@ -230,6 +230,17 @@ describe('Ipv4Layer send', () => {
     expect(noGw.counters.get('tx_no_route')).toBe(1);
   });
 
+  it('never sends to 0.0.0.0, even through a default gateway (RFC 1122 3.2.1.3 (a))', () => {
+    // An echo to 255.255.255.255 from 0.0.0.0 (a DHCP client) is delivered; with
+    // echoIgnoreBroadcasts off, its reply would otherwise leave through the default route.
+    const { layer, resolver } = setup({ gateway: ipv4('10.0.0.1') });
+    expect(layer.send({ destination: ipv4('0.0.0.0'), protocol: 1, payload: new Uint8Array(8) })).toBe('no_route');
+    const frame = new Uint8Array(14 + 20 + 8);
+    expect(layer.sendInPlace(frame, { destination: ipv4('0.0.0.0'), protocol: 1 })).toBe('no_route');
+    expect(resolver.sent).toEqual([]);
+    expect(layer.counters.get('tx_unspecified_destination')).toBe(2);
+  });
+
   it('fragments like Linux: 1480-byte pieces at offsets 0, 1480, 2960 for a 4008-byte payload', () => {
     const { layer, resolver } = setup();
     const payload = Uint8Array.from({ length: 4008 }, (_, i) => i * 7);
