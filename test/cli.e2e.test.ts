@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, requireE2eCapabilities } from './support/netns.ts';
-import { asNobody, requireNobodyCanRun } from './support/nobody.ts';
+import { asUnprivileged } from './support/nobody.ts';
 import { parseCounters, repoRoot, spawnTapstack, tapstackBin } from './support/watch.ts';
 
 const cleanups: (() => void)[] = [];
@@ -135,10 +135,9 @@ describe('mistakes', () => {
   });
 
   it('without root: exit 1, and the message says to run as root or give node CAP_NET_ADMIN', async () => {
-    requireNobodyCanRun();
     const ns = namespace('cli-noroot');
-    const [cmd, args] = asNobody(process.execPath, [tapstackBin, 'up'], { HOME: '/tmp' });
-    const run = await ns.run(cmd, args);
+    const { argv } = asUnprivileged(process.execPath, [tapstackBin, 'up'], { HOME: '/tmp' });
+    const run = await ns.run(argv[0], argv[1]);
     expect(run.stderr).toMatch(/tapstack: opening TAP device "tap0" is not permitted .*: run it as root \(e\.g\. with sudo\), or give node CAP_NET_ADMIN/);
     expect(run.status).toBe(1);
     expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);

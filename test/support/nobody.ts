@@ -34,3 +34,31 @@ export function requireNobodyCanRun(): void {
     );
   }
 }
+
+/** Whether the user nobody can run node and read the checkout (false for a clone under /root). */
+export function nobodyCanRun(): boolean {
+  try {
+    requireNobodyCanRun();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The argv that runs `cmd` without the privileges a TAP device needs: as nobody where nobody can
+ * read the checkout, otherwise as root with every capability dropped (effective, inheritable,
+ * ambient and bounding sets), which is what a TAP open sees as "not permitted" too. Says which.
+ */
+export function asUnprivileged(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { argv: [string, string[]]; who: 'nobody' | 'root-without-capabilities' } {
+  if (nobodyCanRun()) return { argv: asNobody(cmd, args, env), who: 'nobody' };
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return {
+    argv: ['setpriv', ['--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', '--', 'env', ...vars, cmd, ...args]],
+    who: 'root-without-capabilities',
+  };
+}

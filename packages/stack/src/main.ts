@@ -3,7 +3,7 @@
  * TAP device (root, /dev/net/tun) it runs `tapstack up`; anywhere else it runs the in-memory demo
  * and says how to get the real thing.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
 import { formatPingError, formatPingReply, formatPingSummary, pingHeader } from './ping-format.ts';
@@ -11,8 +11,28 @@ import { parseCommand, UsageError, USAGE, type Command, type DeviceOptions } fro
 import { runMemoryDemo } from './memory-demo.ts';
 import { createStack, type Stack } from './stack.ts';
 
+/** CAP_NET_ADMIN in this process's effective set (bit 12 of CapEff), which opening a TAP needs. */
+function hasNetAdmin(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return ((BigInt(`0x${m[1]}`) >> 12n) & 1n) === 1n;
+  } catch {
+    /* no /proc: fall back to the uid */
+  }
+  return process.getuid?.() === 0;
+}
+
+/** Whether this process could open a TAP device, and if not, why (in words that name the fix). */
 export function canOpenTap(): { ok: true } | { ok: false; why: string } {
-  if (process.getuid?.() !== 0) return { ok: false, why: 'not running as root (a TAP device needs CAP_NET_ADMIN)' };
+  if (!hasNetAdmin()) {
+    return {
+      ok: false,
+      why:
+        process.getuid?.() === 0
+          ? 'running as root but without CAP_NET_ADMIN (a TAP device needs it; a container needs --cap-add NET_ADMIN)'
+          : 'not running as root (a TAP device needs CAP_NET_ADMIN)',
+    };
+  }
   try {
     accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
   } catch {
