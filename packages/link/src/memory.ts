@@ -6,7 +6,7 @@
  * With a `clock` and `latencyMs`, delivery happens on that clock instead, so a simulation on a
  * VirtualClock controls exactly when frames cross.
  */
-import type { Clock } from './clock.ts';
+import type { Clock, Timer } from './clock.ts';
 import { BaseLink } from './link.ts';
 import { MacAddress } from './mac.ts';
 
@@ -28,6 +28,7 @@ export class MemoryLink extends BaseLink {
   private peer: MemoryLink | undefined;
   private outbox: Uint8Array[] = [];
   private scheduled = false;
+  private pendingTimer: Timer | undefined;
 
   private constructor(
     name: string,
@@ -66,7 +67,7 @@ export class MemoryLink extends BaseLink {
     this.outbox.push(new Uint8Array(frame)); // a copy, also of a Buffer
     if (!this.scheduled) {
       this.scheduled = true;
-      if (this.clock) this.clock.setTimer(this.latencyMs, () => this.flush());
+      if (this.clock) this.pendingTimer = this.clock.setTimer(this.latencyMs, () => this.flush());
       else queueMicrotask(() => this.flush());
     }
     return true;
@@ -74,6 +75,7 @@ export class MemoryLink extends BaseLink {
 
   private flush(): void {
     this.scheduled = false;
+    this.pendingTimer = undefined;
     const batch = this.outbox;
     this.outbox = [];
     const peer = this.peer;
@@ -85,6 +87,9 @@ export class MemoryLink extends BaseLink {
   }
 
   protected release(): void {
+    // Frames still on the wire are lost with the cable, and no delivery timer outlives it.
+    this.pendingTimer?.cancel();
+    this.pendingTimer = undefined;
     this.outbox = [];
   }
 }

@@ -96,6 +96,19 @@ describe('MemoryLink', () => {
     expect(got).toEqual([1]);
   });
 
+  it('leaves no delivery timer behind when closed with frames on the wire', () => {
+    const clock = new VirtualClock();
+    const [a, b] = MemoryLink.pair({ clock, latencyMs: 5 });
+    const got: Uint8Array[] = [];
+    b.setReceiver((frames) => got.push(...frames));
+    a.send(frame(20, 1));
+    expect(clock.pending).toBe(1);
+    a.close();
+    expect(clock.pending).toBe(0);
+    clock.advance(10);
+    expect(got).toEqual([]);
+  });
+
   it('uses the given MACs, MTU and names', () => {
     const macs = [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')] as const;
     const [a, b] = MemoryLink.pair({ macs, mtu: 9000, names: ['left', 'right'] });
