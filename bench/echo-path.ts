@@ -220,7 +220,8 @@ const isEntry = process.argv[1] !== undefined && /echo-path\.ts$/.test(process.a
 if (isEntry) {
   const ms = Number(process.argv[2] ?? 3000);
   const r = measureEchoPath(ms);
-  console.log(
+  if (process.argv.includes('--json')) console.log(JSON.stringify(r));
+  else console.log(
     `in-memory echo path: ${r.framesPerSecond.toLocaleString('en')} frames/s (median of ${r.windows} windows), ` +
       `best window ${r.bestFramesPerSecond.toLocaleString('en')}, ${r.framesPerCpuSecond.toLocaleString('en')} per CPU second ` +
       `(${r.frames} requests -> ${r.replies} replies)`,

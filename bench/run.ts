@@ -291,6 +291,8 @@ interface Report {
   rounds: number;
   ping?: PingSection;
   inMemory?: EchoPathFigure;
+  /** The same measurement in a child process pinned to each CPU in turn (taskset -c N). */
+  inMemoryPerCpu?: (EchoPathFigure & { cpu: number })[];
   memory?: Awaited<ReturnType<typeof pingFloodRss>>;
   arpInMemory?: ArpFloodInMemoryResult;
   udp?: UdpEchoBenchResult;
@@ -357,6 +359,16 @@ function printReport(r: Report): void {
       '>= 1,000,000',
       m.framesPerSecond >= 1_000_000 ? 'yes' : 'NO',
     ]);
+    for (const c of r.inMemoryPerCpu ?? []) {
+      rows.push([
+        `  the same, alone on CPU ${c.cpu} (taskset; best ${formatNumber(c.bestFramesPerSecond)})`,
+        formatNumber(c.framesPerSecond),
+        '',
+        '',
+        '>= 1,000,000',
+        c.framesPerSecond >= 1_000_000 ? 'yes' : 'NO',
+      ]);
+    }
   }
   if (rows.length > 0) out.push(markdownTable(header, rows), '');
   if (r.ping) {
@@ -413,6 +425,16 @@ async function main(): Promise<void> {
   if (!skip.has('inmemory')) {
     process.stderr.write('bench: in-memory echo path\n');
     report.inMemory = measureEchoPath(quick ? 300 : 3000);
+    // A VM's CPUs need not be equal (on ours one ran at about half speed at times): each CPU alone.
+    report.inMemoryPerCpu = [];
+    for (let cpu = 0; cpu < cpus().length; cpu++) {
+      const out = execFileSync(
+        'taskset',
+        ['-c', String(cpu), process.execPath, '--import', 'tsx', join(REPO, 'bench/echo-path.ts'), String(quick ? 300 : 2000), '--json'],
+        { cwd: REPO, encoding: 'utf8' },
+      );
+      report.inMemoryPerCpu.push({ cpu, ...(JSON.parse(out.trim().split('\n').pop()!) as EchoPathFigure) });
+    }
   }
   if (!skip.has('memory')) {
     const steps = quick ? [2_000, memoryPings] : [10_000, 100_000, memoryPings].filter((n, i, a) => i === 0 || n > a[i - 1]!);

@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireE2eCapabilities } from './support/netns.ts';
@@ -91,6 +91,7 @@ describe('npm run bench -- --quick --floors', () => {
   it('answered every in-memory request, and kept memory and the neighbour table bounded', () => {
     const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
       inMemory: { frames: number; replies: number; framesPerSecond: number };
+      inMemoryPerCpu: { cpu: number; frames: number; replies: number }[];
       memory: { steps: { pings: number; rssKb: number; lossPercent: number }[] };
       ping: { arpFlood: { senders: number; received: number; neighboursAfter: number } };
       arpInMemory: { senders: number; largestTable: number; gcThresh3: number };
@@ -98,6 +99,9 @@ describe('npm run bench -- --quick --floors', () => {
     };
     expect(report.inMemory.replies).toBe(report.inMemory.frames);
     expect(report.inMemory.framesPerSecond).toBeGreaterThan(0);
+    // and once alone on each CPU
+    expect(report.inMemoryPerCpu.map((c) => c.cpu)).toEqual(cpus().map((_, i) => i));
+    for (const c of report.inMemoryPerCpu) expect(c.replies).toBe(c.frames);
     expect(report.memory.steps.map((s) => s.pings)).toEqual([2_000, 20_000]);
     for (const s of report.memory.steps) expect(s.lossPercent).toBe(0);
     // 1,000 senders from 10.0.0.3-254: at most the 252 addresses plus the pinger's 10.0.0.1
