@@ -26,7 +26,8 @@ export const USAGE = `usage:
   -c COUNT          echo requests to send (ping; default 4)
   -s SIZE           ICMP payload bytes (ping; default 56)
   -i INTERVAL       seconds between requests (ping; default 1)
-  -W TIMEOUT        seconds to wait for each reply (ping; default 1)
+  -W TIMEOUT        seconds to wait after the last request for missing replies
+                    (ping; default 10, ends early once every request is answered)
 
 While up: type \`neigh\` or \`stats\` (or send SIGUSR1) to print the neighbour table and counters.`;
 
@@ -164,6 +165,6 @@ export function parseCommand(argv: readonly string[]): Command {
     count: parseNumber('-c', str('count') ?? '4', 1, 1_000_000, true),
     size: parseNumber('-s', str('size') ?? '56', 0, 65507, true),
     intervalMs: parseNumber('-i', str('interval') ?? '1', 0.001, 3600, false) * 1000,
-    timeoutMs: parseNumber('-W', str('timeout') ?? '1', 0.001, 3600, false) * 1000,
+    timeoutMs: parseNumber('-W', str('timeout') ?? '10', 0.001, 3600, false) * 1000,
   };
 }

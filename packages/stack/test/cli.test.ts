@@ -87,7 +87,7 @@ describe('parseCommand', () => {
     expect(c.count).toBe(4);
     expect(c.size).toBe(56);
     expect(c.intervalMs).toBe(1000);
-    expect(c.timeoutMs).toBe(1000);
+    expect(c.timeoutMs).toBe(10_000);
     expect(c.device.tap).toBe('tap0');
   });
 
