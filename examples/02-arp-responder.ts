@@ -21,10 +21,10 @@
  * Ctrl-C prints the counters and the neighbour table, and removes the namespace.
  * Options: --netns NAME (default tapstack-arp-demo), --ip 10.0.0.2. DEBUG=tapstack:arp traces more.
  */
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Arp, formatArp } from '@tapstack/arp';
 import { EtherTypeDispatcher, LinkWrapper, SystemClock, TapDevice, formatIpv4, parseIpv4, type Link } from '@tapstack/link';
+import { onStop, ownNamespace } from './support/own-namespace.ts';
 
 /** Prints every ARP frame in and out, decoded (any Link can be wrapped like this). */
 class ArpPrinter extends LinkWrapper {
@@ -51,36 +51,23 @@ const { values } = parseArgs({
     ip: { type: 'string', default: '10.0.0.2' },
   },
 });
-const netns = values.netns!;
 const ours = parseIpv4(values.ip!);
 if (ours >>> 8 !== 0x0a0000 || (ours & 0xff) < 2 || (ours & 0xff) > 254) {
   console.error('--ip must be in 10.0.0.2-10.0.0.254 (the namespace uses 10.0.0.0/24 only; the kernel has 10.0.0.1)');
   process.exit(2);
 }
 
-// A namespace of our own: nothing here touches the machine's real network.
-const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-const created = !existing.split('\n').some((line) => line.split(' ')[0] === netns);
-if (created) execFileSync('ip', ['netns', 'add', netns]);
-// Also removed when the script dies of an error (Ctrl-C removes it in shutdown() below).
-process.on('exit', () => {
-  if (!created) return;
-  try {
-    execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
-  } catch {
-    /* already removed by shutdown() */
-  }
-});
-
-const tap = TapDevice.open({ name: 'tap0', netns });
+// A namespace of our own, removed on exit: nothing here touches the machine's real network.
+const ns = ownNamespace(values.netns!);
+const tap = TapDevice.open({ name: 'tap0', netns: ns.name });
 tap.configureHost({ address: '10.0.0.1/24' }); // the kernel's side
 const dispatcher = new EtherTypeDispatcher(new ArpPrinter(tap));
 const arp = new Arp({ dispatcher, clock: new SystemClock(), addresses: [ours] });
 arp.onConflict((ip, mac) => console.log(`conflict: ${mac} claims ${formatIpv4(ip)} (we defend it)`));
 
 await arp.start();
-console.log(`answering ARP for ${values.ip} on tap0 (mac ${tap.mac}) in netns ${netns}; kernel side is 10.0.0.1 (mac ${tap.hostMac})`);
-console.log(`try: sudo ip netns exec ${netns} arping -c 3 -I tap0 ${values.ip}`);
+console.log(`answering ARP for ${values.ip} on tap0 (mac ${tap.mac}) in netns ${ns.name}; kernel side is 10.0.0.1 (mac ${tap.hostMac})`);
+console.log(`try: sudo ip netns exec ${ns.name} arping -c 3 -I tap0 ${values.ip}`);
 
 let lastTable = '';
 const watch = setInterval(() => {
@@ -89,7 +76,7 @@ const watch = setInterval(() => {
   lastTable = table;
 }, 200);
 
-function shutdown(): void {
+onStop(() => {
   clearInterval(watch);
   console.log('\ncounters:');
   console.log(arp.counters.format());
@@ -99,8 +86,4 @@ function shutdown(): void {
   console.log(arp.table.formatStats());
   arp.close();
   tap.close();
-  if (created) execFileSync('ip', ['netns', 'del', netns]);
-  process.exit(0);
-}
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);
+});

@@ -21,13 +21,13 @@
  * Ctrl-C prints the counters and removes the namespace.
  * Options: --netns NAME (default tapstack-udp-demo), --port N (default 7777). DEBUG=tapstack:udp traces more.
  */
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Arp } from '@tapstack/arp';
 import { IcmpLayer } from '@tapstack/icmp';
 import { Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
 import { EtherTypeDispatcher, SystemClock, TapDevice, formatIpv4 } from '@tapstack/link';
 import { UdpLayer } from '@tapstack/udp';
+import { onStop, ownNamespace } from './support/own-namespace.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,29 +35,17 @@ const { values } = parseArgs({
     port: { type: 'string', default: '7777' },
   },
 });
-const netns = values.netns!;
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 1 || port > 65535) {
   console.error('--port must be 1-65535');
   process.exit(2);
 }
 
-// A namespace of our own: nothing here touches the machine's real network.
-const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-const created = !existing.split('\n').some((line) => line.split(' ')[0] === netns);
-if (created) execFileSync('ip', ['netns', 'add', netns]);
-// Also removed when the script dies of an error (Ctrl-C removes it in shutdown() below).
-process.on('exit', () => {
-  if (!created) return;
-  try {
-    execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
-  } catch {
-    /* already removed by shutdown() */
-  }
-});
+// A namespace of our own, removed on exit: nothing here touches the machine's real network.
+const ns = ownNamespace(values.netns!);
 
 // The stack: link -> EtherType table -> ARP and IPv4 -> ICMP and UDP.
-const tap = TapDevice.open({ name: 'tap0', netns });
+const tap = TapDevice.open({ name: 'tap0', netns: ns.name });
 tap.configureHost({ address: '10.0.0.1/24' }); // the kernel's side
 const clock = new SystemClock();
 const address = Ipv4Cidr.parse('10.0.0.2/24');
@@ -68,22 +56,19 @@ const icmp = new IcmpLayer({ ipv4, clock });
 const udp = new UdpLayer({ ipv4, icmp });
 arp.start();
 
-function shutdown(): void {
+onStop(() => {
   console.log(`\n${udp.counters.format()}\n${ipv4.counters.format()}\n${icmp.counters.format()}`);
-  udp.close(); // closes the socket, which ends the loop below
+  udp.close();
   icmp.close();
   ipv4.close();
   arp.close();
   tap.close();
-  if (created) execFileSync('ip', ['netns', 'del', netns]);
-}
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);
+});
 
 // The echo service.
 const socket = udp.bind(port);
-console.log(`UDP echo on ${formatIpv4(address.address)}:${port} (tap0 in netns ${netns}; the kernel side is 10.0.0.1)`);
-console.log(`try: printf 'hello' | sudo ip netns exec ${netns} socat -t 1 - UDP4:10.0.0.2:${port}`);
+console.log(`UDP echo on ${formatIpv4(address.address)}:${port} (tap0 in netns ${ns.name}; the kernel side is 10.0.0.1)`);
+console.log(`try: printf 'hello' | sudo ip netns exec ${ns.name} socat -t 1 - UDP4:10.0.0.2:${port}`);
 for await (const { data, address: from, port: fromPort } of socket) {
   console.log(`${formatIpv4(from)}:${fromPort} sent ${data.length} bytes, echoing them`);
   socket.send(data, fromPort, from);
