@@ -15,11 +15,8 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { Arp } from '@tapstack/arp';
-import { IcmpLayer } from '@tapstack/icmp';
-import { Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
-import { EtherTypeDispatcher, SystemClock, TapDevice } from '@tapstack/link';
-import { UdpLayer } from '../src/index.ts';
+import { TapDevice } from '@tapstack/link';
+import { serveUdpEcho, startHandWiredStack } from '../test/support/hand-wired-stack.ts';
 
 export interface UdpEchoBenchOptions {
   /** Seconds per measurement (default 3). */
@@ -118,24 +115,9 @@ async function measureTapstack(o: Required<UdpEchoBenchOptions>, tag: string): P
     ip(inNs(ns, 'ip', ['link', 'set', 'lo', 'up']));
     const tap = TapDevice.open({ name: 'tap0', netns: ns });
     tap.configureHost({ address: '10.0.0.1/24', up: true });
-    const clock = new SystemClock();
-    const address = Ipv4Cidr.parse('10.0.0.2/24');
-    const dispatcher = new EtherTypeDispatcher(tap);
-    const arp = new Arp({ dispatcher, clock, addresses: [address.address], broadcasts: [address.broadcast] });
-    const ipv4 = new Ipv4Layer({ dispatcher, resolver: arp, clock, address });
-    const icmp = new IcmpLayer({ ipv4, clock });
-    const udp = new UdpLayer({ ipv4, icmp });
-    close = () => {
-      udp.close();
-      icmp.close();
-      ipv4.close();
-      arp.close();
-      tap.close();
-    };
-    const echo = udp.bind(7777);
-    echo.on('message', (data, from) => {
-      echo.send(data, from.port, from.address);
-    });
+    const stack = startHandWiredStack(tap, '10.0.0.2/24');
+    close = () => stack.close();
+    serveUdpEcho(stack.udp, 7777);
     return await runClient(ns, '10.0.0.2', o);
   } finally {
     close();

@@ -9,35 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Arp } from '@tapstack/arp';
-import { IcmpLayer } from '@tapstack/icmp';
-import { Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
-import { EtherTypeDispatcher, SystemClock, TapDevice } from '@tapstack/link';
+import { TapDevice } from '@tapstack/link';
 import { Netns, requireE2eCapabilities } from '../../../test/support/netns.ts';
-import { UdpLayer, type UdpSocket } from '../src/index.ts';
-
-/** The layers on one TAP device, composed by hand as the stack package does. */
-function startStack(tap: TapDevice, cidr: string): { udp: UdpLayer; icmp: IcmpLayer; close(): void } {
-  const clock = new SystemClock();
-  const address = Ipv4Cidr.parse(cidr);
-  const dispatcher = new EtherTypeDispatcher(tap);
-  const arp = new Arp({ dispatcher, clock, addresses: [address.address], broadcasts: [address.broadcast] });
-  const ipv4 = new Ipv4Layer({ dispatcher, resolver: arp, clock, address });
-  const icmp = new IcmpLayer({ ipv4, clock });
-  const udp = new UdpLayer({ ipv4, icmp });
-  arp.start();
-  return {
-    udp,
-    icmp,
-    close() {
-      udp.close();
-      icmp.close?.();
-      ipv4.close();
-      arp.close();
-      tap.close();
-    },
-  };
-}
+import { serveUdpEcho, startHandWiredStack, type HandWiredStack } from './support/hand-wired-stack.ts';
 
 function requireTool(tool: string): void {
   try {
@@ -52,8 +26,7 @@ const CLOSED_PORT = 9;
 
 describe('UDP against the Linux kernel', () => {
   let ns: Netns;
-  let stack: ReturnType<typeof startStack>;
-  let echo: UdpSocket;
+  let stack: HandWiredStack;
   let dir: string;
   let capture: ReturnType<Netns['spawn']>;
   let captureFile: string;
@@ -67,11 +40,8 @@ describe('UDP against the Linux kernel', () => {
     try {
       const tap = TapDevice.open({ name: 'tap0', netns: ns.name });
       tap.configureHost({ address: '10.0.0.1/24', up: true });
-      stack = startStack(tap, '10.0.0.2/24');
-      echo = stack.udp.bind(ECHO_PORT);
-      echo.on('message', (data, from) => {
-        echo.send(data, from.port, from.address);
-      });
+      stack = startHandWiredStack(tap, '10.0.0.2/24');
+      serveUdpEcho(stack.udp, ECHO_PORT);
       capture = ns.spawn('tcpdump', ['-i', 'tap0', '--immediate-mode', '-U', '-n', '-w', captureFile], { stdio: ['ignore', 'ignore', 'pipe'] });
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('tcpdump did not start listening on tap0')), 10_000);
