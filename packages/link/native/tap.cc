@@ -276,6 +276,22 @@ Tap* unwrap_open(napi_env env, napi_callback_info info, size_t* argc, napi_value
   return t;
 }
 
+// The data and element count of `value` if it is a typed array of type `want`; otherwise
+// throws a TypeError saying `message` (unless an exception is already pending) and returns false.
+bool typed_array_data(napi_env env, napi_value value, napi_typedarray_type want, const char* message,
+                      void** data, size_t* length) {
+  napi_typedarray_type type;
+  napi_value arraybuffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, value, &type, length, data, &arraybuffer, &offset) == napi_ok && type == want) {
+    return true;
+  }
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_type_error(env, nullptr, message);
+  return false;
+}
+
 // start(lengths: Uint32Array, onFrames, onWritable, onError)
 napi_value Start(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -286,14 +302,12 @@ napi_value Start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, nullptr, "tap addon: already started");
     return nullptr;
   }
-  napi_typedarray_type type;
-  size_t length;
+  const char* lengths_message = "tap addon: lengths must be a Uint32Array of at least 256 entries";
   void* data;
-  napi_value arraybuffer;
-  size_t offset;
-  CHECK(napi_get_typedarray_info(env, argv[0], &type, &length, &data, &arraybuffer, &offset));
-  if (type != napi_uint32_array || length < kMaxBatch) {
-    napi_throw_type_error(env, nullptr, "tap addon: lengths must be a Uint32Array of at least 256 entries");
+  size_t length;
+  if (!typed_array_data(env, argv[0], napi_uint32_array, lengths_message, &data, &length)) return nullptr;
+  if (length < kMaxBatch) {
+    napi_throw_type_error(env, nullptr, lengths_message);
     return nullptr;
   }
   for (int i = 1; i < 4; i++) {
@@ -347,16 +361,9 @@ napi_value Write(napi_env env, napi_callback_info info) {
     CHECK(napi_create_int32(env, -EBADF, &result));
     return result;
   }
-  napi_typedarray_type type;
-  size_t length;
   void* data;
-  napi_value arraybuffer;
-  size_t offset;
-  CHECK(napi_get_typedarray_info(env, argv[0], &type, &length, &data, &arraybuffer, &offset));
-  if (type != napi_uint8_array) {
-    napi_throw_type_error(env, nullptr, "tap addon: write takes a Uint8Array");
-    return nullptr;
-  }
+  size_t length;
+  if (!typed_array_data(env, argv[0], napi_uint8_array, "tap addon: write takes a Uint8Array", &data, &length)) return nullptr;
   ssize_t n;
   do {
     n = write(t->fd, data, length);
@@ -379,19 +386,23 @@ napi_value WantWritable(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value Ref(napi_env env, napi_callback_info info) {
+// ref()/unref(): whether the started, open device keeps the event loop alive.
+napi_value set_keeps_loop_alive(napi_env env, napi_callback_info info, bool keep) {
   size_t argc = 0;
   Tap* t = unwrap_this(env, info, &argc, nullptr);
-  if (t && t->started && !t->closed) uv_ref(reinterpret_cast<uv_handle_t*>(&t->poll));
+  if (!t || !t->started || t->closed) return nullptr;
+  uv_handle_t* handle = reinterpret_cast<uv_handle_t*>(&t->poll);
+  if (keep) {
+    uv_ref(handle);
+  } else {
+    uv_unref(handle);
+  }
   return nullptr;
 }
 
-napi_value Unref(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Tap* t = unwrap_this(env, info, &argc, nullptr);
-  if (t && t->started && !t->closed) uv_unref(reinterpret_cast<uv_handle_t*>(&t->poll));
-  return nullptr;
-}
+napi_value Ref(napi_env env, napi_callback_info info) { return set_keeps_loop_alive(env, info, true); }
+
+napi_value Unref(napi_env env, napi_callback_info info) { return set_keeps_loop_alive(env, info, false); }
 
 napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 0;
