@@ -371,7 +371,9 @@ export class Ipv4Layer {
     const dscp = request.dscp ?? 0;
 
     if (IPV4_MIN_HEADER_LENGTH + payloadLength <= this.mtu) {
-      const frame = this.frameFor(source, destination, request.protocol, ttl, dscp, identification, dontFragment, false, 0, payloadLength);
+      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
+      const flagsAndOffset = dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0;
+      writeHeaders(frame, source, destination, request.protocol, ttl, dscp, identification, flagsAndOffset, IPV4_MIN_HEADER_LENGTH + payloadLength);
       const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
       const payload = request.payload;
       if (payload instanceof Uint8Array) target.set(payload);
@@ -391,7 +393,9 @@ export class Ipv4Layer {
     for (let offset = 0; offset < payloadLength; offset += chunk) {
       const size = Math.min(chunk, payloadLength - offset);
       const more = offset + size < payloadLength;
-      const frame = this.frameFor(source, destination, request.protocol, ttl, dscp, identification, false, more, offset, size);
+      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + size);
+      const flagsAndOffset = (more ? Ipv4Flag.MORE_FRAGMENTS : 0) | (offset >>> 3);
+      writeHeaders(frame, source, destination, request.protocol, ttl, dscp, identification, flagsAndOffset, IPV4_MIN_HEADER_LENGTH + size);
       frame.set(data.subarray(offset, offset + size), ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
       c.inc('tx_fragments');
       const r = this.transmit(nextHop, frame);
@@ -423,9 +427,7 @@ export class Ipv4Layer {
     this.txPackets.value++;
     const identification = this.nextId;
     this.nextId = (this.nextId + 1) & 0xffff;
-    frame[12] = EtherType.IPV4 >>> 8;
-    frame[13] = EtherType.IPV4 & 0xff;
-    writeHeader(
+    writeHeaders(
       frame,
       request.source ?? this.address.address,
       destination,
@@ -473,27 +475,6 @@ export class Ipv4Layer {
       return 'fragmentation_needed';
     }
     return nextHop;
-  }
-
-  /** One frame: Ethernet header room with the EtherType set, the IP header written, payload to fill. */
-  private frameFor(
-    source: Ipv4Address,
-    destination: Ipv4Address,
-    protocol: number,
-    ttl: number,
-    dscp: number,
-    identification: number,
-    dontFragment: boolean,
-    moreFragments: boolean,
-    fragmentOffset: number,
-    payloadLength: number,
-  ): Uint8Array {
-    const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
-    frame[12] = EtherType.IPV4 >>> 8;
-    frame[13] = EtherType.IPV4 & 0xff;
-    const flags = (dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0) | (moreFragments ? Ipv4Flag.MORE_FRAGMENTS : 0) | (fragmentOffset >>> 3);
-    writeHeader(frame, source, destination, protocol, ttl, dscp, identification, flags, IPV4_MIN_HEADER_LENGTH + payloadLength);
-    return frame;
   }
 
   private transmit(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
@@ -560,11 +541,12 @@ export class Ipv4Layer {
 const EMPTY = new Uint8Array(0);
 
 /**
- * Writes a 20-byte IPv4 header (no options, ECN 0) at byte 14 of an Ethernet frame, checksum
- * included: the bytes Ipv4Repr.emit writes for the same fields, summed from the field values
- * rather than read back from the buffer.
+ * Writes the EtherType (IPv4) and a 20-byte IPv4 header (no options, ECN 0) at byte 14 of an
+ * Ethernet frame, checksum included: the bytes Ipv4Repr.emit writes for the same fields, summed
+ * from the field values rather than read back from the buffer. The MACs are the resolver's job.
+ * `flagsAndOffset` is the header's bytes 6-7: the DF and MF bits and the fragment offset in 8-byte units.
  */
-function writeHeader(
+function writeHeaders(
   b: Uint8Array,
   source: Ipv4Address,
   destination: Ipv4Address,
@@ -572,9 +554,11 @@ function writeHeader(
   ttl: number,
   dscp: number,
   identification: number,
-  flags: number,
+  flagsAndOffset: number,
   totalLength: number,
 ): void {
+  b[12] = EtherType.IPV4 >>> 8;
+  b[13] = EtherType.IPV4 & 0xff;
   const o = ETHERNET_HEADER_LENGTH;
   const tos = (dscp & 0x3f) << 2;
   const id = identification & 0xffff;
@@ -585,15 +569,15 @@ function writeHeader(
   b[o + 3] = totalLength & 0xff;
   b[o + 4] = id >>> 8;
   b[o + 5] = id & 0xff;
-  b[o + 6] = flags >>> 8;
-  b[o + 7] = flags & 0xff;
+  b[o + 6] = flagsAndOffset >>> 8;
+  b[o + 7] = flagsAndOffset & 0xff;
   b[o + 8] = ttlProtocol >>> 8;
   b[o + 9] = ttlProtocol & 0xff;
   writeIpv4(b, o + 12, source);
   writeIpv4(b, o + 16, destination);
   // RFC 1071: the one's complement sum of the ten 16-bit words (checksum word 0), folded.
   let sum =
-    (0x4500 | tos) + totalLength + id + flags + ttlProtocol + (source >>> 16) + (source & 0xffff) + (destination >>> 16) + (destination & 0xffff);
+    (0x4500 | tos) + totalLength + id + flagsAndOffset + ttlProtocol + (source >>> 16) + (source & 0xffff) + (destination >>> 16) + (destination & 0xffff);
   sum = (sum & 0xffff) + (sum >>> 16);
   sum = (sum & 0xffff) + (sum >>> 16);
   const checksum = ~sum & 0xffff;
