@@ -60,8 +60,6 @@ console.log(
   `A pings B ${count} times over a wire that drops ${faults.drop * 100}%, duplicates ${faults.duplicate * 100}%, ` +
     `corrupts ${faults.corrupt * 100}% and reorders ${faults.reorder * 100}% of the frames (seed ${faults.seed}).\n`,
 );
-// The stacks' timers do not hold the process open by themselves; hold it while pinging.
-const keepAlive = setInterval(() => {}, 60_000);
 let lastSequence = 0;
 const summary = await a.icmp.ping(b.address, {
   count,
@@ -74,7 +72,6 @@ const summary = await a.icmp.ping(b.address, {
   },
   onError: (error) => console.log(`icmp_seq=${error.sequence} ${error.message}`),
 });
-clearInterval(keepAlive);
 
 console.log(`\n${formatPingSummary(summary)}`);
 console.log(`\nwhat the fault injector did:\n${faulty.faultCounters.format(true)}`);

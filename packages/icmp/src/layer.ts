@@ -427,6 +427,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     if (count > 65535) throw new RangeError('ping count is limited to 65535 (the sequence number space)');
     if (this.closed) throw new Error('ICMP layer is closed');
     const identifier = this.allocateIdentifier();
+    // The caller awaits this: keep the process alive until the summary is in (see Clock.hold).
+    const release = this.clock.hold();
     return new Promise<PingSummary>((resolve) => {
       const session: PingSession = {
         identifier,
@@ -450,6 +452,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
           if (!this.sessions.has(identifier)) return;
           this.sessions.delete(identifier);
           session.timer?.cancel();
+          release();
           const t = session.transmitted;
           resolve({
             target,

@@ -14,6 +14,13 @@ export interface Clock {
   now(): number;
   /** Runs `callback` once after `delayMs`. */
   setTimer(delayMs: number, callback: () => void): Timer;
+  /**
+   * Keeps the process alive until the returned release function is called. Protocol timers never
+   * do (a stack on its own must not stop a process from exiting), but an operation somebody awaits,
+   * such as a ping, does: otherwise `await icmp.ping(...)` on an in-memory link would see the
+   * process end between two echo requests. Releasing twice does nothing.
+   */
+  hold(): () => void;
 }
 
 /** The real clock: performance.now() and Node timers (unref'd, so they never keep a process alive). */
@@ -26,6 +33,12 @@ export class SystemClock implements Clock {
     const handle = setTimeout(callback, Math.max(0, delayMs));
     handle.unref();
     return { cancel: () => clearTimeout(handle) };
+  }
+
+  hold(): () => void {
+    // A ref'd timer that never needs to fire: it only keeps the event loop from ending.
+    const handle = setInterval(() => {}, 1 << 30);
+    return () => clearInterval(handle);
   }
 }
 
@@ -62,6 +75,11 @@ export class VirtualClock implements Clock {
     };
     this.timers.push(timer);
     return timer;
+  }
+
+  /** A virtual clock never holds a process: time only moves when the test says so. */
+  hold(): () => void {
+    return () => {};
   }
 
   /** Number of timers still waiting (cancelled ones excluded). */

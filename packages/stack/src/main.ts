@@ -134,7 +134,6 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
   };
   process.on('SIGINT', onSigint);
-  const keepAlive = setInterval(() => {}, 60_000); // the stack's timers are unref'd
   try {
     const summary = await stack.icmp.ping(c.target, {
       count: c.count,
@@ -147,7 +146,6 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     process.stdout.write(`\n${formatPingSummary(summary)}\n`);
     return summary.received > 0 && !interrupted ? 0 : 1;
   } finally {
-    clearInterval(keepAlive);
     process.off('SIGINT', onSigint);
     stack.close();
   }

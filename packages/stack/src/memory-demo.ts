@@ -18,9 +18,6 @@ export async function runMemoryDemo(out: Writable, options: { count?: number; in
   });
   const a = createStack({ link: wireA, ip: '10.0.0.1/24', trace: (line) => write(`  A ${line}`), arp: { announce: false } });
   const b = createStack({ link: wireB, ip: '10.0.0.2/24', trace: (line) => write(`  B ${line}`), arp: { announce: false } });
-  // The stack's timers never hold the process open on their own (they are unref'd), so the demo
-  // holds it open itself while the ping runs.
-  const keepAlive = setInterval(() => {}, 60_000);
   try {
     write('Two stacks on an in-memory wire: A is 10.0.0.1 (02:00:00:00:0a:01), B is 10.0.0.2 (02:00:00:00:0b:02).');
     write('A pings B. A does not know B\'s MAC yet, so its first echo request waits in the ARP queue.\n');
@@ -38,7 +35,6 @@ export async function runMemoryDemo(out: Writable, options: { count?: number; in
     write(`A's counters:\n  ${a.counters().split('\n').join('\n  ')}`);
     write(`B's counters:\n  ${b.counters().split('\n').join('\n  ')}`);
   } finally {
-    clearInterval(keepAlive);
     a.close();
     b.close();
   }
