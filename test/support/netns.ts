@@ -4,9 +4,9 @@
  * it, and deletes the namespace afterwards, also when the test fails. Nothing here ever
  * configures anything in the root namespace.
  *
- *   const ns = await Netns.create('arp');       // ip netns add tapstack-arp-<pid>-<n>
- *   ns.run('ip', ['addr']);                      // ip netns exec <ns> ip addr
- *   await ns.destroy();                          // ip netns del <ns> (idempotent)
+ *   const ns = Netns.create('arp');             // ip netns add tapstack-arp-<pid>-<n>
+ *   await ns.run('ip', ['addr']);                // ip netns exec <ns> ip addr
+ *   ns.destroy();                                // ip netns del <ns> (idempotent)
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
