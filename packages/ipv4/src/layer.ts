@@ -270,8 +270,9 @@ export class Ipv4Layer {
     const c = this.counters;
     this.rxPackets.value++;
     if (log.enabled) log('in  %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
-    // Integrity: is this a well-formed IPv4 datagram at all?
-    const checked = Ipv4Packet.check(frame.subarray(ETHERNET_HEADER_LENGTH));
+    // Integrity: is this a well-formed IPv4 datagram at all? (Checked and read where it lies in
+    // the frame: no view of it is made unless somebody above asks for packet.bytes.)
+    const checked = Ipv4Packet.check(frame, IN_FRAME);
     if (!checked.ok) {
       c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
       return;
@@ -539,6 +540,8 @@ export class Ipv4Layer {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Where a received datagram starts in its frame, for Ipv4Packet.check. */
+const IN_FRAME = { offset: ETHERNET_HEADER_LENGTH } as const;
 
 /**
  * Writes the EtherType (IPv4) and a 20-byte IPv4 header (no options, ECN 0) at byte 14 of an

@@ -55,6 +55,44 @@ describe('Ipv4Packet (view)', () => {
     expect(r.ok && r.value.payload.length).toBe(8);
   });
 
+  it('checks a datagram where it lies in a frame (offset) exactly as the same bytes alone', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 120 }), fc.nat({ max: 20 }), fc.boolean(), (tail, offset, useEcho) => {
+        // Any bytes, or the kernel's echo request followed by padding, behind `offset` bytes of header.
+        const datagram = useEcho ? new Uint8Array([...ECHO_REQUEST, ...tail]) : tail;
+        const frame = new Uint8Array(offset + datagram.length).fill(0xee);
+        frame.set(datagram, offset);
+        const alone = Ipv4Packet.check(datagram);
+        const inFrame = Ipv4Packet.check(frame, { offset });
+        expect(inFrame.ok).toBe(alone.ok);
+        if (!alone.ok || !inFrame.ok) {
+          expect(inFrame.ok ? 'ok' : inFrame.reason).toBe(alone.ok ? 'ok' : alone.reason);
+          return;
+        }
+        const a = alone.value;
+        const f = inFrame.value;
+        expect([f.headerLength, f.totalLength, f.source, f.destination, f.protocol, f.ttl, f.identification, f.checksum]).toEqual([
+          a.headerLength,
+          a.totalLength,
+          a.source,
+          a.destination,
+          a.protocol,
+          a.ttl,
+          a.identification,
+          a.checksum,
+        ]);
+        expect(f.verifyChecksum()).toBe(true);
+        expect([...f.bytes]).toEqual([...a.bytes]);
+        expect([...f.payload]).toEqual([...a.payload]);
+        expect([...f.header]).toEqual([...a.header]);
+        // The views are of the frame itself (zero-copy), not copies.
+        expect(f.bytes.buffer).toBe(frame.buffer);
+        expect(f.bytes.byteOffset).toBe(offset);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it('refuses each kind of damage with its own reason, integrity in Linux order', () => {
     const reason = (bytes: Uint8Array): string => {
       const r = Ipv4Packet.check(bytes);
