@@ -9,8 +9,10 @@
  *    broadcast or multicast frame,
  *  - a fragment other than the first,
  *  - a datagram whose source is not one host: 0.0.0.0, loopback, broadcast, multicast, class E.
- * Errors that pass are rate-limited with a token bucket (Linux: 1000/s, burst 50). Echo replies
- * are not: they answer a request one for one and limiting them only breaks `ping -f`.
+ * Errors that pass are rate-limited as Linux does it: a host-wide token bucket (1000/s, burst 50)
+ * and one per peer (a burst of 6, then one per icmp_ratelimit = 1000 ms), both for the types in
+ * icmp_ratemask only (rate-limit.ts). Echo replies are not: they answer a request one for one
+ * and limiting them only breaks `ping -f`.
  */
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
@@ -48,7 +50,14 @@ import {
   quoteDatagram,
 } from './packet.ts';
 import { rttStatistics, type PingError, type PingOptions, type PingReply, type PingSummary } from './ping.ts';
-import { DEFAULT_ERROR_RATE_LIMIT, TokenBucket, type RateLimit } from './rate-limit.ts';
+import {
+  DEFAULT_ERROR_RATE_LIMIT,
+  DEFAULT_ICMP_RATEMASK,
+  DEFAULT_PEER_RATE_LIMIT,
+  PeerRateLimiter,
+  TokenBucket,
+  type RateLimit,
+} from './rate-limit.ts';
 
 const log = debugFactory('tapstack:icmp');
 
@@ -70,6 +79,8 @@ export const ICMP_COUNTERS = [
   'tx_errors',
   'tx_error_local',
   'tx_error_rate_limited',
+  'tx_error_rate_limited_host',
+  'tx_error_rate_limit_peers_evicted',
   'tx_error_about_icmp_error',
   'tx_error_about_group',
   'tx_error_about_fragment',
@@ -108,15 +119,25 @@ export type IcmpErrorOutcome =
   | 'about_fragment'
   | 'about_bad_source'
   | 'bad_datagram'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'rate_limited_host';
 
 export interface IcmpLayerOptions {
   ipv4: Ipv4Layer;
   clock: Clock;
   /** Ignore echo requests sent to broadcast and multicast addresses (default true, like Linux). */
   echoIgnoreBroadcasts?: boolean;
-  /** Token bucket for error messages (default 1000/s, burst 50). */
+  /** Host-wide token bucket for error messages (default 1000/s, burst 50: Linux's icmp_msgs_per_sec, icmp_msgs_burst). */
   errorRateLimit?: Partial<RateLimit>;
+  /**
+   * Milliseconds per error to one peer once its burst of 6 is spent (Linux's icmp_ratelimit,
+   * default 1000; 0 turns the per-peer limit off).
+   */
+  icmpRatelimit?: number;
+  /** Which ICMP types the limits apply to, bit 1 << type (Linux's icmp_ratemask, default 6168: types 3, 4, 11, 12). */
+  icmpRatemask?: number;
+  /** Peers whose per-peer bucket is remembered, the least recently used forgotten past it (default 4096). */
+  icmpRatelimitPeers?: number;
   /** For the first ping identifier (default Math.random). */
   random?: () => number;
 }
@@ -152,6 +173,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   private readonly ipv4: Ipv4Layer;
   private readonly clock: Clock;
   private readonly bucket: TokenBucket;
+  private readonly peerLimiter: PeerRateLimiter;
+  readonly icmpRatemask: number;
   private readonly errorListeners: IcmpErrorListener[] = [];
   private readonly sessions = new Map<number, PingSession>();
   private nextIdentifier: number;
@@ -162,6 +185,11 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     this.clock = options.clock;
     this.echoIgnoreBroadcasts = options.echoIgnoreBroadcasts ?? true;
     this.bucket = new TokenBucket(options.clock, { ...DEFAULT_ERROR_RATE_LIMIT, ...options.errorRateLimit });
+    this.peerLimiter = new PeerRateLimiter(options.clock, {
+      icmpRatelimit: options.icmpRatelimit ?? DEFAULT_PEER_RATE_LIMIT.icmpRatelimit,
+      maxPeers: options.icmpRatelimitPeers ?? DEFAULT_PEER_RATE_LIMIT.maxPeers,
+    });
+    this.icmpRatemask = options.icmpRatemask ?? DEFAULT_ICMP_RATEMASK;
     this.nextIdentifier = Math.floor((options.random ?? Math.random)() * 0x10000) & 0xffff;
     this.ipv4.register(IpProtocol.ICMP, (packet, payload, info) => this.input(packet, payload, info), {
       broadcast: true,
@@ -385,10 +413,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
         return 'about_icmp_error';
       }
     }
-    if (!this.bucket.take()) {
-      c.inc('tx_error_rate_limited');
-      return 'rate_limited';
-    }
+    const limited = this.rateLimit(error.kind === 'destination-unreachable' ? IcmpType.DESTINATION_UNREACHABLE : IcmpType.TIME_EXCEEDED, error.code, source);
+    if (limited !== undefined) return limited;
     const quoted = quoteDatagram(datagram);
     const repr: IcmpRepr =
       error.kind === 'destination-unreachable'
@@ -406,6 +432,33 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     if (outcome === 'sent' || outcome === 'queued') c.inc('tx_errors');
     else c.inc('tx_failed');
     return outcome;
+  }
+
+  /**
+   * Linux's order (net/ipv4/icmp.c since 6.11): types outside icmp_ratemask, and "fragmentation
+   * needed", are not limited at all; otherwise the host-wide bucket must have a token, then the
+   * peer's bucket is charged, and only when that allowed the error is the host-wide token taken.
+   * Errors to ourselves (a datagram we sent ourselves, looped back) skip the peer's bucket, as
+   * Linux exempts the loopback device. Returns why the error may not go out, or undefined.
+   */
+  private rateLimit(type: number, code: number, peer: Ipv4Address): 'rate_limited' | 'rate_limited_host' | undefined {
+    if (type > NR_ICMP_TYPES || ((1 << type) & this.icmpRatemask) === 0) return undefined;
+    if (type === IcmpType.DESTINATION_UNREACHABLE && code === UnreachableCode.FRAGMENTATION_NEEDED) return undefined;
+    if (!this.bucket.available()) {
+      this.counters.inc('tx_error_rate_limited');
+      return 'rate_limited';
+    }
+    if (peer !== this.ipv4.address.address) {
+      const evicted = this.peerLimiter.evicted;
+      const allowed = this.peerLimiter.allow(peer);
+      if (this.peerLimiter.evicted !== evicted) this.counters.inc('tx_error_rate_limit_peers_evicted');
+      if (!allowed) {
+        this.counters.inc('tx_error_rate_limited_host');
+        return 'rate_limited_host';
+      }
+    }
+    this.bucket.consume();
+    return undefined;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -528,9 +581,13 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     this.closed = true;
     this.ipv4.unregister(IpProtocol.ICMP);
     this.ipv4.setErrorReporter(undefined);
+    this.peerLimiter.clear();
     for (const s of [...this.sessions.values()]) s.finish();
   }
 }
+
+/** Linux's NR_ICMP_TYPES: types above it are never rate-limited (icmpv4_mask_allow). */
+const NR_ICMP_TYPES = 18;
 
 /** An IPv4 header without options, and where the ICMP message starts in a frame after one. */
 const PLAIN_HEADER_LENGTH = 20;

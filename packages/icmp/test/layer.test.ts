@@ -1,7 +1,9 @@
 import { Ipv4Cidr, Ipv4Layer, Ipv4Packet, Ipv4Repr } from '@tapstack/ipv4';
-import { EtherTypeDispatcher, MacAddress, MemoryLink, VirtualClock, ipv4 } from '@tapstack/link';
+import { EtherTypeDispatcher, MacAddress, MemoryLink, VirtualClock, ipv4, type Ipv4Address } from '@tapstack/link';
 import { describe, expect, it } from 'vitest';
 import { IcmpLayer, type IcmpErrorReport, type IcmpLayerOptions } from '../src/layer.ts';
+import { PeerRateLimiter } from '../src/rate-limit.ts';
+import fc from 'fast-check';
 import { IcmpPacket, IcmpRepr } from '../src/packet.ts';
 import { fixtureFrames } from '../../../test/support/fixtures.ts';
 import { RecordingResolver } from '../../../test/support/recording-resolver.ts';
@@ -181,8 +183,8 @@ describe('errors we send', () => {
     expect(icmp.sendError(err, d(1, hex8(8)))).toBe('sent');
   });
 
-  it('rate-limits errors like Linux: a burst of 50, then 1000 per second', () => {
-    const { dispatcher, resolver, icmp, clock } = setup();
+  it('rate-limits errors host-wide like Linux: a burst of 50, then 1000 per second (per-peer limit off)', () => {
+    const { dispatcher, resolver, icmp, clock } = setup({ icmpRatelimit: 0 });
     for (let i = 0; i < 60; i++) dispatcher.input(datagram(99, new Uint8Array(8)));
     expect(resolver.sent).toHaveLength(50);
     expect(icmp.counters.get('tx_error_rate_limited')).toBe(10);
@@ -192,6 +194,111 @@ describe('errors we send', () => {
     clock.advance(1000);
     for (let i = 0; i < 60; i++) dispatcher.input(datagram(99, new Uint8Array(8)));
     expect(resolver.sent).toHaveLength(105);
+    expect(icmp.counters.get('tx_error_rate_limited_host')).toBe(0);
+  });
+});
+
+describe('per-peer error rate limit (Linux icmp_ratelimit, icmp_ratemask)', () => {
+  const from = (source: string, protocol = 99) => datagram(protocol, new Uint8Array(8), { source: ipv4(source) });
+  const errorsTo = (sent: { frame: Uint8Array }[], peer: string) => sent.filter((s) => new Ipv4Packet(s.frame.subarray(14)).destination === ipv4(peer)).length;
+
+  it('gives one peer a burst of 6, then one error per 1000 ms, and refills to at most 6', () => {
+    const { dispatcher, resolver, icmp, clock } = setup();
+    for (let i = 0; i < 20; i++) dispatcher.input(from('10.0.0.1'));
+    expect(resolver.sent).toHaveLength(6);
+    expect(icmp.counters.get('tx_error_rate_limited_host')).toBe(14);
+    expect(icmp.counters.get('tx_error_rate_limited')).toBe(0);
+    clock.advance(999);
+    dispatcher.input(from('10.0.0.1'));
+    expect(resolver.sent).toHaveLength(6);
+    clock.advance(1); // 1000 ms since the burst: one interval earned (the refused attempt did not cost one)
+    dispatcher.input(from('10.0.0.1'));
+    dispatcher.input(from('10.0.0.1'));
+    expect(resolver.sent).toHaveLength(7);
+    clock.advance(60_000); // a minute earns 60 intervals, but the bucket holds 6
+    for (let i = 0; i < 20; i++) dispatcher.input(from('10.0.0.1'));
+    expect(resolver.sent).toHaveLength(13);
+    expect(icmp.counters.get('tx_errors')).toBe(13);
+  });
+
+  it('keeps a bucket per peer: another source gets its own burst', () => {
+    const { dispatcher, resolver } = setup();
+    for (let i = 0; i < 10; i++) dispatcher.input(from('10.0.0.1'));
+    for (let i = 0; i < 10; i++) dispatcher.input(from('10.0.0.7'));
+    expect(errorsTo(resolver.sent, '10.0.0.1')).toBe(6);
+    expect(errorsTo(resolver.sent, '10.0.0.7')).toBe(6);
+  });
+
+  it('honours icmpRatelimit: 250 ms per error after the burst', () => {
+    const { dispatcher, resolver, clock } = setup({ icmpRatelimit: 250 });
+    for (let i = 0; i < 10; i++) dispatcher.input(from('10.0.0.1'));
+    expect(resolver.sent).toHaveLength(6);
+    clock.advance(500);
+    for (let i = 0; i < 10; i++) dispatcher.input(from('10.0.0.1'));
+    expect(resolver.sent).toHaveLength(8);
+  });
+
+  it('checks the host-wide bucket first and takes its token only when the peer allowed the error', () => {
+    const { dispatcher, resolver, icmp } = setup({ errorRateLimit: { burst: 8 } });
+    for (let i = 0; i < 20; i++) dispatcher.input(from('10.0.0.1')); // 6 out, 14 refused by the peer bucket
+    for (let i = 0; i < 20; i++) dispatcher.input(from('10.0.0.7')); // the 2 host-wide tokens left
+    expect(errorsTo(resolver.sent, '10.0.0.1')).toBe(6);
+    expect(errorsTo(resolver.sent, '10.0.0.7')).toBe(2);
+    expect(icmp.counters.get('tx_error_rate_limited_host')).toBe(14);
+    expect(icmp.counters.get('tx_error_rate_limited')).toBe(18);
+  });
+
+  it('limits only the types in icmpRatemask, and never "fragmentation needed"', () => {
+    const unmasked = setup({ icmpRatemask: 0 });
+    for (let i = 0; i < 70; i++) unmasked.dispatcher.input(from('10.0.0.1'));
+    expect(unmasked.resolver.sent).toHaveLength(70); // neither limit applies
+    const timeExceededOnly = setup({ icmpRatemask: 1 << 11 });
+    for (let i = 0; i < 20; i++) timeExceededOnly.dispatcher.input(from('10.0.0.1'));
+    expect(timeExceededOnly.resolver.sent).toHaveLength(20); // protocol unreachable is type 3: not in the mask
+    const { icmp, resolver } = setup();
+    const d = from('10.0.0.1').subarray(14);
+    for (let i = 0; i < 20; i++) expect(icmp.sendError({ kind: 'destination-unreachable', code: 4, nextHopMtu: 1400 }, d)).toBe('sent');
+    for (let i = 0; i < 20; i++) icmp.sendError({ kind: 'destination-unreachable', code: 3 }, d);
+    expect(resolver.sent).toHaveLength(26);
+    expect(icmp.sendError({ kind: 'time-exceeded', code: 1 }, d)).toBe('rate_limited_host');
+  });
+
+  it('does not limit errors to ourselves per peer (Linux exempts loopback)', () => {
+    const { icmp } = setup();
+    const ours = datagram(99, new Uint8Array(8), { source: US }).subarray(14);
+    for (let i = 0; i < 20; i++) expect(icmp.sendError({ kind: 'destination-unreachable', code: 2 }, ours)).toBe('sent');
+    expect(icmp.counters.get('tx_error_rate_limited_host')).toBe(0);
+  });
+
+  it('remembers a bounded number of peers: the stalest is forgotten and starts again with a full burst', () => {
+    const { dispatcher, resolver, icmp } = setup({ icmpRatelimitPeers: 2 });
+    for (let i = 0; i < 6; i++) dispatcher.input(from('10.0.0.1')); // burst of 10.0.0.1 spent
+    dispatcher.input(from('10.0.0.1'));
+    expect(resolver.sent).toHaveLength(6);
+    dispatcher.input(from('10.0.0.3'));
+    dispatcher.input(from('10.0.0.4')); // table full: 10.0.0.1, the stalest, is forgotten
+    expect(icmp.counters.get('tx_error_rate_limit_peers_evicted')).toBe(1);
+    dispatcher.input(from('10.0.0.1')); // ...so it is a new peer again (evicting 10.0.0.3)
+    expect(errorsTo(resolver.sent, '10.0.0.1')).toBe(7);
+    dispatcher.input(from('10.0.0.4')); // 10.0.0.4 was used more recently than 10.0.0.3: still known
+    expect(icmp.counters.get('tx_error_rate_limit_peers_evicted')).toBe(2);
+  });
+
+  it('holds at most maxPeers buckets however many sources an attacker makes up', () => {
+    const clock = new VirtualClock();
+    const limiter = new PeerRateLimiter(clock, { icmpRatelimit: 1000, maxPeers: 64 });
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 0xffffffff }), { maxLength: 500 }), (peers) => {
+        for (const p of peers) {
+          limiter.allow(p as Ipv4Address);
+          clock.advance(1);
+        }
+        return limiter.size <= 64;
+      }),
+    );
+    for (let i = 0; i < 10_000; i++) limiter.allow((0x0a000000 + i) as Ipv4Address);
+    expect(limiter.size).toBe(64);
+    expect(limiter.evicted).toBeGreaterThanOrEqual(10_000 - 64);
   });
 });
 
