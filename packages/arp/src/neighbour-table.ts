@@ -270,7 +270,9 @@ export class NeighbourTable {
       n = this.create(ip);
       if (!n) return 'dropped';
     }
-    n.usedAt = this.clock.now();
+    // The time of this run of frames, not of this one: reading the real clock per frame costs as
+    // much as IPv4's input checks, and a neighbour's last use only matters to within seconds.
+    n.usedAt = this.clock.coarseNow ? this.clock.coarseNow() : this.clock.now();
     // The hot path (a usable entry) without ts-pattern's per-call allocations.
     const s = n.state;
     if (s === 'REACHABLE' || s === 'DELAY' || s === 'PROBE' || s === 'PERMANENT' || s === 'NOARP') {

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { SystemClock, VirtualClock } from '../src/clock.ts';
+
+/** Spins until performance.now() has moved past `t` (the system clock is read for real). */
+function waitPast(t: number): void {
+  while (performance.now() <= t + 0.01) {
+    /* spin */
+  }
+}
+
+describe('SystemClock.coarseNow', () => {
+  it('is one reading for the whole synchronous run, never newer than now()', () => {
+    const clock = new SystemClock();
+    const first = clock.coarseNow();
+    waitPast(first);
+    expect(clock.coarseNow()).toBe(first);
+    expect(clock.now()).toBeGreaterThan(first);
+  });
+
+  it('reads the clock again once the run has ended (after the microtask checkpoint)', async () => {
+    const clock = new SystemClock();
+    const first = clock.coarseNow();
+    waitPast(first);
+    await Promise.resolve();
+    const second = clock.coarseNow();
+    expect(second).toBeGreaterThan(first);
+    expect(second).toBeLessThanOrEqual(clock.now());
+  });
+});
+
+describe('VirtualClock.coarseNow', () => {
+  it('is exact: it follows advance() inside one synchronous run', () => {
+    const clock = new VirtualClock(100);
+    expect(clock.coarseNow()).toBe(100);
+    clock.advance(250);
+    expect(clock.coarseNow()).toBe(350);
+    expect(clock.coarseNow()).toBe(clock.now());
+  });
+});
