@@ -128,6 +128,11 @@ const SCENARIOS: Scenario[] = [
       return [ethernet(p, h, 0x0800, ipv4({ source: '10.0.0.1', destination: '10.0.0.2', protocol: 17, identification: 0x400b, payload: datagram }))];
     },
   },
+  // RFC 1122 3.2.2.6: the request's IP options come back in the reply. Linux records its address
+  // (or the time) on receipt and again on the reply, so ping -R shows 10.0.0.2 twice.
+  { name: 'ping -R (record route option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-R', '-c', '1', '-W', '1', '10.0.0.2'] },
+  { name: 'ping -T tsonly (timestamp option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-T', 'tsonly', '-c', '1', '-W', '1', '10.0.0.2'] },
+  { name: 'ping -T tsandaddr (timestamp and address option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-T', 'tsandaddr', '-c', '1', '-W', '1', '10.0.0.2'] },
   // Last, since it takes 3 s and brings in a second host address. From 10.0.0.5, a peer nothing
   // has sent an error to yet (10.0.0.1 spent two tokens above), so its bucket starts full.
   {
@@ -357,6 +362,23 @@ describe('tapstack answers like the Linux kernel', () => {
     }
     const expected = DOCUMENTED_DIFFERENCES[name]?.(kernel) ?? kernel;
     expect(ours).toEqual(expected);
+  });
+
+  it('echo replies carry the request options back as Linux fills them in: ours, then ours again', () => {
+    const options = (name: string, names: Names, answers: typeof tapAnswers): unknown =>
+      normalise(answers[name]!.frames, names).map((n) => n.ipOptions);
+    // RR (type 7, 39 bytes, 9 slots): the host's 10.0.0.1, then 10.0.0.2 on receipt and on the reply; pointer 16.
+    const rr = `0727100a0000010a0000020a000002${'00'.repeat(24)} 00`;
+    // TS only (type 68, 40 bytes): the host's time and two of the answerer's; pointer 17.
+    const ts = `44281100<time><time><time>${'00'.repeat(24)}`;
+    // TS with addresses (36 bytes, flag 1): 10.0.0.1, 10.0.0.2, 10.0.0.2 each with a time; pointer 29.
+    const tsa = `44241d010a000001<time>0a000002<time>0a000002<time>${'00'.repeat(8)}`;
+    for (const [name, expected] of [['ping -R (record route option)', rr], ['ping -T tsonly (timestamp option)', ts], ['ping -T tsandaddr (timestamp and address option)', tsa]] as const) {
+      expect(options(name, kernelSide, kernelAnswers), name).toEqual([expected]);
+      expect(options(name, tapSide, tapAnswers), name).toEqual([expected]);
+    }
+    expect(kernelAnswers['ping -R (record route option)']!.output).toMatch(/RR:\s+10\.0\.0\.1\s+10\.0\.0\.2\s+10\.0\.0\.2\s+10\.0\.0\.1/);
+    expect(tapAnswers['ping -R (record route option)']!.output).toMatch(/RR:\s+10\.0\.0\.1\s+10\.0\.0\.2\s+10\.0\.0\.2\s+10\.0\.0\.1/);
   });
 
   it('the tools saw the same: ping -b got no answer from either', () => {

@@ -180,6 +180,7 @@ export function normalise(framesHex: readonly string[], names: Names): Normalise
         headerChecksum: checksum(header) === 0 ? 'ok' : 'BAD',
         trailer: p.length - total,
       });
+      if (ihl > 20) n.ipOptions = describeOptions(header.subarray(20));
       if ((flags & 0x3fff) === 0) Object.assign(n, describePayload(p[9]!, data, header));
       else {
         const list = pieces.get(id) ?? [];
@@ -208,6 +209,46 @@ export function normalise(framesHex: readonly string[], names: Names): Normalise
     out.push(entry);
   }
   return out;
+}
+
+/**
+ * IP options as hex, with the times in timestamp options (RFC 791: milliseconds since midnight
+ * UT, which differ from run to run) replaced by `<time>` when they are within ten minutes of this
+ * machine's clock and `<bad time>` otherwise. Addresses, pointers and flags stay as they are.
+ */
+export function describeOptions(options: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < options.length; ) {
+    const type = options[i]!;
+    if (type === 0 || type === 1 || i + 1 >= options.length) {
+      out += hex(options.subarray(i, i + 1));
+      i++;
+      continue;
+    }
+    const length = Math.max(2, Math.min(options[i + 1]!, options.length - i));
+    const option = options.subarray(i, i + length);
+    if (type === 68 && length >= 4) {
+      const pointer = option[2]!;
+      const flag = option[3]! & 0x0f;
+      const entry = flag === 0 ? 4 : 8;
+      out += hex(option.subarray(0, 4));
+      for (let at = 4; at + entry <= length; at += entry) {
+        if (flag !== 0) out += hex(option.subarray(at, at + 4));
+        const timeAt = flag === 0 ? at : at + 4;
+        const time = ((option[timeAt]! << 24) | (option[timeAt + 1]! << 16) | (option[timeAt + 2]! << 8) | option[timeAt + 3]!) >>> 0;
+        if (timeAt + 4 > pointer - 1) out += hex(option.subarray(timeAt, timeAt + 4));
+        else {
+          const now = Date.now() % 86_400_000;
+          const off = Math.abs(time - now);
+          out += Math.min(off, 86_400_000 - off) <= 600_000 ? '<time>' : '<bad time>';
+        }
+      }
+      out += hex(option.subarray(4 + Math.floor((length - 4) / entry) * entry));
+    } else out += hex(option);
+    out += ' ';
+    i += length;
+  }
+  return out.trim();
 }
 
 function describePayload(protocol: number, data: Uint8Array, header: Uint8Array): Normalised {

@@ -2,3 +2,4 @@ export * from './packet.ts';
 export * from './rate-limit.ts';
 export * from './ping.ts';
 export * from './layer.ts';
+export * from './echo-options.ts';

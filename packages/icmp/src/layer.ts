@@ -49,6 +49,7 @@ import {
   isIcmpErrorType,
   quoteDatagram,
 } from './packet.ts';
+import { echoOptions, millisecondsSinceMidnightUt, type EchoOptionsResult } from './echo-options.ts';
 import { rttStatistics, type PingError, type PingOptions, type PingReply, type PingSummary } from './ping.ts';
 import {
   DEFAULT_ERROR_RATE_LIMIT,
@@ -69,6 +70,9 @@ export const ICMP_COUNTERS = [
   'rx_bad_code',
   'rx_echo_requests',
   'rx_echo_group_ignored',
+  'rx_echo_bad_options',
+  'rx_echo_source_route',
+  'rx_echo_options_no_room',
   'rx_echo_replies',
   'rx_echo_reply_unmatched',
   'rx_destination_unreachable',
@@ -138,6 +142,8 @@ export interface IcmpLayerOptions {
   icmpRatemask?: number;
   /** Peers whose per-peer bucket is remembered, the least recently used forgotten past it (default 4096). */
   icmpRatelimitPeers?: number;
+  /** Milliseconds since midnight UT for timestamp options (default: from Date.now()). */
+  timestamp?: () => number;
   /** For the first ping identifier (default Math.random). */
   random?: () => number;
 }
@@ -173,6 +179,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   private readonly ipv4: Ipv4Layer;
   private readonly clock: Clock;
   private readonly bucket: TokenBucket;
+  private readonly timestamp: () => number;
   private readonly peerLimiter: PeerRateLimiter;
   readonly icmpRatemask: number;
   private readonly errorListeners: IcmpErrorListener[] = [];
@@ -190,6 +197,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       maxPeers: options.icmpRatelimitPeers ?? DEFAULT_PEER_RATE_LIMIT.maxPeers,
     });
     this.icmpRatemask = options.icmpRatemask ?? DEFAULT_ICMP_RATEMASK;
+    this.timestamp = options.timestamp ?? (() => millisecondsSinceMidnightUt());
     this.nextIdentifier = Math.floor((options.random ?? Math.random)() * 0x10000) & 0xffff;
     this.ipv4.register(IpProtocol.ICMP, (packet, payload, info) => this.input(packet, payload, info), {
       broadcast: true,
@@ -266,6 +274,13 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       else c.inc('tx_failed');
       return;
     }
+    // IP options come back as Linux echoes them (echo-options.ts): RR and TS, updated.
+    let options: Uint8Array | undefined;
+    if (request.headerLength > PLAIN_HEADER_LENGTH) {
+      const echoed = echoOptions(request.options, { address: source, isLocal: (a) => this.isLocalForTimestamp(a), timestamp: this.timestamp });
+      if (!echoed.ok) return c.inc(ECHO_OPTIONS_COUNTER[echoed.reason]);
+      options = echoed.options;
+    }
     const writer: PayloadWriter = {
       length: bytes.length,
       write(target: Uint8Array): void {
@@ -277,9 +292,14 @@ export class IcmpLayer implements Ipv4ErrorReporter {
         target[3] = checksum & 0xff;
       },
     };
-    const outcome = this.ipv4.send({ destination: request.source, source, protocol: IpProtocol.ICMP, payload: writer });
+    const outcome = this.ipv4.send({ destination: request.source, source, protocol: IpProtocol.ICMP, payload: writer, ...(options ? { options } : {}) });
     if (outcome === 'sent' || outcome === 'queued') this.txEchoReplies.value++;
     else c.inc('tx_failed');
+  }
+
+  /** Linux's inet_addr_type() != RTN_UNICAST: a prespecified timestamp entry we fill in. */
+  private isLocalForTimestamp(address: Ipv4Address): boolean {
+    return address === this.ipv4.address.address || this.ipv4.isBroadcast(address) || isIpv4Multicast(address) || isIpv4Loopback(address) || address >>> 24 === 0;
   }
 
   private echoReply(packet: Ipv4Packet, message: IcmpPacket, identifier: number, sequence: number, data: Uint8Array): void {
@@ -585,6 +605,12 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     for (const s of [...this.sessions.values()]) s.finish();
   }
 }
+
+const ECHO_OPTIONS_COUNTER: Record<Extract<EchoOptionsResult, { ok: false }>['reason'], IcmpCounterName> = {
+  bad_options: 'rx_echo_bad_options',
+  source_route: 'rx_echo_source_route',
+  no_room: 'rx_echo_options_no_room',
+};
 
 /** Linux's NR_ICMP_TYPES: types above it are never rate-limited (icmpv4_mask_allow). */
 const NR_ICMP_TYPES = 18;

@@ -198,6 +198,70 @@ describe('errors we send', () => {
   });
 });
 
+describe('echo replies with IP options (as Linux echoes them)', () => {
+  const rr = () => {
+    const o = new Uint8Array(40);
+    o.set([7, 39, 8, 10, 0, 0, 1]); // ping -R: the sender's address in slot 1
+    return o;
+  };
+  /** A frame from the peer with `options` in its IP header and `payload` after them. */
+  const withOptions = (payload: Uint8Array, options: Uint8Array, extra: Partial<Ipv4Repr> = {}): Uint8Array => {
+    const repr: Ipv4Repr = {
+      source: PEER, destination: US, protocol: 1, ttl: 64, identification: 0x2222, dscp: 0, ecn: 0,
+      dontFragment: false, moreFragments: false, fragmentOffset: 0, options, payloadLength: payload.length, ...extra,
+    };
+    const f = new Uint8Array(14 + Ipv4Repr.bufferLength(repr));
+    OUR_MAC.writeTo(f, 0);
+    PEER_MAC.writeTo(f, 6);
+    f[12] = 8;
+    Ipv4Repr.emit(repr, f, 14);
+    f.set(payload, 34 + options.length);
+    return f;
+  };
+  const echo = (size: number) => IcmpRepr.build({ kind: 'echo-request', identifier: 77, sequence: 1, data: new Uint8Array(size).fill(5) });
+
+  it('answers a record-route request with RR carrying our address twice, in a 60-byte header', () => {
+    const { dispatcher, resolver, icmp } = setup();
+    dispatcher.input(withOptions(echo(8), rr()));
+    expect(resolver.sent).toHaveLength(1);
+    const { ip, repr } = icmpOf(resolver.sent[0]!.frame);
+    expect(repr.kind).toBe('echo-reply');
+    expect(ip.headerLength).toBe(60);
+    expect(ip.verifyChecksum()).toBe(true);
+    expect(Buffer.from(ip.options).toString('hex')).toBe(`0727100a0000010a0000020a000002${'00'.repeat(25)}`);
+    expect(icmp.counters.get('tx_echo_replies')).toBe(1);
+  });
+
+  it('stamps the time from the injected clock for a timestamp request', () => {
+    const { dispatcher, resolver } = setup({ timestamp: () => 3_600_000 });
+    dispatcher.input(withOptions(echo(8), Uint8Array.from([68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0])));
+    const { ip } = icmpOf(resolver.sent[0]!.frame);
+    expect(Buffer.from(ip.options).toString('hex')).toBe('440c0d000036ee800036ee80');
+  });
+
+  it('drops a source-routed request and counts it (Linux: accept_source_route 0 on a host)', () => {
+    const { dispatcher, resolver, icmp } = setup();
+    dispatcher.input(withOptions(echo(8), Uint8Array.from([131, 7, 4, 10, 0, 0, 9, 0])));
+    expect(resolver.sent).toHaveLength(0);
+    expect(icmp.counters.get('rx_echo_source_route')).toBe(1);
+  });
+
+  it('fragments a big reply with options: RR in the first fragment, no-ops in its place after', () => {
+    const { dispatcher, resolver } = setup();
+    const message = echo(3000);
+    for (let offset = 0; offset < message.length; offset += 1440) {
+      const part = message.subarray(offset, offset + 1440);
+      dispatcher.input(withOptions(part, offset === 0 ? rr() : new Uint8Array(40).fill(1), { fragmentOffset: offset, moreFragments: offset + 1440 < message.length }));
+    }
+    const sent = resolver.sent.map((x) => new Ipv4Packet(x.frame.subarray(14)));
+    expect(sent.map((p) => p.fragmentOffset)).toEqual([0, 1440, 2880]);
+    expect(sent.every((p) => p.headerLength === 60 && p.verifyChecksum())).toBe(true);
+    expect(sent[0]!.options[0]).toBe(7);
+    // RR's 39 bytes become no-ops; the END that pads them to 40 stays (Linux's ip_options_fragment)
+    for (const p of sent.slice(1)) expect(Buffer.from(p.options).toString('hex')).toBe(`${'01'.repeat(39)}00`);
+  });
+});
+
 describe('per-peer error rate limit (Linux icmp_ratelimit, icmp_ratemask)', () => {
   const from = (source: string, protocol = 99) => datagram(protocol, new Uint8Array(8), { source: ipv4(source) });
   const errorsTo = (sent: { frame: Uint8Array }[], peer: string) => sent.filter((s) => new Ipv4Packet(s.frame.subarray(14)).destination === ipv4(peer)).length;

@@ -28,6 +28,7 @@ import { Ipv4Cidr } from './cidr.ts';
 import {
   IPV4_FRAGMENT_UNIT,
   IPV4_MAX_DATAGRAM_LENGTH,
+  IPV4_MAX_HEADER_LENGTH,
   IPV4_MIN_HEADER_LENGTH,
   Ipv4Flag,
   Ipv4Packet,
@@ -135,6 +136,12 @@ export interface Ipv4SendRequest {
   /** Set DF; a datagram too big for the link is then refused with `fragmentation_needed`. */
   readonly dontFragment?: boolean;
   readonly dscp?: number;
+  /**
+   * IP options, as they go in the header (a multiple of 4 bytes, at most 40; ICMP echoes a
+   * request's). In fragments after the first, options without the copy flag become no-ops, as
+   * Linux's ip_options_fragment does (the header keeps its length).
+   */
+  readonly options?: Uint8Array;
 }
 
 /**
@@ -358,6 +365,7 @@ export class Ipv4Layer {
    * fills in the MACs, or queues the frame while ARP runs).
    */
   send(request: Ipv4SendRequest): Ipv4SendOutcome {
+    if (request.options !== undefined && request.options.length > 0) return this.sendWithOptions(request, request.options);
     const c = this.counters;
     const payloadLength = request.payload.length;
     const destination = request.destination;
@@ -418,7 +426,7 @@ export class Ipv4Layer {
     const payloadOffset = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH;
     if (frame.length < payloadOffset) throw new RangeError(`sendInPlace needs a frame of at least ${payloadOffset} bytes`);
     const payloadLength = frame.length - payloadOffset;
-    if (IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu) return this.send({ ...request, payload: frame.subarray(payloadOffset) });
+    if (IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu || (request.options?.length ?? 0) > 0) return this.send({ ...request, payload: frame.subarray(payloadOffset) });
     const destination = request.destination;
     const dontFragment = request.dontFragment ?? false;
     const nextHop = this.route(destination, payloadLength, dontFragment);
@@ -440,6 +448,67 @@ export class Ipv4Layer {
       IPV4_MIN_HEADER_LENGTH + payloadLength,
     );
     return this.transmit(nextHop, frame);
+  }
+
+  /**
+   * `send` for a datagram with IP options (rare: echo replies to requests that had some), built
+   * with Ipv4Repr.emit rather than the fast writeHeaders.
+   */
+  private sendWithOptions(request: Ipv4SendRequest, options: Uint8Array): Ipv4SendOutcome {
+    if (options.length % 4 !== 0 || options.length > IPV4_MAX_HEADER_LENGTH - IPV4_MIN_HEADER_LENGTH) {
+      throw new RangeError(`IPv4 options must be a multiple of 4 bytes and at most 40, got ${options.length}`);
+    }
+    const headerLength = IPV4_MIN_HEADER_LENGTH + options.length;
+    const payloadLength = request.payload.length;
+    const dontFragment = request.dontFragment ?? false;
+    // route() counts a 20-byte header: hand it the options as part of the payload.
+    const nextHop = this.route(request.destination, options.length + payloadLength, dontFragment);
+    if (typeof nextHop !== 'number') return nextHop === 'loopback' ? this.sendLoopback(request) : nextHop;
+    this.txPackets.value++;
+    const identification = this.nextId;
+    this.nextId = (this.nextId + 1) & 0xffff;
+    let data: Uint8Array;
+    if (request.payload instanceof Uint8Array) data = request.payload;
+    else {
+      data = new Uint8Array(payloadLength);
+      request.payload.write(data);
+    }
+    const whole = headerLength + payloadLength <= this.mtu;
+    const chunk = whole ? payloadLength : Math.floor((this.mtu - headerLength) / IPV4_FRAGMENT_UNIT) * IPV4_FRAGMENT_UNIT;
+    let outcome: Ipv4SendOutcome = 'sent';
+    let offset = 0;
+    do {
+      const size = Math.min(chunk, payloadLength - offset);
+      const more = offset + size < payloadLength;
+      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + headerLength + size);
+      frame[12] = EtherType.IPV4 >>> 8;
+      frame[13] = EtherType.IPV4 & 0xff;
+      Ipv4Repr.emit(
+        {
+          source: request.source ?? this.address.address,
+          destination: request.destination,
+          protocol: request.protocol,
+          ttl: request.ttl ?? this.ttl,
+          identification,
+          dscp: request.dscp ?? 0,
+          ecn: 0,
+          dontFragment,
+          moreFragments: more,
+          fragmentOffset: offset,
+          options: offset === 0 ? options : optionsForLaterFragments(options),
+          payloadLength: size,
+        },
+        frame,
+        ETHERNET_HEADER_LENGTH,
+      );
+      frame.set(data.subarray(offset, offset + size), ETHERNET_HEADER_LENGTH + headerLength);
+      if (!whole) this.counters.inc('tx_fragments');
+      const r = this.transmit(nextHop, frame);
+      if (r === 'dropped') outcome = 'dropped';
+      else if (r === 'queued' && outcome === 'sent') outcome = 'queued';
+      offset += size;
+    } while (offset < payloadLength);
+    return outcome;
   }
 
   /**
@@ -493,7 +562,9 @@ export class Ipv4Layer {
       this.counters.inc('tx_loopback_dropped');
       return 'dropped';
     }
-    const length = IPV4_MIN_HEADER_LENGTH + request.payload.length;
+    const options = request.options ?? EMPTY;
+    const headerLength = IPV4_MIN_HEADER_LENGTH + options.length;
+    const length = headerLength + request.payload.length;
     const bytes = new Uint8Array(length);
     const identification = this.nextId;
     this.nextId = (this.nextId + 1) & 0xffff;
@@ -509,12 +580,12 @@ export class Ipv4Layer {
         dontFragment: request.dontFragment ?? false,
         moreFragments: false,
         fragmentOffset: 0,
-        options: EMPTY,
+        options,
         payloadLength: request.payload.length,
       },
       bytes,
     );
-    const target = bytes.subarray(IPV4_MIN_HEADER_LENGTH);
+    const target = bytes.subarray(headerLength);
     if (request.payload instanceof Uint8Array) target.set(request.payload);
     else request.payload.write(target);
     this.counters.inc('tx_loopback');
@@ -540,6 +611,24 @@ export class Ipv4Layer {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** RFC 791: options whose type lacks the copy flag (0x80) go in the first fragment only; later ones get no-ops in their place. */
+function optionsForLaterFragments(options: Uint8Array): Uint8Array {
+  const out = options.slice();
+  for (let i = 0; i < out.length; ) {
+    const type = out[i]!;
+    if (type === 0) break; // end of options
+    if (type === 1) {
+      i++;
+      continue;
+    }
+    const length = out[i + 1] ?? 0;
+    if (length < 2 || i + length > out.length) break;
+    if ((type & 0x80) === 0) out.fill(1, i, i + length);
+    i += length;
+  }
+  return out;
+}
 /** Where a received datagram starts in its frame, for Ipv4Packet.check. */
 const IN_FRAME = { offset: ETHERNET_HEADER_LENGTH } as const;
 
