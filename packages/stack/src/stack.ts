@@ -6,7 +6,7 @@
  * Every layer registers itself with the one below; nothing below knows what sits above.
  */
 import { Arp, type NeighbourParams } from '@tapstack/arp';
-import { IcmpLayer } from '@tapstack/icmp';
+import { IcmpLayer, type IcmpLayerOptions } from '@tapstack/icmp';
 import { IpProtocol, Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
 import { UdpLayer, formatUdp, type UdpReceiveQueueLimits } from '@tapstack/udp';
 import { frameDescriber } from './describe.ts';
@@ -39,10 +39,12 @@ export interface StackOptions {
     /** Probe for the address first, RFC 5227 (default false). */
     probe?: boolean;
   };
-  icmp?: {
-    /** Ignore echo requests sent to broadcast/multicast (Linux icmp_echo_ignore_broadcasts, default true). */
-    echoIgnoreBroadcasts?: boolean;
-  };
+  /**
+   * ICMP settings, Linux names in camelCase: echoIgnoreBroadcasts (true), errorRateLimit
+   * (host-wide, 1000/s burst 50), icmpRatelimit (per peer, 1000 ms), icmpRatemask (6168),
+   * icmpRatelimitPeers (4096).
+   */
+  icmp?: Omit<IcmpLayerOptions, 'ipv4' | 'clock'>;
   udp?: {
     /** Ports for sockets that name none (default 49152-65535). */
     ephemeralPorts?: { low: number; high: number };
