@@ -20,17 +20,22 @@
  */
 export function checksumAdd(bytes: Uint8Array, sum = 0, offset = 0, end = bytes.length): number {
   let i = offset;
-  // Four bytes at a time: one 32-bit big-endian word per step, in an exact double. Long runs
-  // read the words through a DataView (about twice as fast from a few hundred bytes on); short
-  // ones, like a 20-byte header, are faster without allocating it.
+  // Four bytes at a time. Long runs read one 32-bit big-endian word per step through a DataView
+  // (about twice as fast from a few hundred bytes on), summed in an exact double; short ones,
+  // like a 20-byte header, are faster without allocating it.
   const end4 = end - ((end - i) & 3);
   if (end4 - i >= 256) {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (; i < end4; i += 4) sum += view.getUint32(i);
   } else {
+    // Short runs (a header, a ping's message) add 16-bit words instead, two per step: under 256
+    // bytes they sum to less than 2^23, so the sum stays a small integer (a 32-bit word above
+    // 2^31 turns it into a double) and foldChecksum needs no division.
+    let words = 0;
     for (; i < end4; i += 4) {
-      sum += ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
+      words += ((bytes[i]! << 8) | bytes[i + 1]!) + ((bytes[i + 2]! << 8) | bytes[i + 3]!);
     }
+    sum += words;
   }
   if (end - i >= 2) {
     sum += (bytes[i]! << 8) | bytes[i + 1]!;
@@ -42,6 +47,11 @@ export function checksumAdd(bytes: Uint8Array, sum = 0, offset = 0, end = bytes.
 
 /** Folds a wide sum into 16 bits (end-around carry), without complementing it. */
 export function foldChecksum(sum: number): number {
+  // Up to 32 bits (a header or a short message), shifts do it: two folds absorb every carry.
+  if (sum <= 0xffffffff) {
+    sum = (sum >>> 16) + (sum & 0xffff);
+    return (sum >>> 16) + (sum & 0xffff);
+  }
   // The sum may exceed 32 bits, so divide rather than shift.
   while (sum > 0xffff) {
     const high = Math.floor(sum / 0x10000);

@@ -65,6 +65,22 @@ describe('internetChecksum', () => {
     );
   });
 
+  it('foldChecksum folds every carry, below 2^32 (shifts) and above (division), as one fold at a time does', () => {
+    const oneAtATime = (sum: number): number => {
+      while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+      return sum;
+    };
+    for (const sum of [0, 0xffff, 0x10000, 0x1fffe, 0x7fffffff, 0x80000000, 0xfffeffff, 0xffffffff, 0x100000000, 2 ** 46 - 1]) {
+      expect(foldChecksum(sum)).toBe(oneAtATime(sum));
+    }
+    fc.assert(
+      fc.property(fc.oneof(fc.nat({ max: 0xffffffff }), fc.integer({ min: 0, max: 2 ** 46 })), (sum) => {
+        expect(foldChecksum(sum)).toBe(oneAtATime(sum));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('verifies to zero once the checksum is written into the data', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 4, maxLength: 1500 }), (bytes) => {
