@@ -18,6 +18,7 @@ import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 import {
   Counters,
+  hotPathLogging,
   IPV4_BROADCAST,
   formatIpv4,
   isIpv4Loopback,
@@ -61,6 +62,8 @@ import {
 } from './rate-limit.ts';
 
 const log = debugFactory('tapstack:icmp');
+/** `log.enabled` for the per-frame lines, read once per run (see hot-path-log.ts in @tapstack/link). */
+const logging = hotPathLogging(log);
 
 export const ICMP_COUNTERS = [
   'rx_messages',
@@ -217,7 +220,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   private input(packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
     this.rxMessages.value++;
-    if (log.enabled) log('in  %s > %s %s', formatIpv4(packet.source), formatIpv4(packet.destination), formatIcmp(payload));
+    if (logging()) log('in  %s > %s %s', formatIpv4(packet.source), formatIpv4(packet.destination), formatIcmp(payload));
     const checked = IcmpPacket.check(payload);
     if (!checked.ok) return c.inc('rx_truncated');
     const message = checked.value;

@@ -13,6 +13,7 @@ import debugFactory from 'debug';
 import type { NeighbourResolver, ResolveOutcome } from '@tapstack/arp';
 import {
   Counters,
+  hotPathLogging,
   ETHERNET_HEADER_LENGTH,
   EtherType,
   IPV4_BROADCAST,
@@ -40,6 +41,8 @@ import { REASSEMBLY_COUNTERS, Reassembler, type ReassemblyLimits } from './reass
 import { RouteTable } from './routes.ts';
 
 const log = debugFactory('tapstack:ipv4');
+/** `log.enabled` for the per-frame lines, read once per run (see hot-path-log.ts in @tapstack/link). */
+const logging = hotPathLogging(log);
 
 export const IPV4_COUNTERS = [
   'rx_packets',
@@ -276,7 +279,7 @@ export class Ipv4Layer {
   input(frame: Uint8Array): void {
     const c = this.counters;
     this.rxPackets.value++;
-    if (log.enabled) log('in  %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
+    if (logging()) log('in  %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
     // Integrity: is this a well-formed IPv4 datagram at all? (Checked and read where it lies in
     // the frame: no view of it is made unless somebody above asks for packet.bytes.)
     const checked = Ipv4Packet.check(frame, IN_FRAME);
@@ -548,7 +551,7 @@ export class Ipv4Layer {
   }
 
   private transmit(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
-    if (log.enabled) log('out %s via %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), formatIpv4(nextHop));
+    if (logging()) log('out %s via %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), formatIpv4(nextHop));
     this.txFrames.value++;
     const r = this.resolver.resolve(nextHop, frame);
     if (r === 'queued') this.counters.inc('tx_queued');

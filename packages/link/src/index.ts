@@ -11,3 +11,4 @@ export * from './faults.ts';
 export * from './dispatch.ts';
 export * from './tap.ts';
 export * from './pcap.ts';
+export * from './hot-path-log.ts';
