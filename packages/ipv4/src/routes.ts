@@ -24,6 +24,13 @@ export interface RouteLookup {
 export class RouteTable {
   /** Kept sorted by prefix length, longest first, so the first match wins. */
   private routes: Route[] = [];
+  /**
+   * The last lookup's answer, a one-entry route cache: a host mostly answers the peer it just
+   * heard from (an echo flood sends every reply to one address), and returning the same answer
+   * saves the walk and an allocation per datagram sent. Emptied whenever the table changes.
+   */
+  private cached: RouteLookup | undefined;
+  private cachedDestination = 0;
 
   constructor(private readonly deviceName = 'dev0') {}
 
@@ -41,6 +48,7 @@ export class RouteTable {
     this.routes = this.routes.filter((r) => !r.destination.equals(network));
     this.routes.push(route);
     this.routes.sort((a, b) => b.destination.prefixLength - a.destination.prefixLength);
+    this.cached = undefined;
     return route;
   }
 
@@ -49,14 +57,18 @@ export class RouteTable {
     const network = destination.networkCidr;
     const before = this.routes.length;
     this.routes = this.routes.filter((r) => !r.destination.equals(network));
+    this.cached = undefined;
     return this.routes.length !== before;
   }
 
   /** Longest-prefix match; undefined when no route covers the destination. */
   lookup(destination: Ipv4Address): RouteLookup | undefined {
+    if (this.cached !== undefined && this.cachedDestination === destination) return this.cached;
     for (const route of this.routes) {
       if (route.destination.contains(destination)) {
-        return { route, nextHop: route.gateway ?? destination };
+        this.cached = { route, nextHop: route.gateway ?? destination };
+        this.cachedDestination = destination;
+        return this.cached;
       }
     }
     return undefined;

@@ -99,6 +99,24 @@ describe('RouteTable', () => {
     expect(t.lookup(ipv4('198.51.100.1'))).toBeUndefined();
   });
 
+  it('a route added or removed after a lookup changes the next lookup (the last answer is not kept)', () => {
+    const t = table();
+    t.add(Ipv4Cidr.parse('0.0.0.0/0'), ipv4('10.0.0.1'));
+    expect(t.lookup(ipv4('198.51.100.9'))?.nextHop).toBe(ipv4('10.0.0.1'));
+    t.add(Ipv4Cidr.parse('198.51.100.0/24'), ipv4('10.0.0.3'));
+    expect(t.lookup(ipv4('198.51.100.9'))?.nextHop).toBe(ipv4('10.0.0.3'));
+    t.add(Ipv4Cidr.parse('198.51.100.0/24'), ipv4('10.0.0.4'));
+    expect(t.lookup(ipv4('198.51.100.9'))?.nextHop).toBe(ipv4('10.0.0.4'));
+    t.remove(Ipv4Cidr.parse('198.51.100.0/24'));
+    expect(t.lookup(ipv4('198.51.100.9'))?.nextHop).toBe(ipv4('10.0.0.1'));
+    t.remove(Ipv4Cidr.parse('0.0.0.0/0'));
+    expect(t.lookup(ipv4('198.51.100.9'))).toBeUndefined();
+    // Alternating destinations each get their own answer.
+    expect(t.lookup(ipv4('10.0.0.5'))?.nextHop).toBe(ipv4('10.0.0.5'));
+    expect(t.lookup(ipv4('10.0.0.6'))?.nextHop).toBe(ipv4('10.0.0.6'));
+    expect(t.lookup(ipv4('10.0.0.5'))?.nextHop).toBe(ipv4('10.0.0.5'));
+  });
+
   it('prints like ip route show', () => {
     const t = table();
     t.add(Ipv4Cidr.parse('0.0.0.0/0'), ipv4('10.0.0.1'));
