@@ -264,11 +264,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     // The message sits at byte 14 + header length of the frame (Ipv4DeliveryInfo.frame).
     if (frame !== undefined && request.headerLength === PLAIN_HEADER_LENGTH) {
       const destination = request.source; // read before the header is rewritten
-      const code = bytes[1]!;
-      const checksum = updateChecksum((bytes[2]! << 8) | bytes[3]!, (IcmpType.ECHO_REQUEST << 8) | code, (IcmpType.ECHO_REPLY << 8) | code);
-      bytes[0] = IcmpType.ECHO_REPLY;
-      bytes[2] = checksum >>> 8;
-      bytes[3] = checksum & 0xff;
+      turnIntoEchoReply(bytes);
       // Ethernet padding after the datagram, if any, is not part of the reply.
       const end = IN_PLACE_OFFSET + bytes.length;
       const reply = frame.length === end ? frame : frame.subarray(0, end);
@@ -288,11 +284,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       length: bytes.length,
       write(target: Uint8Array): void {
         target.set(bytes);
-        target[0] = IcmpType.ECHO_REPLY;
-        const code = bytes[1]!;
-        const checksum = updateChecksum((bytes[2]! << 8) | bytes[3]!, (IcmpType.ECHO_REQUEST << 8) | code, (IcmpType.ECHO_REPLY << 8) | code);
-        target[2] = checksum >>> 8;
-        target[3] = checksum & 0xff;
+        turnIntoEchoReply(target);
       },
     };
     const outcome = this.ipv4.send({ destination: request.source, source, protocol: IpProtocol.ICMP, payload: writer, ...(options ? { options } : {}) });
@@ -621,6 +613,18 @@ const NR_ICMP_TYPES = 18;
 /** An IPv4 header without options, and where the ICMP message starts in a frame after one. */
 const PLAIN_HEADER_LENGTH = 20;
 const IN_PLACE_OFFSET = 14 + PLAIN_HEADER_LENGTH;
+
+/**
+ * Turns a verified echo request message into its reply where it lies: type 8 becomes 0 and the
+ * checksum is updated for that one changed word (RFC 1624) instead of summed again.
+ */
+function turnIntoEchoReply(message: Uint8Array): void {
+  const code = message[1]!;
+  const checksum = updateChecksum((message[2]! << 8) | message[3]!, (IcmpType.ECHO_REQUEST << 8) | code, (IcmpType.ECHO_REPLY << 8) | code);
+  message[0] = IcmpType.ECHO_REPLY;
+  message[2] = checksum >>> 8;
+  message[3] = checksum & 0xff;
+}
 
 /** The data of our echo requests: byte i is i mod 256 (ping fills its pattern the same way). */
 function pattern(size: number): Uint8Array {
