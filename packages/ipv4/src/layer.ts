@@ -368,53 +368,34 @@ export class Ipv4Layer {
    * fills in the MACs, or queues the frame while ARP runs).
    */
   send(request: Ipv4SendRequest): Ipv4SendOutcome {
-    if (request.options !== undefined && request.options.length > 0) return this.sendWithOptions(request, request.options);
-    const c = this.counters;
+    const options = request.options;
     const payloadLength = request.payload.length;
+    // Anything but one plain frame (options, or fragments) takes the general path below.
+    if ((options !== undefined && options.length > 0) || IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu) {
+      return this.sendGeneral(request, options ?? EMPTY);
+    }
     const destination = request.destination;
     const dontFragment = request.dontFragment ?? false;
     const nextHop = this.route(destination, payloadLength, dontFragment);
     if (typeof nextHop !== 'number') return nextHop === 'loopback' ? this.sendLoopback(request) : nextHop;
     this.txPackets.value++;
-    const identification = this.nextId;
-    this.nextId = (this.nextId + 1) & 0xffff;
-    const source = request.source ?? this.address.address;
-    const ttl = request.ttl ?? this.ttl;
-    const dscp = request.dscp ?? 0;
-
-    if (IPV4_MIN_HEADER_LENGTH + payloadLength <= this.mtu) {
-      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
-      const flagsAndOffset = dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0;
-      writeHeaders(frame, source, destination, request.protocol, ttl, dscp, identification, flagsAndOffset, IPV4_MIN_HEADER_LENGTH + payloadLength);
-      const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
-      const payload = request.payload;
-      if (payload instanceof Uint8Array) target.set(payload);
-      else payload.write(target);
-      return this.transmit(nextHop, frame);
-    }
-
-    // Fragment: every piece but the last carries a multiple of 8 bytes (RFC 791).
-    let data: Uint8Array;
-    if (request.payload instanceof Uint8Array) data = request.payload;
-    else {
-      data = new Uint8Array(payloadLength);
-      request.payload.write(data);
-    }
-    const chunk = Math.floor((this.mtu - IPV4_MIN_HEADER_LENGTH) / IPV4_FRAGMENT_UNIT) * IPV4_FRAGMENT_UNIT;
-    let outcome: Ipv4SendOutcome = 'sent';
-    for (let offset = 0; offset < payloadLength; offset += chunk) {
-      const size = Math.min(chunk, payloadLength - offset);
-      const more = offset + size < payloadLength;
-      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + size);
-      const flagsAndOffset = (more ? Ipv4Flag.MORE_FRAGMENTS : 0) | (offset >>> 3);
-      writeHeaders(frame, source, destination, request.protocol, ttl, dscp, identification, flagsAndOffset, IPV4_MIN_HEADER_LENGTH + size);
-      frame.set(data.subarray(offset, offset + size), ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
-      c.inc('tx_fragments');
-      const r = this.transmit(nextHop, frame);
-      if (r === 'dropped') outcome = 'dropped';
-      else if (r === 'queued' && outcome === 'sent') outcome = 'queued';
-    }
-    return outcome;
+    const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
+    writeHeaders(
+      frame,
+      request.source ?? this.address.address,
+      destination,
+      request.protocol,
+      request.ttl ?? this.ttl,
+      request.dscp ?? 0,
+      this.allocateIdentification(),
+      dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0,
+      IPV4_MIN_HEADER_LENGTH + payloadLength,
+    );
+    const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
+    const payload = request.payload;
+    if (payload instanceof Uint8Array) target.set(payload);
+    else payload.write(target);
+    return this.transmit(nextHop, frame);
   }
 
   /**
@@ -437,8 +418,6 @@ export class Ipv4Layer {
       return nextHop === 'loopback' ? this.sendLoopback({ ...request, payload: frame.subarray(payloadOffset) }) : nextHop;
     }
     this.txPackets.value++;
-    const identification = this.nextId;
-    this.nextId = (this.nextId + 1) & 0xffff;
     writeHeaders(
       frame,
       request.source ?? this.address.address,
@@ -446,7 +425,7 @@ export class Ipv4Layer {
       request.protocol,
       request.ttl ?? this.ttl,
       request.dscp ?? 0,
-      identification,
+      this.allocateIdentification(),
       dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0,
       IPV4_MIN_HEADER_LENGTH + payloadLength,
     );
@@ -454,10 +433,12 @@ export class Ipv4Layer {
   }
 
   /**
-   * `send` for a datagram with IP options (rare: echo replies to requests that had some), built
-   * with Ipv4Repr.emit rather than the fast writeHeaders.
+   * `send` for a datagram that does not go out as one plain frame: it carries IP options (echo
+   * replies to requests that had some) or is larger than the MTU and is fragmented (every piece
+   * but the last carries a multiple of 8 bytes, RFC 791). Headers are built with Ipv4Repr.emit
+   * rather than the fast writeHeaders; the per-fragment cost is small next to the copy.
    */
-  private sendWithOptions(request: Ipv4SendRequest, options: Uint8Array): Ipv4SendOutcome {
+  private sendGeneral(request: Ipv4SendRequest, options: Uint8Array): Ipv4SendOutcome {
     if (options.length % 4 !== 0 || options.length > IPV4_MAX_HEADER_LENGTH - IPV4_MIN_HEADER_LENGTH) {
       throw new RangeError(`IPv4 options must be a multiple of 4 bytes and at most 40, got ${options.length}`);
     }
@@ -468,8 +449,7 @@ export class Ipv4Layer {
     const nextHop = this.route(request.destination, options.length + payloadLength, dontFragment);
     if (typeof nextHop !== 'number') return nextHop === 'loopback' ? this.sendLoopback(request) : nextHop;
     this.txPackets.value++;
-    const identification = this.nextId;
-    this.nextId = (this.nextId + 1) & 0xffff;
+    const identification = this.allocateIdentification();
     let data: Uint8Array;
     if (request.payload instanceof Uint8Array) data = request.payload;
     else {
@@ -512,6 +492,13 @@ export class Ipv4Layer {
       offset += size;
     } while (offset < payloadLength);
     return outcome;
+  }
+
+  /** The identification of the next datagram we send (RFC 791: unique per source, destination, protocol while it lives). */
+  private allocateIdentification(): number {
+    const id = this.nextId;
+    this.nextId = (id + 1) & 0xffff;
+    return id;
   }
 
   /**
@@ -569,8 +556,7 @@ export class Ipv4Layer {
     const headerLength = IPV4_MIN_HEADER_LENGTH + options.length;
     const length = headerLength + request.payload.length;
     const bytes = new Uint8Array(length);
-    const identification = this.nextId;
-    this.nextId = (this.nextId + 1) & 0xffff;
+    const identification = this.allocateIdentification();
     Ipv4Repr.emit(
       {
         source: request.source ?? this.address.address,
