@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Ipv4Cidr } from '@tapstack/ipv4';
-import { MacAddress, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import { MacAddress, checkInterfaceName, parseIpv4, type Ipv4Address } from '@tapstack/link';
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
@@ -124,9 +124,9 @@ export function parseCommand(argv: readonly string[]): Command {
     throw new UsageError('--host-ip and --no-host-config contradict each other: pick one');
   }
   const tap = str('tap') ?? 'tap0';
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(tap)) {
-    throw new UsageError(`--tap ${tap}: a device name is 1-15 letters, digits, '-', '_' or '.'`);
-  }
+  // The same rule TapDevice.open applies, checked here so a bad name is a usage error (exit 2).
+  const nameProblem = checkInterfaceName(tap);
+  if (nameProblem) throw new UsageError(`--tap ${tap}: a device name is 1-15 letters, digits, '-', '_' or '.' (${nameProblem})`);
   const ip = parseWith('--ip', str('ip') ?? '10.0.0.2/24', (t) => Ipv4Cidr.parse(t));
   const hostIp = v['no-host-config'] ? undefined : parseWith('--host-ip', str('host-ip') ?? '10.0.0.1/24', (t) => Ipv4Cidr.parse(t));
   if (hostIp && hostIp.address === ip.address) {
