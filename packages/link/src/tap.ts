@@ -18,11 +18,14 @@ import { createRequire } from 'node:module';
 import debugFactory from 'debug';
 import { Counters } from './counters.ts';
 import { formatEthernet } from './ethernet.ts';
+import { hotPathLogging } from './hot-path-log.ts';
 import { parseIpv4 } from './ipv4-address.ts';
 import { BaseLink } from './link.ts';
 import { MacAddress } from './mac.ts';
 
 const log = debugFactory('tapstack:link');
+/** `log.enabled` for the per-frame lines, read once per run (hot-path-log.ts). */
+const logging = hotPathLogging(log);
 
 /** Why opening or configuring a TAP device failed; the message says how to fix it. */
 export type TapErrorCode =
@@ -333,7 +336,7 @@ export class TapDevice extends BaseLink {
     if (this.txHead < this.txQueue.length) return this.enqueue(frame);
     const n = this.handle.write(frame);
     if (n >= 0) {
-      if (log.enabled) log('tx %s', formatEthernet(frame));
+      if (logging()) log('tx %s', formatEthernet(frame));
       return true;
     }
     if (n === -EAGAIN) {
@@ -382,7 +385,7 @@ export class TapDevice extends BaseLink {
     }
     this.rxBatches.value++;
     if (count > this.rxBatchMax.value) this.rxBatchMax.value = count;
-    if (log.enabled) for (const f of frames) log('rx %s', formatEthernet(f));
+    if (logging()) for (const f of frames) log('rx %s', formatEthernet(f));
     this.deliver(frames);
   }
 

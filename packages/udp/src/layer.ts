@@ -16,13 +16,15 @@ import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 import { UnreachableCode, type IcmpErrorReport, type IcmpLayer } from '@tapstack/icmp';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, Ipv4SendOutcome, PayloadWriter } from '@tapstack/ipv4';
-import { Counters, formatIpv4, IPV4_UNSPECIFIED, type Ipv4Address } from '@tapstack/link';
+import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, type Ipv4Address } from '@tapstack/link';
 import { UdpSocketError } from './errors.ts';
 import { DEFAULT_EPHEMERAL_PORTS, PortTable } from './ports.ts';
 import { UdpSocket, type UdpReceiveQueueLimits, type UdpSendOutcome, type UdpSocketHost } from './socket.ts';
 import { formatUdp, UDP_HEADER_LENGTH, UDP_PROTOCOL, UdpField, UdpPacket, udpChecksum, type UdpCheckError } from './udp.ts';
 
 const log = debugFactory('tapstack:udp');
+/** `log.enabled` for the per-datagram lines, read once per run (see hot-path-log.ts in @tapstack/link). */
+const logging = hotPathLogging(log);
 
 export const UDP_COUNTERS = [
   'rx_datagrams',
@@ -177,7 +179,7 @@ export class UdpLayer {
     const udp = checked.value;
     const source = packet.source;
     const destination = packet.destination;
-    if (log.enabled) log('in  %s', formatUdp(udp.bytes, source, destination));
+    if (logging()) log('in  %s', formatUdp(udp.bytes, source, destination));
     if (udp.bytes.length !== payload.length) c.inc('rx_trimmed');
     if (udp.checksum === 0) c.inc('rx_no_checksum');
     else if (!udp.verifyChecksum(source, destination)) {
@@ -265,7 +267,7 @@ export class UdpLayer {
     w.destinationPort = destinationPort;
     w.data = data;
     w.length = UDP_HEADER_LENGTH + data.length;
-    if (log.enabled) log('out %s.%d > %s.%d: UDP, length %d', formatIpv4(w.source), sourcePort, formatIpv4(destination), destinationPort, data.length);
+    if (logging()) log('out %s.%d > %s.%d: UDP, length %d', formatIpv4(w.source), sourcePort, formatIpv4(destination), destinationPort, data.length);
     const outcome = this.ipv4.send({
       destination,
       protocol: UDP_PROTOCOL,
