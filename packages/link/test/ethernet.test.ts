@@ -12,7 +12,7 @@ import {
 } from '../src/index.ts';
 import { MacAddress } from '../src/mac.ts';
 import { MemoryLink } from '../src/memory.ts';
-import { fixtureNames, hex, readFixture } from './fixtures.ts';
+import { fixtureNames, hex, readFixture } from '../../../test/support/fixtures.ts';
 
 // The first frame of linux-arp-and-ping.pcap: 10.0.0.1 asks who has 10.0.0.2 (broadcast).
 const ARP_REQUEST = hex(`

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryLink, settle } from '../src/memory.ts';
 import { MemoryPcapSink, PcapFormatError, PcapWriter, readPcap, withCapture } from '../src/pcap.ts';
-import { FIXTURE_DIR, hex } from './fixtures.ts';
+import { FIXTURE_DIR, hex } from '../../../test/support/fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapstack-pcap-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
