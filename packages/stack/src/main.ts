@@ -6,7 +6,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
-import { formatPingError, formatPingReply, formatPingSummary, pingHeader } from './ping-format.ts';
+import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { parseCommand, UsageError, USAGE, type Command, type DeviceOptions } from './cli.ts';
 import { runMemoryDemo } from './memory-demo.ts';
 import { createStack, type Stack } from './stack.ts';
@@ -71,13 +71,6 @@ function bringUp(d: DeviceOptions): Stack {
 
 function printTables(stack: Stack): void {
   process.stdout.write(`neighbours:\n${indent(stack.neighbours() || '(none)')}\ncounters:\n${indent(stack.counters())}\n`);
-}
-
-function indent(text: string): string {
-  return text
-    .split('\n')
-    .map((l) => `  ${l}`)
-    .join('\n');
 }
 
 async function up(d: DeviceOptions, udpEcho?: number): Promise<number> {

@@ -5,7 +5,7 @@
  */
 import type { Writable } from 'node:stream';
 import { MacAddress, MemoryLink } from '@tapstack/link';
-import { formatPingReply, formatPingSummary, pingHeader } from './ping-format.ts';
+import { formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { createStack } from './stack.ts';
 
 export async function runMemoryDemo(out: Writable, options: { count?: number; intervalMs?: number } = {}): Promise<void> {
@@ -30,10 +30,10 @@ export async function runMemoryDemo(out: Writable, options: { count?: number; in
       onReply: (reply) => write(formatPingReply(reply)),
     });
     write(`\n${formatPingSummary(summary)}\n`);
-    write(`A's neighbour table (ip neigh show):\n  ${a.neighbours().split('\n').join('\n  ')}`);
-    write(`B's neighbour table:\n  ${b.neighbours().split('\n').join('\n  ')}\n`);
-    write(`A's counters:\n  ${a.counters().split('\n').join('\n  ')}`);
-    write(`B's counters:\n  ${b.counters().split('\n').join('\n  ')}`);
+    write(`A's neighbour table (ip neigh show):\n${indent(a.neighbours())}`);
+    write(`B's neighbour table:\n${indent(b.neighbours())}\n`);
+    write(`A's counters:\n${indent(a.counters())}`);
+    write(`B's counters:\n${indent(b.counters())}`);
   } finally {
     a.close();
     b.close();
