@@ -374,28 +374,14 @@ export class Ipv4Layer {
     if ((options !== undefined && options.length > 0) || IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu) {
       return this.sendGeneral(request, options ?? EMPTY);
     }
-    const destination = request.destination;
-    const dontFragment = request.dontFragment ?? false;
-    const nextHop = this.route(destination, payloadLength, dontFragment);
-    if (typeof nextHop !== 'number') return nextHop === 'loopback' ? this.sendLoopback(request) : nextHop;
-    this.txPackets.value++;
+    // One plain frame: the payload goes in behind room for the headers, and the frame is then
+    // sent as any frame whose payload is already in place.
     const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
-    writeHeaders(
-      frame,
-      request.source ?? this.address.address,
-      destination,
-      request.protocol,
-      request.ttl ?? this.ttl,
-      request.dscp ?? 0,
-      this.allocateIdentification(),
-      dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0,
-      IPV4_MIN_HEADER_LENGTH + payloadLength,
-    );
     const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
     const payload = request.payload;
     if (payload instanceof Uint8Array) target.set(payload);
     else payload.write(target);
-    return this.transmit(nextHop, frame);
+    return this.sendInPlace(frame, request);
   }
 
   /**
