@@ -1,0 +1,2 @@
+export * from './seq.ts';
+export * from './header.ts';
