@@ -12,7 +12,8 @@ import {
 } from '../src/index.ts';
 import { MacAddress } from '../src/mac.ts';
 import { MemoryLink } from '../src/memory.ts';
-import { fixtureNames, hex, readFixture } from '../../../test/support/fixtures.ts';
+import { readFileSync } from 'node:fs';
+import { FIXTURE_DIR, fixtureNames, hex, readFixture } from '../../../test/support/fixtures.ts';
 
 // The first frame of linux-arp-and-ping.pcap: 10.0.0.1 asks who has 10.0.0.2 (broadcast).
 const ARP_REQUEST = hex(`
@@ -116,6 +117,13 @@ const TSHARK: Record<string, [number, string, string, number][]> = {
     [42, B, A, 0x0806], [42, A, B, 0x0806], [42, A, BC, 0x0806], [42, B, A, 0x0806], [45, A, B, 0x0800], [73, B, A, 0x0800],
   ],
 };
+// The TCP captures are long (up to 282 frames): their tshark reading is kept beside them in a
+// tab-separated file, one frame a line, made with the same tshark command.
+for (const line of readFileSync(`${FIXTURE_DIR}linux-tcp-ethernet.tsv`, 'utf8').split('\n')) {
+  if (line === '' || line.startsWith('#')) continue;
+  const [file, length, source, destination, etherType] = line.split('\t') as [string, string, string, string, string];
+  (TSHARK[file] ??= []).push([Number(length), source, destination, Number(etherType)]);
+}
 
 describe('Linux fixtures', () => {
   it('has every fixture file covered by the tshark table', () => {
