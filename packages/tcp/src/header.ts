@@ -17,6 +17,8 @@
  * What is settled here and shared by the whole package: the flag bits, the option kinds, and the
  * plain `TcpRepr` every other file speaks (the connection takes and makes `TcpRepr`s, never bytes).
  */
+import { internetChecksum, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
+import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
 
 /** The flag bits of header byte 13. */
 export const TcpFlag = {
@@ -41,7 +43,6 @@ export const TcpOptionKind = {
   TIMESTAMPS: 8,
 } as const;
 
-export const TCP_PROTOCOL = 6;
 export const TCP_MIN_HEADER_LENGTH = 20;
 export const TCP_MAX_HEADER_LENGTH = 60;
 /** RFC 7323 2.3: a shift count above 14 is used as 14. */
@@ -90,4 +91,443 @@ export const NO_OPTIONS: TcpOptions = Object.freeze({});
 /** The length a segment occupies in sequence space: its data, plus one each for SYN and FIN. */
 export function segmentLength(repr: TcpRepr, payloadLength: number): number {
   return payloadLength + (repr.flags & TcpFlag.SYN ? 1 : 0) + (repr.flags & TcpFlag.FIN ? 1 : 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The codec: offsets, a zero-copy view, parse/emit of the Repr, the checksum, a formatter.
+
+
+/** Field offsets. */
+export const TcpField = {
+  SOURCE_PORT: 0,
+  DESTINATION_PORT: 2,
+  SEQ: 4,
+  ACK: 8,
+  /** Data offset (high 4 bits, in 32-bit words) and the reserved bits. */
+  DATA_OFFSET: 12,
+  FLAGS: 13,
+  WINDOW: 14,
+  CHECKSUM: 16,
+  URGENT_POINTER: 18,
+  OPTIONS: 20,
+} as const;
+
+/** Why bytes are not a TCP segment (each is a drop counter of the layer). */
+export type TcpCheckError =
+  /** Fewer than 20 bytes. */
+  | 'truncated'
+  /** Data offset below 5 words, or past the end of the bytes. */
+  | 'bad_data_offset'
+  /** An option whose length is 0 or 1, runs past the header, or has the wrong length for its kind. */
+  | 'bad_option_length';
+
+/** The Internet checksum of a segment under the IPv4 pseudo-header; 0 over a segment with a correct checksum. */
+export function tcpChecksum(bytes: Uint8Array, source: Ipv4Address, destination: Ipv4Address): number {
+  return internetChecksum(bytes, pseudoHeaderSum(source, destination, IpProtocol.TCP, bytes.length));
+}
+
+/**
+ * Walks an option list and calls `visit(kind, offset, length)` for every option but NOP and
+ * EOL (`offset` is where the option starts in `bytes`). Returns false when the list is
+ * malformed: a length below 2, an option running past the end, or a known option whose length
+ * is not the one its RFC gives. Unknown options are skipped by their length.
+ */
+function walkOptions(bytes: Uint8Array, start: number, end: number, visit?: (kind: number, offset: number, length: number) => void): boolean {
+  let i = start;
+  while (i < end) {
+    const kind = bytes[i]!;
+    if (kind === TcpOptionKind.END) return true;
+    if (kind === TcpOptionKind.NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return false;
+    const length = bytes[i + 1]!;
+    if (length < 2 || i + length > end) return false;
+    switch (kind) {
+      case TcpOptionKind.MSS:
+        if (length !== 4) return false;
+        break;
+      case TcpOptionKind.WINDOW_SCALE:
+        if (length !== 3) return false;
+        break;
+      case TcpOptionKind.SACK_PERMITTED:
+        if (length !== 2) return false;
+        break;
+      case TcpOptionKind.TIMESTAMPS:
+        if (length !== 10) return false;
+        break;
+      case TcpOptionKind.SACK:
+        if (length < 10 || (length - 2) % 8 !== 0) return false;
+        break;
+    }
+    visit?.(kind, i, length);
+    i += length;
+  }
+  return true;
+}
+
+/**
+ * A zero-copy view of a TCP segment (header, options and data). On network input construct it
+ * with `TcpPacket.check`, which validates the data offset and the option list once.
+ */
+export class TcpPacket {
+  private readonly view: DataView;
+
+  /** Wraps `bytes` without checking; use `check` for network input. */
+  constructor(readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Checks the length, the data offset and the option list; never throws. */
+  static check(bytes: Uint8Array): ParseResult<TcpPacket, TcpCheckError> {
+    if (bytes.length < TCP_MIN_HEADER_LENGTH) return fail('truncated');
+    const headerLength = (bytes[TcpField.DATA_OFFSET]! >>> 4) * 4;
+    if (headerLength < TCP_MIN_HEADER_LENGTH || headerLength > bytes.length) return fail('bad_data_offset');
+    if (headerLength > TCP_MIN_HEADER_LENGTH && !walkOptions(bytes, TcpField.OPTIONS, headerLength)) return fail('bad_option_length');
+    return ok(new TcpPacket(bytes));
+  }
+
+  get sourcePort(): number {
+    return this.view.getUint16(TcpField.SOURCE_PORT);
+  }
+  set sourcePort(port: number) {
+    this.view.setUint16(TcpField.SOURCE_PORT, port);
+  }
+
+  get destinationPort(): number {
+    return this.view.getUint16(TcpField.DESTINATION_PORT);
+  }
+  set destinationPort(port: number) {
+    this.view.setUint16(TcpField.DESTINATION_PORT, port);
+  }
+
+  get seq(): number {
+    return this.view.getUint32(TcpField.SEQ);
+  }
+  set seq(value: number) {
+    this.view.setUint32(TcpField.SEQ, value >>> 0);
+  }
+
+  get ack(): number {
+    return this.view.getUint32(TcpField.ACK);
+  }
+  set ack(value: number) {
+    this.view.setUint32(TcpField.ACK, value >>> 0);
+  }
+
+  /** Header length in bytes (the data offset field times 4). */
+  get headerLength(): number {
+    return (this.bytes[TcpField.DATA_OFFSET]! >>> 4) * 4;
+  }
+
+  /** The 8 flag bits (TcpFlag). */
+  get flags(): number {
+    return this.bytes[TcpField.FLAGS]!;
+  }
+  set flags(value: number) {
+    this.bytes[TcpField.FLAGS] = value & 0xff;
+  }
+
+  get window(): number {
+    return this.view.getUint16(TcpField.WINDOW);
+  }
+  set window(value: number) {
+    this.view.setUint16(TcpField.WINDOW, value);
+  }
+
+  get checksum(): number {
+    return this.view.getUint16(TcpField.CHECKSUM);
+  }
+  set checksum(value: number) {
+    this.view.setUint16(TcpField.CHECKSUM, value);
+  }
+
+  get urgentPointer(): number {
+    return this.view.getUint16(TcpField.URGENT_POINTER);
+  }
+
+  /** The option bytes (between the fixed header and the data). */
+  get options(): Uint8Array {
+    return this.bytes.subarray(TcpField.OPTIONS, this.headerLength);
+  }
+
+  /** The data after the header (a view, not a copy). */
+  get payload(): Uint8Array {
+    return this.bytes.subarray(this.headerLength);
+  }
+
+  /** True when the checksum is right for these addresses (TCP's checksum is never optional). */
+  verifyChecksum(source: Ipv4Address, destination: Ipv4Address): boolean {
+    return tcpChecksum(this.bytes, source, destination) === 0;
+  }
+
+  /** Computes the checksum for these addresses and writes it. */
+  fillChecksum(source: Ipv4Address, destination: Ipv4Address): void {
+    this.checksum = 0;
+    this.checksum = tcpChecksum(this.bytes, source, destination);
+  }
+}
+
+/** Reads the options this stack understands out of a checked option list. */
+export function parseOptions(bytes: Uint8Array, start: number, end: number): TcpOptions {
+  let mss: number | undefined;
+  let windowScale: number | undefined;
+  let sackPermitted = false;
+  let sackBlocks: SackBlock[] | undefined;
+  let timestamps: { value: number; echo: number } | undefined;
+  walkOptions(bytes, start, end, (kind, o) => {
+    switch (kind) {
+      case TcpOptionKind.MSS:
+        mss = (bytes[o + 2]! << 8) | bytes[o + 3]!;
+        break;
+      case TcpOptionKind.WINDOW_SCALE:
+        windowScale = bytes[o + 2]!;
+        break;
+      case TcpOptionKind.SACK_PERMITTED:
+        sackPermitted = true;
+        break;
+      case TcpOptionKind.TIMESTAMPS:
+        timestamps = { value: readU32(bytes, o + 2), echo: readU32(bytes, o + 6) };
+        break;
+      case TcpOptionKind.SACK: {
+        const length = bytes[o + 1]!;
+        sackBlocks = [];
+        for (let b = o + 2; b + 8 <= o + length; b += 8) sackBlocks.push({ left: readU32(bytes, b), right: readU32(bytes, b + 4) });
+        break;
+      }
+    }
+  });
+  const out: { -readonly [K in keyof TcpOptions]: TcpOptions[K] } = {};
+  if (mss !== undefined) out.mss = mss;
+  if (windowScale !== undefined) out.windowScale = windowScale;
+  if (sackPermitted) out.sackPermitted = true;
+  if (sackBlocks) out.sackBlocks = sackBlocks;
+  if (timestamps) out.timestamps = timestamps;
+  return out;
+}
+
+function readU32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+function writeU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+
+/**
+ * Bytes the options take on the wire, in the layout Linux writes (tcp_options_write), which is
+ * always a multiple of 4: MSS (4); timestamps (12: NOP NOP TS, or SACK-permitted TS when both);
+ * SACK-permitted alone (4: NOP NOP SACK-perm); window scale (4: NOP WS); SACK blocks
+ * (4 + 8 per block: NOP NOP SACK).
+ */
+export function optionsLength(options: TcpOptions): number {
+  let n = 0;
+  if (options.mss !== undefined) n += 4;
+  if (options.timestamps) n += 12;
+  else if (options.sackPermitted) n += 4;
+  if (options.windowScale !== undefined) n += 4;
+  if (options.sackBlocks && options.sackBlocks.length > 0) n += 4 + 8 * options.sackBlocks.length;
+  return n;
+}
+
+function emitOptions(options: TcpOptions, b: Uint8Array, o: number): void {
+  if (options.mss !== undefined) {
+    b[o++] = TcpOptionKind.MSS;
+    b[o++] = 4;
+    b[o++] = options.mss >>> 8;
+    b[o++] = options.mss & 0xff;
+  }
+  if (options.timestamps) {
+    if (options.sackPermitted) {
+      b[o++] = TcpOptionKind.SACK_PERMITTED;
+      b[o++] = 2;
+    } else {
+      b[o++] = TcpOptionKind.NOP;
+      b[o++] = TcpOptionKind.NOP;
+    }
+    b[o++] = TcpOptionKind.TIMESTAMPS;
+    b[o++] = 10;
+    writeU32(b, o, options.timestamps.value);
+    writeU32(b, o + 4, options.timestamps.echo);
+    o += 8;
+  } else if (options.sackPermitted) {
+    b[o++] = TcpOptionKind.NOP;
+    b[o++] = TcpOptionKind.NOP;
+    b[o++] = TcpOptionKind.SACK_PERMITTED;
+    b[o++] = 2;
+  }
+  if (options.windowScale !== undefined) {
+    b[o++] = TcpOptionKind.NOP;
+    b[o++] = TcpOptionKind.WINDOW_SCALE;
+    b[o++] = 3;
+    b[o++] = options.windowScale;
+  }
+  const blocks = options.sackBlocks;
+  if (blocks && blocks.length > 0) {
+    b[o++] = TcpOptionKind.NOP;
+    b[o++] = TcpOptionKind.NOP;
+    b[o++] = TcpOptionKind.SACK;
+    b[o++] = 2 + 8 * blocks.length;
+    for (const block of blocks) {
+      writeU32(b, o, block.left);
+      writeU32(b, o + 4, block.right);
+      o += 8;
+    }
+  }
+}
+
+export const TcpRepr = {
+  /** The Repr of a checked segment (options this stack does not know are left out). */
+  parse(packet: TcpPacket): TcpRepr {
+    return {
+      sourcePort: packet.sourcePort,
+      destinationPort: packet.destinationPort,
+      seq: packet.seq,
+      ack: packet.ack,
+      flags: packet.flags,
+      window: packet.window,
+      urgentPointer: packet.urgentPointer,
+      options: packet.headerLength > TCP_MIN_HEADER_LENGTH ? parseOptions(packet.bytes, TcpField.OPTIONS, packet.headerLength) : NO_OPTIONS,
+    };
+  },
+
+  /** Header length in bytes for these options (20 + options, at most 60). */
+  headerLength(repr: TcpRepr): number {
+    return TCP_MIN_HEADER_LENGTH + optionsLength(repr.options);
+  },
+
+  /** Bytes the whole segment takes: header, options and `payloadLength` bytes of data. */
+  bufferLength(repr: TcpRepr, payloadLength: number): number {
+    return TcpRepr.headerLength(repr) + payloadLength;
+  },
+
+  /**
+   * Writes the segment into `buffer` (exactly `bufferLength` bytes from `offset`): header,
+   * options, `payload`, then the checksum for `source` and `destination`. Throws when the
+   * options do not fit in 40 bytes (a programming error, not network input).
+   */
+  emit(repr: TcpRepr, payload: Uint8Array, buffer: Uint8Array, source: Ipv4Address, destination: Ipv4Address, offset = 0): void {
+    const headerLength = TcpRepr.headerLength(repr);
+    if (headerLength > TCP_MAX_HEADER_LENGTH) throw new RangeError(`TCP options of ${headerLength - 20} bytes do not fit in 40`);
+    const b = buffer.subarray(offset, offset + headerLength + payload.length);
+    b[0] = repr.sourcePort >>> 8;
+    b[1] = repr.sourcePort & 0xff;
+    b[2] = repr.destinationPort >>> 8;
+    b[3] = repr.destinationPort & 0xff;
+    writeU32(b, TcpField.SEQ, repr.seq);
+    writeU32(b, TcpField.ACK, repr.flags & TcpFlag.ACK ? repr.ack : 0);
+    b[TcpField.DATA_OFFSET] = (headerLength / 4) << 4;
+    b[TcpField.FLAGS] = repr.flags & 0xff;
+    b[TcpField.WINDOW] = repr.window >>> 8;
+    b[TcpField.WINDOW + 1] = repr.window & 0xff;
+    b[TcpField.CHECKSUM] = 0;
+    b[TcpField.CHECKSUM + 1] = 0;
+    b[TcpField.URGENT_POINTER] = repr.urgentPointer >>> 8;
+    b[TcpField.URGENT_POINTER + 1] = repr.urgentPointer & 0xff;
+    emitOptions(repr.options, b, TcpField.OPTIONS);
+    if (payload.length > 0) b.set(payload, headerLength);
+    const sum = tcpChecksum(b, source, destination);
+    b[TcpField.CHECKSUM] = sum >>> 8;
+    b[TcpField.CHECKSUM + 1] = sum & 0xff;
+  },
+};
+
+const FLAG_LETTERS: readonly [number, string][] = [
+  [TcpFlag.FIN, 'F'],
+  [TcpFlag.SYN, 'S'],
+  [TcpFlag.RST, 'R'],
+  [TcpFlag.PSH, 'P'],
+  [TcpFlag.ACK, '.'],
+  [TcpFlag.URG, 'U'],
+  [TcpFlag.ECE, 'E'],
+  [TcpFlag.CWR, 'W'],
+];
+
+/** tcpdump's flag letters: `[S.]` for SYN+ACK, `[P.]` for PSH+ACK, `[none]` for no flags. */
+export function formatTcpFlags(flags: number): string {
+  let s = '';
+  for (const [bit, letter] of FLAG_LETTERS) if (flags & bit) s += letter;
+  return `[${s || 'none'}]`;
+}
+
+/** tcpdump's spelling of the options: `mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7`. */
+export function formatTcpOptions(bytes: Uint8Array, start: number, end: number): string {
+  const parts: string[] = [];
+  for (let i = start; i < end; ) {
+    const kind = bytes[i]!;
+    if (kind === TcpOptionKind.END) {
+      parts.push('eol');
+      break;
+    }
+    if (kind === TcpOptionKind.NOP) {
+      parts.push('nop');
+      i++;
+      continue;
+    }
+    const length = bytes[i + 1] ?? 0;
+    if (length < 2 || i + length > end) {
+      parts.push('bad opt');
+      break;
+    }
+    switch (kind) {
+      case TcpOptionKind.MSS:
+        parts.push(`mss ${(bytes[i + 2]! << 8) | bytes[i + 3]!}`);
+        break;
+      case TcpOptionKind.WINDOW_SCALE:
+        parts.push(`wscale ${bytes[i + 2]}`);
+        break;
+      case TcpOptionKind.SACK_PERMITTED:
+        parts.push('sackOK');
+        break;
+      case TcpOptionKind.TIMESTAMPS:
+        parts.push(`TS val ${readU32(bytes, i + 2)} ecr ${readU32(bytes, i + 6)}`);
+        break;
+      case TcpOptionKind.SACK: {
+        const blocks: string[] = [];
+        for (let b = i + 2; b + 8 <= i + length; b += 8) blocks.push(`{${readU32(bytes, b)}:${readU32(bytes, b + 4)}}`);
+        parts.push(`sack ${blocks.length} ${blocks.join('')}`);
+        break;
+      }
+      default:
+        parts.push(`unknown-${kind}`);
+    }
+    i += length;
+  }
+  return parts.join(',');
+}
+
+/**
+ * One line like tcpdump's: `10.0.0.1.41866 > 10.0.0.2.7: Flags [S], seq 3094795631, win 64240,
+ * options [mss 1460,sackOK,TS val 409240835 ecr 0,nop,wscale 10], length 0`. With `base`, the
+ * sequence and acknowledgement numbers are printed relative to it (tcpdump's default), as
+ * `seq 1:7` for data. Never throws.
+ */
+export function formatTcp(
+  bytes: Uint8Array,
+  source?: Ipv4Address,
+  destination?: Ipv4Address,
+  base?: { seq: number; ack: number },
+): string {
+  const checked = TcpPacket.check(bytes);
+  const prefix = (sp: number, dp: number): string =>
+    source !== undefined && destination !== undefined ? `${formatIpv4(source)}.${sp} > ${formatIpv4(destination)}.${dp}: ` : `${sp} > ${dp}: `;
+  if (!checked.ok) {
+    if (bytes.length >= 4) return `${prefix((bytes[0]! << 8) | bytes[1]!, (bytes[2]! << 8) | bytes[3]!)}TCP [${checked.reason}], length ${bytes.length}`;
+    return `TCP [${checked.reason}], length ${bytes.length}`;
+  }
+  const p = checked.value;
+  const length = p.payload.length;
+  const seq = base ? (p.seq - base.seq) >>> 0 : p.seq;
+  let line = `${prefix(p.sourcePort, p.destinationPort)}Flags ${formatTcpFlags(p.flags)}`;
+  if (length > 0 || p.flags & (TcpFlag.SYN | TcpFlag.FIN | TcpFlag.RST)) {
+    line += length > 0 ? `, seq ${seq}:${(seq + length) >>> 0}` : `, seq ${seq}`;
+  }
+  if (p.flags & TcpFlag.ACK) line += `, ack ${base ? (p.ack - base.ack) >>> 0 : p.ack}`;
+  line += `, win ${p.window}`;
+  if (p.headerLength > TCP_MIN_HEADER_LENGTH) line += `, options [${formatTcpOptions(p.bytes, TcpField.OPTIONS, p.headerLength)}]`;
+  return `${line}, length ${length}`;
 }
