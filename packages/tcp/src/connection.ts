@@ -1,0 +1,1237 @@
+/**
+ * One TCP connection: the state machine of RFC 9293 (3.3.2, and the event processing of 3.10),
+ * with Linux as the model where the RFC leaves a choice.
+ *
+ * It takes segments as `TcpRepr` + payload (`input`) and makes them through the `output`
+ * callback; it knows nothing of bytes on the wire, of IPv4, or of streams. Application calls
+ * come from the socket (`write`, `read`, `shutdown`, `abort`, `release`) and news goes back
+ * through `SocketEvents`. Every timer runs on the injected clock, so a test drives a connection
+ * with segments and a virtual clock alone.
+ *
+ *                              +---------+ ---------\      active OPEN
+ *                              |  CLOSED |            \    -----------
+ *                              +---------+<---------\   \   create TCB
+ *                                |     ^              \   \  snd SYN
+ *                   passive OPEN |     |   CLOSE        \   \
+ *                   ------------ |     | ----------       \   \
+ *                    create TCB  |     | delete TCB         \   \
+ *                                V     |                      \   \
+ *            rcv RST (note 1)  +---------+            CLOSE    |    \
+ *         -------------------->|  LISTEN |          ---------- |     |
+ *        /                     +---------+          delete TCB |     |
+ *       /           rcv SYN      |     |     SEND              |     |
+ *      /           -----------   |     |    -------            |     V
+ *  +--------+      snd SYN,ACK  /       \   snd SYN          +--------+
+ *  |        |<-----------------           ------------------>|        |
+ *  |  SYN   |                    rcv SYN                     |  SYN   |
+ *  |  RCVD  |<-----------------------------------------------|  SENT  |
+ *  |        |                  snd SYN,ACK                   |        |
+ *  |        |------------------           -------------------|        |
+ *  +--------+   rcv ACK of SYN  \       /  rcv SYN,ACK       +--------+
+ *     |         --------------   |     |   -----------
+ *     |                x         |     |     snd ACK
+ *     |                          V     V
+ *     |  CLOSE                 +---------+
+ *     | -------                |  ESTAB  |
+ *     | snd FIN                +---------+
+ *     |                 CLOSE    |     |    rcv FIN
+ *     V                -------   |     |    -------
+ *  +---------+         snd FIN  /       \   snd ACK         +---------+
+ *  |  FIN    |<----------------           ------------------>|  CLOSE  |
+ *  | WAIT-1  |------------------                             |   WAIT  |
+ *  +---------+          rcv FIN  \                           +---------+
+ *    | rcv ACK of FIN   -------   |                           CLOSE  |
+ *    | --------------   snd ACK   |                          ------- |
+ *    V        x                   V                          snd FIN V
+ *  +---------+               +---------+                     +---------+
+ *  |FINWAIT-2|               | CLOSING |                     | LAST-ACK|
+ *  +---------+               +---------+                     +---------+
+ *    |              rcv ACK of FIN |                 rcv ACK of FIN |
+ *    |  rcv FIN     -------------- |    Timeout=2MSL -------------- |
+ *    |  -------            x       V    ------------        x       V
+ *     \ snd ACK              +---------+delete TCB           +---------+
+ *       -------------------->|TIME-WAIT|-------------------->| CLOSED  |
+ *                            +---------+                     +---------+
+ *
+ * (The diagram is RFC 9293's figure 5. LISTEN lives in the listener, which creates a connection
+ * in SYN-RECEIVED for each SYN it accepts.)
+ */
+import debugFactory from 'debug';
+import { match } from 'ts-pattern';
+import type { Clock, Ipv4Address, Timer } from '@tapstack/link';
+import { NewReno, type CongestionControl } from './congestion.ts';
+import type { TcpErrorCode } from './errors.ts';
+import { NO_OPTIONS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
+import { ReceiveBuffer } from './receive-buffer.ts';
+import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
+import { SendBuffer } from './send-buffer.ts';
+import { seqAdd, seqDiff, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax } from './seq.ts';
+import type { SocketConnection, SocketEvents } from './socket.ts';
+
+const log = debugFactory('tapstack:tcp');
+
+export type TcpState =
+  | 'SYN-SENT'
+  | 'SYN-RECEIVED'
+  | 'ESTABLISHED'
+  | 'FIN-WAIT-1'
+  | 'FIN-WAIT-2'
+  | 'CLOSE-WAIT'
+  | 'CLOSING'
+  | 'LAST-ACK'
+  | 'TIME-WAIT'
+  | 'CLOSED';
+
+/** Tunables, Linux's names and defaults (sysctl net.ipv4.tcp_*). */
+export interface TcpParams {
+  /** Send buffer, bytes (what write() may queue before backpressure). */
+  sendBufferBytes: number;
+  /** Receive buffer, bytes: the most we advertise and the most we hold. */
+  receiveBufferBytes: number;
+  /** TIME-WAIT length, ms: 2 * MSL, Linux's TCP_TIMEWAIT_LEN 60 s. */
+  timeWaitMs: number;
+  /** How long an orphaned connection stays in FIN-WAIT-2, ms (tcp_fin_timeout, 60 s). */
+  finTimeoutMs: number;
+  /** SYN retransmissions before giving up (tcp_syn_retries, 6). */
+  synRetries: number;
+  /** SYN-ACK retransmissions before giving up (tcp_synack_retries, 5). */
+  synAckRetries: number;
+  /** Data retransmissions before giving up with ETIMEDOUT (tcp_retries2, 15). */
+  retries2: number;
+  /** Delayed-ACK timeout, ms (Linux's TCP_DELACK_MIN, 40 ms). */
+  delayedAckMs: number;
+  /** Keepalive: idle time, probe interval (ms) and probes (tcp_keepalive_time/intvl/probes: 7200 s, 75 s, 9). */
+  keepaliveTimeMs: number;
+  keepaliveIntervalMs: number;
+  keepaliveProbes: number;
+  /** Offer timestamps (RFC 7323) and SACK-permitted (RFC 2018) on SYNs (tcp_timestamps, tcp_sack: on). */
+  timestamps: boolean;
+  sack: boolean;
+  /** Offer window scaling (tcp_window_scaling: on). */
+  windowScaling: boolean;
+  /** Least time between two ACKs sent for out-of-window segments or challenge ACKs, ms (tcp_invalid_ratelimit, 500). */
+  invalidRatelimitMs: number;
+  rto: RtoLimits;
+}
+
+export const DEFAULT_TCP_PARAMS: TcpParams = {
+  sendBufferBytes: 256 * 1024,
+  receiveBufferBytes: 256 * 1024,
+  timeWaitMs: 60_000,
+  finTimeoutMs: 60_000,
+  synRetries: 6,
+  synAckRetries: 5,
+  retries2: 15,
+  delayedAckMs: 40,
+  keepaliveTimeMs: 7_200_000,
+  keepaliveIntervalMs: 75_000,
+  keepaliveProbes: 9,
+  timestamps: true,
+  sack: true,
+  windowScaling: true,
+  invalidRatelimitMs: 500,
+  rto: DEFAULT_RTO_LIMITS,
+};
+
+/** The counters a connection bumps (the layer's, Linux names). */
+export type ConnectionCounter =
+  | 'OutSegs'
+  | 'RetransSegs'
+  | 'OutRsts'
+  | 'EstabResets'
+  | 'AttemptFails'
+  | 'TCPTimeouts'
+  | 'TCPAbortOnTimeout'
+  | 'TCPAbortOnData'
+  | 'TCPAbortOnClose'
+  | 'TCPChallengeACK'
+  | 'TCPFastRetrans'
+  | 'TCPPartialUndo'
+  | 'TCPDSACKRecv'
+  | 'TCPOFOQueue'
+  | 'TCPOFODrop'
+  | 'TCPRcvCoalesce'
+  | 'DelayedACKs'
+  | 'TCPPureAcks'
+  | 'TCPKeepAlive'
+  | 'TCPWinProbe'
+  | 'TCPSynRetrans'
+  | 'TCPDupAcks'
+  | 'rx_out_of_window'
+  | 'rx_old_ack'
+  | 'rx_ack_of_unsent';
+
+/** What a connection needs from the layer that owns it. */
+export interface ConnectionHost {
+  readonly clock: Clock;
+  /** Sends one segment to the peer (the layer writes the bytes and the IPv4 header). */
+  output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void;
+  /** The connection reached ESTABLISHED (the listener queues it for accept). */
+  established(connection: TcpConnection): void;
+  /** The connection is over and may be forgotten. */
+  forget(connection: TcpConnection): void;
+  count(name: ConnectionCounter, by?: number): void;
+  /** Host-wide challenge-ACK limit (RFC 5961 7, Linux tcp_challenge_ack_limit); true when one may be sent now. */
+  allowChallengeAck(): boolean;
+}
+
+export interface Endpoint {
+  readonly address: Ipv4Address;
+  readonly port: number;
+}
+
+export interface ConnectionOptions {
+  local: Endpoint;
+  remote: Endpoint;
+  /** Our initial sequence number (RFC 6528). */
+  iss: number;
+  /** The largest segment our side of the path carries: route MTU - 40. */
+  localMss: number;
+  params?: Partial<TcpParams>;
+  congestion?: CongestionControl;
+}
+
+/** One entry of the ss-like table. */
+export interface ConnectionInfo {
+  readonly state: TcpState;
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  /** Bytes received and not yet read (ss Recv-Q). */
+  readonly receiveQueue: number;
+  /** Bytes written and not yet acknowledged (ss Send-Q). */
+  readonly sendQueue: number;
+  readonly rtoMs: number;
+  readonly srttMs: number | undefined;
+  readonly cwnd: number;
+  readonly ssthresh: number;
+  readonly mss: number;
+  readonly retransmits: number;
+  readonly sendWindow: number;
+  readonly receiveWindow: number;
+}
+
+/** The ACK number's 3 duplicate rule (RFC 5681 3.2). */
+const DUP_ACK_THRESHOLD = 3;
+/** RFC 9293 3.7.1: the MSS assumed when the peer sends none. */
+const DEFAULT_PEER_MSS = 536;
+const TIMESTAMP_OPTION_BYTES = 12;
+
+export class TcpConnection implements SocketConnection {
+  state: TcpState;
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly params: TcpParams;
+  private readonly host: ConnectionHost;
+  private readonly clock: Clock;
+  private socket: SocketEvents | undefined;
+
+  // ---- send sequence space (RFC 9293 3.3.1)
+  readonly iss: number;
+  private sndUna: number;
+  private sndNxt: number;
+  /** The highest sequence number sent (SND.NXT may go back to SND.UNA after a timeout). */
+  private sndMax: number;
+  private sndWnd = 0;
+  private sndWl1 = 0;
+  private sndWl2 = 0;
+  /** The largest window the peer has offered (RFC 5961 5.2 uses it). */
+  private maxSndWnd = 0;
+  private readonly sendBuffer: SendBuffer;
+  /** close()/shutdown() asked for a FIN after the data: it sits just after the last byte queued. */
+  private finQueued = false;
+  /** The FIN has been sent at least once (SND.MAX then counts it). */
+  private finSent = false;
+
+  // ---- receive sequence space
+  private irs = 0;
+  private receive: ReceiveBuffer | undefined;
+  /** The peer's FIN arrived (in order). */
+  private finReceived = false;
+  /** An out-of-order FIN waiting for the data before it: its sequence number. */
+  private pendingFinSeq: number | undefined;
+  /** The right edge of the window we last advertised (never moved left: RFC 9293 3.8.6.2.2). */
+  private rcvAdvertisedEdge = 0;
+
+  // ---- options
+  private readonly localMss: number;
+  /** Bytes of data per segment: min(peer MSS, ours) less the options every segment carries. */
+  private mss: number;
+  private sndWscale = 0;
+  private rcvWscale = 0;
+  /** Both SYNs carried a window scale option (RFC 7323 1.3). */
+  private windowScalingOn = false;
+  private timestampsOn = false;
+  private sackOn = false;
+  private tsRecent = 0;
+  /** Our last ACK number sent, for the TS.Recent rule (RFC 7323 4.3). */
+  private lastAckSent = 0;
+  private readonly tsOffset: number;
+
+  // ---- congestion, RTT, recovery
+  private readonly cc: CongestionControl;
+  private readonly rto: RtoEstimator;
+  private dupAcks = 0;
+  private inRecovery = false;
+  /** RFC 6582's "recover": SND.MAX when the loss was found. */
+  private recover = 0;
+  /** A segment being timed without timestamps (Karn: dropped if retransmitted). */
+  private timedSeq: number | undefined;
+  private timedAt = 0;
+  /** Retransmissions of the segment at SND.UNA (or of the SYN), for the give-up rule. */
+  private retransmits = 0;
+  private totalRetransmits = 0;
+  private noDelay = false;
+
+  // ---- timers (one each, re-armed, never one per segment)
+  private retransmitTimer: Timer | undefined;
+  private persistTimer: Timer | undefined;
+  private persistBackoff = 0;
+  private delayedAckTimer: Timer | undefined;
+  private ackPending = 0;
+  private keepaliveTimer: Timer | undefined;
+  private keepaliveOn = false;
+  private keepaliveIdleMs: number;
+  private keepaliveSent = 0;
+  private lastReceivedAt: number;
+  private closeTimer: Timer | undefined;
+  private lastInvalidAckAt = -Infinity;
+
+  /** The socket released the connection (close without waiting): it finishes on its own. */
+  private orphaned = false;
+  /** A soft error (ICMP) to report if the connection times out, as Linux's sk_err_soft. */
+  private softError: TcpErrorCode | undefined;
+  private closedReported = false;
+
+  private constructor(host: ConnectionHost, options: ConnectionOptions, state: TcpState) {
+    this.host = host;
+    this.clock = host.clock;
+    this.local = options.local;
+    this.remote = options.remote;
+    this.params = { ...DEFAULT_TCP_PARAMS, ...options.params };
+    this.state = state;
+    this.iss = options.iss >>> 0;
+    this.sndUna = this.iss;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.localMss = options.localMss;
+    this.mss = Math.min(DEFAULT_PEER_MSS, options.localMss);
+    this.sendBuffer = new SendBuffer(this.params.sendBufferBytes);
+    this.rto = new RtoEstimator(this.params.rto);
+    this.cc = options.congestion ?? new NewReno(options.localMss);
+    this.keepaliveIdleMs = this.params.keepaliveTimeMs;
+    this.recover = this.iss;
+    this.lastReceivedAt = this.clock.now();
+    // Our TSval clock: milliseconds from a random-ish start, as Linux offsets it per connection.
+    this.tsOffset = (this.iss ^ 0x5bd1e995) >>> 0;
+    if (this.params.windowScaling) this.rcvWscale = windowScaleFor(this.params.receiveBufferBytes);
+  }
+
+  /** Active open: sends the SYN (RFC 9293 3.10.1) and waits in SYN-SENT. */
+  static connect(host: ConnectionHost, options: ConnectionOptions): TcpConnection {
+    const c = new TcpConnection(host, options, 'SYN-SENT');
+    c.sendSyn();
+    return c;
+  }
+
+  /**
+   * Passive open: a listener accepted `syn`; the connection answers with a SYN-ACK and waits in
+   * SYN-RECEIVED for the ACK that completes the handshake.
+   */
+  static accept(host: ConnectionHost, options: ConnectionOptions, syn: TcpRepr): TcpConnection {
+    const c = new TcpConnection(host, options, 'SYN-RECEIVED');
+    c.takeSynOptions(syn);
+    c.irs = syn.seq;
+    c.receive = new ReceiveBuffer(c.params.receiveBufferBytes, seqAdd(syn.seq, 1));
+    c.sndWnd = syn.window; // never scaled in a SYN (RFC 7323 2.2)
+    c.maxSndWnd = c.sndWnd;
+    c.sndWl1 = syn.seq;
+    c.sndWl2 = c.iss;
+    c.sendSyn();
+    return c;
+  }
+
+  /**
+   * A connection whose handshake was completed by a SYN cookie (RFC 4987): the listener kept no
+   * state, and the ACK it just got brings the peer's sequence numbers; the cookie gave back the MSS.
+   */
+  static fromCookie(host: ConnectionHost, options: ConnectionOptions, ack: TcpRepr, peerMss: number): TcpConnection {
+    const c = new TcpConnection(host, options, 'ESTABLISHED');
+    c.irs = seqAdd(ack.seq, -1);
+    c.receive = new ReceiveBuffer(c.params.receiveBufferBytes, ack.seq);
+    c.rcvWscale = 0; // the cookie carried no window scale: neither side scales
+    c.mss = Math.max(64, Math.min(peerMss, c.localMss));
+    c.sndUna = c.sndNxt = c.sndMax = seqAdd(options.iss, 1);
+    c.sndWnd = ack.window;
+    c.maxSndWnd = c.sndWnd;
+    c.sndWl1 = ack.seq;
+    c.sndWl2 = ack.ack;
+    c.rcvAdvertisedEdge = seqAdd(ack.seq, c.windowToAdvertise());
+    return c;
+  }
+
+  /** Joins the connection to its socket (at once for connect, on accept for a listener's). */
+  attach(socket: SocketEvents): void {
+    this.socket = socket;
+    if (this.isSynchronized()) socket.connectionEstablished();
+    if (this.receive && this.receive.readable > 0) socket.dataArrived();
+    if (this.finReceived) socket.peerFinished();
+  }
+
+  get localAddress(): Ipv4Address {
+    return this.local.address;
+  }
+  get localPort(): number {
+    return this.local.port;
+  }
+  get remoteAddress(): Ipv4Address {
+    return this.remote.address;
+  }
+  get remotePort(): number {
+    return this.remote.port;
+  }
+
+  get isOpen(): boolean {
+    return this.state !== 'CLOSED';
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The application's side (called by the socket)
+
+  /** Queues data to send; returns the bytes taken (the rest waits for room). */
+  write(data: Uint8Array): number {
+    if (this.finQueued || !(this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT' || this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED')) return 0;
+    const n = this.sendBuffer.write(data);
+    if (n > 0 && this.isSynchronized()) this.trySend();
+    return n;
+  }
+
+  /** Takes up to `max` bytes of in-order data; the window opens as the buffer empties. */
+  read(max: number): Uint8Array | undefined {
+    const r = this.receive;
+    if (!r) return undefined;
+    const data = r.read(max);
+    if (data && this.isSynchronized() && this.state !== 'TIME-WAIT' && !this.finReceived) {
+      // Receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): tell the peer about the
+      // opened window only once it has grown by two segments or half the buffer.
+      const grown = seqDiff(seqAdd(r.next, this.windowToAdvertise()), this.rcvAdvertisedEdge);
+      if (grown >= Math.min(this.mss * 2, this.params.receiveBufferBytes / 2)) this.sendAck();
+    }
+    return data;
+  }
+
+  /** Half-close: a FIN goes out after the queued data (RFC 9293 3.10.4). */
+  shutdown(): void {
+    match(this.state)
+      .with('SYN-SENT', 'SYN-RECEIVED', () => {
+        // the FIN follows the handshake (and any data written meanwhile)
+        this.finQueued = true;
+      })
+      .with('ESTABLISHED', () => {
+        this.finQueued = true;
+        this.state = 'FIN-WAIT-1';
+        this.trySend();
+      })
+      .with('CLOSE-WAIT', () => {
+        this.finQueued = true;
+        this.state = 'LAST-ACK';
+        this.trySend();
+      })
+      .with('FIN-WAIT-1', 'FIN-WAIT-2', 'CLOSING', 'LAST-ACK', 'TIME-WAIT', 'CLOSED', () => {})
+      .exhaustive();
+  }
+
+  /**
+   * The socket is gone (destroyed or closed): like Linux's close(), unread data makes it a
+   * reset (RFC 2525 2.17), otherwise a FIN and the connection finishes on its own.
+   */
+  release(): void {
+    this.socket = undefined;
+    this.orphaned = true;
+    if (!this.isOpen) return;
+    if (this.receive && this.receive.readable > 0 && this.isSynchronized()) {
+      this.host.count('TCPAbortOnClose');
+      this.abort();
+      return;
+    }
+    this.shutdown();
+    if (this.state === 'FIN-WAIT-2') this.armCloseTimer(this.params.finTimeoutMs);
+  }
+
+  /** Closes at once: a RST when synchronized (RFC 9293 3.10.5 ABORT), nothing in SYN-SENT. */
+  abort(): void {
+    if (!this.isOpen) return;
+    if (this.isSynchronized() && this.state !== 'TIME-WAIT') {
+      this.host.count('OutRsts');
+      this.emit({ seq: this.sndMax, ack: 0, flags: TcpFlag.RST, window: 0 }, EMPTY, NO_OPTIONS);
+      if (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT') this.host.count('EstabResets');
+    }
+    this.finish(undefined);
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    this.noDelay = noDelay;
+    if (noDelay) this.trySend();
+  }
+
+  setKeepAlive(enable: boolean, idleMs: number): void {
+    this.keepaliveOn = enable;
+    if (idleMs > 0) this.keepaliveIdleMs = idleMs;
+    this.armKeepalive();
+  }
+
+  /** An ICMP error about this connection (RFC 1122 4.2.3.9, RFC 5461, Linux tcp_v4_err). */
+  icmpError(kind: 'refused' | 'unreachable' | 'fragmentation-needed', nextHopMtu = 0): void {
+    if (kind === 'fragmentation-needed') {
+      // RFC 1191: lower the MSS to what the path carries (never below 68 - 40).
+      const pathMss = nextHopMtu - 40 - (this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0);
+      if (nextHopMtu >= 68 && pathMss < this.mss) {
+        this.mss = Math.max(28, pathMss);
+        this.retransmitNow();
+      }
+      return;
+    }
+    if (this.state === 'SYN-SENT' && kind === 'refused') {
+      this.host.count('AttemptFails');
+      this.finish('ECONNREFUSED');
+      return;
+    }
+    this.softError = kind === 'refused' ? 'ECONNREFUSED' : 'EHOSTUNREACH';
+  }
+
+  info(): ConnectionInfo {
+    return {
+      state: this.state,
+      local: this.local,
+      remote: this.remote,
+      receiveQueue: this.receive?.readable ?? 0,
+      sendQueue: this.sendBuffer.length,
+      rtoMs: this.rto.rto,
+      srttMs: this.rto.srtt,
+      cwnd: this.cc.cwnd,
+      ssthresh: this.cc.ssthresh,
+      mss: this.mss,
+      retransmits: this.totalRetransmits,
+      sendWindow: this.sndWnd,
+      receiveWindow: this.receive ? this.windowToAdvertise() : 0,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Segment arrives (RFC 9293 3.10.7)
+
+  input(seg: TcpRepr, payload: Uint8Array): void {
+    if (!this.isOpen) return;
+    this.lastReceivedAt = this.clock.now();
+    this.keepaliveSent = 0;
+    if (this.state === 'SYN-SENT') return this.inputSynSent(seg, payload);
+    this.inputSynchronized(seg, payload);
+    if (this.isOpen) this.armKeepalive();
+  }
+
+  private inputSynSent(seg: TcpRepr, payload: Uint8Array): void {
+    const f = seg.flags;
+    // First: the ACK must acknowledge our SYN.
+    if (f & TcpFlag.ACK && (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
+      if (!(f & TcpFlag.RST)) this.sendReset(seg.ack);
+      return;
+    }
+    if (f & TcpFlag.RST) {
+      // RFC 5961 3.2 / RFC 9293: only a RST that acknowledges our SYN refuses the connection.
+      if (f & TcpFlag.ACK) {
+        this.host.count('AttemptFails');
+        this.finish('ECONNREFUSED');
+      }
+      return;
+    }
+    if (!(f & TcpFlag.SYN)) return;
+    this.irs = seg.seq;
+    this.receive = new ReceiveBuffer(this.params.receiveBufferBytes, seqAdd(seg.seq, 1));
+    this.takeSynOptions(seg);
+    this.rcvAdvertisedEdge = this.receive.next;
+    if (f & TcpFlag.ACK) {
+      this.ackSyn(seg);
+      this.becomeEstablished();
+      this.sendAck();
+      // data on a SYN starts after it (the SYN takes sequence number seg.seq)
+      if (payload.length > 0) this.acceptData({ ...seg, seq: seqAdd(seg.seq, 1) }, payload);
+      this.trySend();
+      return;
+    }
+    // Simultaneous open (RFC 9293 3.5, figure 8): answer with SYN-ACK, wait in SYN-RECEIVED.
+    this.state = 'SYN-RECEIVED';
+    this.sndWnd = seg.window;
+    this.sndWl1 = seg.seq;
+    this.sndNxt = this.iss; // the SYN-ACK re-sends our SYN
+    this.sendSyn();
+  }
+
+  private inputSynchronized(seg: TcpRepr, payload: Uint8Array): void {
+    const f = seg.flags;
+    const receive = this.receive!;
+    const segLen = segmentLength(seg, payload.length);
+
+    // SYN-RECEIVED: the peer's SYN again (our SYN-ACK was lost): send the SYN-ACK again.
+    if (this.state === 'SYN-RECEIVED' && f & TcpFlag.SYN && !(f & TcpFlag.ACK) && seg.seq === this.irs) {
+      this.sndNxt = this.iss;
+      this.sendSyn();
+      return;
+    }
+
+    // TIME-WAIT: the peer's FIN again (our last ACK was lost): acknowledge it, wait 2 MSL again.
+    if (this.state === 'TIME-WAIT' && f & TcpFlag.FIN && !(f & TcpFlag.RST)) {
+      this.sendAck();
+      this.armCloseTimer(this.params.timeWaitMs);
+      return;
+    }
+
+    // Timestamps (RFC 7323 4.3): remember the peer's clock from in-order segments.
+    const ts = seg.options.timestamps;
+    if (this.timestampsOn && ts && seqLe(seg.seq, this.lastAckSent) && seqGe(ts.value, this.tsRecent)) this.tsRecent = ts.value;
+
+    // First: is the segment in the window (RFC 9293 3.10.7.4, the four cases)?
+    if (!this.acceptable(seg.seq, segLen)) {
+      this.host.count('rx_out_of_window');
+      // An ACK tells the peer where we are. Like Linux (tcp_oow_rate_limited), only the answers
+      // to segments without data are rate-limited: two stacks could otherwise ping-pong ACKs.
+      if (!(f & TcpFlag.RST)) {
+        if (payload.length > 0) this.sendAck();
+        else this.sendRateLimitedAck(false);
+      }
+      return;
+    }
+
+    // Second: RST (RFC 5961 3.2): exactly at RCV.NXT resets; elsewhere in the window, a challenge ACK.
+    if (f & TcpFlag.RST) {
+      if (seg.seq !== receive.next) {
+        this.sendChallengeAck();
+        return;
+      }
+      match(this.state)
+        .with('SYN-RECEIVED', () => this.finish(this.orphaned ? undefined : 'ECONNREFUSED'))
+        .with('ESTABLISHED', 'FIN-WAIT-1', 'FIN-WAIT-2', 'CLOSE-WAIT', () => {
+          this.host.count('EstabResets');
+          this.finish('ECONNRESET');
+        })
+        .with('CLOSING', 'LAST-ACK', 'TIME-WAIT', () => this.finish(undefined))
+        .otherwise(() => {});
+      return;
+    }
+
+    // Fourth: a SYN on a synchronized connection gets a challenge ACK (RFC 5961 4.2).
+    if (f & TcpFlag.SYN) {
+      if (this.state === 'TIME-WAIT') return this.sendAck();
+      this.sendChallengeAck();
+      return;
+    }
+
+    // Fifth: the ACK field.
+    if (!(f & TcpFlag.ACK)) return;
+    if (this.state === 'SYN-RECEIVED') {
+      if (!(seqLt(this.sndUna, seg.ack) && seqLe(seg.ack, this.sndMax))) {
+        this.sendReset(seg.ack);
+        return;
+      }
+      this.ackSyn(seg);
+      this.becomeEstablished();
+    } else if (!this.processAck(seg, payload.length)) {
+      return;
+    }
+
+    // Sixth and seventh: the data.
+    if (payload.length > 0) {
+      if (this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2') {
+        if (this.orphaned) {
+          // Linux: data for a socket the application closed is answered with a reset.
+          this.host.count('TCPAbortOnData');
+          this.abort();
+          return;
+        }
+        this.acceptData(seg, payload);
+      } else if (this.state === 'TIME-WAIT' || this.state === 'CLOSING' || this.state === 'LAST-ACK' || this.state === 'CLOSE-WAIT') {
+        // the peer already sent FIN: this is a retransmission; acknowledge it again
+        this.scheduleAck(true);
+      }
+    }
+
+    // Eighth: FIN.
+    if (f & TcpFlag.FIN) this.receiveFin(seqAdd(seg.seq, payload.length));
+    if (this.isOpen) this.trySend();
+  }
+
+  /** RFC 9293 3.10.7.4: the segment occupies (or, if empty, sits at) part of the receive window. */
+  private acceptable(seq: number, segLen: number): boolean {
+    const next = this.receive!.next;
+    const window = this.windowAdvertisedNow();
+    if (segLen === 0) {
+      if (window === 0) return seq === next;
+      return seqInWindow(seq, next, seqAdd(next, window));
+    }
+    if (window === 0) return false;
+    const last = seqAdd(seq, segLen - 1);
+    return seqInWindow(seq, next, seqAdd(next, window)) || seqInWindow(last, next, seqAdd(next, window));
+  }
+
+  /** Handles the ACK field in a synchronized state; false when the segment is to be dropped. */
+  private processAck(seg: TcpRepr, payloadLength: number): boolean {
+    const ack = seg.ack;
+    // RFC 5961 5.2: an ACK for data never sent, or far older than any window, gets a challenge ACK.
+    if (seqGt(ack, this.sndMax)) {
+      this.host.count('rx_ack_of_unsent');
+      this.sendChallengeAck();
+      return false;
+    }
+    if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
+      this.host.count('rx_old_ack');
+      this.sendChallengeAck();
+      return false;
+    }
+    const window = seg.window << this.sndWscale;
+    if (seqGt(ack, this.sndUna)) {
+      this.newlyAcked(ack, seg);
+    } else if (ack === this.sndUna && payloadLength === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd && seqGt(this.sndMax, this.sndUna)) {
+      this.duplicateAck();
+    }
+    // Window update (RFC 9293 3.10.7.4, fifth step): from newer segments only.
+    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
+      const opened = window > this.sndWnd;
+      this.sndWnd = window;
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = ack;
+      if (window > this.maxSndWnd) this.maxSndWnd = window;
+      if (opened && window > 0) this.stopPersist();
+    }
+    // Our FIN acknowledged?
+    const finAcked = this.finSent && this.sndUna === this.sndMax;
+    match(this.state)
+      .with('FIN-WAIT-1', () => {
+        if (finAcked) {
+          this.state = 'FIN-WAIT-2';
+          if (this.orphaned) this.armCloseTimer(this.params.finTimeoutMs);
+        }
+      })
+      .with('CLOSING', () => {
+        if (finAcked) this.enterTimeWait();
+      })
+      .with('LAST-ACK', () => {
+        if (finAcked) this.finish(undefined);
+      })
+      .with('TIME-WAIT', () => {
+        // a retransmitted FIN: acknowledged below; restart the 2 MSL wait
+      })
+      .otherwise(() => {});
+    return this.isOpen;
+  }
+
+  /** SND.UNA advances to `ack`. */
+  private newlyAcked(ack: number, seg: TcpRepr): void {
+    const acked = seqDiff(ack, this.sndUna);
+    // The SYN and FIN occupy sequence numbers but not buffer bytes.
+    let dataAcked = acked;
+    if (this.finSent && ack === this.sndMax) dataAcked -= 1;
+    dataAcked = Math.min(dataAcked, this.sendBuffer.length);
+    this.sendBuffer.acknowledge(dataAcked);
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    this.retransmits = 0;
+    this.persistBackoff = 0;
+    // RTT: from the echoed timestamp when both sides use them, else from the timed segment.
+    const ts = seg.options.timestamps;
+    if (this.timestampsOn && ts && ts.echo !== 0) {
+      const rtt = seqDiff(this.tsNow(), ts.echo);
+      if (rtt >= 0) this.rto.sample(rtt);
+    } else if (this.timedSeq !== undefined && seqGt(ack, this.timedSeq)) {
+      this.rto.sample(this.clock.now() - this.timedAt);
+      this.timedSeq = undefined;
+    }
+    // Congestion control and NewReno recovery (RFC 6582).
+    if (this.inRecovery) {
+      if (seqGe(ack, this.recover)) {
+        this.inRecovery = false;
+        this.cc.onExitRecovery(this.flightSize(), this.mss);
+      } else {
+        this.cc.onPartialAck(acked, this.mss);
+        this.host.count('TCPPartialUndo');
+        this.retransmitFirst();
+      }
+    } else {
+      this.cc.onAck(acked, this.mss);
+    }
+    this.dupAcks = 0;
+    // Restart the retransmission timer for what is still outstanding (RFC 6298 5.3).
+    if (seqLt(this.sndUna, this.sndMax)) this.armRetransmit();
+    else this.stopRetransmit();
+    if (this.sendBuffer.free > 0) this.socket?.sendSpace();
+  }
+
+  private duplicateAck(): void {
+    this.host.count('TCPDupAcks');
+    this.dupAcks++;
+    if (this.inRecovery) {
+      this.cc.onRecoveryDuplicate(this.mss);
+      return;
+    }
+    // RFC 6582 3.2 step 2: a new recovery only for losses after the last one.
+    if (this.dupAcks === DUP_ACK_THRESHOLD && seqGt(this.sndUna, this.recover)) {
+      this.inRecovery = true;
+      this.recover = this.sndMax;
+      this.cc.onEnterRecovery(this.flightSize(), this.mss);
+      this.host.count('TCPFastRetrans');
+      this.retransmitFirst();
+    }
+  }
+
+  /** The handshake is complete: tell the layer and the socket; a FIN asked for meanwhile goes next. */
+  private becomeEstablished(): void {
+    this.state = 'ESTABLISHED';
+    if (this.receive) this.rcvAdvertisedEdge = seqMax(this.rcvAdvertisedEdge, this.receive.next);
+    this.host.established(this);
+    this.socket?.connectionEstablished();
+    if (this.finQueued) this.state = 'FIN-WAIT-1';
+  }
+
+  private ackSyn(seg: TcpRepr): void {
+    this.sndUna = seg.ack;
+    if (seqLt(this.sndNxt, seg.ack)) this.sndNxt = seg.ack;
+    // The SYN-ACK's window is never scaled; later ones are (RFC 7323 2.2).
+    this.sndWnd = this.state === 'SYN-SENT' ? seg.window : seg.window << this.sndWscale;
+    this.maxSndWnd = this.sndWnd;
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = seg.ack;
+    this.retransmits = 0;
+    this.stopRetransmit();
+    if (this.timedSeq !== undefined) {
+      this.rto.sample(this.clock.now() - this.timedAt);
+      this.timedSeq = undefined;
+    }
+  }
+
+  /** Reads the SYN's options: MSS, window scale, SACK-permitted, timestamps (each on only if both sides offer it). */
+  private takeSynOptions(seg: TcpRepr): void {
+    const o = seg.options;
+    const peerMss = o.mss ?? DEFAULT_PEER_MSS;
+    this.windowScalingOn = this.params.windowScaling && o.windowScale !== undefined;
+    if (this.windowScalingOn) {
+      this.sndWscale = Math.min(o.windowScale!, TCP_MAX_WINDOW_SCALE);
+    } else {
+      this.sndWscale = 0;
+      this.rcvWscale = 0;
+    }
+    this.sackOn = this.params.sack && o.sackPermitted === true;
+    this.timestampsOn = this.params.timestamps && o.timestamps !== undefined;
+    if (this.timestampsOn) this.tsRecent = o.timestamps!.value;
+    this.mss = Math.max(64, Math.min(peerMss, this.localMss) - (this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0));
+  }
+
+  private acceptData(seg: TcpRepr, payload: Uint8Array): void {
+    const receive = this.receive!;
+    const window = this.windowAdvertisedNow();
+    const outcome = receive.receive(seg.seq, payload, window);
+    if (outcome.outOfOrder) this.host.count('TCPOFOQueue');
+    if (outcome.delivered > 0) this.socket?.dataArrived();
+    // An out-of-order FIN waits for the data before it.
+    if (this.pendingFinSeq !== undefined && this.pendingFinSeq === receive.next) {
+      this.pendingFinSeq = undefined;
+      this.receiveFin(receive.next);
+    }
+    // ACK at once for out-of-order data, a filled hole or a duplicate (RFC 5681 4.2, RFC 9293 3.8.6.3);
+    // otherwise at least every second full-sized segment, or after the delayed-ACK time.
+    const immediate = outcome.outOfOrder || outcome.filledHole || outcome.duplicate > 0 || outcome.delivered === 0;
+    this.scheduleAck(immediate, outcome.delivered);
+  }
+
+  /** The FIN at sequence number `finSeq` arrived. */
+  private receiveFin(finSeq: number): void {
+    const receive = this.receive!;
+    if (this.finReceived) {
+      if (this.state === 'TIME-WAIT') {
+        this.sendAck();
+        this.armCloseTimer(this.params.timeWaitMs);
+      }
+      return;
+    }
+    if (finSeq !== receive.next) {
+      if (seqGt(finSeq, receive.next)) this.pendingFinSeq = finSeq; // after a hole
+      return;
+    }
+    this.finReceived = true;
+    receive.advance(1);
+    this.socket?.peerFinished();
+    match(this.state)
+      .with('SYN-RECEIVED', 'ESTABLISHED', () => {
+        this.state = 'CLOSE-WAIT';
+      })
+      .with('FIN-WAIT-1', () => {
+        if (this.finSent && this.sndUna === this.sndMax) this.enterTimeWait();
+        else this.state = 'CLOSING';
+      })
+      .with('FIN-WAIT-2', () => this.enterTimeWait())
+      .otherwise(() => {});
+    // Linux acknowledges a FIN with a delayed ACK (our own FIN may carry it); the time-wait ACK goes now.
+    if (this.state === 'TIME-WAIT') this.sendAck();
+    else this.scheduleAck(false);
+    if (this.orphaned && this.state === 'CLOSE-WAIT') this.shutdown();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Sending
+
+  /** Sends what the windows allow (RFC 9293 3.8.6.2.1, with Nagle's rule of RFC 896). */
+  private trySend(): void {
+    if (!this.isSynchronized() || this.state === 'TIME-WAIT') return;
+    let sent = false;
+    for (;;) {
+      const offset = seqDiff(this.sndNxt, this.sndUna);
+      const unsent = this.sendBuffer.length - offset;
+      // The FIN sits just after the last byte; it is due when SND.NXT reaches it.
+      const finSeq = seqAdd(this.sndUna, this.sendBuffer.length);
+      const finDue = this.finQueued && this.sndNxt === finSeq;
+      if (unsent <= 0 && !finDue) break;
+      const flight = this.flightSize();
+      const room = Math.min(this.cc.cwnd, this.sndWnd) - flight;
+      let length = 0;
+      if (unsent > 0) {
+        if (room <= 0) {
+          if (this.sndWnd === 0 && flight === 0) this.startPersist();
+          break;
+        }
+        // SACK blocks on this segment take room from its data (Linux's tcp_current_mss does the same).
+        const mss = this.mss - this.sackOptionBytes();
+        length = Math.min(mss, unsent, room);
+        if (length < mss && flight > 0) {
+          // Nagle: a small last piece waits for the ACK of what is in flight (unless noDelay or it ends the stream).
+          if (length === unsent && !this.noDelay && !this.finQueued) break;
+          // Sender-side silly window avoidance: a window-limited small segment waits too.
+          if (length < unsent && length < this.maxSndWnd / 2) break;
+        }
+      }
+      const fin = this.finQueued && seqAdd(this.sndNxt, length) === finSeq;
+      const data = this.sendBuffer.read(offset, length);
+      let flags = TcpFlag.ACK;
+      if (length > 0 && length === unsent) flags |= TcpFlag.PSH;
+      if (fin) flags |= TcpFlag.FIN;
+      const seq = this.sndNxt;
+      if (seqLt(seq, this.sndMax)) {
+        this.host.count('RetransSegs');
+        this.totalRetransmits++;
+      } else if (this.timedSeq === undefined && length > 0 && !this.timestampsOn) {
+        this.timedSeq = seq;
+        this.timedAt = this.clock.now();
+      }
+      this.emitData(seq, flags, data);
+      this.sndNxt = seqAdd(seq, length + (fin ? 1 : 0));
+      if (fin) this.finSent = true;
+      this.sndMax = seqMax(this.sndMax, this.sndNxt);
+      sent = true;
+      if (fin) break;
+    }
+    if (sent && !this.retransmitTimer) this.armRetransmit();
+  }
+
+  private flightSize(): number {
+    return seqDiff(this.sndNxt, this.sndUna);
+  }
+
+  /** Bytes the SACK option takes on our next segment (0 when there is no out-of-order data to report). */
+  private sackOptionBytes(): number {
+    if (!this.sackOn || !this.receive || this.receive.outOfOrderBytes === 0) return 0;
+    return 4 + 8 * Math.min(this.receive.outOfOrderRanges().length, this.timestampsOn ? 3 : 4);
+  }
+
+  /** Retransmits the segment at SND.UNA (fast retransmit, a partial ACK). */
+  private retransmitFirst(): void {
+    const length = Math.min(this.mss - this.sackOptionBytes(), this.sendBuffer.length);
+    const fin = this.finSent && length === this.sendBuffer.length;
+    if (length === 0 && !fin) return;
+    const data = this.sendBuffer.read(0, length);
+    this.host.count('RetransSegs');
+    this.totalRetransmits++;
+    this.timedSeq = undefined;
+    this.emitData(this.sndUna, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0) | (length > 0 && length === this.sendBuffer.length ? TcpFlag.PSH : 0), data);
+    this.armRetransmit();
+  }
+
+  /** Goes back to SND.UNA and sends again (after a timeout, or a smaller path MTU). */
+  private retransmitNow(): void {
+    if (!this.isSynchronized()) return;
+    this.sndNxt = this.sndUna;
+    this.timedSeq = undefined;
+    this.stopRetransmit();
+    this.trySend();
+  }
+
+  private sendSyn(): void {
+    const o: { -readonly [K in keyof TcpOptions]: TcpOptions[K] } = { mss: this.localMss };
+    const passive = this.state === 'SYN-RECEIVED';
+    if (passive ? this.windowScalingOn : this.params.windowScaling) o.windowScale = this.rcvWscale;
+    if (this.params.sack && (!passive || this.sackOn)) o.sackPermitted = true;
+    if (this.params.timestamps && (!passive || this.timestampsOn)) o.timestamps = { value: this.tsNow(), echo: passive ? this.tsRecent : 0 };
+    const flags = passive ? TcpFlag.SYN | TcpFlag.ACK : TcpFlag.SYN;
+    if (this.retransmits > 0) {
+      this.host.count('TCPSynRetrans');
+      this.host.count('RetransSegs');
+      this.totalRetransmits++;
+    } else {
+      this.timedSeq = this.iss;
+      this.timedAt = this.clock.now();
+    }
+    // The SYN's window is never scaled (RFC 7323 2.2).
+    const window = Math.min(0xffff, this.receive ? this.receive.free : this.params.receiveBufferBytes);
+    this.output({ seq: this.iss, ack: passive ? this.receive!.next : 0, flags, window }, EMPTY, o);
+    if (passive) this.rcvAdvertisedEdge = seqAdd(this.receive!.next, window);
+    this.sndNxt = seqAdd(this.iss, 1);
+    this.sndMax = seqMax(this.sndMax, this.sndNxt);
+    this.armRetransmit();
+  }
+
+  private emitData(seq: number, flags: number, data: Uint8Array): void {
+    this.emit({ seq, ack: this.receive!.next, flags, window: 0 }, data, this.segmentOptions());
+  }
+
+  /** Options on every segment after the SYN: timestamps when on, SACK blocks for out-of-order data. */
+  private segmentOptions(): TcpOptions {
+    const ts = this.timestampsOn ? { value: this.tsNow(), echo: this.tsRecent } : undefined;
+    let sackBlocks: SackBlock[] | undefined;
+    if (this.sackOn && this.receive && this.receive.outOfOrderBytes > 0) {
+      sackBlocks = this.receive.outOfOrderRanges().slice(-(ts ? 3 : 4)).reverse();
+    }
+    if (!ts && !sackBlocks) return NO_OPTIONS;
+    return { ...(ts ? { timestamps: ts } : {}), ...(sackBlocks ? { sackBlocks } : {}) };
+  }
+
+  /** Sends an ACK now (and so cancels a delayed one). */
+  private sendAck(): void {
+    if (!this.receive) return;
+    // SND.MAX, not SND.NXT: after a timeout SND.NXT goes back, but the peer has seen up to SND.MAX
+    // and would find an ACK at the older number outside its window (Linux's snd_nxt never goes back).
+    this.emit({ seq: this.sndMax, ack: this.receive.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+  }
+
+  /** An ACK for an unacceptable segment: at most one per invalidRatelimitMs (Linux tcp_invalid_ratelimit). */
+  private sendRateLimitedAck(challenge: boolean): void {
+    const now = this.clock.now();
+    if (now - this.lastInvalidAckAt < this.params.invalidRatelimitMs) return;
+    if (challenge && !this.host.allowChallengeAck()) return;
+    this.lastInvalidAckAt = now;
+    if (challenge) this.host.count('TCPChallengeACK');
+    this.sendAck();
+  }
+
+  private sendChallengeAck(): void {
+    this.sendRateLimitedAck(true);
+  }
+
+  private sendReset(seq: number): void {
+    this.host.count('OutRsts');
+    this.output({ seq, ack: 0, flags: TcpFlag.RST, window: 0 }, EMPTY, NO_OPTIONS);
+  }
+
+  /**
+   * Every segment but the SYNs leaves here: fills in ACK and window, remembers what it
+   * acknowledged, and cancels a pending delayed ACK (this segment carries it).
+   */
+  private emit(fields: { seq: number; ack: number; flags: number; window: number }, payload: Uint8Array, options: TcpOptions): void {
+    let window = 0;
+    if (this.receive && this.state !== 'SYN-SENT') {
+      window = this.windowToAdvertise();
+      const edge = seqAdd(this.receive.next, window);
+      if (seqGt(edge, this.rcvAdvertisedEdge)) this.rcvAdvertisedEdge = edge;
+      else window = Math.max(0, seqDiff(this.rcvAdvertisedEdge, this.receive.next));
+    }
+    const flags = fields.flags;
+    if (flags & TcpFlag.ACK) this.lastAckSent = fields.ack;
+    this.output({ seq: fields.seq, ack: fields.ack, flags, window: Math.min(0xffff, window >>> this.rcvWscale) }, payload, options);
+    if (flags & TcpFlag.ACK) {
+      this.ackPending = 0;
+      this.delayedAckTimer?.cancel();
+      this.delayedAckTimer = undefined;
+    }
+  }
+
+  private output(fields: { seq: number; ack: number; flags: number; window: number }, payload: Uint8Array, options: TcpOptions): void {
+    if (payload.length === 0 && fields.flags === TcpFlag.ACK) this.host.count('TCPPureAcks');
+    this.host.output(
+      this,
+      { sourcePort: this.local.port, destinationPort: this.remote.port, seq: fields.seq, ack: fields.ack, flags: fields.flags, window: fields.window, urgentPointer: 0, options },
+      payload,
+    );
+    this.host.count('OutSegs');
+  }
+
+  /**
+   * The window to offer: the free receive buffer, rounded down to the window scale's unit, with
+   * receiver-side SWS avoidance (do not offer a window smaller than min(buffer/2, MSS)).
+   */
+  private windowToAdvertise(): number {
+    const free = this.receive ? this.receive.free : this.params.receiveBufferBytes;
+    const unit = 1 << this.rcvWscale;
+    let window = Math.min(free, 0xffff << this.rcvWscale);
+    if (window < Math.min(this.params.receiveBufferBytes / 2, this.mss)) window = 0;
+    return window - (window % unit);
+  }
+
+  /** The window as the peer knows it: up to the edge we advertised (never shrunk). */
+  private windowAdvertisedNow(): number {
+    const next = this.receive!.next;
+    return Math.max(0, seqDiff(this.rcvAdvertisedEdge, next), this.windowToAdvertise());
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Timers
+
+  /** ACK now, or arm the delayed ACK (every second full segment goes at once). */
+  private scheduleAck(immediate: boolean, bytes = 0): void {
+    this.ackPending += bytes;
+    if (immediate || this.ackPending >= 2 * this.mss) {
+      this.sendAck();
+      return;
+    }
+    if (!this.delayedAckTimer) {
+      this.delayedAckTimer = this.clock.setTimer(this.params.delayedAckMs, () => {
+        this.delayedAckTimer = undefined;
+        if (!this.isOpen) return;
+        this.host.count('DelayedACKs');
+        this.sendAck();
+      });
+    }
+  }
+
+  private armRetransmit(): void {
+    this.retransmitTimer?.cancel();
+    this.retransmitTimer = this.clock.setTimer(this.rto.rto, () => {
+      this.retransmitTimer = undefined;
+      this.retransmitTimeout();
+    });
+  }
+
+  private stopRetransmit(): void {
+    this.retransmitTimer?.cancel();
+    this.retransmitTimer = undefined;
+  }
+
+  /** The retransmission timer fired (RFC 6298 5.4-5.7). */
+  private retransmitTimeout(): void {
+    if (!this.isOpen) return;
+    this.host.count('TCPTimeouts');
+    const limit = match(this.state)
+      .with('SYN-SENT', () => this.params.synRetries)
+      .with('SYN-RECEIVED', () => this.params.synAckRetries)
+      .otherwise(() => this.params.retries2);
+    if (this.retransmits >= limit) {
+      if (this.state === 'SYN-SENT') this.host.count('AttemptFails');
+      else this.host.count('TCPAbortOnTimeout');
+      if (this.state === 'SYN-RECEIVED' && !this.socket) return this.finish(undefined);
+      this.finish(this.softError ?? 'ETIMEDOUT');
+      return;
+    }
+    this.retransmits++;
+    this.rto.timedOut();
+    if (this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED') {
+      this.sndNxt = this.iss;
+      this.sendSyn();
+      return;
+    }
+    this.cc.onTimeout(this.flightSize(), this.mss);
+    this.inRecovery = false;
+    this.recover = this.sndMax;
+    this.dupAcks = 0;
+    // Go back to SND.UNA: the window is one segment now, so this resends the first one.
+    this.sndNxt = this.sndUna;
+    this.timedSeq = undefined;
+    this.trySend();
+    if (!this.retransmitTimer) this.armRetransmit();
+  }
+
+  /** The peer's window is zero with data waiting: probe it (RFC 9293 3.8.6.1). */
+  private startPersist(): void {
+    if (this.persistTimer) return;
+    const delay = Math.min(this.params.rto.maxMs, Math.max(this.params.rto.minMs, this.rto.rto) * 2 ** this.persistBackoff);
+    this.persistTimer = this.clock.setTimer(delay, () => {
+      this.persistTimer = undefined;
+      if (!this.isOpen || this.sndWnd > 0) return this.trySend();
+      // Linux's zero-window probe: no data, at SND.UNA - 1, so the peer answers with an ACK.
+      this.host.count('TCPWinProbe');
+      this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+      if (this.persistBackoff < 16) this.persistBackoff++;
+      this.startPersist();
+    });
+  }
+
+  private stopPersist(): void {
+    this.persistTimer?.cancel();
+    this.persistTimer = undefined;
+    this.persistBackoff = 0;
+  }
+
+  private armKeepalive(): void {
+    this.keepaliveTimer?.cancel();
+    this.keepaliveTimer = undefined;
+    if (!this.keepaliveOn || !(this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT' || this.state === 'FIN-WAIT-2')) return;
+    const wait = this.keepaliveSent === 0 ? this.keepaliveIdleMs : this.params.keepaliveIntervalMs;
+    this.keepaliveTimer = this.clock.setTimer(wait, () => {
+      this.keepaliveTimer = undefined;
+      if (!this.isOpen) return;
+      if (this.keepaliveSent >= this.params.keepaliveProbes) {
+        this.host.count('TCPAbortOnTimeout');
+        return this.finish(this.softError ?? 'ETIMEDOUT');
+      }
+      // A keepalive probe: no data, at SND.UNA - 1 (RFC 1122 4.2.3.6), answered by an ACK.
+      this.keepaliveSent++;
+      this.host.count('TCPKeepAlive');
+      this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+      this.armKeepalive();
+    });
+  }
+
+  private enterTimeWait(): void {
+    this.state = 'TIME-WAIT';
+    this.stopRetransmit();
+    this.stopPersist();
+    this.keepaliveTimer?.cancel();
+    this.keepaliveTimer = undefined;
+    this.socket?.connectionClosed();
+    this.closedReported = true;
+    this.armCloseTimer(this.params.timeWaitMs);
+  }
+
+  private armCloseTimer(ms: number): void {
+    this.closeTimer?.cancel();
+    this.closeTimer = this.clock.setTimer(ms, () => {
+      this.closeTimer = undefined;
+      if (this.state === 'FIN-WAIT-2' || this.state === 'TIME-WAIT') this.finish(undefined);
+    });
+  }
+
+  /** Goes to CLOSED: every timer stops, the socket and the layer are told once. */
+  private finish(error: TcpErrorCode | undefined): void {
+    if (this.state === 'CLOSED') return;
+    log('%d > %d: %s -> CLOSED%s', this.local.port, this.remote.port, this.state, error ? ` (${error})` : '');
+    this.state = 'CLOSED';
+    for (const t of [this.retransmitTimer, this.persistTimer, this.delayedAckTimer, this.keepaliveTimer, this.closeTimer]) t?.cancel();
+    this.retransmitTimer = this.persistTimer = this.delayedAckTimer = this.keepaliveTimer = this.closeTimer = undefined;
+    this.sendBuffer.clear();
+    if (error) this.receive?.clear();
+    if (!this.closedReported) {
+      this.closedReported = true;
+      this.socket?.connectionClosed(error);
+    }
+    this.host.forget(this);
+  }
+
+  private isSynchronized(): boolean {
+    return this.state !== 'SYN-SENT' && this.state !== 'SYN-RECEIVED' && this.state !== 'CLOSED';
+  }
+
+  /** Our TSval: a millisecond clock, offset per connection. */
+  private tsNow(): number {
+    return (Math.floor(this.clock.now()) + this.tsOffset) >>> 0;
+  }
+}
+
+/** The smallest shift that lets a 16-bit window field cover `bufferBytes` (RFC 7323 2.3, at most 14). */
+export function windowScaleFor(bufferBytes: number): number {
+  let shift = 0;
+  while (shift < TCP_MAX_WINDOW_SCALE && 0xffff << shift < bufferBytes) shift++;
+  return shift;
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,202 @@
+/**
+ * The receive side's bytes: in-order data waiting for the application, and out-of-order
+ * segments waiting for the hole before them to fill (RFC 9293 3.10.7.4, "segment text").
+ *
+ * Both are bounded by one capacity in bytes, the socket's receive buffer: the window we
+ * advertise is what is free of it, so a peer that respects the window can never make us hold
+ * more, and one that does not has its excess trimmed away before anything is stored. Duplicate
+ * bytes (a retransmission of data we have) are never stored or delivered twice.
+ *
+ * Positions are sequence numbers; `next` is RCV.NXT, the first byte not yet received in order.
+ */
+import { seqAdd, seqDiff, seqGt, seqLe, seqLt, seqMax } from './seq.ts';
+
+interface Piece {
+  seq: number;
+  data: Uint8Array;
+}
+
+export interface ReceiveOutcome {
+  /** In-order bytes this segment added (its own and any out-of-order ones it released). */
+  delivered: number;
+  /** Some of it went to the out-of-order queue (a hole lies before it). */
+  outOfOrder: boolean;
+  /** It filled (part of) a hole: out-of-order data became in order. */
+  filledHole: boolean;
+  /** Bytes of it that were already here (a duplicate, partly or wholly). */
+  duplicate: number;
+}
+
+export class ReceiveBuffer {
+  /** RCV.NXT. */
+  next: number;
+  private ready: Uint8Array[] = [];
+  private readyBytes = 0;
+  /** Out-of-order pieces, sorted by seq, never overlapping each other. */
+  private pending: Piece[] = [];
+  private pendingBytes = 0;
+
+  constructor(
+    readonly capacity: number,
+    initialSeq: number,
+  ) {
+    this.next = initialSeq;
+  }
+
+  /** In-order bytes waiting to be read. */
+  get readable(): number {
+    return this.readyBytes;
+  }
+
+  /** Out-of-order bytes held. */
+  get outOfOrderBytes(): number {
+    return this.pendingBytes;
+  }
+
+  /**
+   * What the window may offer: the buffer less the in-order bytes waiting to be read.
+   * Out-of-order bytes are not subtracted: they lie inside the window already offered (between
+   * RCV.NXT and its right edge), so the window does not shrink as they arrive, and the ACKs
+   * that report a hole stay duplicates the sender can count (RFC 5681 3.2).
+   */
+  get free(): number {
+    return Math.max(0, this.capacity - this.readyBytes);
+  }
+
+  /** The out-of-order ranges held, as SACK blocks would name them (newest first is the caller's business). */
+  outOfOrderRanges(): { left: number; right: number }[] {
+    const out: { left: number; right: number }[] = [];
+    for (const p of this.pending) {
+      const last = out[out.length - 1];
+      const right = seqAdd(p.seq, p.data.length);
+      if (last && last.right === p.seq) last.right = right;
+      else out.push({ left: p.seq, right });
+    }
+    return out;
+  }
+
+  /**
+   * Takes a segment's data at `seq`, trimmed to [next, next + windowLimit) where
+   * `windowLimit` is the window we last offered. Copies what it keeps.
+   */
+  receive(seq: number, data: Uint8Array, windowLimit: number): ReceiveOutcome {
+    const outcome: ReceiveOutcome = { delivered: 0, outOfOrder: false, filledHole: false, duplicate: 0 };
+    // Trim what lies before RCV.NXT (already received) and past the window edge.
+    let start = 0;
+    if (seqLt(seq, this.next)) {
+      start = Math.min(data.length, seqDiff(this.next, seq));
+      outcome.duplicate += start;
+    }
+    const edge = seqAdd(this.next, Math.min(windowLimit, this.capacity));
+    let end = data.length;
+    const dataEnd = seqAdd(seq, data.length);
+    if (seqGt(dataEnd, edge)) end = Math.max(start, data.length - seqDiff(dataEnd, edge));
+    if (end <= start) return outcome;
+    const from = seqAdd(seq, start);
+    const bytes = data.subarray(start, end);
+    if (from === this.next) {
+      this.deliver(bytes.slice());
+      outcome.delivered += bytes.length;
+      const before = this.pendingBytes;
+      outcome.delivered += this.releasePending();
+      outcome.filledHole = this.pendingBytes < before;
+    } else {
+      outcome.outOfOrder = true;
+      outcome.duplicate += this.insertPending(from, bytes);
+    }
+    return outcome;
+  }
+
+  /** Takes up to `max` in-order bytes for the application. */
+  read(max: number): Uint8Array | undefined {
+    const first = this.ready[0];
+    if (!first) return undefined;
+    let out: Uint8Array;
+    if (first.length <= max) {
+      this.ready.shift();
+      out = first;
+    } else {
+      out = first.subarray(0, max);
+      this.ready[0] = first.subarray(max);
+    }
+    this.readyBytes -= out.length;
+    return out;
+  }
+
+  /** Advances RCV.NXT over a SYN or FIN (they occupy one sequence number, no data). */
+  advance(n: number): void {
+    this.next = seqAdd(this.next, n);
+  }
+
+  /** Drops everything (a reset connection). */
+  clear(): void {
+    this.ready = [];
+    this.readyBytes = 0;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  private deliver(bytes: Uint8Array): void {
+    this.ready.push(bytes);
+    this.readyBytes += bytes.length;
+    this.next = seqAdd(this.next, bytes.length);
+  }
+
+  /** Moves out-of-order pieces that now start at (or before) RCV.NXT into the ready queue. */
+  private releasePending(): number {
+    let released = 0;
+    while (this.pending.length > 0) {
+      const p = this.pending[0]!;
+      if (seqGt(p.seq, this.next)) break;
+      this.pending.shift();
+      this.pendingBytes -= p.data.length;
+      const end = seqAdd(p.seq, p.data.length);
+      if (seqLe(end, this.next)) continue; // wholly old
+      const skip = seqDiff(this.next, p.seq);
+      const bytes = p.data.subarray(skip);
+      this.deliver(bytes);
+      released += bytes.length;
+    }
+    return released;
+  }
+
+  /** Inserts out-of-order bytes, keeping only what no piece holds yet; returns the duplicate bytes. */
+  private insertPending(seq: number, bytes: Uint8Array): number {
+    let duplicate = 0;
+    let cur = seq;
+    let rest = bytes;
+    const out: Piece[] = [];
+    let i = 0;
+    // pieces wholly before the new data stay as they are
+    while (i < this.pending.length && seqLe(seqAdd(this.pending[i]!.seq, this.pending[i]!.data.length), cur)) out.push(this.pending[i++]!);
+    while (rest.length > 0) {
+      const p = this.pending[i];
+      if (!p || seqLe(seqAdd(cur, rest.length), p.seq)) {
+        out.push({ seq: cur, data: rest.slice() });
+        this.pendingBytes += rest.length;
+        rest = EMPTY;
+        break;
+      }
+      if (seqLt(cur, p.seq)) {
+        const gap = seqDiff(p.seq, cur);
+        out.push({ seq: cur, data: rest.subarray(0, gap).slice() });
+        this.pendingBytes += gap;
+        rest = rest.subarray(gap);
+        cur = p.seq;
+      }
+      // overlap with p: skip what p already holds
+      const pEnd = seqAdd(p.seq, p.data.length);
+      const overlap = Math.min(rest.length, seqDiff(pEnd, cur));
+      duplicate += overlap;
+      rest = rest.subarray(overlap);
+      cur = seqMax(cur, pEnd);
+      out.push(p);
+      i++;
+    }
+    while (i < this.pending.length) out.push(this.pending[i++]!);
+    this.pending = out;
+    return duplicate;
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,96 @@
+/**
+ * A listening socket, shaped like Node's `net.Server`: `listen(port[, address][, callback])`,
+ * 'connection' with a `TcpSocket` for every completed handshake, `close()`, `address()`.
+ *
+ * The layer keeps the half-open connections (SYN-RECEIVED) in its connection table and counts
+ * them here (`pendingCount`): at `backlog` (Node's default 511, capped by the layer's
+ * tcp_max_syn_backlog) further SYNs are answered with SYN cookies instead of new state.
+ * Node's servers have no accept queue to drain: each completed connection is handed over at once.
+ */
+import { EventEmitter } from 'node:events';
+import { formatIpv4, IPV4_UNSPECIFIED, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import { TcpError } from './errors.ts';
+import type { TcpSocket } from './socket.ts';
+
+/** What a server needs from the layer. */
+export interface ListenerHost {
+  bindListener(server: TcpServer, port: number, address: Ipv4Address): number;
+  unbindListener(server: TcpServer, port: number): void;
+  readonly clock: { hold(): () => void };
+}
+
+export class TcpServer extends EventEmitter {
+  /** Half-open connections (SYN-RECEIVED) this listener has. */
+  pendingCount = 0;
+  backlog = 511;
+  boundAddress: Ipv4Address = IPV4_UNSPECIFIED;
+  private port: number | undefined;
+  private release: (() => void) | undefined;
+  private readonly open = new Set<TcpSocket>();
+
+  constructor(private readonly host: ListenerHost) {
+    super();
+  }
+
+  get listening(): boolean {
+    return this.port !== undefined;
+  }
+
+  /** Starts listening on `port` (0: an ephemeral one) of `address` (default: every address of the stack). */
+  listen(port: number, address?: string | Ipv4Address | (() => void), callback?: () => void): this {
+    if (typeof address === 'function') {
+      callback = address;
+      address = undefined;
+    }
+    if (this.port !== undefined) throw new TcpError('EINVAL', `the server is already listening on port ${this.port}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TcpError('EINVAL', `port ${port} is not 0-65535`);
+    const bound = address === undefined ? IPV4_UNSPECIFIED : typeof address === 'string' ? parseIpv4(address) : address;
+    this.port = this.host.bindListener(this, port, bound);
+    this.boundAddress = bound;
+    this.release = this.host.clock.hold();
+    if (callback) queueMicrotask(callback);
+    queueMicrotask(() => this.emit('listening'));
+    return this;
+  }
+
+  /** Whether a SYN to `destination` is for this listener. */
+  accepts(destination: Ipv4Address): boolean {
+    return this.boundAddress === IPV4_UNSPECIFIED || this.boundAddress === destination;
+  }
+
+  /** `net.Server.address()`. */
+  address(): { address: string; family: string; port: number } | null {
+    return this.port === undefined ? null : { address: formatIpv4(this.boundAddress), family: 'IPv4', port: this.port };
+  }
+
+  /** Stops listening; open connections go on (as in net), the callback runs when they have all closed. */
+  close(callback?: (error?: Error) => void): this {
+    if (this.port === undefined) {
+      if (callback) queueMicrotask(() => callback(new TcpError('ENOTCONN', 'the server is not listening')));
+      return this;
+    }
+    this.host.unbindListener(this, this.port);
+    this.port = undefined;
+    this.release?.();
+    this.release = undefined;
+    const done = (): void => {
+      if (this.open.size > 0) return;
+      this.emit('close');
+      callback?.();
+    };
+    if (this.open.size === 0) queueMicrotask(done);
+    else for (const s of this.open) s.once('close', done);
+    return this;
+  }
+
+  /** The layer hands over a connection that completed its handshake. */
+  deliver(socket: TcpSocket): void {
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
+    this.emit('connection', socket);
+  }
+
+  get connections(): number {
+    return this.open.size;
+  }
+}

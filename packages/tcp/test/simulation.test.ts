@@ -1,0 +1,124 @@
+/**
+ * Two stacks talking TCP over an in-memory wire on a virtual clock: the handshake, data both ways,
+ * closes, and then the same under loss, reordering and duplication over many seeds.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { TcpSocket } from '../src/socket.ts';
+import { collect, IP_B, pair, pattern, runUntil, sha256, type Pair } from './support.ts';
+
+let pairs: Pair[] = [];
+afterEach(() => {
+  for (const p of pairs.splice(0)) p.close();
+});
+
+function echoServer(p: Pair, port: number): void {
+  p.b.tcp.createServer((socket) => socket.pipe(socket)).listen(port);
+}
+
+describe('TCP between two stacks on a clean wire', () => {
+  it('connects, echoes, half-closes, and both sides reach CLOSED with no timer left after TIME-WAIT', async () => {
+    const p = pair();
+    pairs.push(p);
+    echoServer(p, 7);
+    const client = p.a.tcp.connect({ host: IP_B, port: 7 });
+    const got = collect(client);
+    let connected = false;
+    client.on('connect', () => (connected = true));
+    await runUntil(p.clock, () => connected);
+    client.end('hello, tcp\n');
+    await runUntil(p.clock, () => got.ended);
+    expect(got.bytes().toString()).toBe('hello, tcp\n');
+    expect(p.a.tcp.counters.get('ActiveOpens')).toBe(1);
+    expect(p.b.tcp.counters.get('PassiveOpens')).toBe(1);
+    // the client closed first, so it waits in TIME-WAIT for 60 s; the server is gone at once
+    await runUntil(p.clock, () => p.b.tcp.connectionCount === 0, 5_000);
+    expect(p.a.tcp.show()).toContain('TIME-WAIT');
+    p.clock.advance(60_000);
+    expect(p.a.tcp.connectionCount).toBe(0);
+  });
+
+  it('a connect to a port nobody listens on fails with ECONNREFUSED (the RST of RFC 9293 3.10.7.1)', async () => {
+    const p = pair();
+    pairs.push(p);
+    const client = p.a.tcp.connect({ host: IP_B, port: 81 });
+    const got = collect(client);
+    await runUntil(p.clock, () => got.error !== undefined);
+    expect((got.error as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+    expect(p.b.tcp.counters.get('OutRsts')).toBe(1);
+    expect(p.a.tcp.counters.get('AttemptFails')).toBe(1);
+  });
+
+  it('moves 1 MiB each way at once, byte for byte', async () => {
+    const p = pair();
+    pairs.push(p);
+    const up = pattern(1 << 20, 1);
+    const down = pattern(1 << 20, 2);
+    let serverGot: ReturnType<typeof collect> | undefined;
+    p.b.tcp
+      .createServer((socket: TcpSocket) => {
+        serverGot = collect(socket);
+        socket.end(down);
+      })
+      .listen(9);
+    const client = p.a.tcp.connect({ host: IP_B, port: 9 });
+    const clientGot = collect(client);
+    client.end(up);
+    const took = await runUntil(p.clock, () => clientGot.ended && serverGot?.ended === true, 120_000, 5);
+    expect(sha256(clientGot.bytes())).toBe(sha256(down));
+    expect(sha256(serverGot!.bytes())).toBe(sha256(up));
+    expect(p.a.tcp.counters.get('RetransSegs')).toBe(0);
+    expect(took).toBeLessThan(10_000);
+  });
+});
+
+/** One bulk exchange under faults: 1 MiB each way (or `size`), checked by hash, then a clean close on both sides. */
+async function exchangeUnderFaults(seed: number, faults: { drop?: number; reorder?: number; duplicate?: number }, size: number): Promise<Pair> {
+  const p = pair({ faults: { ...faults, seed } });
+  pairs.push(p);
+  const up = pattern(size, seed);
+  const down = pattern(size, seed + 1000);
+  let serverGot: ReturnType<typeof collect> | undefined;
+  let serverClosed = false;
+  p.b.tcp
+    .createServer((socket: TcpSocket) => {
+      serverGot = collect(socket);
+      socket.on('close', () => (serverClosed = true));
+      socket.end(down);
+    })
+    .listen(9);
+  const client = p.a.tcp.connect({ host: IP_B, port: 9 });
+  const clientGot = collect(client);
+  let clientClosed = false;
+  client.on('close', () => (clientClosed = true));
+  client.end(up);
+  await runUntil(p.clock, () => clientClosed && serverClosed, 1_800_000, 10);
+  expect(clientGot.error, `seed ${seed}: client error`).toBeUndefined();
+  expect(serverGot?.error, `seed ${seed}: server error`).toBeUndefined();
+  expect(sha256(clientGot.bytes()), `seed ${seed}: down`).toBe(sha256(down));
+  expect(sha256(serverGot!.bytes()), `seed ${seed}: up`).toBe(sha256(up));
+  // TIME-WAIT ends, nothing is left: no connection and no timer on the clock
+  p.clock.advance(61_000);
+  await runUntil(p.clock, () => p.a.tcp.connectionCount === 0 && p.b.tcp.connectionCount === 0, 200_000, 100);
+  return p;
+}
+
+describe('TCP between two stacks under loss, reordering and duplication', () => {
+  const seeds = Array.from({ length: 10 }, (_, i) => i + 1);
+  for (const drop of [0.01, 0.05, 0.2]) {
+    it(`${drop * 100}% loss both ways: 256 KiB each way arrives whole, ${seeds.length} seeds`, async () => {
+      for (const seed of seeds) {
+        const p = await exchangeUnderFaults(seed, { drop }, 256 * 1024);
+        expect(p.faultsA!.faultCounters.get('dropped')).toBeGreaterThan(0);
+        expect(p.a.tcp.counters.get('RetransSegs') + p.b.tcp.counters.get('RetransSegs')).toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it('reordering and duplication (10% each) with 2% loss, 1 MiB each way, 5 seeds', async () => {
+    for (const seed of [11, 12, 13, 14, 15]) {
+      const p = await exchangeUnderFaults(seed, { drop: 0.02, reorder: 0.1, duplicate: 0.1 }, 1 << 20);
+      expect(p.faultsA!.faultCounters.get('reordered')).toBeGreaterThan(0);
+      expect(p.faultsA!.faultCounters.get('duplicated')).toBeGreaterThan(0);
+    }
+  });
+});
