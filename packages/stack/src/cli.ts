@@ -9,7 +9,10 @@ import { MacAddress, checkInterfaceName, parseIpv4, type Ipv4Address } from '@ta
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
                 [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--udp-echo PORT]
+                [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
   tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
+  tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
+  tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
   tapstack demo        two stacks on an in-memory wire, no root needed
   tapstack help
 
@@ -23,13 +26,17 @@ export const USAGE = `usage:
   --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
   --trace           print one line per frame in and out
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
+  --tcp-echo PORT   (up) TCP echo (RFC 862) on PORT
+  --tcp-discard PORT (up) TCP discard (RFC 863) on PORT: reads and drops
+  --http PORT       (up) an HTTP server (Node's http on our TCP): GET / and GET /bytes/N
   -c COUNT          echo requests to send (ping; default 4)
   -s SIZE           ICMP payload bytes (ping; default 56)
   -i INTERVAL       seconds between requests (ping; default 1)
   -W TIMEOUT        seconds to wait after the last request for missing replies
                     (ping; default 10, ends early once every request is answered)
 
-While up: type \`neigh\` or \`stats\` (or send SIGUSR1) to print the neighbour table and counters.`;
+While up: type \`neigh\`, \`conns\` or \`stats\` (or send SIGUSR1) to print the neighbour table,
+the TCP connections (like ss) and the counters. connect and get take the options of up too.`;
 
 /** A mistake in the command line: printed with the usage, exit code 2. */
 export class UsageError extends Error {
@@ -47,8 +54,18 @@ export interface DeviceOptions {
   trace: boolean;
 }
 
+/** The services `up` runs, each on its port. */
+export interface Services {
+  udpEcho?: number;
+  tcpEcho?: number;
+  tcpDiscard?: number;
+  http?: number;
+}
+
 export type Command =
-  | { kind: 'up'; device: DeviceOptions; udpEcho?: number }
+  | { kind: 'up'; device: DeviceOptions; services: Services }
+  | { kind: 'connect'; device: DeviceOptions; host: Ipv4Address; port: number }
+  | { kind: 'get'; device: DeviceOptions; host: Ipv4Address; port: number; path: string }
   | {
       kind: 'ping';
       device: DeviceOptions;
@@ -85,13 +102,13 @@ export function parseCommand(argv: readonly string[]): Command {
     if (rest.length > 0) throw new UsageError(`demo takes no arguments (got ${rest.join(' ')})`);
     return { kind: 'demo' };
   }
-  if (command !== 'up' && command !== 'ping') throw new UsageError(`unknown command "${command}"`);
+  if (command !== 'up' && command !== 'ping' && command !== 'connect' && command !== 'get') throw new UsageError(`unknown command "${command}"`);
 
   let parsed;
   try {
     parsed = parseArgs({
       args: [...rest],
-      allowPositionals: command === 'ping',
+      allowPositionals: command !== 'up',
       strict: true,
       options: {
         tap: { type: 'string' },
@@ -103,7 +120,9 @@ export function parseCommand(argv: readonly string[]): Command {
         netns: { type: 'string' },
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
-        ...(command === 'up' ? { 'udp-echo': { type: 'string' } } : {}),
+        ...(command === 'up'
+          ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
+          : {}),
         ...(command === 'ping'
           ? {
               count: { type: 'string', short: 'c' },
@@ -151,8 +170,40 @@ export function parseCommand(argv: readonly string[]): Command {
     trace: v.trace === true,
   };
   if (command === 'up') {
-    const echo = str('udp-echo');
-    return echo === undefined ? { kind: 'up', device } : { kind: 'up', device, udpEcho: parseNumber('--udp-echo', echo, 1, 65535, true) };
+    const services: Services = {};
+    const port = (flag: string): number | undefined => {
+      const text = str(flag);
+      return text === undefined ? undefined : parseNumber(`--${flag}`, text, 1, 65535, true);
+    };
+    const udpEcho = port('udp-echo');
+    const tcpEcho = port('tcp-echo');
+    const tcpDiscard = port('tcp-discard');
+    const httpPort = port('http');
+    if (udpEcho !== undefined) services.udpEcho = udpEcho;
+    if (tcpEcho !== undefined) services.tcpEcho = tcpEcho;
+    if (tcpDiscard !== undefined) services.tcpDiscard = tcpDiscard;
+    if (httpPort !== undefined) services.http = httpPort;
+    const tcpPorts = [tcpEcho, tcpDiscard, httpPort].filter((p) => p !== undefined);
+    if (new Set(tcpPorts).size !== tcpPorts.length) throw new UsageError(`--tcp-echo, --tcp-discard and --http need different ports (got ${tcpPorts.join(', ')})`);
+    return { kind: 'up', device, services };
+  }
+  if (command === 'connect') {
+    const positionals = parsed.positionals;
+    if (positionals.length !== 2) throw new UsageError('connect needs HOST and PORT, e.g. tapstack connect 10.0.0.1 7');
+    return { kind: 'connect', device, host: parseWith('HOST', positionals[0]!, parseIpv4), port: parseNumber('PORT', positionals[1]!, 1, 65535, true) };
+  }
+  if (command === 'get') {
+    const positionals = parsed.positionals;
+    if (positionals.length !== 1) throw new UsageError('get needs one URL, e.g. tapstack get http://10.0.0.1:8000/');
+    const m = /^http:\/\/([0-9.]+)(?::([0-9]+))?(\/[^\s]*)?$/.exec(positionals[0]!);
+    if (!m) throw new UsageError(`get ${positionals[0]}: expected http://ADDRESS[:PORT]/PATH with an IPv4 address (no names: the stack has no DNS)`);
+    return {
+      kind: 'get',
+      device,
+      host: parseWith('URL host', m[1]!, parseIpv4),
+      port: m[2] === undefined ? 80 : parseNumber('URL port', m[2], 1, 65535, true),
+      path: m[3] ?? '/',
+    };
   }
 
   const positionals = parsed.positionals;

@@ -4,10 +4,13 @@
  * and says how to get the real thing.
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
+import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
-import { parseCommand, UsageError, USAGE, type Command, type DeviceOptions } from './cli.ts';
+import { parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
+import { describeServices, httpServer, tcpDiscard, tcpEcho } from './services.ts';
+import { TcpError } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
 import { createStack, type Stack } from './stack.ts';
 
@@ -70,10 +73,13 @@ function bringUp(d: DeviceOptions): Stack {
 }
 
 function printTables(stack: Stack): void {
-  process.stdout.write(`neighbours:\n${indent(stack.neighbours() || '(none)')}\ncounters:\n${indent(stack.counters())}\n`);
+  process.stdout.write(
+    `neighbours:\n${indent(stack.neighbours() || '(none)')}\nconnections:\n${indent(stack.connections())}\ncounters:\n${indent(stack.counters())}\n`,
+  );
 }
 
-async function up(d: DeviceOptions, udpEcho?: number): Promise<number> {
+async function up(d: DeviceOptions, services: Services): Promise<number> {
+  const udpEcho = services.udpEcho;
   const stack = bringUp(d);
   const where = d.netns ? ` in namespace ${d.netns}` : '';
   process.stdout.write(
@@ -92,6 +98,10 @@ async function up(d: DeviceOptions, udpEcho?: number): Promise<number> {
       `udp echo on ${formatIpv4(stack.address)}:${udpEcho}; try: printf hi | ${d.netns ? `ip netns exec ${d.netns} ` : ''}socat -t 1 - UDP4:${formatIpv4(stack.address)}:${udpEcho}\n`,
     );
   }
+  if (services.tcpEcho !== undefined) tcpEcho(stack.tcp, services.tcpEcho);
+  if (services.tcpDiscard !== undefined) tcpDiscard(stack.tcp, services.tcpDiscard);
+  if (services.http !== undefined) httpServer(stack.tcp, services.http, formatIpv4(stack.address));
+  process.stdout.write(describeServices(stack.address, services, d.netns ? `ip netns exec ${d.netns} ` : ''));
   return new Promise<number>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -112,8 +122,9 @@ async function up(d: DeviceOptions, udpEcho?: number): Promise<number> {
       const word = line.trim();
       if (word === 'neigh' || word === 'n') process.stdout.write(`${stack.neighbours() || '(no neighbours)'}\n`);
       else if (word === 'stats' || word === 's') process.stdout.write(`${stack.counters()}\n`);
+      else if (word === 'conns' || word === 'c') process.stdout.write(`${stack.connections()}\n`);
       else if (word === 'quit' || word === 'q') stop();
-      else if (word !== '') process.stdout.write('commands: neigh, stats, quit\n');
+      else if (word !== '') process.stdout.write('commands: neigh, conns, stats, quit\n');
     });
   });
 }
@@ -144,6 +155,74 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
   }
 }
 
+/** `tapstack connect HOST PORT`: like nc, stdin into the connection, the connection to stdout. */
+async function connect(c: Extract<Command, { kind: 'connect' }>): Promise<number> {
+  const stack = bringUp(c.device);
+  try {
+    return await new Promise<number>((resolve) => {
+      const socket = stack.tcp.connect({ host: c.host, port: c.port });
+      socket.on('connect', () => {
+        process.stderr.write(`connected to ${formatIpv4(c.host)}:${c.port} from ${socket.localAddress}:${socket.localPort}\n`);
+        process.stdin.pipe(socket);
+      });
+      socket.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+      socket.on('error', (err: TcpError) => {
+        process.stderr.write(`tapstack connect: ${err.message}\n`);
+        resolve(1);
+      });
+      socket.on('close', () => resolve(0));
+      process.once('SIGINT', () => socket.destroy());
+    });
+  } finally {
+    process.stdin.unpipe();
+    process.stdin.destroy();
+    stack.close();
+  }
+}
+
+/** `tapstack get http://HOST[:PORT]/PATH`: Node's http client over our TCP, the body to stdout. */
+async function get(c: Extract<Command, { kind: 'get' }>): Promise<number> {
+  const stack = bringUp(c.device);
+  const progress = !process.stdout.isTTY;
+  try {
+    return await new Promise<number>((resolve) => {
+      const req = http.request(
+        { host: formatIpv4(c.host), port: c.port, path: c.path, agent: false, createConnection: () => stack.tcp.connect({ host: c.host, port: c.port }) as never },
+        (res) => {
+          const total = Number(res.headers['content-length'] ?? NaN);
+          let got = 0;
+          let last = 0;
+          const started = Date.now();
+          res.on('data', (chunk: Buffer) => {
+            got += chunk.length;
+            if (progress && Date.now() - last > 500) {
+              last = Date.now();
+              process.stderr.write(`\r${got} bytes${Number.isFinite(total) ? ` of ${total}` : ''}`);
+            }
+          });
+          res.pipe(process.stdout, { end: false });
+          res.on('end', () => {
+            const s = (Date.now() - started) / 1000;
+            if (progress) process.stderr.write(`\r${got} bytes in ${s.toFixed(2)} s (${((got * 8) / s / 1e6).toFixed(1)} Mbit/s), HTTP ${res.statusCode}\n`);
+            resolve(res.statusCode !== undefined && res.statusCode < 400 ? 0 : 1);
+          });
+          res.on('error', (err) => {
+            process.stderr.write(`tapstack get: ${err.message}\n`);
+            resolve(1);
+          });
+        },
+      );
+      req.on('error', (err) => {
+        process.stderr.write(`tapstack get: ${err.message}\n`);
+        resolve(1);
+      });
+      req.end();
+    });
+  } finally {
+    stack.close();
+  }
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   let command: Command;
   try {
@@ -164,9 +243,13 @@ export async function main(argv: readonly string[]): Promise<number> {
         await runMemoryDemo(process.stdout);
         return 0;
       case 'up':
-        return await up(command.device, command.udpEcho);
+        return await up(command.device, command.services);
       case 'ping':
         return await ping(command);
+      case 'connect':
+        return await connect(command);
+      case 'get':
+        return await get(command);
     }
   } catch (err) {
     if (err instanceof TapError) {

@@ -9,7 +9,8 @@ import { Arp, type NeighbourParams } from '@tapstack/arp';
 import { IcmpLayer, type IcmpLayerOptions } from '@tapstack/icmp';
 import { IpProtocol, Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
 import { UdpLayer, formatUdp, type UdpReceiveQueueLimits } from '@tapstack/udp';
-import { frameDescriber } from './describe.ts';
+import { TcpLayer, formatTcp, type TcpLayerOptions } from '@tapstack/tcp';
+import { frameDescriber, type PayloadDescriber } from './describe.ts';
 import {
   EtherTypeDispatcher,
   SystemClock,
@@ -45,6 +46,8 @@ export interface StackOptions {
    * icmpRatelimitPeers (4096).
    */
   icmp?: Omit<IcmpLayerOptions, 'ipv4' | 'clock'>;
+  /** TCP settings: connection tunables (Linux names), SYN backlog, SYN cookies, challenge-ACK limit. */
+  tcp?: Omit<TcpLayerOptions, 'ipv4' | 'icmp' | 'clock'>;
   udp?: {
     /** Ports for sockets that name none (default 49152-65535). */
     ephemeralPorts?: { low: number; high: number };
@@ -57,6 +60,21 @@ export interface StackOptions {
   random?: () => number;
 }
 
+/**
+ * What a layer registers with the stack, once, to appear everywhere the stack lists its layers:
+ * in `counters()`, in `close()` (in reverse order of registration) and, with `ipProtocol` and
+ * `describe`, in the `--trace` lines of its IP protocol. The built-in layers register this way,
+ * and so does a reader's own (docs/extending.md).
+ */
+export interface StackLayer {
+  readonly name: string;
+  readonly counters?: { format(all?: boolean): string };
+  close?(): void;
+  /** The IP protocol number this layer's trace describer decodes. */
+  readonly ipProtocol?: number;
+  describe?: PayloadDescriber;
+}
+
 export interface Stack {
   readonly link: Link;
   readonly dispatcher: EtherTypeDispatcher;
@@ -65,6 +83,8 @@ export interface Stack {
   readonly icmp: IcmpLayer;
   /** UDP sockets: `stack.udp.bind(7)`, like Node's dgram. */
   readonly udp: UdpLayer;
+  /** TCP: `stack.tcp.createServer(onConnection).listen(80)`, `stack.tcp.connect({ host, port })`, like Node's net. */
+  readonly tcp: TcpLayer;
   readonly address: Ipv4Address;
   readonly clock: Clock;
   /** Sends the gratuitous ARP (and the RFC 5227 probe first, when asked). Not called by createStack: call it once, when the stack is ready to answer (tapstack up does). */
@@ -73,6 +93,15 @@ export interface Stack {
   counters(all?: boolean): string;
   /** The neighbour table, like `ip neigh show`. */
   neighbours(): string;
+  /** TCP connections and listeners, like `ss -tan`. */
+  connections(): string;
+  /**
+   * Adds a layer to the stack's list: its counters join `counters()`, its `close()` runs on
+   * `stack.close()` (before the layers below it), and its describer joins `--trace`.
+   */
+  register(layer: StackLayer): void;
+  /** The registered layers, bottom first. */
+  readonly layers: readonly StackLayer[];
   /** Stops every timer and closes the link. Idempotent. */
   close(): void;
 }
@@ -88,7 +117,9 @@ export function createStack(options: StackOptions): Stack {
     options.trace === true ? (line: string) => process.stderr.write(`${line}\n`) : options.trace || undefined;
 
   const link = options.link;
-  const dispatcher = new EtherTypeDispatcher(link, trace ? { trace, describe: frameDescriber(new Map([[IpProtocol.UDP, formatUdp]])) } : {});
+  // The trace describer asks this map, which every registered layer with an IP protocol adds to.
+  const describers = new Map<number, PayloadDescriber>();
+  const dispatcher = new EtherTypeDispatcher(link, trace ? { trace, describe: frameDescriber(describers) } : {});
   const arp = new Arp({
     dispatcher,
     clock,
@@ -108,6 +139,21 @@ export function createStack(options: StackOptions): Stack {
   });
   const icmp = new IcmpLayer({ ipv4, clock, ...options.icmp });
   const udp = new UdpLayer({ ipv4, icmp, ...(options.random ? { random: options.random } : {}), ...options.udp });
+  const tcp = new TcpLayer({ ipv4, icmp, clock, ...(options.random ? { random: options.random } : {}), ...options.tcp });
+
+  const layers: StackLayer[] = [];
+  const register = (layer: StackLayer): void => {
+    if (layers.some((l) => l.name === layer.name)) throw new Error(`a layer named ${layer.name} is already registered`);
+    layers.push(layer);
+    if (layer.ipProtocol !== undefined && layer.describe) describers.set(layer.ipProtocol, layer.describe);
+  };
+  register({ name: 'link', counters: link.counters, close: () => link.close() });
+  register({ name: 'ethertype', counters: dispatcher.counters });
+  register({ name: 'arp', counters: arp.counters, close: () => arp.close() });
+  register({ name: 'ipv4', counters: ipv4.counters, close: () => ipv4.close() });
+  register({ name: 'icmp', counters: icmp.counters, close: () => icmp.close() });
+  register({ name: 'udp', counters: udp.counters, close: () => udp.close(), ipProtocol: IpProtocol.UDP, describe: formatUdp });
+  register({ name: 'tcp', counters: tcp.counters, close: () => tcp.close(), ipProtocol: IpProtocol.TCP, describe: formatTcp });
 
   let closed = false;
   const stack: Stack = {
@@ -117,28 +163,31 @@ export function createStack(options: StackOptions): Stack {
     ipv4,
     icmp,
     udp,
+    tcp,
     clock,
+    layers,
+    register,
     address: cidr.address,
     start() {
       arp.start();
     },
     counters(all = false) {
-      return [link.counters, dispatcher.counters, arp.counters, ipv4.counters, icmp.counters, udp.counters]
-        .map((c) => c.format(all))
+      return layers
+        .map((l) => l.counters?.format(all) ?? '')
         .filter(Boolean)
         .join('\n');
     },
     neighbours() {
       return arp.table.show();
     },
+    connections() {
+      return tcp.show();
+    },
     close() {
       if (closed) return;
       closed = true;
-      udp.close();
-      icmp.close();
-      ipv4.close();
-      arp.close();
-      link.close();
+      // top down: a layer closes before the ones it sends through
+      for (const layer of [...layers].reverse()) layer.close?.();
     },
   };
   return stack;

@@ -50,7 +50,7 @@ describe('parseCommand', () => {
     expect(c.device.netns).toBeUndefined();
     expect(c.device.pcap).toBeUndefined();
     expect(c.device.trace).toBe(false);
-    expect(c.udpEcho).toBeUndefined();
+    expect(c.services).toEqual({});
   });
 
   it('up with every option', () => {
@@ -65,6 +65,9 @@ describe('parseCommand', () => {
       '--pcap', '/tmp/x.pcap',
       '--trace',
       '--udp-echo', '7',
+      '--tcp-echo', '7',
+      '--tcp-discard', '9',
+      '--http', '80',
     ]);
     expect(c.device.tap).toBe('ts1');
     expect(c.device.ip.toString()).toBe('10.0.0.9/25');
@@ -74,7 +77,7 @@ describe('parseCommand', () => {
     expect(c.device.netns).toBe('lab');
     expect(c.device.pcap).toBe('/tmp/x.pcap');
     expect(c.device.trace).toBe(true);
-    expect(c.udpEcho).toBe(7);
+    expect(c.services).toEqual({ udpEcho: 7, tcpEcho: 7, tcpDiscard: 9, http: 80 });
   });
 
   it('--no-host-config leaves the host side alone', () => {

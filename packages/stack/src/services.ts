@@ -1,0 +1,89 @@
+/**
+ * The small services `tapstack up` can run on the stack's TCP: echo (RFC 862), discard (RFC 863)
+ * and an HTTP server made of Node's own `http` module over our sockets. Each one is a few lines
+ * of ordinary Node code: that is the point, the sockets behave like `net` sockets.
+ */
+import http from 'node:http';
+import { formatIpv4 } from '@tapstack/link';
+import type { TcpLayer, TcpServer } from '@tapstack/tcp';
+
+/** RFC 862: every byte goes back. */
+export function tcpEcho(tcp: TcpLayer, port: number): TcpServer {
+  return tcp.createServer((socket) => socket.pipe(socket)).listen(port);
+}
+
+/** RFC 863: read and drop. */
+export function tcpDiscard(tcp: TcpLayer, port: number): TcpServer {
+  return tcp
+    .createServer((socket) => {
+      socket.on('data', () => {});
+      socket.on('end', () => socket.end());
+      socket.on('error', () => {});
+    })
+    .listen(port);
+}
+
+/** The largest body `GET /bytes/N` serves: 4 GiB. */
+export const MAX_BYTES = 4 * 1024 ** 3;
+const CHUNK = 64 * 1024;
+
+/** The fixed pattern `GET /bytes/N` sends: byte i is i mod 251 (a prime, so it does not line up with buffer sizes). */
+export function patternChunk(offset: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) b[i] = (offset + i) % 251;
+  return b;
+}
+
+/**
+ * Node's `http.Server` on our TCP: `GET /` answers a page naming the stack, `GET /bytes/N` streams
+ * N bytes of the pattern with backpressure (written only as fast as the connection drains, so a
+ * gigabyte is never in memory).
+ */
+export function httpServer(tcp: TcpLayer, port: number, address: string): { http: http.Server; tcp: TcpServer } {
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    const bytes = /^\/bytes\/(\d{1,10})$/.exec(url);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url === '/') {
+      const body = `<!doctype html>\n<title>tapstack</title>\n<p>Hello from tapstack, a TCP/IP stack in TypeScript, at ${address}:${port}.</p>\n<p>Try <a href="/bytes/1048576">/bytes/1048576</a>.</p>\n`;
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    if (bytes) {
+      const total = Number(bytes[1]);
+      if (total > MAX_BYTES) {
+        res.writeHead(413, { 'content-type': 'text/plain' }).end(`at most ${MAX_BYTES} bytes\n`);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total });
+      if (req.method === 'HEAD') return void res.end();
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < total) {
+          const n = Math.min(CHUNK, total - sent);
+          const ok = res.write(patternChunk(sent, n));
+          sent += n;
+          if (!ok) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try / or /bytes/N\n');
+  });
+  const listener = tcp.createServer((socket) => server.emit('connection', socket)).listen(port);
+  return { http: server, tcp: listener };
+}
+
+export function describeServices(address: number, services: { tcpEcho?: number; tcpDiscard?: number; http?: number }, prefix: string): string {
+  const a = formatIpv4(address as never);
+  const lines: string[] = [];
+  if (services.tcpEcho !== undefined) lines.push(`tcp echo on ${a}:${services.tcpEcho}; try: ${prefix}nc ${a} ${services.tcpEcho}`);
+  if (services.tcpDiscard !== undefined) lines.push(`tcp discard on ${a}:${services.tcpDiscard}; try: ${prefix}nc -N ${a} ${services.tcpDiscard} < /dev/zero`);
+  if (services.http !== undefined) lines.push(`http on ${a}:${services.http}; try: ${prefix}curl -o /dev/null http://${a}:${services.http}/bytes/10485760`);
+  return lines.map((l) => `${l}\n`).join('');
+}
