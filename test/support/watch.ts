@@ -75,6 +75,6 @@ export function spawnTapstack(ns: Netns, args: string[], env: NodeJS.ProcessEnv 
 /** Parses `  link.tx_frames 12` lines (the counters tapstack prints) into a map. */
 export function parseCounters(text: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const m of text.matchAll(/^\s*([a-z0-9_]+\.[a-z0-9_]+) (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
+  for (const m of text.matchAll(/^\s*([a-z0-9_]+\.[A-Za-z0-9_]+) (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
   return out;
 }
