@@ -44,7 +44,9 @@ export class NewReno implements CongestionControl {
 
   onAck(ackedBytes: number, mss: number): void {
     if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(ackedBytes, mss);
+      // Slow start counts the bytes acknowledged, at most two segments per ACK (RFC 3465, L = 2):
+      // a delayed ACK for two segments grows the window by two, as Linux's tcp_slow_start does.
+      this.cwnd += Math.min(ackedBytes, 2 * mss);
       return;
     }
     this.avoidanceCredit += ackedBytes;

@@ -241,6 +241,8 @@ export class TcpConnection implements SocketConnection {
   private finQueued = false;
   /** The FIN has been sent at least once (SND.MAX then counts it). */
   private finSent = false;
+  /** The peer acknowledged our FIN. */
+  private finAcked = false;
 
   // ---- receive sequence space
   private irs = 0;
@@ -702,6 +704,7 @@ export class TcpConnection implements SocketConnection {
     }
     // Our FIN acknowledged?
     const finAcked = this.finSent && this.sndUna === this.sndMax;
+    if (finAcked) this.finAcked = true;
     match(this.state)
       .with('FIN-WAIT-1', () => {
         if (finAcked) {
@@ -884,7 +887,7 @@ export class TcpConnection implements SocketConnection {
       const unsent = this.sendBuffer.length - offset;
       // The FIN sits just after the last byte; it is due when SND.NXT reaches it.
       const finSeq = seqAdd(this.sndUna, this.sendBuffer.length);
-      const finDue = this.finQueued && this.sndNxt === finSeq;
+      const finDue = this.finQueued && !this.finAcked && this.sndNxt === finSeq;
       if (unsent <= 0 && !finDue) break;
       const flight = this.flightSize();
       const room = Math.min(this.cc.cwnd, this.sndWnd) - flight;
@@ -904,7 +907,7 @@ export class TcpConnection implements SocketConnection {
           if (length < unsent && length < this.maxSndWnd / 2) break;
         }
       }
-      const fin = this.finQueued && seqAdd(this.sndNxt, length) === finSeq;
+      const fin = this.finQueued && !this.finAcked && seqAdd(this.sndNxt, length) === finSeq;
       const data = this.sendBuffer.read(offset, length);
       let flags = TcpFlag.ACK;
       if (length > 0 && length === unsent) flags |= TcpFlag.PSH;
