@@ -950,6 +950,10 @@ export class TcpConnection implements SocketConnection {
     this.totalRetransmits++;
     this.timedSeq = undefined;
     this.emitData(this.sndUna, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0) | (length > 0 && length === this.sendBuffer.length ? TcpFlag.PSH : 0), data);
+    // The retransmission may reach further than the original did (it carries fewer SACK blocks).
+    const end = seqAdd(this.sndUna, length + (fin ? 1 : 0));
+    if (seqGt(end, this.sndNxt)) this.sndNxt = end;
+    this.sndMax = seqMax(this.sndMax, end);
     this.armRetransmit();
   }
 
