@@ -459,15 +459,18 @@ export class TcpConnection implements SocketConnection {
     if (this.state === 'FIN-WAIT-2') this.armCloseTimer(this.params.finTimeoutMs);
   }
 
-  /** Closes at once: a RST when synchronized (RFC 9293 3.10.5 ABORT), nothing in SYN-SENT. */
-  abort(): void {
+  /**
+   * Closes at once: a RST when synchronized (RFC 9293 3.10.5 ABORT), nothing in SYN-SENT. The
+   * socket hears `error` when given (the stack closing under it), nothing when it asked itself.
+   */
+  abort(error?: TcpErrorCode): void {
     if (!this.isOpen) return;
     if (this.isSynchronized() && this.state !== 'TIME-WAIT') {
       this.host.count('OutRsts');
       this.emit({ seq: this.sndMax, ack: 0, flags: TcpFlag.RST, window: 0 }, EMPTY, NO_OPTIONS);
       if (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT') this.host.count('EstabResets');
     }
-    this.finish(undefined);
+    this.finish(error);
   }
 
   setNoDelay(noDelay: boolean): void {

@@ -11,6 +11,8 @@ export type TcpErrorCode =
   | 'ETIMEDOUT'
   /** Writing after the connection closed. */
   | 'EPIPE'
+  /** The stack (or its TCP layer) was closed under the connection. */
+  | 'ECONNABORTED'
   /** The port (and address) is taken. */
   | 'EADDRINUSE'
   /** The address is not one of the stack's. */

@@ -219,7 +219,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     if (this.isClosed) return;
     this.isClosed = true;
     for (const server of [...this.listeners.values()]) server.close();
-    for (const c of this.connections.values()) c.abort();
+    for (const c of this.connections.values()) c.abort('ECONNABORTED');
     this.ipv4.unregister(IpProtocol.TCP);
   }
 

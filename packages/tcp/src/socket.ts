@@ -273,6 +273,10 @@ function describeClose(code: TcpErrorCode, socket: TcpSocket): string {
       return `ETIMEDOUT: ${peer} stopped answering (retransmissions gave up)`;
     case 'EPIPE':
       return `write EPIPE: the connection to ${peer} is closed`;
+    case 'ECONNABORTED':
+      return `ECONNABORTED: the stack closed the connection to ${peer}`;
+    case 'EHOSTUNREACH':
+      return `EHOSTUNREACH: ${peer} cannot be reached (its address does not resolve)`;
     default:
       return `${code}: ${peer}`;
   }
