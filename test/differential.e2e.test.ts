@@ -28,6 +28,7 @@ import {
   ipv4,
   mac,
   normalise,
+  tcp,
   udp,
   type Names,
   type Normalised,
@@ -133,6 +134,33 @@ const SCENARIOS: Scenario[] = [
   { name: 'ping -R (record route option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-R', '-c', '1', '-W', '1', '10.0.0.2'] },
   { name: 'ping -T tsonly (timestamp option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-T', 'tsonly', '-c', '1', '-W', '1', '10.0.0.2'] },
   { name: 'ping -T tsandaddr (timestamp and address option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-T', 'tsandaddr', '-c', '1', '-W', '1', '10.0.0.2'] },
+  // TCP (RFC 9293 3.10.7.1): a SYN to a closed port gets RST+ACK, seq 0, ack ISN + 1, window 0.
+  {
+    name: 'TCP SYN to a closed port (81)',
+    kernelAnswers: 1,
+    frames: (h, p) => [ethernet(p, h, 0x0800, ipv4({ source: '10.0.0.1', destination: '10.0.0.2', protocol: 6, identification: 0x4010, payload: tcp('10.0.0.1', '10.0.0.2', { sourcePort: 40001, destinationPort: 81, seq: 0xfffffffe, flags: 0x02 }) }))],
+  },
+  // The SYN-ACK for a SYN as Linux sends it (MSS 1460, SACK-permitted, timestamps with TSval
+  // 0x01020304, window scale 7): the same options back in the same order, the timestamp echoed.
+  {
+    name: 'TCP SYN to a listening port (7) with MSS, SACK-permitted, timestamps, window scale',
+    kernelAnswers: 1,
+    frames: (h, p) => [
+      ethernet(p, h, 0x0800, ipv4({
+        source: '10.0.0.1',
+        destination: '10.0.0.2',
+        protocol: 6,
+        identification: 0x4011,
+        payload: tcp('10.0.0.1', '10.0.0.2', {
+          sourcePort: 40002,
+          destinationPort: 7,
+          seq: 1000,
+          flags: 0x02,
+          options: [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7],
+        }),
+      })),
+    ],
+  },
   // Last, since it takes 3 s and brings in a second host address. From 10.0.0.5, a peer nothing
   // has sent an error to yet (10.0.0.1 spent two tokens above), so its bucket starts full.
   {
@@ -167,7 +195,17 @@ const DOCUMENTED_DIFFERENCES: Record<string, (kernel: Normalised[]) => Normalise
   'UDP to a closed port (9)': quoteOnlyHeaderAndEightBytes,
   [RATE_LIMIT_SCENARIO]: quoteOnlyHeaderAndEightBytes,
   'echo request to 10.0.0.2 in an Ethernet broadcast frame': unicastInLinkBroadcastDropped,
+  'TCP SYN to a listening port (7) with MSS, SACK-permitted, timestamps, window scale': ourWindowScale,
 };
+
+/**
+ * Difference 4 (docs/testing.md): the window scale a SYN-ACK offers follows the receive buffer:
+ * Linux's comes from tcp_rmem's maximum (6 MiB: 7), ours from the connection's receive buffer
+ * (256 KiB: 3). Everything else in the SYN-ACK is the same.
+ */
+function ourWindowScale(kernel: Normalised[]): Normalised[] {
+  return kernel.map((n) => (typeof n.tcpOptions === 'string' ? { ...n, tcpOptions: n.tcpOptions.replace(/wscale \d+/, 'wscale 3') } : n));
+}
 
 /**
  * Difference 3 (docs/testing.md): a unicast datagram that arrived in a link-layer broadcast is
@@ -294,7 +332,7 @@ beforeAll(async () => {
   // tapstack on a TAP device
   tapNs = Netns.create('diff-tap');
   noIpv6(tapNs);
-  tapstack = spawnTapstack(tapNs, ['up', '--tap', 'dut0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24']);
+  tapstack = spawnTapstack(tapNs, ['up', '--tap', 'dut0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7']);
   const up = await tapstack.waitFor(/tapstack is up on dut0: 10\.0\.0\.2 at ([0-9a-f:]{17})/);
   tapSide = { host: macOf(tapNs, 'dut0'), peer: up[1]! };
   // tapstack announces 10.0.0.2 twice, 2 s apart (RFC 5227 ANNOUNCE_NUM/ANNOUNCE_INTERVAL);
@@ -313,6 +351,11 @@ beforeAll(async () => {
   kernelNs.exec('ip', ['addr', 'add', '10.0.0.2/24', 'dev', 'eth0']);
   kernelNs.exec('ip', ['link', 'set', 'eth0', 'up']);
   kernelSide = { host: macOf(hostNs, 'dut0'), peer: macOf(kernelNs, 'eth0') };
+  // The kernel computes full TCP checksums (no offload on the veth), so they can be compared.
+  kernelNs.exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
+  // the kernel's TCP echo on port 7, as tapstack's --tcp-echo 7
+  kernelNs.spawn('socat', ['TCP-LISTEN:7,fork,reuseaddr', 'EXEC:cat'], { stdio: 'ignore' });
+  for (let i = 0; i < 50 && !/:7\b/.test(kernelNs.exec('ss', ['-ltn'])); i++) await new Promise((r) => setTimeout(r, 50));
 
   // Warm up: both answerers know 10.0.0.1 before the scenarios start, so no scenario's answer
   // waits for (or carries) an ARP exchange of its own.

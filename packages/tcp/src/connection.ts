@@ -984,8 +984,11 @@ export class TcpConnection implements SocketConnection {
       this.timedSeq = this.iss;
       this.timedAt = this.clock.now();
     }
-    // The SYN's window is never scaled (RFC 7323 2.2).
-    const window = Math.min(0xffff, this.receive ? this.receive.free : this.params.receiveBufferBytes);
+    // The SYN's window is never scaled (RFC 7323 2.2). Like Linux (tcp_select_initial_window) it
+    // is rounded down to whole segments: 64240 in a SYN, 65160 in a SYN-ACK that uses timestamps.
+    const segment = this.localMss - (passive && this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0);
+    const space = Math.min(0xffff, this.receive ? this.receive.free : this.params.receiveBufferBytes);
+    const window = space > segment ? space - (space % segment) : space;
     this.output({ seq: this.iss, ack: passive ? this.receive!.next : 0, flags, window }, EMPTY, o);
     if (passive) this.rcvAdvertisedEdge = seqAdd(this.receive!.next, window);
     this.sndNxt = seqAdd(this.iss, 1);
