@@ -144,11 +144,14 @@ describe('the stack as a TCP client of the kernel', () => {
     const out = join(dir, 'got.bin');
     const get = await ns.run('sh', ['-c', `node ${join(repoRoot, 'packages/stack/bin/tapstack.js')} get http://10.0.0.1:8000/file.bin > ${out}`], 90_000);
     expect(get.status, get.stderr).toBe(0);
+    // our socket, not the kernel's: the connection starts at the stack's address
+    expect(get.stderr).toMatch(/connecting from 10\.0\.0\.2 \(tapstack\) to 10\.0\.0\.1:8000/);
     expect(get.stderr).toMatch(/10485760 bytes in [\d.]+ s .*HTTP 200/);
     expect(sha256(readFileSync(out))).toBe(sha256(data));
 
     const closed = await ns.run('node', [join(repoRoot, 'packages/stack/bin/tapstack.js'), 'get', 'http://10.0.0.1:8001/'], 30_000);
     expect(closed.status).toBe(1);
+    expect(closed.stderr).toMatch(/connecting from 10\.0\.0\.2 \(tapstack\)/);
     expect(closed.stderr).toMatch(/ECONNREFUSED 10\.0\.0\.1:8001/);
   }, 120_000);
 });

@@ -187,7 +187,16 @@ async function get(c: Extract<Command, { kind: 'get' }>): Promise<number> {
   try {
     return await new Promise<number>((resolve) => {
       const req = http.request(
-        { host: formatIpv4(c.host), port: c.port, path: c.path, agent: false, createConnection: () => stack.tcp.connect({ host: c.host, port: c.port }) as never },
+        {
+          host: formatIpv4(c.host),
+          port: c.port,
+          path: c.path,
+          // no `agent` option: with one (even agent: false) Node ignores createConnection and asks the kernel
+          createConnection: () => {
+            process.stderr.write(`connecting from ${formatIpv4(stack.address)} (tapstack) to ${formatIpv4(c.host)}:${c.port}\n`);
+            return stack.tcp.connect({ host: c.host, port: c.port }) as never;
+          },
+        },
         (res) => {
           const total = Number(res.headers['content-length'] ?? NaN);
           let got = 0;

@@ -989,6 +989,7 @@ export class TcpConnection implements SocketConnection {
     const segment = this.localMss - (passive && this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0);
     const space = Math.min(0xffff, this.receive ? this.receive.free : this.params.receiveBufferBytes);
     const window = space > segment ? space - (space % segment) : space;
+    if (passive) this.lastAckSent = this.receive!.next;
     this.output({ seq: this.iss, ack: passive ? this.receive!.next : 0, flags, window }, EMPTY, o);
     if (passive) this.rcvAdvertisedEdge = seqAdd(this.receive!.next, window);
     this.sndNxt = seqAdd(this.iss, 1);
