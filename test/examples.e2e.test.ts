@@ -151,8 +151,38 @@ describe('examples with a TAP device (each in a namespace of its own)', () => {
   });
 });
 
+describe('TCP examples', () => {
+  it('08-tcp-echo: nc gets its line back and 200 kB byte for byte; Ctrl-C removes the namespace', async () => {
+    const name = exampleNamespace('08');
+    const run = example('08-tcp-echo.ts', ['--netns', name]);
+    await run.waitFor(/TCP echo on 10\.0\.0\.2:7/);
+    const line = inNamespace(name, 'nc', ['-N', '-w', '5', '10.0.0.2', '7'], 'hello, tcp\n');
+    expect(line.stdout).toBe('hello, tcp\n');
+    const data = Array.from({ length: 200_000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    const big = inNamespace(name, 'nc', ['-N', '-w', '5', '10.0.0.2', '7'], data);
+    expect(big.stdout.length).toBe(data.length);
+    expect(big.stdout === data).toBe(true);
+    await run.waitFor(/closed after 200000 bytes/);
+    expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(run.output).toMatch(/tcp\.PassiveOpens 2/);
+    expect(namespaceExists(name)).toBe(false);
+  });
+
+  it('09-http-server: curl gets the page and /count/1000000 whole; Ctrl-C removes the namespace', async () => {
+    const name = exampleNamespace('09');
+    const run = example('09-http-server.ts', ['--netns', name]);
+    await run.waitFor(/HTTP on 10\.0\.0\.2:80/);
+    const page = inNamespace(name, 'curl', ['-s', '-m', '10', 'http://10.0.0.2/hello']);
+    expect(page.stdout).toMatch(/^hello from tapstack: GET \/hello, from 10\.0\.0\.1:\d+$/m);
+    const count = inNamespace(name, 'curl', ['-s', '-m', '20', '-o', '/dev/null', '-w', '%{size_download}', 'http://10.0.0.2/count/1000000']);
+    expect(count.stdout).toBe('1000000');
+    expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(namespaceExists(name)).toBe(false);
+  });
+});
+
 describe('examples clean up after a failure', () => {
-  it('02, 03, 04, 05 and 07 remove their namespace when an error kills them mid-run', async () => {
+  it('02, 03, 04, 05, 07, 08 and 09 remove their namespace when an error kills them mid-run', async () => {
     // A preload that turns SIGUSR2 into an uncaught exception: a crash at a moment we choose,
     // after the example has created its namespace and device.
     const dir = mkdtempSync(join(tmpdir(), 'tapstack-inject-'));
@@ -165,6 +195,8 @@ describe('examples clean up after a failure', () => {
       ['04-stack-pings-host.ts', ['--count', '50'], /PING 10\.0\.0\.1 from 10\.0\.0\.2/],
       ['05-custom-ethertype.ts', [], /listening for EtherType 0x88b5/],
       ['07-udp-echo.ts', [], /UDP echo on/],
+      ['08-tcp-echo.ts', [], /TCP echo on/],
+      ['09-http-server.ts', [], /HTTP on/],
     ];
     await Promise.all(
       cases.map(async ([file, args, ready]) => {
@@ -185,6 +217,20 @@ describe('examples clean up after a failure', () => {
 });
 
 describe('examples without root', () => {
+  it('10-http-client: Node http client and server on two in-memory stacks; the trace shows the handshake', async () => {
+    // Run inside a namespace of its own anyway: if the client ever fell back to the kernel's TCP,
+    // it could reach nothing there.
+    const name = exampleNamespace('10');
+    execFileSync('ip', ['netns', 'add', name]);
+    const run = example('10-http-client.ts', ['--bytes', '5000'], ['ip', 'netns', 'exec', name]);
+    const exit = await run.exited;
+    expect(exit, run.output).toEqual({ code: 0, signal: null });
+    expect(run.output).toMatch(/A out .*10\.0\.0\.1\.\d+ > 10\.0\.0\.2\.80: Flags \[S\]/);
+    expect(run.output).toMatch(/B out .*10\.0\.0\.2\.80 > 10\.0\.0\.1\.\d+: Flags \[S\.\]/);
+    expect(run.output).toContain('A got 5000 bytes from B over TCP');
+    expect(run.output).toMatch(/TIME-WAIT/);
+  });
+
   it('02b-neighbour-table: INCOMPLETE -> REACHABLE -> STALE -> DELAY -> PROBE -> FAILED on a virtual clock', async () => {
     const run = example('02b-neighbour-table.ts');
     const exit = await run.exited;
