@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, requireE2eCapabilities } from './support/netns.ts';
 import { asUnprivileged } from './support/nobody.ts';
-import { parseCounters, repoRoot, spawnTapstack, tapstackBin } from './support/watch.ts';
+import { parseCounters, repoRoot, spawnTapstack, tapstackBin, Watched } from './support/watch.ts';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -45,7 +45,7 @@ describe('tapstack up', () => {
     const dir = tempDir();
     const pcap = join(dir, 'up.pcap');
     const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--pcap', pcap]);
-    await up.waitFor(/tapstack is up on tap0: 10\.0\.0\.2 at ([0-9a-f:]{17}) \(host side 10\.0\.0\.1\/24\)/);
+    await up.waitFor(/tapstack is up on tap0 in namespace \S+: 10\.0\.0\.2 at ([0-9a-f:]{17}) \(host side 10\.0\.0\.1\/24\)/);
     expect(up.output).toMatch(/try:\s+ping 10\.0\.0\.2/);
     expect(ns.exec('ip', ['-o', 'addr', 'show', 'dev', 'tap0'])).toMatch(/inet 10\.0\.0\.1\/24/);
 
@@ -111,6 +111,45 @@ describe('tapstack ping', () => {
     expect(run.stdout.match(/^64 bytes from 10\.0\.0\.1: icmp_seq=\d ttl=64 time=[\d.]+ ms$/gm)).toHaveLength(3);
     expect(run.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
     expect(run.status).toBe(0);
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+});
+
+describe('the root-namespace guard', () => {
+  // The guard compares /proc/self/ns/net with init's. These tests run inside a namespace of their
+  // own and make tapstack believe it is in the root one (TAPSTACK_ASSUME_ROOT_NETNS=1): nothing
+  // here ever runs in the machine's own namespace.
+  const rootEnv = { ...process.env, TAPSTACK_ASSUME_ROOT_NETNS: '1' };
+
+  it('up refuses to configure the host side there: exit 2, the two namespace commands, no device created', async () => {
+    const ns = namespace('cli-guard');
+    const up = spawnTapstack(ns, ['up'], rootEnv);
+    const exit = await up.exited;
+    expect(exit).toEqual({ code: 2, signal: null });
+    expect(up.output).toMatch(/refusing to configure the host side of the TAP device in this machine's own network namespace/);
+    expect(up.output).toContain('sudo ip netns add tapstack');
+    expect(up.output).toContain('sudo ip netns exec tapstack npm start -- up');
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+
+  it('--no-host-config (or an explicit --host-ip) is the user saying so: it comes up; the banner names the namespace', async () => {
+    const ns = namespace('cli-guard-ok');
+    const up = spawnTapstack(ns, ['up', '--no-host-config'], rootEnv);
+    await up.waitFor(new RegExp(`tapstack is up on tap0 in namespace ${ns.name}: 10\\.0\\.0\\.2`));
+    expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    const named = spawnTapstack(ns, ['up']);
+    await named.waitFor(new RegExp(`tapstack is up on tap0 in namespace ${ns.name}: 10\\.0\\.0\\.2`));
+    expect(await named.stop('SIGINT')).toEqual({ code: 0, signal: null });
+  });
+
+  it('npm start with no command runs the in-memory demo there and says how to use a namespace', async () => {
+    const ns = namespace('cli-guard-start');
+    const start = new Watched(ns.spawn(process.execPath, [tapstackBin], { cwd: repoRoot, env: rootEnv, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const exit = await start.exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(start.output).toMatch(/This is the machine's own network namespace/);
+    expect(start.output).toContain('sudo ip netns exec tapstack npm start');
+    expect(start.output).toMatch(/3 packets transmitted, 3 received/);
     expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
   });
 });

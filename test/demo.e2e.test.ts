@@ -14,7 +14,7 @@ it('npm run demo: ping and arping answered, tables printed, exits 0, leaves no n
   const demo = new Watched(spawn('npm', ['run', '--silent', 'demo'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] }));
   const exit = await demo.exited;
   const out = demo.output;
-  expect(out).toMatch(/tapstack is up on tap0: 10\.0\.0\.2/);
+  expect(out).toMatch(/tapstack is up on tap0 in namespace \S+: 10\.0\.0\.2/);
   expect(out).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
   expect(out).toMatch(/Received 2 response\(s\)/);
   expect(out).toMatch(/10\.0\.0\.2 lladdr [0-9a-f:]{17} \w+/); // the kernel's neighbour entry for us

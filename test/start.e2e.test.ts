@@ -32,7 +32,9 @@ it('npm start without privileges runs the in-memory demo: 0% loss, both neighbou
       ? /No TAP device here: not running as root \(a TAP device needs CAP_NET_ADMIN\)\./
       : /No TAP device here: running as root but without CAP_NET_ADMIN/,
   );
-  expect(out).toMatch(/For the real thing, as root: npm start .*then: ping 10\.0\.0\.2/);
+  expect(out).toMatch(/For the real thing, as root in a network namespace of its own/);
+  expect(out).toContain('sudo ip netns add tapstack && sudo ip netns exec tapstack npm start');
+  expect(out).toContain('sudo ip netns exec tapstack ping 10.0.0.2');
   // A's first echo request waits while ARP resolves B: the request goes out before any echo.
   const arpRequest = out.indexOf('A out 02:00:00:00:0a:01 > ff:ff:ff:ff:ff:ff, ARP, Request who-has 10.0.0.2 tell 10.0.0.1');
   const firstEcho = out.indexOf('ICMP echo request');

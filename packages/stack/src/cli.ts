@@ -47,6 +47,8 @@ export interface DeviceOptions {
   tap: string;
   ip: Ipv4Cidr;
   hostIp: Ipv4Cidr | undefined;
+  /** --host-ip or --no-host-config was given: the user chose what happens to the host side. */
+  hostSideChosen: boolean;
   mac: MacAddress | undefined;
   gateway: Ipv4Address | undefined;
   netns: string | undefined;
@@ -163,6 +165,7 @@ export function parseCommand(argv: readonly string[]): Command {
     tap,
     ip,
     hostIp,
+    hostSideChosen: str('host-ip') !== undefined || v['no-host-config'] === true,
     mac,
     gateway,
     netns: str('netns'),

@@ -13,6 +13,10 @@ import { describeServices, httpServer, tcpDiscard, tcpEcho } from './services.ts
 import { TcpError } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
 import { createStack, type Stack } from './stack.ts';
+import { networkNamespace, rootNamespaceRefusal } from './namespace.ts';
+
+/** Where the device was created, for the banner. */
+let namespaceName = '';
 
 /** CAP_NET_ADMIN in this process's effective set (bit 12 of CapEff), which opening a TAP needs. */
 function hasNetAdmin(): boolean {
@@ -60,7 +64,13 @@ function openDevice(d: DeviceOptions): Link {
   return d.pcap ? withCapture(tap, d.pcap) : tap;
 }
 
+/** A device command run where it would change the machine's own network: the refusal (exit 2). */
+class RootNamespaceRefusal extends Error {}
+
 function bringUp(d: DeviceOptions): Stack {
+  const ns = networkNamespace();
+  if (ns.isRoot && d.hostIp && !d.hostSideChosen) throw new RootNamespaceRefusal(rootNamespaceRefusal('up'));
+  namespaceName = ns.name ? `namespace ${ns.name}` : "the machine's own network namespace";
   const link = openDevice(d);
   const stack = createStack({
     link,
@@ -81,7 +91,7 @@ function printTables(stack: Stack): void {
 async function up(d: DeviceOptions, services: Services): Promise<number> {
   const udpEcho = services.udpEcho;
   const stack = bringUp(d);
-  const where = d.netns ? ` in namespace ${d.netns}` : '';
+  const where = d.netns ? ` in namespace ${d.netns}` : ` in ${namespaceName}`;
   process.stdout.write(
     `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
       (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
@@ -265,6 +275,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`tapstack: ${err.message}\n`);
       return 1;
     }
+    if (err instanceof RootNamespaceRefusal) {
+      process.stderr.write(`tapstack: ${err.message}\n`);
+      return 2;
+    }
     throw err;
   }
 }
@@ -272,10 +286,21 @@ export async function main(argv: readonly string[]): Promise<number> {
 /** `npm start` with no arguments: the real thing where possible, the in-memory demo elsewhere. */
 function defaultCommand(): Command {
   const tap = canOpenTap();
-  if (tap.ok) return parseCommand(['up']);
+  if (tap.ok && !networkNamespace().isRoot) return parseCommand(['up']);
+  if (tap.ok) {
+    process.stdout.write(
+      `This is the machine's own network namespace: tapstack will not add 10.0.0.1/24 to your real network.\n` +
+        `Running the in-memory demo instead. For the real thing, in a namespace of its own:\n` +
+        `  sudo ip netns add tapstack && sudo ip netns exec tapstack npm start\n` +
+        `  sudo ip netns exec tapstack ping 10.0.0.2      # from a second shell; sudo ip netns del tapstack when done\n\n`,
+    );
+    return { kind: 'demo' };
+  }
   process.stdout.write(
     `No TAP device here: ${tap.why}.\nRunning the in-memory demo instead (two stacks on a virtual wire).\n` +
-      `For the real thing, as root: npm start   (creates tap0, host side 10.0.0.1/24), then: ping 10.0.0.2\n\n`,
+      `For the real thing, as root in a network namespace of its own (tap0 there, host side 10.0.0.1/24):\n` +
+      `  sudo ip netns add tapstack && sudo ip netns exec tapstack npm start\n` +
+      `  sudo ip netns exec tapstack ping 10.0.0.2      # from a second shell; sudo ip netns del tapstack when done\n\n`,
   );
   return { kind: 'demo' };
 }

@@ -50,6 +50,7 @@ describe('parseCommand', () => {
     expect(c.device.netns).toBeUndefined();
     expect(c.device.pcap).toBeUndefined();
     expect(c.device.trace).toBe(false);
+    expect(c.device.hostSideChosen).toBe(false);
     expect(c.services).toEqual({});
   });
 
@@ -77,6 +78,7 @@ describe('parseCommand', () => {
     expect(c.device.netns).toBe('lab');
     expect(c.device.pcap).toBe('/tmp/x.pcap');
     expect(c.device.trace).toBe(true);
+    expect(c.device.hostSideChosen).toBe(true);
     expect(c.services).toEqual({ udpEcho: 7, tcpEcho: 7, tcpDiscard: 9, http: 80 });
   });
 
