@@ -9,7 +9,7 @@ import { Arp, type NeighbourParams } from '@tapstack/arp';
 import { IcmpLayer, type IcmpLayerOptions } from '@tapstack/icmp';
 import { IpProtocol, Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
 import { UdpLayer, formatUdp, type UdpReceiveQueueLimits } from '@tapstack/udp';
-import { TcpLayer, formatTcp, type TcpLayerOptions } from '@tapstack/tcp';
+import { TcpLayer, TcpTraceFormatter, type TcpLayerOptions } from '@tapstack/tcp';
 import { frameDescriber, type PayloadDescriber } from './describe.ts';
 import {
   EtherTypeDispatcher,
@@ -153,7 +153,8 @@ export function createStack(options: StackOptions): Stack {
   register({ name: 'ipv4', counters: ipv4.counters, close: () => ipv4.close() });
   register({ name: 'icmp', counters: icmp.counters, close: () => icmp.close() });
   register({ name: 'udp', counters: udp.counters, close: () => udp.close(), ipProtocol: IpProtocol.UDP, describe: formatUdp });
-  register({ name: 'tcp', counters: tcp.counters, close: () => tcp.close(), ipProtocol: IpProtocol.TCP, describe: formatTcp });
+  const tcpTrace = new TcpTraceFormatter();
+  register({ name: 'tcp', counters: tcp.counters, close: () => tcp.close(), ipProtocol: IpProtocol.TCP, describe: (bytes, source, destination) => tcpTrace.format(bytes, source, destination) });
 
   let closed = false;
   const stack: Stack = {

@@ -12,3 +12,4 @@ export * from './demux.ts';
 export * from './socket.ts';
 export * from './server.ts';
 export * from './layer.ts';
+export * from './trace.ts';

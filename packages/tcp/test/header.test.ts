@@ -207,3 +207,15 @@ describe('properties', () => {
     expect(accepted).toBeGreaterThan(200);
   });
 });
+
+describe('the trace formatter (relative sequence numbers, as tcpdump)', () => {
+  it('prints the kernel echo session relative to each side’s ISN after the SYNs', async () => {
+    const { TcpTraceFormatter } = await import('../src/trace.ts');
+    const t = new TcpTraceFormatter();
+    const lines = tcpSegments('linux-tcp-echo-session.pcap').map(({ ip, tcp }) => t.format(tcp, ip.source, ip.destination));
+    expect(lines[0]).toContain('seq 3094795631,');
+    // what `tcpdump -n -r linux-tcp-echo-session.pcap` prints for frames 3 and 4
+    expect(lines[2]).toBe('10.0.0.1.41866 > 10.0.0.2.7: Flags [.], ack 1, win 63, options [nop,nop,TS val 409240835 ecr 1656722798], length 0');
+    expect(lines[3]).toBe('10.0.0.1.41866 > 10.0.0.2.7: Flags [P.], seq 1:7, ack 1, win 63, options [nop,nop,TS val 409240835 ecr 1656722798], length 6');
+  });
+});
