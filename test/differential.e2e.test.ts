@@ -389,7 +389,7 @@ describe('tapstack answers like the Linux kernel', () => {
     expect(delta('Icmp.OutRateLimitGlobal')).toBe(0);
     const ours = await waitForCounter(tapstack, 'ipv4.rx_packets', 1, 5_000);
     expect(ours.get('icmp.tx_error_rate_limited_host')).toBe(32);
-    expect(ours.get('icmp.tx_error_rate_limited') ?? 0).toBe(0);
+    expect(ours.get('icmp.tx_error_rate_limited_global') ?? 0).toBe(0);
   });
 
 

@@ -85,7 +85,7 @@ export const ICMP_COUNTERS = [
   'tx_echo_requests',
   'tx_errors',
   'tx_error_local',
-  'tx_error_rate_limited',
+  'tx_error_rate_limited_global',
   'tx_error_rate_limited_host',
   'tx_error_rate_limit_peers_evicted',
   'tx_error_about_icmp_error',
@@ -126,7 +126,7 @@ export type IcmpErrorOutcome =
   | 'about_fragment'
   | 'about_bad_source'
   | 'bad_datagram'
-  | 'rate_limited'
+  | 'rate_limited_global'
   | 'rate_limited_host';
 
 export interface IcmpLayerOptions {
@@ -456,12 +456,12 @@ export class IcmpLayer implements Ipv4ErrorReporter {
    * Errors to ourselves (a datagram we sent ourselves, looped back) skip the peer's bucket, as
    * Linux exempts the loopback device. Returns why the error may not go out, or undefined.
    */
-  private rateLimit(type: number, code: number, peer: Ipv4Address): 'rate_limited' | 'rate_limited_host' | undefined {
+  private rateLimit(type: number, code: number, peer: Ipv4Address): 'rate_limited_global' | 'rate_limited_host' | undefined {
     if (type > NR_ICMP_TYPES || ((1 << type) & this.icmpRatemask) === 0) return undefined;
     if (type === IcmpType.DESTINATION_UNREACHABLE && code === UnreachableCode.FRAGMENTATION_NEEDED) return undefined;
     if (!this.bucket.available()) {
-      this.counters.inc('tx_error_rate_limited');
-      return 'rate_limited';
+      this.counters.inc('tx_error_rate_limited_global');
+      return 'rate_limited_global';
     }
     if (peer !== this.ipv4.address.address) {
       const evicted = this.peerLimiter.evicted;

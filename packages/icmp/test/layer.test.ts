@@ -187,7 +187,7 @@ describe('errors we send', () => {
     const { dispatcher, resolver, icmp, clock } = setup({ icmpRatelimit: 0 });
     for (let i = 0; i < 60; i++) dispatcher.input(datagram(99, new Uint8Array(8)));
     expect(resolver.sent).toHaveLength(50);
-    expect(icmp.counters.get('tx_error_rate_limited')).toBe(10);
+    expect(icmp.counters.get('tx_error_rate_limited_global')).toBe(10);
     clock.advance(5);
     for (let i = 0; i < 10; i++) dispatcher.input(datagram(99, new Uint8Array(8)));
     expect(resolver.sent).toHaveLength(55);
@@ -271,7 +271,7 @@ describe('per-peer error rate limit (Linux icmp_ratelimit, icmp_ratemask)', () =
     for (let i = 0; i < 20; i++) dispatcher.input(from('10.0.0.1'));
     expect(resolver.sent).toHaveLength(6);
     expect(icmp.counters.get('tx_error_rate_limited_host')).toBe(14);
-    expect(icmp.counters.get('tx_error_rate_limited')).toBe(0);
+    expect(icmp.counters.get('tx_error_rate_limited_global')).toBe(0);
     clock.advance(999);
     dispatcher.input(from('10.0.0.1'));
     expect(resolver.sent).toHaveLength(6);
@@ -309,7 +309,7 @@ describe('per-peer error rate limit (Linux icmp_ratelimit, icmp_ratemask)', () =
     expect(errorsTo(resolver.sent, '10.0.0.1')).toBe(6);
     expect(errorsTo(resolver.sent, '10.0.0.7')).toBe(2);
     expect(icmp.counters.get('tx_error_rate_limited_host')).toBe(14);
-    expect(icmp.counters.get('tx_error_rate_limited')).toBe(18);
+    expect(icmp.counters.get('tx_error_rate_limited_global')).toBe(18);
   });
 
   it('limits only the types in icmpRatemask, and never "fragmentation needed"', () => {
