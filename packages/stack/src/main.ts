@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
-import { describeServices, httpServer, tcpDiscard, tcpEcho } from './services.ts';
+import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
 import { TcpError } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
 import { createStack, type Stack } from './stack.ts';
@@ -100,10 +100,7 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       `\ntype \`neigh\` or \`stats\` (or send SIGUSR1 to pid ${process.pid}) for tables, Ctrl-C to stop\n`,
   );
   if (udpEcho !== undefined) {
-    const echo = stack.udp.bind(udpEcho);
-    echo.on('message', (data, from) => {
-      echo.send(data, from.port, from.address);
-    });
+    runUdpEcho(stack.udp, udpEcho);
     process.stdout.write(
       `udp echo on ${formatIpv4(stack.address)}:${udpEcho}; try: printf hi | ${d.netns ? `ip netns exec ${d.netns} ` : ''}socat -t 1 - UDP4:${formatIpv4(stack.address)}:${udpEcho}\n`,
     );

@@ -4,8 +4,24 @@
  * of ordinary Node code: that is the point, the sockets behave like `net` sockets.
  */
 import http from 'node:http';
-import { formatIpv4 } from '@tapstack/link';
+import { formatIpv4, IPV4_UNSPECIFIED } from '@tapstack/link';
+import type { UdpLayer, UdpSocket } from '@tapstack/udp';
 import type { TcpLayer, TcpServer } from '@tapstack/tcp';
+
+/**
+ * A UDP echo (RFC 862): every datagram goes back to its sender, except those that cannot be
+ * answered: from source port 0 (RFC 768: "no reply expected") or from 0.0.0.0 (a host without an
+ * address yet). The UDP layer counts those (`udp.rx_source_port_zero`, `udp.rx_source_unspecified`);
+ * here they are left alone, silently.
+ */
+export function udpEcho(udp: UdpLayer, port: number): UdpSocket {
+  const socket = udp.bind(port);
+  socket.on('message', (data, from) => {
+    if (from.port === 0 || from.address === IPV4_UNSPECIFIED) return;
+    socket.send(data, from.port, from.address);
+  });
+  return socket;
+}
 
 /** RFC 862: every byte goes back. */
 export function tcpEcho(tcp: TcpLayer, port: number): TcpServer {

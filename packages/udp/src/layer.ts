@@ -35,9 +35,12 @@ export const UDP_COUNTERS = [
   'rx_no_port',
   'rx_ignored_broadcast',
   'rx_queue_full',
-  // not drops: datagrams that came without a checksum, or with bytes past the length field
+  // not drops: datagrams that came without a checksum, or with bytes past the length field, or
+  // that cannot be answered (source port 0, RFC 768; source 0.0.0.0, a host without an address yet)
   'rx_no_checksum',
   'rx_trimmed',
+  'rx_source_port_zero',
+  'rx_source_unspecified',
   'tx_datagrams',
   'tx_bytes',
   'tx_dropped',
@@ -187,6 +190,8 @@ export class UdpLayer {
       return;
     }
     const port = udp.destinationPort;
+    if (udp.sourcePort === 0) c.inc('rx_source_port_zero');
+    if (source === IPV4_UNSPECIFIED) c.inc('rx_source_unspecified');
     const datagram = { data: udp.payload, address: source, port: udp.sourcePort, destination };
     match(info.destinationKind)
       .with('unicast', () => {

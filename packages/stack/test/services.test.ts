@@ -1,0 +1,51 @@
+/**
+ * The services of `tapstack up` on an in-memory stack: what they answer, and what they refuse
+ * to answer without an exception anywhere (issue: a UDP echo from source port 0 used to throw
+ * inside the receive handler, once per datagram).
+ */
+import { describe, expect, it } from 'vitest';
+import { EtherType, MacAddress, MemoryLink, VirtualClock, ipv4 } from '@tapstack/link';
+import { Ipv4Repr } from '@tapstack/ipv4';
+import { buildUdpDatagram } from '@tapstack/udp';
+import { createStack } from '../src/stack.ts';
+import { udpEcho } from '../src/services.ts';
+
+function datagramFrame(to: MacAddress, from: MacAddress, source: string, destination: string, sourcePort: number, destinationPort: number): Uint8Array {
+  const udp = buildUdpDatagram(sourcePort, destinationPort, new TextEncoder().encode('echo?'), ipv4(source), ipv4(destination));
+  const frame = new Uint8Array(14 + 20 + udp.length);
+  frame.set(to.bytes, 0);
+  frame.set(from.bytes, 6);
+  frame[12] = EtherType.IPV4 >>> 8;
+  frame[13] = EtherType.IPV4 & 0xff;
+  Ipv4Repr.emit({ source: ipv4(source), destination: ipv4(destination), protocol: 17, ttl: 64, identification: 1, dscp: 0, ecn: 0, dontFragment: false, moreFragments: false, fragmentOffset: 0, options: new Uint8Array(0), payloadLength: udp.length }, frame, 14);
+  frame.set(udp, 34);
+  return frame;
+}
+
+describe('the UDP echo service', () => {
+  it('answers a normal datagram, and leaves datagrams from port 0 or from 0.0.0.0 alone: counted, no exception, no answer', () => {
+    const clock = new VirtualClock();
+    const [wireA, wireB] = MemoryLink.pair({ macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')], clock, latencyMs: 1 });
+    const stack = createStack({ link: wireB, ip: '10.0.0.2/24', clock, arp: { announce: false } });
+    udpEcho(stack.udp, 7);
+    const answers: Uint8Array[] = [];
+    wireA.setReceiver((frames) => {
+      for (const f of frames) if (((f[12]! << 8) | f[13]!) === EtherType.IPV4) answers.push(f);
+    });
+    const us = wireA.mac;
+    const them = wireB.mac;
+    for (let i = 0; i < 1000; i++) wireA.send(datagramFrame(them, us, '10.0.0.1', '10.0.0.2', 0, 7));
+    for (let i = 0; i < 10; i++) wireA.send(datagramFrame(MacAddress.BROADCAST, us, '0.0.0.0', '255.255.255.255', 68, 7));
+    clock.advance(10);
+    expect(stack.udp.counters.get('rx_source_port_zero')).toBe(1000);
+    expect(stack.udp.counters.get('rx_source_unspecified')).toBe(10);
+    expect(stack.ipv4.counters.get('rx_handler_error')).toBe(0);
+    expect(stack.dispatcher.counters.get('rx_handler_error')).toBe(0);
+    expect(answers).toEqual([]);
+    // a normal datagram still gets its echo (after ARP for 10.0.0.1, answered by nobody here: queued)
+    wireA.send(datagramFrame(them, us, '10.0.0.1', '10.0.0.2', 40000, 7));
+    clock.advance(10);
+    expect(stack.udp.counters.get('tx_datagrams')).toBe(1);
+    stack.close();
+  });
+});
