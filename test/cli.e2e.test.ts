@@ -9,7 +9,7 @@
  *   mistakes: bad arguments exit 2 with a message and the usage; no root and no /dev/net/tun
  *       exit 1 with a message naming the fix.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,6 +112,43 @@ describe('tapstack ping', () => {
     expect(run.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
     expect(run.status).toBe(0);
     expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+});
+
+describe('small CLI promises', () => {
+  it('ping stopped with Ctrl-C after replies came exits 0, like iputils', async () => {
+    const ns = namespace('cli-ping-int');
+    const ping = spawnTapstack(ns, ['ping', '10.0.0.1', '-c', '100', '-i', '0.2']);
+    await ping.waitFor(/icmp_seq=2 /);
+    const exit = await ping.stop('SIGINT');
+    expect(ping.output).toMatch(/packets transmitted, \d+ received/);
+    expect(exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('up --help prints the help of up and exits 0', async () => {
+    const run = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, [tapstackBin, 'up', '--help'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', (code) => resolve({ code, out }));
+    });
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/^usage:\n  tapstack up /);
+    expect(run.out).not.toMatch(/Unknown option/);
+  });
+
+  it('a taken device name: the message says to pick another with --tap; a missing namespace is named in the message', async () => {
+    const ns = namespace('cli-busy');
+    const first = spawnTapstack(ns, ['up']);
+    await first.waitFor(/tapstack is up on tap0/);
+    const second = await ns.run(process.execPath, [tapstackBin, 'up'], 20_000);
+    expect(second.status).toBe(1);
+    expect(second.stderr).toMatch(/busy.*--tap tap1/s);
+    await first.stop('SIGINT');
+    const missing = await ns.run(process.execPath, [tapstackBin, 'up', '--netns', 'no-such-namespace-here'], 20_000);
+    expect(missing.stderr).toMatch(/network namespace "no-such-namespace-here" does not exist \(open\(\/run\/netns\/no-such-namespace-here\)/);
+    expect(missing.stderr).not.toContain('<netns>');
   });
 });
 

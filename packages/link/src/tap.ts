@@ -162,7 +162,8 @@ export function checkInterfaceName(name: string): string | undefined {
 
 function tapError(err: NativeError, name: string, netns: string | undefined): TapError {
   const errno = err.code ?? 'EUNKNOWN';
-  const syscall = err.syscall ?? '?';
+  // The addon names the step with a placeholder for the namespace; say which one it was.
+  const syscall = (err.syscall ?? '?').replace('<netns>', netns ?? '?');
   const where = netns ? ` in network namespace "${netns}"` : '';
   const detail = `(${syscall}: ${errno})`;
   if (syscall.startsWith('open(/run/netns') && errno === 'ENOENT') {
@@ -187,7 +188,7 @@ function tapError(err: NativeError, name: string, netns: string | undefined): Ta
     return new TapError(
       'EBUSY',
       `TAP device "${name}"${where} is busy: another process (or another TapDevice) has it open ${detail}. ` +
-        `Close that one, or pick another name: TapDevice.open({ name: 'tap1' })`,
+        `Close that one, or pick another name (tapstack: --tap tap1; in code: TapDevice.open({ name: 'tap1' }))`,
       errno,
       syscall,
     );

@@ -2,6 +2,8 @@
  * The `tapstack` command: argument parsing and the three commands (up, ping, demo). Parsing is
  * separate from running so tests can check every usage error without a device.
  */
+import { accessSync, constants } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ipv4Cidr } from '@tapstack/ipv4';
 import { MacAddress, checkInterfaceName, parseIpv4, type Ipv4Address } from '@tapstack/link';
@@ -17,7 +19,8 @@ export const USAGE = `usage:
   tapstack help
 
   --tap NAME        TAP device to create (default tap0)
-  --ip CIDR         the stack's own address (default 10.0.0.2/24)
+  --ip CIDR         the stack's own address and prefix (default 10.0.0.2/24; an address
+                    without a prefix gets /24, and tapstack says so)
   --host-ip CIDR    address given to the kernel's side of the device (default 10.0.0.1/24)
   --no-host-config  leave the kernel's side alone (you configure it with ip addr/ip link)
   --mac MAC         the stack's MAC (default: random, locally administered)
@@ -53,6 +56,8 @@ export interface DeviceOptions {
   gateway: Ipv4Address | undefined;
   netns: string | undefined;
   pcap: string | undefined;
+  /** Things the parser decided for the user, printed at start (e.g. the prefix it gave --ip). */
+  notes: string[];
   trace: boolean;
 }
 
@@ -78,7 +83,28 @@ export type Command =
       timeoutMs: number;
     }
   | { kind: 'demo' }
-  | { kind: 'help' };
+  | { kind: 'help'; topic?: HelpTopic };
+
+export type HelpTopic = 'up' | 'ping' | 'connect' | 'get' | 'demo';
+
+/** `tapstack COMMAND --help`: that command's usage lines and the options it takes, from USAGE. */
+export function commandHelp(topic: HelpTopic): string {
+  const lines = USAGE.split('\n');
+  const usage: string[] = [];
+  const at = lines.findIndex((l) => l.startsWith(`  tapstack ${topic}`));
+  if (at >= 0) {
+    usage.push(lines[at]!);
+    for (let i = at + 1; i < lines.length && /^ {10,}\[/.test(lines[i]!); i++) usage.push(lines[i]!);
+  }
+  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace) /;
+  const options: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!mine.test(lines[i]!)) continue;
+    options.push(lines[i]!);
+    for (let j = i + 1; j < lines.length && /^ {18,}\S/.test(lines[j]!); j++) options.push(lines[j]!);
+  }
+  return ['usage:', ...usage, ...(options.length ? ['', 'options:', ...options] : [])].join('\n');
+}
 
 function parseWith<T>(what: string, text: string, parse: (t: string) => T): T {
   try {
@@ -90,7 +116,9 @@ function parseWith<T>(what: string, text: string, parse: (t: string) => T): T {
 
 function parseNumber(flag: string, text: string, min: number, max: number, integer: boolean): number {
   const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+  // Decimal only: Number() would also take 0x7, 1e1 and 0b11, which nobody means as a port or count.
+  const decimal = integer ? /^\d+$/.test(text) : /^\d+(\.\d+)?$|^\.\d+$/.test(text);
+  if (!decimal || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
     throw new UsageError(`${flag} ${text}: expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
   }
   return n;
@@ -100,6 +128,9 @@ function parseNumber(flag: string, text: string, min: number, max: number, integ
 export function parseCommand(argv: readonly string[]): Command {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return { kind: 'help' };
+  if ((command === 'up' || command === 'ping' || command === 'connect' || command === 'get' || command === 'demo') && rest.some((a) => a === '--help' || a === '-h')) {
+    return { kind: 'help', topic: command };
+  }
   if (command === 'demo') {
     if (rest.length > 0) throw new UsageError(`demo takes no arguments (got ${rest.join(' ')})`);
     return { kind: 'demo' };
@@ -148,19 +179,40 @@ export function parseCommand(argv: readonly string[]): Command {
   // The same rule TapDevice.open applies, checked here so a bad name is a usage error (exit 2).
   const nameProblem = checkInterfaceName(tap);
   if (nameProblem) throw new UsageError(`--tap ${tap}: a device name is 1-15 letters, digits, '-', '_' or '.' (${nameProblem})`);
-  const ip = parseWith('--ip', str('ip') ?? '10.0.0.2/24', (t) => Ipv4Cidr.parse(t));
+  const notes: string[] = [];
+  let ipText = str('ip') ?? '10.0.0.2/24';
+  if (!ipText.includes('/')) {
+    // Without a prefix the stack would be alone on a /32 and reach nobody: /24, said out loud.
+    ipText = `${ipText}/24`;
+    notes.push(`--ip ${str('ip')} has no prefix length: using ${ipText}`);
+  }
+  const ip = parseWith('--ip', ipText, (t) => Ipv4Cidr.parse(t));
   const hostIp = v['no-host-config'] ? undefined : parseWith('--host-ip', str('host-ip') ?? '10.0.0.1/24', (t) => Ipv4Cidr.parse(t));
   if (hostIp && hostIp.address === ip.address) {
     throw new UsageError(`--host-ip ${hostIp.toString()} is the stack's own address: give the host side another one`);
   }
   const gatewayText = str('gateway');
   const gateway = gatewayText === undefined ? undefined : parseWith('--gateway', gatewayText, parseIpv4);
+  if (gateway !== undefined && (gateway === ip.network || (ip.prefixLength <= 30 && gateway === ip.broadcast))) {
+    throw new UsageError(`--gateway ${gatewayText} is the ${gateway === ip.network ? 'network' : 'broadcast'} address of ${ip.networkCidr.toString()}, not a host`);
+  }
   if (gateway !== undefined && !ip.contains(gateway)) {
     throw new UsageError(`--gateway ${gatewayText} is not inside ${ip.toString()}`);
   }
   const macText = str('mac');
   const mac = macText === undefined ? undefined : parseWith('--mac', macText, (t) => MacAddress.parse(t));
+  if (mac && mac.equals(MacAddress.BROADCAST)) throw new UsageError(`--mac ${macText} is the broadcast address; a host needs a unicast MAC`);
   if (mac && mac.isMulticast) throw new UsageError(`--mac ${macText} is a multicast address; a host needs a unicast MAC`);
+  if (mac && mac.equals(MacAddress.ZERO)) throw new UsageError(`--mac ${macText} is all zeros; a host needs a unicast MAC`);
+  const pcap = str('pcap');
+  if (pcap !== undefined) {
+    const dir = dirname(resolve(pcap));
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      throw new UsageError(`--pcap ${pcap}: cannot write in ${dir} (does the directory exist?)`);
+    }
+  }
   const device: DeviceOptions = {
     tap,
     ip,
@@ -169,7 +221,8 @@ export function parseCommand(argv: readonly string[]): Command {
     mac,
     gateway,
     netns: str('netns'),
-    pcap: str('pcap'),
+    pcap,
+    notes,
     trace: v.trace === true,
   };
   if (command === 'up') {

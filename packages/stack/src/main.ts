@@ -8,7 +8,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
-import { parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
+import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
 import { TcpError } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
@@ -68,6 +68,7 @@ function openDevice(d: DeviceOptions): Link {
 class RootNamespaceRefusal extends Error {}
 
 function bringUp(d: DeviceOptions): Stack {
+  for (const note of d.notes) process.stderr.write(`tapstack: ${note}\n`);
   const ns = networkNamespace();
   if (ns.isRoot && d.hostIp && !d.hostSideChosen) throw new RootNamespaceRefusal(rootNamespaceRefusal('up'));
   namespaceName = ns.name ? `namespace ${ns.name}` : "the machine's own network namespace";
@@ -139,9 +140,7 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
 async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
   const stack = bringUp(c.device);
   process.stdout.write(`${pingHeader(c.target, c.size)}\n`);
-  let interrupted = false;
   const onSigint = (): void => {
-    interrupted = true;
     stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
   };
   process.on('SIGINT', onSigint);
@@ -155,7 +154,8 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
       onError: (error) => process.stdout.write(`${formatPingError(error)}\n`),
     });
     process.stdout.write(`\n${formatPingSummary(summary)}\n`);
-    return summary.received > 0 && !interrupted ? 0 : 1;
+    // iputils: 0 when any reply came, also after Ctrl-C; 1 when none did
+    return summary.received > 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);
     stack.close();
@@ -253,7 +253,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     switch (command.kind) {
       case 'help':
-        process.stdout.write(`${USAGE}\n`);
+        process.stdout.write(`${command.topic ? commandHelp(command.topic) : USAGE}\n`);
         return 0;
       case 'demo':
         await runMemoryDemo(process.stdout);

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatIpv4, ipv4 } from '@tapstack/link';
-import { parseCommand, UsageError, USAGE, type Command } from '../src/cli.ts';
+import { commandHelp, parseCommand, UsageError, USAGE, type Command } from '../src/cli.ts';
 
 function up(argv: string[]): Extract<Command, { kind: 'up' }> {
   const c = parseCommand(argv);
@@ -82,6 +82,30 @@ describe('parseCommand', () => {
     expect(c.services).toEqual({ udpEcho: 7, tcpEcho: 7, tcpDiscard: 9, http: 80 });
   });
 
+  it('every command has its own --help (and -h), listing its usage and only its options', () => {
+    for (const topic of ['up', 'ping', 'connect', 'get', 'demo'] as const) {
+      expect(parseCommand([topic, '--help'])).toEqual({ kind: 'help', topic });
+      expect(parseCommand([topic, '-h'])).toEqual({ kind: 'help', topic });
+    }
+    expect(parseCommand(['up', '--tap', 'x', '--help'])).toEqual({ kind: 'help', topic: 'up' });
+    const up = commandHelp('up');
+    expect(up).toMatch(/^usage:\n  tapstack up /);
+    expect(up).toContain('--tcp-echo PORT');
+    expect(up).not.toContain('-c COUNT');
+    const ping = commandHelp('ping');
+    expect(ping).toContain('-W TIMEOUT');
+    expect(ping).toContain('(ping; default 10, ends early');
+    expect(ping).not.toContain('--http');
+    expect(commandHelp('get')).toContain('--netns NAME');
+  });
+
+  it('--ip without a prefix gets /24, and a note says so', () => {
+    const c = up(['up', '--ip', '10.0.0.9']);
+    expect(c.device.ip.toString()).toBe('10.0.0.9/24');
+    expect(c.device.notes).toEqual(['--ip 10.0.0.9 has no prefix length: using 10.0.0.9/24']);
+    expect(up(['up']).device.notes).toEqual([]);
+  });
+
   it('--no-host-config leaves the host side alone', () => {
     expect(up(['up', '--no-host-config']).device.hostIp).toBeUndefined();
   });
@@ -134,6 +158,15 @@ describe('parseCommand', () => {
     [['ping', '10.0.0.1', '-i', 'fast'], /-i fast: expected a number/],
     [['ping', '10.0.0.1', '-W', '0'], /-W 0/],
     [['ping', '10.0.0.1', '--udp-echo', '7'], /--udp-echo/],
+    [['up', '--pcap', '/nonexistent/dir/x.pcap'], /^--pcap \/nonexistent\/dir\/x\.pcap: cannot write in \/nonexistent\/dir/],
+    [['up', '--mac', '00:00:00:00:00:00'], /all zeros/],
+    [['up', '--mac', 'ff:ff:ff:ff:ff:ff'], /the broadcast address/],
+    [['up', '--gateway', '10.0.0.0'], /--gateway 10\.0\.0\.0 is the network address of 10\.0\.0\.0\/24/],
+    [['up', '--gateway', '10.0.0.255'], /--gateway 10\.0\.0\.255 is the broadcast address/],
+    [['up', '--udp-echo', '0x7'], /--udp-echo 0x7: expected a whole number/],
+    [['up', '--udp-echo', '1e1'], /--udp-echo 1e1: expected a whole number/],
+    [['up', '--tcp-echo', '7', '--http', '7'], /different ports/],
+    [['ping', '10.0.0.1', '-i', '1e-1'], /-i 1e-1: expected a number/],
   ])('%j is a usage error', (argv, message) => {
     expect(usageError(argv)).toMatch(message);
   });
