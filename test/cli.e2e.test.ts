@@ -10,7 +10,7 @@
  *       exit 1 with a message naming the fix.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -150,6 +150,34 @@ describe('small CLI promises', () => {
     expect(missing.stderr).toMatch(/network namespace "no-such-namespace-here" does not exist \(open\(\/run\/netns\/no-such-namespace-here\)/);
     expect(missing.stderr).not.toContain('<netns>');
   });
+});
+
+describe('a capture on a full disk', () => {
+  it('--pcap on a 64 KiB tmpfs: the capture stops with one message, the stack keeps answering, exit 0', async () => {
+    const ns = namespace('cli-full');
+    const dir = tempDir();
+    // One shell inside the namespace: its mount of the tiny tmpfs is private to it (ip netns exec
+    // gives each command a mount namespace of its own), so nothing outside sees it.
+    const script = [
+      `mount -t tmpfs -o size=64k tapstack-full ${dir}`,
+      `node ${tapstackBin} up --pcap ${dir}/full.pcap > ${dir}.out 2>&1 < /dev/null &`,
+      'pid=$!',
+      'for i in $(seq 50); do ip link show tap0 >/dev/null 2>&1 && break; sleep 0.1; done; sleep 0.5',
+      'ping -q -c 200 -i 0.01 -s 1000 -W 2 10.0.0.2',
+      'echo "ping exit $?"',
+      'kill -INT $pid; wait $pid; echo "tapstack exit $?"',
+      `umount ${dir}`,
+    ].join('\n');
+    const run = await ns.run('sh', ['-c', script], 60_000);
+    const out = readFileSync(`${dir}.out`, 'utf8');
+    rmSync(`${dir}.out`, { force: true });
+    expect(run.stdout).toMatch(/200 packets transmitted, 200 received, 0% packet loss/);
+    expect(run.stdout).toContain('ping exit 0');
+    expect(run.stdout).toContain('tapstack exit 0');
+    expect(out.match(/capture stopped/g)).toHaveLength(1);
+    expect(out).toMatch(/--pcap .*full\.pcap: capture stopped \(ENOSPC/);
+    expect(parseCounters(out).get('link.capture_write_failed')).toBe(1);
+  }, 90_000);
 });
 
 describe('the root-namespace guard', () => {

@@ -19,6 +19,8 @@ export const LINK_COUNTERS = [
   'tx_errors',
   'rx_dropped_no_receiver',
   'rx_dropped_iterator_full',
+  // a capture (withCapture) that could not write its file and stopped; the link goes on
+  'capture_write_failed',
 ] as const;
 export type LinkCounterName = (typeof LINK_COUNTERS)[number];
 

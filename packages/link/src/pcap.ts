@@ -209,25 +209,62 @@ export function readPcap(bytes: Uint8Array): PcapRecord[] {
   return records;
 }
 
-/** A Link that writes every frame it sends and receives to a pcap file; otherwise the link itself. */
+/**
+ * A Link that writes every frame it sends and receives to a pcap file; otherwise the link itself.
+ *
+ * A capture that cannot be written (a full disk, a file system gone away) must not take the stack
+ * down with it: the first write error stops the capture, is counted (`link.capture_write_failed`)
+ * and reported once through `onError` (stderr by default); frames keep flowing.
+ */
 export class CaptureLink extends LinkWrapper {
+  private failed = false;
+
   constructor(
     inner: Link,
     readonly writer: PcapWriter,
+    private readonly onError: (error: Error) => void = (error) => process.stderr.write(`capture stopped: ${error.message}\n`),
   ) {
     super(inner);
-    inner.onClose(() => writer.close());
+    inner.onClose(() => this.closeWriter());
+  }
+
+  /** False once a write failed and the capture stopped. */
+  get capturing(): boolean {
+    return !this.failed;
   }
 
   override send(frame: Uint8Array): boolean {
     const sent = this.inner.send(frame);
-    if (sent) this.writer.write(frame);
+    if (sent && !this.failed) this.guard(() => this.writer.write(frame));
     return sent;
   }
 
   protected override receive(frames: readonly Uint8Array[]): void {
-    this.writer.writeBatch(frames);
+    if (!this.failed) this.guard(() => this.writer.writeBatch(frames));
     this.deliverUp(frames);
+  }
+
+  private guard(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.failed = true;
+      this.inner.counters.inc('capture_write_failed');
+      this.closeWriter();
+      try {
+        this.onError(err as Error);
+      } catch {
+        /* a reporter that throws must not stop the frames either */
+      }
+    }
+  }
+
+  private closeWriter(): void {
+    try {
+      this.writer.close();
+    } catch {
+      /* closing a file whose writes failed may fail too */
+    }
   }
 }
 
@@ -235,6 +272,6 @@ export class CaptureLink extends LinkWrapper {
  * `withCapture(tap, 'run.pcap')`: the link, recording every frame in and out (sent frames
  * only when the link accepted them). The file is closed when the link closes.
  */
-export function withCapture(link: Link, file: string | PcapWriter, options: PcapWriterOptions = {}): CaptureLink {
-  return new CaptureLink(link, typeof file === 'string' ? new PcapWriter(file, options) : file);
+export function withCapture(link: Link, file: string | PcapWriter, options: PcapWriterOptions & { onError?: (error: Error) => void } = {}): CaptureLink {
+  return new CaptureLink(link, typeof file === 'string' ? new PcapWriter(file, options) : file, options.onError);
 }

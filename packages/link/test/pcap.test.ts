@@ -126,3 +126,32 @@ describe('withCapture', () => {
     expect(capture.writer.closed).toBe(true);
   });
 });
+
+describe('a capture that cannot be written', () => {
+  it('stops capturing at the first write error, says so once, counts it, and the frames keep flowing', async () => {
+    // A sink that fails like a full disk after 200 bytes.
+    let written = 0;
+    const failing = {
+      write(chunk: Uint8Array): void {
+        if (written + chunk.length > 200) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        written += chunk.length;
+      },
+      close(): void {},
+    };
+    const [a, b] = MemoryLink.pair();
+    const errors: string[] = [];
+    const captured = withCapture(a, new PcapWriter(failing), { onError: (e) => errors.push(e.message) });
+    const received: Uint8Array[] = [];
+    b.setReceiver((frames) => received.push(...frames));
+    const got: Uint8Array[] = [];
+    captured.setReceiver((frames) => got.push(...frames));
+    for (let i = 0; i < 20; i++) expect(captured.send(new Uint8Array(60).fill(i))).toBe(true);
+    for (let i = 0; i < 20; i++) b.send(new Uint8Array(60).fill(100 + i));
+    await settle();
+    expect(received.length).toBe(20);
+    expect(got.length).toBe(20);
+    expect(errors).toEqual(['ENOSPC: no space left on device, write']);
+    expect(captured.capturing).toBe(false);
+    expect(captured.counters.get('capture_write_failed')).toBe(1);
+  });
+});

@@ -61,7 +61,11 @@ function openDevice(d: DeviceOptions): Link {
     tap.close();
     throw err;
   }
-  return d.pcap ? withCapture(tap, d.pcap) : tap;
+  if (!d.pcap) return tap;
+  const file = d.pcap;
+  return withCapture(tap, file, {
+    onError: (error) => process.stderr.write(`tapstack: --pcap ${file}: capture stopped (${error.message}); the stack keeps running\n`),
+  });
 }
 
 /** A device command run where it would change the machine's own network: the refusal (exit 2). */
