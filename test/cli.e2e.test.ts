@@ -152,6 +152,18 @@ describe('small CLI promises', () => {
   });
 });
 
+describe('the device deleted under a running stack', () => {
+  it('ip link del tap0: tapstack says what happened on stderr and exits 1 (it used to exit 0 silently)', async () => {
+    const ns = namespace('cli-del');
+    const up = spawnTapstack(ns, ['up']);
+    await up.waitFor(/tapstack is up on tap0/);
+    ns.exec('ip', ['link', 'del', 'tap0']);
+    const exit = await up.exited;
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(up.output).toMatch(/tapstack: TAP device tap0 failed and was closed: .*\(was the device or its namespace deleted\?\)/);
+  });
+});
+
 describe('a capture on a full disk', () => {
   it('--pcap on a 64 KiB tmpfs: the capture stops with one message, the stack keeps answering, exit 0', async () => {
     const ns = namespace('cli-full');

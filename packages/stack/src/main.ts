@@ -48,6 +48,9 @@ export function canOpenTap(): { ok: true } | { ok: false; why: string } {
   return { ok: true };
 }
 
+/** The TAP device of this process (for its failure, when it closes on its own). */
+let device: TapDevice | undefined;
+
 function openDevice(d: DeviceOptions): Link {
   const tap = TapDevice.open({
     name: d.tap,
@@ -61,6 +64,7 @@ function openDevice(d: DeviceOptions): Link {
     tap.close();
     throw err;
   }
+  device = tap;
   if (!d.pcap) return tap;
   const file = d.pcap;
   return withCapture(tap, file, {
@@ -115,7 +119,9 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
   if (services.http !== undefined) httpServer(stack.tcp, services.http, formatIpv4(stack.address));
   process.stdout.write(describeServices(stack.address, services, d.netns ? `ip netns exec ${d.netns} ` : ''));
   return new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = (): void => {
+      stopping = true;
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       process.off('SIGUSR1', show);
@@ -125,6 +131,21 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       stack.close();
       resolve(0);
     };
+    // The device can go away under us (ip link del tap0, the namespace deleted): say so and exit
+    // non-zero, as ping does when its interface disappears, instead of ending silently.
+    stack.link.onClose(() => {
+      if (stopping) return;
+      const why = device?.failure?.message ?? `the device ${d.tap} was closed`;
+      process.stderr.write(`tapstack: ${why}\n`);
+      process.stdout.write(`counters:\n${indent(stack.counters())}\n`);
+      stopping = true;
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.off('SIGUSR1', show);
+      rl?.close();
+      stack.close();
+      resolve(1);
+    });
     const show = (): void => printTables(stack);
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
