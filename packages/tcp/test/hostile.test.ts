@@ -183,6 +183,37 @@ describe('hostile TCP input', () => {
     expect(received).toBe(writes * chunk.length);
   });
 
+  it('a peer that swallows every segment but still answers ARP: the sender gives up with ETIMEDOUT and forgets the connection', async () => {
+    const p = pair();
+    pairs.push(p);
+    serve(p);
+    const c = p.a.tcp.connect({ host: IP_B, port: 80 });
+    const got = collect(c);
+    let connected = false;
+    c.on('connect', () => (connected = true));
+    await runUntil(p.clock, () => connected);
+    // B's IPv4 keeps answering ARP and ICMP, but TCP segments now fall into a hole
+    p.b.ipv4.unregister(6);
+    p.b.ipv4.register(6, () => {});
+    c.write('anyone there?');
+    await runUntil(p.clock, () => got.error !== undefined, 2_000_000, 1000);
+    expect((got.error as NodeJS.ErrnoException).code).toBe('ETIMEDOUT');
+    expect(p.a.tcp.counters.get('TCPAbortOnTimeout')).toBe(1);
+    expect(p.a.tcp.counters.get('RetransSegs')).toBe(15);
+    expect(p.a.tcp.connectionCount).toBe(0);
+  });
+
+  it('an ICMP protocol unreachable answer to our SYN refuses the connection (ECONNREFUSED), as Linux', async () => {
+    const p = pair();
+    pairs.push(p);
+    p.b.tcp.close(); // B has no TCP at all: its IPv4 answers protocol unreachable
+    const c = p.a.tcp.connect({ host: IP_B, port: 80 });
+    const got = collect(c);
+    await runUntil(p.clock, () => got.error !== undefined, 10_000);
+    expect((got.error as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+    expect(p.a.tcp.counters.get('rx_icmp_errors')).toBe(1);
+  });
+
   it('a peer that vanishes: the sender retransmits, ARP fails, and it gives up with EHOSTUNREACH (Linux reports the soft error) and forgets the connection', async () => {
     const p = pair({ faults: { drop: 0 } });
     pairs.push(p);
