@@ -186,6 +186,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   private readonly peerLimiter: PeerRateLimiter;
   readonly icmpRatemask: number;
   private readonly errorListeners: IcmpErrorListener[] = [];
+  private readonly protocolErrorListeners = new Map<number, IcmpErrorListener[]>();
   private readonly sessions = new Map<number, PingSession>();
   private nextIdentifier: number;
   private closed = false;
@@ -209,9 +210,22 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     this.ipv4.setErrorReporter(this);
   }
 
-  /** Listens for ICMP errors (received, or local like a failed ARP resolution). UDP uses it. */
-  onError(listener: IcmpErrorListener): void {
-    this.errorListeners.push(listener);
+  /**
+   * Listens for ICMP errors (received, or local like a failed ARP resolution): with an IP
+   * protocol number, only those about datagrams of that protocol (how UDP and TCP ask for
+   * theirs, so no layer sees the others' errors); without one, every error.
+   */
+  onError(listener: IcmpErrorListener): void;
+  onError(protocol: number, listener: IcmpErrorListener): void;
+  onError(a: number | IcmpErrorListener, b?: IcmpErrorListener): void {
+    if (typeof a === 'function') {
+      this.errorListeners.push(a);
+      return;
+    }
+    if (!b) throw new TypeError('onError(protocol, listener) needs a listener');
+    const list = this.protocolErrorListeners.get(a);
+    if (list) list.push(b);
+    else this.protocolErrorListeners.set(a, [b]);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -346,7 +360,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     };
     const report: IcmpErrorReport = { kind, code, from, nextHopMtu, original, local };
     if (log.enabled) log('error %s code %d from %s about %s', kind, code, formatIpv4(from), formatIpv4(original.destination));
-    for (const l of this.errorListeners) {
+    for (const l of [...(this.protocolErrorListeners.get(original.protocol) ?? []), ...this.errorListeners]) {
       try {
         l(report);
       } catch (err) {

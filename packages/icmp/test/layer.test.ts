@@ -163,6 +163,22 @@ describe('errors we send', () => {
     expect(repr).toEqual({ kind: 'time-exceeded', code: 1, quoted: first.subarray(14, 14 + 28) });
   });
 
+  it('hands a received error to the listeners of the quoted protocol only, and to those of every protocol', () => {
+    const { icmp, dispatcher, errors } = setup();
+    const udp: IcmpErrorReport[] = [];
+    const tcp: IcmpErrorReport[] = [];
+    icmp.onError(17, (e) => udp.push(e));
+    icmp.onError(6, (e) => tcp.push(e));
+    // our UDP datagram to 10.0.0.1, quoted in its port unreachable
+    const quoted = datagram(17, hex8(0)).subarray(14);
+    quoted.set([10, 0, 0, 2], 12);
+    quoted.set([10, 0, 0, 1], 16);
+    dispatcher.input(datagram(1, IcmpRepr.build({ kind: 'destination-unreachable', code: 3, nextHopMtu: 0, quoted })));
+    expect(udp.map((e) => e.original.protocol)).toEqual([17]);
+    expect(tcp).toEqual([]);
+    expect(errors).toHaveLength(1);
+  });
+
   it('never sends an error about an ICMP error, a group destination, a later fragment or a bad source', () => {
     const { icmp, resolver } = setup();
     const d = (protocol: number, payload: Uint8Array, extra: Partial<Ipv4Repr> = {}) => datagram(protocol, payload, extra).subarray(14);

@@ -158,7 +158,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.syncookies = options.syncookies ?? 1;
     this.challengeAckLimit = options.challengeAckLimit ?? 1000;
     this.ipv4.register(IpProtocol.TCP, (packet, payload, info) => this.input(packet, payload, info));
-    options.icmp?.onError((report) => {
+    options.icmp?.onError(IpProtocol.TCP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
   }

@@ -15,12 +15,12 @@
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 import { UnreachableCode, type IcmpErrorReport, type IcmpLayer } from '@tapstack/icmp';
-import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, Ipv4SendOutcome, PayloadWriter } from '@tapstack/ipv4';
+import { IpProtocol, type Ipv4DeliveryInfo, type Ipv4Layer, type Ipv4Packet, type Ipv4SendOutcome, type PayloadWriter } from '@tapstack/ipv4';
 import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, type Ipv4Address } from '@tapstack/link';
 import { UdpSocketError } from './errors.ts';
 import { DEFAULT_EPHEMERAL_PORTS, PortTable } from './ports.ts';
 import { UdpSocket, type UdpReceiveQueueLimits, type UdpSendOutcome, type UdpSocketHost } from './socket.ts';
-import { formatUdp, UDP_HEADER_LENGTH, UDP_PROTOCOL, UdpField, UdpPacket, udpChecksum, type UdpCheckError } from './udp.ts';
+import { formatUdp, UDP_HEADER_LENGTH, UdpField, UdpPacket, udpChecksum, type UdpCheckError } from './udp.ts';
 
 const log = debugFactory('tapstack:udp');
 /** `log.enabled` for the per-datagram lines, read once per run (see hot-path-log.ts in @tapstack/link). */
@@ -126,8 +126,8 @@ export class UdpLayer {
     };
     // Broadcast datagrams are for UDP too (DHCP, discovery); multicast needs group membership,
     // which this stack does not have yet, so IPv4 keeps those.
-    this.ipv4.register(UDP_PROTOCOL, (packet, payload, info) => this.input(packet, payload, info), { broadcast: true });
-    this.icmp?.onError((report) => {
+    this.ipv4.register(IpProtocol.UDP, (packet, payload, info) => this.input(packet, payload, info), { broadcast: true });
+    this.icmp?.onError(IpProtocol.UDP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
   }
@@ -165,7 +165,7 @@ export class UdpLayer {
     if (this.isClosed) return;
     this.isClosed = true;
     for (const s of [...this.sockets]) s.close();
-    this.ipv4.unregister(UDP_PROTOCOL);
+    this.ipv4.unregister(IpProtocol.UDP);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ export class UdpLayer {
    */
   private icmpError(report: IcmpErrorReport): void {
     const o = report.original;
-    if (o.protocol !== UDP_PROTOCOL || o.payload.length < 4) return;
+    if (o.protocol !== IpProtocol.UDP || o.payload.length < 4) return;
     const sourcePort = (o.payload[0]! << 8) | o.payload[1]!;
     const destinationPort = (o.payload[2]! << 8) | o.payload[3]!;
     const socket = this.ports.lookup(sourcePort, o.source);
@@ -275,7 +275,7 @@ export class UdpLayer {
     if (logging()) log('out %s.%d > %s.%d: UDP, length %d', formatIpv4(w.source), sourcePort, formatIpv4(destination), destinationPort, data.length);
     const outcome = this.ipv4.send({
       destination,
-      protocol: UDP_PROTOCOL,
+      protocol: IpProtocol.UDP,
       payload: w,
       source: w.source,
       ...(ttl === undefined ? {} : { ttl }),

@@ -14,11 +14,9 @@
  * checksum is 0 transmits 0xFFFF instead (the other one's complement zero), so 0 stays free to
  * mean "none".
  */
-import { internetChecksum, pseudoHeaderSum } from '@tapstack/ipv4';
+import { internetChecksum, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
 import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
 
-/** IP protocol number of UDP. */
-export const UDP_PROTOCOL = 17;
 export const UDP_HEADER_LENGTH = 8;
 /** The most data one datagram carries over IPv4: 65535 - 20 (IPv4 header) - 8 (UDP header). */
 export const UDP_MAX_PAYLOAD = 65507;
@@ -119,7 +117,7 @@ export class UdpPacket {
  * pseudo-header. Over a datagram with a correct checksum in place it is 0.
  */
 export function udpChecksum(bytes: Uint8Array, source: Ipv4Address, destination: Ipv4Address): number {
-  return internetChecksum(bytes, pseudoHeaderSum(source, destination, UDP_PROTOCOL, bytes.length));
+  return internetChecksum(bytes, pseudoHeaderSum(source, destination, IpProtocol.UDP, bytes.length));
 }
 
 /** The parsed form of a UDP header: what a socket layer needs, addresses live in IPv4. */
