@@ -33,8 +33,6 @@ export const ArpField = {
   HLEN: 4,
   PLEN: 5,
   OPER: 6,
-  /** Start of the variable part: sha, spa, tha, tpa. */
-  ADDRESSES: 8,
   SHA: 8,
   SPA: 14,
   THA: 18,
@@ -83,9 +81,10 @@ export const ARP_PARSE_ERRORS: readonly ArpParseError[] = [
 ];
 
 /**
- * A zero-copy view of an ARP packet (the Ethernet payload). The generic header accessors work
- * for any packet that passed `check`; the address accessors assume Ethernet/IPv4 (hlen 6,
- * plen 4), which `ArpRepr.parse` verifies before using them.
+ * A zero-copy view of an ARP packet (the Ethernet payload). The header and the raw address
+ * accessors work for any packet that passed `check`, at the offsets hlen and plen give; the typed
+ * ones (`senderMac`, `senderIp`, ...) are defined for Ethernet/IPv4 (hlen 6, plen 4) and
+ * undefined otherwise, so no accessor of a checked packet throws.
  */
 export class ArpPacket {
   private readonly view: DataView;
@@ -140,29 +139,56 @@ export class ArpPacket {
     this.view.setUint16(ArpField.OPER, value);
   }
 
-  get senderMac(): MacAddress {
-    return MacAddress.fromBytes(this.bytes, ArpField.SHA);
+  /**
+   * The four addresses follow the fixed header, each as long as the header says (RFC 826):
+   * sender hardware (hlen bytes), sender protocol (plen), target hardware (hlen), target protocol
+   * (plen). These views are valid for any packet that passed `check`, whatever hlen and plen say.
+   */
+  get senderHardwareAddress(): Uint8Array {
+    return this.bytes.subarray(ARP_HEADER_LENGTH, ARP_HEADER_LENGTH + this.hardwareLength);
+  }
+  get senderProtocolAddress(): Uint8Array {
+    const at = ARP_HEADER_LENGTH + this.hardwareLength;
+    return this.bytes.subarray(at, at + this.protocolLength);
+  }
+  get targetHardwareAddress(): Uint8Array {
+    const at = ARP_HEADER_LENGTH + this.hardwareLength + this.protocolLength;
+    return this.bytes.subarray(at, at + this.hardwareLength);
+  }
+  get targetProtocolAddress(): Uint8Array {
+    const at = ARP_HEADER_LENGTH + 2 * this.hardwareLength + this.protocolLength;
+    return this.bytes.subarray(at, at + this.protocolLength);
+  }
+
+  /** True when the addresses are a MAC and an IPv4 address each (hlen 6, plen 4): the typed accessors below then apply. */
+  get isEthernetIpv4(): boolean {
+    return this.hardwareLength === MacAddress.LENGTH && this.protocolLength === 4;
+  }
+
+  /** The sender's MAC, or undefined when hlen/plen are not Ethernet/IPv4's. */
+  get senderMac(): MacAddress | undefined {
+    return this.isEthernetIpv4 ? MacAddress.fromBytes(this.bytes, ArpField.SHA) : undefined;
   }
   set senderMac(mac: MacAddress) {
     mac.writeTo(this.bytes, ArpField.SHA);
   }
 
-  get senderIp(): Ipv4Address {
-    return readIpv4(this.bytes, ArpField.SPA);
+  get senderIp(): Ipv4Address | undefined {
+    return this.isEthernetIpv4 ? readIpv4(this.bytes, ArpField.SPA) : undefined;
   }
   set senderIp(ip: Ipv4Address) {
     writeIpv4(this.bytes, ArpField.SPA, ip);
   }
 
-  get targetMac(): MacAddress {
-    return MacAddress.fromBytes(this.bytes, ArpField.THA);
+  get targetMac(): MacAddress | undefined {
+    return this.isEthernetIpv4 ? MacAddress.fromBytes(this.bytes, ArpField.THA) : undefined;
   }
   set targetMac(mac: MacAddress) {
     mac.writeTo(this.bytes, ArpField.THA);
   }
 
-  get targetIp(): Ipv4Address {
-    return readIpv4(this.bytes, ArpField.TPA);
+  get targetIp(): Ipv4Address | undefined {
+    return this.isEthernetIpv4 ? readIpv4(this.bytes, ArpField.TPA) : undefined;
   }
   set targetIp(ip: Ipv4Address) {
     writeIpv4(this.bytes, ArpField.TPA, ip);
@@ -191,10 +217,11 @@ export const ArpRepr = {
     if (operation === undefined) return fail('bad_opcode');
     return ok({
       operation,
-      senderMac: packet.senderMac,
-      senderIp: packet.senderIp,
-      targetMac: packet.targetMac,
-      targetIp: packet.targetIp,
+      // hlen 6 and plen 4 were checked above, so the typed accessors are defined
+      senderMac: packet.senderMac!,
+      senderIp: packet.senderIp!,
+      targetMac: packet.targetMac!,
+      targetIp: packet.targetIp!,
     });
   },
 

@@ -22,16 +22,6 @@ import { internetChecksum } from '@tapstack/ipv4';
 
 export const ICMP_HEADER_LENGTH = 8;
 
-export const IcmpField = {
-  TYPE: 0,
-  CODE: 1,
-  CHECKSUM: 2,
-  IDENTIFIER: 4,
-  SEQUENCE: 6,
-  NEXT_HOP_MTU: 6,
-  DATA: 8,
-} as const;
-
 export const IcmpType = {
   ECHO_REPLY: 0,
   DESTINATION_UNREACHABLE: 3,

@@ -262,11 +262,6 @@ export class Ipv4Layer {
     this.reporter = reporter;
   }
 
-  /** True for our address, the limited broadcast and our prefix's directed broadcast. */
-  isLocalDestination(address: Ipv4Address): boolean {
-    return address === this.address.address || address === IPV4_BROADCAST || this.address.isBroadcast(address);
-  }
-
   /** True for 255.255.255.255 and our prefix's directed broadcast. */
   isBroadcast(address: Ipv4Address): boolean {
     return address === IPV4_BROADCAST || this.address.isBroadcast(address);

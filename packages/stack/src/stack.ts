@@ -1,7 +1,7 @@
 /**
- * The composition root: one function that wires the layers together the way DESIGN.md draws
- * them. Receive: link -> EtherTypeDispatcher -> (0x0806 ARP | 0x0800 IPv4 -> protocol 1 ICMP,
- * protocol 17 UDP). Send: ICMP/UDP -> IPv4 (route, fragment) -> ARP resolver (queue while
+ * The composition root: one function that wires the layers together the way docs/architecture.md
+ * draws them. Receive: link -> EtherTypeDispatcher -> (0x0806 ARP | 0x0800 IPv4 -> protocol 1
+ * ICMP, 6 TCP, 17 UDP). Send: ICMP/UDP/TCP -> IPv4 (route, fragment) -> ARP resolver (queue while
  * INCOMPLETE) -> link.
  * Every layer registers itself with the one below; nothing below knows what sits above.
  */
