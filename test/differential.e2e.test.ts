@@ -36,6 +36,7 @@ import {
 import { parseCounters, spawnTapstack, type Watched } from './support/watch.ts';
 
 const capturePy = fileURLToPath(new URL('./support/capture.py', import.meta.url));
+const challengeAckPy = fileURLToPath(new URL('./support/challenge-ack.py', import.meta.url));
 
 interface Scenario {
   name: string;
@@ -378,6 +379,22 @@ afterAll(() => {
 });
 
 describe('tapstack answers like the Linux kernel', () => {
+  it('a RST inside the window but not at RCV.NXT gets the same challenge ACK from both (RFC 5961 3.2), and both connections live on', async () => {
+    const [ours, kernel] = await Promise.all([tapNs.run('python3', [challengeAckPy, 'dut0', '7']), hostNs.run('python3', [challengeAckPy, 'dut0', '7'])]);
+    const parse = (r: { stdout: string; stderr: string }): { answer: unknown; alive: boolean } => {
+      try {
+        return JSON.parse(r.stdout) as { answer: unknown; alive: boolean };
+      } catch {
+        throw new Error(`challenge-ack.py: ${r.stdout} ${r.stderr}`);
+      }
+    };
+    const k = parse(kernel);
+    const t = parse(ours);
+    // the kernel's answer: an ACK (no data) at its SND.NXT (its ISN + 1) acknowledging our ISN + 1
+    expect(k).toEqual({ answer: { flags: 0x10, seq: 1, ack: 1, len: 0 }, alive: true });
+    expect(t).toEqual(k);
+  });
+
   it('rate-limits ICMP errors per peer like Linux: 8 of 40 port unreachables, 32 suppressed, on both', async () => {
     const unreachables = (frames: string[]): number =>
       frames.filter((f) => f.slice(24, 28) === '0800' && f.slice(46, 48) === '01' && f.slice(68, 72) === '0303').length;
