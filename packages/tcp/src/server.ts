@@ -83,8 +83,20 @@ export class TcpServer extends EventEmitter {
     return this;
   }
 
+  /**
+   * Node's `net.Server.maxConnections`: past it, a new connection is closed at once and 'drop'
+   * is emitted instead of 'connection' (the bound on accepted connections, as Linux's accept
+   * queue bounds the ones an application has not taken yet).
+   */
+  maxConnections = Number.POSITIVE_INFINITY;
+
   /** The layer hands over a connection that completed its handshake. */
   deliver(socket: TcpSocket): void {
+    if (this.open.size >= this.maxConnections) {
+      this.emit('drop', { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, localAddress: socket.localAddress, localPort: socket.localPort });
+      socket.destroy();
+      return;
+    }
     this.open.add(socket);
     socket.once('close', () => this.open.delete(socket));
     this.emit('connection', socket);

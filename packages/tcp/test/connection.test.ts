@@ -341,6 +341,21 @@ describe('sending, retransmission and congestion', () => {
     expect(h.counts.get('TCPFastRetrans')).toBe(1);
   });
 
+  it('ICMP fragmentation needed (RFC 1191) lowers the MSS and sends the unacknowledged data again in smaller segments', () => {
+    const h = established();
+    h.connection.write(bytes(2920));
+    expect(h.take().map((s) => s.payload.length)).toEqual([1460, 1460]);
+    h.connection.icmpError('fragmentation-needed', 1280);
+    expect(h.connection.info().mss).toBe(1240);
+    const again = h.take();
+    expect(again[0]!.repr.seq).toBe(ISS + 1);
+    expect(again.every((s) => s.payload.length <= 1240)).toBe(true);
+    // a larger "next-hop MTU" never raises it, a nonsense one (below 68) is ignored
+    h.connection.icmpError('fragmentation-needed', 1500);
+    h.connection.icmpError('fragmentation-needed', 20);
+    expect(h.connection.info().mss).toBe(1240);
+  });
+
   it('Nagle: a small write waits while data is unacknowledged, unless noDelay', () => {
     const h = established();
     h.connection.write(bytes(10));

@@ -48,6 +48,23 @@ describe('TCP between two stacks on a clean wire', () => {
     expect(p.a.tcp.counters.get('AttemptFails')).toBe(1);
   });
 
+  it("maxConnections (as Node's net.Server): the connection past it is dropped and closed, the others are served", async () => {
+    const p = pair();
+    pairs.push(p);
+    const server = p.b.tcp.createServer((s) => s.pipe(s));
+    server.maxConnections = 2;
+    const drops: unknown[] = [];
+    server.on('drop', (info) => drops.push(info));
+    server.listen(7);
+    const clients = [0, 1, 2].map(() => p.a.tcp.connect({ host: IP_B, port: 7 }));
+    const got = clients.map((c) => collect(c));
+    await runUntil(p.clock, () => drops.length === 1 && got[2]!.ended, 10_000);
+    for (const c of clients.slice(0, 2)) c.end('served\n');
+    await runUntil(p.clock, () => got[0]!.ended && got[1]!.ended, 10_000);
+    expect(got.map((g) => g.bytes().toString())).toEqual(['served\n', 'served\n', '']);
+    expect(server.connections).toBe(0);
+  });
+
   it('moves 1 MiB each way at once, byte for byte', async () => {
     const p = pair();
     pairs.push(p);
