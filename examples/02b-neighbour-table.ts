@@ -7,15 +7,20 @@
  *   npx tsx examples/02b-neighbour-table.ts
  *
  * The script walks one neighbour entry through its life and prints A's table (like
- * `ip neigh show`) whenever it changes:
- *   t=0      A sends to B: INCOMPLETE, a broadcast request, the packet waits in the queue
- *   t=0      B replies: REACHABLE, the waiting packet goes out
+ * `ip neigh show`) after each step, and every ARP frame A sends, in this order:
+ *   t=0      A's broadcast request goes out first, then "A sends a packet ... (queued)": the
+ *            entry is INCOMPLETE and the packet waits in its queue
+ *   t=0      B replies: REACHABLE, the waiting packet goes out ("B received a packet from A")
  *   t=30 s   no confirmation for reachable_time: STALE (still usable)
- *   t=40 s   A sends again: DELAY (give upper layers delay_first_probe_time to confirm)
- *   t=45 s   nothing confirmed: PROBE, unicast request, B answers: REACHABLE
- *   then B goes silent, and A sends once more after it went STALE:
- *            DELAY -> PROBE -> 3 unicast probes 1 s apart -> FAILED
- *   and a host that never existed: INCOMPLETE -> 3 broadcast requests -> FAILED
+ *   t=40 s   A sends again: DELAY (upper layers get delay_first_probe_time to confirm)
+ *   t=45 s   nothing confirmed: A sends a unicast request (the entry is in PROBE for that
+ *            moment) and B's answer makes it REACHABLE before the table is printed
+ *   t=75 s   STALE again; at 80 s B stops answering ARP
+ *   t=120 s  A sends once more: DELAY, then at 125 s PROBE with 3 unicast requests 1 s apart
+ *            (125, 126, 127 s), and at 128 s FAILED
+ *   t=130 s  a host that never existed: INCOMPLETE, 3 broadcast requests, FAILED at 133 s,
+ *            its waiting packet dropped
+ * Last, A's counters in the columns of /proc/net/stat/arp_cache and by name.
  */
 import { Arp, formatArp } from '@tapstack/arp';
 import { EtherTypeDispatcher, MacAddress, MemoryLink, VirtualClock, ipv4 } from '@tapstack/link';
