@@ -95,11 +95,17 @@ describe('tapstack up', () => {
     await up.waitFor(/tapstack is up on tap0/);
     const ping = await ns.run('ping', ['-c', '1', '-W', '2', '10.0.0.2']);
     expect(ping.status).toBe(0);
-    await up.waitFor(/out [0-9a-f:]{17} > [0-9a-f:]{17}, IPv4, 10\.0\.0\.2 > 10\.0\.0\.1: ICMP echo reply, id \d+, seq 1, length 64/);
+    // stamped like tcpdump -tttt: date, time to the microsecond
+    await up.waitFor(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} out [0-9a-f:]{17} > [0-9a-f:]{17}, IPv4, 10\.0\.0\.2 > 10\.0\.0\.1: ICMP echo reply, id \d+, seq 1, length 64/);
     expect(up.output).toMatch(/in  [0-9a-f:]{17} > [0-9a-f:]{17}, IPv4, 10\.0\.0\.1 > 10\.0\.0\.2: ICMP echo request, id \d+, seq 1, length 64/);
     expect(up.output).toMatch(/ARP, Reply 10\.0\.0\.2 is-at/);
     expect(await up.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+    // --trace=rel: time since the first line, like tcpdump -ttttt
+    const rel = spawnTapstack(ns, ['up', '--trace=rel']);
+    await rel.waitFor(/^00:00:00\.000000 out [0-9a-f:]{17} > ff:ff:ff:ff:ff:ff, ARP/m);
+    await rel.waitFor(/^00:00:0\d\.\d{6} out .*ARP/m, 15_000, rel.output.indexOf('00:00:00.000000') + 20);
+    expect(await rel.stop('SIGTERM')).toEqual({ code: 0, signal: null });
   });
 });
 

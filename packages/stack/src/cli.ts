@@ -27,7 +27,8 @@ export const USAGE = `usage:
   --gateway IP      default gateway, inside the --ip prefix
   --netns NAME      create the device inside this existing network namespace
   --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
-  --trace           print one line per frame in and out
+  --trace           print one line per frame in and out, with the time like tcpdump -tttt
+                    (--trace=rel: seconds since the first line, like tcpdump -ttttt)
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
   --tcp-echo PORT   (up) TCP echo (RFC 862) on PORT
   --tcp-discard PORT (up) TCP discard (RFC 863) on PORT: reads and drops
@@ -58,7 +59,8 @@ export interface DeviceOptions {
   pcap: string | undefined;
   /** Things the parser decided for the user, printed at start (e.g. the prefix it gave --ip). */
   notes: string[];
-  trace: boolean;
+  /** One line per frame: off, with the wall-clock time, or with the time since the first line. */
+  trace: false | 'absolute' | 'relative';
 }
 
 /** The services `up` runs, each on its port. */
@@ -137,10 +139,20 @@ export function parseCommand(argv: readonly string[]): Command {
   }
   if (command !== 'up' && command !== 'ping' && command !== 'connect' && command !== 'get') throw new UsageError(`unknown command "${command}"`);
 
+  // --trace takes an optional value (--trace=rel), which parseArgs cannot say: split it here.
+  let traceMode: 'absolute' | 'relative' | undefined;
+  const args = rest.filter((a) => {
+    const m = /^--trace=(.*)$/.exec(a);
+    if (!m) return true;
+    if (m[1] === 'rel' || m[1] === 'relative') traceMode = 'relative';
+    else if (m[1] === 'abs' || m[1] === 'absolute') traceMode = 'absolute';
+    else throw new UsageError(`--trace=${m[1]}: expected --trace, --trace=abs or --trace=rel`);
+    return false;
+  });
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...rest],
+      args,
       allowPositionals: command !== 'up',
       strict: true,
       options: {
@@ -223,7 +235,7 @@ export function parseCommand(argv: readonly string[]): Command {
     netns: str('netns'),
     pcap,
     notes,
-    trace: v.trace === true,
+    trace: traceMode ?? (v.trace === true ? 'absolute' : false),
   };
   if (command === 'up') {
     const services: Services = {};

@@ -72,6 +72,30 @@ function openDevice(d: DeviceOptions): Link {
   });
 }
 
+/**
+ * The --trace line printer: each line stamped like tcpdump, with the local wall-clock time to the
+ * microsecond (`-tttt`: 2026-12-04 02:59:01.123456) or the time since the first line (`-ttttt`).
+ */
+function traceWriter(mode: 'absolute' | 'relative'): (line: string) => void {
+  let first: number | undefined;
+  return (line) => {
+    const nowUs = Math.round((performance.timeOrigin + performance.now()) * 1000);
+    process.stderr.write(`${mode === 'absolute' ? formatWallClock(nowUs) : formatElapsed(nowUs - (first ??= nowUs))} ${line}\n`);
+  };
+}
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+
+export function formatWallClock(us: number): string {
+  const d = new Date(Math.floor(us / 1000));
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(us % 1_000_000, 6)}`;
+}
+
+export function formatElapsed(us: number): string {
+  const s = Math.floor(us / 1_000_000);
+  return `${pad(Math.floor(s / 3600))}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}.${pad(us % 1_000_000, 6)}`;
+}
+
 /** A device command run where it would change the machine's own network: the refusal (exit 2). */
 class RootNamespaceRefusal extends Error {}
 
@@ -85,7 +109,7 @@ function bringUp(d: DeviceOptions): Stack {
     link,
     ip: d.ip,
     ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
-    trace: d.trace,
+    trace: d.trace ? traceWriter(d.trace) : false,
   });
   stack.start();
   return stack;

@@ -77,7 +77,7 @@ describe('parseCommand', () => {
     expect(c.device.gateway).toBe(ipv4('10.0.0.3'));
     expect(c.device.netns).toBe('lab');
     expect(c.device.pcap).toBe('/tmp/x.pcap');
-    expect(c.device.trace).toBe(true);
+    expect(c.device.trace).toBe('absolute');
     expect(c.device.hostSideChosen).toBe(true);
     expect(c.services).toEqual({ udpEcho: 7, tcpEcho: 7, tcpDiscard: 9, http: 80 });
   });
@@ -97,6 +97,13 @@ describe('parseCommand', () => {
     expect(ping).toContain('(ping; default 10, ends early');
     expect(ping).not.toContain('--http');
     expect(commandHelp('get')).toContain('--netns NAME');
+  });
+
+  it('--trace is stamped with the wall clock; --trace=rel with the time since the first line', () => {
+    expect(up(['up', '--trace']).device.trace).toBe('absolute');
+    expect(up(['up', '--trace=rel']).device.trace).toBe('relative');
+    expect(up(['up', '--trace=abs']).device.trace).toBe('absolute');
+    expect(usageError(['up', '--trace=sometimes'])).toMatch(/--trace=sometimes: expected --trace, --trace=abs or --trace=rel/);
   });
 
   it('--ip without a prefix gets /24, and a note says so', () => {
