@@ -59,7 +59,8 @@ describe('tapstack up', () => {
 
     const mark = up.output.length;
     up.child.kill('SIGUSR1');
-    await up.waitFor(/neighbours:\n\s+10\.0\.0\.1 dev \S+ lladdr [0-9a-f:]{17} \w+[\s\S]*counters:[\s\S]*icmp\.tx_echo_replies 3/, 5_000, mark);
+    // like ip -s neigh: seconds since used/confirmed/updated, and the probes sent
+    await up.waitFor(/neighbours:\n\s+10\.0\.0\.1 dev \S+ lladdr [0-9a-f:]{17} used \d+\/\d+\/\d+ probes \d+ \w+[\s\S]*counters:[\s\S]*icmp\.tx_echo_replies 3/, 5_000, mark);
 
     const stopMark = up.output.length;
     const exit = await up.stop('SIGINT');

@@ -627,11 +627,15 @@ export class NeighbourTable {
   // ---------------------------------------------------------------- printing
 
   /** Like `ip neigh show`: `10.0.0.1 dev tap0 lladdr 02:00:00:00:0a:01 REACHABLE`, one per line. */
-  show(): string {
+  show(options: { statistics?: boolean } = {}): string {
     const lines: string[] = [];
+    const now = this.clock.now();
+    const ago = (t: number): number => (Number.isFinite(t) ? Math.max(0, Math.floor((now - t) / 1000)) : 0);
     for (const n of this.neighbours.values()) {
       const lladdr = n.mac && hasUsableMac(n.state) ? ` lladdr ${n.mac}` : '';
-      lines.push(`${formatIpv4(n.ip)} dev ${this.device}${lladdr} ${n.state}`);
+      // ip -s neigh: seconds since the entry was last used / confirmed / updated, and the probes sent
+      const stats = options.statistics ? ` used ${ago(n.usedAt)}/${ago(n.confirmedAt)}/${ago(n.updatedAt)} probes ${n.probes}` : '';
+      lines.push(`${formatIpv4(n.ip)} dev ${this.device}${lladdr}${stats} ${n.state}`);
     }
     return lines.join('\n');
   }

@@ -303,6 +303,13 @@ describe('updates: locktime, overrides, static entries', () => {
     );
     clock.advance(3000);
     expect(table.show().split('\n')[2]).toBe('10.0.0.9 dev tap0 FAILED');
+    // ip -s neigh: seconds since used/confirmed/updated, and how many solicitations went out
+    expect(table.show({ statistics: true }).split('\n')).toEqual([
+      '10.0.0.1 dev tap0 lladdr 02:00:00:00:0a:01 used 3/3/3 probes 0 REACHABLE',
+      '10.0.0.5 dev tap0 lladdr 02:00:00:00:0a:02 used 3/3/3 probes 0 PERMANENT',
+      // a new entry counts as confirmed 2 * base_reachable_time before it was made, as Linux's neigh_alloc
+      '10.0.0.9 dev tap0 used 3/63/0 probes 3 FAILED',
+    ]);
     const [header, values] = table.formatStats().split('\n');
     const stats = Object.fromEntries(header!.trim().split(/\s+/).map((k, i) => [k, Number(values!.trim().split(/\s+/)[i])]));
     expect(stats).toMatchObject({ entries: 3, allocs: 3, lookups: 1, hits: 0, res_failed: 1 });

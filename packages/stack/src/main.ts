@@ -117,7 +117,7 @@ function bringUp(d: DeviceOptions): Stack {
 
 function printTables(stack: Stack): void {
   process.stdout.write(
-    `neighbours:\n${indent(stack.neighbours() || '(none)')}\nconnections:\n${indent(stack.connections())}\ncounters:\n${indent(stack.counters())}\n`,
+    `neighbours:\n${indent(stack.neighbours({ statistics: true }) || '(none)')}\nconnections:\n${indent(stack.connections())}\ncounters:\n${indent(stack.counters())}\n`,
   );
 }
 
@@ -177,7 +177,7 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
     const rl = process.stdin.isTTY || !process.stdin.readableEnded ? createInterface({ input: process.stdin }) : undefined;
     rl?.on('line', (line) => {
       const word = line.trim();
-      if (word === 'neigh' || word === 'n') process.stdout.write(`${stack.neighbours() || '(no neighbours)'}\n`);
+      if (word === 'neigh' || word === 'n') process.stdout.write(`${stack.neighbours({ statistics: true }) || '(no neighbours)'}\n`);
       else if (word === 'stats' || word === 's') process.stdout.write(`${stack.counters()}\n`);
       else if (word === 'conns' || word === 'c') process.stdout.write(`${stack.connections()}\n`);
       else if (word === 'quit' || word === 'q') stop();

@@ -91,8 +91,8 @@ export interface Stack {
   start(): void;
   /** Every layer's counters, one `layer.name value` line each (non-zero only unless `all`). */
   counters(all?: boolean): string;
-  /** The neighbour table, like `ip neigh show`. */
-  neighbours(): string;
+  /** The neighbour table, like `ip neigh show` (`{ statistics: true }`: like `ip -s neigh`, with used and probes). */
+  neighbours(options?: { statistics?: boolean }): string;
   /** TCP connections and listeners, like `ss -tan`. */
   connections(): string;
   /**
@@ -178,8 +178,8 @@ export function createStack(options: StackOptions): Stack {
         .filter(Boolean)
         .join('\n');
     },
-    neighbours() {
-      return arp.table.show();
+    neighbours(options) {
+      return arp.table.show(options);
     },
     connections() {
       return tcp.show();
