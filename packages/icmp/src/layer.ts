@@ -23,7 +23,6 @@ import {
   formatIpv4,
   isIpv4Loopback,
   isIpv4Multicast,
-  readIpv4,
   type Clock,
   type Ipv4Address,
   type Timer,
@@ -349,14 +348,15 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   ): void {
     // The quote must hold at least an IPv4 header; its checksum and total length are not
     // checked (the quote is cut short by design, and routers may have changed the header).
-    const headerLength = quoted.length >= 20 && quoted[0]! >>> 4 === 4 ? (quoted[0]! & 0x0f) * 4 : 0;
-    if (headerLength < 20 || headerLength > quoted.length) return this.counters.inc('rx_error_bad_quote');
+    const checked = Ipv4Packet.checkHeader(quoted);
+    if (!checked.ok) return this.counters.inc('rx_error_bad_quote');
+    const header = checked.value;
     const original = {
-      source: readIpv4(quoted, 12),
-      destination: readIpv4(quoted, 16),
-      protocol: quoted[9]!,
-      identification: (quoted[4]! << 8) | quoted[5]!,
-      payload: quoted.subarray(headerLength),
+      source: header.source,
+      destination: header.destination,
+      protocol: header.protocol,
+      identification: header.identification,
+      payload: quoted.subarray(header.headerLength),
     };
     const report: IcmpErrorReport = { kind, code, from, nextHopMtu, original, local };
     if (log.enabled) log('error %s code %d from %s about %s', kind, code, formatIpv4(from), formatIpv4(original.destination));
@@ -409,13 +409,15 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     context: { linkGroup?: boolean; destinationKind?: Ipv4DeliveryInfo['destinationKind'] } = {},
   ): IcmpErrorOutcome {
     const c = this.counters;
-    const headerLength = datagram.length >= 20 && datagram[0]! >>> 4 === 4 ? (datagram[0]! & 0x0f) * 4 : 0;
-    if (headerLength < 20 || headerLength > datagram.length) {
+    const checked = Ipv4Packet.checkHeader(datagram);
+    if (!checked.ok) {
       c.inc('tx_error_bad_datagram');
       return 'bad_datagram';
     }
-    const source = readIpv4(datagram, 12);
-    const destination = readIpv4(datagram, 16);
+    const header = checked.value;
+    const headerLength = header.headerLength;
+    const source = header.source;
+    const destination = header.destination;
     if (source === 0 || isIpv4Loopback(source) || isIpv4Multicast(source) || source >>> 28 === 0xf || this.ipv4.isBroadcast(source)) {
       c.inc('tx_error_about_bad_source');
       return 'about_bad_source';
@@ -430,11 +432,11 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       c.inc('tx_error_about_group');
       return 'about_group';
     }
-    if ((((datagram[6]! << 8) | datagram[7]!) & 0x1fff) !== 0) {
+    if (header.fragmentOffset !== 0) {
       c.inc('tx_error_about_fragment');
       return 'about_fragment';
     }
-    if (datagram[9] === IpProtocol.ICMP) {
+    if (header.protocol === IpProtocol.ICMP) {
       // No type byte to look at means we cannot tell it is not an error: stay silent.
       const type = datagram.length > headerLength ? datagram[headerLength]! : -1;
       if (type < 0 || isIcmpErrorType(type)) {

@@ -18,7 +18,7 @@
  * The checksum covers the whole ICMP message (header and data), RFC 1071 style.
  */
 import { fail, ok, type ParseResult } from '@tapstack/link';
-import { internetChecksum } from '@tapstack/ipv4';
+import { internetChecksum, Ipv4Packet } from '@tapstack/ipv4';
 
 export const ICMP_HEADER_LENGTH = 8;
 
@@ -259,6 +259,6 @@ export function formatIcmp(bytes: Uint8Array): string {
 
 /** The part of a datagram an ICMP error quotes: its IP header plus the first 8 bytes after it. */
 export function quoteDatagram(datagram: Uint8Array): Uint8Array {
-  const headerLength = (datagram[0]! & 0x0f) * 4;
+  const headerLength = new Ipv4Packet(datagram).headerLength;
   return datagram.subarray(0, Math.min(datagram.length, headerLength + 8));
 }

@@ -131,6 +131,21 @@ export class Ipv4Packet {
     return ok(new Ipv4Packet(bytes, start, start + totalLength));
   }
 
+  /**
+   * A view of a datagram quoted in an ICMP error, or about to be quoted: the header must be whole
+   * (version 4, IHL >= 5, all of it present), but the checksum and the total length are not
+   * checked, since a quote is cut short by design. The view ends where the bytes end; the bytes
+   * after the header are `bytes.subarray(view.headerLength)`.
+   */
+  static checkHeader(bytes: Uint8Array): ParseResult<Ipv4Packet, 'truncated' | 'bad_version' | 'bad_ihl' | 'header_truncated'> {
+    if (bytes.length < IPV4_MIN_HEADER_LENGTH) return fail('truncated');
+    if (bytes[0]! >>> 4 !== 4) return fail('bad_version');
+    const headerLength = (bytes[0]! & 0x0f) * 4;
+    if (headerLength < IPV4_MIN_HEADER_LENGTH) return fail('bad_ihl');
+    if (headerLength > bytes.length) return fail('header_truncated');
+    return ok(new Ipv4Packet(bytes));
+  }
+
   /** The whole datagram, header and payload (a view, made on first use). */
   get bytes(): Uint8Array {
     return (this.view ??= this.buffer.subarray(this.start, this.end));
@@ -144,19 +159,19 @@ export class Ipv4Packet {
     return (this.buffer[this.start]! & 0x0f) * 4;
   }
   get dscp(): number {
-    return this.buffer[this.start + 1]! >>> 2;
+    return this.buffer[this.start + Ipv4Field.DSCP_ECN]! >>> 2;
   }
   get ecn(): number {
-    return this.buffer[this.start + 1]! & 3;
+    return this.buffer[this.start + Ipv4Field.DSCP_ECN]! & 3;
   }
   get totalLength(): number {
-    return (this.buffer[this.start + 2]! << 8) | this.buffer[this.start + 3]!;
+    return (this.buffer[this.start + Ipv4Field.TOTAL_LENGTH]! << 8) | this.buffer[this.start + Ipv4Field.TOTAL_LENGTH + 1]!;
   }
   get identification(): number {
-    return (this.buffer[this.start + 4]! << 8) | this.buffer[this.start + 5]!;
+    return (this.buffer[this.start + Ipv4Field.IDENTIFICATION]! << 8) | this.buffer[this.start + Ipv4Field.IDENTIFICATION + 1]!;
   }
   private get flagsAndOffset(): number {
-    return (this.buffer[this.start + 6]! << 8) | this.buffer[this.start + 7]!;
+    return (this.buffer[this.start + Ipv4Field.FLAGS_FRAGMENT_OFFSET]! << 8) | this.buffer[this.start + Ipv4Field.FLAGS_FRAGMENT_OFFSET + 1]!;
   }
   get dontFragment(): boolean {
     return (this.flagsAndOffset & Ipv4Flag.DONT_FRAGMENT) !== 0;
@@ -173,13 +188,13 @@ export class Ipv4Packet {
     return (this.flagsAndOffset & (Ipv4Flag.MORE_FRAGMENTS | Ipv4Flag.OFFSET_MASK)) !== 0;
   }
   get ttl(): number {
-    return this.buffer[this.start + 8]!;
+    return this.buffer[this.start + Ipv4Field.TTL]!;
   }
   get protocol(): number {
-    return this.buffer[this.start + 9]!;
+    return this.buffer[this.start + Ipv4Field.PROTOCOL]!;
   }
   get checksum(): number {
-    return (this.buffer[this.start + 10]! << 8) | this.buffer[this.start + 11]!;
+    return (this.buffer[this.start + Ipv4Field.CHECKSUM]! << 8) | this.buffer[this.start + Ipv4Field.CHECKSUM + 1]!;
   }
   get source(): Ipv4Address {
     return readIpv4(this.buffer, this.start + Ipv4Field.SOURCE);
@@ -201,21 +216,21 @@ export class Ipv4Packet {
   }
 
   set ttl(value: number) {
-    this.buffer[this.start + 8] = value;
+    this.buffer[this.start + Ipv4Field.TTL] = value;
   }
   set identification(value: number) {
-    this.buffer[this.start + 4] = value >>> 8;
-    this.buffer[this.start + 5] = value & 0xff;
+    this.buffer[this.start + Ipv4Field.IDENTIFICATION] = value >>> 8;
+    this.buffer[this.start + Ipv4Field.IDENTIFICATION + 1] = value & 0xff;
   }
   set totalLength(value: number) {
-    this.buffer[this.start + 2] = value >>> 8;
-    this.buffer[this.start + 3] = value & 0xff;
+    this.buffer[this.start + Ipv4Field.TOTAL_LENGTH] = value >>> 8;
+    this.buffer[this.start + Ipv4Field.TOTAL_LENGTH + 1] = value & 0xff;
   }
   /** Sets flags and offset together (offset in bytes, a multiple of 8). */
   setFragment(dontFragment: boolean, moreFragments: boolean, offsetBytes: number): void {
     const v = (dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0) | (moreFragments ? Ipv4Flag.MORE_FRAGMENTS : 0) | (offsetBytes >>> 3);
-    this.buffer[this.start + 6] = v >>> 8;
-    this.buffer[this.start + 7] = v & 0xff;
+    this.buffer[this.start + Ipv4Field.FLAGS_FRAGMENT_OFFSET] = v >>> 8;
+    this.buffer[this.start + Ipv4Field.FLAGS_FRAGMENT_OFFSET + 1] = v & 0xff;
   }
   set source(address: Ipv4Address) {
     writeIpv4(this.buffer, this.start + Ipv4Field.SOURCE, address);
@@ -231,11 +246,11 @@ export class Ipv4Packet {
 
   /** Computes and writes the header checksum. */
   fillChecksum(): void {
-    this.buffer[this.start + 10] = 0;
-    this.buffer[this.start + 11] = 0;
+    this.buffer[this.start + Ipv4Field.CHECKSUM] = 0;
+    this.buffer[this.start + Ipv4Field.CHECKSUM + 1] = 0;
     const c = internetChecksum(this.buffer, 0, this.start, this.start + this.headerLength);
-    this.buffer[this.start + 10] = c >>> 8;
-    this.buffer[this.start + 11] = c & 0xff;
+    this.buffer[this.start + Ipv4Field.CHECKSUM] = c >>> 8;
+    this.buffer[this.start + Ipv4Field.CHECKSUM + 1] = c & 0xff;
   }
 }
 
