@@ -15,12 +15,14 @@
  * STALE; a different MAC is accepted only after locktime, except from a gratuitous ARP.
  */
 import {
+  ETHERNET_HEADER_LENGTH,
   EtherType,
+  EthernetField,
   MacAddress,
   formatIpv4,
+  ipv4DatagramSource,
   isIpv4Loopback,
   isIpv4Multicast,
-  readIpv4,
   Counters,
   IPV4_BROADCAST,
   type Clock,
@@ -282,8 +284,8 @@ export class Arp implements NeighbourResolver {
    */
   private sendRequest(ip: Ipv4Address, unicastTo: MacAddress | undefined, waiting: Uint8Array | undefined): void {
     let sender: Ipv4Address | undefined;
-    if (waiting && waiting.length >= 34 && waiting[12] === 0x08 && waiting[13] === 0x00) {
-      const source = readIpv4(waiting, 26);
+    if (waiting && waiting.length >= ETHERNET_HEADER_LENGTH + 20 && ((waiting[EthernetField.ETHERTYPE]! << 8) | waiting[EthernetField.ETHERTYPE + 1]!) === EtherType.IPV4) {
+      const source = ipv4DatagramSource(waiting, ETHERNET_HEADER_LENGTH);
       if (this.active.has(source)) sender = source;
     }
     sender ??= this.active.values().next().value ?? (0 as Ipv4Address);

@@ -19,7 +19,7 @@
  * |                 Options (IHL > 5), kept as bytes              |
  * +---------------------------------------------------------------+
  */
-import { fail, formatIpv4, ok, readIpv4, writeIpv4, type Ipv4Address, type ParseResult } from '@tapstack/link';
+import { fail, formatIpv4, IPV4_SOURCE_FIELD, ok, readIpv4, writeIpv4, type Ipv4Address, type ParseResult } from '@tapstack/link';
 import { internetChecksum } from './checksum.ts';
 
 /** The header without options. */
@@ -41,7 +41,7 @@ export const Ipv4Field = {
   TTL: 8,
   PROTOCOL: 9,
   CHECKSUM: 10,
-  SOURCE: 12,
+  SOURCE: IPV4_SOURCE_FIELD,
   DESTINATION: 16,
   OPTIONS: 20,
 } as const;

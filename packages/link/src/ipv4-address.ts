@@ -65,3 +65,16 @@ export function isIpv4Unspecified(address: Ipv4Address): boolean {
 export function isIpv4Loopback(address: Ipv4Address): boolean {
   return address >>> 24 === 127;
 }
+
+/**
+ * Where an IPv4 header keeps the source address (RFC 791: bytes 12-15). Defined here, next to
+ * the address type, because ARP (below IPv4) reads it too: a request's sender address is the
+ * source of the datagram waiting for the answer (Linux's arp_solicit). `Ipv4Field.SOURCE` in
+ * @tapstack/ipv4 is this same number.
+ */
+export const IPV4_SOURCE_FIELD = 12;
+
+/** The source address of the IPv4 datagram that starts at `offset` in `bytes` (the caller has checked the length). */
+export function ipv4DatagramSource(bytes: Uint8Array, offset = 0): Ipv4Address {
+  return readIpv4(bytes, offset + IPV4_SOURCE_FIELD);
+}
