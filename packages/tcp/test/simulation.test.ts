@@ -113,9 +113,11 @@ async function exchangeUnderFaults(seed: number, faults: { drop?: number; reorde
   expect(serverGot?.error, `seed ${seed}: server error`).toBeUndefined();
   expect(sha256(clientGot.bytes()), `seed ${seed}: down`).toBe(sha256(down));
   expect(sha256(serverGot!.bytes()), `seed ${seed}: up`).toBe(sha256(up));
-  // TIME-WAIT ends, nothing is left: no connection and no timer on the clock
+  // TIME-WAIT ends, nothing is left: no connection, and once the stacks close, no timer on the clock
   p.clock.advance(61_000);
   await runUntil(p.clock, () => p.a.tcp.connectionCount === 0 && p.b.tcp.connectionCount === 0, 200_000, 100);
+  p.close();
+  expect(p.clock.pending, `seed ${seed}: timers left`).toBe(0);
   return p;
 }
 
