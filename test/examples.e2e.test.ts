@@ -181,6 +181,24 @@ describe('TCP examples', () => {
   });
 });
 
+describe('a layer of your own', () => {
+  it('11-ip-protocol: a raw socket gets its bytes reversed (also 3000 of them, fragmented both ways); the layer shows in --trace and the counters', async () => {
+    const name = exampleNamespace('11');
+    const run = example('11-ip-protocol.ts', ['--netns', name, '--trace']);
+    await run.waitFor(/"reverse" on IP protocol 253/);
+    const small = inNamespace(name, 'python3', ['examples/11-ip-protocol-client.py', '10.0.0.2', 'hello, protocol 253']);
+    expect(small.stdout).toBe("got '352 locotorp ,olleh' from 10.0.0.2\n");
+    const text = Array.from({ length: 3000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    const big = inNamespace(name, 'python3', ['examples/11-ip-protocol-client.py', '10.0.0.2', text]);
+    expect(big.stdout).toBe(`got '${[...text].reverse().join('')}' from 10.0.0.2\n`);
+    await run.waitFor(/10\.0\.0\.1 > 10\.0\.0\.2: reverse, 19 bytes/);
+    expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    expect(run.output).toMatch(/reverse\.rx_datagrams 2/);
+    expect(run.output).toMatch(/reverse\.tx_answers 2/);
+    expect(namespaceExists(name)).toBe(false);
+  });
+});
+
 describe('examples clean up after a failure', () => {
   it('02, 03, 04, 05, 07, 08 and 09 remove their namespace when an error kills them mid-run', async () => {
     // A preload that turns SIGUSR2 into an uncaught exception: a crash at a moment we choose,
