@@ -106,7 +106,12 @@ interface NativeError extends Error {
   syscall?: string;
 }
 
-interface NativeTap {
+/**
+ * The native side of one open TAP device, as the addon hands it to `TapDevice`. Exported so that a
+ * device can also be made from a handle opened some other way (`TapDevice.fromHandle`), which is
+ * how the tests play a scripted device without a kernel.
+ */
+export interface TapHandle {
   readonly ifname: string;
   start(
     lengths: Uint32Array,
@@ -126,7 +131,7 @@ interface NativeTap {
 }
 
 interface NativeAddon {
-  open(name: string, netns: string | null): NativeTap;
+  open(name: string, netns: string | null): TapHandle;
   readonly maxBatch: number;
 }
 
@@ -216,14 +221,14 @@ export class TapDevice extends BaseLink {
   /** The error that closed the device, if a read failed (device deleted, namespace gone). */
   failure: TapError | undefined;
 
-  private readonly handle: NativeTap;
+  private readonly handle: TapHandle;
   private readonly lengths: Uint32Array;
   private readonly txCapacity: number;
   private txQueue: Uint8Array[] = [];
   private txHead = 0;
   private isRef = true;
 
-  private constructor(handle: NativeTap, mac: MacAddress, mtu: number, netns: string | undefined, txCapacity: number, maxBatch: number) {
+  private constructor(handle: TapHandle, mac: MacAddress, mtu: number, netns: string | undefined, txCapacity: number, maxBatch: number) {
     super(handle.ifname, mac, mtu);
     this.handle = handle;
     this.ifname = handle.ifname;
@@ -239,6 +244,17 @@ export class TapDevice extends BaseLink {
   }
 
   /** Opens (creates) the device. Throws TapError with a message that names the fix. */
+  /**
+   * A device over a handle that is already open (a scripted one in tests, or one opened by other
+   * means). `open` is the ordinary way; this skips the name checks and the system calls.
+   */
+  static fromHandle(
+    handle: TapHandle,
+    options: { mac?: MacAddress; mtu?: number; netns?: string; txQueueCapacity?: number; maxBatch?: number } = {},
+  ): TapDevice {
+    return new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), options.mtu ?? 1500, options.netns, options.txQueueCapacity ?? 1024, options.maxBatch ?? 256);
+  }
+
   static open(options: TapOptions = {}): TapDevice {
     const name = options.name ?? 'tap0';
     const mtu = options.mtu ?? 1500;
@@ -256,7 +272,7 @@ export class TapDevice extends BaseLink {
       throw new TapError('EINVAL_OPTION', `txQueueCapacity ${txCapacity} must be a whole number >= 0`);
     }
     const native = loadAddon();
-    let handle: NativeTap;
+    let handle: TapHandle;
     try {
       handle = native.open(name, netns ?? null);
     } catch (err) {

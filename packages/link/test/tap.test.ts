@@ -1,7 +1,7 @@
 // TapDevice checks that need no root (everything that touches a real device is in tap.e2e.test.ts).
 import { describe, expect, it } from 'vitest';
 import { MacAddress } from '../src/mac.ts';
-import { TapDevice, TapError, checkInterfaceName } from '../src/tap.ts';
+import { TapDevice, TapError, checkInterfaceName, type TapHandle } from '../src/tap.ts';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -46,7 +46,7 @@ describe('TapDevice.open option checks (before any system call)', () => {
 // The JavaScript half of TapDevice against a scripted stand-in for the native handle: how a
 // batch is cut into frames, and what happens when the device's queue is full (EAGAIN), which a
 // real TAP device almost never reports.
-class FakeHandle {
+class FakeHandle implements TapHandle {
   readonly ifname = 'tapfake';
   lengths!: Uint32Array;
   onFrames!: (buffer: ArrayBuffer, count: number) => void;
@@ -97,8 +97,7 @@ class FakeHandle {
 
 function fakeTap(txQueueCapacity = 2): { tap: TapDevice; handle: FakeHandle } {
   const handle = new FakeHandle();
-  const construct = TapDevice as unknown as new (...args: unknown[]) => TapDevice;
-  const tap = new construct(handle, MacAddress.parse('02:00:00:00:0b:02'), 1500, undefined, txQueueCapacity, 256);
+  const tap = TapDevice.fromHandle(handle, { mac: MacAddress.parse('02:00:00:00:0b:02'), mtu: 1500, txQueueCapacity, maxBatch: 256 });
   return { tap, handle };
 }
 
