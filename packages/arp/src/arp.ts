@@ -17,11 +17,12 @@
 import {
   ETHERNET_HEADER_LENGTH,
   EtherType,
-  EthernetField,
   MacAddress,
   formatIpv4,
   ipv4DatagramSource,
   isIpv4Loopback,
+  readEtherType,
+  writeEthernetAddresses,
   isIpv4Multicast,
   Counters,
   IPV4_BROADCAST,
@@ -258,8 +259,7 @@ export class Arp implements NeighbourResolver {
   }
 
   private transmit(frame: Uint8Array, destination: MacAddress): boolean {
-    destination.writeTo(frame, 0);
-    this.mac.writeTo(frame, 6);
+    writeEthernetAddresses(frame, destination, this.mac);
     if (this.dispatcher.send(frame)) return true;
     this.counters.inc('tx_link_refused');
     return false;
@@ -284,7 +284,7 @@ export class Arp implements NeighbourResolver {
    */
   private sendRequest(ip: Ipv4Address, unicastTo: MacAddress | undefined, waiting: Uint8Array | undefined): void {
     let sender: Ipv4Address | undefined;
-    if (waiting && waiting.length >= ETHERNET_HEADER_LENGTH + 20 && ((waiting[EthernetField.ETHERTYPE]! << 8) | waiting[EthernetField.ETHERTYPE + 1]!) === EtherType.IPV4) {
+    if (waiting && waiting.length >= ETHERNET_HEADER_LENGTH + 20 && readEtherType(waiting) === EtherType.IPV4) {
       const source = ipv4DatagramSource(waiting, ETHERNET_HEADER_LENGTH);
       if (this.active.has(source)) sender = source;
     }

@@ -16,6 +16,9 @@
  * its own reason, which the ARP layer counts as `arp.rx_<reason>`.
  */
 import {
+  ETHERNET_HEADER_LENGTH,
+  EtherType,
+  EthernetRepr,
   MacAddress,
   fail,
   formatIpv4,
@@ -289,11 +292,8 @@ export function formatArp(bytes: Uint8Array): string {
 
 /** Builds a whole Ethernet frame carrying `repr` (header plus 28 bytes, no padding). */
 export function buildArpFrame(destination: MacAddress, source: MacAddress, repr: ArpRepr): Uint8Array {
-  const frame = new Uint8Array(14 + ARP_PACKET_LENGTH);
-  destination.writeTo(frame, 0);
-  source.writeTo(frame, 6);
-  frame[12] = 0x08;
-  frame[13] = 0x06;
-  ArpRepr.emit(repr, frame.subarray(14));
+  const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + ARP_PACKET_LENGTH);
+  EthernetRepr.emit({ destination, source, etherType: EtherType.ARP }, frame);
+  ArpRepr.emit(repr, frame.subarray(ETHERNET_HEADER_LENGTH));
   return frame;
 }

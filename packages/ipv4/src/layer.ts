@@ -20,6 +20,8 @@ import {
   formatIpv4,
   isIpv4Loopback,
   isIpv4Multicast,
+  readEtherType,
+  writeEtherType,
   writeIpv4,
   type Clock,
   type EtherTypeDispatcher,
@@ -344,7 +346,7 @@ export class Ipv4Layer {
   private resolutionFailed(_nextHop: Ipv4Address, frames: readonly Uint8Array[]): void {
     for (const frame of frames) {
       if (frame.length < ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH) continue;
-      if (((frame[12]! << 8) | frame[13]!) !== EtherType.IPV4) continue;
+      if (readEtherType(frame) !== EtherType.IPV4) continue;
       this.counters.inc('tx_resolution_failed');
       const p = new Ipv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH));
       // Tell the sender once per datagram: about the first fragment only.
@@ -445,8 +447,7 @@ export class Ipv4Layer {
       const size = Math.min(chunk, payloadLength - offset);
       const more = offset + size < payloadLength;
       const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + headerLength + size);
-      frame[12] = EtherType.IPV4 >>> 8;
-      frame[13] = EtherType.IPV4 & 0xff;
+      writeEtherType(frame, EtherType.IPV4);
       Ipv4Repr.emit(
         {
           source: request.source ?? this.address.address,
@@ -619,8 +620,7 @@ function writeHeaders(
   flagsAndOffset: number,
   totalLength: number,
 ): void {
-  b[12] = EtherType.IPV4 >>> 8;
-  b[13] = EtherType.IPV4 & 0xff;
+  writeEtherType(b, EtherType.IPV4);
   const o = ETHERNET_HEADER_LENGTH;
   const tos = (dscp & 0x3f) << 2;
   const id = identification & 0xffff;

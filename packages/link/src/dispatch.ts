@@ -6,7 +6,7 @@
  */
 import debugFactory from 'debug';
 import { Counters } from './counters.ts';
-import { ETHERNET_HEADER_LENGTH, EthernetField, formatEthernet } from './ethernet.ts';
+import { ETHERNET_HEADER_LENGTH, EthernetField, formatEthernet, readEtherType } from './ethernet.ts';
 import type { Link } from './link.ts';
 import { MacAddress } from './mac.ts';
 
@@ -110,7 +110,7 @@ export class EtherTypeDispatcher {
       this.counters.inc('rx_not_for_us');
       return;
     }
-    const type = (frame[EthernetField.ETHERTYPE]! << 8) | frame[EthernetField.ETHERTYPE + 1]!;
+    const type = readEtherType(frame);
     const handler = this.handlers.get(type);
     if (!handler) {
       this.counters.inc('rx_unknown_ethertype');

@@ -110,12 +110,32 @@ export const EthernetRepr = {
 
   /** Writes the 14-byte header at the start of `buffer`. */
   emit(repr: EthernetRepr, buffer: Uint8Array): void {
-    repr.destination.writeTo(buffer, EthernetField.DESTINATION);
-    repr.source.writeTo(buffer, EthernetField.SOURCE);
-    buffer[EthernetField.ETHERTYPE] = repr.etherType >>> 8;
-    buffer[EthernetField.ETHERTYPE + 1] = repr.etherType & 0xff;
+    writeEthernetAddresses(buffer, repr.destination, repr.source);
+    writeEtherType(buffer, repr.etherType);
   },
 };
+
+/**
+ * The two halves of writing an Ethernet header, for the layers that build frames in place: the
+ * layer that makes a frame knows its EtherType (IPv4, ARP), the neighbour resolver learns the
+ * destination MAC later and fills in the addresses just before the frame goes. Every header in
+ * the stack is written through these two (EthernetRepr.emit too); no allocation.
+ */
+export function writeEtherType(frame: Uint8Array, etherType: number): void {
+  frame[EthernetField.ETHERTYPE] = etherType >>> 8;
+  frame[EthernetField.ETHERTYPE + 1] = etherType & 0xff;
+}
+
+/** The EtherType of a frame (the caller has checked it holds a header). */
+export function readEtherType(frame: Uint8Array): number {
+  return (frame[EthernetField.ETHERTYPE]! << 8) | frame[EthernetField.ETHERTYPE + 1]!;
+}
+
+/** Writes the destination and source MACs (bytes 0-11). */
+export function writeEthernetAddresses(frame: Uint8Array, destination: MacAddress, source: MacAddress): void {
+  destination.writeTo(frame, EthernetField.DESTINATION);
+  source.writeTo(frame, EthernetField.SOURCE);
+}
 
 /** Builds a whole frame: header plus a copy of `payload`. */
 export function buildEthernetFrame(repr: EthernetRepr, payload: Uint8Array): Uint8Array {
