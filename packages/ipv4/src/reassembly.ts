@@ -8,15 +8,22 @@
  * (more-fragments clear) has told us the length and the bytes received add up to it: RFC 815's
  * hole list reduces to one counter.
  *
- * Deterministic answers to the awkward cases:
- *  - An exact duplicate of a fragment we hold (same offset, same end) is dropped and counted.
- *  - Any other overlap discards the whole datagram (counted). This is what Linux does since the
- *    FragmentSmack fixes, and what RFC 5722 requires for IPv6: overlapping fragments have no
- *    legitimate use and are a classic way to sneak data past filters.
- *  - A fragment that contradicts the known length (data past the end, a second different last
- *    fragment) discards the datagram; so does one that would make it longer than 65535 bytes,
- *    and so does a datagram that is complete but too long behind its first fragment's header.
- *  - A non-last fragment whose data is not a multiple of 8 bytes, or is empty, is dropped.
+ * The awkward cases are answered as Linux 6.x answers them (net/ipv4/ip_fragment.c ip_frag_queue
+ * and net/ipv4/inet_fragment.c inet_frag_queue_insert), each checked against the kernel in
+ * test/differential.e2e.test.ts:
+ *  - A fragment whose bytes lie wholly inside a run of contiguous fragments we hold (an exact
+ *    duplicate, or a piece of one) is a duplicate: dropped alone and counted, the rest kept.
+ *  - Any other overlap discards the whole datagram (counted): what Linux does since the
+ *    FragmentSmack fixes, and what RFC 5722 requires for IPv6. Overlapping fragments have no
+ *    legitimate use and are a classic way to sneak data past filters. Later fragments with the
+ *    same identification start a new datagram.
+ *  - A non-last fragment whose data is not a multiple of 8 bytes is cut down to one (the bytes
+ *    past it are ignored); one that is then empty (fewer than 8 bytes, or none) discards the
+ *    whole datagram, and so does an empty last fragment.
+ *  - A fragment that contradicts the known length (data past the end the last fragment set, a
+ *    last fragment ending before data we hold, a second last fragment with another end)
+ *    discards the datagram; so does one that would make it longer than 65535 bytes, and so does
+ *    a datagram that is complete but too long behind its first fragment's header.
  *
  * Memory is bounded three ways: bytes held in total (each fragment counts its data plus a fixed
  * overhead; above the high-water mark the oldest datagrams are evicted until the low-water mark,
@@ -127,13 +134,16 @@ export class Reassembler {
   input(packet: Ipv4Packet): Ipv4Packet | undefined {
     this.counters.inc('reasm_fragments');
     const offset = packet.fragmentOffset;
-    const data = packet.payload;
-    const end = offset + data.length;
     const last = !packet.moreFragments;
     const key = `${packet.source}/${packet.destination}/${packet.protocol}/${packet.identification}`;
-
-    if (!last && (data.length === 0 || data.length % 8 !== 0)) {
+    // Every fragment but the last carries a multiple of 8 bytes; Linux cuts the rest off.
+    let data = packet.payload;
+    if (!last && data.length % 8 !== 0) data = data.subarray(0, data.length - (data.length % 8));
+    const end = offset + data.length;
+    if (data.length === 0) {
+      // Linux: "end == offset" discards the whole queue.
       this.counters.inc('reasm_bad_fragment');
+      this.discard(key);
       return undefined;
     }
     if (packet.headerLength + end > this.limits.maxDatagramLength) {
@@ -175,12 +185,13 @@ export class Reassembler {
     let i = frags.length;
     while (i > 0 && frags[i - 1]!.offset >= offset) i--;
     const next = frags[i];
-    if (next && next.offset === offset && next.end === end) {
-      this.counters.inc('reasm_duplicate');
-      return undefined;
-    }
     const previous = i > 0 ? frags[i - 1] : undefined;
     if ((previous && previous.end > offset) || (next && next.offset < end)) {
+      // It touches bytes we hold. Wholly inside one run of contiguous fragments: a duplicate.
+      if (insideRun(frags, offset, end)) {
+        this.counters.inc('reasm_duplicate');
+        return undefined;
+      }
       this.counters.inc('reasm_overlap');
       this.discard(key);
       return undefined;
@@ -261,4 +272,22 @@ export class Reassembler {
     this.held -= entry.charged;
     this.pending.delete(key);
   }
+}
+
+/**
+ * True when [offset, end) lies wholly inside one run of fragments that follow each other without
+ * a gap (Linux keeps such runs together and calls a fragment inside one a duplicate).
+ */
+function insideRun(frags: readonly Fragment[], offset: number, end: number): boolean {
+  let runStart = -1;
+  let runEnd = -1;
+  for (const f of frags) {
+    if (f.offset === runEnd) runEnd = f.end;
+    else {
+      runStart = f.offset;
+      runEnd = f.end;
+    }
+    if (runStart <= offset && end <= runEnd) return true;
+  }
+  return false;
 }

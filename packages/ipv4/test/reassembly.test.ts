@@ -130,10 +130,25 @@ describe('Reassembler', () => {
     expect(counters.get('reasm_overlap')).toBe(1);
     expect(r.datagramsInFlight).toBe(0);
     expect(r.bytesHeld).toBe(0);
-    // a fragment inside another one is an overlap too
+    // a fragment sticking out of what we hold is an overlap too
     r.input(fragment(payload, 0, 1000, true));
-    r.input(fragment(payload, 8, 16, true));
+    r.input(fragment(payload, 992, 16, true));
     expect(counters.get('reasm_overlap')).toBe(2);
+    expect(r.datagramsInFlight).toBe(0);
+  });
+
+  it('drops a fragment wholly inside a run of fragments it holds as a duplicate, and keeps the datagram (Linux: IPFRAG_DUP)', () => {
+    const { r, counters } = setup();
+    const payload = data(3000);
+    r.input(fragment(payload, 0, 1000, true));
+    r.input(fragment(payload, 1000, 1000, true)); // a run: 0-2000
+    expect(r.input(fragment(payload, 0, 1000, true))).toBeUndefined(); // exact duplicate
+    expect(r.input(fragment(payload, 8, 16, true))).toBeUndefined(); // inside the first fragment
+    expect(r.input(fragment(payload, 992, 16, true))).toBeUndefined(); // across two fragments of the run
+    expect(counters.get('reasm_duplicate')).toBe(3);
+    expect(counters.get('reasm_overlap')).toBe(0);
+    const whole = r.input(fragment(payload, 2000, 1000, false));
+    expect(whole?.payload).toEqual(payload);
   });
 
   it('discards a datagram whose fragments disagree about its length', () => {
@@ -148,12 +163,21 @@ describe('Reassembler', () => {
     expect(r.datagramsInFlight).toBe(0);
   });
 
-  it('refuses a non-last fragment that is not a multiple of 8 bytes, and datagrams over 65535', () => {
+  it('cuts a non-last fragment down to a multiple of 8 bytes (as Linux), discards the datagram on an empty fragment, refuses datagrams over 65535', () => {
     const { r, counters } = setup();
+    const small = data(2000, 3);
+    // 1001 bytes at offset 0 with more to come: the 1001st byte is ignored, the datagram completes
+    r.input(fragment(small, 0, 1001, true, 11));
+    const done = r.input(fragment(small, 1000, 1000, false, 11));
+    expect(done?.payload).toEqual(small);
+    expect(counters.get('reasm_bad_fragment')).toBe(0);
+    // an empty fragment (or fewer than 8 bytes with more to come) kills the datagram it belongs to
+    r.input(fragment(small, 0, 1000, true, 12));
+    r.input(fragment(small, 1000, 5, true, 12));
+    expect(counters.get('reasm_bad_fragment')).toBe(1);
+    expect(r.datagramsInFlight).toBe(0);
+    expect(r.input(fragment(small, 1000, 1000, false, 12))).toBeUndefined();
     const payload = data(70000);
-    r.input(fragment(payload, 0, 1001, true));
-    r.input(fragment(payload, 8, 0, true));
-    expect(counters.get('reasm_bad_fragment')).toBe(2);
     r.input(fragment(payload, 65528, 8, false)); // ends at 65536 + 20 of header
     expect(counters.get('reasm_too_big')).toBe(1);
     // exactly 65535: the largest legal datagram, 65515 bytes of payload
