@@ -1,7 +1,7 @@
 /**
  * ICMP for a host (RFC 792, RFC 1122 3.2.2): answers echo requests, reports errors the IPv4
  * layer finds (it installs itself as IPv4's error reporter), tells upper layers about errors
- * that arrive, and runs ping sessions.
+ * that arrive, and runs ping sessions through its PingClient (ping-client.ts).
  *
  * When an error may be sent is the subtle part. RFC 1122 3.2.2 forbids an error about:
  *  - an ICMP error message (or an ICMP message of unknown type: Linux assumes those are errors),
@@ -25,7 +25,6 @@ import {
   isIpv4Multicast,
   type Clock,
   type Ipv4Address,
-  type Timer,
 } from '@tapstack/link';
 import {
   IpProtocol,
@@ -50,7 +49,8 @@ import {
   quoteDatagram,
 } from './packet.ts';
 import { echoOptions, millisecondsSinceMidnightUt, type EchoOptionsResult } from './echo-options.ts';
-import { rttStatistics, type PingError, type PingOptions, type PingReply, type PingSummary } from './ping.ts';
+import type { PingOptions, PingSummary } from './ping.ts';
+import { PingClient } from './ping-client.ts';
 import {
   DEFAULT_ERROR_RATE_LIMIT,
   DEFAULT_ICMP_RATEMASK,
@@ -150,27 +150,6 @@ export interface IcmpLayerOptions {
   random?: () => number;
 }
 
-interface PingSession {
-  readonly identifier: number;
-  readonly target: Ipv4Address;
-  readonly count: number;
-  readonly size: number;
-  readonly options: PingOptions;
-  readonly sentAt: Map<number, number>;
-  readonly answered: Set<number>;
-  readonly rtts: number[];
-  readonly replies: PingReply[];
-  readonly errorList: PingError[];
-  readonly start: number;
-  transmitted: number;
-  received: number;
-  duplicates: number;
-  corrupted: number;
-  errors: number;
-  timer: Timer | undefined;
-  finish: () => void;
-}
-
 export class IcmpLayer implements Ipv4ErrorReporter {
   readonly counters = new Counters<IcmpCounterName>('icmp', ICMP_COUNTERS);
   // Counted on every echo: the cells themselves, no lookup by name.
@@ -186,8 +165,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   readonly icmpRatemask: number;
   private readonly errorListeners: IcmpErrorListener[] = [];
   private readonly protocolErrorListeners = new Map<number, IcmpErrorListener[]>();
-  private readonly sessions = new Map<number, PingSession>();
-  private nextIdentifier: number;
+  /** The ping client: echo requests we send, and the sessions waiting for their replies. */
+  private readonly pinger: PingClient;
   private closed = false;
 
   constructor(options: IcmpLayerOptions) {
@@ -201,7 +180,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     });
     this.icmpRatemask = options.icmpRatemask ?? DEFAULT_ICMP_RATEMASK;
     this.timestamp = options.timestamp ?? (() => millisecondsSinceMidnightUt());
-    this.nextIdentifier = Math.floor((options.random ?? Math.random)() * 0x10000) & 0xffff;
+    this.pinger = new PingClient({ ipv4: this.ipv4, clock: this.clock, counters: this.counters, firstIdentifier: Math.floor((options.random ?? Math.random)() * 0x10000) & 0xffff });
     this.ipv4.register(IpProtocol.ICMP, (packet, payload, info) => this.input(packet, payload, info), {
       broadcast: true,
       multicast: true,
@@ -245,7 +224,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     if (!parsed.ok) return c.inc(parsed.reason === 'bad_code' ? 'rx_bad_code' : 'rx_unsupported_type');
     match(parsed.value)
       .with({ kind: 'echo-request' }, () => this.answerEcho(packet, message, info))
-      .with({ kind: 'echo-reply' }, (r) => this.echoReply(packet, message, r.identifier, r.sequence, r.data))
+      .with({ kind: 'echo-reply' }, (r) => this.pinger.echoReply(packet, message, r.identifier, r.sequence, r.data))
       .with({ kind: 'destination-unreachable' }, (r) => {
         c.inc('rx_destination_unreachable');
         this.errorReceived('destination-unreachable', r.code, r.nextHopMtu, r.quoted, packet.source, false);
@@ -310,34 +289,6 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     return address === this.ipv4.address.address || this.ipv4.isBroadcast(address) || isIpv4Multicast(address) || isIpv4Loopback(address) || address >>> 24 === 0;
   }
 
-  private echoReply(packet: Ipv4Packet, message: IcmpPacket, identifier: number, sequence: number, data: Uint8Array): void {
-    this.counters.inc('rx_echo_replies');
-    const session = this.sessions.get(identifier);
-    if (!session || !session.sentAt.has(sequence) || (session.target !== packet.source && !this.ipv4.isBroadcast(session.target))) {
-      this.counters.inc('rx_echo_reply_unmatched');
-      return;
-    }
-    const rttMs = this.clock.now() - session.sentAt.get(sequence)!;
-    const duplicate = session.answered.has(sequence);
-    const corrupted = !patternMatches(data, session.size);
-    const reply: PingReply = { from: packet.source, sequence, bytes: message.bytes.length, ttl: packet.ttl, rttMs, duplicate, corrupted };
-    if (duplicate) session.duplicates++;
-    else if (corrupted) session.corrupted++;
-    else {
-      session.answered.add(sequence);
-      session.received++;
-      session.rtts.push(rttMs);
-    }
-    // Bounded: anyone can repeat a reply at will. Each answer is kept (one per sequence), and
-    // duplicate or corrupted ones up to `count` more; past that they are only counted.
-    if ((!duplicate && !corrupted) || session.replies.length - session.received < session.count) session.replies.push(reply);
-    try {
-      session.options.onReply?.(reply);
-    } finally {
-      this.maybeFinish(session);
-    }
-  }
-
   private errorReceived(
     kind: IcmpErrorReport['kind'],
     code: number,
@@ -368,14 +319,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       }
     }
     // About one of our echo requests?
-    const p = original.payload;
-    if (original.protocol === IpProtocol.ICMP && p.length >= 8 && p[0] === IcmpType.ECHO_REQUEST) {
-      const session = this.sessions.get((p[4]! << 8) | p[5]!);
-      const sequence = (p[6]! << 8) | p[7]!;
-      if (session && session.sentAt.has(sequence) && original.destination === session.target) {
-        this.sessionError(session, { sequence, from, message: describeError(kind, code) });
-      }
-    }
+    if (original.protocol === IpProtocol.ICMP) this.pinger.errorAbout(original.payload, original.destination, from, kind, code);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -493,7 +437,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Ping
+  // Ping (the client lives in ping-client.ts)
 
   /**
    * Pings `target`: `count` echo requests of `size` data bytes, `intervalMs` apart, then waits
@@ -502,108 +446,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
    * in ARP's queue and goes out with the reply, so it is not lost.
    */
   ping(target: Ipv4Address, options: PingOptions = {}): Promise<PingSummary> {
-    const count = options.count ?? 4;
-    const size = options.size ?? 56;
-    const intervalMs = options.intervalMs ?? 1000;
-    const timeoutMs = options.timeoutMs ?? 10_000;
-    if (!Number.isInteger(count) || count < 1) throw new RangeError('ping count must be a positive integer');
-    if (!Number.isInteger(size) || size < 0 || size > 65507) throw new RangeError('ping size must be 0-65507 bytes');
-    if (count > 65535) throw new RangeError('ping count is limited to 65535 (the sequence number space)');
     if (this.closed) throw new Error('ICMP layer is closed');
-    const identifier = this.allocateIdentifier();
-    // The caller awaits this: keep the process alive until the summary is in (see Clock.hold).
-    const release = this.clock.hold();
-    return new Promise<PingSummary>((resolve) => {
-      const session: PingSession = {
-        identifier,
-        target,
-        count,
-        size,
-        options,
-        sentAt: new Map(),
-        answered: new Set(),
-        rtts: [],
-        replies: [],
-        errorList: [],
-        start: this.clock.now(),
-        transmitted: 0,
-        received: 0,
-        duplicates: 0,
-        corrupted: 0,
-        errors: 0,
-        timer: undefined,
-        finish: () => {
-          if (!this.sessions.has(identifier)) return;
-          this.sessions.delete(identifier);
-          session.timer?.cancel();
-          release();
-          const t = session.transmitted;
-          resolve({
-            target,
-            transmitted: t,
-            received: session.received,
-            duplicates: session.duplicates,
-            corrupted: session.corrupted,
-            errors: session.errors,
-            lossPercent: t === 0 ? 0 : ((t - session.received) * 100) / t,
-            timeMs: this.clock.now() - session.start,
-            rtt: rttStatistics(session.rtts),
-            replies: session.replies,
-            errorList: session.errorList,
-          });
-        },
-      };
-      this.sessions.set(identifier, session);
-      const data = pattern(size);
-      const sendNext = (): void => {
-        if (!this.sessions.has(identifier)) return;
-        const sequence = session.transmitted + 1;
-        session.transmitted = sequence;
-        session.sentAt.set(sequence, this.clock.now());
-        const message = IcmpRepr.build({ kind: 'echo-request', identifier, sequence, data });
-        const outcome = this.ipv4.send({
-          destination: target,
-          protocol: IpProtocol.ICMP,
-          payload: message,
-          ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
-        });
-        if (outcome === 'sent' || outcome === 'queued') this.counters.inc('tx_echo_requests');
-        else {
-          this.counters.inc('tx_failed');
-          this.sessionError(session, { sequence, from: this.ipv4.address.address, message: describeSendFailure(outcome) });
-          if (!this.sessions.has(identifier)) return;
-        }
-        session.timer = this.clock.setTimer(sequence < count ? intervalMs : timeoutMs, () => {
-          if (sequence < count) sendNext();
-          else session.finish();
-        });
-      };
-      sendNext();
-    });
-  }
-
-  private sessionError(session: PingSession, error: PingError): void {
-    session.errors++;
-    if (session.errorList.length < 2 * session.count) session.errorList.push(error);
-    try {
-      session.options.onError?.(error);
-    } finally {
-      this.maybeFinish(session);
-    }
-  }
-
-  /** Done early, like ping: every request sent and each answered or failed. */
-  private maybeFinish(session: PingSession): void {
-    if (session.transmitted === session.count && session.received + session.errors >= session.count) session.finish();
-  }
-
-  private allocateIdentifier(): number {
-    for (let i = 0; i < 0x10000; i++) {
-      const id = this.nextIdentifier;
-      this.nextIdentifier = (this.nextIdentifier + 1) & 0xffff;
-      if (!this.sessions.has(id)) return id;
-    }
-    throw new Error('every ICMP echo identifier is in use');
+    return this.pinger.ping(target, options);
   }
 
   /** Unregisters from IPv4 and ends every ping session (they resolve with what they have). */
@@ -613,7 +457,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     this.ipv4.unregister(IpProtocol.ICMP);
     this.ipv4.setErrorReporter(undefined);
     this.peerLimiter.clear();
-    for (const s of [...this.sessions.values()]) s.finish();
+    this.pinger.close();
   }
 }
 
@@ -640,50 +484,5 @@ function turnIntoEchoReply(message: Uint8Array): void {
   message[0] = IcmpType.ECHO_REPLY;
   message[2] = checksum >>> 8;
   message[3] = checksum & 0xff;
-}
-
-/** The data of our echo requests: byte i is i mod 256 (ping fills its pattern the same way). */
-function pattern(size: number): Uint8Array {
-  const data = new Uint8Array(size);
-  for (let i = 0; i < size; i++) data[i] = i & 0xff;
-  return data;
-}
-
-function patternMatches(data: Uint8Array, size: number): boolean {
-  if (data.length !== size) return false;
-  for (let i = 0; i < size; i++) if (data[i] !== (i & 0xff)) return false;
-  return true;
-}
-
-function describeError(kind: IcmpErrorReport['kind'], code: number): string {
-  if (kind === 'time-exceeded') return code === 0 ? 'Time to live exceeded' : 'Frag reassembly time exceeded';
-  switch (code) {
-    case UnreachableCode.NET:
-      return 'Destination Net Unreachable';
-    case UnreachableCode.HOST:
-      return 'Destination Host Unreachable';
-    case UnreachableCode.PROTOCOL:
-      return 'Destination Protocol Unreachable';
-    case UnreachableCode.PORT:
-      return 'Destination Port Unreachable';
-    case UnreachableCode.FRAGMENTATION_NEEDED:
-      return 'Frag needed and DF set';
-    default:
-      return `Destination Unreachable, code ${code}`;
-  }
-}
-
-function describeSendFailure(outcome: Ipv4SendOutcome): string {
-  switch (outcome) {
-    case 'no_route':
-      return 'sendmsg: Network is unreachable';
-    case 'fragmentation_needed':
-    case 'too_long':
-      return 'sendmsg: Message too long';
-    case 'closed':
-      return 'sendmsg: stack closed';
-    default:
-      return 'sendmsg: No buffer space available';
-  }
 }
 
