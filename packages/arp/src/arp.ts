@@ -6,7 +6,8 @@
  *   1. integrity: ArpPacket.check (enough bytes for the header and the addresses it declares)
  *   2. sanity of the fields: ArpRepr.parse (Ethernet, IPv4, 6, 4, request or reply)
  *   3. sanity against us: not from our own MAC, sender MAC unicast, sender/target IP plausible
- *   4. conflicts (RFC 5227): someone else claims one of our addresses -> count, log, defend
+ *   4. conflicts (RFC 5227): someone else claims one of our addresses -> AddressClaims
+ *      (address-claims.ts) counts, logs and defends
  *   5. the packet kind: probe, announcement, request, reply -> answer and/or learn
  *
  * What we learn follows RFC 826 and Linux arp_process: a request for our address creates (or
@@ -29,7 +30,6 @@ import {
   type Clock,
   type EtherTypeDispatcher,
   type Ipv4Address,
-  type Timer,
 } from '@tapstack/link';
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
@@ -42,20 +42,9 @@ import {
   type ArpParseError,
 } from './packet.ts';
 import type { NeighbourResolver, ResolutionFailedListener, ResolveOutcome } from './resolver-api.ts';
+import { AddressClaims, type ArpStartResult, type ConflictListener } from './address-claims.ts';
 
 const log = debugFactory('tapstack:arp');
-
-/** RFC 5227 section 1.1 timing constants, in milliseconds. */
-export const Rfc5227 = {
-  PROBE_WAIT: 1_000,
-  PROBE_NUM: 3,
-  PROBE_MIN: 1_000,
-  PROBE_MAX: 2_000,
-  ANNOUNCE_WAIT: 2_000,
-  ANNOUNCE_NUM: 2,
-  ANNOUNCE_INTERVAL: 2_000,
-  DEFEND_INTERVAL: 10_000,
-} as const;
 
 export const ARP_COUNTERS = [
   'rx_packets',
@@ -135,13 +124,6 @@ export interface ArpOptions {
   broadcasts?: Ipv4Address[];
 }
 
-export interface ArpStartResult {
-  /** Addresses that RFC 5227 probing found in use by another host; they are not used. */
-  readonly inUse: Ipv4Address[];
-}
-
-export type ConflictListener = (address: Ipv4Address, claimedBy: MacAddress) => void;
-
 type ArpKind = 'probe' | 'announcement' | 'request' | 'reply';
 
 /** The multicast MAC for an IPv4 group (RFC 1112): 01:00:5e and the low 23 bits of the address. */
@@ -160,19 +142,12 @@ export class Arp implements NeighbourResolver {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly mac: MacAddress;
-  private readonly active = new Set<Ipv4Address>();
-  private readonly tentative = new Set<Ipv4Address>();
-  private readonly conflictedWhileProbing = new Set<Ipv4Address>();
-  private readonly lastDefendAt = new Map<Ipv4Address, number>();
+  /** Our addresses, and RFC 5227's probing, announcing and defending of them. */
+  readonly claims: AddressClaims;
   private readonly broadcasts: Set<Ipv4Address>;
   private readonly proxy: { network: number; mask: number }[];
   private readonly arpAccept: boolean;
-  private readonly announce: boolean;
-  private readonly probe: boolean;
   private readonly failedListeners: ResolutionFailedListener[] = [];
-  private readonly conflictListeners: ConflictListener[] = [];
-  private readonly timers = new Set<Timer>();
-  private started = false;
   private closed = false;
 
   constructor(options: ArpOptions) {
@@ -181,8 +156,6 @@ export class Arp implements NeighbourResolver {
     this.random = options.random ?? Math.random;
     this.mac = options.dispatcher.link.mac;
     this.arpAccept = options.arpAccept ?? false;
-    this.announce = options.announce ?? true;
-    this.probe = options.probe ?? false;
     this.broadcasts = new Set(options.broadcasts ?? []);
     this.proxy = (options.proxy ?? []).map(({ address, prefixLength }) => {
       if (!Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > 32) {
@@ -191,7 +164,16 @@ export class Arp implements NeighbourResolver {
       const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
       return { network: (address & mask) >>> 0, mask };
     });
-    for (const ip of options.addresses) (this.probe ? this.tentative : this.active).add(ip);
+    this.claims = new AddressClaims(
+      {
+        clock: options.clock,
+        random: this.random,
+        mac: this.mac,
+        send: (destination, repr) => this.send(destination, repr),
+        count: (name) => this.counters.inc(name),
+      },
+      { addresses: options.addresses, probe: options.probe ?? false, announce: options.announce ?? true },
+    );
     this.table = new NeighbourTable({
       clock: options.clock,
       params: options.neighbour ?? {},
@@ -209,7 +191,7 @@ export class Arp implements NeighbourResolver {
 
   /** Our active addresses (tentative ones, still being probed, are not included). */
   get addresses(): Ipv4Address[] {
-    return [...this.active];
+    return [...this.claims.active];
   }
 
   // ================================================================ resolver
@@ -244,7 +226,7 @@ export class Arp implements NeighbourResolver {
 
   /** Called when another host claims one of our addresses. */
   onConflict(listener: ConflictListener): void {
-    this.conflictListeners.push(listener);
+    this.claims.onConflict(listener);
   }
 
   /** An upper layer saw forward progress to `ip` (Linux neigh_confirm). */
@@ -286,9 +268,9 @@ export class Arp implements NeighbourResolver {
     let sender: Ipv4Address | undefined;
     if (waiting && waiting.length >= ETHERNET_HEADER_LENGTH + 20 && readEtherType(waiting) === EtherType.IPV4) {
       const source = ipv4DatagramSource(waiting, ETHERNET_HEADER_LENGTH);
-      if (this.active.has(source)) sender = source;
+      if (this.claims.active.has(source)) sender = source;
     }
-    sender ??= this.active.values().next().value ?? (0 as Ipv4Address);
+    sender ??= this.claims.active.values().next().value ?? (0 as Ipv4Address);
     this.send(unicastTo ?? MacAddress.BROADCAST, {
       operation: 'request',
       senderMac: this.mac,
@@ -357,8 +339,8 @@ export class Arp implements NeighbourResolver {
     this.counters.inc(repr.operation === 'request' ? 'rx_requests' : 'rx_replies');
 
     // RFC 5227 2.1.1 and 2.4: another host using (or probing for, while we probe) our address.
-    if (sip !== 0 && (this.active.has(sip) || this.tentative.has(sip))) return this.conflict(sip, repr.senderMac);
-    if (kind === 'probe' && this.tentative.has(tip)) return this.conflict(tip, repr.senderMac);
+    if (sip !== 0 && (this.claims.active.has(sip) || this.claims.tentative.has(sip))) return this.claims.conflict(sip, repr.senderMac);
+    if (kind === 'probe' && this.claims.tentative.has(tip)) return this.claims.conflict(tip, repr.senderMac);
 
     const unicastToUs = MacAddress.equalsAt(this.mac, frame, 0);
     match(kind)
@@ -386,7 +368,7 @@ export class Arp implements NeighbourResolver {
 
   private onProbe(repr: ArpRepr, unicastToUs: boolean): void {
     this.counters.inc('rx_probes');
-    if (!this.active.has(repr.targetIp)) {
+    if (!this.claims.active.has(repr.targetIp)) {
       this.counters.inc('rx_probe_not_for_us');
       return;
     }
@@ -407,10 +389,10 @@ export class Arp implements NeighbourResolver {
 
   private onRequest(repr: ArpRepr, unicastToUs: boolean): void {
     const tip = repr.targetIp;
-    const forUs = this.active.has(tip);
-    const proxied = !forUs && !this.tentative.has(tip) && this.proxies(tip) && !this.proxies(repr.senderIp);
+    const forUs = this.claims.active.has(tip);
+    const proxied = !forUs && !this.claims.tentative.has(tip) && this.proxies(tip) && !this.proxies(repr.senderIp);
     if (!forUs && !proxied) {
-      this.counters.inc(this.tentative.has(tip) ? 'rx_request_for_tentative' : 'rx_request_not_for_us');
+      this.counters.inc(this.claims.tentative.has(tip) ? 'rx_request_for_tentative' : 'rx_request_not_for_us');
       // RFC 826: the sender's mapping is merged into an entry we already have.
       this.learn(repr, { state: 'STALE', override: 'after_locktime', create: false });
       return;
@@ -452,159 +434,32 @@ export class Arp implements NeighbourResolver {
 
   // ================================================================ conflicts (RFC 5227)
 
-  private conflict(address: Ipv4Address, claimedBy: MacAddress): void {
-    this.counters.inc('rx_conflicts');
-    log('address conflict: %s is claimed by %s', formatIpv4(address), claimedBy.toString());
-    for (const l of this.conflictListeners) {
-      try {
-        l(address, claimedBy);
-      } catch (err) {
-        log('conflict listener threw: %O', err);
-      }
-    }
-    if (this.tentative.has(address)) {
-      // Still probing: the address is someone else's; we must not use it (RFC 5227 2.1.1).
-      this.counters.inc('dad_conflicts');
-      this.conflictedWhileProbing.add(address);
-      return;
-    }
-    // In use: defend with one announcement, at most once per DEFEND_INTERVAL (RFC 5227 2.4 (b)/(c)).
-    const now = this.clock.now();
-    const last = this.lastDefendAt.get(address);
-    if (last !== undefined && now - last < Rfc5227.DEFEND_INTERVAL) {
-      this.counters.inc('conflicts_not_defended');
-      return;
-    }
-    this.lastDefendAt.set(address, now);
-    if (this.sendAnnouncement(address)) this.counters.inc('tx_defends');
-  }
-
-  // ================================================================ start, addresses, close
+  // ================================================================ addresses (RFC 5227 in address-claims.ts)
 
   /**
-   * Probes for tentative addresses (when `probe` is on: RFC 5227 timings on the clock) and
-   * announces the addresses (when `announce` is on: ANNOUNCE_NUM gratuitous ARPs,
-   * ANNOUNCE_INTERVAL apart). Resolves once every address is either in use by us (first
-   * announcement sent) or found taken by someone else.
+   * Probes for tentative addresses (when `probe` is on) and announces the addresses (when
+   * `announce` is on); see AddressClaims.start.
    */
   start(): Promise<ArpStartResult> {
-    if (this.started) return Promise.resolve({ inUse: [...this.conflictedWhileProbing] });
-    this.started = true;
-    for (const ip of this.active) this.announceSoon(ip);
-    const probing = [...this.tentative];
-    if (probing.length === 0) return Promise.resolve({ inUse: [] });
-    return new Promise((resolve) => {
-      let left = probing.length;
-      const inUse: Ipv4Address[] = [];
-      for (const ip of probing) {
-        this.probeAddress(ip, (taken) => {
-          if (taken) inUse.push(ip);
-          if (--left === 0) resolve({ inUse });
-        });
-      }
-    });
+    return this.claims.start();
   }
 
   /** Adds an address; probed (if `probe`) and announced (if `announce`) when started. */
   addAddress(ip: Ipv4Address): void {
-    if (this.active.has(ip) || this.tentative.has(ip)) return;
-    if (this.probe) {
-      this.tentative.add(ip);
-      if (this.started) this.probeAddress(ip, () => {});
-    } else {
-      this.active.add(ip);
-      if (this.started) this.announceSoon(ip);
-    }
+    this.claims.addAddress(ip);
   }
 
   removeAddress(ip: Ipv4Address): void {
-    this.active.delete(ip);
-    this.tentative.delete(ip);
-    this.lastDefendAt.delete(ip);
+    this.claims.removeAddress(ip);
   }
 
   /** Cancels every timer (neighbour timers, probes, announcements) and stops receiving. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.timers) t.cancel();
-    this.timers.clear();
+    this.claims.close();
     this.table.close();
     this.dispatcher.unregister(EtherType.ARP);
   }
 
-  private later(ms: number, callback: () => void): void {
-    const timer = this.clock.setTimer(ms, () => {
-      this.timers.delete(timer);
-      if (!this.closed) callback();
-    });
-    this.timers.add(timer);
-  }
-
-  private jitter(minMs: number, maxMs: number): number {
-    return minMs + Math.floor(this.random() * (maxMs - minMs));
-  }
-
-  /** RFC 5227 2.1.1: wait 0-PROBE_WAIT, PROBE_NUM probes PROBE_MIN-PROBE_MAX apart, then ANNOUNCE_WAIT. */
-  private probeAddress(ip: Ipv4Address, done: (taken: boolean) => void): void {
-    let sent = 0;
-    const step = (): void => {
-      if (!this.tentative.has(ip)) return done(this.conflictedWhileProbing.has(ip));
-      if (this.conflictedWhileProbing.has(ip)) {
-        this.tentative.delete(ip);
-        log('probe: %s is in use by another host; not using it', formatIpv4(ip));
-        return done(true);
-      }
-      if (sent < Rfc5227.PROBE_NUM) {
-        if (
-          this.send(MacAddress.BROADCAST, {
-            operation: 'request',
-            senderMac: this.mac,
-            senderIp: 0 as Ipv4Address,
-            targetMac: MacAddress.ZERO,
-            targetIp: ip,
-          })
-        ) {
-          this.counters.inc('tx_dad_probes');
-        }
-        sent++;
-        this.later(
-          sent < Rfc5227.PROBE_NUM ? this.jitter(Rfc5227.PROBE_MIN, Rfc5227.PROBE_MAX) : Rfc5227.ANNOUNCE_WAIT,
-          step,
-        );
-        return;
-      }
-      this.tentative.delete(ip);
-      this.active.add(ip);
-      log('probe: %s is ours', formatIpv4(ip));
-      this.announceSoon(ip);
-      done(false);
-    };
-    this.later(this.jitter(0, Rfc5227.PROBE_WAIT), step);
-  }
-
-  /** ANNOUNCE_NUM gratuitous ARPs, ANNOUNCE_INTERVAL apart, the first now (if `announce`). */
-  private announceSoon(ip: Ipv4Address): void {
-    if (!this.announce) return;
-    let sent = 0;
-    const step = (): void => {
-      if (!this.active.has(ip)) return;
-      this.sendAnnouncement(ip);
-      if (++sent < Rfc5227.ANNOUNCE_NUM) this.later(Rfc5227.ANNOUNCE_INTERVAL, step);
-    };
-    step();
-  }
-
-  /** A gratuitous ARP request: sender and target IP are the address, target MAC zero, broadcast. */
-  private sendAnnouncement(ip: Ipv4Address): boolean {
-    const sent = this.send(MacAddress.BROADCAST, {
-      operation: 'request',
-      senderMac: this.mac,
-      senderIp: ip,
-      targetMac: MacAddress.ZERO,
-      targetIp: ip,
-    });
-    if (sent) this.counters.inc('tx_announcements');
-    return sent;
-  }
 }
