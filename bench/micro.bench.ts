@@ -63,7 +63,7 @@ describe('codecs: check + parse + emit', () => {
 });
 
 describe('neighbour table', () => {
-  const table = new NeighbourTable({ clock: new SystemClock(), hooks: { transmit: () => true } });
+  const table = new NeighbourTable({ clock: new SystemClock(), hooks: { sendTo: () => true } });
   const ips: Ipv4Address[] = [];
   for (let i = 0; i < 500; i++) {
     const ip = ((10 << 24) | (1 << 16) | i) >>> 0;

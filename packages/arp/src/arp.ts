@@ -181,7 +181,7 @@ export class Arp implements NeighbourResolver {
       device: options.dispatcher.link.name,
       hooks: {
         solicit: (ip, unicastTo, waiting) => this.sendRequest(ip, unicastTo, waiting),
-        transmit: (frame, mac) => this.transmit(frame, mac),
+        sendTo: (frame, mac) => this.sendTo(frame, mac),
         failed: (ip, frames) => this.resolutionFailed(ip, frames),
         noArpMac: (ip) => this.noArpMac(ip),
       },
@@ -240,7 +240,8 @@ export class Arp implements NeighbourResolver {
     return undefined;
   }
 
-  private transmit(frame: Uint8Array, destination: MacAddress): boolean {
+  /** Fills in the MACs and hands the frame to the link. */
+  private sendTo(frame: Uint8Array, destination: MacAddress): boolean {
     writeEthernetAddresses(frame, destination, this.mac);
     if (this.dispatcher.send(frame)) return true;
     this.counters.inc('tx_link_refused');

@@ -130,7 +130,7 @@ export interface NeighbourHooks {
    */
   solicit(ip: Ipv4Address, unicastTo: MacAddress | undefined, waiting: Uint8Array | undefined): void;
   /** Put a whole frame on the wire to `mac` (fills the MACs). False if the link refused it. */
-  transmit(frame: Uint8Array, mac: MacAddress): boolean;
+  sendTo(frame: Uint8Array, mac: MacAddress): boolean;
   /** Resolution of `ip` failed; `frames` were waiting and are dropped. */
   failed(ip: Ipv4Address, frames: readonly Uint8Array[]): void;
   /** The computed MAC for next hops that need no ARP (broadcast, multicast); undefined: resolve. */
@@ -229,7 +229,7 @@ export class NeighbourTable {
     this.device = options.device ?? 'tap0';
     this.hooks = {
       solicit: options.hooks?.solicit ?? noop,
-      transmit: options.hooks?.transmit ?? (() => false),
+      sendTo: options.hooks?.sendTo ?? (() => false),
       failed: options.hooks?.failed ?? noop,
       noArpMac: options.hooks?.noArpMac ?? (() => undefined),
     };
@@ -276,18 +276,18 @@ export class NeighbourTable {
     // The hot path (a usable entry) without ts-pattern's per-call allocations.
     const s = n.state;
     if (s === 'REACHABLE' || s === 'DELAY' || s === 'PROBE' || s === 'PERMANENT' || s === 'NOARP') {
-      return this.transmit(n, frame);
+      return this.sendToNeighbour(n, frame);
     }
     return this.sendOrQueue(n, frame);
   }
 
   private sendOrQueue(n: Neighbour, frame: Uint8Array): ResolveOutcome {
     return match(n.state)
-      .with('REACHABLE', 'DELAY', 'PROBE', 'PERMANENT', 'NOARP', () => this.transmit(n, frame))
+      .with('REACHABLE', 'DELAY', 'PROBE', 'PERMANENT', 'NOARP', () => this.sendToNeighbour(n, frame))
       .with('STALE', () => {
         // Used while stale: give the neighbour delay_first_probe_time to be confirmed by traffic.
         this.enter(n, 'DELAY', this.params.delayFirstProbeTimeMs);
-        return this.transmit(n, frame);
+        return this.sendToNeighbour(n, frame);
       })
       .with('INCOMPLETE', () => this.enqueue(n, frame))
       .with('NONE', 'FAILED', () => {
@@ -298,8 +298,8 @@ export class NeighbourTable {
       .exhaustive();
   }
 
-  private transmit(n: Neighbour, frame: Uint8Array): ResolveOutcome {
-    return this.hooks.transmit(frame, n.mac!) ? 'sent' : 'dropped';
+  private sendToNeighbour(n: Neighbour, frame: Uint8Array): ResolveOutcome {
+    return this.hooks.sendTo(frame, n.mac!) ? 'sent' : 'dropped';
   }
 
   private enqueue(n: Neighbour, frame: Uint8Array): ResolveOutcome {

@@ -25,7 +25,7 @@ function setup(params: Partial<NeighbourParams> = {}, random = () => 0.5) {
     device: 'tap0',
     hooks: {
       solicit: (ip, to) => rec.solicits.push({ t: clock.now(), ip: formatIpv4(ip), to: to ? to.toString() : 'broadcast' }),
-      transmit: (frame, mac) => {
+      sendTo: (frame, mac) => {
         rec.sent.push({ t: clock.now(), mac: mac.toString(), id: frame[14]! | (frame[15]! << 8) });
         return true;
       },
@@ -120,7 +120,7 @@ describe('INCOMPLETE: resolution and failure', () => {
     const sent: Uint8Array[] = [];
     const table = new NeighbourTable({
       clock,
-      hooks: { failed: (_ip, frames) => held.push(...frames), transmit: (f) => sent.push(f) > 0 },
+      hooks: { failed: (_ip, frames) => held.push(...frames), sendTo: (f) => sent.push(f) > 0 },
     });
     const batch = new ArrayBuffer(256 * 1514);
     const views = Array.from({ length: 101 }, (_, i) => {

@@ -412,7 +412,7 @@ export class Ipv4Layer {
       dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0,
       IPV4_MIN_HEADER_LENGTH + payloadLength,
     );
-    return this.transmit(nextHop, frame);
+    return this.resolveAndSend(nextHop, frame);
   }
 
   /**
@@ -468,7 +468,7 @@ export class Ipv4Layer {
       );
       frame.set(data.subarray(offset, offset + size), ETHERNET_HEADER_LENGTH + headerLength);
       if (!whole) this.counters.inc('tx_fragments');
-      const r = this.transmit(nextHop, frame);
+      const r = this.resolveAndSend(nextHop, frame);
       if (r === 'dropped') outcome = 'dropped';
       else if (r === 'queued' && outcome === 'sent') outcome = 'queued';
       offset += size;
@@ -519,7 +519,8 @@ export class Ipv4Layer {
     return nextHop;
   }
 
-  private transmit(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
+  /** The last stage: the neighbour resolver fills in the MACs and sends, or queues while it asks. */
+  private resolveAndSend(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
     if (logging()) log('out %s via %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), formatIpv4(nextHop));
     this.txFrames.value++;
     const r = this.resolver.resolve(nextHop, frame);

@@ -121,8 +121,8 @@ export class UdpLayer {
         this.sockets.delete(socket);
       },
       isBroadcast: (address) => this.ipv4.isBroadcast(address),
-      transmit: (source, sourcePort, destination, destinationPort, data, opts) =>
-        this.transmit(source, sourcePort, destination, destinationPort, data, opts.ttl),
+      sendDatagram: (source, sourcePort, destination, destinationPort, data, opts) =>
+        this.sendDatagram(source, sourcePort, destination, destinationPort, data, opts.ttl),
     };
     // Broadcast datagrams are for UDP too (DHCP, discovery); multicast needs group membership,
     // which this stack does not have yet, so IPv4 keeps those.
@@ -257,7 +257,7 @@ export class UdpLayer {
     return bound;
   }
 
-  private transmit(
+  private sendDatagram(
     source: Ipv4Address,
     sourcePort: number,
     destination: Ipv4Address,

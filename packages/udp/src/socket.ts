@@ -51,7 +51,7 @@ export interface UdpSocketHost {
   releasePort(socket: UdpSocket, port: number): void;
   /** Whether `address` is a broadcast address for this stack (limited or directed). */
   isBroadcast(address: Ipv4Address): boolean;
-  transmit(
+  sendDatagram(
     source: Ipv4Address,
     sourcePort: number,
     destination: Ipv4Address,
@@ -171,7 +171,7 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
       throw new UdpSocketError('EACCES', `${formatIpv4(destination)} is a broadcast address: call setBroadcast(true) first`);
     }
     if (!this.bound) this.bind(0);
-    const outcome = this.host.transmit(
+    const outcome = this.host.sendDatagram(
       this.localAddress,
       this.localPort,
       destination,
