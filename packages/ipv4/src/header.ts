@@ -19,7 +19,7 @@
  * |                 Options (IHL > 5), kept as bytes              |
  * +---------------------------------------------------------------+
  */
-import { fail, formatIpv4, IPV4_SOURCE_FIELD, ok, readIpv4, writeIpv4, type Ipv4Address, type ParseResult } from '@tapstack/link';
+import { ETHERNET_HEADER_LENGTH, EtherType, fail, formatIpv4, IPV4_SOURCE_FIELD, ok, readIpv4, writeEtherType, writeIpv4, type Ipv4Address, type ParseResult } from '@tapstack/link';
 import { internetChecksum } from './checksum.ts';
 
 /** The header without options. */
@@ -355,4 +355,49 @@ export function formatIpv4Packet(bytes: Uint8Array): string {
     `proto ${ipProtocolName(p.protocol)} (${p.protocol}), length ${p.totalLength}${opts}${bad}) ` +
     `${formatIpv4(p.source)} > ${formatIpv4(p.destination)}`
   );
+}
+
+/**
+ * Writes the EtherType (IPv4) and a 20-byte IPv4 header (no options, ECN 0) at byte 14 of an
+ * Ethernet frame, checksum included: the bytes Ipv4Repr.emit writes for the same fields (a test
+ * checks they agree), summed from the field values rather than read back from the buffer. The
+ * send path's fast writer, for the common datagram without options and fragments. The MACs are the resolver's job.
+ * `flagsAndOffset` is the header's bytes 6-7: the DF and MF bits and the fragment offset in 8-byte units.
+ */
+export function writePlainHeader(
+  b: Uint8Array,
+  source: Ipv4Address,
+  destination: Ipv4Address,
+  protocol: number,
+  ttl: number,
+  dscp: number,
+  identification: number,
+  flagsAndOffset: number,
+  totalLength: number,
+): void {
+  writeEtherType(b, EtherType.IPV4);
+  const o = ETHERNET_HEADER_LENGTH;
+  const tos = (dscp & 0x3f) << 2;
+  const id = identification & 0xffff;
+  const ttlProtocol = ((ttl & 0xff) << 8) | (protocol & 0xff);
+  b[o] = 0x45;
+  b[o + 1] = tos;
+  b[o + 2] = totalLength >>> 8;
+  b[o + 3] = totalLength & 0xff;
+  b[o + 4] = id >>> 8;
+  b[o + 5] = id & 0xff;
+  b[o + 6] = flagsAndOffset >>> 8;
+  b[o + 7] = flagsAndOffset & 0xff;
+  b[o + 8] = ttlProtocol >>> 8;
+  b[o + 9] = ttlProtocol & 0xff;
+  writeIpv4(b, o + 12, source);
+  writeIpv4(b, o + 16, destination);
+  // RFC 1071: the one's complement sum of the ten 16-bit words (checksum word 0), folded.
+  let sum =
+    (0x4500 | tos) + totalLength + id + flagsAndOffset + ttlProtocol + (source >>> 16) + (source & 0xffff) + (destination >>> 16) + (destination & 0xffff);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  const checksum = ~sum & 0xffff;
+  b[o + 10] = checksum >>> 8;
+  b[o + 11] = checksum & 0xff;
 }

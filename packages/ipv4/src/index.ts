@@ -20,6 +20,7 @@ export * from './checksum.ts';
 export * from './header.ts';
 export * from './routes.ts';
 export * from './reassembly.ts';
+export * from './fragment.ts';
 export * from './layer.ts';
 // What IPv4 sends through (implemented by @tapstack/arp's Arp), for layers and tests that
 // compose the stack by hand.

@@ -21,24 +21,21 @@ import {
   isIpv4Loopback,
   isIpv4Multicast,
   readEtherType,
-  writeEtherType,
-  writeIpv4,
   type Clock,
   type EtherTypeDispatcher,
   type Ipv4Address,
 } from '@tapstack/link';
 import { Ipv4Cidr } from './cidr.ts';
 import {
-  IPV4_FRAGMENT_UNIT,
   IPV4_MAX_DATAGRAM_LENGTH,
-  IPV4_MAX_HEADER_LENGTH,
   IPV4_MIN_HEADER_LENGTH,
   Ipv4Flag,
   Ipv4Packet,
-  Ipv4Repr,
   formatIpv4Packet,
+  writePlainHeader,
   type Ipv4CheckFailure,
 } from './header.ts';
+import { buildDatagram, buildFrames, payloadOf, type DatagramHeader } from './fragment.ts';
 import { REASSEMBLY_COUNTERS, Reassembler, type ReassemblyLimits } from './reassembly.ts';
 import { RouteTable } from './routes.ts';
 
@@ -360,120 +357,94 @@ export class Ipv4Layer {
   // Send
 
   /**
-   * Sends one datagram: routes it, fragments it to the MTU if it must, builds every frame in
-   * one buffer with room for the Ethernet header and hands it to the neighbour resolver (which
-   * fills in the MACs, or queues the frame while ARP runs).
+   * Sends one datagram, in three stages, the same for every datagram:
+   *   1. route: the next hop, or why not (no route, DF and too big, ...), or "it is for us";
+   *   2. build: the frame(s), each with room for the Ethernet header in front: one frame with
+   *      the payload written in behind a 20-byte header (the common case), or, for a datagram
+   *      with options or larger than the MTU, the frames fragment.ts makes;
+   *   3. resolve and send: the neighbour resolver fills in the MACs and sends each frame, or
+   *      queues it while ARP asks.
    */
   send(request: Ipv4SendRequest): Ipv4SendOutcome {
-    const options = request.options;
+    const optionsLength = request.options?.length ?? 0;
     const payloadLength = request.payload.length;
-    // Anything but one plain frame (options, or fragments) takes the general path below.
-    if ((options !== undefined && options.length > 0) || IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu) {
-      return this.sendGeneral(request, options ?? EMPTY);
+    const plain = optionsLength === 0 && IPV4_MIN_HEADER_LENGTH + payloadLength <= this.mtu;
+    // 1. route (it counts a 20-byte header: options go in as part of the length)
+    const nextHop = this.route(request.destination, optionsLength + payloadLength, request.dontFragment ?? false);
+    if (typeof nextHop !== 'number') return nextHop === 'loopback' ? this.deliverLocally(request) : nextHop;
+    this.txPackets.value++;
+    const identification = this.allocateIdentification();
+    if (plain) {
+      // 2. build: one frame, the payload behind room for the headers, the headers written over it
+      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
+      const payload = request.payload;
+      const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
+      if (payload instanceof Uint8Array) target.set(payload);
+      else payload.write(target);
+      this.writeHeaderInPlace(frame, request, identification, payloadLength);
+      // 3. resolve and send
+      return this.resolveAndSend(nextHop, frame);
     }
-    // One plain frame: the payload goes in behind room for the headers, and the frame is then
-    // sent as any frame whose payload is already in place.
-    const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
-    const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
-    const payload = request.payload;
-    if (payload instanceof Uint8Array) target.set(payload);
-    else payload.write(target);
-    return this.sendInPlace(frame, request);
+    // 2. build: fragments (or one frame with options), each 3. resolved and sent
+    const frames = buildFrames(this.headerFields(request, identification), payloadOf(request), this.mtu);
+    if (frames.length > 1) this.counters.inc('tx_fragments', frames.length);
+    let outcome: Ipv4SendOutcome = 'sent';
+    for (const frame of frames) {
+      const r = this.resolveAndSend(nextHop, frame);
+      if (r === 'dropped') outcome = 'dropped';
+      else if (r === 'queued' && outcome === 'sent') outcome = 'queued';
+    }
+    return outcome;
   }
 
   /**
-   * Sends a datagram whose payload is already in place: `frame` is a whole Ethernet frame of
-   * exactly 14 + 20 + payload bytes with the payload at byte 34, typically a received frame
-   * turned into its answer (ICMP echo). Writes the EtherType and a 20-byte IPv4 header over
-   * bytes 12-33 and hands the frame to the resolver, which fills in the MACs: no allocation,
-   * no copy. The caller gives the frame up. Everything else is as `send` (routing, counters,
-   * outcome); a datagram that needs fragmenting or goes to ourselves takes `send`'s path.
+   * `send` for a datagram whose payload is already in place: `frame` is a whole Ethernet frame
+   * of exactly 14 + 20 + payload bytes with the payload at byte 34, typically a received frame
+   * turned into its answer (ICMP echo). The same stages, with stage 2 writing the EtherType and
+   * a 20-byte header over bytes 12-33 of the frame given: no allocation, no copy. The caller
+   * gives the frame up. A datagram that needs options or fragments is handed to `send`.
    */
   sendInPlace(frame: Uint8Array, request: Omit<Ipv4SendRequest, 'payload'>): Ipv4SendOutcome {
     const payloadOffset = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH;
     if (frame.length < payloadOffset) throw new RangeError(`sendInPlace needs a frame of at least ${payloadOffset} bytes`);
     const payloadLength = frame.length - payloadOffset;
     if (IPV4_MIN_HEADER_LENGTH + payloadLength > this.mtu || (request.options?.length ?? 0) > 0) return this.send({ ...request, payload: frame.subarray(payloadOffset) });
-    const destination = request.destination;
-    const dontFragment = request.dontFragment ?? false;
-    const nextHop = this.route(destination, payloadLength, dontFragment);
+    const nextHop = this.route(request.destination, payloadLength, request.dontFragment ?? false);
     if (typeof nextHop !== 'number') {
-      return nextHop === 'loopback' ? this.sendLoopback({ ...request, payload: frame.subarray(payloadOffset) }) : nextHop;
+      return nextHop === 'loopback' ? this.deliverLocally({ ...request, payload: frame.subarray(payloadOffset) }) : nextHop;
     }
     this.txPackets.value++;
-    writeHeaders(
-      frame,
-      request.source ?? this.address.address,
-      destination,
-      request.protocol,
-      request.ttl ?? this.ttl,
-      request.dscp ?? 0,
-      this.allocateIdentification(),
-      dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0,
-      IPV4_MIN_HEADER_LENGTH + payloadLength,
-    );
+    this.writeHeaderInPlace(frame, request, this.allocateIdentification(), payloadLength);
     return this.resolveAndSend(nextHop, frame);
   }
 
-  /**
-   * `send` for a datagram that does not go out as one plain frame: it carries IP options (echo
-   * replies to requests that had some) or is larger than the MTU and is fragmented (every piece
-   * but the last carries a multiple of 8 bytes, RFC 791). Headers are built with Ipv4Repr.emit
-   * rather than the fast writeHeaders; the per-fragment cost is small next to the copy.
-   */
-  private sendGeneral(request: Ipv4SendRequest, options: Uint8Array): Ipv4SendOutcome {
-    if (options.length % 4 !== 0 || options.length > IPV4_MAX_HEADER_LENGTH - IPV4_MIN_HEADER_LENGTH) {
-      throw new RangeError(`IPv4 options must be a multiple of 4 bytes and at most 40, got ${options.length}`);
-    }
-    const headerLength = IPV4_MIN_HEADER_LENGTH + options.length;
-    const payloadLength = request.payload.length;
-    const dontFragment = request.dontFragment ?? false;
-    // route() counts a 20-byte header: hand it the options as part of the payload.
-    const nextHop = this.route(request.destination, options.length + payloadLength, dontFragment);
-    if (typeof nextHop !== 'number') return nextHop === 'loopback' ? this.sendLoopback(request) : nextHop;
-    this.txPackets.value++;
-    const identification = this.allocateIdentification();
-    let data: Uint8Array;
-    if (request.payload instanceof Uint8Array) data = request.payload;
-    else {
-      data = new Uint8Array(payloadLength);
-      request.payload.write(data);
-    }
-    const whole = headerLength + payloadLength <= this.mtu;
-    const chunk = whole ? payloadLength : Math.floor((this.mtu - headerLength) / IPV4_FRAGMENT_UNIT) * IPV4_FRAGMENT_UNIT;
-    let outcome: Ipv4SendOutcome = 'sent';
-    let offset = 0;
-    do {
-      const size = Math.min(chunk, payloadLength - offset);
-      const more = offset + size < payloadLength;
-      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + headerLength + size);
-      writeEtherType(frame, EtherType.IPV4);
-      Ipv4Repr.emit(
-        {
-          source: request.source ?? this.address.address,
-          destination: request.destination,
-          protocol: request.protocol,
-          ttl: request.ttl ?? this.ttl,
-          identification,
-          dscp: request.dscp ?? 0,
-          ecn: 0,
-          dontFragment,
-          moreFragments: more,
-          fragmentOffset: offset,
-          options: offset === 0 ? options : optionsForLaterFragments(options),
-          payloadLength: size,
-        },
-        frame,
-        ETHERNET_HEADER_LENGTH,
-      );
-      frame.set(data.subarray(offset, offset + size), ETHERNET_HEADER_LENGTH + headerLength);
-      if (!whole) this.counters.inc('tx_fragments');
-      const r = this.resolveAndSend(nextHop, frame);
-      if (r === 'dropped') outcome = 'dropped';
-      else if (r === 'queued' && outcome === 'sent') outcome = 'queued';
-      offset += size;
-    } while (offset < payloadLength);
-    return outcome;
+  /** Stage 2 for a plain datagram: the EtherType and a 20-byte header, written in place. */
+  private writeHeaderInPlace(frame: Uint8Array, request: Omit<Ipv4SendRequest, 'payload'>, identification: number, payloadLength: number): void {
+    writePlainHeader(
+      frame,
+      request.source ?? this.address.address,
+      request.destination,
+      request.protocol,
+      request.ttl ?? this.ttl,
+      request.dscp ?? 0,
+      identification,
+      request.dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0,
+      IPV4_MIN_HEADER_LENGTH + payloadLength,
+    );
+  }
+
+  /** The header fields of a datagram (everything but the fragment fields and the payload length). */
+  private headerFields(request: Omit<Ipv4SendRequest, 'payload'>, identification: number): DatagramHeader {
+    return {
+      source: request.source ?? this.address.address,
+      destination: request.destination,
+      protocol: request.protocol,
+      ttl: request.ttl ?? this.ttl,
+      identification,
+      dscp: request.dscp ?? 0,
+      dontFragment: request.dontFragment ?? false,
+      options: request.options ?? EMPTY,
+    };
   }
 
   /** The identification of the next datagram we send (RFC 791: unique per source, destination, protocol while it lives). */
@@ -530,36 +501,12 @@ export class Ipv4Layer {
   }
 
   /** Datagrams to ourselves go up without touching the link, on a later microtask. */
-  private sendLoopback(request: Ipv4SendRequest): Ipv4SendOutcome {
+  private deliverLocally(request: Ipv4SendRequest): Ipv4SendOutcome {
     if (this.loopback.length >= LOOPBACK_QUEUE_LIMIT) {
       this.counters.inc('tx_loopback_dropped');
       return 'dropped';
     }
-    const options = request.options ?? EMPTY;
-    const headerLength = IPV4_MIN_HEADER_LENGTH + options.length;
-    const length = headerLength + request.payload.length;
-    const bytes = new Uint8Array(length);
-    const identification = this.allocateIdentification();
-    Ipv4Repr.emit(
-      {
-        source: request.source ?? this.address.address,
-        destination: request.destination,
-        protocol: request.protocol,
-        ttl: request.ttl ?? this.ttl,
-        identification,
-        dscp: request.dscp ?? 0,
-        ecn: 0,
-        dontFragment: request.dontFragment ?? false,
-        moreFragments: false,
-        fragmentOffset: 0,
-        options,
-        payloadLength: request.payload.length,
-      },
-      bytes,
-    );
-    const target = bytes.subarray(headerLength);
-    if (request.payload instanceof Uint8Array) target.set(request.payload);
-    else request.payload.write(target);
+    const bytes = buildDatagram(this.headerFields(request, this.allocateIdentification()), payloadOf(request));
     this.counters.inc('tx_loopback');
     this.loopback.push(bytes);
     if (this.loopback.length === 1) {
@@ -584,68 +531,7 @@ export class Ipv4Layer {
 
 const EMPTY = new Uint8Array(0);
 
-/** RFC 791: options whose type lacks the copy flag (0x80) go in the first fragment only; later ones get no-ops in their place. */
-function optionsForLaterFragments(options: Uint8Array): Uint8Array {
-  const out = options.slice();
-  for (let i = 0; i < out.length; ) {
-    const type = out[i]!;
-    if (type === 0) break; // end of options
-    if (type === 1) {
-      i++;
-      continue;
-    }
-    const length = out[i + 1] ?? 0;
-    if (length < 2 || i + length > out.length) break;
-    if ((type & 0x80) === 0) out.fill(1, i, i + length);
-    i += length;
-  }
-  return out;
-}
 /** Where a received datagram starts in its frame, for Ipv4Packet.check. */
 const IN_FRAME = { offset: ETHERNET_HEADER_LENGTH } as const;
-
-/**
- * Writes the EtherType (IPv4) and a 20-byte IPv4 header (no options, ECN 0) at byte 14 of an
- * Ethernet frame, checksum included: the bytes Ipv4Repr.emit writes for the same fields, summed
- * from the field values rather than read back from the buffer. The MACs are the resolver's job.
- * `flagsAndOffset` is the header's bytes 6-7: the DF and MF bits and the fragment offset in 8-byte units.
- */
-function writeHeaders(
-  b: Uint8Array,
-  source: Ipv4Address,
-  destination: Ipv4Address,
-  protocol: number,
-  ttl: number,
-  dscp: number,
-  identification: number,
-  flagsAndOffset: number,
-  totalLength: number,
-): void {
-  writeEtherType(b, EtherType.IPV4);
-  const o = ETHERNET_HEADER_LENGTH;
-  const tos = (dscp & 0x3f) << 2;
-  const id = identification & 0xffff;
-  const ttlProtocol = ((ttl & 0xff) << 8) | (protocol & 0xff);
-  b[o] = 0x45;
-  b[o + 1] = tos;
-  b[o + 2] = totalLength >>> 8;
-  b[o + 3] = totalLength & 0xff;
-  b[o + 4] = id >>> 8;
-  b[o + 5] = id & 0xff;
-  b[o + 6] = flagsAndOffset >>> 8;
-  b[o + 7] = flagsAndOffset & 0xff;
-  b[o + 8] = ttlProtocol >>> 8;
-  b[o + 9] = ttlProtocol & 0xff;
-  writeIpv4(b, o + 12, source);
-  writeIpv4(b, o + 16, destination);
-  // RFC 1071: the one's complement sum of the ten 16-bit words (checksum word 0), folded.
-  let sum =
-    (0x4500 | tos) + totalLength + id + flagsAndOffset + ttlProtocol + (source >>> 16) + (source & 0xffff) + (destination >>> 16) + (destination & 0xffff);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  const checksum = ~sum & 0xffff;
-  b[o + 10] = checksum >>> 8;
-  b[o + 11] = checksum & 0xff;
-}
 
 const LOOPBACK_INFO: Ipv4DeliveryInfo = { destinationKind: 'unicast', linkGroup: false, reassembled: false };

@@ -2,7 +2,7 @@ import { ipv4, type Ipv4Address } from '@tapstack/link';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { internetChecksum } from '../src/checksum.ts';
-import { Ipv4Packet, Ipv4Repr, formatIpv4Packet } from '../src/header.ts';
+import { Ipv4Packet, Ipv4Repr, formatIpv4Packet, writePlainHeader } from '../src/header.ts';
 import { allIpv4Frames, hex } from '../../../test/support/fixtures.ts';
 
 // The kernel's echo request from linux-ping-odd-sizes.pcap (frame 3): header + 8 bytes of ICMP.
@@ -176,6 +176,20 @@ describe('Ipv4Repr properties', () => {
     fragmentOffset: fc.nat({ max: 0x1fff }).map((n) => n * 8),
     options: fc.nat({ max: 10 }).chain((w) => fc.uint8Array({ minLength: w * 4, maxLength: w * 4 })),
     payloadLength: fc.nat({ max: 2000 }),
+  });
+
+  it('the fast header writer of the send path writes exactly what Ipv4Repr.emit writes', () => {
+    fc.assert(
+      fc.property(reprArb, (r) => {
+        const repr = { ...r, ecn: 0, moreFragments: false, fragmentOffset: 0, options: new Uint8Array(0) };
+        const viaEmit = new Uint8Array(14 + Ipv4Repr.bufferLength(repr));
+        Ipv4Repr.emit(repr, viaEmit, 14);
+        const viaWriter = new Uint8Array(viaEmit.length);
+        writePlainHeader(viaWriter, repr.source, repr.destination, repr.protocol, repr.ttl, repr.dscp, repr.identification, repr.dontFragment ? 0x4000 : 0, 20 + repr.payloadLength);
+        expect(viaWriter.subarray(14, 34)).toEqual(viaEmit.subarray(14, 34));
+        expect([viaWriter[12], viaWriter[13]]).toEqual([0x08, 0x00]);
+      }),
+    );
   });
 
   it('emit then parse gives the same Repr, with a valid checksum', () => {
