@@ -10,30 +10,15 @@
  *       exit 1 with a message naming the fix.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { requireE2eCapabilities } from './support/netns.ts';
+import { perTest } from './support/per-test.ts';
 import { asUnprivileged } from './support/nobody.ts';
 import { parseCounters, repoRoot, spawnTapstack, tapstackBin, Watched } from './support/watch.ts';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0).reverse()) c();
-});
-
-function namespace(label: string): Netns {
-  const ns = Netns.create(label);
-  cleanups.push(() => ns.destroy());
-  return ns;
-}
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tapstack-cli-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { namespace, tempDir, defer } = perTest('cli');
 
 beforeAll(() => {
   requireE2eCapabilities();

@@ -12,29 +12,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { requireE2eCapabilities, type Netns } from './support/netns.ts';
+import { perTest } from './support/per-test.ts';
 import { parseCounters, repoRoot, spawnTapstack, type Watched } from './support/watch.ts';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0).reverse()) c();
-});
-
-function namespace(label: string): Netns {
-  const ns = Netns.create(label);
-  cleanups.push(() => ns.destroy());
-  return ns;
-}
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tapstack-tcp-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { namespace, tempDir, defer } = perTest('tcp');
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
@@ -60,7 +45,7 @@ beforeAll(() => {
 
 async function upWithServices(ns: Netns, extra: string[] = []): Promise<Watched> {
   const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7', '--tcp-discard', '9', '--http', '80', ...extra]);
-  cleanups.push(() => void up.stop('SIGKILL'));
+  defer(() => void up.stop('SIGKILL'));
   await up.waitFor(/http on 10\.0\.0\.2:80/);
   return up;
 }
@@ -140,7 +125,7 @@ describe('the stack as a TCP client of the kernel', () => {
     const data = randomBytes(10 * 1024 * 1024);
     writeFileSync(join(dir, 'file.bin'), data);
     const server = ns.spawn('python3', ['-m', 'http.server', '8000', '--bind', '0.0.0.0', '--directory', dir], { stdio: 'ignore' });
-    cleanups.push(() => server.kill('SIGKILL'));
+    defer(() => server.kill('SIGKILL'));
     // the server is ready when it accepts a connection on loopback
     for (let i = 0; i < 50; i++) {
       const probe = await ns.run('sh', ['-c', 'nc -z 127.0.0.1 8000 && echo ok']);
@@ -166,7 +151,7 @@ describe('tapstack connect, like nc', () => {
   it('sends stdin to a kernel echo server and prints what comes back; half-closes when stdin ends', async () => {
     const ns = namespace('tcp-connect');
     const echo = ns.spawn('socat', ['TCP-LISTEN:7,fork,reuseaddr', 'EXEC:cat'], { stdio: 'ignore' });
-    cleanups.push(() => echo.kill('SIGKILL'));
+    defer(() => echo.kill('SIGKILL'));
     for (let i = 0; i < 50; i++) {
       if ((await ns.run('sh', ['-c', 'nc -z 127.0.0.1 7 && echo ok'])).stdout.includes('ok')) break;
       await new Promise((r) => setTimeout(r, 100));

@@ -6,21 +6,11 @@
  * ones get no-ops in their place, as Linux's ip_options_fragment does, so the header keeps its
  * length). Headers are written with Ipv4Repr.emit: the per-fragment cost is small next to the copy.
  */
-import { ETHERNET_HEADER_LENGTH, EtherType, writeEtherType, type Ipv4Address } from '@tapstack/link';
+import { ETHERNET_HEADER_LENGTH, EtherType, writeEtherType } from '@tapstack/link';
 import { IPV4_FRAGMENT_UNIT, IPV4_MAX_HEADER_LENGTH, IPV4_MIN_HEADER_LENGTH, Ipv4Repr } from './header.ts';
 
-/** What every fragment's header repeats. */
-export interface DatagramHeader {
-  readonly source: Ipv4Address;
-  readonly destination: Ipv4Address;
-  readonly protocol: number;
-  readonly ttl: number;
-  readonly identification: number;
-  readonly dscp: number;
-  readonly dontFragment: boolean;
-  /** A multiple of 4 bytes, at most 40. */
-  readonly options: Uint8Array;
-}
+/** What every fragment's header repeats: a Repr but for the fragment fields, ECN and the length. */
+export type DatagramHeader = Omit<Ipv4Repr, 'ecn' | 'moreFragments' | 'fragmentOffset' | 'payloadLength'>;
 
 /** The payload as bytes (a PayloadWriter writes itself into a new buffer). */
 export function payloadOf(request: { readonly payload: Uint8Array | { readonly length: number; write(target: Uint8Array): void } }): Uint8Array {
@@ -68,20 +58,7 @@ export function buildDatagram(header: DatagramHeader, data: Uint8Array): Uint8Ar
 }
 
 function reprOf(header: DatagramHeader, options: Uint8Array, fragmentOffset: number, moreFragments: boolean, payloadLength: number): Ipv4Repr {
-  return {
-    source: header.source,
-    destination: header.destination,
-    protocol: header.protocol,
-    ttl: header.ttl,
-    identification: header.identification,
-    dscp: header.dscp,
-    ecn: 0,
-    dontFragment: header.dontFragment,
-    moreFragments,
-    fragmentOffset,
-    options,
-    payloadLength,
-  };
+  return { ...header, ecn: 0, moreFragments, fragmentOffset, options, payloadLength };
 }
 
 /** RFC 791: options whose type lacks the copy flag (0x80) go in the first fragment only; later ones get no-ops in their place. */

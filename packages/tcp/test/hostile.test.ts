@@ -43,6 +43,17 @@ function serve(p: Pair, port = 80): void {
     .listen(port);
 }
 
+/** An echo server on B and a client on A, connected (both ends established). */
+async function connectedEcho(p: Pair): Promise<{ c: TcpSocket; got: ReturnType<typeof collect> }> {
+  serve(p);
+  const c = p.a.tcp.connect({ host: IP_B, port: 80 });
+  const got = collect(c);
+  let connected = false;
+  c.on('connect', () => (connected = true));
+  await runUntil(p.clock, () => connected && p.b.tcp.connectionCount === 1);
+  return { c, got };
+}
+
 /** A genuine client on host A: connects, sends a line, expects it back. */
 async function genuineEcho(p: Pair, port = 80): Promise<string> {
   const c = p.a.tcp.connect({ host: IP_B, port });
@@ -92,12 +103,7 @@ describe('hostile TCP input', () => {
   it('a RST and SYN flood at an established connection: it survives, challenge ACKs stay within the limits', async () => {
     const p = pair();
     pairs.push(p);
-    serve(p);
-    const c = p.a.tcp.connect({ host: IP_B, port: 80 });
-    const got = collect(c);
-    let connected = false;
-    c.on('connect', () => (connected = true));
-    await runUntil(p.clock, () => connected && p.b.tcp.connectionCount === 1);
+    const { c, got } = await connectedEcho(p);
     const port = c.localPort!;
     const outBefore = p.b.tcp.counters.get('OutSegs');
     for (let i = 0; i < 5000; i++) {
@@ -186,12 +192,7 @@ describe('hostile TCP input', () => {
   it('a peer that swallows every segment but still answers ARP: the sender gives up with ETIMEDOUT and forgets the connection', async () => {
     const p = pair();
     pairs.push(p);
-    serve(p);
-    const c = p.a.tcp.connect({ host: IP_B, port: 80 });
-    const got = collect(c);
-    let connected = false;
-    c.on('connect', () => (connected = true));
-    await runUntil(p.clock, () => connected);
+    const { c, got } = await connectedEcho(p);
     // B's IPv4 keeps answering ARP and ICMP, but TCP segments now fall into a hole
     p.b.ipv4.unregister(6);
     p.b.ipv4.register(6, () => {});
@@ -217,12 +218,7 @@ describe('hostile TCP input', () => {
   it('a peer that vanishes: the sender retransmits, ARP fails, and it gives up with EHOSTUNREACH (Linux reports the soft error) and forgets the connection', async () => {
     const p = pair({ faults: { drop: 0 } });
     pairs.push(p);
-    serve(p);
-    const c = p.a.tcp.connect({ host: IP_B, port: 80 });
-    const got = collect(c);
-    let connected = false;
-    c.on('connect', () => (connected = true));
-    await runUntil(p.clock, () => connected);
+    const { c, got } = await connectedEcho(p);
     p.b.close(); // B vanishes without a word
     c.write('anyone there?');
     await runUntil(p.clock, () => got.error !== undefined, 2_000_000, 1000);
