@@ -76,7 +76,7 @@ export const ARP_COUNTERS = [
   'rx_table_full',
   // sent
   'tx_requests',
-  'tx_unicast_probes',
+  'tx_unicast_solicits',
   'tx_replies',
   'tx_probe_replies',
   'tx_proxy_replies',
@@ -279,7 +279,7 @@ export class Arp implements NeighbourResolver {
       targetMac: MacAddress.ZERO,
       targetIp: ip,
     });
-    this.counters.inc(unicastTo ? 'tx_unicast_probes' : 'tx_requests');
+    this.counters.inc(unicastTo ? 'tx_unicast_solicits' : 'tx_requests');
   }
 
   private send(destination: MacAddress, repr: ArpRepr): boolean {

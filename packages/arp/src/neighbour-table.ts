@@ -9,7 +9,7 @@
  *   REACHABLE -> STALE        reachable_time passed without confirmation (still usable)
  *   STALE -> DELAY            a packet was sent through the stale entry
  *   DELAY -> REACHABLE        confirmed (a reply, or an upper layer) within delay_first_probe_time
- *   DELAY -> PROBE            not confirmed: unicast probes to the known MAC
+ *   DELAY -> PROBE            not confirmed: unicast solicitations to the known MAC
  *   PROBE -> REACHABLE | FAILED
  *   PERMANENT                 static, never expires, never evicted
  *   NOARP                     broadcast and multicast next hops: the MAC is computed, not asked
@@ -44,7 +44,7 @@ export interface NeighbourParams {
   delayFirstProbeTimeMs: number;
   /** retrans_time: the interval between requests for one neighbour. */
   retransTimeMs: number;
-  /** ucast_solicit: unicast probes in PROBE before FAILED. */
+  /** ucast_solicit: unicast solicitations in PROBE before FAILED. */
   ucastSolicit: number;
   /** mcast_solicit: broadcast requests in INCOMPLETE before FAILED. */
   mcastSolicit: number;

@@ -115,7 +115,7 @@ describe('resolution between two stacks', () => {
     expect(rep!.repr).toEqual({ operation: 'reply', senderMac: MAC_B, senderIp: IP_B, targetMac: MAC_A, targetIp: IP_A });
   });
 
-  it('B, used while STALE, goes DELAY then PROBE; A answers the unicast probe; B is REACHABLE', () => {
+  it('B, used while STALE, goes DELAY then PROBE; A answers the unicast solicitation; B is REACHABLE', () => {
     const { clock, a, b } = world();
     a.arp.resolve(IP_B, frame(1));
     clock.advance(0);
@@ -125,7 +125,7 @@ describe('resolution between two stacks', () => {
     const probes = b.wire.arp().filter((f) => f.repr.operation === 'request');
     expect(probes.length).toBe(1);
     expect(probes[0]!.dst).toBe(MAC_A.toString()); // unicast
-    expect(b.arp.counters.get('tx_unicast_probes')).toBe(1);
+    expect(b.arp.counters.get('tx_unicast_solicits')).toBe(1);
     expect(b.arp.table.lookup(IP_A)?.state).toBe('REACHABLE');
   });
 
@@ -206,7 +206,7 @@ describe('an absent host', () => {
       [36_000, MAC_B.toString()],
       [37_000, MAC_B.toString()],
     ]);
-    expect(a.arp.counters.get('tx_unicast_probes')).toBe(3);
+    expect(a.arp.counters.get('tx_unicast_solicits')).toBe(3);
   });
 });
 

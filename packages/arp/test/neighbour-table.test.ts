@@ -178,7 +178,7 @@ describe('REACHABLE -> STALE -> DELAY -> PROBE', () => {
     }
   });
 
-  it('STALE is usable; the first use starts DELAY; no confirmation in 5 s gives PROBE with unicast probes', () => {
+  it('STALE is usable; the first use starts DELAY; no confirmation in 5 s gives PROBE with unicast solicitations', () => {
     const { clock, table, rec } = reachable();
     clock.advance(30_000);
     expect(table.lookup(PEER)?.state).toBe('STALE');
