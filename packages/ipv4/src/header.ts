@@ -20,7 +20,7 @@
  * +---------------------------------------------------------------+
  */
 import { ETHERNET_HEADER_LENGTH, EtherType, fail, formatIpv4, IPV4_SOURCE_FIELD, ok, readIpv4, writeEtherType, writeIpv4, type Ipv4Address, type ParseResult } from '@tapstack/link';
-import { internetChecksum } from './checksum.ts';
+import { checksumAdd, foldChecksum, internetChecksum } from './checksum.ts';
 
 /** The header without options. */
 export const IPV4_MIN_HEADER_LENGTH = 20;
@@ -314,28 +314,9 @@ export const Ipv4Repr = {
     const total = headerLength + repr.payloadLength;
     if (total > IPV4_MAX_DATAGRAM_LENGTH) throw new RangeError(`IPv4 datagram of ${total} bytes exceeds 65535`);
     if (repr.fragmentOffset % IPV4_FRAGMENT_UNIT !== 0) throw new RangeError('fragment offset must be a multiple of 8');
-    const b = buffer;
-    const o = offset;
-    b[o] = 0x40 | (headerLength >>> 2);
-    b[o + 1] = ((repr.dscp & 0x3f) << 2) | (repr.ecn & 3);
-    b[o + 2] = total >>> 8;
-    b[o + 3] = total & 0xff;
-    b[o + 4] = (repr.identification >>> 8) & 0xff;
-    b[o + 5] = repr.identification & 0xff;
     const flags =
       (repr.dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0) | (repr.moreFragments ? Ipv4Flag.MORE_FRAGMENTS : 0) | (repr.fragmentOffset >>> 3);
-    b[o + 6] = flags >>> 8;
-    b[o + 7] = flags & 0xff;
-    b[o + 8] = repr.ttl & 0xff;
-    b[o + 9] = repr.protocol & 0xff;
-    b[o + 10] = 0;
-    b[o + 11] = 0;
-    writeIpv4(b, o + 12, repr.source);
-    writeIpv4(b, o + 16, repr.destination);
-    if (optionsLength > 0) b.set(repr.options, o + 20);
-    const c = internetChecksum(b, 0, o, o + headerLength);
-    b[o + 10] = c >>> 8;
-    b[o + 11] = c & 0xff;
+    writeHeaderFields(buffer, offset, repr.dscp, repr.ecn, total, repr.identification, flags, repr.ttl, repr.protocol, repr.source, repr.destination, repr.options);
   },
 };
 
@@ -359,10 +340,10 @@ export function formatIpv4Packet(bytes: Uint8Array): string {
 
 /**
  * Writes the EtherType (IPv4) and a 20-byte IPv4 header (no options, ECN 0) at byte 14 of an
- * Ethernet frame, checksum included: the bytes Ipv4Repr.emit writes for the same fields (a test
- * checks they agree), summed from the field values rather than read back from the buffer. The
- * send path's fast writer, for the common datagram without options and fragments. The MACs are the resolver's job.
- * `flagsAndOffset` is the header's bytes 6-7: the DF and MF bits and the fragment offset in 8-byte units.
+ * Ethernet frame, checksum included: the send path's writer for the common datagram, through the
+ * same writeHeaderFields as Ipv4Repr.emit (a property test checks the bytes agree). The MACs are
+ * the resolver's job. `flagsAndOffset` is the header's bytes 6-7: the DF and MF bits and the
+ * fragment offset in 8-byte units.
  */
 export function writePlainHeader(
   b: Uint8Array,
@@ -376,12 +357,35 @@ export function writePlainHeader(
   totalLength: number,
 ): void {
   writeEtherType(b, EtherType.IPV4);
-  const o = ETHERNET_HEADER_LENGTH;
-  const tos = (dscp & 0x3f) << 2;
+  writeHeaderFields(b, ETHERNET_HEADER_LENGTH, dscp, 0, totalLength, identification, flagsAndOffset, ttl, protocol, source, destination, NO_OPTIONS);
+}
+
+const NO_OPTIONS = new Uint8Array(0);
+
+/**
+ * The one writer of an IPv4 header (Ipv4Repr.emit and the send path's writePlainHeader both
+ * write through it): every field at `o`, the options after them, and the checksum summed from
+ * the field values (RFC 1071) plus the options' words, instead of read back from the buffer.
+ */
+function writeHeaderFields(
+  b: Uint8Array,
+  o: number,
+  dscp: number,
+  ecn: number,
+  totalLength: number,
+  identification: number,
+  flagsAndOffset: number,
+  ttl: number,
+  protocol: number,
+  source: Ipv4Address,
+  destination: Ipv4Address,
+  options: Uint8Array,
+): void {
+  const versionIhlTos = ((0x40 | ((IPV4_MIN_HEADER_LENGTH + options.length) >>> 2)) << 8) | ((dscp & 0x3f) << 2) | (ecn & 3);
   const id = identification & 0xffff;
   const ttlProtocol = ((ttl & 0xff) << 8) | (protocol & 0xff);
-  b[o] = 0x45;
-  b[o + 1] = tos;
+  b[o] = versionIhlTos >>> 8;
+  b[o + 1] = versionIhlTos & 0xff;
   b[o + 2] = totalLength >>> 8;
   b[o + 3] = totalLength & 0xff;
   b[o + 4] = id >>> 8;
@@ -390,14 +394,15 @@ export function writePlainHeader(
   b[o + 7] = flagsAndOffset & 0xff;
   b[o + 8] = ttlProtocol >>> 8;
   b[o + 9] = ttlProtocol & 0xff;
-  writeIpv4(b, o + 12, source);
-  writeIpv4(b, o + 16, destination);
-  // RFC 1071: the one's complement sum of the ten 16-bit words (checksum word 0), folded.
+  writeIpv4(b, o + Ipv4Field.SOURCE, source);
+  writeIpv4(b, o + Ipv4Field.DESTINATION, destination);
   let sum =
-    (0x4500 | tos) + totalLength + id + flagsAndOffset + ttlProtocol + (source >>> 16) + (source & 0xffff) + (destination >>> 16) + (destination & 0xffff);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  const checksum = ~sum & 0xffff;
-  b[o + 10] = checksum >>> 8;
-  b[o + 11] = checksum & 0xff;
+    versionIhlTos + totalLength + id + flagsAndOffset + ttlProtocol + (source >>> 16) + (source & 0xffff) + (destination >>> 16) + (destination & 0xffff);
+  if (options.length > 0) {
+    b.set(options, o + Ipv4Field.OPTIONS);
+    sum = checksumAdd(options, sum);
+  }
+  const checksum = ~foldChecksum(sum) & 0xffff;
+  b[o + Ipv4Field.CHECKSUM] = checksum >>> 8;
+  b[o + Ipv4Field.CHECKSUM + 1] = checksum & 0xff;
 }
