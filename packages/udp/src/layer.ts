@@ -20,7 +20,7 @@ import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, type Ipv4Addres
 import { UdpSocketError } from './errors.ts';
 import { DEFAULT_EPHEMERAL_PORTS, PortTable } from './ports.ts';
 import { UdpSocket, type UdpReceiveQueueLimits, type UdpSendOutcome, type UdpSocketHost } from './socket.ts';
-import { formatUdp, UDP_HEADER_LENGTH, UdpField, UdpPacket, udpChecksum, type UdpCheckError } from './udp.ts';
+import { formatUdp, UDP_HEADER_LENGTH, UdpField, UdpPacket, writeUdpHeader, type UdpCheckError } from './udp.ts';
 
 const log = debugFactory('tapstack:udp');
 /** `log.enabled` for the per-datagram lines, read once per run (see hot-path-log.ts in @tapstack/link). */
@@ -81,20 +81,8 @@ class DatagramWriter implements PayloadWriter {
   data: Uint8Array = new Uint8Array(0);
 
   write(target: Uint8Array): void {
-    const length = this.length;
-    target[UdpField.SOURCE_PORT] = this.sourcePort >>> 8;
-    target[UdpField.SOURCE_PORT + 1] = this.sourcePort & 0xff;
-    target[UdpField.DESTINATION_PORT] = this.destinationPort >>> 8;
-    target[UdpField.DESTINATION_PORT + 1] = this.destinationPort & 0xff;
-    target[UdpField.LENGTH] = length >>> 8;
-    target[UdpField.LENGTH + 1] = length & 0xff;
-    target[UdpField.CHECKSUM] = 0;
-    target[UdpField.CHECKSUM + 1] = 0;
     target.set(this.data, UdpField.PAYLOAD);
-    let sum = udpChecksum(target.subarray(0, length), this.source, this.destination);
-    if (sum === 0) sum = 0xffff;
-    target[UdpField.CHECKSUM] = sum >>> 8;
-    target[UdpField.CHECKSUM + 1] = sum & 0xff;
+    writeUdpHeader(target, this.sourcePort, this.destinationPort, this.length, this.source, this.destination);
   }
 }
 

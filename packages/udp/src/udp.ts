@@ -165,14 +165,31 @@ export const UdpRepr = {
     if (payload && payload.length !== repr.payloadLength) {
       throw new RangeError(`payload is ${payload.length} bytes but the repr says ${repr.payloadLength}`);
     }
-    const packet = new UdpPacket(buffer.subarray(0, length));
-    packet.sourcePort = repr.sourcePort;
-    packet.destinationPort = repr.destinationPort;
-    packet.length = length;
     if (payload) buffer.set(payload, UdpField.PAYLOAD);
-    packet.fillChecksum(source, destination);
+    writeUdpHeader(buffer, repr.sourcePort, repr.destinationPort, length, source, destination);
   },
 };
+
+/**
+ * The one writer of a UDP header (UdpRepr.emit and the layer's send path both use it): ports and
+ * length at the start of `target`, then the checksum over the pseudo-header, the header and the
+ * `length - 8` bytes of data already in place behind it (a computed 0 is sent as 0xFFFF).
+ * No view, no allocation.
+ */
+export function writeUdpHeader(target: Uint8Array, sourcePort: number, destinationPort: number, length: number, source: Ipv4Address, destination: Ipv4Address): void {
+  target[UdpField.SOURCE_PORT] = sourcePort >>> 8;
+  target[UdpField.SOURCE_PORT + 1] = sourcePort & 0xff;
+  target[UdpField.DESTINATION_PORT] = destinationPort >>> 8;
+  target[UdpField.DESTINATION_PORT + 1] = destinationPort & 0xff;
+  target[UdpField.LENGTH] = length >>> 8;
+  target[UdpField.LENGTH + 1] = length & 0xff;
+  target[UdpField.CHECKSUM] = 0;
+  target[UdpField.CHECKSUM + 1] = 0;
+  let sum = udpChecksum(target.subarray(0, length), source, destination);
+  if (sum === 0) sum = 0xffff;
+  target[UdpField.CHECKSUM] = sum >>> 8;
+  target[UdpField.CHECKSUM + 1] = sum & 0xff;
+}
 
 /** Builds a whole datagram (header, a copy of `payload`, checksum) in a new buffer. */
 export function buildUdpDatagram(
