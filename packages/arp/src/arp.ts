@@ -33,7 +33,7 @@ import {
 } from '@tapstack/link';
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
-import { NeighbourTable, type NeighbourParams, type NeighbourUpdateResult } from './neighbour-table.ts';
+import { NeighbourTable, type NeighbourParams, type NeighbourUpdateResult } from '@tapstack/neighbour';
 import {
   ArpPacket,
   ArpRepr,

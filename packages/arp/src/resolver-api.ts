@@ -5,14 +5,9 @@
  */
 import type { Ipv4Address } from '@tapstack/link';
 
-/** What happened to a frame handed to `resolve`. */
-export type ResolveOutcome =
-  /** The neighbour's MAC was known (REACHABLE/STALE/DELAY/PROBE/PERMANENT/NOARP): sent now. */
-  | 'sent'
-  /** Waiting in the entry's queue while it is INCOMPLETE; sent when the reply comes. */
-  | 'queued'
-  /** Could not be sent or queued (table full and nothing evictable, link refused it): counted. */
-  | 'dropped';
+import type { ResolveOutcome } from '@tapstack/neighbour';
+
+export type { ResolveOutcome };
 
 /** Called when resolution of `nextHop` fails: the frames that were waiting are dropped. */
 export type ResolutionFailedListener = (nextHop: Ipv4Address, droppedFrames: readonly Uint8Array[]) => void;

@@ -21,7 +21,30 @@
 import { Counters, formatIpv4, type Clock, type Ipv4Address, type MacAddress, type Timer } from '@tapstack/link';
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
-import type { ResolveOutcome } from './resolver-api.ts';
+
+/** What happened to a frame handed to the table to send (`output`). */
+export type ResolveOutcome =
+  /** The neighbour's link-layer address was known (REACHABLE/STALE/DELAY/PROBE/PERMANENT/NOARP): sent now. */
+  | 'sent'
+  /** Waiting in the entry's queue while it is INCOMPLETE; sent when the answer comes. */
+  | 'queued'
+  /** Could not be sent or queued (table full and nothing evictable, link refused it): counted. */
+  | 'dropped';
+
+/**
+ * What differs between the users of the table (Linux's neigh_table has one per protocol: arp_tbl,
+ * nd_tbl): how a protocol address is keyed in a Map and printed. Soliciting, sending and
+ * validating are the user's hooks.
+ */
+export interface NeighbourFamily<A> {
+  /** A Map key for an address (the address itself for a number). */
+  key(address: A): unknown;
+  /** The address as `ip neigh` prints it. */
+  format(address: A): string;
+}
+
+/** IPv4 addresses (32-bit numbers), as ARP uses the table. */
+export const IPV4_NEIGHBOUR_FAMILY: NeighbourFamily<Ipv4Address> = { key: (a) => a, format: formatIpv4 };
 
 const log = debugFactory('tapstack:arp');
 
@@ -109,8 +132,8 @@ export const NEIGHBOUR_STATS = [
 export type NeighbourStatName = (typeof NEIGHBOUR_STATS)[number];
 
 /** A read-only snapshot of one entry. Times are clock milliseconds. */
-export interface NeighbourEntry {
-  readonly ip: Ipv4Address;
+export interface NeighbourEntry<A = Ipv4Address> {
+  readonly ip: A;
   readonly mac: MacAddress | undefined;
   readonly state: NeighbourState;
   /** Packets waiting for resolution. */
@@ -123,28 +146,30 @@ export interface NeighbourEntry {
 }
 
 /** How the table reaches the wire. Arp supplies these. */
-export interface NeighbourHooks {
+export interface NeighbourHooks<A = Ipv4Address> {
   /**
    * Send an ARP request for `ip`: broadcast when `unicastTo` is undefined, else to that MAC.
    * `waiting` is the oldest packet queued for it, if any (its source address is a good sender IP).
    */
-  solicit(ip: Ipv4Address, unicastTo: MacAddress | undefined, waiting: Uint8Array | undefined): void;
+  solicit(ip: A, unicastTo: MacAddress | undefined, waiting: Uint8Array | undefined): void;
   /** Put a whole frame on the wire to `mac` (fills the MACs). False if the link refused it. */
   sendTo(frame: Uint8Array, mac: MacAddress): boolean;
   /** Resolution of `ip` failed; `frames` were waiting and are dropped. */
-  failed(ip: Ipv4Address, frames: readonly Uint8Array[]): void;
+  failed(ip: A, frames: readonly Uint8Array[]): void;
   /** The computed MAC for next hops that need no ARP (broadcast, multicast); undefined: resolve. */
-  noArpMac(ip: Ipv4Address): MacAddress | undefined;
+  noArpMac(ip: A): MacAddress | undefined;
 }
 
-export interface NeighbourTableOptions {
+export interface NeighbourTableOptions<A = Ipv4Address> {
   clock: Clock;
   params?: Partial<NeighbourParams>;
   /** For the reachable-time randomisation; defaults to Math.random. */
   random?: () => number;
   /** Device name printed by show() (`dev tap0`). */
   device?: string;
-  hooks?: Partial<NeighbourHooks>;
+  hooks?: Partial<NeighbourHooks<A>>;
+  /** The protocol's addresses (default IPv4, as ARP's table). */
+  family?: NeighbourFamily<A>;
 }
 
 /** How a received ARP packet may change an entry (see Linux neigh_update). */
@@ -169,7 +194,7 @@ export type NeighbourUpdateResult =
   | 'ignored_static'
   | 'table_full';
 
-class Neighbour {
+class Neighbour<A> {
   mac: MacAddress | undefined = undefined;
   state: NeighbourState = 'NONE';
   queue: Uint8Array[] = [];
@@ -179,7 +204,7 @@ class Neighbour {
   lastSolicitAt = Number.NEGATIVE_INFINITY;
 
   constructor(
-    readonly ip: Ipv4Address,
+    readonly ip: A,
     public confirmedAt: number,
     public updatedAt: number,
     public usedAt: number,
@@ -201,7 +226,7 @@ function hasUsableMac(state: NeighbourState): boolean {
 
 const noop = (): void => {};
 
-export class NeighbourTable {
+export class NeighbourTable<A = Ipv4Address> {
   readonly params: Readonly<NeighbourParams>;
   readonly stats = new Counters<NeighbourStatName>('arp_cache', NEIGHBOUR_STATS);
   /** The `table_fulls` stat (Arp tells a full table from a refusing link by it). */
@@ -212,8 +237,10 @@ export class NeighbourTable {
   readonly device: string;
   private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly hooks: NeighbourHooks;
-  private readonly neighbours = new Map<Ipv4Address, Neighbour>();
+  private readonly hooks: NeighbourHooks<A>;
+  private readonly neighbours = new Map<unknown, Neighbour<A>>();
+  /** How the protocol's addresses are keyed and printed (IPv4 for ARP). */
+  private readonly family: NeighbourFamily<A>;
   private permanentCount = 0;
   private reachableMs: number;
   private reachableChosenAt: number;
@@ -221,8 +248,10 @@ export class NeighbourTable {
   private gcTimer: Timer | undefined;
   private closed = false;
 
-  constructor(options: NeighbourTableOptions) {
+  constructor(options: NeighbourTableOptions<A>) {
     this.clock = options.clock;
+    // Without a family the addresses are IPv4's (the default type parameter).
+    this.family = options.family ?? (IPV4_NEIGHBOUR_FAMILY as unknown as NeighbourFamily<A>);
     this.params = Object.freeze({ ...DEFAULT_NEIGHBOUR_PARAMS, ...options.params });
     validateParams(this.params);
     this.random = options.random ?? Math.random;
@@ -247,12 +276,12 @@ export class NeighbourTable {
     return this.neighbours.size;
   }
 
-  lookup(ip: Ipv4Address): NeighbourEntry | undefined {
-    const n = this.neighbours.get(ip);
+  lookup(ip: A): NeighbourEntry<A> | undefined {
+    const n = this.neighbours.get(this.family.key(ip));
     return n && snapshot(n);
   }
 
-  entries(): NeighbourEntry[] {
+  entries(): NeighbourEntry<A>[] {
     return [...this.neighbours.values()].map(snapshot);
   }
 
@@ -262,9 +291,9 @@ export class NeighbourTable {
    * Sends `frame` to the neighbour `ip`, or queues it while the neighbour is resolved
    * (Linux neigh_event_send + neigh_resolve_output).
    */
-  output(ip: Ipv4Address, frame: Uint8Array): ResolveOutcome {
+  output(ip: A, frame: Uint8Array): ResolveOutcome {
     this.lookups.value++;
-    let n = this.neighbours.get(ip);
+    let n = this.neighbours.get(this.family.key(ip));
     if (n) this.hits.value++;
     else {
       n = this.create(ip);
@@ -281,7 +310,7 @@ export class NeighbourTable {
     return this.sendOrQueue(n, frame);
   }
 
-  private sendOrQueue(n: Neighbour, frame: Uint8Array): ResolveOutcome {
+  private sendOrQueue(n: Neighbour<A>, frame: Uint8Array): ResolveOutcome {
     return match(n.state)
       .with('REACHABLE', 'DELAY', 'PROBE', 'PERMANENT', 'NOARP', () => this.sendToNeighbour(n, frame))
       .with('STALE', () => {
@@ -298,11 +327,11 @@ export class NeighbourTable {
       .exhaustive();
   }
 
-  private sendToNeighbour(n: Neighbour, frame: Uint8Array): ResolveOutcome {
+  private sendToNeighbour(n: Neighbour<A>, frame: Uint8Array): ResolveOutcome {
     return this.hooks.sendTo(frame, n.mac!) ? 'sent' : 'dropped';
   }
 
-  private enqueue(n: Neighbour, frame: Uint8Array): ResolveOutcome {
+  private enqueue(n: Neighbour<A>, frame: Uint8Array): ResolveOutcome {
     // A view into a larger buffer (a TAP read hands up a whole batch of frames in one buffer, and
     // the echo responder answers in the request's frame) would keep all of it alive while it
     // waits, uncounted by unres_qlen_bytes: queue a copy of the frame's own bytes instead.
@@ -319,7 +348,7 @@ export class NeighbourTable {
   }
 
   /** NONE/FAILED -> INCOMPLETE. The first request goes now unless one went out less than retrans_time ago. */
-  private startResolution(n: Neighbour): void {
+  private startResolution(n: Neighbour<A>): void {
     const now = this.clock.now();
     this.cancelTimer(n);
     n.state = 'INCOMPLETE';
@@ -336,7 +365,7 @@ export class NeighbourTable {
     }
   }
 
-  private solicit(n: Neighbour, unicastTo: MacAddress | undefined): void {
+  private solicit(n: Neighbour<A>, unicastTo: MacAddress | undefined): void {
     n.probes++;
     n.lastSolicitAt = this.clock.now();
     this.hooks.solicit(n.ip, unicastTo, n.queue[0]);
@@ -344,7 +373,7 @@ export class NeighbourTable {
 
   // ---------------------------------------------------------------- timers (neigh_timer_handler)
 
-  private arm(n: Neighbour, delayMs: number): void {
+  private arm(n: Neighbour<A>, delayMs: number): void {
     this.cancelTimer(n);
     n.timer = this.clock.setTimer(delayMs, () => {
       n.timer = undefined;
@@ -352,13 +381,13 @@ export class NeighbourTable {
     });
   }
 
-  private cancelTimer(n: Neighbour): void {
+  private cancelTimer(n: Neighbour<A>): void {
     n.timer?.cancel();
     n.timer = undefined;
   }
 
-  private onTimer(n: Neighbour): void {
-    if (this.neighbours.get(n.ip) !== n) return; // removed meanwhile
+  private onTimer(n: Neighbour<A>): void {
+    if (this.neighbours.get(this.family.key(n.ip)) !== n) return; // removed meanwhile
     const now = this.clock.now();
     const p = this.params;
     match(n.state)
@@ -403,8 +432,8 @@ export class NeighbourTable {
   }
 
   /** Changes state, resets the probe count and (re)arms the timer when `timerMs` is given. */
-  private enter(n: Neighbour, state: NeighbourState, timerMs: number | undefined): void {
-    if (log.enabled && n.state !== state) log('neigh %s %s -> %s', formatIpv4(n.ip), n.state, state);
+  private enter(n: Neighbour<A>, state: NeighbourState, timerMs: number | undefined): void {
+    if (log.enabled && n.state !== state) log('neigh %s %s -> %s', this.family.format(n.ip), n.state, state);
     this.cancelTimer(n);
     n.state = state;
     n.updatedAt = this.clock.now();
@@ -412,8 +441,8 @@ export class NeighbourTable {
     if (timerMs !== undefined) this.arm(n, Math.max(0, timerMs));
   }
 
-  private fail(n: Neighbour): void {
-    if (log.enabled) log('neigh %s %s -> FAILED (%d queued dropped)', formatIpv4(n.ip), n.state, n.queue.length);
+  private fail(n: Neighbour<A>): void {
+    if (log.enabled) log('neigh %s %s -> FAILED (%d queued dropped)', this.family.format(n.ip), n.state, n.queue.length);
     this.cancelTimer(n);
     n.state = 'FAILED';
     n.mac = undefined;
@@ -448,8 +477,8 @@ export class NeighbourTable {
    * with `override`; the same MAC never downgrades a REACHABLE entry; PERMANENT and NOARP entries
    * do not change. When the entry becomes usable, the packets waiting on it go out in order.
    */
-  update(ip: Ipv4Address, mac: MacAddress, how: NeighbourUpdate): NeighbourUpdateResult {
-    let n = this.neighbours.get(ip);
+  update(ip: A, mac: MacAddress, how: NeighbourUpdate): NeighbourUpdateResult {
+    let n = this.neighbours.get(this.family.key(ip));
     let result: NeighbourUpdateResult = 'updated';
     if (!n) {
       if (!how.create) return 'not_found';
@@ -483,7 +512,7 @@ export class NeighbourTable {
   }
 
   /** Sends everything that waited on `n`, oldest first. */
-  private flush(n: Neighbour): void {
+  private flush(n: Neighbour<A>): void {
     const frames = n.queue;
     n.queue = [];
     n.queueBytes = 0;
@@ -491,8 +520,8 @@ export class NeighbourTable {
   }
 
   /** An upper layer saw progress (e.g. a TCP ACK): the neighbour is reachable (neigh_confirm). */
-  confirm(ip: Ipv4Address): boolean {
-    const n = this.neighbours.get(ip);
+  confirm(ip: A): boolean {
+    const n = this.neighbours.get(this.family.key(ip));
     if (!n || !hasUsableMac(n.state)) return false;
     n.confirmedAt = this.clock.now();
     return true;
@@ -506,12 +535,12 @@ export class NeighbourTable {
   // ---------------------------------------------------------------- static entries
 
   /** Adds or replaces a PERMANENT entry (`ip neigh replace IP lladdr MAC nud permanent`). */
-  addStatic(ip: Ipv4Address, mac: MacAddress): void {
-    let n = this.neighbours.get(ip);
+  addStatic(ip: A, mac: MacAddress): void {
+    let n = this.neighbours.get(this.family.key(ip));
     if (!n) {
       const now = this.clock.now();
-      n = new Neighbour(ip, now, now, now);
-      this.neighbours.set(ip, n);
+      n = new Neighbour<A>(ip, now, now, now);
+      this.neighbours.set(this.family.key(ip), n);
       this.stats.inc('allocs');
       this.ensureGcTimer();
     }
@@ -522,8 +551,8 @@ export class NeighbourTable {
   }
 
   /** Removes an entry of any kind (`ip neigh del`). Packets waiting on it are dropped and counted. */
-  remove(ip: Ipv4Address): boolean {
-    const n = this.neighbours.get(ip);
+  remove(ip: A): boolean {
+    const n = this.neighbours.get(this.family.key(ip));
     if (!n) return false;
     this.stats.inc('queue_removed_discards', n.queue.length);
     this.destroy(n);
@@ -533,7 +562,7 @@ export class NeighbourTable {
   // ---------------------------------------------------------------- allocation and GC
 
   /** neigh_alloc: makes room by forced GC when needed; undefined (counted) when the table is full. */
-  private create(ip: Ipv4Address): Neighbour | undefined {
+  private create(ip: A): Neighbour<A> | undefined {
     const now = this.clock.now();
     const p = this.params;
     const dynamic = this.neighbours.size - this.permanentCount;
@@ -541,28 +570,28 @@ export class NeighbourTable {
       const shrunk = this.forcedGc(now);
       if (!shrunk && this.neighbours.size - this.permanentCount >= p.gcThresh3) {
         this.tableFulls.value++;
-        if (log.enabled) log('neighbour table full: no entry for %s', formatIpv4(ip));
+        if (log.enabled) log('neighbour table full: no entry for %s', this.family.format(ip));
         return undefined;
       }
     }
-    const n = new Neighbour(ip, now - 2 * p.baseReachableTimeMs, now, now);
+    const n = new Neighbour<A>(ip, now - 2 * p.baseReachableTimeMs, now, now);
     const noArp = this.hooks.noArpMac(ip);
     if (noArp) {
       n.state = 'NOARP';
       n.mac = noArp;
     }
-    this.neighbours.set(ip, n);
+    this.neighbours.set(this.family.key(ip), n);
     this.stats.inc('allocs');
     this.ensureGcTimer();
     return n;
   }
 
-  private destroy(n: Neighbour): void {
+  private destroy(n: Neighbour<A>): void {
     this.cancelTimer(n);
     if (n.state === 'PERMANENT') this.permanentCount--;
     n.queue = [];
     n.queueBytes = 0;
-    this.neighbours.delete(n.ip);
+    this.neighbours.delete(this.family.key(n.ip));
     this.stats.inc('destroys');
   }
 
@@ -576,7 +605,7 @@ export class NeighbourTable {
     this.lastForcedGcAt = now;
     const maxClean = this.neighbours.size - this.permanentCount - this.params.gcThresh2;
     if (maxClean <= 0) return false;
-    const candidates: { n: Neighbour; rank: number }[] = [];
+    const candidates: { n: Neighbour<A>; rank: number }[] = [];
     for (const n of this.neighbours.values()) {
       if (n.state === 'PERMANENT' || n.referenced) continue;
       const rank = match(n.state)
@@ -635,7 +664,7 @@ export class NeighbourTable {
       const lladdr = n.mac && hasUsableMac(n.state) ? ` lladdr ${n.mac}` : '';
       // ip -s neigh: seconds since the entry was last used / confirmed / updated, and the probes sent
       const stats = options.statistics ? ` used ${ago(n.usedAt)}/${ago(n.confirmedAt)}/${ago(n.updatedAt)} probes ${n.probes}` : '';
-      lines.push(`${formatIpv4(n.ip)} dev ${this.device}${lladdr}${stats} ${n.state}`);
+      lines.push(`${this.family.format(n.ip)} dev ${this.device}${lladdr}${stats} ${n.state}`);
     }
     return lines.join('\n');
   }
@@ -660,7 +689,7 @@ export class NeighbourTable {
   }
 }
 
-function snapshot(n: Neighbour): NeighbourEntry {
+function snapshot<A>(n: Neighbour<A>): NeighbourEntry<A> {
   return {
     ip: n.ip,
     mac: n.mac,
