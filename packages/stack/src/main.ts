@@ -124,24 +124,10 @@ function printTables(stack: Stack): void {
 async function up(d: DeviceOptions, services: Services): Promise<number> {
   const udpEcho = services.udpEcho;
   const stack = bringUp(d);
-  const where = d.netns ? ` in namespace ${d.netns}` : ` in ${namespaceName}`;
-  process.stdout.write(
-    `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
-      (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
-      `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping ${formatIpv4(stack.address)}` +
-      `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
-      `\ntype \`neigh\` or \`stats\` (or send SIGUSR1 to pid ${process.pid}) for tables, Ctrl-C to stop\n`,
-  );
-  if (udpEcho !== undefined) {
-    runUdpEcho(stack.udp, udpEcho);
-    process.stdout.write(
-      `udp echo on ${formatIpv4(stack.address)}:${udpEcho}; try: printf hi | ${d.netns ? `ip netns exec ${d.netns} ` : ''}socat -t 1 - UDP4:${formatIpv4(stack.address)}:${udpEcho}\n`,
-    );
-  }
+  if (udpEcho !== undefined) runUdpEcho(stack.udp, udpEcho);
   if (services.tcpEcho !== undefined) tcpEcho(stack.tcp, services.tcpEcho);
   if (services.tcpDiscard !== undefined) tcpDiscard(stack.tcp, services.tcpDiscard);
   if (services.http !== undefined) httpServer(stack.tcp, services.http, formatIpv4(stack.address));
-  process.stdout.write(describeServices(stack.address, services, d.netns ? `ip netns exec ${d.netns} ` : ''));
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (): void => {
@@ -174,6 +160,22 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
     process.on('SIGUSR1', show);
+    // The banner comes last, once Ctrl-C is handled: whoever reads it (a person, a test) may stop
+    // the stack at once, and a SIGINT before the handler would kill it without the counters.
+    const where = d.netns ? ` in namespace ${d.netns}` : ` in ${namespaceName}`;
+    process.stdout.write(
+      `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
+        (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
+        `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping ${formatIpv4(stack.address)}` +
+        `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
+        `\ntype \`neigh\` or \`stats\` (or send SIGUSR1 to pid ${process.pid}) for tables, Ctrl-C to stop\n`,
+    );
+    if (udpEcho !== undefined) {
+      process.stdout.write(
+        `udp echo on ${formatIpv4(stack.address)}:${udpEcho}; try: printf hi | ${d.netns ? `ip netns exec ${d.netns} ` : ''}socat -t 1 - UDP4:${formatIpv4(stack.address)}:${udpEcho}\n`,
+      );
+    }
+    process.stdout.write(describeServices(stack.address, services, d.netns ? `ip netns exec ${d.netns} ` : ''));
     const rl = process.stdin.isTTY || !process.stdin.readableEnded ? createInterface({ input: process.stdin }) : undefined;
     rl?.on('line', (line) => {
       const word = line.trim();
@@ -188,11 +190,11 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
 
 async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
   const stack = bringUp(c.device);
-  process.stdout.write(`${pingHeader(c.target, c.size)}\n`);
   const onSigint = (): void => {
     stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
   };
   process.on('SIGINT', onSigint);
+  process.stdout.write(`${pingHeader(c.target, c.size)}\n`);
   try {
     const summary = await stack.icmp.ping(c.target, {
       count: c.count,
