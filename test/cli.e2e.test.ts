@@ -211,6 +211,35 @@ describe('the root-namespace guard', () => {
     expect(await named.stop('SIGINT')).toEqual({ code: 0, signal: null });
   });
 
+  it('ping is refused the same way, and the refusal repeats its own command line, not up\'s', async () => {
+    const ns = namespace('cli-guard-ping');
+    const run = await ns.run('env', ['TAPSTACK_ASSUME_ROOT_NETNS=1', process.execPath, tapstackBin, 'ping', '10.0.0.1', '-c', '1'], 20_000);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/refusing to configure the host side/);
+    expect(run.stderr).toContain('sudo ip netns exec tapstack npm start -- ping 10.0.0.1 -c 1');
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+
+  it('--netns NAME from the root namespace is judged by NAME, where the host side goes: it comes up there', async () => {
+    const home = namespace('cli-guard-home');
+    const lab = namespace('cli-guard-lab');
+    const up = spawnTapstack(home, ['up', '--netns', lab.name], rootEnv);
+    await up.waitFor(new RegExp(`tapstack is up on tap0 in namespace ${lab.name}: 10\\.0\\.0\\.2 .*\\(host side 10\\.0\\.0\\.1/24\\)`));
+    expect(lab.exec('ip', ['-o', 'addr', 'show', 'dev', 'tap0'])).toMatch(/inet 10\.0\.0\.1\/24/);
+    expect(home.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+    expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
+  });
+
+  it('a namespace without an ip netns name (unshare -n) that is not init\'s is a namespace of its own: the banner gives its inode', async () => {
+    const ns = namespace('cli-guard-unnamed');
+    // Where init's namespace cannot be read (a sandbox's pid 1), a namespace without a name is
+    // refused, the safe mistake; TAPSTACK_ASSUME_ROOT_NETNS=0 plays a machine where it can.
+    const run = await ns.run('env', ['TAPSTACK_ASSUME_ROOT_NETNS=0', 'unshare', '--net', 'sh', '-c', `"$0" "$1" up & pid=$!; sleep 3; ip -o addr show dev tap0; kill -INT $pid; wait $pid`, process.execPath, tapstackBin], 30_000);
+    expect(run.stdout).toMatch(/tapstack is up on tap0 in namespace net:\[\d+\] \(no ip netns name\): 10\.0\.0\.2/);
+    expect(run.stdout).toMatch(/inet 10\.0\.0\.1\/24/);
+    expect(run.stderr).not.toMatch(/refusing/);
+  });
+
   it('npm start with no command runs the in-memory demo there and says how to use a namespace', async () => {
     const ns = namespace('cli-guard-start');
     const start = new Watched(ns.spawn(process.execPath, [tapstackBin], { cwd: repoRoot, env: rootEnv, stdio: ['ignore', 'pipe', 'pipe'] }));

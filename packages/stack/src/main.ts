@@ -13,10 +13,12 @@ import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEch
 import { TcpError } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
 import { createStack, type Stack } from './stack.ts';
-import { networkNamespace, rootNamespaceRefusal } from './namespace.ts';
+import { describeNamespace, hostSideDecision, hostSideNamespace, networkNamespace, rootNamespaceRefusal } from './namespace.ts';
 
-/** Where the device was created, for the banner. */
+/** Where the device was created, for the banner: `namespace lab`, `namespace net:[4026532...]`. */
 let namespaceName = '';
+/** The command line, for the commands the root-namespace refusal prints. */
+let commandLine: readonly string[] = [];
 
 /** CAP_NET_ADMIN in this process's effective set (bit 12 of CapEff), which opening a TAP needs. */
 function hasNetAdmin(): boolean {
@@ -101,9 +103,10 @@ class RootNamespaceRefusal extends Error {}
 
 function bringUp(d: DeviceOptions): Stack {
   for (const note of d.notes) process.stderr.write(`tapstack: ${note}\n`);
-  const ns = networkNamespace();
-  if (ns.isRoot && d.hostIp && !d.hostSideChosen) throw new RootNamespaceRefusal(rootNamespaceRefusal('up'));
-  namespaceName = ns.name ? `namespace ${ns.name}` : "the machine's own network namespace";
+  // Judged where the host side lands: --netns NAME, else the namespace this process runs in.
+  const where = hostSideNamespace(d.netns);
+  if (hostSideDecision(where, d) === 'refuse') throw new RootNamespaceRefusal(rootNamespaceRefusal(commandLine));
+  namespaceName = describeNamespace(where);
   const link = openDevice(d);
   const stack = createStack({
     link,
@@ -124,7 +127,7 @@ function printTables(stack: Stack): void {
 async function up(d: DeviceOptions, services: Services): Promise<number> {
   const udpEcho = services.udpEcho;
   const stack = bringUp(d);
-  const where = d.netns ? ` in namespace ${d.netns}` : ` in ${namespaceName}`;
+  const where = ` in ${namespaceName}`;
   process.stdout.write(
     `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
       (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
@@ -289,6 +292,7 @@ async function get(c: Extract<Command, { kind: 'get' }>): Promise<number> {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  commandLine = argv.length === 0 ? ['up'] : argv;
   let command: Command;
   try {
     command = argv.length === 0 ? defaultCommand() : parseCommand(argv);
