@@ -152,7 +152,19 @@ describe('the device deleted under a running stack', () => {
     ns.exec('ip', ['link', 'del', 'tap0']);
     const exit = await up.exited;
     expect(exit).toEqual({ code: 1, signal: null });
-    expect(up.output).toMatch(/tapstack: TAP device tap0 failed and was closed: .*\(was the device or its namespace deleted\?\)/);
+    expect(up.output).toMatch(/tapstack: TAP device tap0 was deleted \(ip link del tap0, or its namespace removed\) and is closed: read: .*\(EBADFD\)/);
+  });
+
+  it('under tapstack ping: it says so, ends with the summary and exits 1, although replies came', async () => {
+    const ns = namespace('cli-del-ping');
+    const ping = spawnTapstack(ns, ['ping', '10.0.0.1', '-c', '100', '-i', '0.2']);
+    await ping.waitFor(/icmp_seq=2 /);
+    ns.exec('ip', ['link', 'del', 'tap0']);
+    const exit = await ping.exited;
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(ping.output).toMatch(/tapstack: TAP device tap0 was deleted/);
+    expect(ping.output).toMatch(/\d+ packets transmitted, \d+ received/);
+    expect(ping.output).not.toMatch(/sendmsg/);
   });
 });
 

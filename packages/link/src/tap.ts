@@ -104,6 +104,8 @@ interface NativeError extends Error {
   code?: string;
   errno?: number;
   syscall?: string;
+  /** On a failure of the running device: the interface no longer exists (deleted, or its namespace with it). */
+  deviceGone?: boolean;
 }
 
 /**
@@ -408,9 +410,12 @@ export class TapDevice extends BaseLink {
 
   private onDeviceError(error: NativeError): void {
     this.tapCounters.inc('rx_read_errors');
+    const where = this.netns ? ` in network namespace ${this.netns}` : '';
     this.failure = new TapError(
       'EIO',
-      `TAP device ${this.ifname} failed and was closed: ${error.message} (was the device or its namespace deleted?)`,
+      error.deviceGone
+        ? `TAP device ${this.ifname}${where} was deleted (ip link del ${this.ifname}, or its namespace removed) and is closed: ${error.message}`
+        : `TAP device ${this.ifname}${where} failed and was closed: ${error.message} (was the device or its namespace deleted?)`,
       error.code,
       error.syscall,
     );

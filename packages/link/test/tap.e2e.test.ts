@@ -259,6 +259,10 @@ describe('TapDevice in a network namespace', () => {
     ns.exec('ip', ['link', 'del', 'tapdel']);
     await until('the device to notice', () => (closed ? true : undefined));
     expect(doomed.failure?.code).toBe('EIO');
+    // the kernel's reason, not libuv's EBADF for POLLERR: the tun driver says EBADFD once the
+    // device is gone, and the addon checked that the interface no longer exists
+    expect(doomed.failure?.errno).toBe('EBADFD');
+    expect(doomed.failure?.message).toMatch(new RegExp(`TAP device tapdel in network namespace ${ns.name} was deleted \\(ip link del tapdel, or its namespace removed\\)`));
     expect(doomed.send(new Uint8Array(60))).toBe(false);
   });
 

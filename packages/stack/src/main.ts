@@ -196,6 +196,16 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
   };
   process.on('SIGINT', onSigint);
+  // The device deleted under it: nothing more can be sent or received. Say so, end the session
+  // (the summary follows) and exit 1, whatever came before.
+  let deviceLost = false;
+  stack.link.onClose(() => {
+    if (closing) return;
+    deviceLost = true;
+    process.stderr.write(`tapstack: ${device?.failure?.message ?? `the device ${c.device.tap} was closed`}\n`);
+    stack.icmp.close();
+  });
+  let closing = false;
   try {
     const summary = await stack.icmp.ping(c.target, {
       count: c.count,
@@ -207,9 +217,10 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     });
     process.stdout.write(`\n${formatPingSummary(summary)}\n`);
     // iputils: 0 when any reply came, also after Ctrl-C; 1 when none did
-    return summary.received > 0 ? 0 : 1;
+    return summary.received > 0 && !deviceLost ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);
+    closing = true;
     stack.close();
   }
 }
