@@ -273,14 +273,39 @@ describe('mistakes', () => {
       [['ping'], /ping needs exactly one TARGET/],
       [['ping', '10.0.0.1', '-c', 'many'], /-c many: expected a whole number/],
       [['fly'], /unknown command "fly"/],
+      [['up', '--pcap', '/nonexistent/dir/x.pcap'], /--pcap \/nonexistent\/dir\/x\.pcap: cannot write in \/nonexistent\/dir/],
+      // found when the file is opened (before the device is made): a directory, a file system that refuses it
+      [['up', '--pcap', '/tmp'], /--pcap \/tmp: EISDIR/],
+      [['up', '--pcap', '/proc/x.pcap'], /--pcap \/proc\/x\.pcap: ENOENT/],
+      [['ping', '10.0.0.1', '--pcap', '/tmp'], /--pcap \/tmp: EISDIR/],
+      [['up', '--mac', '00:00:00:00:00:00'], /all zeros/],
+      [['up', '--mac', '01:00:5e:00:00:01'], /multicast/],
+      [['up', '--mac', 'ff:ff:ff:ff:ff:ff'], /broadcast/],
+      [['up', '--gateway', '10.0.0.0'], /network address/],
+      [['up', '--gateway', '10.0.0.255'], /broadcast address/],
+      [['up', '--udp-echo', '0x7'], /--udp-echo 0x7: expected a whole number/],
+      [['up', '--udp-echo', '1e1'], /--udp-echo 1e1: expected a whole number/],
     ] as const) {
       const run = await ns.run(process.execPath, [tapstackBin, ...args]);
       expect(run.status, `${args.join(' ')}: ${run.stderr}`).toBe(2);
       expect(run.stderr).toMatch(new RegExp(`^tapstack: .*${reason.source}`, 'm'));
+      // one line of reason, then the usage: never a JavaScript stack trace
+      expect(run.stderr).toMatch(/^tapstack: [^\n]*\n\nusage:/);
+      expect(run.stderr).not.toMatch(/^\s+at /m);
       expect(run.stderr).toMatch(/usage:\n\s+tapstack up/);
       expect(run.stdout).toBe('');
     }
     expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+
+  it('--ip without a prefix: /24, and it says so', async () => {
+    const ns = namespace('cli-noprefix');
+    const up = spawnTapstack(ns, ['up', '--ip', '10.0.0.2']);
+    await up.waitFor(/tapstack is up on tap0 .*: 10\.0\.0\.2 at/);
+    expect(up.output).toMatch(/tapstack: --ip 10\.0\.0\.2 has no prefix length: using 10\.0\.0\.2\/24/);
+    const ping = await ns.run('ping', ['-c', '1', '-W', '2', '10.0.0.2']);
+    expect(ping.status).toBe(0);
+    expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
   });
 
   it('without root: exit 1, and the message says to run as root or give node CAP_NET_ADMIN', async () => {

@@ -6,7 +6,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
+import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
@@ -53,7 +53,20 @@ export function canOpenTap(): { ok: true } | { ok: false; why: string } {
 /** The TAP device of this process (for its failure, when it closes on its own). */
 let device: TapDevice | undefined;
 
-function openDevice(d: DeviceOptions): Link {
+/**
+ * The --pcap file, opened (and its header written) before the device exists, so a file that
+ * cannot be written (a directory, a read-only or full file system) is a one-line usage error.
+ */
+function openCapture(d: DeviceOptions): PcapWriter | undefined {
+  if (d.pcap === undefined) return undefined;
+  try {
+    return new PcapWriter(d.pcap);
+  } catch (err) {
+    throw new UsageError(`--pcap ${d.pcap}: ${(err as Error).message}`);
+  }
+}
+
+function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
   const tap = TapDevice.open({
     name: d.tap,
     mtu: 1500,
@@ -67,9 +80,9 @@ function openDevice(d: DeviceOptions): Link {
     throw err;
   }
   device = tap;
-  if (!d.pcap) return tap;
+  if (!capture) return tap;
   const file = d.pcap;
-  return withCapture(tap, file, {
+  return withCapture(tap, capture, {
     onError: (error) => process.stderr.write(`tapstack: --pcap ${file}: capture stopped (${error.message}); the stack keeps running\n`),
   });
 }
@@ -107,7 +120,14 @@ function bringUp(d: DeviceOptions): Stack {
   const where = hostSideNamespace(d.netns);
   if (hostSideDecision(where, d) === 'refuse') throw new RootNamespaceRefusal(rootNamespaceRefusal(commandLine));
   namespaceName = describeNamespace(where);
-  const link = openDevice(d);
+  const capture = openCapture(d);
+  let link: Link;
+  try {
+    link = openDevice(d, capture);
+  } catch (err) {
+    capture?.close();
+    throw err;
+  }
   const stack = createStack({
     link,
     ip: d.ip,
@@ -335,6 +355,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (err instanceof TapError) {
       process.stderr.write(`tapstack: ${err.message}\n`);
       return 1;
+    }
+    if (err instanceof UsageError) {
+      // found only when acting on the arguments (a --pcap file that cannot be written)
+      process.stderr.write(`tapstack: ${err.message}\n\n${USAGE}\n`);
+      return 2;
     }
     if (err instanceof RootNamespaceRefusal) {
       process.stderr.write(`tapstack: ${err.message}\n`);
