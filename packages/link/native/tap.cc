@@ -519,7 +519,10 @@ int open_device(Tap* t, const char* name, const char* netns, const char** step) 
   if (netns) {
     char path[512];
     snprintf(path, sizeof path, "/run/netns/%s", netns);
-    *step = "open(/run/netns/<netns>)";
+    // The step names the real path (static: the caller reads it after we return; one thread opens).
+    static char open_step[sizeof path + 8];
+    snprintf(open_step, sizeof open_step, "open(%s)", path);
+    *step = open_step;
     target = open(path, O_RDONLY | O_CLOEXEC);
     if (target < 0) return errno;
     *step = "open(/proc/thread-self/ns/net)";

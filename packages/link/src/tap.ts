@@ -169,8 +169,7 @@ export function checkInterfaceName(name: string): string | undefined {
 
 function tapError(err: NativeError, name: string, netns: string | undefined): TapError {
   const errno = err.code ?? 'EUNKNOWN';
-  // The addon names the step with a placeholder for the namespace; say which one it was.
-  const syscall = (err.syscall ?? '?').replace('<netns>', netns ?? '?');
+  const syscall = err.syscall ?? '?';
   const where = netns ? ` in network namespace "${netns}"` : '';
   const detail = `(${syscall}: ${errno})`;
   if (syscall.startsWith('open(/run/netns') && errno === 'ENOENT') {
@@ -204,7 +203,7 @@ function tapError(err: NativeError, name: string, netns: string | undefined): Ta
     return new TapError(
       'EBUSY',
       `the name "${name}"${where} is taken by a device that is not a TAP device ${detail} ` +
-        `(see \`ip -d link show ${name}\`): pick another name, e.g. { name: 'tap1' }`,
+        `(see \`ip -d link show ${name}\`): pick another name (tapstack: --tap tap1; in code: TapDevice.open({ name: 'tap1' }))`,
       errno,
       syscall,
     );

@@ -214,6 +214,9 @@ describe('TapDevice in a network namespace', () => {
     }
     expect((lo as TapError).code).toBe('EBUSY');
     expect((lo as TapError).message).toMatch(/not a TAP device/);
+    // both name the flag a tapstack user types
+    expect((error as TapError).message).toContain('--tap tap1');
+    expect((lo as TapError).message).toContain('--tap tap1');
   });
 
   it('opens tap0 in another namespace at the same time: the names do not collide across namespaces', () => {
@@ -237,6 +240,9 @@ describe('TapDevice in a network namespace', () => {
     }
     expect((error as TapError).code).toBe('ENOENT_NETNS');
     expect((error as TapError).message).toMatch(/ip netns add tapstack-missing-/);
+    // the addon names the path it tried, not a placeholder
+    expect((error as TapError).syscall).toBe(`open(/run/netns/tapstack-missing-${process.pid})`);
+    expect((error as TapError).message).not.toContain('<netns>');
   });
 
   it('without CAP_NET_ADMIN fails with EPERM and says to run as root', async () => {
