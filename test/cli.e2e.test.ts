@@ -32,6 +32,8 @@ describe('tapstack up', () => {
     const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--pcap', pcap]);
     await up.waitFor(/tapstack is up on tap0 in namespace \S+: 10\.0\.0\.2 at ([0-9a-f:]{17}) \(host side 10\.0\.0\.1\/24\)/);
     expect(up.output).toMatch(/try:\s+ping 10\.0\.0\.2/);
+    // the banner says how to print the tables
+    expect(up.output).toMatch(/tables: type `neigh` .*`conns` .*`stats`.*\n.*SIGUSR1 \(kill -USR1 \d+\)/);
     expect(ns.exec('ip', ['-o', 'addr', 'show', 'dev', 'tap0'])).toMatch(/inet 10\.0\.0\.1\/24/);
 
     const ping = await ns.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.0.0.2']);

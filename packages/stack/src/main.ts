@@ -153,7 +153,8 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
       `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping ${formatIpv4(stack.address)}` +
       `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
-      `\ntype \`neigh\` or \`stats\` (or send SIGUSR1 to pid ${process.pid}) for tables, Ctrl-C to stop\n`,
+      `\ntables: type \`neigh\` (neighbours, like ip -s neigh), \`conns\` (TCP, like ss) or \`stats\` (counters) and Enter,` +
+      `\n        or send SIGUSR1 (kill -USR1 ${process.pid}) for all three; Ctrl-C to stop\n`,
   );
   if (udpEcho !== undefined) {
     runUdpEcho(stack.udp, udpEcho);
