@@ -8,6 +8,9 @@
  *   ping: `tapstack ping 10.0.0.1 -c 3` pings the kernel side, 0% loss.
  *   mistakes: bad arguments exit 2 with a message and the usage; no root and no /dev/net/tun
  *       exit 1 with a message naming the fix.
+ *   faults of issue 11: the device deleted under up and under ping (exit 1, said on stderr); a
+ *       capture on a full tmpfs (stops, says so once, the stack answers on); the root-namespace
+ *       guard (played with TAPSTACK_ASSUME_ROOT_NETNS inside a test namespace, never for real).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync, statSync } from 'node:fs';
