@@ -70,6 +70,7 @@ const socket = udp.bind(port);
 console.log(`UDP echo on ${formatIpv4(address.address)}:${port} (tap0 in netns ${ns.name}; the kernel side is 10.0.0.1)`);
 console.log(`try: printf 'hello' | sudo ip netns exec ${ns.name} socat -t 1 - UDP4:10.0.0.2:${port}`);
 for await (const { data, address: from, port: fromPort } of socket) {
-  console.log(`${formatIpv4(from)}:${fromPort} sent ${data.length} bytes, echoing them`);
-  socket.send(data, fromPort, from);
+  // reply(), not send(): a sender that cannot be answered (port 0, 0.0.0.0) is counted, not thrown about
+  const outcome = socket.reply(data, { address: from, port: fromPort });
+  console.log(`${formatIpv4(from)}:${fromPort} sent ${data.length} bytes: ${outcome === 'unanswerable' ? 'cannot be answered, dropped' : 'echoed'}`);
 }

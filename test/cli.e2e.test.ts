@@ -8,6 +8,9 @@
  *   ping: `tapstack ping 10.0.0.1 -c 3` pings the kernel side, 0% loss.
  *   mistakes: bad arguments exit 2 with a message and the usage; no root and no /dev/net/tun
  *       exit 1 with a message naming the fix.
+ *   faults of issue 11: the device deleted under up and under ping (exit 1, said on stderr); a
+ *       capture on a full tmpfs (stops, says so once, the stack answers on); the root-namespace
+ *       guard (played with TAPSTACK_ASSUME_ROOT_NETNS inside a test namespace, never for real).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync, statSync } from 'node:fs';
@@ -32,6 +35,8 @@ describe('tapstack up', () => {
     const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--pcap', pcap]);
     await up.waitFor(/tapstack is up on tap0 in namespace \S+: 10\.0\.0\.2 at ([0-9a-f:]{17}) \(host side 10\.0\.0\.1\/24\)/);
     expect(up.output).toMatch(/try:\s+ping 10\.0\.0\.2/);
+    // the banner says how to print the tables
+    expect(up.output).toMatch(/tables: type `neigh` .*`conns` .*`stats`.*\n.*SIGUSR1 \(kill -USR1 \d+\)/);
     expect(ns.exec('ip', ['-o', 'addr', 'show', 'dev', 'tap0'])).toMatch(/inet 10\.0\.0\.1\/24/);
 
     const ping = await ns.run('ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.0.0.2']);
@@ -152,7 +157,19 @@ describe('the device deleted under a running stack', () => {
     ns.exec('ip', ['link', 'del', 'tap0']);
     const exit = await up.exited;
     expect(exit).toEqual({ code: 1, signal: null });
-    expect(up.output).toMatch(/tapstack: TAP device tap0 failed and was closed: .*\(was the device or its namespace deleted\?\)/);
+    expect(up.output).toMatch(/tapstack: TAP device tap0 was deleted \(ip link del tap0, or its namespace removed\) and is closed: read: .*\(EBADFD\)/);
+  });
+
+  it('under tapstack ping: it says so, ends with the summary and exits 1, although replies came', async () => {
+    const ns = namespace('cli-del-ping');
+    const ping = spawnTapstack(ns, ['ping', '10.0.0.1', '-c', '100', '-i', '0.2']);
+    await ping.waitFor(/icmp_seq=2 /);
+    ns.exec('ip', ['link', 'del', 'tap0']);
+    const exit = await ping.exited;
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(ping.output).toMatch(/tapstack: TAP device tap0 was deleted/);
+    expect(ping.output).toMatch(/\d+ packets transmitted, \d+ received/);
+    expect(ping.output).not.toMatch(/sendmsg/);
   });
 });
 
@@ -211,6 +228,35 @@ describe('the root-namespace guard', () => {
     expect(await named.stop('SIGINT')).toEqual({ code: 0, signal: null });
   });
 
+  it('ping is refused the same way, and the refusal repeats its own command line, not up\'s', async () => {
+    const ns = namespace('cli-guard-ping');
+    const run = await ns.run('env', ['TAPSTACK_ASSUME_ROOT_NETNS=1', process.execPath, tapstackBin, 'ping', '10.0.0.1', '-c', '1'], 20_000);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/refusing to configure the host side/);
+    expect(run.stderr).toContain('sudo ip netns exec tapstack npm start -- ping 10.0.0.1 -c 1');
+    expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+
+  it('--netns NAME from the root namespace is judged by NAME, where the host side goes: it comes up there', async () => {
+    const home = namespace('cli-guard-home');
+    const lab = namespace('cli-guard-lab');
+    const up = spawnTapstack(home, ['up', '--netns', lab.name], rootEnv);
+    await up.waitFor(new RegExp(`tapstack is up on tap0 in namespace ${lab.name}: 10\\.0\\.0\\.2 .*\\(host side 10\\.0\\.0\\.1/24\\)`));
+    expect(lab.exec('ip', ['-o', 'addr', 'show', 'dev', 'tap0'])).toMatch(/inet 10\.0\.0\.1\/24/);
+    expect(home.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+    expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
+  });
+
+  it('a namespace without an ip netns name (unshare -n) that is not init\'s is a namespace of its own: the banner gives its inode', async () => {
+    const ns = namespace('cli-guard-unnamed');
+    // Where init's namespace cannot be read (a sandbox's pid 1), a namespace without a name is
+    // refused, the safe mistake; TAPSTACK_ASSUME_ROOT_NETNS=0 plays a machine where it can.
+    const run = await ns.run('env', ['TAPSTACK_ASSUME_ROOT_NETNS=0', 'unshare', '--net', 'sh', '-c', `"$0" "$1" up & pid=$!; sleep 3; ip -o addr show dev tap0; kill -INT $pid; wait $pid`, process.execPath, tapstackBin], 30_000);
+    expect(run.stdout).toMatch(/tapstack is up on tap0 in namespace net:\[\d+\] \(no ip netns name\): 10\.0\.0\.2/);
+    expect(run.stdout).toMatch(/inet 10\.0\.0\.1\/24/);
+    expect(run.stderr).not.toMatch(/refusing/);
+  });
+
   it('npm start with no command runs the in-memory demo there and says how to use a namespace', async () => {
     const ns = namespace('cli-guard-start');
     const start = new Watched(ns.spawn(process.execPath, [tapstackBin], { cwd: repoRoot, env: rootEnv, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -232,14 +278,39 @@ describe('mistakes', () => {
       [['ping'], /ping needs exactly one TARGET/],
       [['ping', '10.0.0.1', '-c', 'many'], /-c many: expected a whole number/],
       [['fly'], /unknown command "fly"/],
+      [['up', '--pcap', '/nonexistent/dir/x.pcap'], /--pcap \/nonexistent\/dir\/x\.pcap: cannot write in \/nonexistent\/dir/],
+      // found when the file is opened (before the device is made): a directory, a file system that refuses it
+      [['up', '--pcap', '/tmp'], /--pcap \/tmp: EISDIR/],
+      [['up', '--pcap', '/proc/x.pcap'], /--pcap \/proc\/x\.pcap: ENOENT/],
+      [['ping', '10.0.0.1', '--pcap', '/tmp'], /--pcap \/tmp: EISDIR/],
+      [['up', '--mac', '00:00:00:00:00:00'], /all zeros/],
+      [['up', '--mac', '01:00:5e:00:00:01'], /multicast/],
+      [['up', '--mac', 'ff:ff:ff:ff:ff:ff'], /broadcast/],
+      [['up', '--gateway', '10.0.0.0'], /network address/],
+      [['up', '--gateway', '10.0.0.255'], /broadcast address/],
+      [['up', '--udp-echo', '0x7'], /--udp-echo 0x7: expected a whole number/],
+      [['up', '--udp-echo', '1e1'], /--udp-echo 1e1: expected a whole number/],
     ] as const) {
       const run = await ns.run(process.execPath, [tapstackBin, ...args]);
       expect(run.status, `${args.join(' ')}: ${run.stderr}`).toBe(2);
       expect(run.stderr).toMatch(new RegExp(`^tapstack: .*${reason.source}`, 'm'));
+      // one line of reason, then the usage: never a JavaScript stack trace
+      expect(run.stderr).toMatch(/^tapstack: [^\n]*\n\nusage:/);
+      expect(run.stderr).not.toMatch(/^\s+at /m);
       expect(run.stderr).toMatch(/usage:\n\s+tapstack up/);
       expect(run.stdout).toBe('');
     }
     expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
+  });
+
+  it('--ip without a prefix: /24, and it says so', async () => {
+    const ns = namespace('cli-noprefix');
+    const up = spawnTapstack(ns, ['up', '--ip', '10.0.0.2']);
+    await up.waitFor(/tapstack is up on tap0 .*: 10\.0\.0\.2 at/);
+    expect(up.output).toMatch(/tapstack: --ip 10\.0\.0\.2 has no prefix length: using 10\.0\.0\.2\/24/);
+    const ping = await ns.run('ping', ['-c', '1', '-W', '2', '10.0.0.2']);
+    expect(ping.status).toBe(0);
+    expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
   });
 
   it('without root: exit 1, and the message says to run as root or give node CAP_NET_ADMIN', async () => {

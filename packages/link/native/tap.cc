@@ -21,7 +21,8 @@
 //   handle.close()             stops the poll, closes the fds. Idempotent.
 //
 // Errors are JS Errors with .code (errno name, e.g. 'EBUSY'), .errno and .syscall; the
-// TypeScript side turns them into TapError with a message that names the fix.
+// TypeScript side turns them into TapError with a message that names the fix. The error given to
+// onError when the running device fails also has .deviceGone (the interface no longer exists).
 
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -195,11 +196,34 @@ void call_js(Tap* t, napi_ref ref, size_t argc, napi_value* argv) {
   }
 }
 
+int ifreq_ioctl(Tap* t, unsigned long request, struct ifreq* ifr) {
+  memset(ifr->ifr_name, 0, IFNAMSIZ);
+  memcpy(ifr->ifr_name, t->ifname, IFNAMSIZ - 1);
+  return ioctl(t->ctl, request, ifr);
+}
+
+// The device failed under us (a read error, or POLLERR). Tells JS why, as precisely as the kernel
+// says: libuv reports POLLERR as EBADF although our descriptor is fine, so a zero-length read asks
+// the tun driver for the real reason (EBADFD once the device is deleted); and the error carries
+// `deviceGone: true` when the interface no longer exists in its namespace (SIOCGIFINDEX: ENODEV).
 void report_error(Tap* t, int err, const char* syscall) {
+  if (err == EBADF && t->fd >= 0) {
+    char unused;
+    if (read(t->fd, &unused, 0) < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      err = errno;
+      syscall = "read";
+    }
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  bool gone = t->ctl >= 0 && ifreq_ioctl(t, SIOCGIFINDEX, &ifr) < 0 && errno == ENODEV;
   napi_env env = t->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value error = make_errno_error(env, err, syscall);
+  napi_value gone_value;
+  napi_get_boolean(env, gone, &gone_value);
+  napi_set_named_property(env, error, "deviceGone", gone_value);
   call_js(t, t->on_error, 1, &error);
   napi_close_handle_scope(env, scope);
 }
@@ -411,12 +435,6 @@ napi_value Close(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-int ifreq_ioctl(Tap* t, unsigned long request, struct ifreq* ifr) {
-  memset(ifr->ifr_name, 0, IFNAMSIZ);
-  memcpy(ifr->ifr_name, t->ifname, IFNAMSIZ - 1);
-  return ioctl(t->ctl, request, ifr);
-}
-
 // configure(address: number (-1: leave), prefixLength, mtu (-1: leave), up (-1 leave, 0 down, 1 up))
 napi_value Configure(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -501,7 +519,10 @@ int open_device(Tap* t, const char* name, const char* netns, const char** step) 
   if (netns) {
     char path[512];
     snprintf(path, sizeof path, "/run/netns/%s", netns);
-    *step = "open(/run/netns/<netns>)";
+    // The step names the real path (static: the caller reads it after we return; one thread opens).
+    static char open_step[sizeof path + 8];
+    snprintf(open_step, sizeof open_step, "open(%s)", path);
+    *step = open_step;
     target = open(path, O_RDONLY | O_CLOEXEC);
     if (target < 0) return errno;
     *step = "open(/proc/thread-self/ns/net)";

@@ -104,6 +104,8 @@ interface NativeError extends Error {
   code?: string;
   errno?: number;
   syscall?: string;
+  /** On a failure of the running device: the interface no longer exists (deleted, or its namespace with it). */
+  deviceGone?: boolean;
 }
 
 /**
@@ -167,8 +169,7 @@ export function checkInterfaceName(name: string): string | undefined {
 
 function tapError(err: NativeError, name: string, netns: string | undefined): TapError {
   const errno = err.code ?? 'EUNKNOWN';
-  // The addon names the step with a placeholder for the namespace; say which one it was.
-  const syscall = (err.syscall ?? '?').replace('<netns>', netns ?? '?');
+  const syscall = err.syscall ?? '?';
   const where = netns ? ` in network namespace "${netns}"` : '';
   const detail = `(${syscall}: ${errno})`;
   if (syscall.startsWith('open(/run/netns') && errno === 'ENOENT') {
@@ -202,7 +203,7 @@ function tapError(err: NativeError, name: string, netns: string | undefined): Ta
     return new TapError(
       'EBUSY',
       `the name "${name}"${where} is taken by a device that is not a TAP device ${detail} ` +
-        `(see \`ip -d link show ${name}\`): pick another name, e.g. { name: 'tap1' }`,
+        `(see \`ip -d link show ${name}\`): pick another name (tapstack: --tap tap1; in code: TapDevice.open({ name: 'tap1' }))`,
       errno,
       syscall,
     );
@@ -408,9 +409,12 @@ export class TapDevice extends BaseLink {
 
   private onDeviceError(error: NativeError): void {
     this.tapCounters.inc('rx_read_errors');
+    const where = this.netns ? ` in network namespace ${this.netns}` : '';
     this.failure = new TapError(
       'EIO',
-      `TAP device ${this.ifname} failed and was closed: ${error.message} (was the device or its namespace deleted?)`,
+      error.deviceGone
+        ? `TAP device ${this.ifname}${where} was deleted (ip link del ${this.ifname}, or its namespace removed) and is closed: ${error.message}`
+        : `TAP device ${this.ifname}${where} failed and was closed: ${error.message} (was the device or its namespace deleted?)`,
       error.code,
       error.syscall,
     );

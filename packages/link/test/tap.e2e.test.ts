@@ -214,6 +214,9 @@ describe('TapDevice in a network namespace', () => {
     }
     expect((lo as TapError).code).toBe('EBUSY');
     expect((lo as TapError).message).toMatch(/not a TAP device/);
+    // both name the flag a tapstack user types
+    expect((error as TapError).message).toContain('--tap tap1');
+    expect((lo as TapError).message).toContain('--tap tap1');
   });
 
   it('opens tap0 in another namespace at the same time: the names do not collide across namespaces', () => {
@@ -237,6 +240,9 @@ describe('TapDevice in a network namespace', () => {
     }
     expect((error as TapError).code).toBe('ENOENT_NETNS');
     expect((error as TapError).message).toMatch(/ip netns add tapstack-missing-/);
+    // the addon names the path it tried, not a placeholder
+    expect((error as TapError).syscall).toBe(`open(/run/netns/tapstack-missing-${process.pid})`);
+    expect((error as TapError).message).not.toContain('<netns>');
   });
 
   it('without CAP_NET_ADMIN fails with EPERM and says to run as root', async () => {
@@ -259,6 +265,10 @@ describe('TapDevice in a network namespace', () => {
     ns.exec('ip', ['link', 'del', 'tapdel']);
     await until('the device to notice', () => (closed ? true : undefined));
     expect(doomed.failure?.code).toBe('EIO');
+    // the kernel's reason, not libuv's EBADF for POLLERR: the tun driver says EBADFD once the
+    // device is gone, and the addon checked that the interface no longer exists
+    expect(doomed.failure?.errno).toBe('EBADFD');
+    expect(doomed.failure?.message).toMatch(new RegExp(`TAP device tapdel in network namespace ${ns.name} was deleted \\(ip link del tapdel, or its namespace removed\\)`));
     expect(doomed.send(new Uint8Array(60))).toBe(false);
   });
 

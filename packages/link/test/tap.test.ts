@@ -51,7 +51,7 @@ class FakeHandle implements TapHandle {
   lengths!: Uint32Array;
   onFrames!: (buffer: ArrayBuffer, count: number) => void;
   onWritable!: () => void;
-  onError!: (error: Error & { code?: string; syscall?: string }) => void;
+  onError!: (error: Error & { code?: string; syscall?: string; deviceGone?: boolean }) => void;
   written: number[][] = [];
   /** What write() answers next: bytes written, or -11 (EAGAIN). */
   full = false;
@@ -162,5 +162,12 @@ describe('TapDevice (JavaScript side, scripted handle)', () => {
     tap.close();
     expect(closes).toBe(1);
     expect(tap.send(new Uint8Array(60))).toBe(false);
+  });
+
+  it('says the device was deleted when the addon found the interface gone', () => {
+    const { tap, handle } = fakeTap();
+    handle.onError(Object.assign(new Error('read: File descriptor in bad state (EBADFD)'), { code: 'EBADFD', syscall: 'read', deviceGone: true }));
+    expect(tap.closed).toBe(true);
+    expect(tap.failure?.message).toMatch(/^TAP device tapfake was deleted \(ip link del tapfake, or its namespace removed\) and is closed: read: /);
   });
 });

@@ -6,17 +6,19 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
+import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
 import { TcpError } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
 import { createStack, type Stack } from './stack.ts';
-import { networkNamespace, rootNamespaceRefusal } from './namespace.ts';
+import { describeNamespace, hostSideDecision, hostSideNamespace, networkNamespace, rootNamespaceRefusal } from './namespace.ts';
 
-/** Where the device was created, for the banner. */
+/** Where the device was created, for the banner: `namespace lab`, `namespace net:[4026532...]`. */
 let namespaceName = '';
+/** The command line, for the commands the root-namespace refusal prints. */
+let commandLine: readonly string[] = [];
 
 /** CAP_NET_ADMIN in this process's effective set (bit 12 of CapEff), which opening a TAP needs. */
 function hasNetAdmin(): boolean {
@@ -51,7 +53,20 @@ export function canOpenTap(): { ok: true } | { ok: false; why: string } {
 /** The TAP device of this process (for its failure, when it closes on its own). */
 let device: TapDevice | undefined;
 
-function openDevice(d: DeviceOptions): Link {
+/**
+ * The --pcap file, opened (and its header written) before the device exists, so a file that
+ * cannot be written (a directory, a read-only or full file system) is a one-line usage error.
+ */
+function openCapture(d: DeviceOptions): PcapWriter | undefined {
+  if (d.pcap === undefined) return undefined;
+  try {
+    return new PcapWriter(d.pcap);
+  } catch (err) {
+    throw new UsageError(`--pcap ${d.pcap}: ${(err as Error).message}`);
+  }
+}
+
+function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
   const tap = TapDevice.open({
     name: d.tap,
     mtu: 1500,
@@ -65,9 +80,9 @@ function openDevice(d: DeviceOptions): Link {
     throw err;
   }
   device = tap;
-  if (!d.pcap) return tap;
+  if (!capture) return tap;
   const file = d.pcap;
-  return withCapture(tap, file, {
+  return withCapture(tap, capture, {
     onError: (error) => process.stderr.write(`tapstack: --pcap ${file}: capture stopped (${error.message}); the stack keeps running\n`),
   });
 }
@@ -101,10 +116,18 @@ class RootNamespaceRefusal extends Error {}
 
 function bringUp(d: DeviceOptions): Stack {
   for (const note of d.notes) process.stderr.write(`tapstack: ${note}\n`);
-  const ns = networkNamespace();
-  if (ns.isRoot && d.hostIp && !d.hostSideChosen) throw new RootNamespaceRefusal(rootNamespaceRefusal('up'));
-  namespaceName = ns.name ? `namespace ${ns.name}` : "the machine's own network namespace";
-  const link = openDevice(d);
+  // Judged where the host side lands: --netns NAME, else the namespace this process runs in.
+  const where = hostSideNamespace(d.netns);
+  if (hostSideDecision(where, d) === 'refuse') throw new RootNamespaceRefusal(rootNamespaceRefusal(commandLine));
+  namespaceName = describeNamespace(where);
+  const capture = openCapture(d);
+  let link: Link;
+  try {
+    link = openDevice(d, capture);
+  } catch (err) {
+    capture?.close();
+    throw err;
+  }
   const stack = createStack({
     link,
     ip: d.ip,
@@ -162,13 +185,14 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
     process.on('SIGUSR1', show);
     // The banner comes last, once Ctrl-C is handled: whoever reads it (a person, a test) may stop
     // the stack at once, and a SIGINT before the handler would kill it without the counters.
-    const where = d.netns ? ` in namespace ${d.netns}` : ` in ${namespaceName}`;
+    const where = ` in ${namespaceName}`;
     process.stdout.write(
       `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
         (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
         `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping ${formatIpv4(stack.address)}` +
         `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
-        `\ntype \`neigh\` or \`stats\` (or send SIGUSR1 to pid ${process.pid}) for tables, Ctrl-C to stop\n`,
+        `\ntables: type \`neigh\` (neighbours, like ip -s neigh), \`conns\` (TCP, like ss) or \`stats\` (counters) and Enter,` +
+        `\n        or send SIGUSR1 (kill -USR1 ${process.pid}) for all three; Ctrl-C to stop\n`,
     );
     if (udpEcho !== undefined) {
       process.stdout.write(
@@ -194,6 +218,16 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
   };
   process.on('SIGINT', onSigint);
+  // The device deleted under it: nothing more can be sent or received. Say so, end the session
+  // (the summary follows) and exit 1, whatever came before.
+  let deviceLost = false;
+  stack.link.onClose(() => {
+    if (closing) return;
+    deviceLost = true;
+    process.stderr.write(`tapstack: ${device?.failure?.message ?? `the device ${c.device.tap} was closed`}\n`);
+    stack.icmp.close();
+  });
+  let closing = false;
   process.stdout.write(`${pingHeader(c.target, c.size)}\n`);
   try {
     const summary = await stack.icmp.ping(c.target, {
@@ -206,9 +240,10 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     });
     process.stdout.write(`\n${formatPingSummary(summary)}\n`);
     // iputils: 0 when any reply came, also after Ctrl-C; 1 when none did
-    return summary.received > 0 ? 0 : 1;
+    return summary.received > 0 && !deviceLost ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);
+    closing = true;
     stack.close();
   }
 }
@@ -291,6 +326,7 @@ async function get(c: Extract<Command, { kind: 'get' }>): Promise<number> {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  commandLine = argv.length === 0 ? ['up'] : argv;
   let command: Command;
   try {
     command = argv.length === 0 ? defaultCommand() : parseCommand(argv);
@@ -322,6 +358,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (err instanceof TapError) {
       process.stderr.write(`tapstack: ${err.message}\n`);
       return 1;
+    }
+    if (err instanceof UsageError) {
+      // found only when acting on the arguments (a --pcap file that cannot be written)
+      process.stderr.write(`tapstack: ${err.message}\n\n${USAGE}\n`);
+      return 2;
     }
     if (err instanceof RootNamespaceRefusal) {
       process.stderr.write(`tapstack: ${err.message}\n`);

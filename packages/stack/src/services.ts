@@ -4,21 +4,21 @@
  * of ordinary Node code: that is the point, the sockets behave like `net` sockets.
  */
 import http from 'node:http';
-import { formatIpv4, IPV4_UNSPECIFIED } from '@tapstack/link';
+import { formatIpv4 } from '@tapstack/link';
 import type { UdpLayer, UdpSocket } from '@tapstack/udp';
 import type { TcpLayer, TcpServer } from '@tapstack/tcp';
 
 /**
  * A UDP echo (RFC 862): every datagram goes back to its sender, except those that cannot be
- * answered: from source port 0 (RFC 768: "no reply expected") or from 0.0.0.0 (a host without an
- * address yet). The UDP layer counts those (`udp.rx_source_port_zero`, `udp.rx_source_unspecified`);
- * here they are left alone, silently.
+ * answered: from source port 0 (RFC 768: "no reply expected"), from 0.0.0.0 (a host without an
+ * address yet) or from a broadcast source. `reply` checks that, sends nothing and counts
+ * `udp.tx_unanswerable` (the layer also counts `rx_source_port_zero` and `rx_source_unspecified`
+ * as they arrive): no exception anywhere, however many of them come.
  */
 export function udpEcho(udp: UdpLayer, port: number): UdpSocket {
   const socket = udp.bind(port);
   socket.on('message', (data, from) => {
-    if (from.port === 0 || from.address === IPV4_UNSPECIFIED) return;
-    socket.send(data, from.port, from.address);
+    socket.reply(data, from);
   });
   return socket;
 }

@@ -23,7 +23,7 @@ function datagramFrame(to: MacAddress, from: MacAddress, source: string, destina
 }
 
 describe('the UDP echo service', () => {
-  it('answers a normal datagram, and leaves datagrams from port 0 or from 0.0.0.0 alone: counted, no exception, no answer', () => {
+  it('answers a normal datagram, and leaves datagrams from port 0, from 0.0.0.0 or from a broadcast or multicast source alone: counted, no exception, no answer', () => {
     const clock = new VirtualClock();
     const [wireA, wireB] = MemoryLink.pair({ macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')], clock, latencyMs: 1 });
     const stack = createStack({ link: wireB, ip: '10.0.0.2/24', clock, arp: { announce: false } });
@@ -36,11 +36,19 @@ describe('the UDP echo service', () => {
     const them = wireB.mac;
     for (let i = 0; i < 1000; i++) wireA.send(datagramFrame(them, us, '10.0.0.1', '10.0.0.2', 0, 7));
     for (let i = 0; i < 10; i++) wireA.send(datagramFrame(MacAddress.BROADCAST, us, '0.0.0.0', '255.255.255.255', 68, 7));
+    // No host has a broadcast or multicast address: IPv4 drops these before UDP (RFC 1122 3.2.1.3).
+    for (const source of ['255.255.255.255', '10.0.0.255', '224.0.0.1']) {
+      for (let i = 0; i < 100; i++) wireA.send(datagramFrame(them, us, source, '10.0.0.2', 40000, 7));
+    }
     clock.advance(10);
-    expect(stack.udp.counters.get('rx_source_port_zero')).toBe(1000);
-    expect(stack.udp.counters.get('rx_source_unspecified')).toBe(10);
+    // the fault: one exception per datagram, caught and counted as a handler error
     expect(stack.ipv4.counters.get('rx_handler_error')).toBe(0);
     expect(stack.dispatcher.counters.get('rx_handler_error')).toBe(0);
+    expect(stack.udp.counters.get('rx_source_port_zero')).toBe(1000);
+    expect(stack.udp.counters.get('rx_source_unspecified')).toBe(10);
+    expect(stack.udp.counters.get('tx_unanswerable')).toBe(1010);
+    expect(stack.ipv4.counters.get('rx_source_broadcast')).toBe(200);
+    expect(stack.ipv4.counters.get('rx_source_multicast')).toBe(100);
     expect(answers).toEqual([]);
     // a normal datagram still gets its echo (after ARP for 10.0.0.1, answered by nobody here: queued)
     wireA.send(datagramFrame(them, us, '10.0.0.1', '10.0.0.2', 40000, 7));

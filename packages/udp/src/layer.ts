@@ -45,6 +45,8 @@ export const UDP_COUNTERS = [
   'tx_bytes',
   'tx_dropped',
   'tx_port_unreachable',
+  // a socket's reply() not sent: the sender cannot be answered (port 0, 0.0.0.0, broadcast source)
+  'tx_unanswerable',
   // ICMP errors about datagrams we sent, passed to the sending socket
   'rx_icmp_errors',
 ] as const;
@@ -109,6 +111,7 @@ export class UdpLayer {
         this.sockets.delete(socket);
       },
       isBroadcast: (address) => this.ipv4.isBroadcast(address),
+      unanswerable: () => this.counters.inc('tx_unanswerable'),
       sendDatagram: (source, sourcePort, destination, destinationPort, data, opts) =>
         this.sendDatagram(source, sourcePort, destination, destinationPort, data, opts.ttl),
     };

@@ -6,7 +6,7 @@
  * reader falls behind, new datagrams are dropped and counted (`rx_queue_full`, Linux's
  * RcvbufErrors) instead of growing memory.
  */
-import { Counters, formatIpv4, IPV4_UNSPECIFIED, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import { Counters, formatIpv4, IPV4_UNSPECIFIED, isIpv4Multicast, parseIpv4, type Ipv4Address } from '@tapstack/link';
 import type { Ipv4SendOutcome } from '@tapstack/ipv4';
 import type { IcmpErrorReport } from '@tapstack/icmp';
 import { icmpErrno, UdpIcmpError, UdpSocketError } from './errors.ts';
@@ -28,6 +28,13 @@ export interface UdpDatagram {
  */
 export type UdpSendOutcome = Ipv4SendOutcome;
 
+/**
+ * What `reply` did: IPv4's outcome, or `unanswerable` when the sender cannot be answered and
+ * nothing was sent (source port 0, RFC 768's "no reply expected"; source 0.0.0.0, a host without
+ * an address yet; a broadcast or multicast source, which no host may have, RFC 1122 3.2.1.3).
+ */
+export type UdpReplyOutcome = UdpSendOutcome | 'unanswerable';
+
 export interface UdpReceiveQueueLimits {
   /** Datagrams waiting at most (default 1024). */
   maxDatagrams?: number;
@@ -37,7 +44,7 @@ export interface UdpReceiveQueueLimits {
 
 export const DEFAULT_RECEIVE_QUEUE = { maxDatagrams: 1024, maxBytes: 1 << 20 } as const;
 
-export const SOCKET_COUNTERS = ['rx_datagrams', 'rx_bytes', 'rx_queue_full', 'rx_icmp_errors', 'tx_datagrams', 'tx_bytes', 'tx_dropped'] as const;
+export const SOCKET_COUNTERS = ['rx_datagrams', 'rx_bytes', 'rx_queue_full', 'rx_icmp_errors', 'tx_datagrams', 'tx_bytes', 'tx_dropped', 'tx_unanswerable'] as const;
 export type SocketCounterName = (typeof SOCKET_COUNTERS)[number];
 
 export type MessageListener = (data: Uint8Array, from: { address: Ipv4Address; port: number; size: number }) => void;
@@ -51,6 +58,8 @@ export interface UdpSocketHost {
   releasePort(socket: UdpSocket, port: number): void;
   /** Whether `address` is a broadcast address for this stack (limited or directed). */
   isBroadcast(address: Ipv4Address): boolean;
+  /** A reply was not sent because its destination cannot be answered (the layer counts it). */
+  unanswerable(): void;
   sendDatagram(
     source: Ipv4Address,
     sourcePort: number,
@@ -155,8 +164,10 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
 
   /**
    * Sends one datagram (a string is sent as UTF-8). An unbound socket is bound to an ephemeral
-   * port first, as `dgram` does. Throws on misuse (closed, port out of range, more than 65507
-   * bytes, broadcast without `setBroadcast(true)`); returns what IPv4 did with it.
+   * port first, as `dgram` does. Throws on misuse (closed, port out of range, port 0 (Linux's
+   * sendto says EINVAL), more than 65507 bytes, broadcast without `setBroadcast(true)`); returns
+   * what IPv4 did with it. To answer a datagram, use `reply`, which never throws about the
+   * sender's address.
    */
   send(data: Uint8Array | string, port: number, address: Ipv4Address | string): UdpSendOutcome {
     this.checkOpen();
@@ -184,6 +195,24 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
       this.counters.inc('tx_bytes', bytes.length);
     } else this.counters.inc('tx_dropped');
     return outcome;
+  }
+
+  /**
+   * Answers the sender of a received datagram (`to` is the `from` of the 'message' event, or a
+   * UdpDatagram): what a server does. Unlike `send`, the destination came from the network, so
+   * one that cannot be answered (port 0, 0.0.0.0, a broadcast or multicast source) is not a
+   * mistake to throw about: nothing is sent, `tx_unanswerable` is counted, and the outcome says
+   * `unanswerable`. Mistakes of the caller (a closed socket, too much data) still throw.
+   */
+  reply(data: Uint8Array | string, to: { readonly address: Ipv4Address; readonly port: number }): UdpReplyOutcome {
+    this.checkOpen();
+    const { address, port } = to;
+    if (port === 0 || address === IPV4_UNSPECIFIED || isIpv4Multicast(address) || this.host.isBroadcast(address)) {
+      this.counters.inc('tx_unanswerable');
+      this.host.unanswerable();
+      return 'unanswerable';
+    }
+    return this.send(data, port, address);
   }
 
   /**

@@ -447,6 +447,34 @@ describe('sockets', () => {
     expect(a.udp.socketCount).toBe(0);
   });
 
+  it('reply() answers a sender, and refuses one that cannot be answered with an outcome, not a throw', async () => {
+    const { clock, a, b } = pair();
+    const server = b.udp.bind(7);
+    const client = a.udp.bind(40000);
+    // the senders a datagram off the network can name: port 0, 0.0.0.0, broadcast, multicast
+    const unanswerable = [
+      { address: IP_A, port: 0 },
+      { address: ipv4('0.0.0.0'), port: 68 },
+      { address: ipv4('255.255.255.255'), port: 40000 },
+      { address: ipv4('10.0.0.255'), port: 40000 },
+      { address: ipv4('224.0.0.1'), port: 40000 },
+    ];
+    for (let i = 0; i < 1000; i++) {
+      for (const to of unanswerable) expect(server.reply('echo', to)).toBe('unanswerable');
+    }
+    expect(server.counters.get('tx_unanswerable')).toBe(5000);
+    expect(b.udp.counters.get('tx_unanswerable')).toBe(5000);
+    expect(b.udp.counters.get('tx_datagrams')).toBe(0);
+    // send() to port 0 stays a mistake of the caller (Linux's sendto: EINVAL)
+    expect(() => server.send('x', 0, IP_A)).toThrow(/EINVAL/);
+    // an ordinary sender gets its answer
+    const got: string[] = [];
+    client.on('message', (d) => got.push(new TextDecoder().decode(d)));
+    expect(server.reply('hello', { address: IP_A, port: 40000 })).toBe('queued');
+    await run(clock);
+    expect(got).toEqual(['hello']);
+  });
+
   it('sends to its own address through IPv4 loopback', async () => {
     const { clock, a } = pair();
     const server = a.udp.bind(7);
