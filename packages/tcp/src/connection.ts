@@ -61,7 +61,7 @@ import { match } from 'ts-pattern';
 import type { Clock, Ipv4Address, Timer } from '@tapstack/link';
 import { NewReno, type CongestionControl } from './congestion.ts';
 import type { TcpErrorCode } from './errors.ts';
-import { NO_OPTIONS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
+import { mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
 import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
 import { SendBuffer } from './send-buffer.ts';
@@ -185,7 +185,7 @@ export interface ConnectionOptions {
   remote: Endpoint;
   /** Our initial sequence number (RFC 6528). */
   iss: number;
-  /** The largest segment our side of the path carries: route MTU - 40. */
+  /** The largest segment our side of the path carries: mssForMtu(route MTU). */
   localMss: number;
   params?: Partial<TcpParams>;
   congestion?: CongestionControl;
@@ -212,8 +212,6 @@ export interface ConnectionInfo {
 
 /** The ACK number's 3 duplicate rule (RFC 5681 3.2). */
 const DUP_ACK_THRESHOLD = 3;
-/** RFC 9293 3.7.1: the MSS assumed when the peer sends none. */
-const DEFAULT_PEER_MSS = 536;
 const TIMESTAMP_OPTION_BYTES = 12;
 
 export class TcpConnection implements SocketConnection {
@@ -316,7 +314,7 @@ export class TcpConnection implements SocketConnection {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.localMss = options.localMss;
-    this.mss = Math.min(DEFAULT_PEER_MSS, options.localMss);
+    this.mss = Math.min(TCP_DEFAULT_MSS, options.localMss);
     this.sendBuffer = new SendBuffer(this.params.sendBufferBytes);
     this.rto = new RtoEstimator(this.params.rto);
     this.cc = options.congestion ?? new NewReno(options.localMss);
@@ -488,7 +486,7 @@ export class TcpConnection implements SocketConnection {
   icmpError(kind: 'refused' | 'unreachable' | 'fragmentation-needed', nextHopMtu = 0): void {
     if (kind === 'fragmentation-needed') {
       // RFC 1191: lower the MSS to what the path carries (never below 68 - 40).
-      const pathMss = nextHopMtu - 40 - (this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0);
+      const pathMss = mssForMtu(nextHopMtu) - (this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0);
       if (nextHopMtu >= 68 && pathMss < this.mss) {
         this.mss = Math.max(28, pathMss);
         this.retransmitNow();
@@ -814,7 +812,7 @@ export class TcpConnection implements SocketConnection {
   /** Reads the SYN's options: MSS, window scale, SACK-permitted, timestamps (each on only if both sides offer it). */
   private takeSynOptions(seg: TcpRepr): void {
     const o = seg.options;
-    const peerMss = o.mss ?? DEFAULT_PEER_MSS;
+    const peerMss = o.mss ?? TCP_DEFAULT_MSS;
     this.windowScalingOn = this.params.windowScaling && o.windowScale !== undefined;
     if (this.windowScalingOn) {
       this.sndWscale = Math.min(o.windowScale!, TCP_MAX_WINDOW_SCALE);

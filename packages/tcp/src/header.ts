@@ -17,7 +17,7 @@
  * What is settled here and shared by the whole package: the flag bits, the option kinds, and the
  * plain `TcpRepr` every other file speaks (the connection takes and makes `TcpRepr`s, never bytes).
  */
-import { internetChecksum, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
+import { internetChecksum, IPV4_MIN_HEADER_LENGTH, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
 import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
 
 /** The flag bits of header byte 13. */
@@ -44,6 +44,13 @@ export const TcpOptionKind = {
 } as const;
 
 export const TCP_MIN_HEADER_LENGTH = 20;
+/** RFC 9293 3.7.1: the MSS a peer that sends no MSS option is taken to accept. */
+export const TCP_DEFAULT_MSS = 536;
+
+/** The MSS an IPv4 path of this MTU carries: the MTU less the two fixed headers (RFC 9293 3.7.1). */
+export function mssForMtu(mtu: number): number {
+  return mtu - IPV4_MIN_HEADER_LENGTH - TCP_MIN_HEADER_LENGTH;
+}
 export const TCP_MAX_HEADER_LENGTH = 60;
 /** RFC 7323 2.3: a shift count above 14 is used as 14. */
 export const TCP_MAX_WINDOW_SCALE = 14;

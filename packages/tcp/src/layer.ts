@@ -21,7 +21,7 @@ import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
-import { formatTcp, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
+import { formatTcp, mssForMtu, TCP_DEFAULT_MSS, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
 import { SequenceSecrets } from './isn.ts';
 import { resetFor } from './reset.ts';
 import { TcpServer, type ListenerHost } from './server.ts';
@@ -184,7 +184,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       local,
       remote,
       iss: this.secrets.isn(tuple(local.address, local.port, remote.address, remote.port), this.clock.now()),
-      localMss: this.ipv4.mtu - 40,
+      localMss: mssForMtu(this.ipv4.mtu),
       params: this.params,
     });
     if (!this.connections.add(remoteAddress, options.port, localPort, connection)) {
@@ -271,10 +271,10 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
         return;
       }
       // RFC 4987 3.6: answer without keeping state; the ISN is the cookie.
-      const cookie = this.secrets.cookie(t, seg.seq, seg.options.mss ?? 536, this.clock.now());
+      const cookie = this.secrets.cookie(t, seg.seq, seg.options.mss ?? TCP_DEFAULT_MSS, this.clock.now());
       this.counters.inc('SyncookiesSent');
       this.send(
-        { sourcePort: seg.destinationPort, destinationPort: seg.sourcePort, seq: cookie, ack: seqAdd(seg.seq, 1), flags: TcpFlag.SYN | TcpFlag.ACK, window: 0xffff, urgentPointer: 0, options: { mss: Math.min(seg.options.mss ?? 536, this.ipv4.mtu - 40) } },
+        { sourcePort: seg.destinationPort, destinationPort: seg.sourcePort, seq: cookie, ack: seqAdd(seg.seq, 1), flags: TcpFlag.SYN | TcpFlag.ACK, window: 0xffff, urgentPointer: 0, options: { mss: Math.min(seg.options.mss ?? TCP_DEFAULT_MSS, mssForMtu(this.ipv4.mtu)) } },
         EMPTY,
         destination,
         source,
@@ -283,7 +283,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     }
     const connection = TcpConnection.accept(
       this,
-      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: this.secrets.isn(t, this.clock.now()), localMss: this.ipv4.mtu - 40, params: this.params },
+      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: this.secrets.isn(t, this.clock.now()), localMss: mssForMtu(this.ipv4.mtu), params: this.params },
       seg,
     );
     this.connections.add(source, seg.sourcePort, seg.destinationPort, connection);
@@ -301,7 +301,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.counters.inc('SyncookiesRecv');
     const connection = TcpConnection.fromCookie(
       this,
-      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: seqAdd(seg.ack, -1), localMss: this.ipv4.mtu - 40, params: this.params },
+      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: seqAdd(seg.ack, -1), localMss: mssForMtu(this.ipv4.mtu), params: this.params },
       seg,
       mss,
     );
