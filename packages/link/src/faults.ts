@@ -4,7 +4,7 @@
  * behind the next one) frames in either direction. Counted per fault in `faultCounters`.
  */
 import { Counters } from './counters.ts';
-import { LinkWrapper, type Link } from './link.ts';
+import { LinkWrapper, type FrameOffload, type Link } from './link.ts';
 import { seededRandom } from './random.ts';
 
 export interface FaultOptions {
@@ -80,18 +80,29 @@ export class FaultInjector extends LinkWrapper {
     return out;
   }
 
-  override send(frame: Uint8Array): boolean {
-    if (!this.applies('tx')) return this.inner.send(frame);
+  override send(frame: Uint8Array, offload?: FrameOffload): boolean {
+    if (!this.applies('tx')) return this.inner.send(frame, offload);
     let ok = true;
-    for (const f of this.mangle(frame, 'tx')) ok = this.inner.send(f) && ok;
+    // A held-back frame that comes out later goes without its offload: the injector sits on
+    // links that carry none (a MemoryLink) in every simulation.
+    for (const f of this.mangle(frame, 'tx')) ok = this.inner.send(f, f === frame ? offload : undefined) && ok;
     return ok;
   }
 
-  protected override receive(frames: readonly Uint8Array[]): void {
-    if (!this.applies('rx')) return this.deliverUp(frames);
+  protected override receive(frames: readonly Uint8Array[], offloads?: readonly (FrameOffload | undefined)[]): void {
+    if (!this.applies('rx')) return this.deliverUp(frames, offloads);
     const out: Uint8Array[] = [];
-    for (const f of frames) for (const m of this.mangle(f, 'rx')) out.push(m);
-    this.deliverUp(out);
+    const outOffloads: (FrameOffload | undefined)[] = [];
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
+      for (const m of this.mangle(f, 'rx')) {
+        out.push(m);
+        // Only the frame itself keeps what the device said about it: a corrupted copy must be
+        // checked by its checksum (which a 'partial' one then fails, as it should).
+        outOffloads.push(m === f ? offloads?.[i] : undefined);
+      }
+    }
+    this.deliverUp(out, offloads ? outOffloads : undefined);
   }
 }
 

@@ -10,8 +10,8 @@ import { MacAddress, checkInterfaceName, parseIpv4, type Ipv4Address } from '@ta
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
-                [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--udp-echo PORT]
-                [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
+                [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
+                [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
   tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
@@ -29,6 +29,9 @@ export const USAGE = `usage:
   --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
   --trace           print one line per frame in and out, with the time like tcpdump -tttt
                     (--trace=rel: seconds since the first line, like tcpdump -ttttt)
+  --vnet-hdr        the fast path: a virtio-net header on the TAP device, so TCP moves
+                    super-frames of up to 64 KB per system call with checksums offloaded
+                    (docs/01-link.md); counters tap.rx_gso_frames, tap.tx_gso_frames
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
   --tcp-echo PORT   (up) TCP echo (RFC 862) on PORT
   --tcp-discard PORT (up) TCP discard (RFC 863) on PORT: reads and drops
@@ -61,6 +64,8 @@ export interface DeviceOptions {
   notes: string[];
   /** One line per frame: off, with the wall-clock time, or with the time since the first line. */
   trace: false | 'absolute' | 'relative';
+  /** --vnet-hdr: open the device in virtio-net header mode (TapOptions.vnetHeader). */
+  vnetHeader: boolean;
 }
 
 /** The services `up` runs, each on its port. */
@@ -98,7 +103,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\[/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace) /;
+  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -165,6 +170,7 @@ export function parseCommand(argv: readonly string[]): Command {
         netns: { type: 'string' },
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
+        'vnet-hdr': { type: 'boolean' },
         ...(command === 'up'
           ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
           : {}),
@@ -236,6 +242,7 @@ export function parseCommand(argv: readonly string[]): Command {
     pcap,
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
+    vnetHeader: v['vnet-hdr'] === true,
   };
   if (command === 'up') {
     const services: Services = {};

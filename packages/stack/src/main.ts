@@ -72,6 +72,7 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
     mtu: 1500,
     ...(d.mac ? { mac: d.mac } : {}),
     ...(d.netns ? { netns: d.netns } : {}),
+    ...(d.vnetHeader ? { vnetHeader: true } : {}),
   });
   try {
     tap.configureHost(d.hostIp ? { up: true, address: d.hostIp.toString() } : { up: true });
@@ -134,6 +135,8 @@ function bringUp(d: DeviceOptions): Stack {
     ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
     trace: d.trace ? traceWriter(d.trace) : false,
   });
+  // With --vnet-hdr the device's own counters (super-frames each way) join `stats`.
+  if (d.vnetHeader && device) stack.register({ name: 'tap', counters: device.tapCounters });
   stack.start();
   return stack;
 }
