@@ -17,7 +17,7 @@ import debugFactory from 'debug';
 import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
-import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type Clock, type Ipv4Address } from '@tapstack/link';
+import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type Clock, type Ipv4Address } from '@tapstack/link';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
@@ -242,8 +242,13 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const segment = checked.value;
     // A checksum the kernel checked ('valid') or never computed because the segment comes from
     // its own stack ('partial', virtio-net header mode) is not summed again: that is the saving.
+    // A 'partial' one must name our checksum field; one that names another is checked (and fails).
     const offload = info.offload;
-    if (offload === undefined || offload.checksum === 'unverified') {
+    const vouched =
+      offload !== undefined &&
+      (offload.checksum === 'valid' ||
+        (offload.checksum === 'partial' && offload.checksumStart === ETHERNET_HEADER_LENGTH + packet.headerLength && offload.checksumOffset === TcpField.CHECKSUM));
+    if (!vouched) {
       if (!segment.verifyChecksum(source, destination)) {
         c.inc('InErrs');
         return c.inc('InCsumErrors');

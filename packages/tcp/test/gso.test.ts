@@ -2,13 +2,15 @@
 // A's link says it takes super-frames (gsoMaxSize 65535) and stands in for the kernel's side of
 // the device by finishing each partial checksum (what tun does for a local receiver) before the
 // frame crosses a wire wide enough for it. Host B is a plain stack: it must take segments far
-// longer than its MSS, and the bytes must arrive intact.
+// longer than its MSS, and the bytes must arrive intact. Then the receive side alone: a segment
+// whose checksum the kernel left partial is taken without summing, and checked when nothing (or
+// an offload naming another field) vouches for it.
 import { Arp } from '@tapstack/arp';
 import { IcmpLayer } from '@tapstack/icmp';
-import { Ipv4Cidr, Ipv4Layer, finishChecksum } from '@tapstack/ipv4';
+import { Ipv4Cidr, Ipv4Layer, Ipv4Repr, finishChecksum } from '@tapstack/ipv4';
 import { EtherTypeDispatcher, LinkWrapper, MacAddress, MemoryLink, VirtualClock, ipv4, seededRandom, type FrameOffload, type Link } from '@tapstack/link';
 import { describe, expect, it } from 'vitest';
-import { TcpLayer } from '../src/index.ts';
+import { TcpFlag, TcpLayer, TcpRepr } from '../src/index.ts';
 import { collect, pattern, runUntil, sha256 } from './support.ts';
 
 /** What the kernel would do with our super-frames before its own TCP reads them. */
@@ -72,5 +74,51 @@ describe('TCP super-frames (GSO) on a link that segments', () => {
     expect(a.tcp.counters.get('OutSegs')).toBeGreaterThanOrEqual(Math.ceil(data.length / 1448));
     expect(b.tcp.counters.get('InSegs')).toBeLessThan(Math.ceil(data.length / 1448));
     expect(b.tcp.counters.get('InCsumErrors')).toBe(0);
+  });
+});
+
+describe('TCP receive with offloads (what a TAP device in header mode hands up)', () => {
+  // A SYN from 10.0.0.1:40000 to our listener on port 9, whose checksum field holds only the
+  // pseudo-header sum, as the kernel leaves it with NEEDS_CSUM.
+  function partialSyn(): Uint8Array {
+    const repr = { sourcePort: 40000, destinationPort: 9, seq: 1000, ack: 0, flags: TcpFlag.SYN, window: 65535, urgentPointer: 0, options: { mss: 1460 } };
+    const length = TcpRepr.bufferLength(repr, 0);
+    const ip = { source: ipv4('10.0.0.1'), destination: ipv4('10.0.0.2'), protocol: 6, ttl: 64, identification: 1, dscp: 0, ecn: 0, dontFragment: true, moreFragments: false, fragmentOffset: 0, options: new Uint8Array(0), payloadLength: length };
+    const frame = new Uint8Array(14 + 20 + length);
+    MacAddress.parse('02:00:00:00:0b:02').writeTo(frame, 0);
+    MacAddress.parse('02:00:00:00:0a:01').writeTo(frame, 6);
+    frame[12] = 0x08;
+    Ipv4Repr.emit(ip, frame, 14);
+    TcpRepr.emit(repr, new Uint8Array(0), frame, ip.source, ip.destination, 34, true);
+    return frame;
+  }
+  const PARTIAL: FrameOffload = { checksum: 'partial', checksumStart: 34, checksumOffset: 16, gso: 'none', segmentSize: 0, headerLength: 0 };
+
+  function listener() {
+    const clock = new VirtualClock();
+    const [wire] = MemoryLink.pair({ clock, macs: [MacAddress.parse('02:00:00:00:0b:02'), MacAddress.parse('02:00:00:00:0a:01')] });
+    const dispatcher = new EtherTypeDispatcher(wire);
+    const address = Ipv4Cidr.parse('10.0.0.2/24');
+    const arp = new Arp({ dispatcher, clock, addresses: [address.address], random: () => 0.5, announce: false });
+    const ip = new Ipv4Layer({ dispatcher, resolver: arp, clock, address, random: () => 0.5 });
+    const tcp = new TcpLayer({ ipv4: ip, clock, secret: new Uint8Array(32) });
+    tcp.createServer().listen(9);
+    return { dispatcher, tcp };
+  }
+
+  it('takes a segment whose checksum the kernel left partial, without summing it', () => {
+    const { dispatcher, tcp } = listener();
+    dispatcher.input(partialSyn(), PARTIAL);
+    expect(tcp.counters.get('InCsumErrors')).toBe(0);
+    expect(tcp.connectionCount).toBe(1); // SYN-RECEIVED
+  });
+
+  it('checks it when nothing vouches for it, or when the offload names another field: a partial checksum then fails', () => {
+    const { dispatcher, tcp } = listener();
+    dispatcher.input(partialSyn());
+    dispatcher.input(partialSyn(), { ...PARTIAL, checksum: 'unverified' });
+    dispatcher.input(partialSyn(), { ...PARTIAL, checksumOffset: 6 });
+    expect(tcp.counters.get('InCsumErrors')).toBe(3);
+    expect(tcp.connectionCount).toBe(0);
   });
 });
