@@ -353,8 +353,9 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   // ConnectionHost: what connections call
 
   output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
-    // Longer than one segment can only be a super-frame the connection built for a GSO link.
-    const segmentSize = connection.segmentSize;
+    // Longer than one segment can only be a super-frame the connection built for a GSO link
+    // (asked only there: the segment size costs a look at the SACK blocks).
+    const segmentSize = payload.length > 0 && this.ipv4.gsoMaxSize > 0 ? connection.segmentSize : 0;
     this.send(repr, payload, connection.local.address, connection.remote.address, payload.length > segmentSize ? segmentSize : 0);
   }
 
