@@ -373,8 +373,13 @@ export class Ipv4Layer {
       return;
     }
     if (info.offload && !entry.offloads) {
-      // A protocol that does not read offloads gets the datagram as a plain frame would bring it.
-      if (info.offload.checksum === 'partial') finishChecksum(info.frame!, info.offload, ETHERNET_HEADER_LENGTH + packet.totalLength);
+      // A protocol that does not read offloads gets the datagram as a plain frame would bring it:
+      // a partial checksum finished, if it starts where the transport header does (one that
+      // starts elsewhere is left alone, and the protocol's own check drops the datagram).
+      const o = info.offload;
+      if (o.checksum === 'partial' && o.checksumStart === ETHERNET_HEADER_LENGTH + packet.headerLength) {
+        finishChecksum(info.frame!, o, ETHERNET_HEADER_LENGTH + packet.totalLength);
+      }
       info = { destinationKind: info.destinationKind, linkGroup: info.linkGroup, reassembled: false, frame: info.frame! };
     }
     this.rxDelivered.value++;

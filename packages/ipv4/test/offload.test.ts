@@ -76,6 +76,17 @@ describe('receive with offloads', () => {
     expect(internetChecksum(got[0]!.payload, pseudoHeaderSum(PEER, US, 17, 12))).toBe(0);
   });
 
+  it('a partial checksum that does not start at the transport header is not finished (the protocol then finds it bad)', () => {
+    const { dispatcher, layer } = setup(true);
+    const got: Uint8Array[] = [];
+    layer.register(17, (_p, payload) => got.push(payload.slice()));
+    const f = frameOf(17, UDP_PARTIAL);
+    const ipHeader = f.slice(14, 34);
+    dispatcher.input(f, { ...UDP_PARTIAL_OFFLOAD, checksumStart: 14, checksumOffset: 10 });
+    expect(f.subarray(14, 34)).toEqual(ipHeader); // the IPv4 header was not written over
+    expect(Array.from(got[0]!.subarray(6, 8))).toEqual([0x14, 0x20]);
+  });
+
   it('a protocol registered with offloads gets the frame as it came, with the offload', () => {
     const { dispatcher, layer } = setup(true);
     const got: { payload: Uint8Array; info: Ipv4DeliveryInfo }[] = [];
