@@ -26,6 +26,12 @@ export interface CongestionControl {
   onExitRecovery(flightBytes: number, mss: number): void;
   /** The retransmission timer fired with `flightBytes` outstanding. */
   onTimeout(flightBytes: number, mss: number): void;
+  /**
+   * SACK loss recovery sets the window itself: during recovery Proportional Rate Reduction
+   * (RFC 6937) decides it on every ACK, and recovery ends at ssthresh (as Linux's
+   * tcp_cwnd_reduction and tcp_end_cwnd_reduction write snd_cwnd for any algorithm).
+   */
+  setWindow(cwnd: number): void;
 }
 
 /** RFC 6928 / Linux: the initial window is 10 segments. */
@@ -73,6 +79,11 @@ export class NewReno implements CongestionControl {
   onExitRecovery(flightBytes: number, mss: number): void {
     // RFC 6582 3.2 step 3, first option: min(ssthresh, FlightSize + SMSS).
     this.cwnd = Math.min(this.ssthresh, Math.max(flightBytes, 0) + mss);
+    this.avoidanceCredit = 0;
+  }
+
+  setWindow(cwnd: number): void {
+    this.cwnd = cwnd;
     this.avoidanceCredit = 0;
   }
 

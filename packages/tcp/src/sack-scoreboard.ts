@@ -32,7 +32,10 @@ export interface SentSegment {
   retransmitInFlight: boolean;
   /** The peer reported it in a SACK block. */
   sacked: boolean;
-  /** Judged lost (by DupThresh, RACK, or a timeout) and not yet retransmitted since. */
+  /**
+   * Judged lost (by DupThresh, RACK, or a timeout). It stays marked after its retransmission
+   * (as Linux's TCPCB_LOST), which `retransmitInFlight` tells apart.
+   */
   lost: boolean;
 }
 
@@ -94,7 +97,18 @@ export class SackScoreboard {
     segment.sentAt = now;
     segment.everRetransmitted = true;
     segment.retransmitInFlight = true;
-    segment.lost = false;
+  }
+
+  /**
+   * Cuts `segment` in two at `at` (our own choice: a retransmission must fit a smaller MSS); the
+   * second part keeps the marks.
+   */
+  split(segment: SentSegment, at: number): SentSegment {
+    const i = this.segments.indexOf(segment);
+    const tail: SentSegment = { ...segment, start: at };
+    segment.end = at;
+    this.segments.splice(i + 1, 0, tail);
+    return tail;
   }
 
   /** The record holding sequence number `seq`, if any. */
@@ -212,9 +226,9 @@ export class SackScoreboard {
     }
   }
 
-  /** Marks one record lost (RACK), and forgets that a retransmission of it is in flight. */
+  /** Marks one record lost (RACK: also a lost retransmission), and forgets a retransmission of it in flight. */
   markLost(segment: SentSegment): number {
-    if (segment.sacked || segment.lost) return 0;
+    if (segment.sacked || (segment.lost && !segment.retransmitInFlight)) return 0;
     segment.lost = true;
     segment.retransmitInFlight = false;
     return seqDiff(segment.end, segment.start);
@@ -222,7 +236,8 @@ export class SackScoreboard {
 
   /**
    * RFC 6675 SetPipe, the way Linux counts it (packets_out - sacked_out - lost_out + retrans_out):
-   * bytes sent and neither SACKed nor judged lost, plus retransmissions still in the network.
+   * bytes sent and neither SACKed nor judged lost, plus retransmissions still in the network (so
+   * a lost segment retransmitted counts once, one retransmitted without being judged lost twice).
    */
   pipe(): number {
     let pipe = 0;
@@ -237,14 +252,14 @@ export class SackScoreboard {
 
   /** NextSeg rule 1 (RFC 6675 4): the lowest segment judged lost and not yet retransmitted since. */
   nextLost(): SentSegment | undefined {
-    for (const s of this.segments) if (s.lost && !s.sacked) return s;
+    for (const s of this.segments) if (s.lost && !s.sacked && !s.retransmitInFlight) return s;
     return undefined;
   }
 
   /** Bytes marked lost and not yet retransmitted. */
   lostBytes(): number {
     let n = 0;
-    for (const s of this.segments) if (s.lost && !s.sacked) n += seqDiff(s.end, s.start);
+    for (const s of this.segments) if (s.lost && !s.sacked && !s.retransmitInFlight) n += seqDiff(s.end, s.start);
     return n;
   }
 

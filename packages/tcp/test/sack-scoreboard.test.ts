@@ -86,6 +86,8 @@ describe('SackScoreboard', () => {
     s.markLostByDupThresh(100);
     expect(s.pipe()).toBe(1000 - 300 - 100);
     s.retransmitted(s.nextLost()!, 20);
+    expect(s.pipe()).toBe(1000 - 300 - 100 + 100); // lost and retransmitted: counted once
+    s.retransmitted(s.records.at(-1)!, 21); // a probe of a segment not judged lost: counted twice
     expect(s.pipe()).toBe(1000 - 300 - 100 + 100 + 100);
     expect(s.nextLost()).toBeUndefined();
     // a timeout: everything not SACKed is lost, nothing is in the network
