@@ -142,3 +142,33 @@ describe('TCP between two stacks under loss, reordering and duplication', () => 
     }
   });
 });
+
+/** 1 MiB one way (A to B) with `drop` loss both ways; returns goodput in bytes per virtual second. */
+async function goodput(seed: number, sack: boolean, drop: number): Promise<number> {
+  const p = pair({ faults: { drop, seed }, latencyMs: 5, tcp: { params: { sack } } });
+  pairs.push(p);
+  const size = 1 << 20;
+  const data = pattern(size, seed);
+  let got: ReturnType<typeof collect> | undefined;
+  p.b.tcp.createServer((socket: TcpSocket) => (got = collect(socket))).listen(9);
+  const client = p.a.tcp.connect({ host: IP_B, port: 9 });
+  const clientGot = collect(client);
+  client.end(data);
+  const took = await runUntil(p.clock, () => got?.ended === true, 1_800_000, 5);
+  expect(clientGot.error).toBeUndefined();
+  expect(sha256(got!.bytes()), `seed ${seed}`).toBe(sha256(data));
+  return size / (took / 1000);
+}
+
+describe('SACK recovery against the NewReno baseline', () => {
+  it('at 5% loss both ways, SACK (RFC 6675 + PRR) delivers at least as many bytes per virtual second as NewReno on the same 20 seeds', async () => {
+    let sack = 0;
+    let newReno = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      sack += await goodput(seed, true, 0.05);
+      newReno += await goodput(seed, false, 0.05);
+    }
+    // Measured when written: SACK about 563 kB/s, NewReno about 339 kB/s of virtual time (10 ms RTT).
+    expect(sack).toBeGreaterThanOrEqual(newReno);
+  });
+});
