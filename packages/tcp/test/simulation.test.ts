@@ -135,11 +135,18 @@ describe('TCP between two stacks under loss, reordering and duplication', () => 
   }
 
   it(`reordering and duplication (10% each) with 2% loss and 1% corruption, 1 MiB each way, ${seeds.length} seeds`, async () => {
+    let dsackSent = 0;
+    let dsackReceived = 0;
     for (const seed of seeds) {
       const p = await exchangeUnderFaults(seed, { drop: 0.02, reorder: 0.1, duplicate: 0.1, corrupt: 0.01 }, 1 << 20);
       expect(p.faultsA!.faultCounters.get('reordered')).toBeGreaterThan(0);
       expect(p.faultsA!.faultCounters.get('duplicated')).toBeGreaterThan(0);
+      dsackSent += p.a.tcp.counters.get('TCPDSACKOldSent') + p.b.tcp.counters.get('TCPDSACKOldSent');
+      dsackReceived += p.a.tcp.counters.get('TCPDSACKRecv') + p.b.tcp.counters.get('TCPDSACKRecv');
     }
+    // duplicated segments are reported (RFC 2883) and the reports reach the other side
+    expect(dsackSent).toBeGreaterThan(0);
+    expect(dsackReceived).toBeGreaterThan(0);
   });
 });
 
