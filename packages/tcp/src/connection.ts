@@ -59,7 +59,8 @@
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 import type { Clock, Ipv4Address, Timer } from '@tapstack/link';
-import { NewReno, type CongestionControl } from './congestion.ts';
+import { NewReno, type CongestionControl, type CongestionControlChoice, type CongestionState } from './congestion.ts';
+import { Cubic } from './cubic.ts';
 import type { TcpErrorCode } from './errors.ts';
 import { mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
@@ -112,6 +113,11 @@ export interface TcpParams {
   /** Least time between two ACKs sent for out-of-window segments or challenge ACKs, ms (tcp_invalid_ratelimit, 500). */
   invalidRatelimitMs: number;
   rto: RtoLimits;
+  /**
+   * The congestion control a connection starts with (net.ipv4.tcp_congestion_control, cubic):
+   * 'cubic', 'newreno', or a factory of one's own (see congestion.ts).
+   */
+  congestionControl: CongestionControlChoice;
 }
 
 export const DEFAULT_TCP_PARAMS: TcpParams = {
@@ -131,7 +137,17 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   windowScaling: true,
   invalidRatelimitMs: 500,
   rto: DEFAULT_RTO_LIMITS,
+  congestionControl: 'cubic',
 };
+
+/** The algorithm a `congestionControl` choice names, made for one connection. */
+export function createCongestionControl(choice: CongestionControlChoice, mss: number): CongestionControl {
+  if (typeof choice === 'function') return choice(mss);
+  return match(choice)
+    .with('cubic', () => new Cubic(mss))
+    .with('newreno', () => new NewReno(mss))
+    .exhaustive();
+}
 
 /** The counters a connection bumps (the layer's, Linux names). */
 export type ConnectionCounter =
@@ -188,6 +204,7 @@ export interface ConnectionOptions {
   /** The largest segment our side of the path carries: mssForMtu(route MTU). */
   localMss: number;
   params?: Partial<TcpParams>;
+  /** An algorithm made already (tests); otherwise params.congestionControl chooses. */
   congestion?: CongestionControl;
 }
 
@@ -202,6 +219,8 @@ export interface ConnectionInfo {
   readonly sendQueue: number;
   readonly rtoMs: number;
   readonly srttMs: number | undefined;
+  /** The congestion control's name (ss -ti shows it first: cubic). */
+  readonly congestionControl: string;
   readonly cwnd: number;
   readonly ssthresh: number;
   readonly mss: number;
@@ -272,6 +291,8 @@ export class TcpConnection implements SocketConnection {
   private readonly rto: RtoEstimator;
   private dupAcks = 0;
   private inRecovery = false;
+  /** A retransmission timeout happened and SND.UNA has not yet passed `recover` (Linux's CA_Loss). */
+  private inLoss = false;
   /** RFC 6582's "recover": SND.MAX when the loss was found. */
   private recover = 0;
   /** A segment being timed without timestamps (Karn: dropped if retransmitted). */
@@ -317,7 +338,7 @@ export class TcpConnection implements SocketConnection {
     this.mss = Math.min(TCP_DEFAULT_MSS, options.localMss);
     this.sendBuffer = new SendBuffer(this.params.sendBufferBytes);
     this.rto = new RtoEstimator(this.params.rto);
-    this.cc = options.congestion ?? new NewReno(options.localMss);
+    this.cc = options.congestion ?? createCongestionControl(this.params.congestionControl, options.localMss);
     this.keepaliveIdleMs = this.params.keepaliveTimeMs;
     this.recover = this.iss;
     this.lastReceivedAt = this.clock.now();
@@ -510,6 +531,7 @@ export class TcpConnection implements SocketConnection {
       sendQueue: this.sendBuffer.length,
       rtoMs: this.rto.rto,
       srttMs: this.rto.srtt,
+      congestionControl: this.cc.name,
       cwnd: this.cc.cwnd,
       ssthresh: this.cc.ssthresh,
       mss: this.mss,
@@ -751,14 +773,18 @@ export class TcpConnection implements SocketConnection {
     if (this.inRecovery) {
       if (seqGe(ack, this.recover)) {
         this.inRecovery = false;
-        this.cc.onExitRecovery(this.flightSize(), this.mss);
+        // RFC 6582 3.2 step 3, first option: min(ssthresh, FlightSize + SMSS).
+        this.cc.cwnd = Math.min(this.cc.ssthresh, Math.max(this.flightSize(), 0) + this.mss);
+        this.congestionState('open');
       } else {
-        this.cc.onPartialAck(acked, this.mss);
+        // Deflate by what was acknowledged, then add back one segment (RFC 6582 3.2 step 3).
+        this.cc.cwnd = Math.max(this.mss, this.cc.cwnd - acked + this.mss);
         this.host.count('TCPPartialUndo');
         this.retransmitFirst();
       }
     } else {
-      this.cc.onAck(acked, this.mss);
+      if (this.inLoss && seqGe(ack, this.recover)) this.congestionState('open');
+      this.cc.onAck({ now: this.clock.now(), ackedBytes: acked, mss: this.mss, flightBytes: this.flightSize(), srttMs: this.rto.srtt });
     }
     this.dupAcks = 0;
     // Restart the retransmission timer for what is still outstanding (RFC 6298 5.3).
@@ -771,17 +797,27 @@ export class TcpConnection implements SocketConnection {
     this.host.count('TCPDupAcks');
     this.dupAcks++;
     if (this.inRecovery) {
-      this.cc.onRecoveryDuplicate(this.mss);
+      // Each further duplicate: one more segment has left the network (RFC 5681 3.2 step 4).
+      this.cc.cwnd += this.mss;
       return;
     }
     // RFC 6582 3.2 step 2: a new recovery only for losses after the last one.
     if (this.dupAcks === DUP_ACK_THRESHOLD && seqGt(this.sndUna, this.recover)) {
       this.inRecovery = true;
       this.recover = this.sndMax;
-      this.cc.onEnterRecovery(this.flightSize(), this.mss);
+      // RFC 5681 3.2 step 2 and 3: the algorithm's threshold, and the window inflated by the three segments that left.
+      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
+      this.cc.cwnd = this.cc.ssthresh + 3 * this.mss;
+      this.congestionState('recovery');
       this.host.count('TCPFastRetrans');
       this.retransmitFirst();
     }
+  }
+
+  /** Tells the algorithm the congestion state changed (Linux's set_state). */
+  private congestionState(state: CongestionState): void {
+    this.inLoss = state === 'loss';
+    this.cc.onStateChange?.(state, this.clock.now());
   }
 
   /** The handshake is complete: tell the layer and the socket; a FIN asked for meanwhile goes next. */
@@ -1142,8 +1178,11 @@ export class TcpConnection implements SocketConnection {
       this.sendSyn();
       return;
     }
-    this.cc.onTimeout(this.flightSize(), this.mss);
+    // RFC 5681 3.1 equation (4) with the algorithm's threshold; the loss window is one segment.
+    this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'timeout' });
+    this.cc.cwnd = this.mss;
     this.inRecovery = false;
+    this.congestionState('loss');
     this.recover = this.sndMax;
     this.dupAcks = 0;
     // Go back to SND.UNA: the window is one segment now, so this resends the first one.
