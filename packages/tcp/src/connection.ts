@@ -64,6 +64,7 @@ import { Cubic } from './cubic.ts';
 import type { TcpErrorCode } from './errors.ts';
 import { mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
+import { SackScoreboard, type SentSegment } from './sack-scoreboard.ts';
 import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
 import { SendBuffer } from './send-buffer.ts';
 import { seqAdd, seqDiff, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax } from './seq.ts';
@@ -164,6 +165,16 @@ export type ConnectionCounter =
   | 'TCPFastRetrans'
   | 'TCPPartialUndo'
   | 'TCPDSACKRecv'
+  | 'TCPSackRecovery'
+  | 'TCPRenoRecovery'
+  | 'TCPLossProbes'
+  | 'TCPLossProbeRecovery'
+  | 'TCPLostRetransmit'
+  | 'TCPSACKReneging'
+  | 'TCPSACKDiscard'
+  | 'TCPDSACKOldSent'
+  | 'TCPDSACKOfoSent'
+  | 'PAWSEstab'
   | 'TCPOFOQueue'
   | 'TCPOFODrop'
   | 'TCPRcvCoalesce'
@@ -290,11 +301,20 @@ export class TcpConnection implements SocketConnection {
   private readonly cc: CongestionControl;
   private readonly rto: RtoEstimator;
   private dupAcks = 0;
-  private inRecovery = false;
-  /** A retransmission timeout happened and SND.UNA has not yet passed `recover` (Linux's CA_Loss). */
-  private inLoss = false;
-  /** RFC 6582's "recover": SND.MAX when the loss was found. */
+  /**
+   * Where loss recovery stands, as Linux's icsk_ca_state: 'open' (nothing lost), 'recovery'
+   * (fast recovery after a loss found by ACKs, until SND.UNA passes `recover`), 'loss' (after a
+   * retransmission timeout, until the same).
+   */
+  private caState: 'open' | 'recovery' | 'loss' = 'open';
+  /** RFC 6582's "recover" and RFC 6675's RecoveryPoint: SND.MAX when the loss was found. */
   private recover = 0;
+  /** With SACK: what was sent and what the peer reported (RFC 6675). Empty without SACK. */
+  private readonly scoreboard = new SackScoreboard();
+  /** Proportional Rate Reduction (RFC 6937): RecoverFS, prr_delivered and prr_out, bytes. */
+  private prrRecoverFs = 0;
+  private prrDelivered = 0;
+  private prrOut = 0;
   /** A segment being timed without timestamps (Karn: dropped if retransmitted). */
   private timedSeq: number | undefined;
   private timedAt = 0;
@@ -713,8 +733,11 @@ export class TcpConnection implements SocketConnection {
     const window = seg.window << this.sndWscale;
     if (seqGt(ack, this.sndUna)) {
       this.newlyAcked(ack, seg);
-    } else if (ack === this.sndUna && payloadLength === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd && seqGt(this.sndMax, this.sndUna)) {
-      this.duplicateAck();
+    } else if (ack === this.sndUna && seqGt(this.sndMax, this.sndUna)) {
+      const duplicate = payloadLength === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd;
+      // With SACK every ACK may carry news (blocks); without, only a duplicate counts.
+      if (this.sackOn) this.sackAck(seg, 0, duplicate);
+      else if (duplicate) this.duplicateAck();
     }
     // Window update (RFC 9293 3.10.7.4, fifth step): from newer segments only.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
@@ -769,10 +792,11 @@ export class TcpConnection implements SocketConnection {
       this.rto.sample(this.clock.now() - this.timedAt);
       this.timedSeq = undefined;
     }
-    // Congestion control and NewReno recovery (RFC 6582).
-    if (this.inRecovery) {
+    if (this.sackOn) {
+      this.sackAck(seg, acked, false);
+    } else if (this.caState === 'recovery') {
+      // NewReno recovery (RFC 6582), when the peer does not SACK.
       if (seqGe(ack, this.recover)) {
-        this.inRecovery = false;
         // RFC 6582 3.2 step 3, first option: min(ssthresh, FlightSize + SMSS).
         this.cc.cwnd = Math.min(this.cc.ssthresh, Math.max(this.flightSize(), 0) + this.mss);
         this.congestionState('open');
@@ -783,8 +807,7 @@ export class TcpConnection implements SocketConnection {
         this.retransmitFirst();
       }
     } else {
-      if (this.inLoss && seqGe(ack, this.recover)) this.congestionState('open');
-      this.cc.onAck({ now: this.clock.now(), ackedBytes: acked, mss: this.mss, flightBytes: this.flightSize(), srttMs: this.rto.srtt });
+      this.congestionAck(acked);
     }
     this.dupAcks = 0;
     // Restart the retransmission timer for what is still outstanding (RFC 6298 5.3).
@@ -793,31 +816,109 @@ export class TcpConnection implements SocketConnection {
     if (this.sendBuffer.free > 0) this.socket?.sendSpace();
   }
 
+  /** A duplicate ACK without SACK: NewReno (RFC 5681 3.2, RFC 6582). */
   private duplicateAck(): void {
     this.host.count('TCPDupAcks');
     this.dupAcks++;
-    if (this.inRecovery) {
+    if (this.caState === 'recovery') {
       // Each further duplicate: one more segment has left the network (RFC 5681 3.2 step 4).
       this.cc.cwnd += this.mss;
       return;
     }
     // RFC 6582 3.2 step 2: a new recovery only for losses after the last one.
     if (this.dupAcks === DUP_ACK_THRESHOLD && seqGt(this.sndUna, this.recover)) {
-      this.inRecovery = true;
       this.recover = this.sndMax;
       // RFC 5681 3.2 step 2 and 3: the algorithm's threshold, and the window inflated by the three segments that left.
       this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
       this.cc.cwnd = this.cc.ssthresh + 3 * this.mss;
       this.congestionState('recovery');
+      this.host.count('TCPRenoRecovery');
       this.host.count('TCPFastRetrans');
       this.retransmitFirst();
     }
   }
 
-  /** Tells the algorithm the congestion state changed (Linux's set_state). */
+  /** New data acknowledged with no recovery running: the algorithm grows the window (Linux's cong_avoid). */
+  private congestionAck(acked: number): void {
+    this.cc.onAck({ now: this.clock.now(), ackedBytes: acked, mss: this.mss, flightBytes: this.flightSize(), srttMs: this.rto.srtt });
+  }
+
+  /** Moves to a congestion state and tells the algorithm (Linux's tcp_set_ca_state calling set_state). */
   private congestionState(state: CongestionState): void {
-    this.inLoss = state === 'loss';
+    if (state === this.caState) return;
+    this.caState = state;
     this.cc.onStateChange?.(state, this.clock.now());
+  }
+
+  /**
+   * What one ACK tells a SACK sender (RFC 6675 with PRR, RFC 6937; Linux's tcp_fastretrans_alert
+   * and tcp_cwnd_reduction): the scoreboard takes the cumulative ACK and the blocks, losses are
+   * marked, recovery starts or ends, and the window for this ACK is set. `acked` is how far
+   * SND.UNA moved (already moved); `duplicate` says the ACK is a duplicate in RFC 5681's sense.
+   */
+  private sackAck(seg: TcpRepr, acked: number, duplicate: boolean): void {
+    const board = this.scoreboard;
+    const sackedBefore = board.sackedBytes;
+    if (acked > 0) board.acknowledge(this.sndUna);
+    const update = board.applySack(seg.options.sackBlocks ?? [], seg.ack, this.sndUna, this.sndMax, this.maxSndWnd);
+    if (update.dsack) this.host.count('TCPDSACKRecv');
+    if (update.discarded > 0) this.host.count('TCPSACKDiscard', update.discarded);
+    if (board.headIsSacked()) {
+      // The peer acknowledged up to a segment it had SACKed, and not that segment: it dropped
+      // out-of-order data it had reported (reneging, RFC 2018 8). Forget every SACK mark.
+      this.host.count('TCPSACKReneging');
+      board.clearSacks();
+    }
+    // RFC 6937: DeliveredData is the change in SND.UNA plus the change in SACKed bytes.
+    const delivered = Math.max(0, acked + board.sackedBytes - sackedBefore);
+    if (duplicate) {
+      this.host.count('TCPDupAcks');
+      this.dupAcks++;
+    }
+    let newlyLost = board.markLostByDupThresh(this.mss);
+    // Duplicate ACKs without blocks (a peer that SACKs little) still count (RFC 6675 5, DupAcks >= DupThresh).
+    if (this.caState === 'open' && this.dupAcks >= DUP_ACK_THRESHOLD && board.lostBytes() === 0 && board.records[0]) newlyLost += board.markLost(board.records[0]);
+    if (this.caState !== 'open' && seqGe(this.sndUna, this.recover)) {
+      // Recovery ends when everything outstanding at its start is acknowledged; the window
+      // comes back to ssthresh (Linux tcp_end_cwnd_reduction).
+      if (this.caState === 'recovery') this.cc.cwnd = Math.max(this.cc.ssthresh, this.mss);
+      this.congestionState('open');
+      if (newlyLost === 0 && board.lostBytes() === 0) return;
+    }
+    if (this.caState === 'open' && board.lostBytes() > 0) {
+      // RFC 6675 5: enter fast recovery. ssthresh comes from the congestion control; PRR then
+      // brings the window down to it over about one round trip instead of at once.
+      this.recover = this.sndMax;
+      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
+      this.congestionState('recovery');
+      this.prrRecoverFs = this.flightSize();
+      this.prrDelivered = 0;
+      this.prrOut = 0;
+      this.host.count('TCPSackRecovery');
+    }
+    if (this.caState === 'recovery') this.prrUpdate(delivered, newlyLost > 0);
+    else if (acked > 0) this.congestionAck(acked);
+  }
+
+  /**
+   * Proportional Rate Reduction (RFC 6937 3, the SSRB bound as Linux uses): how much may be
+   * sent on this ACK, written into the congestion window as pipe + sndcnt.
+   */
+  private prrUpdate(delivered: number, newlyLost: boolean): void {
+    this.prrDelivered += delivered;
+    const pipe = this.scoreboard.pipe();
+    const ssthresh = this.cc.ssthresh;
+    let sndcnt: number;
+    if (pipe > ssthresh) {
+      // Proportional part: send ssthresh/RecoverFS of what was delivered.
+      sndcnt = Math.ceil((this.prrDelivered * ssthresh) / Math.max(this.prrRecoverFs, 1)) - this.prrOut;
+    } else {
+      // Slow start reduction bound: grow back towards ssthresh, at most one MSS beyond what was delivered.
+      sndcnt = Math.min(ssthresh - pipe, Math.max(this.prrDelivered - this.prrOut, delivered) + this.mss);
+    }
+    // The fast retransmit itself always goes (Linux: one segment when nothing was sent yet and something was found lost).
+    sndcnt = Math.max(sndcnt, this.prrOut === 0 && newlyLost ? this.mss : 0);
+    this.cc.cwnd = pipe + sndcnt;
   }
 
   /** The handshake is complete: tell the layer and the socket; a FIN asked for meanwhile goes next. */
@@ -919,6 +1020,15 @@ export class TcpConnection implements SocketConnection {
   private trySend(): void {
     if (!this.isSynchronized() || this.state === 'TIME-WAIT') return;
     let sent = false;
+    // With SACK the window limits the bytes in the network (RFC 6675 pipe), not SND.NXT - SND.UNA.
+    let pipe = this.sackOn ? this.scoreboard.pipe() : 0;
+    if (this.sackOn) {
+      // NextSeg rule 1 (RFC 6675 4): segments judged lost go first, lowest first.
+      for (let lost = this.scoreboard.nextLost(); lost && pipe < this.cc.cwnd; lost = this.scoreboard.nextLost()) {
+        pipe += this.retransmitSegment(lost);
+        sent = true;
+      }
+    }
     for (;;) {
       const offset = seqDiff(this.sndNxt, this.sndUna);
       const unsent = this.sendBuffer.length - offset;
@@ -927,7 +1037,7 @@ export class TcpConnection implements SocketConnection {
       const finDue = this.finQueued && !this.finAcked && this.sndNxt === finSeq;
       if (unsent <= 0 && !finDue) break;
       const flight = this.flightSize();
-      const room = Math.min(this.cc.cwnd, this.sndWnd) - flight;
+      const room = Math.min(this.cc.cwnd - (this.sackOn ? pipe : flight), this.sndWnd - flight);
       let length = 0;
       if (unsent > 0) {
         if (room <= 0) {
@@ -958,7 +1068,13 @@ export class TcpConnection implements SocketConnection {
         this.timedAt = this.clock.now();
       }
       this.emitData(seq, flags, data);
-      this.sndNxt = seqAdd(seq, length + (fin ? 1 : 0));
+      const end = seqAdd(seq, length + (fin ? 1 : 0));
+      if (this.sackOn) {
+        this.scoreboard.sentNew(seq, end, this.clock.now());
+        pipe += length + (fin ? 1 : 0);
+      }
+      if (this.caState === 'recovery') this.prrOut += length;
+      this.sndNxt = end;
       if (fin) this.finSent = true;
       this.sndMax = seqMax(this.sndMax, this.sndNxt);
       sent = true;
@@ -994,9 +1110,45 @@ export class TcpConnection implements SocketConnection {
     this.armRetransmit();
   }
 
+  /**
+   * Sends one scoreboard record again (SACK recovery, a timeout, a loss probe); returns the
+   * sequence space it took. A record longer than today's MSS is cut first.
+   */
+  private retransmitSegment(segment: SentSegment): number {
+    const max = this.mss - this.sackOptionBytes();
+    const finSeq = seqAdd(this.sndUna, this.sendBuffer.length);
+    if (seqDiff(segment.end, segment.start) > max && seqGt(segment.end, seqAdd(segment.start, max))) {
+      // cut so the data fits (a FIN rides on the second part)
+      this.scoreboard.split(segment, seqAdd(segment.start, max));
+    }
+    const fin = this.finSent && segment.end === seqAdd(finSeq, 1);
+    const length = seqDiff(segment.end, segment.start) - (fin ? 1 : 0);
+    const data = this.sendBuffer.read(seqDiff(segment.start, this.sndUna), length);
+    let flags = TcpFlag.ACK;
+    if (fin) flags |= TcpFlag.FIN;
+    if (length > 0 && seqAdd(segment.start, length) === finSeq) flags |= TcpFlag.PSH;
+    this.host.count('RetransSegs');
+    if (this.caState === 'recovery') {
+      this.host.count('TCPFastRetrans');
+      this.prrOut += length;
+    }
+    this.totalRetransmits++;
+    this.timedSeq = undefined;
+    this.emitData(segment.start, flags, data);
+    this.scoreboard.retransmitted(segment, this.clock.now());
+    return seqDiff(segment.end, segment.start);
+  }
+
   /** Goes back to SND.UNA and sends again (after a timeout, or a smaller path MTU). */
   private retransmitNow(): void {
     if (!this.isSynchronized()) return;
+    if (this.sackOn) {
+      // Everything not SACKed goes again, cut to the new MSS (Linux tcp_simple_retransmit).
+      this.scoreboard.markAllLost();
+      this.timedSeq = undefined;
+      this.trySend();
+      return;
+    }
     this.sndNxt = this.sndUna;
     this.timedSeq = undefined;
     this.stopRetransmit();
@@ -1181,13 +1333,19 @@ export class TcpConnection implements SocketConnection {
     // RFC 5681 3.1 equation (4) with the algorithm's threshold; the loss window is one segment.
     this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'timeout' });
     this.cc.cwnd = this.mss;
-    this.inRecovery = false;
     this.congestionState('loss');
     this.recover = this.sndMax;
     this.dupAcks = 0;
-    // Go back to SND.UNA: the window is one segment now, so this resends the first one.
-    this.sndNxt = this.sndUna;
     this.timedSeq = undefined;
+    if (this.sackOn) {
+      // RFC 6675 5.1 as Linux does it (tcp_enter_loss): keep the SACK marks, judge everything
+      // else lost, and resend it lowest first as the window (one segment now) opens again.
+      this.scoreboard.markAllLost();
+    } else {
+      // Go back to SND.UNA: the window is one segment now, so this resends the first one.
+      this.congestionState('open');
+      this.sndNxt = this.sndUna;
+    }
     this.trySend();
     if (!this.retransmitTimer) this.armRetransmit();
   }
@@ -1260,6 +1418,7 @@ export class TcpConnection implements SocketConnection {
     for (const t of [this.retransmitTimer, this.persistTimer, this.delayedAckTimer, this.keepaliveTimer, this.closeTimer]) t?.cancel();
     this.retransmitTimer = this.persistTimer = this.delayedAckTimer = this.keepaliveTimer = this.closeTimer = undefined;
     this.sendBuffer.clear();
+    this.scoreboard.clear();
     if (error) this.receive?.clear();
     if (!this.closedReported) {
       this.closedReported = true;

@@ -51,16 +51,18 @@ async function bulk(congestionControl: CongestionControlName, seed: number, size
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 describe('CUBIC and NewReno at 1% loss', () => {
-  it('both deliver 8 MiB whole; after recovery CUBIC runs with the larger window, seed for seed', async () => {
+  it('both deliver 8 MiB whole; after the first loss CUBIC runs with the larger window and finishes sooner, seed for seed', async () => {
     for (const seed of [1, 2, 3]) {
       const cubic = await bulk('cubic', seed, 8 << 20);
       const reno = await bulk('newreno', seed, 8 << 20);
       expect(cubic.retransmits).toBeGreaterThan(0);
       expect(reno.retransmits).toBeGreaterThan(0);
-      // Seed 1 when written: mean cwnd 23 762 against 19 346 bytes, largest 88 472 against 73 124,
-      // and the 8 MiB took 8.27 s of virtual time against 10.35 s.
+      // When written (SACK with PRR doing the recovery), seeds 1-3: mean cwnd 22 502 / 22 247 / 24 801
+      // bytes against 19 192 / 21 205 / 18 346, and the 8 MiB took 7.99 / 8.07 / 7.19 s of virtual
+      // time against 9.21 / 8.29 / 9.57 s. The largest window is luck (a long loss-free stretch in
+      // slow start), so the test compares the window over the whole transfer after the first loss.
       expect(mean(cubic.windows), `seed ${seed}: mean cwnd after the first loss`).toBeGreaterThan(mean(reno.windows));
-      expect(Math.max(...cubic.windows), `seed ${seed}: largest cwnd after the first loss`).toBeGreaterThan(Math.max(...reno.windows));
+      expect(cubic.tookMs, `seed ${seed}: virtual time for the transfer`).toBeLessThan(reno.tookMs);
     }
   });
 });
