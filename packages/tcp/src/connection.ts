@@ -59,7 +59,8 @@
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 import type { Clock, Ipv4Address, Timer } from '@tapstack/link';
-import { NewReno, type CongestionControl } from './congestion.ts';
+import { NewReno, type CongestionControl, type CongestionControlChoice, type CongestionState } from './congestion.ts';
+import { Cubic } from './cubic.ts';
 import type { TcpErrorCode } from './errors.ts';
 import { mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
@@ -113,6 +114,11 @@ export interface TcpParams {
   /** Least time between two ACKs sent for out-of-window segments or challenge ACKs, ms (tcp_invalid_ratelimit, 500). */
   invalidRatelimitMs: number;
   rto: RtoLimits;
+  /**
+   * The congestion control a connection starts with (net.ipv4.tcp_congestion_control, cubic):
+   * 'cubic', 'newreno', or a factory of one's own (see congestion.ts).
+   */
+  congestionControl: CongestionControlChoice;
 }
 
 export const DEFAULT_TCP_PARAMS: TcpParams = {
@@ -132,7 +138,17 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   windowScaling: true,
   invalidRatelimitMs: 500,
   rto: DEFAULT_RTO_LIMITS,
+  congestionControl: 'cubic',
 };
+
+/** The algorithm a `congestionControl` choice names, made for one connection. */
+export function createCongestionControl(choice: CongestionControlChoice, mss: number): CongestionControl {
+  if (typeof choice === 'function') return choice(mss);
+  return match(choice)
+    .with('cubic', () => new Cubic(mss))
+    .with('newreno', () => new NewReno(mss))
+    .exhaustive();
+}
 
 /** The counters a connection bumps (the layer's, Linux names). */
 export type ConnectionCounter =
@@ -199,6 +215,7 @@ export interface ConnectionOptions {
   /** The largest segment our side of the path carries: mssForMtu(route MTU). */
   localMss: number;
   params?: Partial<TcpParams>;
+  /** An algorithm made already (tests); otherwise params.congestionControl chooses. */
   congestion?: CongestionControl;
 }
 
@@ -213,6 +230,8 @@ export interface ConnectionInfo {
   readonly sendQueue: number;
   readonly rtoMs: number;
   readonly srttMs: number | undefined;
+  /** The congestion control's name (ss -ti shows it first: cubic). */
+  readonly congestionControl: string;
   readonly cwnd: number;
   readonly ssthresh: number;
   readonly mss: number;
@@ -346,7 +365,7 @@ export class TcpConnection implements SocketConnection {
     this.mss = Math.min(TCP_DEFAULT_MSS, options.localMss);
     this.sendBuffer = new SendBuffer(this.params.sendBufferBytes);
     this.rto = new RtoEstimator(this.params.rto);
-    this.cc = options.congestion ?? new NewReno(options.localMss);
+    this.cc = options.congestion ?? createCongestionControl(this.params.congestionControl, options.localMss);
     this.keepaliveIdleMs = this.params.keepaliveTimeMs;
     this.recover = this.iss;
     this.lastReceivedAt = this.clock.now();
@@ -539,6 +558,7 @@ export class TcpConnection implements SocketConnection {
       sendQueue: this.sendBuffer.length,
       rtoMs: this.rto.rto,
       srttMs: this.rto.srtt,
+      congestionControl: this.cc.name,
       cwnd: this.cc.cwnd,
       ssthresh: this.cc.ssthresh,
       mss: this.mss,
@@ -802,15 +822,17 @@ export class TcpConnection implements SocketConnection {
     } else if (this.caState === 'recovery') {
       // NewReno recovery (RFC 6582), when the peer does not SACK.
       if (seqGe(ack, this.recover)) {
-        this.caState = 'open';
-        this.cc.onExitRecovery(this.flightSize(), this.mss);
+        // RFC 6582 3.2 step 3, first option: min(ssthresh, FlightSize + SMSS).
+        this.cc.cwnd = Math.min(this.cc.ssthresh, Math.max(this.flightSize(), 0) + this.mss);
+        this.congestionState('open');
       } else {
-        this.cc.onPartialAck(acked, this.mss);
+        // Deflate by what was acknowledged, then add back one segment (RFC 6582 3.2 step 3).
+        this.cc.cwnd = Math.max(this.mss, this.cc.cwnd - acked + this.mss);
         this.host.count('TCPPartialUndo');
         this.retransmitFirst();
       }
     } else {
-      this.cc.onAck(acked, this.mss);
+      this.congestionAck(acked);
     }
     this.dupAcks = 0;
     // Restart the retransmission timer for what is still outstanding (RFC 6298 5.3).
@@ -824,18 +846,33 @@ export class TcpConnection implements SocketConnection {
     this.host.count('TCPDupAcks');
     this.dupAcks++;
     if (this.caState === 'recovery') {
-      this.cc.onRecoveryDuplicate(this.mss);
+      // Each further duplicate: one more segment has left the network (RFC 5681 3.2 step 4).
+      this.cc.cwnd += this.mss;
       return;
     }
     // RFC 6582 3.2 step 2: a new recovery only for losses after the last one.
     if (this.dupAcks === DUP_ACK_THRESHOLD && seqGt(this.sndUna, this.recover)) {
-      this.caState = 'recovery';
       this.recover = this.sndMax;
-      this.cc.onEnterRecovery(this.flightSize(), this.mss);
+      // RFC 5681 3.2 step 2 and 3: the algorithm's threshold, and the window inflated by the three segments that left.
+      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
+      this.cc.cwnd = this.cc.ssthresh + 3 * this.mss;
+      this.congestionState('recovery');
       this.host.count('TCPRenoRecovery');
       this.host.count('TCPFastRetrans');
       this.retransmitFirst();
     }
+  }
+
+  /** New data acknowledged with no recovery running: the algorithm grows the window (Linux's cong_avoid). */
+  private congestionAck(acked: number): void {
+    this.cc.onAck({ now: this.clock.now(), ackedBytes: acked, mss: this.mss, flightBytes: this.flightSize(), srttMs: this.rto.srtt });
+  }
+
+  /** Moves to a congestion state and tells the algorithm (Linux's tcp_set_ca_state calling set_state). */
+  private congestionState(state: CongestionState): void {
+    if (state === this.caState) return;
+    this.caState = state;
+    this.cc.onStateChange?.(state, this.clock.now());
   }
 
   /**
@@ -869,23 +906,23 @@ export class TcpConnection implements SocketConnection {
     if (this.caState !== 'open' && seqGe(this.sndUna, this.recover)) {
       // Recovery ends when everything outstanding at its start is acknowledged; the window
       // comes back to ssthresh (Linux tcp_end_cwnd_reduction).
-      if (this.caState === 'recovery') this.cc.setWindow(Math.max(this.cc.ssthresh, this.mss));
-      this.caState = 'open';
+      if (this.caState === 'recovery') this.cc.cwnd = Math.max(this.cc.ssthresh, this.mss);
+      this.congestionState('open');
       if (newlyLost === 0 && board.lostBytes() === 0) return;
     }
     if (this.caState === 'open' && board.lostBytes() > 0) {
       // RFC 6675 5: enter fast recovery. ssthresh comes from the congestion control; PRR then
       // brings the window down to it over about one round trip instead of at once.
-      this.caState = 'recovery';
       this.recover = this.sndMax;
-      this.cc.onEnterRecovery(this.flightSize(), this.mss);
+      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
+      this.congestionState('recovery');
       this.prrRecoverFs = this.flightSize();
       this.prrDelivered = 0;
       this.prrOut = 0;
       this.host.count('TCPSackRecovery');
     }
     if (this.caState === 'recovery') this.prrUpdate(delivered, newlyLost > 0);
-    else if (acked > 0) this.cc.onAck(acked, this.mss);
+    else if (acked > 0) this.congestionAck(acked);
   }
 
   /**
@@ -906,7 +943,7 @@ export class TcpConnection implements SocketConnection {
     }
     // The fast retransmit itself always goes (Linux: one segment when nothing was sent yet and something was found lost).
     sndcnt = Math.max(sndcnt, this.prrOut === 0 && newlyLost ? this.mss : 0);
-    this.cc.setWindow(pipe + sndcnt);
+    this.cc.cwnd = pipe + sndcnt;
   }
 
   /** The handshake is complete: tell the layer and the socket; a FIN asked for meanwhile goes next. */
@@ -1356,18 +1393,20 @@ export class TcpConnection implements SocketConnection {
       this.sendSyn();
       return;
     }
-    this.cc.onTimeout(this.flightSize(), this.mss);
+    // RFC 5681 3.1 equation (4) with the algorithm's threshold; the loss window is one segment.
+    this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'timeout' });
+    this.cc.cwnd = this.mss;
+    this.congestionState('loss');
     this.recover = this.sndMax;
     this.dupAcks = 0;
     this.timedSeq = undefined;
     if (this.sackOn) {
       // RFC 6675 5.1 as Linux does it (tcp_enter_loss): keep the SACK marks, judge everything
       // else lost, and resend it lowest first as the window (one segment now) opens again.
-      this.caState = 'loss';
       this.scoreboard.markAllLost();
     } else {
       // Go back to SND.UNA: the window is one segment now, so this resends the first one.
-      this.caState = 'open';
+      this.congestionState('open');
       this.sndNxt = this.sndUna;
     }
     this.trySend();

@@ -77,11 +77,12 @@ const REMOTE = { address: ipv4('10.0.0.1'), port: 80 };
 
 /**
  * An established connection we opened; the peer offered MSS `mss`, SACK-permitted when `sack`,
- * timestamps when `timestamps`, no window scaling (a 65535-byte window).
+ * timestamps when `timestamps`, no window scaling (a 65535-byte window). Its congestion control
+ * is NewReno unless `params` says otherwise, so that ssthresh is half the flight in the figures.
  */
 export function established(options: { sack?: boolean; timestamps?: boolean; mss?: number; params?: Partial<TcpParams> } = {}): Harness {
   const h = new Harness();
-  h.connection = TcpConnection.connect(h, { local: LOCAL, remote: REMOTE, iss: ISS, localMss: 1460, params: options.params ?? {} });
+  h.connection = TcpConnection.connect(h, { local: LOCAL, remote: REMOTE, iss: ISS, localMss: 1460, params: { congestionControl: 'newreno', ...options.params } });
   h.connection.attach(h);
   const [syn] = h.take();
   const synOptions: TcpOptions = {
