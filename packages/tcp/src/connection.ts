@@ -256,6 +256,9 @@ export interface ConnectionInfo {
   readonly sendBufferBytes: number;
 }
 
+/** RFC 7323 5.5: TS.Recent older than 24 days is not used for PAWS (Linux TCP_PAWS_24DAYS). */
+const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+
 /** The ACK number's 3 duplicate rule (RFC 5681 3.2). */
 const DUP_ACK_THRESHOLD = 3;
 const TIMESTAMP_OPTION_BYTES = 12;
@@ -311,6 +314,10 @@ export class TcpConnection implements SocketConnection {
   private timestampsOn = false;
   private sackOn = false;
   private tsRecent = 0;
+  /** When TS.Recent was last set, ms: after 24 days idle it is too old to judge by (RFC 7323 5.5). */
+  private tsRecentAt = 0;
+  /** A duplicate segment to report in the first SACK block of our next ACK (D-SACK, RFC 2883). */
+  private dsackPending: SackBlock | undefined;
   /** Our last ACK number sent, for the TS.Recent rule (RFC 7323 4.3). */
   private lastAckSent = 0;
   private readonly tsOffset: number;
@@ -658,21 +665,39 @@ export class TcpConnection implements SocketConnection {
       return;
     }
 
-    // Timestamps (RFC 7323 4.3): remember the peer's clock from in-order segments.
+    // PAWS (RFC 7323 5.3 R1): a segment whose TSval is older than TS.Recent is an old duplicate
+    // (perhaps from before the sequence numbers wrapped): drop it, and acknowledge (not a RST).
+    // TS.Recent older than 24 days says nothing any more (5.5): the peer's clock may have wrapped.
     const ts = seg.options.timestamps;
-    if (this.timestampsOn && ts && seqLe(seg.seq, this.lastAckSent) && seqGe(ts.value, this.tsRecent)) this.tsRecent = ts.value;
+    if (this.timestampsOn && ts && !(f & TcpFlag.RST) && seqLt(ts.value, this.tsRecent)) {
+      if (this.clock.now() - this.tsRecentAt <= PAWS_IDLE_MS) {
+        this.host.count('PAWSEstab');
+        if (payload.length > 0) this.noteDuplicate(seg.seq, payload.length);
+        this.sendRateLimitedAckUnlessData(payload.length > 0);
+        return;
+      }
+    }
+
+    // Timestamps (RFC 7323 4.3): remember the peer's clock from segments at the left edge of the
+    // window (SEG.SEQ <= Last.ACK.sent). Also from an old duplicate that passed PAWS: the ACK it
+    // gets then echoes the retransmission that reached us, not the earlier one whose ACK was lost,
+    // so the sender's RTT sample is not inflated by its backoff.
+    if (this.timestampsOn && ts && seqLe(seg.seq, this.lastAckSent) && seqGe(ts.value, this.tsRecent)) {
+      this.tsRecent = ts.value;
+      this.tsRecentAt = this.clock.now();
+    }
 
     // First: is the segment in the window (RFC 9293 3.10.7.4, the four cases)?
     if (!this.acceptable(seg.seq, segLen)) {
       this.host.count('rx_out_of_window');
+      // Data wholly before RCV.NXT was received twice: a D-SACK tells the sender (RFC 2883 4.1).
+      if (payload.length > 0 && seqLe(seqAdd(seg.seq, payload.length), receive.next)) this.noteDuplicate(seg.seq, payload.length);
       // An ACK tells the peer where we are. Like Linux (tcp_oow_rate_limited), only the answers
       // to segments without data are rate-limited: two stacks could otherwise ping-pong ACKs.
-      if (!(f & TcpFlag.RST)) {
-        if (payload.length > 0) this.sendAck();
-        else this.sendRateLimitedAck(false);
-      }
+      if (!(f & TcpFlag.RST)) this.sendRateLimitedAckUnlessData(payload.length > 0);
       return;
     }
+
 
     // Second: RST (RFC 5961 3.2): exactly at RCV.NXT resets; elsewhere in the window, a challenge ACK.
     if (f & TcpFlag.RST) {
@@ -992,14 +1017,22 @@ export class TcpConnection implements SocketConnection {
     }
     this.sackOn = this.params.sack && o.sackPermitted === true;
     this.timestampsOn = this.params.timestamps && o.timestamps !== undefined;
-    if (this.timestampsOn) this.tsRecent = o.timestamps!.value;
+    if (this.timestampsOn) {
+      this.tsRecent = o.timestamps!.value;
+      this.tsRecentAt = this.clock.now();
+    }
     this.mss = Math.max(64, Math.min(peerMss, this.localMss) - (this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0));
   }
 
   private acceptData(seg: TcpRepr, payload: Uint8Array): void {
     const receive = this.receive!;
     const window = this.windowAdvertisedNow();
+    const nextBefore = receive.next;
     const outcome = receive.receive(seg.seq, payload, window);
+    if (outcome.duplicate > 0) {
+      if (seqLt(seg.seq, nextBefore)) this.noteDuplicate(seg.seq, Math.min(payload.length, seqDiff(nextBefore, seg.seq)));
+      else if (outcome.duplicate === payload.length) this.noteDuplicate(seg.seq, payload.length);
+    }
     if (outcome.outOfOrder) this.host.count('TCPOFOQueue');
     // The receiver's RTT for autotuning: how old the timestamp is that the peer echoes on its data.
     const ts = seg.options.timestamps;
@@ -1125,8 +1158,9 @@ export class TcpConnection implements SocketConnection {
 
   /** Bytes the SACK option takes on our next segment (0 when there is no out-of-order data to report). */
   private sackOptionBytes(): number {
-    if (!this.sackOn || !this.receive || this.receive.outOfOrderBytes === 0) return 0;
-    return 4 + 8 * Math.min(this.receive.outOfOrderRanges().length, this.timestampsOn ? 3 : 4);
+    if (!this.sackOn || !this.receive || (this.receive.outOfOrderBytes === 0 && !this.dsackPending)) return 0;
+    const blocks = this.receive.outOfOrderRanges().length + (this.dsackPending ? 1 : 0);
+    return 4 + 8 * Math.min(blocks, this.timestampsOn ? 3 : 4);
   }
 
   /** Retransmits the segment at SND.UNA (fast retransmit, a partial ACK). */
@@ -1227,8 +1261,14 @@ export class TcpConnection implements SocketConnection {
   private segmentOptions(): TcpOptions {
     const ts = this.timestampsOn ? { value: this.tsNow(), echo: this.tsRecent } : undefined;
     let sackBlocks: SackBlock[] | undefined;
+    const room = ts ? 3 : 4;
     if (this.sackOn && this.receive && this.receive.outOfOrderBytes > 0) {
-      sackBlocks = this.receive.outOfOrderRanges().slice(-(ts ? 3 : 4)).reverse();
+      sackBlocks = this.receive.outOfOrderRanges().slice(-room).reverse();
+    }
+    if (this.dsackPending) {
+      // D-SACK: the duplicate first, then the usual blocks (RFC 2883 4), once.
+      sackBlocks = [this.dsackPending, ...(sackBlocks ?? [])].slice(0, room);
+      this.dsackPending = undefined;
     }
     if (!ts && !sackBlocks) return NO_OPTIONS;
     return { ...(ts ? { timestamps: ts } : {}), ...(sackBlocks ? { sackBlocks } : {}) };
@@ -1250,6 +1290,29 @@ export class TcpConnection implements SocketConnection {
     this.lastInvalidAckAt = now;
     if (challenge) this.host.count('TCPChallengeACK');
     this.sendAck();
+  }
+
+  private sendRateLimitedAckUnlessData(hasData: boolean): void {
+    if (hasData) this.sendAck();
+    else this.sendRateLimitedAck(false);
+  }
+
+  /**
+   * `length` bytes at `seq` arrived a second time: the next ACK's first SACK block says so
+   * (D-SACK, RFC 2883 4), when the peer does SACK. Below RCV.NXT it is Linux's TCPDSACKOldSent,
+   * inside the out-of-order queue TCPDSACKOfoSent.
+   */
+  private noteDuplicate(seq: number, length: number): void {
+    if (!this.sackOn || !this.receive) return;
+    const end = seqAdd(seq, length);
+    const next = this.receive.next;
+    if (seqLt(seq, next)) {
+      this.dsackPending = { left: seq, right: seqLt(end, next) ? end : next };
+      this.host.count('TCPDSACKOldSent');
+    } else {
+      this.dsackPending = { left: seq, right: end };
+      this.host.count('TCPDSACKOfoSent');
+    }
   }
 
   private sendChallengeAck(): void {

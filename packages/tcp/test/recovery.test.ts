@@ -5,7 +5,10 @@
  * initial window is 10 segments of our own MSS (14600 bytes), so ten segments go at once.
  */
 import { describe, expect, it } from 'vitest';
-import { established, type Harness } from './harness.ts';
+import { TcpFlag } from '../src/header.ts';
+import { established, ISS, PEER_ISS, type Harness } from './harness.ts';
+
+const { ACK } = TcpFlag;
 
 const windows = (h: Harness) => ({ cwnd: h.connection.info().cwnd, ssthresh: h.connection.info().ssthresh });
 const TEN = [1001, 2001, 3001, 4001, 5001, 6001, 7001, 8001, 9001, 10001];
@@ -121,5 +124,82 @@ describe('SACK loss recovery (RFC 6675) with PRR (RFC 6937)', () => {
     h.ack(2001, [{ left: 3001, right: 4001 }]);
     h.ack(3001); // acknowledges up to the SACKed segment, not past it
     expect(h.counter('TCPSACKReneging')).toBe(1);
+  });
+});
+
+describe('D-SACK (RFC 2883)', () => {
+  it('a segment received twice is reported in the first SACK block of the ACK, once: below RCV.NXT (TCPDSACKOldSent) and in the out-of-order queue (TCPDSACKOfoSent)', () => {
+    const h = established();
+    const data = new Uint8Array(100);
+    h.peer(ACK, PEER_ISS + 1, ISS + 1, data);
+    h.clock.advance(100); // the delayed ACK goes
+    expect(h.take().map((s) => s.repr.ack)).toEqual([PEER_ISS + 101]);
+    h.peer(ACK, PEER_ISS + 1, ISS + 1, data); // again
+    const [old] = h.take();
+    expect(old!.repr.ack).toBe(PEER_ISS + 101);
+    expect(old!.repr.options.sackBlocks).toEqual([{ left: PEER_ISS + 1, right: PEER_ISS + 101 }]);
+    expect(h.counter('TCPDSACKOldSent')).toBe(1);
+    // out of order: 5201-5301 with a hole at 5101, then the same again
+    h.peer(ACK, PEER_ISS + 201, ISS + 1, data);
+    expect(h.take()[0]!.repr.options.sackBlocks).toEqual([{ left: PEER_ISS + 201, right: PEER_ISS + 301 }]);
+    h.peer(ACK, PEER_ISS + 201, ISS + 1, data);
+    expect(h.take()[0]!.repr.options.sackBlocks).toEqual([
+      { left: PEER_ISS + 201, right: PEER_ISS + 301 },
+      { left: PEER_ISS + 201, right: PEER_ISS + 301 },
+    ]);
+    expect(h.counter('TCPDSACKOfoSent')).toBe(1);
+    // the next ACK reports the duplicate no more
+    h.peer(ACK, PEER_ISS + 101, ISS + 1, data);
+    expect(h.take()[0]!.repr.options.sackBlocks).toBeUndefined();
+  });
+
+  it('the sender counts a D-SACK it receives (TCPDSACKRecv) and marks nothing with it', () => {
+    const h = established();
+    h.connection.write(new Uint8Array(3000));
+    h.take();
+    h.ack(3001, [{ left: 1001, right: 2001 }]);
+    expect(h.counter('TCPDSACKRecv')).toBe(1);
+    expect(h.counter('TCPSACKDiscard')).toBe(0);
+  });
+});
+
+describe('timestamps (RFC 7323)', () => {
+  const ts = (value: number, echo = 0) => ({ timestamps: { value, echo } });
+
+  it('PAWS (5): a segment whose TSval is older than TS.Recent is dropped and answered with an ACK; after 24 days idle it is accepted', () => {
+    const h = established({ timestamps: true });
+    const data = new Uint8Array(100).fill(7);
+    h.peer(ACK, PEER_ISS + 1, ISS + 1, data, ts(h.peerTs + 10));
+    h.clock.advance(100);
+    h.take();
+    // a forged (or very old) segment: the next bytes, but TSval from before TS.Recent
+    h.peer(ACK, PEER_ISS + 101, ISS + 1, data, ts(h.peerTs + 5));
+    const [ack] = h.take();
+    expect(ack!.repr.ack).toBe(PEER_ISS + 101); // not taken
+    expect(ack!.repr.options.timestamps!.echo).toBe(h.peerTs + 10); // TSecr: TS.Recent
+    expect(h.counter('PAWSEstab')).toBe(1);
+    expect(h.connection.info().receiveQueue).toBe(100);
+    // TSval wrapped past 2^32 is newer, not older
+    h.peer(ACK, PEER_ISS + 101, ISS + 1, data, ts((h.peerTs + 0x80000000) >>> 0));
+    expect(h.connection.info().receiveQueue).toBe(200);
+    // 24 days and a bit with nothing heard: TS.Recent says nothing any more (RFC 7323 5.5)
+    h.clock.advance(24 * 24 * 3600 * 1000 + 1000);
+    h.peer(ACK, PEER_ISS + 201, ISS + 1, data, ts(h.peerTs));
+    expect(h.connection.info().receiveQueue).toBe(300);
+    expect(h.counter('PAWSEstab')).toBe(1);
+  });
+
+  it('every ACK that advances SND.UNA gives an RTT sample from its TSecr (RFC 7323 4)', () => {
+    const h = established({ timestamps: true });
+    h.connection.write(new Uint8Array(3000));
+    const sent = h.take();
+    const tsval = sent[0]!.repr.options.timestamps!.value;
+    h.clock.advance(50);
+    // the handshake gave the first sample (0 ms on this clock); this ACK echoes the first segment's TSval
+    h.peer(ACK, PEER_ISS + 1, ISS + 1 + 988, undefined, ts(h.peerTs + 1, tsval));
+    expect(h.connection.info().srttMs).toBe(0.125 * 50);
+    h.clock.advance(30);
+    h.peer(ACK, PEER_ISS + 1, ISS + 1 + 2 * 988, undefined, ts(h.peerTs + 2, tsval + 50));
+    expect(h.connection.info().srttMs).toBe(0.875 * 0.125 * 50 + 0.125 * 30);
   });
 });
