@@ -122,7 +122,10 @@ async function exchangeUnderFaults(seed: number, faults: { drop?: number; reorde
 }
 
 describe('TCP between two stacks under loss, reordering and duplication', () => {
-  // 100 seeds per scenario (about 25 s on two cores); TCP_SIM_SEEDS=N runs more or fewer.
+  // 100 seeds per scenario (about 25 s on two cores); TCP_SIM_SEEDS=N runs more or fewer. The
+  // time limit is generous because the sweep is CPU-bound: on a machine busy with other work it
+  // runs several times slower, and a timeout there would say nothing about TCP.
+  const SWEEP_TIMEOUT_MS = 180_000;
   const seeds = Array.from({ length: Number(process.env.TCP_SIM_SEEDS ?? 100) }, (_, i) => i + 1);
   for (const drop of [0.01, 0.05, 0.2]) {
     it(`${drop * 100}% loss both ways: 1 MiB each way arrives whole, ${seeds.length} seeds`, async () => {
@@ -131,7 +134,7 @@ describe('TCP between two stacks under loss, reordering and duplication', () => 
         expect(p.faultsA!.faultCounters.get('dropped')).toBeGreaterThan(0);
         expect(p.a.tcp.counters.get('RetransSegs') + p.b.tcp.counters.get('RetransSegs')).toBeGreaterThan(0);
       }
-    });
+    }, SWEEP_TIMEOUT_MS);
   }
 
   it(`reordering and duplication (10% each) with 2% loss and 1% corruption, 1 MiB each way, ${seeds.length} seeds`, async () => {
@@ -147,7 +150,7 @@ describe('TCP between two stacks under loss, reordering and duplication', () => 
     // duplicated segments are reported (RFC 2883) and the reports reach the other side
     expect(dsackSent).toBeGreaterThan(0);
     expect(dsackReceived).toBeGreaterThan(0);
-  });
+  }, SWEEP_TIMEOUT_MS);
 });
 
 /** 1 MiB one way (A to B) with `drop` loss both ways; returns goodput in bytes per virtual second. */
