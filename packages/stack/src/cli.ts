@@ -12,6 +12,7 @@ export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
                 [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
+                [--link-delay MS[/JITTER]]
   tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
@@ -32,6 +33,8 @@ export const USAGE = `usage:
   --vnet-hdr        the fast path: a virtio-net header on the TAP device, so TCP moves
                     super-frames of up to 64 KB per system call with checksums offloaded
                     (docs/01-link.md); counters tap.rx_gso_frames, tap.tx_gso_frames
+  --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
+                    more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
   --tcp-echo PORT   (up) TCP echo (RFC 862) on PORT
   --tcp-discard PORT (up) TCP discard (RFC 863) on PORT: reads and drops
@@ -66,6 +69,8 @@ export interface DeviceOptions {
   trace: false | 'absolute' | 'relative';
   /** --vnet-hdr: open the device in virtio-net header mode (TapOptions.vnetHeader). */
   vnetHeader: boolean;
+  /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
+  linkDelay: { delayMs: number; jitterMs: number } | undefined;
 }
 
 /** The services `up` runs, each on its port. */
@@ -103,7 +108,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\[/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr) /;
+  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -171,6 +176,7 @@ export function parseCommand(argv: readonly string[]): Command {
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
         'vnet-hdr': { type: 'boolean' },
+        'link-delay': { type: 'string' },
         ...(command === 'up'
           ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
           : {}),
@@ -231,6 +237,16 @@ export function parseCommand(argv: readonly string[]): Command {
       throw new UsageError(`--pcap ${pcap}: cannot write in ${dir} (does the directory exist?)`);
     }
   }
+  const linkDelayText = str('link-delay');
+  let linkDelay: DeviceOptions['linkDelay'];
+  if (linkDelayText !== undefined) {
+    const [delay, jitter, extra] = linkDelayText.split('/');
+    if (extra !== undefined) throw new UsageError(`--link-delay ${linkDelayText}: expected MS or MS/JITTER, e.g. 10 or 10/2`);
+    linkDelay = {
+      delayMs: parseNumber('--link-delay', delay!, 0, 60_000, false),
+      jitterMs: jitter === undefined ? 0 : parseNumber('--link-delay jitter', jitter, 0, 60_000, false),
+    };
+  }
   const device: DeviceOptions = {
     tap,
     ip,
@@ -243,6 +259,7 @@ export function parseCommand(argv: readonly string[]): Command {
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
     vnetHeader: v['vnet-hdr'] === true,
+    linkDelay,
   };
   if (command === 'up') {
     const services: Services = {};

@@ -8,7 +8,7 @@
 import { Arp } from '@tapstack/arp';
 import { IcmpLayer } from '@tapstack/icmp';
 import { Ipv4Cidr, Ipv4Layer, Ipv4Repr, finishChecksum } from '@tapstack/ipv4';
-import { EtherTypeDispatcher, LinkWrapper, MacAddress, MemoryLink, VirtualClock, ipv4, seededRandom, type FrameOffload, type Link } from '@tapstack/link';
+import { EtherTypeDispatcher, FaultInjector, LinkWrapper, MacAddress, MemoryLink, VirtualClock, ipv4, seededRandom, type FrameOffload, type Link } from '@tapstack/link';
 import { describe, expect, it } from 'vitest';
 import { TcpFlag, TcpLayer, TcpRepr } from '../src/index.ts';
 import { collect, pattern, runUntil, sha256 } from './support.ts';
@@ -74,6 +74,26 @@ describe('TCP super-frames (GSO) on a link that segments', () => {
     expect(a.tcp.counters.get('OutSegs')).toBeGreaterThanOrEqual(Math.ceil(data.length / 1448));
     expect(b.tcp.counters.get('InSegs')).toBeLessThan(Math.ceil(data.length / 1448));
     expect(b.tcp.counters.get('InCsumErrors')).toBe(0);
+  });
+});
+
+describe('TCP super-frames under loss', () => {
+  it('a lost super-frame is recovered (SACK records per segment, retransmissions one MSS each) and the bytes arrive whole', async () => {
+    const clock = new VirtualClock();
+    const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 1, mtu: 65535, macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')] });
+    const faults = new FaultInjector(wireA, { drop: 0.1, direction: 'tx', seed: 5 });
+    const linkA = new SegmentingLink(faults);
+    const a = host(linkA, '10.0.0.1/24', clock, 1);
+    const b = host(wireB, '10.0.0.2/24', clock, 2);
+    const data = pattern(1024 * 1024, 9);
+    let received: ReturnType<typeof collect> | undefined;
+    b.tcp.createServer((socket) => (received = collect(socket))).listen(9);
+    a.tcp.connect({ host: ipv4('10.0.0.2'), port: 9 }).end(Buffer.from(data));
+    await runUntil(clock, () => received?.ended === true, 600_000);
+    expect(sha256(received!.bytes())).toBe(sha256(data));
+    expect(faults.faultCounters.get('dropped')).toBeGreaterThan(0);
+    expect(linkA.dataLengths.some((n) => n > 1448)).toBe(true);
+    expect(a.tcp.counters.get('RetransSegs')).toBeGreaterThan(0);
   });
 });
 
