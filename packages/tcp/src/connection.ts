@@ -1149,7 +1149,7 @@ export class TcpConnection implements SocketConnection {
         // A super-frame (a GSO link) goes on the wire as segments: one record each, so SACK
         // blocks can cover them one by one (Linux splits its TSO skbs the same way).
         const now = this.clock.now();
-        const segment = Math.min(length, this.segmentSize);
+        const segment = (this.host.gsoMaxSize ?? 0) > 0 ? Math.min(length, this.segmentSize) : length;
         let start = seq;
         for (let left = length; left > segment; left -= segment, start = seqAdd(start, segment)) this.scoreboard.sentNew(start, seqAdd(start, segment), now);
         this.scoreboard.sentNew(start, end, now);
