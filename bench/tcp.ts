@@ -56,7 +56,7 @@ class TapstackTcp implements TcpTarget {
     readonly target: TapstackTarget,
   ) {}
 
-  static async start(name: 'tapstack' | 'tapstack-delay', label: string, extra: string[] = []): Promise<TapstackTcp> {
+  static async start(name: 'tapstack' | 'tapstack-delay', label: string, extra: readonly string[] = []): Promise<TapstackTcp> {
     return new TapstackTcp(name, await TapstackTarget.start(label, ['--tcp-echo', '7', '--tcp-discard', '9', '--http', '80', ...extra]));
   }
 
@@ -427,6 +427,8 @@ export interface TcpRow {
 export interface TcpSection {
   counts: TcpCounts;
   lwip: { binary?: string; error?: string };
+  /** --tapstack-arg: what `tapstack up` got besides the services. */
+  tapstackArgs: string[];
   rows: TcpRow[];
   abFailed: Record<TcpTargetName, number[]>;
   idle: IdleConnections[];
@@ -499,7 +501,8 @@ function verdict(spec: RowSpec, values: Record<TcpTargetName, number>, abFailed:
   return { ratio, target: bound + (spec.key === 'ab' ? ', 0 failed' : ''), met: ok ? 'yes' : 'NO' };
 }
 
-export async function tcpSection(options: { quick: boolean; rounds: number; scratch: string }): Promise<TcpSection> {
+export async function tcpSection(options: { quick: boolean; rounds: number; scratch: string; tapstackArgs?: readonly string[] }): Promise<TcpSection> {
+  const extra = [...(options.tapstackArgs ?? [])];
   const c = tcpCounts(options.quick, options.rounds);
   const built = buildLwip(options.scratch);
   if ('error' in built) process.stderr.write(`bench: lwIP not measured: ${built.error}\n`);
@@ -507,14 +510,14 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
   const results: Record<TcpTargetName, Measured[]> = { tapstack: [], lwip: [], kernel: [] };
   const delayed: Measured[] = [];
   const targets: TcpTarget[] = [];
-  const section: TcpSection = { counts: c, lwip: built, rows: [], abFailed: { tapstack: [], lwip: [], kernel: [] }, idle: [] };
+  const section: TcpSection = { counts: c, lwip: built, tapstackArgs: extra, rows: [], abFailed: { tapstack: [], lwip: [], kernel: [] }, idle: [] };
   try {
-    const tapstack = await TapstackTcp.start('tapstack', 'bench-tcp-a');
+    const tapstack = await TapstackTcp.start('tapstack', 'bench-tcp-a', extra);
     targets.push(tapstack);
     const lwip = 'binary' in built ? await LwipTcp.start('bench-tcp-l', built.binary) : undefined;
     if (lwip) targets.push(lwip);
     targets.push(await KernelTcp.start('bench-tcp-k'));
-    const tapDelay = await TapstackTcp.start('tapstack-delay', 'bench-tcp-d', ['--link-delay', '10']);
+    const tapDelay = await TapstackTcp.start('tapstack-delay', 'bench-tcp-d', [...extra, '--link-delay', '10']);
     targets.push(tapDelay);
     // warm-up, not measured: ARP, the JIT, the first allocations
     for (const t of targets) {
@@ -559,7 +562,7 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
 
     // memory: fresh processes, so nothing of the rows above is in the figures
     process.stderr.write(`bench: tcp memory: ${c.connections.toLocaleString('en')} idle connections\n`);
-    const memTap = await TapstackTcp.start('tapstack', 'bench-tcp-m');
+    const memTap = await TapstackTcp.start('tapstack', 'bench-tcp-m', extra);
     targets.push(memTap);
     const idleTap = await idleConnections(memTap, c.connections, options.quick ? 300 : 1000);
     if (idleTap) section.idle.push(idleTap);
@@ -571,7 +574,7 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
     }
     memTap.close();
     process.stderr.write(`bench: tcp memory: RSS through a ${formatBytes(c.longBytes)} transfer\n`);
-    const longTap = await TapstackTcp.start('tapstack', 'bench-tcp-lt');
+    const longTap = await TapstackTcp.start('tapstack', 'bench-tcp-lt', extra);
     targets.push(longTap);
     const lt = await longTransfer(longTap, c.longBytes);
     if (lt) section.longTransfer = lt;
@@ -592,7 +595,7 @@ function ratio(x: number): string {
 export function formatTcpSection(s: TcpSection): string {
   const out: string[] = [];
   out.push(
-    `TCP from 10.0.0.1: tapstack behind tap0, lwIP 2.1.3 behind tap0 (../shared/peers/lwip-tap), the kernel over veth (iperf -s, socat, ` +
+    `TCP from 10.0.0.1: tapstack${s.tapstackArgs.length ? ` (up ${s.tapstackArgs.join(' ')})` : ''} behind tap0, lwIP 2.1.3 behind tap0 (../shared/peers/lwip-tap), the kernel over veth (iperf -s, socat, ` +
       `our --http server on node:net); medians of ${s.counts.rounds} round(s), the targets in turn:`,
     '',
   );
