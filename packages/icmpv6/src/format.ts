@@ -7,7 +7,8 @@
  */
 import { formatIpv6Packet, IpNextHeader, type Ipv6Packet } from '@tapstack/ipv6';
 import type { Ipv6Address } from '@tapstack/link';
-import { describeIcmpv6, Icmpv6Packet, Icmpv6Repr } from './packet.ts';
+import { describeNdisc, isNdiscType, NdiscRepr } from './ndisc.ts';
+import { describeIcmpv6, Icmpv6Packet, Icmpv6Repr, Icmpv6Type } from './packet.ts';
 
 /**
  * `ICMP6, <message>, length <n>`. With the addresses the checksum is verified too, and a wrong
@@ -22,10 +23,16 @@ export function formatIcmpv6(bytes: Uint8Array, source?: Ipv6Address, destinatio
 }
 
 function describeMessage(p: Icmpv6Packet): string {
+  if (isNdiscType(p.type)) {
+    const ndisc = NdiscRepr.parse(p);
+    return ndisc.ok ? describeNdisc(ndisc.value) : `${NDISC_NAMES[p.type - Icmpv6Type.ROUTER_SOLICITATION]} [${ndisc.reason}]`;
+  }
   const parsed = Icmpv6Repr.parse(p);
   if (parsed.ok) return describeIcmpv6(parsed.value);
   return `type ${p.type} code ${p.code}`;
 }
+
+const NDISC_NAMES = ['router solicitation', 'router advertisement', 'neighbor solicitation', 'neighbor advertisement', 'redirect'];
 
 /** A whole IPv6 packet (from its header on) in one line, ICMPv6 decoded. */
 export function formatIpv6Datagram(bytes: Uint8Array): string {

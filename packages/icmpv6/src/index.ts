@@ -1,2 +1,4 @@
 export * from './packet.ts';
+export * from './ndisc-option.ts';
+export * from './ndisc.ts';
 export * from './format.ts';
