@@ -7,6 +7,7 @@
  */
 import { formatIpv6Packet, IpNextHeader, type Ipv6Packet } from '@tapstack/ipv6';
 import type { Ipv6Address } from '@tapstack/link';
+import { describeMldQuery, describeMldReport, MldQueryRepr, MldReportRepr } from './mld.ts';
 import { describeNdisc, isNdiscType, NdiscRepr } from './ndisc.ts';
 import { describeIcmpv6, Icmpv6Packet, Icmpv6Repr, Icmpv6Type } from './packet.ts';
 
@@ -26,6 +27,14 @@ function describeMessage(p: Icmpv6Packet): string {
   if (isNdiscType(p.type)) {
     const ndisc = NdiscRepr.parse(p);
     return ndisc.ok ? describeNdisc(ndisc.value) : `${NDISC_NAMES[p.type - Icmpv6Type.ROUTER_SOLICITATION]} [${ndisc.reason}]`;
+  }
+  if (p.type === Icmpv6Type.MULTICAST_LISTENER_REPORT_V2) {
+    const report = MldReportRepr.parse(p);
+    return report.ok ? describeMldReport(report.value) : `multicast listener report v2 [${report.reason}]`;
+  }
+  if (p.type === Icmpv6Type.MULTICAST_LISTENER_QUERY) {
+    const query = MldQueryRepr.parse(p);
+    return query.ok ? describeMldQuery(query.value) : `multicast listener query [${query.reason}]`;
   }
   const parsed = Icmpv6Repr.parse(p);
   if (parsed.ok) return describeIcmpv6(parsed.value);
