@@ -1,2 +1,3 @@
 export * from './header.ts';
 export * from './checksum.ts';
+export * from './extension.ts';
