@@ -105,6 +105,22 @@ describe('every NDP message Linux (and radvd) wrote', () => {
   }
 });
 
+describe("the kernel's DAD probes (RFC 4862 5.4.2, RFC 7527)", () => {
+  it('come from :: to the solicited-node group, without a source link-layer option, with a 6-byte nonce', () => {
+    const probes = fixtureIcmpv6Messages().filter((m) => m.icmp[0] === 135 && m.source.isUnspecified);
+    expect(probes.length).toBeGreaterThanOrEqual(4);
+    for (const m of probes) {
+      const r = check(m.icmp, m);
+      if (!r.ok || r.value.kind !== 'neighbor-solicitation') throw new Error(`${m.name}: ${r.ok ? r.value.kind : r.reason}`);
+      expect(m.destination.equals(r.value.target.solicitedNode())).toBe(true);
+      const summary = ndiscOptionsSummary(r.value.options);
+      expect(summary.sourceLinkLayerAddress).toBeUndefined();
+      expect(summary.nonce?.length, m.name).toBe(6);
+      expect(summary.unknownTypes).toEqual([14]);
+    }
+  });
+});
+
 describe('validateNdisc names each broken rule of RFC 4861', () => {
   it('every type: hop limit 255, code 0, checksum, length, option lengths', () => {
     expect(check(NS, { ...NS_CONTEXT, hopLimit: 254 })).toEqual({ ok: false, reason: 'bad_hop_limit' });
