@@ -121,6 +121,9 @@ async function exchangeUnderFaults(seed: number, faults: { drop?: number; reorde
   return p;
 }
 
+/** A sweep takes seconds; on a busy 2-core machine it may take several times that. */
+const SWEEP_TIMEOUT_MS = 120_000;
+
 describe('TCP between two stacks under loss, reordering and duplication', () => {
   // 100 seeds per scenario (about 25 s on two cores); TCP_SIM_SEEDS=N runs more or fewer.
   const seeds = Array.from({ length: Number(process.env.TCP_SIM_SEEDS ?? 100) }, (_, i) => i + 1);
@@ -131,7 +134,7 @@ describe('TCP between two stacks under loss, reordering and duplication', () => 
         expect(p.faultsA!.faultCounters.get('dropped')).toBeGreaterThan(0);
         expect(p.a.tcp.counters.get('RetransSegs') + p.b.tcp.counters.get('RetransSegs')).toBeGreaterThan(0);
       }
-    });
+    }, SWEEP_TIMEOUT_MS);
   }
 
   it(`reordering and duplication (10% each) with 2% loss and 1% corruption, 1 MiB each way, ${seeds.length} seeds`, async () => {
@@ -147,7 +150,7 @@ describe('TCP between two stacks under loss, reordering and duplication', () => 
     // duplicated segments are reported (RFC 2883) and the reports reach the other side
     expect(dsackSent).toBeGreaterThan(0);
     expect(dsackReceived).toBeGreaterThan(0);
-  });
+  }, SWEEP_TIMEOUT_MS);
 });
 
 /** 1 MiB one way (A to B) with `drop` loss both ways; returns goodput in bytes per virtual second. */
@@ -177,5 +180,5 @@ describe('SACK recovery against the NewReno baseline', () => {
     }
     // Measured when written: SACK about 563 kB/s, NewReno about 339 kB/s of virtual time (10 ms RTT).
     expect(sack).toBeGreaterThanOrEqual(newReno);
-  });
+  }, SWEEP_TIMEOUT_MS);
 });
