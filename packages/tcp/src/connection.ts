@@ -59,10 +59,11 @@
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 import type { Clock, Ipv4Address, Timer } from '@tapstack/link';
-import { NewReno, type CongestionControl, type CongestionControlChoice, type CongestionState } from './congestion.ts';
+import { INITIAL_WINDOW_SEGMENTS, NewReno, type CongestionControl, type CongestionControlChoice, type CongestionState } from './congestion.ts';
 import { Cubic } from './cubic.ts';
 import type { TcpErrorCode } from './errors.ts';
 import { mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
+import { ReceiveAutotuner, sendBufferTarget } from './autotune.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
 import { SackScoreboard, type SentSegment } from './sack-scoreboard.ts';
 import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
@@ -86,10 +87,18 @@ export type TcpState =
 
 /** Tunables, Linux's names and defaults (sysctl net.ipv4.tcp_*). */
 export interface TcpParams {
-  /** Send buffer, bytes (what write() may queue before backpressure). */
+  /** Send buffer, bytes (what write() may queue before backpressure); autotuning grows it. */
   sendBufferBytes: number;
-  /** Receive buffer, bytes: the most we advertise and the most we hold. */
+  /** Receive buffer, bytes: the most we advertise and the most we hold; autotuning grows it. */
   receiveBufferBytes: number;
+  /** Receive-buffer autotuning (tcp_moderate_rcvbuf, on): grow with what the application reads per RTT. */
+  receiveBufferAutotune: boolean;
+  /** The most autotuning grows the receive buffer to, bytes (tcp_rmem[2], 6 MiB); the window scale is chosen to cover it. */
+  receiveBufferMaxBytes: number;
+  /** Send-buffer autotuning (Linux does it unless SO_SNDBUF was set): grow to twice the congestion window. */
+  sendBufferAutotune: boolean;
+  /** The most autotuning grows the send buffer to, bytes (tcp_wmem[2], 4 MiB). */
+  sendBufferMaxBytes: number;
   /** TIME-WAIT length, ms: 2 * MSL, Linux's TCP_TIMEWAIT_LEN 60 s. */
   timeWaitMs: number;
   /** How long an orphaned connection stays in FIN-WAIT-2, ms (tcp_fin_timeout, 60 s). */
@@ -128,6 +137,10 @@ export interface TcpParams {
 export const DEFAULT_TCP_PARAMS: TcpParams = {
   sendBufferBytes: 256 * 1024,
   receiveBufferBytes: 256 * 1024,
+  receiveBufferAutotune: true,
+  receiveBufferMaxBytes: 6 * 1024 * 1024,
+  sendBufferAutotune: true,
+  sendBufferMaxBytes: 4 * 1024 * 1024,
   timeWaitMs: 60_000,
   finTimeoutMs: 60_000,
   synRetries: 6,
@@ -244,6 +257,9 @@ export interface ConnectionInfo {
   readonly retransmits: number;
   readonly sendWindow: number;
   readonly receiveWindow: number;
+  /** The receive and send buffers now (autotuning grows them; ss -m shows them as rb and tb). */
+  readonly receiveBufferBytes: number;
+  readonly sendBufferBytes: number;
 }
 
 /** RFC 7323 5.5: TS.Recent older than 24 days is not used for PAWS (Linux TCP_PAWS_24DAYS). */
@@ -293,6 +309,8 @@ export class TcpConnection implements SocketConnection {
   private pendingFinSeq: number | undefined;
   /** The right edge of the window we last advertised (never moved left: RFC 9293 3.8.6.2.2). */
   private rcvAdvertisedEdge = 0;
+  /** What the application reads per round trip, for receive-buffer autotuning (autotune.ts). */
+  private readonly receiveTuner: ReceiveAutotuner;
 
   // ---- options
   private readonly localMss: number;
@@ -396,7 +414,11 @@ export class TcpConnection implements SocketConnection {
     this.lastReceivedAt = this.clock.now();
     // Our TSval clock: milliseconds from a random-ish start, as Linux offsets it per connection.
     this.tsOffset = (this.iss ^ 0x5bd1e995) >>> 0;
-    if (this.params.windowScaling) this.rcvWscale = windowScaleFor(this.params.receiveBufferBytes);
+    // The scale is fixed by the SYN, so it must cover the largest buffer autotuning may reach
+    // (Linux: wscale 7 for tcp_rmem[2] = 6 MiB).
+    const largestBuffer = this.params.receiveBufferAutotune ? Math.max(this.params.receiveBufferMaxBytes, this.params.receiveBufferBytes) : this.params.receiveBufferBytes;
+    if (this.params.windowScaling) this.rcvWscale = windowScaleFor(largestBuffer);
+    this.receiveTuner = new ReceiveAutotuner(Math.min(this.params.receiveBufferBytes, INITIAL_WINDOW_SEGMENTS * options.localMss), this.clock.now());
   }
 
   /** Active open: sends the SYN (RFC 9293 3.10.1) and waits in SYN-SENT. */
@@ -483,11 +505,16 @@ export class TcpConnection implements SocketConnection {
     const r = this.receive;
     if (!r) return undefined;
     const data = r.read(max);
+    if (data && this.params.receiveBufferAutotune) {
+      const now = this.clock.now();
+      const grow = this.receiveTuner.consumed(data.length, now, this.receiveTuner.rttMs ?? this.rto.srtt, this.mss, r.capacity, this.params.receiveBufferMaxBytes);
+      if (grow !== undefined) r.grow(grow);
+    }
     if (data && this.isSynchronized() && this.state !== 'TIME-WAIT' && !this.finReceived) {
       // Receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): tell the peer about the
       // opened window only once it has grown by two segments or half the buffer.
       const grown = seqDiff(seqAdd(r.next, this.windowToAdvertise()), this.rcvAdvertisedEdge);
-      if (grown >= Math.min(this.mss * 2, this.params.receiveBufferBytes / 2)) this.sendAck();
+      if (grown >= Math.min(this.mss * 2, r.capacity / 2)) this.sendAck();
     }
     return data;
   }
@@ -589,6 +616,8 @@ export class TcpConnection implements SocketConnection {
       mss: this.mss,
       retransmits: this.totalRetransmits,
       sendWindow: this.sndWnd,
+      receiveBufferBytes: this.receive ? this.receive.capacity : this.params.receiveBufferBytes,
+      sendBufferBytes: this.sendBuffer.capacity,
       receiveWindow: this.receive ? this.windowToAdvertise() : 0,
     };
   }
@@ -860,6 +889,10 @@ export class TcpConnection implements SocketConnection {
       this.congestionAck(acked);
     }
     this.dupAcks = 0;
+    if (this.params.sendBufferAutotune) {
+      const grow = sendBufferTarget(this.cc.cwnd, INITIAL_WINDOW_SEGMENTS * this.mss, this.sendBuffer.capacity, this.params.sendBufferMaxBytes);
+      if (grow !== undefined) this.sendBuffer.grow(grow);
+    }
     // Restart the retransmission timer for what is still outstanding (RFC 6298 5.3).
     if (seqLt(this.sndUna, this.sndMax)) this.armRetransmit();
     else this.stopRetransmit();
@@ -1195,6 +1228,9 @@ export class TcpConnection implements SocketConnection {
       else if (outcome.duplicate === payload.length) this.noteDuplicate(seg.seq, payload.length);
     }
     if (outcome.outOfOrder) this.host.count('TCPOFOQueue');
+    // The receiver's RTT for autotuning: how old the timestamp is that the peer echoes on its data.
+    const ts = seg.options.timestamps;
+    if (this.timestampsOn && ts && ts.echo !== 0 && outcome.delivered > 0) this.receiveTuner.rttSample(seqDiff(this.tsNow(), ts.echo));
     if (outcome.delivered > 0) this.socket?.dataArrived();
     // An out-of-order FIN waits for the data before it.
     if (this.pendingFinSeq !== undefined && this.pendingFinSeq === receive.next) {
@@ -1523,7 +1559,7 @@ export class TcpConnection implements SocketConnection {
     const free = this.receive ? this.receive.free : this.params.receiveBufferBytes;
     const unit = 1 << this.rcvWscale;
     let window = Math.min(free, 0xffff << this.rcvWscale);
-    if (window < Math.min(this.params.receiveBufferBytes / 2, this.mss)) window = 0;
+    if (window < Math.min((this.receive ? this.receive.capacity : this.params.receiveBufferBytes) / 2, this.mss)) window = 0;
     return window - (window % unit);
   }
 
