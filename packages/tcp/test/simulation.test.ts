@@ -121,7 +121,11 @@ async function exchangeUnderFaults(seed: number, faults: { drop?: number; reorde
   return p;
 }
 
-describe('TCP between two stacks under loss, reordering and duplication', () => {
+// A hundred seeds take 10-25 s of CPU per scenario; a machine shared with other work (CI, other
+// test runs) can stretch that well past vitest's 30 s, so the sweeps get a budget of their own.
+const SWEEP_TIMEOUT_MS = 300_000;
+
+describe('TCP between two stacks under loss, reordering and duplication', { timeout: SWEEP_TIMEOUT_MS }, () => {
   // 100 seeds per scenario (about 25 s on two cores); TCP_SIM_SEEDS=N runs more or fewer.
   const seeds = Array.from({ length: Number(process.env.TCP_SIM_SEEDS ?? 100) }, (_, i) => i + 1);
   for (const drop of [0.01, 0.05, 0.2]) {
@@ -167,7 +171,7 @@ async function goodput(seed: number, sack: boolean, drop: number): Promise<numbe
   return size / (took / 1000);
 }
 
-describe('SACK recovery against the NewReno baseline', () => {
+describe('SACK recovery against the NewReno baseline', { timeout: SWEEP_TIMEOUT_MS }, () => {
   it('at 5% loss both ways, SACK (RFC 6675 + PRR) delivers at least as many bytes per virtual second as NewReno on the same 20 seeds', async () => {
     let sack = 0;
     let newReno = 0;
