@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TcpFlag } from '../src/header.ts';
+import type { SackScoreboard } from '../src/sack-scoreboard.ts';
 import { established, ISS, PEER_ISS, type Harness } from './harness.ts';
 
 const { ACK } = TcpFlag;
@@ -304,5 +305,34 @@ describe('RACK-TLP (RFC 8985), on by default as in Linux', () => {
     h.clock.advance(10);
     h.ack(4001); // the timeout's episode ends; cwnd has reached ssthresh: congestion avoidance, one segment per window acknowledged
     expect(windows(h)).toEqual({ cwnd: 3000, ssthresh: 2000 });
+  });
+});
+
+describe('hostile SACK blocks', () => {
+  it('5000 ACKs with random blocks: nothing throws, the scoreboard holds no more records than segments sent, and the transfer still completes', () => {
+    const h = established();
+    h.connection.write(new Uint8Array(60_000));
+    let random = 12345;
+    const next = () => (random = (Math.imul(random, 1103515245) + 12345) >>> 0);
+    const board = (h.connection as unknown as { scoreboard: SackScoreboard }).scoreboard;
+    for (let i = 0; i < 5000; i++) {
+      const blocks = Array.from({ length: 1 + (next() % 4) }, () => {
+        const left = next() % 3 === 0 ? next() : ISS + 1 + (next() % 70_000);
+        return { left, right: next() % 2 === 0 ? next() : (left + (next() % 5000)) >>> 0 };
+      });
+      h.ack(ISS + 1, blocks);
+      if (i % 100 !== 0) continue;
+      h.clock.advance(1);
+      const sentSegments = new Set(h.sent.filter((s) => s.payload.length > 0).map((s) => s.repr.seq)).size;
+      expect(board.records.length).toBeLessThanOrEqual(sentSegments);
+    }
+    expect(h.counter('TCPSACKDiscard')).toBeGreaterThan(1000);
+    // an honest peer now: acknowledge whatever was sent until everything is
+    for (let round = 0; round < 1000 && h.connection.info().sendQueue > 0; round++) {
+      const highest = h.take().reduce((m, s) => Math.max(m, s.repr.seq + s.payload.length), 0);
+      if (highest > ISS + 1) h.ack(highest);
+      h.clock.advance(10);
+    }
+    expect(h.connection.info().sendQueue).toBe(0);
   });
 });
