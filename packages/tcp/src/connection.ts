@@ -202,6 +202,14 @@ export interface ConnectionInfo {
   readonly sendQueue: number;
   readonly rtoMs: number;
   readonly srttMs: number | undefined;
+  /** RTT variation (RFC 6298), the RTT measurements taken so far and the last one, ms. */
+  readonly rttvarMs: number;
+  readonly rttSamples: number;
+  readonly lastRttMs: number | undefined;
+  /** Bytes sent and not yet acknowledged (SND.NXT - SND.UNA, RFC 5681's FlightSize). */
+  readonly inflight: number;
+  /** In fast recovery (RFC 6582) since a loss was found by duplicate ACKs. */
+  readonly inRecovery: boolean;
   readonly cwnd: number;
   readonly ssthresh: number;
   readonly mss: number;
@@ -510,6 +518,11 @@ export class TcpConnection implements SocketConnection {
       sendQueue: this.sendBuffer.length,
       rtoMs: this.rto.rto,
       srttMs: this.rto.srtt,
+      rttvarMs: this.rto.rttvar,
+      rttSamples: this.rto.samples,
+      lastRttMs: this.rto.latest,
+      inflight: this.flightSize(),
+      inRecovery: this.inRecovery,
       cwnd: this.cc.cwnd,
       ssthresh: this.cc.ssthresh,
       mss: this.mss,

@@ -21,6 +21,7 @@ import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
+import { TcpEventLog, type TcpLogSink } from './event-log.ts';
 import { formatTcp, mssForMtu, TCP_DEFAULT_MSS, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
 import { SequenceSecrets } from './isn.ts';
 import { resetFor } from './reset.ts';
@@ -102,6 +103,12 @@ export interface TcpLayerOptions {
   random?: () => number;
   /** The ISN/cookie secret (default: 32 random bytes). Fix it in simulations to make runs repeatable. */
   secret?: Uint8Array;
+  /**
+   * The connection event log: every state change, RTT measurement, cwnd/ssthresh change,
+   * retransmission, timeout and fast-recovery entry/exit, with the sender's numbers
+   * (`jsonLinesSink(write)` makes JSON lines of them; src/event-log.ts). Off by default.
+   */
+  tcpLog?: TcpLogSink;
 }
 
 export interface ConnectOptions {
@@ -138,6 +145,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private readonly sockets = new Map<TcpConnection, TcpSocket>();
   private readonly secrets: SequenceSecrets;
   private readonly writer = new SegmentWriter();
+  private readonly eventLog: TcpEventLog | undefined;
   private readonly ephemeral: { low: number; high: number };
   private readonly random: () => number;
   readonly synBacklog: number;
@@ -157,6 +165,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.synBacklog = options.synBacklog ?? 256;
     this.syncookies = options.syncookies ?? 1;
     this.challengeAckLimit = options.challengeAckLimit ?? 1000;
+    this.eventLog = options.tcpLog ? new TcpEventLog(this.clock, options.tcpLog) : undefined;
     this.ipv4.register(IpProtocol.TCP, (packet, payload, info) => this.input(packet, payload, info));
     options.icmp?.onError(IpProtocol.TCP, (report) => {
       if (!this.isClosed) this.icmpError(report);
@@ -246,7 +255,11 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const repr = TcpRepr.parse(segment);
     const data = segment.payload;
     const connection = this.connections.get(source, repr.sourcePort, repr.destinationPort);
-    if (connection) return connection.input(repr, data);
+    if (connection) {
+      connection.input(repr, data);
+      if (this.eventLog) this.eventLog.changed(connection);
+      return;
+    }
     const server = this.listeners.get(repr.destinationPort);
     if (server && server.accepts(destination)) return this.listen(server, source, destination, repr, data);
     c.inc('rx_no_socket');
@@ -338,10 +351,12 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   // ConnectionHost: what connections call
 
   output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
+    if (this.eventLog) this.eventLog.sent(connection, repr, payload.length);
     this.send(repr, payload, connection.local.address, connection.remote.address);
   }
 
   established(connection: TcpConnection): void {
+    if (this.eventLog) this.eventLog.changed(connection);
     const server = this.pending.get(connection);
     if (!server) return;
     this.pending.delete(connection);
@@ -359,6 +374,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   }
 
   forget(connection: TcpConnection): void {
+    if (this.eventLog) this.eventLog.gone(connection);
     this.connections.delete(connection.remote.address, connection.remote.port, connection.local.port, connection);
     this.sockets.delete(connection);
     const server = this.pending.get(connection);
