@@ -5,15 +5,17 @@
  *             retransmissions are the frames tshark flags (tcp.analysis.retransmission ||
  *             tcp.analysis.out_of_order), and the ACKs with SACK blocks are the frames with
  *             tcp.options.sack_le; the command prints those counts and draws one mark each.
+ *   pcapng:   the same capture converted by editcap plots the same.
  *   transfer: `tapstack up --http 80 --pcap --tcp-log` in a namespace, curl fetching 2 MB with
  *             2% loss each way (../shared/tools/link-loss.sh); our capture, tshark, the counters
- *             and the event log agree on the retransmissions, and both graphs draw them.
+ *             and the event log agree on the retransmissions, and both graphs draw them; the
+ *             kernel's own capture of it (tcpdump -i any: Linux cooked frames) plots as well.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readPcap } from '@tapstack/link';
+import { readCapture, readPcap } from '@tapstack/link';
 import { dataDirection, tcpSeries } from '../packages/stack/src/plot/tcp-series.ts';
 import { readTcpLog } from '../packages/stack/src/plot/tcp-log-chart.ts';
 import { FIXTURE_DIR, fixtureNames } from './support/fixtures.ts';
@@ -28,6 +30,20 @@ const LINK_LOSS = join(repoRoot, '..', 'shared', 'tools', 'link-loss.sh');
 function tsharkFrames(file: string, filter: string): number[] {
   const out = execFileSync('tshark', ['-r', file, '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   return out.split('\n').filter(Boolean).map(Number);
+}
+
+/** In one tshark run: the frames it calls retransmissions (or out-of-order), and those with SACK blocks. */
+function tsharkAnalysis(file: string): { retransmissions: number[]; sacks: number[] } {
+  const out = execFileSync(
+    'tshark',
+    ['-r', file, '-T', 'fields', '-E', 'separator=/t', '-e', 'frame.number', '-e', 'tcp.analysis.retransmission', '-e', 'tcp.analysis.out_of_order', '-e', 'tcp.options.sack_le'],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const rows = out.split('\n').filter(Boolean).map((l) => l.split('\t'));
+  return {
+    retransmissions: rows.filter((r) => r[1] || r[2]).map((r) => Number(r[0])),
+    sacks: rows.filter((r) => r[3]).map((r) => Number(r[0])),
+  };
 }
 
 const RETRANSMISSION = 'tcp.analysis.retransmission || tcp.analysis.out_of_order';
@@ -55,19 +71,32 @@ describe('the series against tshark, on the kernel captures', () => {
     const capture = tcpSeries(readPcap(readFileSync(file)));
     const ours = capture.connections.flatMap((c) => [...c.forward.retransmissions, ...c.reverse.retransmissions].map((r) => r.frame)).sort((a, b) => a - b);
     const sacks = capture.connections.flatMap((c) => [...c.forward.sacks, ...c.reverse.sacks].map((s) => s.frame)).sort((a, b) => a - b);
-    expect(ours).toEqual(tsharkFrames(file, RETRANSMISSION));
-    expect(sacks).toEqual(tsharkFrames(file, 'tcp.options.sack_le'));
+    const tshark = tsharkAnalysis(file);
+    expect(ours).toEqual(tshark.retransmissions);
+    expect(sacks).toEqual(tshark.sacks);
   });
 
   it('the bulk transfer with loss: 8 retransmitted segments and 35 ACKs with SACK blocks, as tshark counts, and 8 marks in the SVG', () => {
     const file = join(FIXTURE_DIR, 'linux-tcp-bulk-loss.pcap');
-    expect(tsharkFrames(file, RETRANSMISSION)).toHaveLength(8);
-    expect(tsharkFrames(file, 'tcp.options.sack_le')).toHaveLength(35);
+    const tshark = tsharkAnalysis(file);
+    expect(tshark.retransmissions).toHaveLength(8);
+    expect(tshark.sacks).toHaveLength(35);
     const run = plot([file]);
     expect(run.status, run.stderr).toBe(0);
     expect(run.stderr).toContain('connection 1: 10.0.0.2:5001 > 10.0.0.1:50576, 311584 data bytes in 220 segments, 8 retransmitted, 35 ACKs with SACK blocks');
     expect(marks(run.stdout, 'retransmission')).toBe(8);
     expect(run.stdout).toMatch(/^<\?xml[^]*<\/svg>\n$/);
+  });
+
+  it('reads pcapng too: the same capture converted by editcap gives the same counts', () => {
+    const dir = tempDir();
+    const ng = join(dir, 'bulk.pcapng');
+    execFileSync('editcap', ['-F', 'pcapng', join(FIXTURE_DIR, 'linux-tcp-bulk-loss.pcap'), ng]);
+    expect(readFileSync(ng).readUInt32LE(0)).toBe(0x0a0d0d0a);
+    const run = plot([ng]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toContain('311584 data bytes in 220 segments, 8 retransmitted, 35 ACKs with SACK blocks');
+    expect(marks(run.stdout, 'retransmission')).toBe(8);
   });
 
   it('says what it cannot draw: a connection that is not there, a file that is not a capture', () => {
@@ -78,7 +107,7 @@ describe('the series against tshark, on the kernel captures', () => {
     expect(none.stderr).toContain('has 1 TCP connection (1-1)');
     const notPcap = plot([join(FIXTURE_DIR, 'README.md')]);
     expect(notPcap.status).toBe(1);
-    expect(notPcap.stderr).toMatch(/not a pcap file/);
+    expect(notPcap.stderr).toMatch(/not a pcap or pcapng file/);
     expect(notPcap.stdout).toBe('');
   });
 });
@@ -94,11 +123,26 @@ describe('a real transfer: tapstack up --pcap --tcp-log, curl, 2% loss each way'
     const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--http', '80', '--pcap', pcap, '--tcp-log', log]);
     defer(() => void up.stop('SIGKILL'));
     await up.waitFor(/http on 10\.0\.0\.2:80/);
+    // The kernel's view too: tcpdump -i any writes Linux cooked frames (SLL or SLL2), not Ethernet.
+    const kernelPcap = join(dir, 'kernel.pcap');
+    const tcpdump = ns.spawn('tcpdump', ['-i', 'any', '--immediate-mode', '-U', '-w', kernelPcap, 'tcp port 80'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    defer(() => tcpdump.kill('SIGKILL'));
+    await new Promise<void>((resolve, reject) => {
+      let said = '';
+      tcpdump.stderr!.on('data', (b: Buffer) => {
+        said += b.toString();
+        if (said.includes('listening on')) resolve();
+      });
+      tcpdump.on('exit', () => reject(new Error(`tcpdump ended: ${said}`)));
+    });
     ns.exec('bash', [LINK_LOSS, 'tap0', '2']);
     const curl = await ns.run('curl', ['-s', '-S', '-m', '60', '-o', '/dev/null', '-w', '%{size_download}', 'http://10.0.0.2/bytes/2000000'], 70_000);
     expect(curl.status, curl.stderr).toBe(0);
     expect(curl.stdout).toBe('2000000');
     ns.exec('bash', [LINK_LOSS, 'tap0', 'off']);
+    await new Promise((r) => setTimeout(r, 300));
+    tcpdump.kill('SIGINT');
+    await new Promise((r) => tcpdump.once('exit', r));
     const stopMark = up.output.length;
     expect(await up.stop('SIGINT')).toMatchObject({ code: 0 });
     const counters = parseCounters(up.output.slice(stopMark));
@@ -129,5 +173,15 @@ describe('a real transfer: tapstack up --pcap --tcp-log, curl, 2% loss each way'
     const cwnd = plot(['--tcp-log', log, '--conn', String(ours[0]!.index)]);
     expect(cwnd.status, cwnd.stderr).toBe(0);
     expect(marks(cwnd.stdout, 'retransmission')).toBe(retransmitted);
+
+    // The kernel's capture: another link type, the same connection, every byte of it seen.
+    const kernel = tcpSeries(readCapture(readFileSync(kernelPcap)));
+    expect(kernel.connections).toHaveLength(1);
+    const k = dataDirection(kernel.connections[0]!);
+    expect(k.from).toBe('10.0.0.2:80');
+    expect(k.highestSeq).toBe(d.highestSeq);
+    const kernelPlot = plot([kernelPcap]);
+    expect(kernelPlot.status, kernelPlot.stderr).toBe(0);
+    expect(kernelPlot.stderr).toContain('connection 1: 10.0.0.2:80 > 10.0.0.1:');
   }, 120_000);
 });

@@ -11,4 +11,5 @@ export * from './faults.ts';
 export * from './dispatch.ts';
 export * from './tap.ts';
 export * from './pcap.ts';
+export * from './capture-file.ts';
 export * from './hot-path-log.ts';

@@ -5,13 +5,13 @@
  * the picture.
  */
 import { readFileSync } from 'node:fs';
-import { PcapFormatError, readPcap } from '@tapstack/link';
+import { PcapFormatError, readCapture } from '@tapstack/link';
 import { readTcpLog, tcpLogSvg } from './tcp-log-chart.ts';
 import { dataDirection, tcpSeries, type ConnectionSeries } from './tcp-series.ts';
 import { timeSequenceSvg } from './time-sequence.ts';
 
 export interface PlotCommand {
-  /** A pcap file (time-sequence graphs) or a --tcp-log file (cwnd graphs). */
+  /** A pcap or pcapng file (time-sequence graphs) or a --tcp-log file (cwnd graphs). */
   readonly source: { readonly kind: 'pcap' | 'tcp-log'; readonly path: string };
   /** Draw only connection N (1-based, as listed on stderr); default all. */
   readonly connection?: number;
@@ -37,7 +37,7 @@ function plotCapture(bytes: Uint8Array, command: PlotCommand, stdout: PlotOutput
   const path = command.source.path;
   let records;
   try {
-    records = readPcap(bytes);
+    records = readCapture(bytes);
   } catch (err) {
     if (!(err instanceof PcapFormatError)) throw err;
     stderr.write(`tapstack plot: ${path}: ${err.message}\n`);

@@ -13,13 +13,14 @@
  * rule, which at the sender's side of the wire finds every segment sent twice. (Wireshark calls
  * one it cannot explain by loss "out-of-order"; both count here, as the capture's README says.)
  *
- * Nothing in a capture is trusted: frames that are not Ethernet + IPv4 + TCP, fragments, and
+ * Nothing in a capture is trusted: frames that are not IPv4 + TCP (over Ethernet, Linux SLL/SLL2,
+ * raw IP or loopback: link/src/capture-file.ts finds the datagram), fragments, and
  * headers that do not check are skipped and counted by reason, never thrown on. Checksums are not
  * verified (a capture taken where the kernel offloads them holds partial ones; tshark does not
  * check by default either). Captures cut short by a snap length (`tcpdump -s 96`) work: the
  * payload length comes from the IP header, not from the bytes saved.
  */
-import { EtherType, formatIpv4, readEtherType, ETHERNET_HEADER_LENGTH, type PcapRecord } from '@tapstack/link';
+import { formatIpv4, ipv4Datagram, type CaptureRecord, type PcapRecord } from '@tapstack/link';
 import { IpProtocol, Ipv4Packet } from '@tapstack/ipv4';
 import { TCP_MAX_WINDOW_SCALE, TcpFlag, TcpPacket, TcpRepr } from '@tapstack/tcp';
 
@@ -172,8 +173,12 @@ function freeze(d: DirectionState, other: DirectionState): DirectionSeries {
   };
 }
 
-/** The connections of a capture and their series (see the file comment). Never throws on frame contents. */
-export function tcpSeries(records: readonly PcapRecord[]): CaptureSeries {
+/**
+ * The connections of a capture and their series (see the file comment). Records from `readPcap`
+ * are Ethernet; those from `readCapture` say their link type (SLL, raw IP, ...). Never throws on
+ * frame contents.
+ */
+export function tcpSeries(records: readonly (PcapRecord | CaptureRecord)[]): CaptureSeries {
   const skipped: Record<string, number> = {};
   const skip = (reason: string): void => {
     skipped[reason] = (skipped[reason] ?? 0) + 1;
@@ -182,10 +187,8 @@ export function tcpSeries(records: readonly PcapRecord[]): CaptureSeries {
   const all: ConnectionState[] = [];
 
   records.forEach((record, i) => {
-    const frame = record.frame;
-    if (frame.length < ETHERNET_HEADER_LENGTH) return skip('truncated');
-    if (readEtherType(frame) !== EtherType.IPV4) return skip('not_ipv4');
-    const ipBytes = frame.subarray(ETHERNET_HEADER_LENGTH);
+    const ipBytes = ipv4Datagram(record);
+    if (!ipBytes) return skip('not_ipv4');
     const header = Ipv4Packet.checkHeader(ipBytes);
     if (!header.ok) return skip(`ipv4_${header.reason}`);
     const ip = header.value;
