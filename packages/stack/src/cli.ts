@@ -16,9 +16,9 @@ export const USAGE = `usage:
   tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
-  tapstack plot CAPTURE.pcap [--conn N] > seq.svg
+  tapstack plot CAPTURE.pcap [--conn N] [--from S] [--to S] > seq.svg
                        time-sequence graph of each TCP connection in a pcap (ours or any)
-  tapstack plot --tcp-log FILE [--conn N] > cwnd.svg
+  tapstack plot --tcp-log FILE [--conn N] [--from S] [--to S] > cwnd.svg
                        cwnd, ssthresh and srtt over time from an up --tcp-log file
   tapstack demo        two stacks on an in-memory wire, no root needed
   tapstack help
@@ -41,6 +41,7 @@ export const USAGE = `usage:
   --tcp-log FILE    (up, connect, get) one JSON line per TCP connection event (state, RTT
                     sample, cwnd/ssthresh change, retransmission, recovery) to FILE
   --conn N          (plot) draw only connection N, as numbered on stderr (default: all)
+  --from S, --to S  (plot) draw only the seconds from --from to --to after each connection's start
   -c COUNT          echo requests to send (ping; default 4)
   -s SIZE           ICMP payload bytes (ping; default 56)
   -i INTERVAL       seconds between requests (ping; default 1)
@@ -109,7 +110,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn )/ : topic === 'plot' ? /^ {2}--conn / : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|tcp-log) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|tcp-log) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -141,7 +142,12 @@ function parseNumber(flag: string, text: string, min: number, max: number, integ
 function parsePlot(args: readonly string[]): PlotCommand {
   let parsed;
   try {
-    parsed = parseArgs({ args: [...args], allowPositionals: true, strict: true, options: { 'tcp-log': { type: 'string' }, conn: { type: 'string' } } });
+    parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: { 'tcp-log': { type: 'string' }, conn: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } },
+    });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -150,9 +156,19 @@ function parsePlot(args: readonly string[]): PlotCommand {
   if (log !== undefined && files.length > 0) throw new UsageError(`plot draws one file: a capture or --tcp-log FILE, not both (got ${files.join(' ')} and --tcp-log ${log})`);
   if (log === undefined && files.length !== 1) throw new UsageError('plot needs one capture file, e.g. tapstack plot run.pcap > seq.svg (or --tcp-log FILE)');
   const conn = parsed.values.conn;
+  const { from, to } = parsed.values;
+  let timeRange: [number, number] | undefined;
+  if (from !== undefined || to !== undefined) {
+    const start = from === undefined ? 0 : parseNumber('--from', from, 0, 1e9, false);
+    const end = to === undefined ? 1e9 : parseNumber('--to', to, 0, 1e9, false);
+    if (end <= start) throw new UsageError(`--from ${from ?? 0} --to ${to}: the end must come after the start`);
+    if (to === undefined) throw new UsageError('--from needs --to: give the stretch of time to draw, e.g. --from 0.2 --to 0.4');
+    timeRange = [start, end];
+  }
   return {
     source: log !== undefined ? { kind: 'tcp-log', path: log } : { kind: 'pcap', path: files[0]! },
     ...(conn !== undefined ? { connection: parseNumber('--conn', conn, 1, 1_000_000, true) } : {}),
+    ...(timeRange ? { timeRange } : {}),
   };
 }
 

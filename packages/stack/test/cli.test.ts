@@ -100,11 +100,13 @@ describe('parseCommand', () => {
     expect(commandHelp('get')).toContain('--tcp-log FILE');
     expect(commandHelp('ping')).not.toContain('--tcp-log');
     const plot = commandHelp('plot');
-    expect(plot).toContain('tapstack plot CAPTURE.pcap [--conn N] > seq.svg');
-    expect(plot).toContain('tapstack plot --tcp-log FILE [--conn N] > cwnd.svg');
+    expect(plot).toContain('tapstack plot CAPTURE.pcap [--conn N] [--from S] [--to S] > seq.svg');
+    expect(plot).toContain('tapstack plot --tcp-log FILE [--conn N] [--from S] [--to S] > cwnd.svg');
+    expect(plot).toContain('--from S, --to S');
     expect(plot).toContain('--conn N');
     expect(plot).not.toContain('--tap NAME');
     expect(commandHelp('up')).not.toContain('--conn N');
+    expect(commandHelp('up')).not.toContain('--from S');
     expect(commandHelp('demo')).toBe('usage:\n  tapstack demo        two stacks on an in-memory wire, no root needed');
   });
 
@@ -112,6 +114,8 @@ describe('parseCommand', () => {
     expect(parseCommand(['plot', 'run.pcap'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' } } });
     expect(parseCommand(['plot', 'run.pcap', '--conn', '2'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' }, connection: 2 } });
     expect(parseCommand(['plot', '--tcp-log', 'tcp.jsonl'])).toEqual({ kind: 'plot', plot: { source: { kind: 'tcp-log', path: 'tcp.jsonl' } } });
+    expect(parseCommand(['plot', 'run.pcap', '--from', '0.25', '--to', '0.5'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' }, timeRange: [0.25, 0.5] } });
+    expect(parseCommand(['plot', 'run.pcap', '--to', '2'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' }, timeRange: [0, 2] } });
   });
 
   it('--tcp-log FILE on up, connect and get; not on ping', () => {
@@ -196,6 +200,9 @@ describe('parseCommand', () => {
     [['plot', 'a.pcap', '--tcp-log', 'x'], /plot draws one file/],
     [['plot', 'a.pcap', '--conn', '0'], /--conn 0: expected a whole number from 1/],
     [['plot', 'a.pcap', '--tap', 'x'], /--tap/],
+    [['plot', 'a.pcap', '--from', '2', '--to', '1'], /the end must come after the start/],
+    [['plot', 'a.pcap', '--from', '2'], /--from needs --to/],
+    [['plot', 'a.pcap', '--to', 'soon'], /--to soon: expected a number/],
     [['up', '--mac', '00:00:00:00:00:00'], /all zeros/],
     [['up', '--mac', 'ff:ff:ff:ff:ff:ff'], /the broadcast address/],
     [['up', '--gateway', '10.0.0.0'], /--gateway 10\.0\.0\.0 is the network address of 10\.0\.0\.0\/24/],

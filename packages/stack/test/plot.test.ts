@@ -202,6 +202,19 @@ describe('timeSequenceSvg on a tiny literal series', () => {
     expect(svg).toContain('3000 data bytes in 3 segments, 1 retransmitted, 1 ACKs with SACK blocks, window scale 7');
   });
 
+  it('a time range draws only what happened in it, the ACK line starting from the ACK in force', () => {
+    const part = timeSequenceSvg([{ title: 't', series, timeRange: [1.2, 2.2] }]);
+    expect(marks(part, 'segment')).toBe(0);
+    expect(marks(part, 'retransmission')).toBe(1);
+    expect(marks(part, 'sack')).toBe(1);
+    // x(t) = 84 + (t - 1.2) * 852; the ACK of 0.5 s (ack 1) is carried to 1.2 s, the left edge;
+    // the sequence axis still reaches 2501 (the SACK block's 2001, a quarter more for the window).
+    expect(part).toContain('<path class="ack" d="M84 492H339.6V492H936"/>');
+    expect(part).toContain('<line class="sack" x1="341.6" y1="320.8" x2="341.6" y2="149.6"/>');
+    expect(part).toContain('; showing 1.2 to 2.2 s');
+    expect(part).toContain('>1.2</text>');
+  });
+
   it('niceTicks picks steps of 1, 2 or 5 times a power of ten', () => {
     expect(niceTicks(0, 2.55, 8)).toEqual([0, 0.5, 1, 1.5, 2, 2.5]);
     expect(niceTicks(1, 2501, 7)).toEqual([500, 1000, 1500, 2000, 2500]);

@@ -15,6 +15,8 @@ export interface PlotCommand {
   readonly source: { readonly kind: 'pcap' | 'tcp-log'; readonly path: string };
   /** Draw only connection N (1-based, as listed on stderr); default all. */
   readonly connection?: number;
+  /** Draw only this stretch, seconds since each connection's start [from, to]. */
+  readonly timeRange?: readonly [number, number];
 }
 
 export interface PlotOutput {
@@ -77,6 +79,7 @@ function plotCapture(bytes: Uint8Array, command: PlotCommand, stdout: PlotOutput
       chosen.map((c) => ({
         title: `connection ${c.index} of ${path.split('/').pop()}, from ${new Date(c.startUs / 1000).toISOString()}`,
         series: dataDirection(c),
+        ...(command.timeRange ? { timeRange: command.timeRange } : {}),
       })),
     ),
   );
@@ -101,6 +104,6 @@ function plotTcpLog(text: string, command: PlotCommand, stdout: PlotOutput, stde
     const retransmits = c.events.filter((e) => e.event === 'retransmit').length;
     stderr.write(`connection ${c.index}: ${c.local} > ${c.remote}, ${c.events.length} events, ${retransmits} retransmissions\n`);
   }
-  stdout.write(tcpLogSvg(chosen));
+  stdout.write(tcpLogSvg(chosen, command.timeRange ? { timeRange: command.timeRange } : {}));
   return 0;
 }

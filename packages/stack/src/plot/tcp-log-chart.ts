@@ -79,45 +79,53 @@ const STYLE =
   '.legend-recovery{stroke:#d62728;stroke-opacity:0.25;stroke-width:8}';
 
 /** An SVG with one graph per connection, stacked. */
-export function tcpLogSvg(connections: readonly TcpLogConnection[], options: { width?: number; height?: number } = {}): string {
+export function tcpLogSvg(connections: readonly TcpLogConnection[], options: { width?: number; height?: number; timeRange?: readonly [number, number] } = {}): string {
   const width = options.width ?? 960;
   const height = options.height ?? 500;
   return svgDocument(
     width,
-    connections.map((c, i) => ({ height, body: graphBody(c, i + 1, width, height) })),
+    connections.map((c, i) => ({ height, body: graphBody(c, i + 1, width, height, options.timeRange) })),
     STYLE,
   );
 }
 
-function graphBody(c: TcpLogConnection, n: number, width: number, height: number): string {
+/** Times are seconds since the connection's first event; `range` limits the graph to [from, to] of them. */
+function graphBody(c: TcpLogConnection, n: number, width: number, height: number, range: readonly [number, number] | undefined): string {
   const area: PlotArea = { left: 84, top: 64, right: width - 84, bottom: height - 48 };
   const events = c.events;
   const t0 = events[0]?.t ?? 0;
+  const inRange = (e: TcpLogEvent): boolean => !range || (e.t - t0 >= range[0] && e.t - t0 <= range[1]);
+  // The lines are drawn whole and clipped; the scales fit what is visible, with the values in
+  // force at the range's start (the last event before it).
+  const visible = events.filter(inRange);
+  const before = range ? events.findLast((e) => e.t - t0 < range[0]) : undefined;
+  if (before) visible.unshift(before);
   // Loops, not Math.max(...array): a long log would overflow the call stack.
   let last = 1e-3;
   let bytesMax = 1;
   let rttMax = 1;
-  for (const e of events) {
+  for (const e of visible) {
     last = Math.max(last, e.t - t0);
     bytesMax = Math.max(bytesMax, e.cwnd, e.inflight, e.ssthresh ?? 0);
     rttMax = Math.max(rttMax, e.srtt ?? 0);
   }
-  const tEnd = last * 1.02;
+  const tStart = range ? range[0] : 0;
+  const tEnd = range ? Math.max(range[1], tStart + 1e-3) : last * 1.02;
   const bytesTop = bytesMax * 1.08;
   const rttTop = rttMax * 1.15;
-  const x = new LinearScale(0, tEnd, area.left, area.right);
+  const x = new LinearScale(tStart, tEnd, area.left, area.right);
   const y = new LinearScale(0, bytesTop, area.bottom, area.top);
   const yRtt = new LinearScale(0, rttTop, area.bottom, area.top);
-  const retransmits = events.filter((e) => e.event === 'retransmit');
-  const timeouts = events.filter((e) => e.event === 'timeout');
+  const retransmits = events.filter((e) => e.event === 'retransmit' && inRange(e));
+  const timeouts = events.filter((e) => e.event === 'timeout' && inRange(e));
   const clipId = `tcp-log-${n}`;
 
   const out: string[] = [];
   out.push(`<text class="title" x="${px(area.left)}" y="18">${escapeXml(`connection ${c.index}: ${c.local} > ${c.remote}`)}</text>`);
   out.push(
     `<text class="note" x="${px(area.left)}" y="34">${escapeXml(
-      `${events.length} events over ${last.toFixed(3)} s: ${retransmits.length} retransmissions, ${timeouts.length} timeouts, ` +
-        `${events.filter((e) => e.event === 'recovery-enter').length} fast recoveries, ${events.filter((e) => e.event === 'rtt').length} RTT samples`,
+      `${visible.length} events ${range ? `from ${range[0]} to ${range[1]} s` : `over ${last.toFixed(3)} s`}: ${retransmits.length} retransmissions, ${timeouts.length} timeouts, ` +
+        `${visible.filter((e) => e.event === 'recovery-enter').length} fast recoveries, ${visible.filter((e) => e.event === 'rtt').length} RTT samples`,
     )}</text>`,
   );
   out.push(
@@ -134,7 +142,7 @@ function graphBody(c: TcpLogConnection, n: number, width: number, height: number
   out.push(
     axes(
       area,
-      { scale: x, ticks: niceTicks(0, tEnd, 8), label: 'time (s)', format: (v) => String(v) },
+      { scale: x, ticks: niceTicks(tStart, tEnd, 8), label: 'time (s)', format: (v) => String(v) },
       { scale: y, ticks: niceTicks(0, bytesTop, 6), label: 'bytes', format: formatBytes },
       { scale: yRtt, ticks: niceTicks(0, rttTop, 6), label: 'smoothed RTT (ms)', format: (v) => String(v) },
     ),

@@ -22,6 +22,8 @@ export interface TimeSequenceGraph {
   /** The heading above the graph. */
   readonly title: string;
   readonly series: DirectionSeries;
+  /** Only this stretch of time, seconds [from, to] (default: all of it). */
+  readonly timeRange?: readonly [number, number];
 }
 
 export interface TimeSequenceOptions {
@@ -51,17 +53,30 @@ export function timeSequenceSvg(graphs: readonly TimeSequenceGraph[], options: T
 function graphBody(graph: TimeSequenceGraph, n: number, width: number, height: number): string {
   const s = graph.series;
   const area: PlotArea = { left: 84, top: 64, right: width - 24, bottom: height - 48 };
-  // Time from 0 to the last event; sequence from the lowest to the highest byte sent or acknowledged.
-  let tMax = 0;
+  const range = graph.timeRange;
+  const inRange = (t: number): boolean => !range || (t >= range[0] && t <= range[1]);
+  const segments = s.segments.filter((seg) => inRange(seg.time));
+  const sacks = s.sacks.filter((sack) => inRange(sack.time));
+  const acks = s.acks.filter((a) => inRange(a.time));
+  if (range) {
+    // The ACK in force when the window opens starts the stairs at its left edge.
+    const before = s.acks.findLast((a) => a.time < range[0]);
+    if (before) acks.unshift({ ...before, time: range[0] });
+  }
+  // Time from 0 (or the range's start) to the last event; sequence from the lowest to the highest byte sent or acknowledged.
+  const tStart = range ? range[0] : 0;
+  let tMax = tStart;
   let yMin = Infinity;
   let dataTop = -Infinity;
-  for (const seg of s.segments) {
+  for (const seg of segments) {
     tMax = Math.max(tMax, seg.time);
     yMin = Math.min(yMin, seg.seq);
     dataTop = Math.max(dataTop, seg.seq + seg.length);
   }
+  // SACK blocks report data the receiver holds: it was sent, so it belongs in the picture.
+  for (const sack of sacks) for (const b of sack.blocks) dataTop = Math.max(dataTop, b.right);
   let windowTop = -Infinity;
-  for (const a of s.acks) {
+  for (const a of acks) {
     tMax = Math.max(tMax, a.time);
     yMin = Math.min(yMin, a.ack);
     dataTop = Math.max(dataTop, a.ack);
@@ -72,8 +87,8 @@ function graphBody(graph: TimeSequenceGraph, n: number, width: number, height: n
   // The window edge is often far above the data (a 3 MB window on a 300 kB transfer); show it
   // when it is near, and let it leave the top of the graph (clipped) when it is not.
   const yMax = Math.max(dataTop, Math.min(windowTop, yMin + (dataTop - yMin) * 1.25)) || yMin + 1;
-  const tEnd = tMax > 0 ? tMax * 1.02 : 1;
-  const x = new LinearScale(0, tEnd, area.left, area.right);
+  const tEnd = range ? range[1] : tMax > 0 ? tMax * 1.02 : 1;
+  const x = new LinearScale(tStart, tEnd > tStart ? tEnd : tStart + 1, area.left, area.right);
   const y = new LinearScale(yMin, yMax === yMin ? yMin + 1 : yMax, area.bottom, area.top);
   const clipId = `time-sequence-${n}`;
 
@@ -82,7 +97,8 @@ function graphBody(graph: TimeSequenceGraph, n: number, width: number, height: n
   out.push(
     `<text class="note" x="${px(area.left)}" y="34">${escapeXml(
       `${s.from} > ${s.to}: ${s.bytes} data bytes in ${s.segments.length} segments, ${s.retransmissions.length} retransmitted, ${s.sacks.length} ACKs with SACK blocks` +
-        (s.synSeen ? `, window scale ${s.windowScale}` : ', SYN not captured (absolute window, numbers relative to the first segment)'),
+        (s.synSeen ? `, window scale ${s.windowScale}` : ', SYN not captured (absolute window, numbers relative to the first segment)') +
+        (range ? `; showing ${range[0]} to ${range[1]} s` : ''),
     )}</text>`,
   );
   out.push(
@@ -97,19 +113,19 @@ function graphBody(graph: TimeSequenceGraph, n: number, width: number, height: n
   out.push(
     axes(
       area,
-      { scale: x, ticks: niceTicks(0, tEnd, 8), label: 'time (s)', format: (v) => String(v) },
+      { scale: x, ticks: niceTicks(tStart, tEnd, 8), label: 'time (s)', format: (v) => String(v) },
       { scale: y, ticks: niceTicks(yMin, yMax, 7), label: 'relative sequence number (bytes)', format: formatBytes },
     ),
   );
   out.push(`<clipPath id="${clipId}"><rect x="${px(area.left)}" y="${px(area.top)}" width="${px(area.right - area.left)}" height="${px(area.bottom - area.top)}"/></clipPath>`);
   out.push(`<g clip-path="url(#${clipId})">`);
-  out.push(stepPath('window', s.acks.map((a) => [x.at(a.time), y.at(a.windowEdge)]), area.right));
-  out.push(stepPath('ack', s.acks.map((a) => [x.at(a.time), y.at(a.ack)]), area.right));
-  for (const sack of s.sacks) {
+  out.push(stepPath('window', acks.map((a) => [x.at(a.time), y.at(a.windowEdge)]), area.right));
+  out.push(stepPath('ack', acks.map((a) => [x.at(a.time), y.at(a.ack)]), area.right));
+  for (const sack of sacks) {
     const at = px(x.at(sack.time) + 2);
     for (const b of sack.blocks) out.push(`<line class="sack" x1="${at}" y1="${px(y.at(b.left))}" x2="${at}" y2="${px(y.at(b.right))}"/>`);
   }
-  for (const seg of s.segments) {
+  for (const seg of segments) {
     // An I-beam: a bar with short caps, so back-to-back segments stay apart.
     const cx = x.at(seg.time);
     const y0 = y.at(seg.seq);
