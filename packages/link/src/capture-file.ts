@@ -39,15 +39,29 @@ const PCAPNG_SIMPLE_PACKET = 3;
 const PCAPNG_ENHANCED_PACKET = 6;
 const IF_TSRESOL = 9;
 
-/** The records of a pcap or pcapng file. Throws PcapFormatError when it is neither or is cut short. */
-export function readCapture(bytes: Uint8Array): CaptureRecord[] {
+/**
+ * The records of a pcap or pcapng file. Throws PcapFormatError when it is neither or is cut short,
+ * unless `partial`: then a file that ends in the middle of a record (one still being written by
+ * tcpdump) gives the records before it, and `onTruncated` hears where it ended.
+ */
+export function readCapture(bytes: Uint8Array, options: { partial?: boolean; onTruncated?: (error: PcapFormatError) => void } = {}): CaptureRecord[] {
   if (bytes.length < 12) throw new PcapFormatError(`not a capture file: ${bytes.length} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(0, true) === PCAPNG_SECTION_HEADER) return readPcapng(bytes, view);
-  return readClassic(bytes, view);
+  const records: CaptureRecord[] = [];
+  try {
+    if (view.getUint32(0, true) === PCAPNG_SECTION_HEADER) readPcapng(bytes, view, records);
+    else readClassic(bytes, view, records);
+  } catch (err) {
+    if (!options.partial || records.length === 0 || !(err instanceof TruncatedCapture)) throw err;
+    options.onTruncated?.(err);
+  }
+  return records;
 }
 
-function readClassic(bytes: Uint8Array, view: DataView): CaptureRecord[] {
+/** The file ends inside a record: the records before it are sound. */
+class TruncatedCapture extends PcapFormatError {}
+
+function readClassic(bytes: Uint8Array, view: DataView, records: CaptureRecord[]): void {
   if (bytes.length < PCAP_FILE_HEADER_LENGTH) throw new PcapFormatError(`not a pcap file: ${bytes.length} bytes, the header alone is 24`);
   const le = view.getUint32(0, true);
   const be = view.getUint32(0, false);
@@ -57,15 +71,14 @@ function readClassic(bytes: Uint8Array, view: DataView): CaptureRecord[] {
   const nanos = (little ? le : be) === PCAP_MAGIC_NANOSECONDS;
   // The upper bits of the link-type field may carry FCS information (pcap-savefile(5)).
   const linkType = view.getUint32(20, little) & 0x0fffffff;
-  const records: CaptureRecord[] = [];
   let offset = PCAP_FILE_HEADER_LENGTH;
   while (offset < bytes.length) {
-    if (offset + PCAP_RECORD_HEADER_LENGTH > bytes.length) throw new PcapFormatError(`record ${records.length + 1} is cut short in its header at byte ${offset}`);
+    if (offset + PCAP_RECORD_HEADER_LENGTH > bytes.length) throw new TruncatedCapture(`record ${records.length + 1} is cut short in its header at byte ${offset}`);
     const seconds = view.getUint32(offset, little);
     const fraction = view.getUint32(offset + 4, little);
     const saved = view.getUint32(offset + 8, little);
     const start = offset + PCAP_RECORD_HEADER_LENGTH;
-    if (start + saved > bytes.length) throw new PcapFormatError(`record ${records.length + 1} says ${saved} bytes but the file ends after ${bytes.length - start}`);
+    if (start + saved > bytes.length) throw new TruncatedCapture(`record ${records.length + 1} says ${saved} bytes but the file ends after ${bytes.length - start}`);
     records.push({
       timestampUs: seconds * 1e6 + (nanos ? Math.floor(fraction / 1000) : fraction),
       frame: bytes.subarray(start, start + saved),
@@ -74,7 +87,6 @@ function readClassic(bytes: Uint8Array, view: DataView): CaptureRecord[] {
     });
     offset = start + saved;
   }
-  return records;
 }
 
 interface Interface {
@@ -83,13 +95,12 @@ interface Interface {
   unitsPerSecond: bigint;
 }
 
-function readPcapng(bytes: Uint8Array, view: DataView): CaptureRecord[] {
-  const records: CaptureRecord[] = [];
+function readPcapng(bytes: Uint8Array, view: DataView, records: CaptureRecord[]): void {
   let little = true;
   let interfaces: Interface[] = [];
   let offset = 0;
   while (offset < bytes.length) {
-    if (offset + 12 > bytes.length) throw new PcapFormatError(`pcapng block at byte ${offset} is cut short`);
+    if (offset + 12 > bytes.length) throw new TruncatedCapture(`pcapng block at byte ${offset} is cut short`);
     const type = view.getUint32(offset, little);
     if (view.getUint32(offset, true) === PCAPNG_SECTION_HEADER) {
       // A new section: its own byte order, its own interfaces.
@@ -100,7 +111,8 @@ function readPcapng(bytes: Uint8Array, view: DataView): CaptureRecord[] {
       interfaces = [];
     }
     const length = view.getUint32(offset + 4, little);
-    if (length < 12 || length % 4 !== 0 || offset + length > bytes.length) throw new PcapFormatError(`pcapng block at byte ${offset} says ${length} bytes (the file has ${bytes.length - offset} left)`);
+    if (length < 12 || length % 4 !== 0) throw new PcapFormatError(`pcapng block at byte ${offset} says ${length} bytes`);
+    if (offset + length > bytes.length) throw new TruncatedCapture(`pcapng block at byte ${offset} says ${length} bytes (the file has ${bytes.length - offset} left)`);
     const body = offset + 8;
     const end = offset + length - 4;
     if (type === PCAPNG_INTERFACE && end - body >= 8) {
@@ -127,7 +139,6 @@ function readPcapng(bytes: Uint8Array, view: DataView): CaptureRecord[] {
     }
     offset += length;
   }
-  return records;
 }
 
 /** The if_tsresol option of an interface block: 10^-n (top bit clear) or 2^-n seconds; default µs. */

@@ -80,6 +80,20 @@ describe('readCapture', () => {
     expect(ipv4Datagram(got[1]!)).toEqual(datagram);
   });
 
+  it('partial: a file cut in the middle of a record (still being written) gives the records before it', () => {
+    const bytes = readFileSync(`${FIXTURE_DIR}linux-tcp-echo-session.pcap`);
+    const cut = bytes.subarray(0, bytes.length - 10);
+    expect(() => readCapture(cut)).toThrow(/says \d+ bytes but the file ends/);
+    const told: string[] = [];
+    const got = readCapture(cut, { partial: true, onTruncated: (e) => told.push(e.message) });
+    expect(got).toHaveLength(records.length - 1);
+    expect(told).toHaveLength(1);
+    const ng = concat(SHB, idb(LinkType.ETHERNET), epb(0, 5n, frame), epb(0, 6n, frame));
+    expect(readCapture(ng.subarray(0, ng.length - 3), { partial: true })).toHaveLength(1);
+    // Not a capture at all stays an error.
+    expect(() => readCapture(new Uint8Array(64), { partial: true })).toThrow(/not a pcap or pcapng file/);
+  });
+
   it('says what is wrong with a file it cannot read, and never throws anything else (property)', () => {
     expect(() => readCapture(hex('00 01 02'))).toThrow(PcapFormatError);
     expect(() => readCapture(new Uint8Array(64))).toThrow(/not a pcap or pcapng file/);

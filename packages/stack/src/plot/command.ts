@@ -39,7 +39,8 @@ function plotCapture(bytes: Uint8Array, command: PlotCommand, stdout: PlotOutput
   const path = command.source.path;
   let records;
   try {
-    records = readCapture(bytes);
+    // A capture still being written ends in the middle of a record: draw what is there.
+    records = readCapture(bytes, { partial: true, onTruncated: (e) => stderr.write(`tapstack plot: ${path}: ${e.message} (still being written?); drawing the records before it\n`) });
   } catch (err) {
     if (!(err instanceof PcapFormatError)) throw err;
     stderr.write(`tapstack plot: ${path}: ${err.message}\n`);
