@@ -1,6 +1,7 @@
 export * from './result.ts';
 export * from './mac.ts';
 export * from './ipv4-address.ts';
+export * from './ipv6-address.ts';
 export * from './clock.ts';
 export * from './counters.ts';
 export * from './random.ts';
