@@ -12,7 +12,8 @@ import type { PlotCommand } from './plot/command.ts';
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
                 [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--udp-echo PORT]
-                [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT] [--tcp-log FILE]
+                [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT] [--link-delay MS[/JITTER]]
+                [--tcp-log FILE]
   tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
@@ -34,6 +35,8 @@ export const USAGE = `usage:
   --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
   --trace           print one line per frame in and out, with the time like tcpdump -tttt
                     (--trace=rel: seconds since the first line, like tcpdump -ttttt)
+  --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
+                    more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
   --tcp-echo PORT   (up) TCP echo (RFC 862) on PORT
   --tcp-discard PORT (up) TCP discard (RFC 863) on PORT: reads and drops
@@ -72,6 +75,8 @@ export interface DeviceOptions {
   trace: false | 'absolute' | 'relative';
   /** --tcp-log FILE: the TCP connection event log (JSON lines), or undefined. */
   tcpLog: string | undefined;
+  /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
+  linkDelay: { delayMs: number; jitterMs: number } | undefined;
 }
 
 /** The services `up` runs, each on its port. */
@@ -110,7 +115,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|tcp-log) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|link-delay|tcp-log) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -212,6 +217,7 @@ export function parseCommand(argv: readonly string[]): Command {
         netns: { type: 'string' },
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
+        'link-delay': { type: 'string' },
         ...(command !== 'ping' ? { 'tcp-log': { type: 'string' } } : {}),
         ...(command === 'up'
           ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
@@ -276,6 +282,16 @@ export function parseCommand(argv: readonly string[]): Command {
     }
   }
   if (pcap !== undefined && tcpLog !== undefined && resolve(pcap) === resolve(tcpLog)) throw new UsageError(`--pcap and --tcp-log name the same file (${pcap}): give each its own`);
+  const linkDelayText = str('link-delay');
+  let linkDelay: DeviceOptions['linkDelay'];
+  if (linkDelayText !== undefined) {
+    const [delay, jitter, extra] = linkDelayText.split('/');
+    if (extra !== undefined) throw new UsageError(`--link-delay ${linkDelayText}: expected MS or MS/JITTER, e.g. 10 or 10/2`);
+    linkDelay = {
+      delayMs: parseNumber('--link-delay', delay!, 0, 60_000, false),
+      jitterMs: jitter === undefined ? 0 : parseNumber('--link-delay jitter', jitter, 0, 60_000, false),
+    };
+  }
   const device: DeviceOptions = {
     tap,
     ip,
@@ -288,6 +304,7 @@ export function parseCommand(argv: readonly string[]): Command {
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
     tcpLog,
+    linkDelay,
   };
   if (command === 'up') {
     const services: Services = {};

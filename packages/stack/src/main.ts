@@ -6,7 +6,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
+import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, withFaults, type Link } from '@tapstack/link';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
@@ -97,11 +97,14 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
     }
   }
   device = tap;
-  if (!capture) return tap;
   const file = d.pcap;
-  return withCapture(tap, capture, {
-    onError: (error) => process.stderr.write(`tapstack: --pcap ${file}: capture stopped (${error.message}); the stack keeps running\n`),
-  });
+  const captured: Link = capture
+    ? withCapture(tap, capture, {
+        onError: (error) => process.stderr.write(`tapstack: --pcap ${file}: capture stopped (${error.message}); the stack keeps running\n`),
+      })
+    : tap;
+  // --link-delay sits above the capture: the pcap shows the frames as the device carries them.
+  return d.linkDelay ? withFaults(captured, { delayMs: d.linkDelay.delayMs, jitterMs: d.linkDelay.jitterMs }) : captured;
 }
 
 /**
@@ -223,6 +226,10 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       );
     }
     process.stdout.write(describeServices(stack.address, services, d.netns ? `ip netns exec ${d.netns} ` : ''));
+    if (d.linkDelay) {
+      const { delayMs, jitterMs } = d.linkDelay;
+      process.stdout.write(`link delay: ${delayMs} ms each way${jitterMs > 0 ? ` plus up to ${jitterMs} ms of jitter` : ''} (--link-delay), so ${2 * delayMs} ms more round trip\n`);
+    }
     const rl = process.stdin.isTTY || !process.stdin.readableEnded ? createInterface({ input: process.stdin }) : undefined;
     rl?.on('line', (line) => {
       const word = line.trim();
