@@ -1,0 +1,5 @@
+export * from './packet.ts';
+export * from './ndisc-option.ts';
+export * from './ndisc.ts';
+export * from './mld.ts';
+export * from './format.ts';

@@ -1,0 +1,5 @@
+export * from './header.ts';
+export * from './checksum.ts';
+export * from './extension.ts';
+export * from './fragment.ts';
+export * from './reassembly.ts';
