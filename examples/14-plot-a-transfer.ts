@@ -1,12 +1,12 @@
 /**
- * Example 13: see a TCP transfer. Two stacks on an in-memory wire and a virtual clock; B sends
+ * Example 14: see a TCP transfer. Two stacks on an in-memory wire and a virtual clock; B sends
  * 1 MiB to A while the wire loses a share of the frames towards A (seeded, so every run is the
  * same). B's side of the wire is captured to a pcap and B's TCP writes its event log, then both
  * are drawn: the time-sequence graph of the capture and B's cwnd/ssthresh/srtt over time. No
  * root, no device: the same pictures `tapstack plot` draws from a real run.
  *
- *   npx tsx examples/13-plot-a-transfer.ts                 # 1% loss, files in a new temporary folder
- *   npx tsx examples/13-plot-a-transfer.ts --drop 0 --out /tmp/clean
+ *   npx tsx examples/14-plot-a-transfer.ts                 # 1% loss, files in a new temporary folder
+ *   npx tsx examples/14-plot-a-transfer.ts --drop 0 --out /tmp/clean
  *
  * Open the two .svg files in a browser. Redraw them, or another run's, with
  * `npx tsx packages/stack/src/main.ts plot FILE.pcap > seq.svg` and `... plot --tcp-log FILE > cwnd.svg`.
