@@ -101,6 +101,30 @@ describe('tcpLog: one JSON line per connection event', () => {
     expect(events.filter((e) => e.local === SERVER && e.event === 'open')).toHaveLength(1);
   });
 
+  it('heavy loss both ways: every retransmission timeout and every retransmission the sender counted is a line', async () => {
+    const events: TcpLogEvent[] = [];
+    const p = pair({ faults: { drop: 0.15, direction: 'both', seed: 3 }, latencyMs: 5, tcp: { tcpLog: (e) => events.push(e) } });
+    pairs.push(p);
+    const data = pattern(256 * 1024);
+    p.b.tcp
+      .createServer((s) => {
+        s.on('error', () => {});
+        s.end(data);
+      })
+      .listen(80);
+    const client = p.a.tcp.connect({ host: IP_B, port: 80 });
+    client.on('error', () => {});
+    const got = collect(client);
+    await runUntil(p.clock, () => got.ended, 600_000, 5);
+    const server = events.filter((e) => e.local === SERVER);
+    const timeouts = server.filter((e) => e.event === 'timeout');
+    expect(timeouts.length).toBeGreaterThan(0);
+    expect(timeouts.length).toBe(p.b.tcp.counters.get('TCPTimeouts'));
+    expect(server.filter((e) => e.event === 'retransmit').length).toBe(p.b.tcp.counters.get('RetransSegs'));
+    // RFC 6298 5.5: each timeout at least doubles the RTO it fired with (up to the 120 s ceiling).
+    for (const t of timeouts) expect(t.rto).toBeGreaterThanOrEqual(400);
+  });
+
   it('formats a record as one JSON line, fields in the documented order', () => {
     const line = formatTcpLogEvent({
       t: 1.5,
