@@ -382,6 +382,9 @@ beforeAll(async () => {
   kernelSide = { host: macOf(hostNs, 'dut0'), peer: macOf(kernelNs, 'eth0') };
   // The kernel computes full TCP checksums (no offload on the veth), so they can be compared.
   kernelNs.exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
+  // The oracle is Linux as it ships: a new namespace may inherit a host's tuned tcp_rmem (32 MiB
+  // here, window scale 10), while tapstack's receiveBufferMaxBytes follows the default 6 MiB (7).
+  kernelNs.exec('sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 6291456']);
   // the kernel's TCP echo on port 7, as tapstack's --tcp-echo 7
   kernelNs.spawn('socat', ['TCP-LISTEN:7,fork,reuseaddr', 'EXEC:cat'], { stdio: 'ignore' });
   for (let i = 0; i < 50 && !/:7\b/.test(kernelNs.exec('ss', ['-ltn'])); i++) await new Promise((r) => setTimeout(r, 50));
