@@ -4,7 +4,7 @@
  * with --netns, and checked to be gone after Ctrl-C), the in-memory ones as they are.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -247,6 +247,25 @@ describe('examples without root', () => {
     expect(run.output).toMatch(/B out .*10\.0\.0\.2\.80 > 10\.0\.0\.1\.\d+: Flags \[S\.\]/);
     expect(run.output).toContain('A got 5000 bytes from B over TCP');
     expect(run.output).toMatch(/TIME-WAIT/);
+  });
+
+  it('14-plot-a-transfer: a lossy transfer on a virtual clock, captured, logged and drawn; every count agrees', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'tapstack-ex14-'));
+    cleanups.push(() => rmSync(out, { recursive: true, force: true }));
+    const run = example('14-plot-a-transfer.ts', ['--out', out]);
+    const exit = await run.exited;
+    expect(exit, run.output).toEqual({ code: 0, signal: null });
+    expect(run.output).toMatch(/A received 1048576 bytes in [\d.]+ s of virtual time; the wire lost [1-9]\d* frames/);
+    const seen = Number(run.output.match(/(\d+) retransmitted/)?.[1]);
+    const counted = Number(run.output.match(/counted (\d+) retransmissions/)?.[1]);
+    expect(seen).toBeGreaterThan(0);
+    expect(seen).toBe(counted);
+    const marks = (file: string): number => readFileSync(join(out, file), 'utf8').split('class="retransmission"').length - 1;
+    expect(marks('time-sequence.svg')).toBe(seen);
+    expect(marks('cwnd.svg')).toBe(seen);
+    // tapstack plot redraws the saved capture with the same count
+    const plot = execFileSync(process.execPath, [join(repoRoot, 'packages/stack/bin/tapstack.js'), 'plot', join(out, 'transfer.pcap')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(plot.split('class="retransmission"').length - 1).toBe(seen);
   });
 
   it('02b-neighbour-table: INCOMPLETE -> REACHABLE -> STALE -> DELAY -> PROBE -> FAILED on a virtual clock', async () => {

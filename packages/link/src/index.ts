@@ -13,4 +13,5 @@ export * from './dispatch.ts';
 export * from './tap.ts';
 export * from './virtio-net.ts';
 export * from './pcap.ts';
+export * from './capture-file.ts';
 export * from './hot-path-log.ts';

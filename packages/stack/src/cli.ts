@@ -7,15 +7,20 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ipv4Cidr } from '@tapstack/ipv4';
 import { MacAddress, checkInterfaceName, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import type { PlotCommand } from './plot/command.ts';
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
                 [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
-                [--link-delay MS[/JITTER]]
+                [--link-delay MS[/JITTER]] [--tcp-log FILE]
   tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
+  tapstack plot CAPTURE.pcap [--conn N] [--from S] [--to S] > seq.svg
+                       time-sequence graph of each TCP connection in a pcap (ours or any)
+  tapstack plot --tcp-log FILE [--conn N] [--from S] [--to S] > cwnd.svg
+                       cwnd, ssthresh and srtt over time from an up --tcp-log file
   tapstack demo        two stacks on an in-memory wire, no root needed
   tapstack help
 
@@ -39,6 +44,10 @@ export const USAGE = `usage:
   --tcp-echo PORT   (up) TCP echo (RFC 862) on PORT
   --tcp-discard PORT (up) TCP discard (RFC 863) on PORT: reads and drops
   --http PORT       (up) an HTTP server (Node's http on our TCP): GET / and GET /bytes/N
+  --tcp-log FILE    (up, connect, get) one JSON line per TCP connection event (state, RTT
+                    sample, cwnd/ssthresh change, retransmission, recovery) to FILE
+  --conn N          (plot) draw only connection N, as numbered on stderr (default: all)
+  --from S, --to S  (plot) draw only the seconds from --from to --to after each connection's start
   -c COUNT          echo requests to send (ping; default 4)
   -s SIZE           ICMP payload bytes (ping; default 56)
   -i INTERVAL       seconds between requests (ping; default 1)
@@ -69,6 +78,8 @@ export interface DeviceOptions {
   trace: false | 'absolute' | 'relative';
   /** --vnet-hdr: open the device in virtio-net header mode (TapOptions.vnetHeader). */
   vnetHeader: boolean;
+  /** --tcp-log FILE: the TCP connection event log (JSON lines), or undefined. */
+  tcpLog: string | undefined;
   /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
   linkDelay: { delayMs: number; jitterMs: number } | undefined;
 }
@@ -94,21 +105,22 @@ export type Command =
       intervalMs: number;
       timeoutMs: number;
     }
+  | { kind: 'plot'; plot: PlotCommand }
   | { kind: 'demo' }
   | { kind: 'help'; topic?: HelpTopic };
 
-export type HelpTopic = 'up' | 'ping' | 'connect' | 'get' | 'demo';
+export type HelpTopic = 'up' | 'ping' | 'connect' | 'get' | 'plot' | 'demo';
 
 /** `tapstack COMMAND --help`: that command's usage lines and the options it takes, from USAGE. */
 export function commandHelp(topic: HelpTopic): string {
   const lines = USAGE.split('\n');
   const usage: string[] = [];
-  const at = lines.findIndex((l) => l.startsWith(`  tapstack ${topic}`));
-  if (at >= 0) {
+  for (let at = 0; at < lines.length; at++) {
+    if (!lines[at]!.startsWith(`  tapstack ${topic}`)) continue;
     usage.push(lines[at]!);
-    for (let i = at + 1; i < lines.length && /^ {10,}\[/.test(lines[i]!); i++) usage.push(lines[i]!);
+    for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|tcp-log) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -136,13 +148,48 @@ function parseNumber(flag: string, text: string, min: number, max: number, integ
   return n;
 }
 
+/** `plot CAPTURE.pcap [--conn N]` or `plot --tcp-log FILE [--conn N]`. */
+function parsePlot(args: readonly string[]): PlotCommand {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: { 'tcp-log': { type: 'string' }, conn: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const log = parsed.values['tcp-log'];
+  const files = parsed.positionals;
+  if (log !== undefined && files.length > 0) throw new UsageError(`plot draws one file: a capture or --tcp-log FILE, not both (got ${files.join(' ')} and --tcp-log ${log})`);
+  if (log === undefined && files.length !== 1) throw new UsageError('plot needs one capture file, e.g. tapstack plot run.pcap > seq.svg (or --tcp-log FILE)');
+  const conn = parsed.values.conn;
+  const { from, to } = parsed.values;
+  let timeRange: [number, number] | undefined;
+  if (from !== undefined || to !== undefined) {
+    const start = from === undefined ? 0 : parseNumber('--from', from, 0, 1e9, false);
+    const end = to === undefined ? 1e9 : parseNumber('--to', to, 0, 1e9, false);
+    if (end <= start) throw new UsageError(`--from ${from ?? 0} --to ${to}: the end must come after the start`);
+    if (to === undefined) throw new UsageError('--from needs --to: give the stretch of time to draw, e.g. --from 0.2 --to 0.4');
+    timeRange = [start, end];
+  }
+  return {
+    source: log !== undefined ? { kind: 'tcp-log', path: log } : { kind: 'pcap', path: files[0]! },
+    ...(conn !== undefined ? { connection: parseNumber('--conn', conn, 1, 1_000_000, true) } : {}),
+    ...(timeRange ? { timeRange } : {}),
+  };
+}
+
 /** Parses argv (without node and the script). Throws UsageError on any mistake. */
 export function parseCommand(argv: readonly string[]): Command {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return { kind: 'help' };
-  if ((command === 'up' || command === 'ping' || command === 'connect' || command === 'get' || command === 'demo') && rest.some((a) => a === '--help' || a === '-h')) {
+  if ((command === 'up' || command === 'ping' || command === 'connect' || command === 'get' || command === 'plot' || command === 'demo') && rest.some((a) => a === '--help' || a === '-h')) {
     return { kind: 'help', topic: command };
   }
+  if (command === 'plot') return { kind: 'plot', plot: parsePlot(rest) };
   if (command === 'demo') {
     if (rest.length > 0) throw new UsageError(`demo takes no arguments (got ${rest.join(' ')})`);
     return { kind: 'demo' };
@@ -177,6 +224,7 @@ export function parseCommand(argv: readonly string[]): Command {
         trace: { type: 'boolean' },
         'vnet-hdr': { type: 'boolean' },
         'link-delay': { type: 'string' },
+        ...(command !== 'ping' ? { 'tcp-log': { type: 'string' } } : {}),
         ...(command === 'up'
           ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
           : {}),
@@ -229,14 +277,17 @@ export function parseCommand(argv: readonly string[]): Command {
   if (mac && mac.isMulticast) throw new UsageError(`--mac ${macText} is a multicast address; a host needs a unicast MAC`);
   if (mac && mac.equals(MacAddress.ZERO)) throw new UsageError(`--mac ${macText} is all zeros; a host needs a unicast MAC`);
   const pcap = str('pcap');
-  if (pcap !== undefined) {
-    const dir = dirname(resolve(pcap));
+  const tcpLog = str('tcp-log');
+  for (const [flag, file] of [['--pcap', pcap], ['--tcp-log', tcpLog]] as const) {
+    if (file === undefined) continue;
+    const dir = dirname(resolve(file));
     try {
       accessSync(dir, constants.W_OK);
     } catch {
-      throw new UsageError(`--pcap ${pcap}: cannot write in ${dir} (does the directory exist?)`);
+      throw new UsageError(`${flag} ${file}: cannot write in ${dir} (does the directory exist?)`);
     }
   }
+  if (pcap !== undefined && tcpLog !== undefined && resolve(pcap) === resolve(tcpLog)) throw new UsageError(`--pcap and --tcp-log name the same file (${pcap}): give each its own`);
   const linkDelayText = str('link-delay');
   let linkDelay: DeviceOptions['linkDelay'];
   if (linkDelayText !== undefined) {
@@ -259,6 +310,7 @@ export function parseCommand(argv: readonly string[]): Command {
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
     vnetHeader: v['vnet-hdr'] === true,
+    tcpLog,
     linkDelay,
   };
   if (command === 'up') {

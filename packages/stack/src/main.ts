@@ -10,8 +10,10 @@ import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, withFaults, t
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
-import { TcpError } from '@tapstack/tcp';
+import { jsonLinesSink, TcpError } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
+import { runPlot } from './plot/command.ts';
+import { LineFile } from './line-file.ts';
 import { createStack, type Stack } from './stack.ts';
 import { describeNamespace, hostSideDecision, hostSideNamespace, networkNamespace, rootNamespaceRefusal } from './namespace.ts';
 
@@ -63,6 +65,17 @@ function openCapture(d: DeviceOptions): PcapWriter | undefined {
     return new PcapWriter(d.pcap);
   } catch (err) {
     throw new UsageError(`--pcap ${d.pcap}: ${(err as Error).message}`);
+  }
+}
+
+/** The --tcp-log file, opened before the device for the same reason as --pcap. */
+function openTcpLog(d: DeviceOptions): LineFile | undefined {
+  if (d.tcpLog === undefined) return undefined;
+  const file = d.tcpLog;
+  try {
+    return new LineFile(file, (error) => process.stderr.write(`tapstack: --tcp-log ${file}: log stopped (${error.message}); the stack keeps running\n`));
+  } catch (err) {
+    throw new UsageError(`--tcp-log ${file}: ${(err as Error).message}`);
   }
 }
 
@@ -129,11 +142,14 @@ function bringUp(d: DeviceOptions): Stack {
   if (hostSideDecision(where, d) === 'refuse') throw new RootNamespaceRefusal(rootNamespaceRefusal(commandLine));
   namespaceName = describeNamespace(where);
   const capture = openCapture(d);
+  let tcpLog: LineFile | undefined;
   let link: Link;
   try {
+    tcpLog = openTcpLog(d);
     link = openDevice(d, capture);
   } catch (err) {
     capture?.close();
+    tcpLog?.close();
     throw err;
   }
   const stack = createStack({
@@ -141,9 +157,12 @@ function bringUp(d: DeviceOptions): Stack {
     ip: d.ip,
     ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
     trace: d.trace ? traceWriter(d.trace) : false,
+    ...(tcpLog ? { tcp: { tcpLog: jsonLinesSink((line) => tcpLog.write(line)) } } : {}),
   });
   // With --vnet-hdr the device's own counters (super-frames each way) join `stats`.
   if (d.vnetHeader && device) stack.register({ name: 'tap', counters: device.tapCounters });
+  // The link closes last (after TCP has aborted its connections and logged it): then the file.
+  if (tcpLog) link.onClose(() => tcpLog.close());
   stack.start();
   return stack;
 }
@@ -367,6 +386,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await connect(command);
       case 'get':
         return await get(command);
+      case 'plot':
+        if (process.stdout.isTTY) {
+          process.stderr.write('tapstack plot writes an SVG to stdout: redirect it to a file, e.g. tapstack plot run.pcap > seq.svg\n');
+          return 2;
+        }
+        return runPlot(command.plot, process.stdout, process.stderr);
     }
   } catch (err) {
     if (err instanceof TapError) {

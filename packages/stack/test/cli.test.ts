@@ -83,7 +83,7 @@ describe('parseCommand', () => {
   });
 
   it('every command has its own --help (and -h), listing its usage and only its options', () => {
-    for (const topic of ['up', 'ping', 'connect', 'get', 'demo'] as const) {
+    for (const topic of ['up', 'ping', 'connect', 'get', 'plot', 'demo'] as const) {
       expect(parseCommand([topic, '--help'])).toEqual({ kind: 'help', topic });
       expect(parseCommand([topic, '-h'])).toEqual({ kind: 'help', topic });
     }
@@ -97,6 +97,32 @@ describe('parseCommand', () => {
     expect(ping).toContain('(ping; default 10, ends early');
     expect(ping).not.toContain('--http');
     expect(commandHelp('get')).toContain('--netns NAME');
+    expect(commandHelp('get')).toContain('--tcp-log FILE');
+    expect(commandHelp('ping')).not.toContain('--tcp-log');
+    const plot = commandHelp('plot');
+    expect(plot).toContain('tapstack plot CAPTURE.pcap [--conn N] [--from S] [--to S] > seq.svg');
+    expect(plot).toContain('tapstack plot --tcp-log FILE [--conn N] [--from S] [--to S] > cwnd.svg');
+    expect(plot).toContain('--from S, --to S');
+    expect(plot).toContain('--conn N');
+    expect(plot).not.toContain('--tap NAME');
+    expect(commandHelp('up')).not.toContain('--conn N');
+    expect(commandHelp('up')).not.toContain('--from S');
+    expect(commandHelp('demo')).toBe('usage:\n  tapstack demo        two stacks on an in-memory wire, no root needed');
+  });
+
+  it('plot: a capture, or --tcp-log FILE, and --conn N', () => {
+    expect(parseCommand(['plot', 'run.pcap'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' } } });
+    expect(parseCommand(['plot', 'run.pcap', '--conn', '2'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' }, connection: 2 } });
+    expect(parseCommand(['plot', '--tcp-log', 'tcp.jsonl'])).toEqual({ kind: 'plot', plot: { source: { kind: 'tcp-log', path: 'tcp.jsonl' } } });
+    expect(parseCommand(['plot', 'run.pcap', '--from', '0.25', '--to', '0.5'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' }, timeRange: [0.25, 0.5] } });
+    expect(parseCommand(['plot', 'run.pcap', '--to', '2'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' }, timeRange: [0, 2] } });
+  });
+
+  it('--tcp-log FILE on up, connect and get; not on ping', () => {
+    expect(up(['up', '--tcp-log', '/tmp/tcp.jsonl']).device.tcpLog).toBe('/tmp/tcp.jsonl');
+    expect(up(['up']).device.tcpLog).toBeUndefined();
+    const get = parseCommand(['get', 'http://10.0.0.1/', '--tcp-log', '/tmp/t.jsonl']);
+    expect(get.kind === 'get' && get.device.tcpLog).toBe('/tmp/t.jsonl');
   });
 
   it('--link-delay MS[/JITTER]: the delay each way and the jitter, in ms; none by default', () => {
@@ -176,6 +202,17 @@ describe('parseCommand', () => {
     [['ping', '10.0.0.1', '-W', '0'], /-W 0/],
     [['ping', '10.0.0.1', '--udp-echo', '7'], /--udp-echo/],
     [['up', '--pcap', '/nonexistent/dir/x.pcap'], /^--pcap \/nonexistent\/dir\/x\.pcap: cannot write in \/nonexistent\/dir/],
+    [['up', '--tcp-log', '/nonexistent/dir/x.jsonl'], /^--tcp-log \/nonexistent\/dir\/x\.jsonl: cannot write in \/nonexistent\/dir/],
+    [['up', '--pcap', '/tmp/x', '--tcp-log', '/tmp/x'], /--pcap and --tcp-log name the same file/],
+    [['ping', '10.0.0.1', '--tcp-log', '/tmp/x'], /--tcp-log/],
+    [['plot'], /plot needs one capture file/],
+    [['plot', 'a.pcap', 'b.pcap'], /plot needs one capture file/],
+    [['plot', 'a.pcap', '--tcp-log', 'x'], /plot draws one file/],
+    [['plot', 'a.pcap', '--conn', '0'], /--conn 0: expected a whole number from 1/],
+    [['plot', 'a.pcap', '--tap', 'x'], /--tap/],
+    [['plot', 'a.pcap', '--from', '2', '--to', '1'], /the end must come after the start/],
+    [['plot', 'a.pcap', '--from', '2'], /--from needs --to/],
+    [['plot', 'a.pcap', '--to', 'soon'], /--to soon: expected a number/],
     [['up', '--mac', '00:00:00:00:00:00'], /all zeros/],
     [['up', '--mac', 'ff:ff:ff:ff:ff:ff'], /the broadcast address/],
     [['up', '--gateway', '10.0.0.0'], /--gateway 10\.0\.0\.0 is the network address of 10\.0\.0\.0\/24/],

@@ -254,6 +254,14 @@ export interface ConnectionInfo {
   readonly sendQueue: number;
   readonly rtoMs: number;
   readonly srttMs: number | undefined;
+  /** RTT variation (RFC 6298), the RTT measurements taken so far and the last one, ms. */
+  readonly rttvarMs: number;
+  readonly rttSamples: number;
+  readonly lastRttMs: number | undefined;
+  /** Bytes sent and not yet acknowledged (SND.NXT - SND.UNA, RFC 5681's FlightSize). */
+  readonly inflight: number;
+  /** In fast recovery (SACK-based, RFC 6675, or NewReno's) since a loss was found. */
+  readonly inRecovery: boolean;
   /** The congestion control's name (ss -ti shows it first: cubic). */
   readonly congestionControl: string;
   readonly cwnd: number;
@@ -615,6 +623,11 @@ export class TcpConnection implements SocketConnection {
       sendQueue: this.sendBuffer.length,
       rtoMs: this.rto.rto,
       srttMs: this.rto.srtt,
+      rttvarMs: this.rto.rttvar,
+      rttSamples: this.rto.samples,
+      lastRttMs: this.rto.latest,
+      inflight: this.flightSize(),
+      inRecovery: this.caState === 'recovery',
       congestionControl: this.cc.name,
       cwnd: this.cc.cwnd,
       ssthresh: this.cc.ssthresh,

@@ -15,3 +15,4 @@ export * from './socket.ts';
 export * from './server.ts';
 export * from './layer.ts';
 export * from './trace.ts';
+export * from './event-log.ts';

@@ -22,6 +22,7 @@ import type { CongestionControlChoice } from './congestion.ts';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
+import { TcpEventLog, type TcpLogSink } from './event-log.ts';
 import { formatTcp, mssForMtu, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
 import { SequenceSecrets } from './isn.ts';
 import { resetFor } from './reset.ts';
@@ -114,6 +115,12 @@ export interface TcpLayerOptions {
   random?: () => number;
   /** The ISN/cookie secret (default: 32 random bytes). Fix it in simulations to make runs repeatable. */
   secret?: Uint8Array;
+  /**
+   * The connection event log: every state change, RTT measurement, cwnd/ssthresh change,
+   * retransmission, timeout and fast-recovery entry/exit, with the sender's numbers
+   * (`jsonLinesSink(write)` makes JSON lines of them; src/event-log.ts). Off by default.
+   */
+  tcpLog?: TcpLogSink;
 }
 
 export interface ConnectOptions {
@@ -154,6 +161,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private readonly sockets = new Map<TcpConnection, TcpSocket>();
   private readonly secrets: SequenceSecrets;
   private readonly writer = new SegmentWriter();
+  private readonly eventLog: TcpEventLog | undefined;
   private readonly ephemeral: { low: number; high: number };
   private readonly random: () => number;
   readonly synBacklog: number;
@@ -173,6 +181,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.synBacklog = options.synBacklog ?? 256;
     this.syncookies = options.syncookies ?? 1;
     this.challengeAckLimit = options.challengeAckLimit ?? 1000;
+    this.eventLog = options.tcpLog ? new TcpEventLog(this.clock, options.tcpLog) : undefined;
     // offloads: a super-frame and a checksum the kernel vouches for reach input() as they are.
     this.ipv4.register(IpProtocol.TCP, (packet, payload, info) => this.input(packet, payload, info), { offloads: true });
     options.icmp?.onError(IpProtocol.TCP, (report) => {
@@ -280,7 +289,11 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const repr = TcpRepr.parse(segment);
     const data = segment.payload;
     const connection = this.connections.get(source, repr.sourcePort, repr.destinationPort);
-    if (connection) return connection.input(repr, data);
+    if (connection) {
+      connection.input(repr, data);
+      if (this.eventLog) this.eventLog.changed(connection);
+      return;
+    }
     const server = this.listeners.get(repr.destinationPort);
     if (server && server.accepts(destination)) return this.listen(server, source, destination, repr, data);
     c.inc('rx_no_socket');
@@ -377,6 +390,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   // ConnectionHost: what connections call
 
   output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
+    if (this.eventLog) this.eventLog.sent(connection, repr, payload.length);
     // Longer than one segment can only be a super-frame the connection built for a GSO link
     // (asked only there: the segment size costs a look at the SACK blocks).
     const segmentSize = payload.length > 0 && this.ipv4.gsoMaxSize > 0 ? connection.segmentSize : 0;
@@ -389,6 +403,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   }
 
   established(connection: TcpConnection): void {
+    if (this.eventLog) this.eventLog.changed(connection);
     const server = this.pending.get(connection);
     if (!server) return;
     this.pending.delete(connection);
@@ -406,6 +421,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   }
 
   forget(connection: TcpConnection): void {
+    if (this.eventLog) this.eventLog.gone(connection);
     this.connections.delete(connection.remote.address, connection.remote.port, connection.local.port, connection);
     this.sockets.delete(connection);
     const server = this.pending.get(connection);

@@ -29,6 +29,9 @@ export class RtoEstimator {
   rttvar = 0;
   /** Times the current RTO has been doubled since the last sample. */
   backoff = 0;
+  /** Measurements taken, and the last one, ms (for the connection's event log). */
+  samples = 0;
+  latest: number | undefined;
   private base: number;
 
   constructor(readonly limits: RtoLimits = DEFAULT_RTO_LIMITS) {
@@ -43,6 +46,8 @@ export class RtoEstimator {
   /** One round-trip measurement, ms (RFC 6298 2.2 and 2.3, alpha 1/8, beta 1/4). */
   sample(rttMs: number): void {
     const r = Math.max(0, rttMs);
+    this.samples++;
+    this.latest = r;
     if (this.srtt === undefined) {
       this.srtt = r;
       this.rttvar = r / 2;
