@@ -1,0 +1,3 @@
+export * from './cidr.ts';
+export * from './addresses.ts';
+export * from './routes.ts';
