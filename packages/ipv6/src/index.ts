@@ -1,3 +1,5 @@
+export * from './header.ts';
+export * from './checksum.ts';
 export * from './cidr.ts';
 export * from './addresses.ts';
 export * from './routes.ts';
