@@ -3,3 +3,4 @@ export * from './checksum.ts';
 export * from './cidr.ts';
 export * from './addresses.ts';
 export * from './routes.ts';
+export * from './layer.ts';

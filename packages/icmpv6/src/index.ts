@@ -1,0 +1,2 @@
+export * from './layer.ts';
+export * from './ping6-client.ts';
