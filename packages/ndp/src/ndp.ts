@@ -227,6 +227,20 @@ export class Ndp implements Ipv6NeighbourResolver {
     this.ipv6.addresses.add(cidr, 'static', { tentative: this.options.dad });
   }
 
+  /**
+   * Resolves once no address is tentative any more (every DAD run ended, either way): what
+   * `tapstack up` waits for before it says it is up, so the addresses it prints answer at once.
+   */
+  settled(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.closed || this.dad.size === 0) resolve();
+        else this.later(50, check);
+      };
+      check();
+    });
+  }
+
   onConflict(listener: (c: DadConflict) => void): void {
     this.conflictListeners.push(listener);
   }

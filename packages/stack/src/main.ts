@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, type Link } from '@tapstack/link';
+import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, type Ipv6Address, type Link } from '@tapstack/link';
+import { formatPing6Error, formatPing6Reply, formatPing6Summary } from '@tapstack/icmpv6';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
@@ -151,9 +152,30 @@ function bringUp(d: DeviceOptions): Stack {
     ip: d.ip,
     ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
     trace: d.trace ? traceWriter(d.trace) : false,
+    ipv6: d.ipv6 ? { addresses: d.ip6 } : false,
   });
   stack.start();
   return stack;
+}
+
+/** `ping -6 fd00:10::2` (or the link-local address) for the banner's try lines. */
+function ipv6Try(stack: Stack, d: DeviceOptions): string {
+  const usable = (stack.ipv6?.addresses.list() ?? []).filter((a) => a.state === 'preferred');
+  const target = usable.find((a) => !a.address.isLinkLocal) ?? usable[0];
+  if (!target) return '';
+  const text = target.address.isLinkLocal ? `${target.address}%${d.tap}` : target.address.toString();
+  return `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping -6 ${text}`;
+}
+
+/** The IPv6 addresses for the banner: `fe80::...%tap0 (link-local), fd00:10::2/64`, duplicates marked. */
+function describeIpv6(stack: Stack, tap: string): string {
+  const list = stack.ipv6?.addresses.list() ?? [];
+  return list
+    .map((a) => {
+      const text = a.address.isLinkLocal ? `${a.address}%${tap}` : `${a.address}/${a.prefixLength}`;
+      return a.state === 'duplicate' ? `${text} (DUPLICATE: another host has it; not used)` : a.state === 'tentative' ? `${text} (tentative)` : text;
+    })
+    .join(', ');
 }
 
 function printTables(stack: Stack): void {
@@ -165,6 +187,8 @@ function printTables(stack: Stack): void {
 async function up(d: DeviceOptions, services: Services): Promise<number> {
   const udpEcho = services.udpEcho;
   const stack = bringUp(d);
+  // DAD first (about a second): the banner's addresses then answer at once.
+  await stack.ndp?.settled();
   if (udpEcho !== undefined) runUdpEcho(stack.udp, udpEcho);
   if (services.tcpEcho !== undefined) tcpEcho(stack.tcp, services.tcpEcho);
   if (services.tcpDiscard !== undefined) tcpDiscard(stack.tcp, services.tcpDiscard);
@@ -206,8 +230,10 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
     const where = ` in ${namespaceName}`;
     process.stdout.write(
       `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
-        (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
+        (d.hostIp ? ` (host side ${d.hostIp.toString()}${d.hostIp6 ? `, ${d.hostIp6.toString()}` : ''})` : ' (host side not configured)') +
+        (stack.ipv6 ? `\nIPv6: ${describeIpv6(stack, d.tap)}` : '') +
         `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping ${formatIpv4(stack.address)}` +
+        ipv6Try(stack, d) +
         `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
         `\ntables: type \`neigh\` (neighbours, like ip -s neigh), \`conns\` (TCP, like ss) or \`stats\` (counters) and Enter,` +
         `\n        or send SIGUSR1 (kill -USR1 ${process.pid}) for all three; Ctrl-C to stop\n`,
@@ -232,7 +258,7 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
 
 async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
   const target = c.target;
-  if (typeof target !== 'number') throw new UsageError('ping over IPv6 is not wired in yet');
+  if (typeof target !== 'number') return ping6(c, target.address);
   const stack = bringUp(c.device);
   const onSigint = (): void => {
     stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
@@ -260,6 +286,40 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     });
     process.stdout.write(`\n${formatPingSummary(summary)}\n`);
     // iputils: 0 when any reply came, also after Ctrl-C; 1 when none did
+    return summary.received > 0 && !deviceLost ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+    closing = true;
+    stack.close();
+  }
+}
+
+/** `tapstack ping -6 ADDRESS`: like iputils' ping -6, from the stack's IPv6 (after DAD). */
+async function ping6(c: Extract<Command, { kind: 'ping' }>, target: Ipv6Address): Promise<number> {
+  const stack = bringUp(c.device);
+  const icmpv6 = stack.icmpv6!;
+  let closing = false;
+  let deviceLost = false;
+  const onSigint = (): void => icmpv6.close();
+  process.on('SIGINT', onSigint);
+  stack.link.onClose(() => {
+    if (closing) return;
+    deviceLost = true;
+    process.stderr.write(`tapstack: ${device?.failure?.message ?? `the device ${c.device.tap} was closed`}\n`);
+    icmpv6.close();
+  });
+  try {
+    await stack.ndp?.settled();
+    process.stdout.write(`PING ${target} (${target}) ${c.size} data bytes\n`);
+    const summary = await icmpv6.ping(target, {
+      count: c.count,
+      size: c.size,
+      intervalMs: c.intervalMs,
+      timeoutMs: c.timeoutMs,
+      onReply: (reply) => process.stdout.write(`${formatPing6Reply(reply)}\n`),
+      onError: (error) => process.stdout.write(`${formatPing6Error(error)}\n`),
+    });
+    process.stdout.write(`\n${formatPing6Summary(summary)}\n`);
     return summary.received > 0 && !deviceLost ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);
