@@ -19,7 +19,8 @@
  * source and destination does not change a one's complement sum.
  */
 import debugFactory from 'debug';
-import { Counters, MacAddress, type Clock, type Ipv6Address } from '@tapstack/link';
+import { Counters, Ipv6Address, MacAddress, type Clock } from '@tapstack/link';
+import { Icmpv6Repr, Icmpv6Type, quoteInvokingPacket } from './packet.ts';
 import { checksumAdd, foldChecksum, updateChecksum } from '@tapstack/ipv4';
 import {
   DEFAULT_ERROR_RATE_LIMIT,
@@ -30,7 +31,6 @@ import {
 } from '@tapstack/icmp';
 import {
   IPV6_HEADER_LENGTH,
-  IPV6_MIN_MTU,
   Ipv6Packet,
   ipv6PseudoHeaderSumAt,
   type Ipv6DeliveryInfo,
@@ -44,20 +44,12 @@ import { Ping6Client, type Ping6Options, type Ping6Summary } from './ping6-clien
 
 const log = debugFactory('tapstack:icmpv6');
 
-/** The ICMPv6 types this layer acts on (RFC 4443 2.1, RFC 4861 4, RFC 3810 5). */
 const Type = {
-  DESTINATION_UNREACHABLE: 1,
-  PACKET_TOO_BIG: 2,
-  TIME_EXCEEDED: 3,
-  PARAMETER_PROBLEM: 4,
-  ECHO_REQUEST: 128,
-  ECHO_REPLY: 129,
-  MLD_QUERY: 130,
-  MLDV1_REPORT: 131,
-  MLDV1_DONE: 132,
-  ROUTER_SOLICITATION: 133,
-  REDIRECT: 137,
-  MLDV2_REPORT: 143,
+  ...Icmpv6Type,
+  MLD_QUERY: Icmpv6Type.MULTICAST_LISTENER_QUERY,
+  MLDV1_REPORT: Icmpv6Type.MULTICAST_LISTENER_REPORT_V1,
+  MLDV1_DONE: Icmpv6Type.MULTICAST_LISTENER_DONE,
+  MLDV2_REPORT: Icmpv6Type.MULTICAST_LISTENER_REPORT_V2,
 } as const;
 
 export const ICMPV6_COUNTERS = [
@@ -127,8 +119,6 @@ export interface Icmpv6LayerOptions {
 
 /** The byte after the fixed header where a message's type sits, when the next header is 58. */
 const ICMPV6 = 58;
-/** RFC 4443 2.4 (c): an error carries as much of the packet as fits in the minimum MTU. */
-const MAX_QUOTE = IPV6_MIN_MTU - IPV6_HEADER_LENGTH - 8;
 
 export class Icmpv6Layer implements Ipv6ErrorReporter {
   readonly counters = new Counters<Icmpv6CounterName>('icmpv6', ICMPV6_COUNTERS);
@@ -267,8 +257,8 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
 
   /** IPv6's hook: errors found below us. */
   report(kind: Ipv6ErrorKind, packet: Uint8Array, context: Ipv6ErrorContext): void {
-    if (kind === 'unknown-next-header') {
-      this.sendError({ kind: 'parameter-problem', code: 1, pointer: context.pointer ?? 6 }, packet, context);
+    if (kind === 'parameter-problem') {
+      this.sendError({ kind: 'parameter-problem', code: context.code ?? 0, pointer: context.pointer ?? 0 }, packet, context);
     } else if (kind === 'reassembly-timeout') {
       this.sendError({ kind: 'time-exceeded', code: 1 }, packet, context);
     } else {
@@ -333,23 +323,18 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
       }
       this.bucket.consume();
     }
-    const quote = packet.subarray(0, Math.min(packet.length, MAX_QUOTE));
-    const message = new Uint8Array(8 + quote.length);
-    const [type, code, parameter] =
-      error.kind === 'destination-unreachable'
-        ? [Type.DESTINATION_UNREACHABLE, error.code, 0]
-        : error.kind === 'packet-too-big'
-          ? [Type.PACKET_TOO_BIG, 0, error.mtu]
-          : error.kind === 'time-exceeded'
-            ? [Type.TIME_EXCEEDED, error.code, 0]
-            : [Type.PARAMETER_PROBLEM, error.code, error.pointer];
-    message[0] = type;
-    message[1] = code;
-    new DataView(message.buffer).setUint32(4, parameter >>> 0);
-    message.set(quote, 8);
+    const invoking = quoteInvokingPacket(packet);
+    const repr: Icmpv6Repr =
+      error.kind === 'packet-too-big'
+        ? { kind: 'packet-too-big', mtu: error.mtu, invoking }
+        : error.kind === 'parameter-problem'
+          ? { kind: 'parameter-problem', code: error.code, pointer: error.pointer, invoking }
+          : { kind: error.kind, code: error.code, invoking };
     // RFC 4443 2.2: from the address the packet was sent to when that is ours, else our best source.
     const destination = p.destination;
     const from = this.ipv6.addresses.isAssigned(destination) ? destination : this.ipv6.sourceFor(source);
+    // Built with a zero checksum: the IPv6 layer fills it in once it has chosen the source.
+    const message = Icmpv6Repr.build(repr, Ipv6Address.UNSPECIFIED, Ipv6Address.UNSPECIFIED);
     const outcome = this.ipv6.send({ destination: source, ...(from ? { source: from } : {}), nextHeader: ICMPV6, payload: message, checksumOffset: 2 });
     c.inc(outcome === 'sent' || outcome === 'queued' ? 'tx_errors' : 'tx_failed');
     return outcome;

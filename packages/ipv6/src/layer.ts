@@ -33,7 +33,8 @@ import {
 } from '@tapstack/link';
 import type { ResolveOutcome } from '@tapstack/neighbour';
 import { ipv6PseudoHeaderSum } from './checksum.ts';
-import { IPV6_HEADER_LENGTH, IPV6_MAX_PAYLOAD_LENGTH, IPV6_MIN_MTU, Ipv6Field, Ipv6Packet, Ipv6Repr, formatIpv6Packet, type Ipv6CheckFailure } from './header.ts';
+import { IPV6_HEADER_LENGTH, IPV6_MAX_PAYLOAD_LENGTH, IPV6_MIN_MTU, Ipv6Packet, Ipv6Repr, formatIpv6Packet, type Ipv6CheckFailure } from './header.ts';
+import { walkExtensionHeaders } from './extension.ts';
 import { Ipv6Addresses } from './addresses.ts';
 import { Ipv6Routes } from './routes.ts';
 import { checksumAdd, foldChecksum } from '@tapstack/ipv4';
@@ -68,7 +69,18 @@ export const IPV6_COUNTERS = [
   'rx_destination_tentative',
   'rx_not_for_us',
   'rx_group_unwanted',
-  'rx_extension_unsupported',
+  'rx_fragment_unsupported',
+  'rx_no_next_header',
+  // the extension-header walker's refusals (extension.ts)
+  'rx_ext_truncated_header',
+  'rx_ext_hop_by_hop_not_first',
+  'rx_ext_unknown_next_header',
+  'rx_ext_unknown_routing_type',
+  'rx_ext_unknown_option_discard',
+  'rx_ext_unknown_option',
+  'rx_ext_bad_option_length',
+  'rx_ext_too_much_padding',
+  'rx_ext_too_many_headers',
   'rx_handler_error',
   'tx_no_source',
   'tx_too_long',
@@ -141,8 +153,12 @@ export type Ipv6SendOutcome = 'sent' | 'queued' | 'dropped' | 'no_route' | 'no_s
 
 /** Problems this layer finds that deserve an ICMPv6 error (RFC 4443 3 and 4, RFC 8200 4). */
 export type Ipv6ErrorKind =
-  /** No handler for the next header: parameter problem code 1 pointing at the next header field. */
-  | 'unknown-next-header'
+  /**
+   * The extension-header walk refused the packet (RFC 8200 4): parameter problem with the code
+   * and pointer in the context (code 1 for a next header nobody registered, 2 for an option whose
+   * type says to report it, 0 for a bad header field).
+   */
+  | 'parameter-problem'
   /** Fragments did not complete in time: time exceeded code 1 (first fragment arrived). */
   | 'reassembly-timeout'
   /** A packet we sent was dropped because NDP failed: destination unreachable code 3, told locally. */
@@ -153,7 +169,8 @@ export interface Ipv6ErrorContext {
   readonly destinationKind: Ipv6DeliveryInfo['destinationKind'];
   /** Our own packet: report to local listeners, not on the wire. */
   readonly local: boolean;
-  /** For a parameter problem: the offset in the packet of the offending byte. */
+  /** For a parameter problem: its code, and the offset in the packet of the offending byte. */
+  readonly code?: number;
   readonly pointer?: number;
 }
 
@@ -281,30 +298,54 @@ export class Ipv6Layer {
       return c.inc(this.addresses.isTentative(destination) ? 'rx_destination_tentative' : 'rx_not_for_us');
     }
     const linkGroup = (frame[0]! & 1) === 1;
-    this.deliver(packet, packet.nextHeader, IPV6_HEADER_LENGTH, { destinationKind: kind, linkGroup, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame });
+    const info = { destinationKind: kind, linkGroup, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame };
+    const next = packet.nextHeader;
+    // The common case, an upper layer right after the fixed header, without walking anything.
+    if (this.protocols[next] !== undefined) return this.deliver(packet, next, IPV6_HEADER_LENGTH, info);
+    this.walk(packet, info);
   }
+
+  /**
+   * Follows the extension-header chain (RFC 8200 4.1, extension.ts) and acts on where it ends:
+   * an upper layer we have (delivered at its offset), a fragment, nothing (next header 59), or a
+   * refusal, with the parameter problem the walker says to send.
+   */
+  private walk(packet: Ipv6Packet, info: Ipv6DeliveryInfo): void {
+    const c = this.counters;
+    const result = walkExtensionHeaders(packet, { isUpperLayer: this.isUpperLayer });
+    switch (result.kind) {
+      case 'upper-layer':
+        return this.deliver(packet, result.nextHeader, result.offset, { ...info, payloadOffset: result.offset });
+      case 'fragment':
+        c.inc('Ip6InDiscards');
+        return c.inc('rx_fragment_unsupported');
+      case 'no-next-header':
+        return c.inc('rx_no_next_header');
+      case 'error': {
+        c.inc(result.reason === 'unknown_next_header' ? 'Ip6InUnknownProtos' : 'Ip6InHdrErrors');
+        c.inc(`rx_ext_${result.reason}`);
+        const problem = result.parameterProblem;
+        if (problem) {
+          this.reportError('parameter-problem', packet.bytes, { linkGroup: info.linkGroup, destinationKind: info.destinationKind, local: false, code: problem.code, pointer: problem.pointer });
+        }
+      }
+    }
+  }
+
+  private readonly isUpperLayer = (nextHeader: number): boolean => this.protocols[nextHeader] !== undefined;
 
   private hdrError(reason: Ipv6CounterName): void {
     this.counters.inc('Ip6InHdrErrors');
     this.counters.inc(reason);
   }
 
-  /**
-   * Hands the upper-layer message at `offset` (of the packet) to the handler of `nextHeader`.
-   * Extension headers (hop-by-hop, routing, fragment, destination options) are not walked yet:
-   * a packet that has them is dropped and counted (rx_extension_unsupported).
-   */
+  /** Hands the upper-layer message at `offset` (of the packet) to the handler of `nextHeader`. */
   private deliver(packet: Ipv6Packet, nextHeader: number, offset: number, info: Ipv6DeliveryInfo): void {
     const c = this.counters;
     const entry = this.protocols[nextHeader];
     if (!entry) {
-      if (nextHeader === 0 || nextHeader === 43 || nextHeader === 44 || nextHeader === 60) {
-        c.inc('Ip6InDiscards');
-        return c.inc('rx_extension_unsupported');
-      }
+      // Only from the loopback path: the walker refuses unknown next headers on the wire.
       c.inc('Ip6InUnknownProtos');
-      // RFC 8200 4: parameter problem code 1, pointing at the next header field that named it.
-      this.reportError('unknown-next-header', packet.bytes, { linkGroup: info.linkGroup, destinationKind: info.destinationKind, local: false, pointer: Ipv6Field.NEXT_HEADER });
       return;
     }
     if (info.destinationKind === 'multicast' && !entry.multicast) {

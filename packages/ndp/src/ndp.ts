@@ -13,8 +13,9 @@
  *  - routers: solicitations on start, advertisements giving default routers, on-link prefixes and
  *    SLAAC addresses (RFC 4861 6.3.4, RFC 4862 5.5.3), all bounded against floods.
  *
- * Every message arrives through the ICMPv6 layer (types 133-137), already checksummed and parsed;
- * the hop limit 255 rule (RFC 4861 7.1: proof that it was not forwarded) is checked here.
+ * Every message arrives through the ICMPv6 layer (types 133-137) and is checked against every
+ * validity rule of RFC 4861 by @tapstack/icmpv6's validateNdisc (hop limit 255: proof that it was
+ * not forwarded; code 0; checksum; lengths; options) before it reaches the state machines here.
  */
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
@@ -33,13 +34,13 @@ import { NeighbourTable, type NeighbourFamily, type NeighbourParams, type Neighb
 import { Ipv6Cidr, type Ipv6Layer, type Ipv6NeighbourResolver, type Ipv6Packet, type Ipv6AddressEvent } from '@tapstack/ipv6';
 import { lifetimeMs, type NdpMessage, type PrefixInformation } from './messages.ts';
 import { decodeNdp, encodeNdp, encodeMldv2Report } from './wire.ts';
-import type { Icmpv6Layer } from '@tapstack/icmpv6';
+import type { Icmpv6Layer, NdiscInvalidReason } from '@tapstack/icmpv6';
 
 const log = debugFactory('tapstack:ndp');
 
 export const NDP_COUNTERS = [
   'rx_messages',
-  'rx_malformed',
+  'rx_invalid',
   'rx_bad_hop_limit',
   'rx_own_mac',
   'rx_router_solicitations',
@@ -143,6 +144,8 @@ const TWO_HOURS_MS = 2 * 3600_000;
 export class Ndp implements Ipv6NeighbourResolver {
   readonly counters = new Counters<NdpCounterName>('ndp', NDP_COUNTERS);
   readonly table: NeighbourTable<Ipv6Address>;
+  /** Invalid messages by the RFC 4861 rule they broke (`ndp_invalid.bad_hop_limit`, ...). */
+  readonly invalid = new Counters<NdiscInvalidReason>('ndp_invalid');
   private readonly dispatcher: EtherTypeDispatcher;
   private readonly ipv6: Ipv6Layer;
   private readonly icmpv6: Icmpv6Layer;
@@ -190,10 +193,12 @@ export class Ndp implements Ipv6NeighbourResolver {
     this.ipv6.setResolver(this);
     this.icmpv6 = options.icmpv6;
     this.icmpv6.setNdpHandler((packet, bytes, linkSource) => {
-      const decoded = decodeNdp(bytes);
+      const decoded = decodeNdp(packet, bytes);
       if (!decoded.ok) {
+        // RFC 4861 6.1, 7.1: an invalid message is silently discarded; here, counted by the rule it broke.
         this.counters.inc('rx_messages');
-        this.counters.inc('rx_malformed');
+        this.counters.inc(decoded.reason === 'bad_hop_limit' ? 'rx_bad_hop_limit' : 'rx_invalid');
+        this.invalid.inc(decoded.reason);
         return;
       }
       this.input(packet, decoded.value, linkSource);
@@ -415,9 +420,9 @@ export class Ndp implements Ipv6NeighbourResolver {
     this.counters.inc(unicastTo ? 'tx_unicast_solicitations' : 'tx_neighbour_solicitations');
   }
 
-  /** Any NDP message: hop limit 255 (RFC 4861 7.1), checksum filled in by the IPv6 layer. */
+  /** Any NDP message: hop limit 255 (RFC 4861 7.1), built with its checksum by @tapstack/icmpv6. */
   private sendNdp(destination: Ipv6Address, source: Ipv6Address, message: NdpMessage): boolean {
-    const outcome = this.ipv6.send({ destination, source, nextHeader: ICMPV6, hopLimit: HOP_LIMIT_ND, payload: encodeNdp(message), checksumOffset: 2 });
+    const outcome = this.ipv6.send({ destination, source, nextHeader: ICMPV6, hopLimit: HOP_LIMIT_ND, payload: encodeNdp(message, source, destination) });
     if (outcome === 'sent' || outcome === 'queued') return true;
     this.counters.inc('tx_failed');
     return false;

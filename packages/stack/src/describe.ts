@@ -9,7 +9,7 @@
 import { formatArp } from '@tapstack/arp';
 import { formatIcmp } from '@tapstack/icmp';
 import { IpProtocol, Ipv4Packet, ipProtocolName } from '@tapstack/ipv4';
-import { formatIpv6Packet } from '@tapstack/ipv6';
+import { formatIpv6Datagram } from '@tapstack/icmpv6';
 import { EtherType, EthernetFrame, etherTypeName, formatIpv4, type Ipv4Address } from '@tapstack/link';
 
 export type PayloadDescriber = (payload: Uint8Array, source: Ipv4Address, destination: Ipv4Address) => string;
@@ -44,7 +44,7 @@ export function frameDescriber(protocols: ReadonlyMap<number, PayloadDescriber> 
         return `${head}IPv4, ${addrs}: proto ${p.protocol}, length ${inner.length}${frag}`;
       }
       case EtherType.IPV6:
-        return head + formatIpv6Packet(payload);
+        return head + formatIpv6Datagram(payload);
       default:
         return `${head}${etherTypeName(eth.etherType)}, length ${frame.length}`;
     }

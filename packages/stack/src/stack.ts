@@ -197,7 +197,7 @@ export function createStack(options: StackOptions): Stack {
   if (ipv6 && icmpv6 && ndp) {
     const [v6, i6, nd] = [ipv6, icmpv6, ndp];
     register({ name: 'ipv6', counters: v6.counters, close: () => v6.close() });
-    register({ name: 'ndp', counters: { format: (all?: boolean) => [nd.counters.format(all), nd.table.stats.format(all)].filter(Boolean).join('\n') }, close: () => nd.close() });
+    register({ name: 'ndp', counters: { format: (all?: boolean) => [nd.counters.format(all), nd.invalid.format(all), nd.table.stats.format(all)].filter(Boolean).join('\n') }, close: () => nd.close() });
     register({ name: 'icmpv6', counters: i6.counters, close: () => i6.close() });
   }
   register({ name: 'udp', counters: udp.counters, close: () => udp.close(), ipProtocol: IpProtocol.UDP, describe: formatUdp });
