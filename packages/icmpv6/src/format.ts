@@ -5,7 +5,16 @@
  *   IP6 fd00:10::1 > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has fd00:10::2, length 32
  * Never throws: malformed input is described, with its reason.
  */
-import { formatIpv6Packet, IpNextHeader, type Ipv6Packet } from '@tapstack/ipv6';
+import {
+  formatIpv6Packet,
+  IPV6_FRAGMENT_HEADER_LENGTH,
+  IpNextHeader,
+  ipNextHeaderName,
+  Ipv6FragmentRepr,
+  walkExtensionHeaders,
+  type ExtensionHeaderVisit,
+  type Ipv6Packet,
+} from '@tapstack/ipv6';
 import type { Ipv6Address } from '@tapstack/link';
 import { describeMldQuery, describeMldReport, MldQueryRepr, MldReportRepr } from './mld.ts';
 import { describeNdisc, isNdiscType, NdiscRepr } from './ndisc.ts';
@@ -48,7 +57,42 @@ export function formatIpv6Datagram(bytes: Uint8Array): string {
   return formatIpv6Packet(bytes, describeIpv6Payload);
 }
 
+/**
+ * What follows the fixed header, tcpdump's way: the extension headers by name (`HBH`, `DSTOPT`,
+ * `srcrt`), a fragment as `frag (offset|length)` followed by the start of the message when it is
+ * the first, then the upper layer.
+ */
 function describeIpv6Payload(packet: Ipv6Packet): string | undefined {
-  if (packet.nextHeader !== IpNextHeader.ICMPV6) return undefined;
-  return formatIcmpv6(packet.payload, packet.source, packet.destination);
+  const walk = walkExtensionHeaders(packet, { isUpperLayer: () => true });
+  const bytes = packet.bytes;
+  switch (walk.kind) {
+    case 'error':
+      return `[${walk.reason}], length ${packet.payloadLength}`;
+    case 'no-next-header':
+      return `${headerNames(walk.headers)}no next header, length ${packet.payloadLength}`;
+    case 'fragment': {
+      const f = Ipv6FragmentRepr.parse(bytes, walk.offset);
+      if (!f.ok) return `frag [truncated], length ${packet.payloadLength}`;
+      const dataStart = walk.offset + IPV6_FRAGMENT_HEADER_LENGTH;
+      const head = `${headerNames(walk.headers.slice(0, -1))}frag (${f.value.offset}|${bytes.length - dataStart})`;
+      if (f.value.offset !== 0) return head;
+      const data = bytes.subarray(dataStart);
+      // Only the start of the message is here: describe it without its checksum.
+      return f.value.nextHeader === IpNextHeader.ICMPV6 ? `${head} ${formatIcmpv6(data)}` : `${head} ${ipNextHeaderName(f.value.nextHeader)}`;
+    }
+    case 'upper-layer': {
+      const message = bytes.subarray(walk.offset);
+      const names = headerNames(walk.headers);
+      if (walk.nextHeader === IpNextHeader.ICMPV6) return `${names}${formatIcmpv6(message, packet.source, packet.destination)}`;
+      return `${names}${ipNextHeaderName(walk.nextHeader)}, length ${message.length}`;
+    }
+  }
+}
+
+function headerNames(headers: readonly ExtensionHeaderVisit[]): string {
+  let out = '';
+  for (const h of headers) {
+    out += h.type === IpNextHeader.HOP_BY_HOP ? 'HBH ' : h.type === IpNextHeader.ROUTING ? 'srcrt ' : h.type === IpNextHeader.FRAGMENT ? 'frag ' : 'DSTOPT ';
+  }
+  return out;
 }

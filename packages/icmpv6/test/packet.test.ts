@@ -158,3 +158,16 @@ describe('formatIcmpv6 and formatIpv6Datagram', () => {
     expect(formatIcmpv6(ECHO_REQUEST.subarray(0, 3))).toBe('ICMP6 [truncated, length 3]');
   });
 });
+
+describe('formatIpv6Datagram over every frame of the Linux captures', () => {
+  it('prints what tcpdump prints (its words, without the options of RA)', async () => {
+    const { allIpv6Frames } = await import('../../ipv6/test/fixtures.ts');
+    const lines = allIpv6Frames().map((f) => formatIpv6Datagram(f.packet));
+    expect(lines.filter((l) => /^IP6 fd00:10::1 > fd00:10::2: frag \(0\|1448\) ICMP6, echo request, id \d+, seq 1, length 1448$/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /^IP6 fd00:10::[12] > fd00:10::[12]: frag \((1448|2896)\|(1448|1112)\)$/.test(l))).toHaveLength(4);
+    expect(lines).toContain('IP6 fe80::ff:fe00:b02 > ff02::16: HBH ICMP6, multicast listener report v2, 1 group record(s) [gaddr ff02::1:ff00:b02 to_ex, 0 source(s)], length 28');
+    expect(lines).toContain('IP6 :: > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has fd00:10::2, length 32');
+    expect(lines).toContain('IP6 fd00:10::1 > fd00:10::2: UDP, length 13');
+    expect(lines.filter((l) => l.includes('bad cksum') || /\[\w+_\w+\]/.test(l))).toEqual([]);
+  });
+});
