@@ -88,7 +88,7 @@ export class Ping6Client {
     const intervalMs = options.intervalMs ?? 1000;
     const timeoutMs = options.timeoutMs ?? 10_000;
     if (!Number.isInteger(count) || count < 1 || count > 65535) throw new RangeError('ping count must be 1-65535');
-    if (!Number.isInteger(size) || size < 0 || size > 65527) throw new RangeError('ping -6 size must be 0-65527 bytes');
+    if (!Number.isInteger(size) || size < 0 || size > 65519) throw new RangeError('ping -6 size must be 0-65519 bytes');
     const identifier = this.allocateIdentifier();
     const release = clock.hold();
     return new Promise<Ping6Summary>((resolve) => {

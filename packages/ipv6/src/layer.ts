@@ -35,6 +35,8 @@ import type { ResolveOutcome } from '@tapstack/neighbour';
 import { ipv6PseudoHeaderSum } from './checksum.ts';
 import { IPV6_HEADER_LENGTH, IPV6_MAX_PAYLOAD_LENGTH, IPV6_MIN_MTU, Ipv6Packet, Ipv6Repr, formatIpv6Packet, type Ipv6CheckFailure } from './header.ts';
 import { walkExtensionHeaders } from './extension.ts';
+import { fragmentIpv6 } from './fragment.ts';
+import { IPV6_REASSEMBLY_COUNTERS, Ipv6Reassembler, type Ipv6ReassemblyLimits } from './reassembly.ts';
 import { Ipv6Addresses } from './addresses.ts';
 import { Ipv6Routes } from './routes.ts';
 import { checksumAdd, foldChecksum } from '@tapstack/ipv4';
@@ -69,7 +71,7 @@ export const IPV6_COUNTERS = [
   'rx_destination_tentative',
   'rx_not_for_us',
   'rx_group_unwanted',
-  'rx_fragment_unsupported',
+  'rx_nested_fragment',
   'rx_no_next_header',
   // the extension-header walker's refusals (extension.ts)
   'rx_ext_truncated_header',
@@ -90,6 +92,7 @@ export const IPV6_COUNTERS = [
   'tx_loopback',
   'tx_loopback_dropped',
   'path_mtu_updates',
+  ...IPV6_REASSEMBLY_COUNTERS,
 ] as const;
 export type Ipv6CounterName = (typeof IPV6_COUNTERS)[number];
 
@@ -195,6 +198,9 @@ export interface Ipv6LayerOptions {
   hopLimit?: number;
   /** The link MTU for IPv6 (default the link's; at least 1280, RFC 8200 5). */
   mtu?: number;
+  reassembly?: Partial<Ipv6ReassemblyLimits>;
+  /** For the first fragment identification (default Math.random). */
+  random?: () => number;
 }
 
 interface ProtocolEntry {
@@ -214,6 +220,7 @@ export class Ipv6Layer {
   private readonly outRequests = this.counters.counter('Ip6OutRequests');
   readonly addresses: Ipv6Addresses;
   readonly routes: Ipv6Routes;
+  readonly reassembly: Ipv6Reassembler;
   readonly hopLimit: number;
   readonly mtu: number;
   private readonly dispatcher: EtherTypeDispatcher;
@@ -223,6 +230,7 @@ export class Ipv6Layer {
   private readonly pathMtus = new Map<string, { mtu: number; until: number }>();
   private reporter: Ipv6ErrorReporter | undefined;
   private loopback: Uint8Array[] = [];
+  private nextIdentification: number;
   private closed = false;
 
   constructor(options: Ipv6LayerOptions) {
@@ -233,6 +241,11 @@ export class Ipv6Layer {
     this.mtu = options.mtu ?? options.dispatcher.link.mtu;
     if (this.mtu < IPV6_MIN_MTU) throw new RangeError(`an IPv6 link needs an MTU of at least ${IPV6_MIN_MTU} (RFC 8200 5), got ${this.mtu}`);
     this.routes = new Ipv6Routes(options.clock, () => this.addresses.onLinkPrefixes());
+    this.nextIdentification = Math.floor((options.random ?? Math.random)() * 0x100000000) >>> 0;
+    // RFC 8200 4.5: 60 s, then time exceeded code 1 about the first fragment (if it came).
+    this.reassembly = new Ipv6Reassembler(options.clock, this.counters, options.reassembly, (first) => {
+      if (first) this.reportError('reassembly-timeout', first, { linkGroup: false, destinationKind: 'unicast', local: false });
+    });
     if (options.resolver) this.setResolver(options.resolver);
     // RFC 4291 2.8: every interface is in all-nodes.
     this.addresses.join(Ipv6Address.ALL_NODES);
@@ -316,9 +329,16 @@ export class Ipv6Layer {
     switch (result.kind) {
       case 'upper-layer':
         return this.deliver(packet, result.nextHeader, result.offset, { ...info, payloadOffset: result.offset });
-      case 'fragment':
-        c.inc('Ip6InDiscards');
-        return c.inc('rx_fragment_unsupported');
+      case 'fragment': {
+        if (info.reassembled) return c.inc('rx_nested_fragment'); // a fragment inside a reassembled packet
+        const r = this.reassembly.input(packet, { offset: result.offset, nextHeaderFieldOffset: result.nextHeaderFieldOffset });
+        if (r.kind === 'complete') return this.walk(r.packet, { destinationKind: info.destinationKind, linkGroup: info.linkGroup, reassembled: true, payloadOffset: IPV6_HEADER_LENGTH });
+        if (r.kind === 'parameter-problem') {
+          const problem = r.parameterProblem;
+          this.reportError('parameter-problem', packet.bytes, { linkGroup: info.linkGroup, destinationKind: info.destinationKind, local: false, code: problem.code, pointer: problem.pointer });
+        }
+        return;
+      }
       case 'no-next-header':
         return c.inc('rx_no_next_header');
       case 'error': {
@@ -439,18 +459,48 @@ export class Ipv6Layer {
     }
     if (route.kind === 'multicast') c.inc('Ip6OutMcastPkts');
     const mtu = this.pathMtu(destination);
-    if (IPV6_HEADER_LENGTH + payloadLength > mtu) {
-      // Fragmentation needs the fragment header codec (RFC 8200 4.5), not here yet.
-      c.inc('Ip6FragFails');
-      c.inc('tx_packet_too_big');
-      return 'too_long';
-    }
+    if (IPV6_HEADER_LENGTH + payloadLength > mtu) return this.sendFragments(request, source, route.nextHop, mtu);
     const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH + payloadLength);
     const payload = frame.subarray(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH);
     if (request.payload instanceof Uint8Array) payload.set(request.payload);
     else request.payload.write(payload);
     this.writeHeader(frame, request, source, payloadLength);
     return this.resolveAndSend(route.nextHop, frame);
+  }
+
+  /**
+   * RFC 8200 4.5: only the source fragments. The whole packet is built first (the upper-layer
+   * checksum covers all of it), then cut by fragment.ts into fragments of the path MTU, each
+   * resolved and sent like any frame.
+   */
+  private sendFragments(request: Ipv6SendRequest, source: Ipv6Address, nextHop: Ipv6Address, mtu: number): Ipv6SendOutcome {
+    const c = this.counters;
+    const payloadLength = request.payload.length;
+    if (payloadLength + 8 > IPV6_MAX_PAYLOAD_LENGTH) {
+      c.inc('Ip6FragFails');
+      c.inc('tx_too_long');
+      return 'too_long';
+    }
+    const whole = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH + payloadLength);
+    const payload = whole.subarray(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH);
+    if (request.payload instanceof Uint8Array) payload.set(request.payload);
+    else request.payload.write(payload);
+    this.writeHeader(whole, request, source, payloadLength);
+    const identification = this.nextIdentification;
+    this.nextIdentification = (identification + 1) >>> 0;
+    const header = { source, destination: request.destination, nextHeader: request.nextHeader, hopLimit: request.hopLimit ?? this.hopLimit, trafficClass: request.trafficClass ?? 0, flowLabel: 0 };
+    const frames = fragmentIpv6(header, payload, mtu, identification, { headroom: ETHERNET_HEADER_LENGTH });
+    c.inc('Ip6FragOKs');
+    c.inc('Ip6FragCreates', frames.length);
+    let outcome: Ipv6SendOutcome = 'sent';
+    for (const frame of frames) {
+      frame[12] = EtherType.IPV6 >>> 8;
+      frame[13] = EtherType.IPV6 & 0xff;
+      const r = this.resolveAndSend(nextHop, frame);
+      if (r === 'dropped') outcome = 'dropped';
+      else if (r === 'queued' && outcome === 'sent') outcome = 'queued';
+    }
+    return outcome;
   }
 
   /**
@@ -546,6 +596,7 @@ export class Ipv6Layer {
     this.closed = true;
     this.dispatcher.unregister(EtherType.IPV6);
     this.addresses.close();
+    this.reassembly.clear();
     this.loopback = [];
   }
 }

@@ -327,8 +327,9 @@ export function parseCommand(argv: readonly string[]): Command {
     device,
     target,
     count: parseNumber('-c', str('count') ?? '4', 1, 1_000_000, true),
-    // IPv6's largest echo payload: 65535 - 8 (the ICMPv6 header), the payload length field's limit
-    size: parseNumber('-s', str('size') ?? '56', 0, six ? 65527 : 65507, true),
+    // IPv6's largest echo data: 65535 (the payload length field) less the ICMPv6 header (8) and
+    // the fragment header (8) a packet that large travels with
+    size: parseNumber('-s', str('size') ?? '56', 0, six ? 65519 : 65507, true),
     intervalMs: parseNumber('-i', str('interval') ?? '1', 0.001, 3600, false) * 1000,
     timeoutMs: parseNumber('-W', str('timeout') ?? '10', 0.001, 3600, false) * 1000,
   };

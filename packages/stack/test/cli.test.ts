@@ -160,7 +160,8 @@ describe('parseCommand', () => {
     expect(() => parseCommand(['ping', 'fe80::1%eth0'])).toThrow(/one, tap0/);
     expect(() => parseCommand(['ping', '-6', '10.0.0.1'])).toThrow(UsageError);
     expect(() => parseCommand(['ping', '--no-ipv6', 'fd00:10::1'])).toThrow(/IPv6 is off/);
-    expect(ping(['ping', 'fd00:10::1', '-s', '65527']).size).toBe(65527);
+    expect(ping(['ping', 'fd00:10::1', '-s', '65519']).size).toBe(65519);
+    expect(() => parseCommand(['ping', 'fd00:10::1', '-s', '65520'])).toThrow(UsageError);
   });
 
   it.each([

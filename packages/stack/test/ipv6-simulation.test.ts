@@ -57,6 +57,16 @@ describe('IPv6 between two stacks', () => {
     expect(ll.received).toBe(2);
     expect(ll.replies[0]!.from.toString()).toBe('fe80::ff:fe00:2');
     expect(a.ndp!.counters.get('dad_succeeded')).toBe(2);
+    // 4000 and 65519 bytes of data (the most a fragment header leaves room for): fragmented at
+    // 1500 by A, reassembled by B, answered in fragments
+    for (const size of [4000, 65519]) {
+      const big = await run(clock, a.icmpv6!.ping(ipv6('fd00:10::2'), { count: 2, size, intervalMs: 100 }));
+      expect(big.received).toBe(2);
+      expect(big.replies[0]!.bytes).toBe(size + 8);
+    }
+    expect(b.ipv6!.counters.get('reasm_ok')).toBe(4);
+    expect(a.ipv6!.counters.get('Ip6FragCreates')).toBe(2 * 3 + 2 * 46);
+    expect(b.ipv6!.counters.get('Ip6FragCreates')).toBe(2 * 3 + 2 * 46);
     close(a, b);
   });
 
