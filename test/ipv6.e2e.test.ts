@@ -9,7 +9,7 @@
  * a kernel that holds an address makes our DAD for it fail. Fails, never skips, without root,
  * /dev/net/tun or the tools (ping, ndisc6, radvd).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ipv6Address, MacAddress, TapDevice, ipv6 } from '@tapstack/link';
 import { createStack, type Stack } from '@tapstack/stack';
 import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { Watched, parseCounters, repoRoot, spawnTapstack, tsxBin } from './support/watch.ts';
 
 const STACK_MAC = MacAddress.parse('02:00:00:00:00:02');
 const LINK_LOCAL = Ipv6Address.linkLocalFromMac(STACK_MAC); // fe80::ff:fe00:2
@@ -136,6 +137,59 @@ describe('DAD against the kernel', () => {
     } finally {
       second?.close();
       other.close();
+    }
+  });
+});
+
+describe('the tapstack command and the example, over IPv6', () => {
+  it('tapstack up: IPv6 by default (banner after DAD, the host side fd00:10::1/64), answers ping -6; tapstack ping -6 pings the kernel', async () => {
+    const cli = Netns.create('ipv6cli');
+    try {
+      const up = spawnTapstack(cli, ['up', '--tap', 'tap0', '--mac', '02:00:00:00:00:02']); // fd00:10::2/64 by default
+      try {
+        await up.waitFor(/IPv6: fd00:10::2\/64, fe80::ff:fe00:2%tap0\n/, 30_000);
+        expect(up.output).toMatch(/\(host side 10\.0\.0\.1\/24, fd00:10::1\/64\)/);
+        expect(up.output).toMatch(/\n      ping -6 fd00:10::2\n/);
+        const r = await cli.run('ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', 'fd00:10::2']);
+        expect(r.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+        expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
+        const counters = parseCounters(up.output);
+        expect(counters.get('icmpv6.tx_echo_replies')).toBe(3);
+        expect(counters.get('ndp.dad_succeeded')).toBe(2);
+      } finally {
+        up.child.kill('SIGKILL');
+      }
+      // the device is gone with the stack; tapstack ping brings its own up, pings the kernel's side
+      const ping = spawnTapstack(cli, ['ping', '-6', 'fd00:10::1', '-c', '2', '-i', '0.2', '--mac', '02:00:00:00:00:02']);
+      const exit = await ping.exited;
+      expect(ping.output).toMatch(/PING fd00:10::1 \(fd00:10::1\) 56 data bytes/);
+      expect(ping.output).toMatch(/64 bytes from fd00:10::1: icmp_seq=1 ttl=64/);
+      expect(ping.output).toMatch(/2 packets transmitted, 2 received, 0% packet loss/);
+      expect(exit).toEqual({ code: 0, signal: null });
+    } finally {
+      cli.destroy();
+    }
+  });
+
+  it('examples/14-ping6-me.ts answers ping -6; Ctrl-C prints both neighbour tables and removes its namespace', async () => {
+    const name = `tapstack-ex14-${process.pid}`;
+    const run = new Watched(spawn(tsxBin, ['examples/14-ping6-me.ts', '--netns', name, '--quiet'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] }));
+    try {
+      await run.waitFor(new RegExp(`sudo ip netns exec ${name} ping -6 -c 3 fd00:10::2`), 30_000);
+      expect(run.output).toMatch(/inet6 fd00:10::2\/64 scope global\n/);
+      const r = execFileSync('ip', ['netns', 'exec', name, 'ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', 'fd00:10::2'], { encoding: 'utf8' });
+      expect(r).toMatch(/2 packets transmitted, 2 received, 0% packet loss/);
+      expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
+      expect(run.output).toMatch(/neighbour tables \(ip neigh show: ARP's, then NDP's\):\n(.*\n)*fd00:10::1 dev tap0 lladdr/);
+      expect(run.output).toMatch(/icmpv6\.tx_echo_replies 2/);
+      expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(name);
+    } finally {
+      run.child.kill('SIGKILL');
+      try {
+        execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+      } catch {
+        /* the example removed it, as it should */
+      }
     }
   });
 });

@@ -22,8 +22,8 @@ export const USAGE = `usage:
   --tap NAME        TAP device to create (default tap0)
   --ip CIDR         the stack's own address and prefix (default 10.0.0.2/24; an address
                     without a prefix gets /24, and tapstack says so)
-  --ip6 CIDR        an IPv6 address of the stack, e.g. fd00:10::2/64 (repeatable); it is used
-                    once Duplicate Address Detection passed. The link-local address from the MAC
+  --ip6 CIDR        an IPv6 address of the stack (repeatable; default fd00:10::2/64), used once
+                    Duplicate Address Detection passed. The link-local address from the MAC
                     (fe80::...) is always there
   --no-ipv6         IPv4 only: no IPv6 addresses, no Neighbour Discovery
   --host-ip CIDR    address given to the kernel's side of the device (default 10.0.0.1/24; the
@@ -121,6 +121,10 @@ export function commandHelp(topic: HelpTopic): string {
     for (let j = i + 1; j < lines.length && /^ {18,}\S/.test(lines[j]!); j++) options.push(lines[j]!);
   }
   return ['usage:', ...usage, ...(options.length ? ['', 'options:', ...options] : [])].join('\n');
+}
+
+function ipv6OnDefault(noIpv6: unknown): boolean {
+  return noIpv6 !== true;
 }
 
 function parseWith<T>(what: string, text: string, parse: (t: string) => T): T {
@@ -222,7 +226,8 @@ export function parseCommand(argv: readonly string[]): Command {
     throw new UsageError(`--host-ip ${hostIp.toString()} is the stack's own address: give the host side another one`);
   }
   const ipv6On = v['no-ipv6'] !== true;
-  const ip6Texts = Array.isArray(v.ip6) ? v.ip6 : [];
+  // Like --ip's 10.0.0.2/24: without --ip6 the stack takes fd00:10::2/64, beside the host side's fd00:10::1/64.
+  const ip6Texts = Array.isArray(v.ip6) ? v.ip6 : ipv6OnDefault(v['no-ipv6']) ? ['fd00:10::2/64'] : [];
   if (!ipv6On && ip6Texts.length > 0) throw new UsageError('--ip6 and --no-ipv6 contradict each other: pick one');
   const ip6 = ip6Texts.map((t) => {
     const cidr = parseWith('--ip6', t.includes('/') ? t : `${t}/64`, (x) => Ipv6Cidr.parse(x));

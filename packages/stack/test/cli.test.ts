@@ -137,12 +137,12 @@ describe('parseCommand', () => {
 
   it('IPv6: on by default with the host side at fd00:10::1/64; --ip6 repeatable; --no-ipv6 turns it off', () => {
     const d = up(['up']).device;
-    expect([d.ipv6, d.ip6.length, d.hostIp6?.toString()]).toEqual([true, 0, 'fd00:10::1/64']);
+    expect([d.ipv6, d.ip6.map(String), d.hostIp6?.toString()]).toEqual([true, ['fd00:10::2/64'], 'fd00:10::1/64']);
     const e = up(['up', '--ip6', 'fd00:10::2/64', '--ip6', 'fd00:10::3']).device;
     expect(e.ip6.map(String)).toEqual(['fd00:10::2/64', 'fd00:10::3/64']);
     expect(e.notes).toContain('--ip6 fd00:10::3 has no prefix length: using fd00:10::3/64');
     const f = up(['up', '--no-ipv6']).device;
-    expect([f.ipv6, f.hostIp6]).toEqual([false, undefined]);
+    expect([f.ipv6, f.ip6, f.hostIp6]).toEqual([false, [], undefined]);
     expect(up(['up', '--no-host-config']).device.hostIp6).toBeUndefined();
     expect(() => parseCommand(['up', '--ip6', 'fe80::2/64'])).toThrow(/link-local address comes from the MAC/);
     expect(() => parseCommand(['up', '--ip6', 'ff02::1/64'])).toThrow(/must be unicast/);
