@@ -164,7 +164,7 @@ function ipv6Try(stack: Stack, d: DeviceOptions): string {
   const target = usable.find((a) => !a.address.isLinkLocal) ?? usable[0];
   if (!target) return '';
   const text = target.address.isLinkLocal ? `${target.address}%${d.tap}` : target.address.toString();
-  return `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping -6 ${text}`;
+  return `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping -6 ${text}`;
 }
 
 /** The IPv6 addresses for the banner: `fe80::...%tap0 (link-local), fd00:10::2/64`, duplicates marked. */
@@ -187,8 +187,6 @@ function printTables(stack: Stack): void {
 async function up(d: DeviceOptions, services: Services): Promise<number> {
   const udpEcho = services.udpEcho;
   const stack = bringUp(d);
-  // DAD first (about a second): the banner's addresses then answer at once.
-  await stack.ndp?.settled();
   if (udpEcho !== undefined) runUdpEcho(stack.udp, udpEcho);
   if (services.tcpEcho !== undefined) tcpEcho(stack.tcp, services.tcpEcho);
   if (services.tcpDiscard !== undefined) tcpDiscard(stack.tcp, services.tcpDiscard);
@@ -230,10 +228,8 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
     const where = ` in ${namespaceName}`;
     process.stdout.write(
       `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
-        (d.hostIp ? ` (host side ${d.hostIp.toString()}${d.hostIp6 ? `, ${d.hostIp6.toString()}` : ''})` : ' (host side not configured)') +
-        (stack.ipv6 ? `\nIPv6: ${describeIpv6(stack, d.tap)}` : '') +
+        (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
         `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping ${formatIpv4(stack.address)}` +
-        ipv6Try(stack, d) +
         `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
         `\ntables: type \`neigh\` (neighbours, like ip -s neigh), \`conns\` (TCP, like ss) or \`stats\` (counters) and Enter,` +
         `\n        or send SIGUSR1 (kill -USR1 ${process.pid}) for all three; Ctrl-C to stop\n`,
@@ -244,6 +240,11 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       );
     }
     process.stdout.write(describeServices(stack.address, services, d.netns ? `ip netns exec ${d.netns} ` : ''));
+    // IPv6 addresses are usable once DAD has passed (about a second): then they are printed.
+    void stack.ndp?.settled().then(() => {
+      if (stopping) return;
+      process.stdout.write(`IPv6: ${describeIpv6(stack, d.tap)}${d.hostIp6 ? ` (host side ${d.hostIp6.toString()})` : ''}${ipv6Try(stack, d)}\n`);
+    });
     const rl = process.stdin.isTTY || !process.stdin.readableEnded ? createInterface({ input: process.stdin }) : undefined;
     rl?.on('line', (line) => {
       const word = line.trim();
