@@ -222,6 +222,11 @@ describe('the root-namespace guard', () => {
     const ns = namespace('cli-guard-ok');
     const up = spawnTapstack(ns, ['up', '--no-host-config'], rootEnv);
     await up.waitFor(new RegExp(`tapstack is up on tap0 in namespace ${ns.name}: 10\\.0\\.0\\.2`));
+    // It left the kernel's side alone: the device exists but is not up and has no address.
+    const link = ns.exec('ip', ['-o', 'link', 'show', 'dev', 'tap0']);
+    expect(link).toMatch(/tap0: <[^>]*>/);
+    expect(link).not.toMatch(/tap0: <[^>]*\bUP\b/);
+    expect(ns.exec('ip', ['-o', 'addr', 'show', 'dev', 'tap0'])).not.toMatch(/inet/);
     expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
     const named = spawnTapstack(ns, ['up']);
     await named.waitFor(new RegExp(`tapstack is up on tap0 in namespace ${ns.name}: 10\\.0\\.0\\.2`));

@@ -256,6 +256,30 @@ describe('examples without root', () => {
     for (const state of ['INCOMPLETE', 'REACHABLE', 'STALE', 'DELAY', 'PROBE', 'FAILED']) expect(run.output).toContain(state);
   });
 
+  it('12b-decode-ipv6: decodes the Linux IPv6 captures; every NDP and MLD message valid; a damaged NS names its broken rule', async () => {
+    const run = example('12b-decode-ipv6.ts');
+    const exit = await run.exited;
+    expect(exit, run.output).toEqual({ code: 0, signal: null });
+    const out = run.output;
+    expect(out).toContain('IP6 :: > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has fd00:10::2, length 32  -> valid (RFC 4861)');
+    expect(out).toMatch(/IP6 fd00:10::1 > fd00:10::2: frag \(0\|1448\) ICMP6, echo request, id \d+, seq 1, length 1448/);
+    expect(out).toContain('ICMP6, router advertisement, hop limit 64, flags [O], router lifetime 1800s');
+    expect(out).not.toContain('invalid');
+    // the same NS with hop limit 254, written to a pcap of its own
+    const dir = mkdtempSync(join(tmpdir(), 'tapstack-12b-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const ns = '3333ff000002 02000000 0a01 86dd 6000 0000 0020 3afe fd00 0010 0000 0000 0000 0000 0000 0001 ff02 0000 0000 0000 0000 0001 ff00 0002 8700 7377 0000 0000 fd00 0010 0000 0000 0000 0000 0000 0002 0101 0200 0000 0a01';
+    const frame = Buffer.from(ns.replace(/ /g, ''), 'hex');
+    const header = Buffer.from('d4c3b2a1020004000000000000000000ffff000001000000', 'hex');
+    const record = Buffer.alloc(16);
+    record.writeUInt32LE(frame.length, 8);
+    record.writeUInt32LE(frame.length, 12);
+    writeFileSync(join(dir, 'bad.pcap'), Buffer.concat([header, record, frame]));
+    const bad = example('12b-decode-ipv6.ts', [join(dir, 'bad.pcap')]);
+    expect(await bad.exited, bad.output).toEqual({ code: 0, signal: null });
+    expect(bad.output).toContain('IP6 fd00:10::1 > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has fd00:10::2, length 32  -> invalid: bad_hop_limit');
+  });
+
   it('06-faulty-wire: loss, duplicates and reordering show in ping and in the counters', async () => {
     const run = example('06-faulty-wire.ts', ['--count', '40', '--seed', '7']);
     const exit = await run.exited;

@@ -75,11 +75,15 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
     ...(d.mac ? { mac: d.mac } : {}),
     ...(d.netns ? { netns: d.netns } : {}),
   });
-  try {
-    tap.configureHost(d.hostIp ? { up: true, address: d.hostIp.toString() } : { up: true });
-  } catch (err) {
-    tap.close();
-    throw err;
+  // --no-host-config means what --help says: the kernel's side of the device is the user's to set
+  // up (link up, addresses); we do not even bring it up.
+  if (d.hostIp) {
+    try {
+      tap.configureHost({ up: true, address: d.hostIp.toString() });
+    } catch (err) {
+      tap.close();
+      throw err;
+    }
   }
   if (d.hostIp6) configureHostIpv6(tap.ifname, d.hostIp6.toString(), d.netns);
   device = tap;
@@ -228,7 +232,7 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
     const where = ` in ${namespaceName}`;
     process.stdout.write(
       `tapstack is up on ${d.tap}${where}: ${formatIpv4(stack.address)} at ${stack.link.mac}` +
-        (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ' (host side not configured)') +
+        (d.hostIp ? ` (host side ${d.hostIp.toString()})` : ` (host side left alone: bring it up with ip link set ${d.tap} up and give it an address)`) +
         `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping ${formatIpv4(stack.address)}` +
         `\n      ${d.netns ? `ip netns exec ${d.netns} ` : ''}arping -I ${d.tap} ${formatIpv4(stack.address)}` +
         `\ntables: type \`neigh\` (neighbours, like ip -s neigh), \`conns\` (TCP, like ss) or \`stats\` (counters) and Enter,` +
