@@ -19,7 +19,9 @@
  * costs an inter-processor interrupt, and the TAP path needs two wake-ups per echo while the
  * kernel answers inside ping's own send; the second placement shows what is left without them.
  * Then the in-memory input path (frames/s), memory under a long flood and under an ARP flood,
- * and the UDP engineer's echo benchmark (packages/udp/bench).
+ * the UDP engineer's echo benchmark (packages/udp/bench), and TCP against lwIP and the kernel
+ * (bench/tcp.ts: bulk both ways, 1 MiB fetches, ab, ping-pong, under loss and delay, memory at
+ * 10,000 idle connections and through a 10 GiB transfer).
  *
  * With --floors it also pings two bare responders with no stack behind them (bench/floors): C
  * on the TAP device (the device's own floor) and node with our addon (the runtime's floor), so
@@ -37,6 +39,7 @@ import { arpFloodInMemory, arpFloodOnTap, pingFloodRss, type ArpFloodInMemoryRes
 import { ping, type PingResult } from './ping.ts';
 import { formatKb, formatNumber, markdownTable, median } from './table.ts';
 import { FloorTarget, KernelTarget, TapstackTarget, type Target } from './targets.ts';
+import { formatTcpSection, tcpSection, type TcpSection } from './tcp.ts';
 
 // ------------------------------------------------------------------------------ options
 
@@ -56,7 +59,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: npm run bench [-- --quick] [--rounds N] [--memory-pings N] [--arp-senders N]
-                       [--placement free,same-cpu] [--floors] [--skip ping,inmemory,memory,arp,udp] [--json FILE]`);
+                       [--placement free,same-cpu] [--floors] [--skip ping,inmemory,memory,arp,udp,tcp] [--json FILE]`);
   process.exit(0);
 }
 
@@ -96,11 +99,12 @@ function requireBenchCapabilities(): void {
   } catch {
     fail('needs /dev/net/tun: load the module with `modprobe tun` (in a container: --device /dev/net/tun)');
   }
-  for (const tool of ['ip', 'ping', 'python3', 'taskset']) {
+  const tools = ['ip', 'ping', 'python3', 'taskset', ...(skip.has('tcp') ? [] : ['iperf', 'curl', 'ab', 'socat', 'tc'])];
+  for (const tool of tools) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
-      fail(`needs \`${tool}\` (iproute2, iputils-ping, python3): bash .ci/run installs them`);
+      fail(`needs \`${tool}\` (iproute2, iputils-ping, python3; for TCP iperf, curl, apache2-utils, socat): bash scripts/test-tools.sh installs them`);
     }
   }
   const version = execFileSync('ping', ['-V'], { encoding: 'utf8' });
@@ -296,6 +300,7 @@ interface Report {
   memory?: Awaited<ReturnType<typeof pingFloodRss>>;
   arpInMemory?: ArpFloodInMemoryResult;
   udp?: UdpEchoBenchResult;
+  tcp?: TcpSection;
 }
 
 function printReport(r: Report): void {
@@ -403,6 +408,7 @@ function printReport(r: Report): void {
         `forced GC runs ${a.forcedGcRuns}, table full ${a.tableFulls}; heap ${formatKb(a.heapBeforeKb)} -> ${formatKb(a.heapAfterKb)}`,
     );
   }
+  if (r.tcp) out.push('', formatTcpSection(r.tcp));
   console.log(out.join('\n'));
 }
 
@@ -421,6 +427,14 @@ async function main(): Promise<void> {
   if (!skip.has('udp')) {
     process.stderr.write('bench: UDP echo (packages/udp/bench)\n');
     report.udp = await benchUdpEcho({ durationS: quick ? 0.5 : 3 });
+  }
+  if (!skip.has('tcp')) {
+    const scratch = mkdtempSync(join(tmpdir(), 'tapstack-bench-tcp-'));
+    try {
+      report.tcp = await tcpSection({ quick, rounds, scratch });
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   }
   if (!skip.has('inmemory')) {
     process.stderr.write('bench: in-memory echo path\n');

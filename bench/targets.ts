@@ -36,7 +36,7 @@ export function rssKb(pid: number): number {
 }
 
 /** IPv6 off inside the namespace: no router solicitations or MLD reports mixed into the figures. */
-function quietIpv6(ns: Netns): void {
+export function quietIpv6(ns: Netns): void {
   ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
   ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']);
 }
@@ -56,13 +56,13 @@ export class TapstackTarget implements Target {
     process.on('exit', () => (this.exited = true));
   }
 
-  /** Starts `node packages/stack/bin/tapstack.js up` on tap0 inside a new namespace. */
-  static async start(label: string): Promise<TapstackTarget> {
+  /** Starts `node packages/stack/bin/tapstack.js up [args]` on tap0 inside a new namespace. */
+  static async start(label: string, args: readonly string[] = []): Promise<TapstackTarget> {
     const ns = Netns.create(label);
     try {
       quietIpv6(ns);
       // `ip netns exec` execs the command, so the child's pid is node's own.
-      const child = ns.spawn(process.execPath, [TAPSTACK_BIN, 'up'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = ns.spawn(process.execPath, [TAPSTACK_BIN, 'up', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
       const target = new TapstackTarget(ns, child);
       await target.waitFor(/tapstack is up/, 30_000);
       return target;
@@ -133,7 +133,8 @@ export class KernelTarget implements Target {
 
   private constructor(
     readonly pinger: Netns,
-    private readonly responder: Netns,
+    /** The 10.0.0.2 side, where the TCP bench runs the kernel's servers. */
+    readonly responder: Netns,
   ) {}
 
   /** Two namespaces joined by a veth pair: 10.0.0.1 pings, the kernel at 10.0.0.2 answers. */

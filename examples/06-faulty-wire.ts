@@ -10,9 +10,10 @@
  *
  *   npx tsx examples/06-faulty-wire.ts
  *   npx tsx examples/06-faulty-wire.ts --drop 0.3 --seed 42 --count 50
+ *   npx tsx examples/06-faulty-wire.ts --delay 10 --jitter 5      a long, uneven cable: RTT 20-30 ms
  *
  * Options: --count N (default 40), --drop P (0.1), --duplicate P (0.1), --corrupt P (0.05),
- * --reorder P (0.1), --seed N (7).
+ * --reorder P (0.1), --seed N (7), --delay MS and --jitter MS (0: each way, on the real clock).
  */
 import { parseArgs } from 'node:util';
 import { formatPingReply, formatPingSummary } from '@tapstack/icmp';
@@ -27,6 +28,8 @@ const { values } = parseArgs({
     corrupt: { type: 'string', default: '0.05' },
     reorder: { type: 'string', default: '0.1' },
     seed: { type: 'string', default: '7' },
+    delay: { type: 'string', default: '0' },
+    jitter: { type: 'string', default: '0' },
   },
 });
 const number = (name: keyof typeof values, min: number, max: number): number => {
@@ -43,6 +46,8 @@ const faults = {
   corrupt: number('corrupt', 0, 1),
   reorder: number('reorder', 0, 1),
   seed: number('seed', 0, 2 ** 31),
+  delayMs: number('delay', 0, 1000),
+  jitterMs: number('jitter', 0, 1000),
 };
 const count = number('count', 1, 1000);
 
@@ -58,7 +63,9 @@ const b = createStack({ link: wireB, ip: '10.0.0.2/24', neighbour, arp: { announ
 
 console.log(
   `A pings B ${count} times over a wire that drops ${faults.drop * 100}%, duplicates ${faults.duplicate * 100}%, ` +
-    `corrupts ${faults.corrupt * 100}% and reorders ${faults.reorder * 100}% of the frames (seed ${faults.seed}).\n`,
+    `corrupts ${faults.corrupt * 100}% and reorders ${faults.reorder * 100}% of the frames (seed ${faults.seed})` +
+    (faults.delayMs + faults.jitterMs > 0 ? `, and holds each ${faults.delayMs} ms plus up to ${faults.jitterMs} ms each way` : '') +
+    '.\n',
 );
 let lastSequence = 0;
 const summary = await a.icmp.ping(b.address, {

@@ -234,17 +234,7 @@ const DOCUMENTED_DIFFERENCES: Record<string, (kernel: Normalised[]) => Normalise
   'UDP to a closed port (9)': quoteOnlyHeaderAndEightBytes,
   [RATE_LIMIT_SCENARIO]: quoteOnlyHeaderAndEightBytes,
   'echo request to 10.0.0.2 in an Ethernet broadcast frame': unicastInLinkBroadcastDropped,
-  'TCP SYN to a listening port (7) with MSS, SACK-permitted, timestamps, window scale': ourWindowScale,
 };
-
-/**
- * Difference 4 (docs/testing.md): the window scale a SYN-ACK offers follows the receive buffer:
- * Linux's comes from tcp_rmem's maximum (6 MiB: 7), ours from the connection's receive buffer
- * (256 KiB: 3). Everything else in the SYN-ACK is the same.
- */
-function ourWindowScale(kernel: Normalised[]): Normalised[] {
-  return kernel.map((n) => (typeof n.tcpOptions === 'string' ? { ...n, tcpOptions: n.tcpOptions.replace(/wscale \d+/, 'wscale 3') } : n));
-}
 
 /**
  * Difference 3 (docs/testing.md): a unicast datagram that arrived in a link-layer broadcast is

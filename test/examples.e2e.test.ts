@@ -280,6 +280,16 @@ describe('examples without root', () => {
     expect(bad.output).toContain('IP6 fd00:10::1 > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has fd00:10::2, length 32  -> invalid: bad_hop_limit');
   });
 
+  it('12-congestion-control: a hand-written AIMD, NewReno and CUBIC each move 4 MiB over a lossy in-memory wire; cwnd over time for all three', async () => {
+    const run = example('12-congestion-control.ts', ['--seed', '1']);
+    const exit = await run.exited;
+    const out = run.output;
+    expect(exit, out).toEqual({ code: 0, signal: null });
+    expect(out).toMatch(/^\s+time\s+aimd\s+newreno\s+cubic$/m);
+    expect(out).toMatch(/^\s+0\.1s\s+\d+\s+\d+\s+\d+$/m);
+    for (const name of ['aimd', 'newreno', 'cubic']) expect(out).toMatch(new RegExp(`^${name}\\s+done in [\\d.]+ s of virtual time, [1-9]\\d* segments retransmitted$`, 'm'));
+  });
+
   it('06-faulty-wire: loss, duplicates and reordering show in ping and in the counters', async () => {
     const run = example('06-faulty-wire.ts', ['--count', '40', '--seed', '7']);
     const exit = await run.exited;

@@ -1,8 +1,11 @@
 /**
  * Fault injection as link middleware, after smoltcp's FaultInjector: wrap any Link and, with
  * seeded randomness, drop, duplicate, corrupt (flip one bit) or reorder (hold a frame back
- * behind the next one) frames in either direction. Counted per fault in `faultCounters`.
+ * behind the next one) frames in either direction, and delay them (a fixed delay plus a seeded
+ * jitter, as Linux's netem does; this project's kernel has no netem). Counted per fault in
+ * `faultCounters`.
  */
+import { SystemClock, type Clock, type Timer } from './clock.ts';
 import { Counters } from './counters.ts';
 import { LinkWrapper, type Link } from './link.ts';
 import { seededRandom } from './random.ts';
@@ -16,19 +19,100 @@ export interface FaultOptions {
   corrupt?: number;
   /** Probability that a frame is held back and delivered after the next one. */
   reorder?: number;
+  /** Milliseconds every frame is held before it is passed on (default 0: none). */
+  delayMs?: number;
+  /**
+   * Up to this many milliseconds more, drawn uniformly per frame from the seeded generator
+   * (default 0). The delay never reorders: a frame whose draw would make it overtake the one
+   * before it leaves right after that one, so jitter shows as variable delay and queueing, and
+   * reordering stays its own fault (`reorder`) that a test turns on deliberately.
+   */
+  jitterMs?: number;
+  /**
+   * At most this many frames waiting in the delay line per direction (default 10,000, about
+   * 10 ms at a 10 Gbit/s of full frames); more are dropped and counted as `delay_overflows`,
+   * like netem's `limit`, so a flood cannot grow memory without bound.
+   */
+  delayLimit?: number;
+  /** The clock the delay runs on (default: the system clock; tests pass a VirtualClock). */
+  clock?: Clock;
   /** Which direction the faults apply to (default both). */
   direction?: 'rx' | 'tx' | 'both';
   /** Seed for the PRNG (default 1), so a failing run can be replayed. */
   seed?: number;
 }
 
-const FAULT_COUNTERS = ['dropped', 'duplicated', 'corrupted', 'reordered'] as const;
+const FAULT_COUNTERS = ['dropped', 'duplicated', 'corrupted', 'reordered', 'delayed', 'delay_overflows'] as const;
+
+/** Frames waiting in one direction's delay line, in the order they leave. */
+class DelayLine {
+  private readonly frames: Uint8Array[] = [];
+  private readonly due: number[] = [];
+  private head = 0;
+  private timer: Timer | undefined;
+  /** When the last frame queued leaves: nothing queued after it may leave earlier. */
+  private lastDue = -Infinity;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly limit: number,
+    private readonly release: (frames: Uint8Array[]) => void,
+  ) {}
+
+  get length(): number {
+    return this.frames.length - this.head;
+  }
+
+  /** Queues `frame` to leave at `due` (or right after the frame before it); false when full. */
+  push(frame: Uint8Array, due: number): boolean {
+    if (this.length >= this.limit) return false;
+    const at = Math.max(due, this.lastDue);
+    this.lastDue = at;
+    this.frames.push(frame);
+    this.due.push(at);
+    if (this.length === 1) this.arm();
+    return true;
+  }
+
+  private arm(): void {
+    const next = this.due[this.head]!;
+    this.timer = this.clock.setTimer(next - this.clock.now(), this.fire);
+  }
+
+  /** Everything due by now leaves as one batch (frames that arrived together leave together). */
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    const now = this.clock.now();
+    const out: Uint8Array[] = [];
+    while (this.head < this.frames.length && this.due[this.head]! <= now) out.push(this.frames[this.head++]!);
+    if (this.head === this.frames.length) {
+      this.frames.length = this.due.length = this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.frames.length) {
+      this.frames.splice(0, this.head);
+      this.due.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.length > 0) this.arm();
+    if (out.length > 0) this.release(out);
+  };
+
+  close(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.frames.length = this.due.length = this.head = 0;
+  }
+}
 
 export class FaultInjector extends LinkWrapper {
   readonly faultCounters = new Counters<(typeof FAULT_COUNTERS)[number]>('faults', FAULT_COUNTERS);
   private readonly random: () => number;
   private heldRx: Uint8Array | undefined;
   private heldTx: Uint8Array | undefined;
+  private readonly clock: Clock;
+  private readonly delayMs: number;
+  private readonly jitterMs: number;
+  private readonly delayRx: DelayLine | undefined;
+  private readonly delayTx: DelayLine | undefined;
 
   constructor(
     inner: Link,
@@ -39,7 +123,42 @@ export class FaultInjector extends LinkWrapper {
       const p = options[k] ?? 0;
       if (!(p >= 0 && p <= 1)) throw new RangeError(`fault probability ${k}=${p} must be between 0 and 1`);
     }
+    for (const k of ['delayMs', 'jitterMs'] as const) {
+      const ms = options[k] ?? 0;
+      if (!(ms >= 0 && ms <= 60_000)) throw new RangeError(`${k}=${ms} must be between 0 and 60000 ms`);
+    }
+    const limit = options.delayLimit ?? 10_000;
+    if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`delayLimit=${limit} must be a positive integer`);
     this.random = seededRandom(options.seed ?? 1);
+    this.clock = options.clock ?? new SystemClock();
+    this.delayMs = options.delayMs ?? 0;
+    this.jitterMs = options.jitterMs ?? 0;
+    if (this.delayMs > 0 || this.jitterMs > 0) {
+      if (this.applies('rx')) this.delayRx = new DelayLine(this.clock, limit, (frames) => this.deliverUp(frames));
+      if (this.applies('tx')) {
+        this.delayTx = new DelayLine(this.clock, limit, (frames) => {
+          for (const f of frames) this.inner.send(f);
+        });
+      }
+    }
+  }
+
+  /** Frames waiting in the delay lines (rx + tx). */
+  get delayed(): number {
+    return (this.delayRx?.length ?? 0) + (this.delayTx?.length ?? 0);
+  }
+
+  /**
+   * Puts `frames` in the delay line. Each is copied first: the layer above may reuse a buffer
+   * once send() returns, and a received batch's memory belongs to the link's read.
+   */
+  private delay(line: DelayLine, frames: readonly Uint8Array[]): void {
+    const now = this.clock.now();
+    for (const f of frames) {
+      const due = now + this.delayMs + (this.jitterMs > 0 ? this.random() * this.jitterMs : 0);
+      if (line.push(new Uint8Array(f), due)) this.faultCounters.inc('delayed');
+      else this.faultCounters.inc('delay_overflows');
+    }
   }
 
   private applies(dir: 'rx' | 'tx'): boolean {
@@ -82,8 +201,14 @@ export class FaultInjector extends LinkWrapper {
 
   override send(frame: Uint8Array): boolean {
     if (!this.applies('tx')) return this.inner.send(frame);
+    const frames = this.mangle(frame, 'tx');
+    // A delayed frame is on the wire as far as the sender can tell: accepted.
+    if (this.delayTx) {
+      this.delay(this.delayTx, frames);
+      return true;
+    }
     let ok = true;
-    for (const f of this.mangle(frame, 'tx')) ok = this.inner.send(f) && ok;
+    for (const f of frames) ok = this.inner.send(f) && ok;
     return ok;
   }
 
@@ -91,7 +216,14 @@ export class FaultInjector extends LinkWrapper {
     if (!this.applies('rx')) return this.deliverUp(frames);
     const out: Uint8Array[] = [];
     for (const f of frames) for (const m of this.mangle(f, 'rx')) out.push(m);
-    this.deliverUp(out);
+    if (this.delayRx) this.delay(this.delayRx, out);
+    else this.deliverUp(out);
+  }
+
+  override close(): void {
+    this.delayRx?.close();
+    this.delayTx?.close();
+    super.close();
   }
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../src/clock.ts';
 import { withFaults } from '../src/faults.ts';
 import { MemoryLink, settle } from '../src/memory.ts';
 
@@ -116,5 +117,116 @@ describe('FaultInjector', () => {
     expect(f.counters).toBe(a.counters);
     f.close();
     expect(a.closed).toBe(true);
+  });
+
+  describe('delay and jitter (on a virtual clock)', () => {
+    /** a -> b with the injector on a's side (tx) or b's side (rx); arrival times in virtual ms. */
+    function delayed(options: Parameters<typeof withFaults>[1], wrap: 'sender' | 'receiver' = 'sender') {
+      const clock = new VirtualClock();
+      const [a, b] = MemoryLink.pair();
+      const injector = withFaults(wrap === 'sender' ? a : b, { ...options, clock });
+      const sender = wrap === 'sender' ? injector : a;
+      const receiver = wrap === 'receiver' ? injector : b;
+      const arrivals: { id: number; at: number }[] = [];
+      const batches: number[][] = [];
+      receiver.setReceiver((frames) => {
+        batches.push(frames.map(idOf));
+        for (const f of frames) arrivals.push({ id: idOf(f), at: clock.now() });
+      });
+      return { clock, a, b, injector, sender, arrivals, batches };
+    }
+
+    it('holds every frame for delayMs, then passes them on in order', async () => {
+      const { clock, a, b, injector, sender, arrivals, batches } = delayed({ delayMs: 10 });
+      for (let i = 0; i < 5; i++) sender.send(numbered(i));
+      expect(injector.delayed).toBe(5);
+      clock.advance(9.999);
+      await settle(a, b);
+      expect(arrivals).toEqual([]);
+      clock.advance(0.001);
+      await settle(a, b);
+      expect(arrivals.map((x) => x.id)).toEqual([0, 1, 2, 3, 4]);
+      expect(injector.delayed).toBe(0);
+      expect(injector.faultCounters.get('delayed')).toBe(5);
+      expect(batches).toEqual([[0, 1, 2, 3, 4]]);
+    });
+
+    it('delays received batches too, delivering a batch that arrived together as one batch', async () => {
+      const { clock, a, b, injector, sender, arrivals, batches } = delayed({ delayMs: 10, direction: 'rx' }, 'receiver');
+      for (let i = 0; i < 3; i++) sender.send(numbered(i));
+      await settle(a, b);
+      expect(arrivals).toEqual([]);
+      expect(injector.delayed).toBe(3);
+      clock.advance(10);
+      expect(arrivals.map((x) => x.id)).toEqual([0, 1, 2]);
+      expect(arrivals.every((x) => x.at === 10)).toBe(true);
+      expect(batches.flat()).toEqual([0, 1, 2]);
+    });
+
+    it('jitter: each frame takes delay + [0, jitter) ms, drawn from the seed, never reordered', async () => {
+      const run = async (seed: number) => {
+        const { clock, a, b, sender, arrivals } = delayed({ delayMs: 10, jitterMs: 5, seed });
+        for (let i = 0; i < 200; i++) {
+          sender.send(numbered(i));
+          clock.advance(1);
+          await settle(a, b);
+        }
+        for (let i = 0; i < 20; i++) {
+          clock.advance(1);
+          await settle(a, b);
+        }
+        return arrivals;
+      };
+      const one = await run(7);
+      expect(one.map((x) => x.id)).toEqual([...Array(200).keys()]);
+      // frame i was sent at i ms and is seen at the first whole ms at or after it left
+      const delays = one.map((x) => x.at - x.id);
+      for (const d of delays) {
+        expect(d).toBeGreaterThanOrEqual(10);
+        expect(d).toBeLessThanOrEqual(16);
+      }
+      expect(new Set(delays).size).toBeGreaterThan(3);
+      expect(await run(7)).toEqual(one);
+      expect(await run(8)).not.toEqual(one);
+    });
+
+    it('drops what does not fit in the delay line (delayLimit), counted', async () => {
+      const { clock, a, b, injector, sender, arrivals } = delayed({ delayMs: 10, delayLimit: 3 });
+      for (let i = 0; i < 5; i++) sender.send(numbered(i));
+      clock.advance(10);
+      await settle(a, b);
+      expect(arrivals.map((x) => x.id)).toEqual([0, 1, 2]);
+      expect(injector.faultCounters.get('delay_overflows')).toBe(2);
+    });
+
+    it('keeps its own copy: the sender may reuse its buffer at once', async () => {
+      const { clock, a, b, sender, arrivals, batches } = delayed({ delayMs: 1 });
+      const frame = numbered(42);
+      sender.send(frame);
+      frame.fill(0);
+      clock.advance(1);
+      await settle(a, b);
+      expect(arrivals.map((x) => x.id)).toEqual([42]);
+      expect(batches).toEqual([[42]]);
+    });
+
+    it('close() cancels the delay timer and drops what waits', async () => {
+      const { clock, a, b, injector, sender, arrivals } = delayed({ delayMs: 10 });
+      sender.send(numbered(1));
+      expect(clock.pending).toBe(1);
+      injector.close();
+      expect(clock.pending).toBe(0);
+      clock.advance(20);
+      await settle(a, b);
+      expect(arrivals).toEqual([]);
+    });
+
+    it('refuses a negative or absurd delay and a bad limit', () => {
+      const [a] = MemoryLink.pair();
+      expect(() => withFaults(a, { delayMs: -1 })).toThrow(RangeError);
+      expect(() => withFaults(a, { jitterMs: Number.NaN })).toThrow(RangeError);
+      expect(() => withFaults(a, { delayMs: 1e9 })).toThrow(RangeError);
+      expect(() => withFaults(a, { delayMs: 1, delayLimit: 0 })).toThrow(RangeError);
+    });
   });
 });

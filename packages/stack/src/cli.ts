@@ -12,7 +12,7 @@ import { MacAddress, checkInterfaceName, parseIpv4, parseIpv6WithZone, type Ipv4
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
                 [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--udp-echo PORT]
-                [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
+                [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT] [--link-delay MS[/JITTER]]
   tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
@@ -35,6 +35,8 @@ export const USAGE = `usage:
   --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
   --trace           print one line per frame in and out, with the time like tcpdump -tttt
                     (--trace=rel: seconds since the first line, like tcpdump -ttttt)
+  --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
+                    more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
   --tcp-echo PORT   (up) TCP echo (RFC 862) on PORT
   --tcp-discard PORT (up) TCP discard (RFC 863) on PORT: reads and drops
@@ -75,6 +77,8 @@ export interface DeviceOptions {
   notes: string[];
   /** One line per frame: off, with the wall-clock time, or with the time since the first line. */
   trace: false | 'absolute' | 'relative';
+  /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
+  linkDelay: { delayMs: number; jitterMs: number } | undefined;
 }
 
 /** The services `up` runs, each on its port. */
@@ -113,7 +117,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\[/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace) /;
+  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|link-delay) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|link-delay) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -186,6 +190,7 @@ export function parseCommand(argv: readonly string[]): Command {
         netns: { type: 'string' },
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
+        'link-delay': { type: 'string' },
         ...(command === 'up'
           ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
           : {}),
@@ -263,6 +268,16 @@ export function parseCommand(argv: readonly string[]): Command {
       throw new UsageError(`--pcap ${pcap}: cannot write in ${dir} (does the directory exist?)`);
     }
   }
+  const linkDelayText = str('link-delay');
+  let linkDelay: DeviceOptions['linkDelay'];
+  if (linkDelayText !== undefined) {
+    const [delay, jitter, extra] = linkDelayText.split('/');
+    if (extra !== undefined) throw new UsageError(`--link-delay ${linkDelayText}: expected MS or MS/JITTER, e.g. 10 or 10/2`);
+    linkDelay = {
+      delayMs: parseNumber('--link-delay', delay!, 0, 60_000, false),
+      jitterMs: jitter === undefined ? 0 : parseNumber('--link-delay jitter', jitter, 0, 60_000, false),
+    };
+  }
   const device: DeviceOptions = {
     tap,
     ip,
@@ -277,6 +292,7 @@ export function parseCommand(argv: readonly string[]): Command {
     pcap,
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
+    linkDelay,
   };
   if (command === 'up') {
     const services: Services = {};

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, type Ipv6Address, type Link } from '@tapstack/link';
+import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, withFaults, type Ipv6Address, type Link } from '@tapstack/link';
 import { formatPing6Error, formatPing6Reply, formatPing6Summary } from '@tapstack/icmpv6';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
@@ -87,11 +87,14 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
   }
   if (d.hostIp6) configureHostIpv6(tap.ifname, d.hostIp6.toString(), d.netns);
   device = tap;
-  if (!capture) return tap;
   const file = d.pcap;
-  return withCapture(tap, capture, {
-    onError: (error) => process.stderr.write(`tapstack: --pcap ${file}: capture stopped (${error.message}); the stack keeps running\n`),
-  });
+  const captured: Link = capture
+    ? withCapture(tap, capture, {
+        onError: (error) => process.stderr.write(`tapstack: --pcap ${file}: capture stopped (${error.message}); the stack keeps running\n`),
+      })
+    : tap;
+  // --link-delay sits above the capture: the pcap shows the frames as the device carries them.
+  return d.linkDelay ? withFaults(captured, { delayMs: d.linkDelay.delayMs, jitterMs: d.linkDelay.jitterMs }) : captured;
 }
 
 /**
@@ -244,6 +247,10 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       );
     }
     process.stdout.write(describeServices(stack.address, services, d.netns ? `ip netns exec ${d.netns} ` : ''));
+    if (d.linkDelay) {
+      const { delayMs, jitterMs } = d.linkDelay;
+      process.stdout.write(`link delay: ${delayMs} ms each way${jitterMs > 0 ? ` plus up to ${jitterMs} ms of jitter` : ''} (--link-delay), so ${2 * delayMs} ms more round trip\n`);
+    }
     // IPv6 addresses are usable once DAD has passed (about a second): then they are printed.
     void stack.ndp?.settled().then(() => {
       if (stopping) return;

@@ -99,6 +99,16 @@ describe('parseCommand', () => {
     expect(commandHelp('get')).toContain('--netns NAME');
   });
 
+  it('--link-delay MS[/JITTER]: the delay each way and the jitter, in ms; none by default', () => {
+    expect(up(['up']).device.linkDelay).toBeUndefined();
+    expect(up(['up', '--link-delay', '10']).device.linkDelay).toEqual({ delayMs: 10, jitterMs: 0 });
+    expect(up(['up', '--link-delay', '10/2.5']).device.linkDelay).toEqual({ delayMs: 10, jitterMs: 2.5 });
+    expect(usageError(['up', '--link-delay', 'ten'])).toMatch(/--link-delay ten: expected a number from 0 to 60000/);
+    expect(usageError(['up', '--link-delay', '10/-1'])).toMatch(/--link-delay jitter -1: expected a number/);
+    expect(usageError(['up', '--link-delay', '1/2/3'])).toMatch(/expected MS or MS\/JITTER/);
+    expect(usageError(['up', '--link-delay', '70000'])).toMatch(/from 0 to 60000/);
+  });
+
   it('--trace is stamped with the wall clock; --trace=rel with the time since the first line', () => {
     expect(up(['up', '--trace']).device.trace).toBe('absolute');
     expect(up(['up', '--trace=rel']).device.trace).toBe('relative');

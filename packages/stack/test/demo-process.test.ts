@@ -23,7 +23,7 @@ it('runs to the end: three replies, the iputils summary, both neighbour tables, 
   expect(stdout).toMatch(/^3 packets transmitted, 3 received, 0% packet loss, time \d+ms$/m);
   expect(stdout).toMatch(/A's neighbour table \(ip neigh show\):\n\s+10\.0\.0\.2 dev wire-a lladdr 02:00:00:00:0b:02 REACHABLE/);
   // then TCP: A's SYN, B's SYN-ACK, the page, and the connection tables
-  expect(stdout).toMatch(/A out .*10\.0\.0\.1\.\d+ > 10\.0\.0\.2\.80: Flags \[S\], seq \d+, win 64240, options \[mss 1460,sackOK,TS val \d+ ecr 0,nop,wscale 3\]/);
+  expect(stdout).toMatch(/A out .*10\.0\.0\.1\.\d+ > 10\.0\.0\.2\.80: Flags \[S\], seq \d+, win 64240, options \[mss 1460,sackOK,TS val \d+ ecr 0,nop,wscale 7\]/);
   expect(stdout).toMatch(/B out .*10\.0\.0\.2\.80 > 10\.0\.0\.1\.\d+: Flags \[S\.\]/);
   expect(stdout).toMatch(/A got HTTP 200, \d+ bytes: <p>Hello from tapstack/);
   expect(stdout).toMatch(/connections \(ss -tan\):\n\s+State/);

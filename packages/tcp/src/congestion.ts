@@ -1,35 +1,82 @@
 /**
  * Congestion control behind a small interface, so the connection does not care which algorithm
- * runs and a reader can write their own in one file. The connection tells it what happened
- * (bytes acknowledged, a loss found by duplicate ACKs, a timeout) and reads `cwnd` back.
+ * runs and a reader can write their own in one file (examples/12-congestion-control.ts does).
  *
- * NewReno (RFC 5681 and RFC 6582) is the one here: slow start below ssthresh (cwnd grows by the
- * bytes acknowledged, at most one MSS per ACK), congestion avoidance above it (about one MSS per
- * round trip), halving on a loss found by three duplicate ACKs with fast recovery, and a window of
- * one segment after a timeout.
+ * The split is Linux's (struct tcp_congestion_ops), said in our words: the algorithm decides how
+ * the window grows while all is well and how far it falls when a loss is found; the connection
+ * does the loss recovery itself (fast retransmit, the window during recovery, the one-segment
+ * window after a timeout) and tells the algorithm what happened. Four calls:
+ *
+ *   onAck(sample)             new data was acknowledged and no recovery runs: grow `cwnd`
+ *                             (Linux's cong_avoid, with the RTT that pkts_acked would bring);
+ *   ssthreshAfterLoss(loss)   a loss was found, by duplicate ACKs or the retransmission timer:
+ *                             return the new slow-start threshold (Linux's ssthresh);
+ *   onStateChange(state)      recovery began or ended, or a timeout happened (Linux's set_state);
+ *   cwnd, ssthresh            the two numbers, in bytes, which the connection reads before each
+ *                             send and also sets itself while it recovers.
+ *
+ * NewReno (RFC 5681, RFC 6582) is below; CUBIC (RFC 9438, the default as in Linux) is in cubic.ts.
  */
+
+/** What one ACK that advanced SND.UNA outside recovery tells the algorithm. */
+export interface AckSample {
+  /** The stack's clock, ms (a virtual clock in tests). */
+  readonly now: number;
+  /** Bytes this ACK newly acknowledged. */
+  readonly ackedBytes: number;
+  /** The sender's maximum segment size, bytes. */
+  readonly mss: number;
+  /** Bytes still in flight after this ACK. */
+  readonly flightBytes: number;
+  /** The smoothed round-trip time, ms, once there is one (RFC 6298 SRTT). */
+  readonly srttMs: number | undefined;
+}
+
+/** What the connection knows when it finds a loss. */
+export interface LossSample {
+  readonly now: number;
+  /** Bytes in flight when the loss was found (RFC 5681's FlightSize). */
+  readonly flightBytes: number;
+  readonly mss: number;
+  /** Found by duplicate ACKs (fast retransmit) or by the retransmission timer. */
+  readonly cause: 'duplicate-acks' | 'timeout';
+}
+
+/**
+ * The connection's congestion state, as Linux names them: `open` (no loss outstanding),
+ * `recovery` (fast recovery after duplicate ACKs), `loss` (after a retransmission timeout, until
+ * everything sent before it is acknowledged).
+ */
+export type CongestionState = 'open' | 'recovery' | 'loss';
+
 export interface CongestionControl {
   readonly name: string;
-  /** Congestion window, bytes. */
-  readonly cwnd: number;
-  /** Slow-start threshold, bytes. */
-  readonly ssthresh: number;
-  /** New data was acknowledged outside fast recovery. */
-  onAck(ackedBytes: number, mss: number): void;
-  /** Three duplicate ACKs: a segment is lost. Enter fast recovery with `flightBytes` outstanding. */
-  onEnterRecovery(flightBytes: number, mss: number): void;
-  /** A further duplicate ACK during fast recovery: one more segment has left the network. */
-  onRecoveryDuplicate(mss: number): void;
-  /** A partial ACK during fast recovery (RFC 6582 3.2 step 3): `ackedBytes` newly acknowledged. */
-  onPartialAck(ackedBytes: number, mss: number): void;
-  /** The ACK that ends fast recovery (everything sent before the loss is acknowledged). */
-  onExitRecovery(flightBytes: number, mss: number): void;
-  /** The retransmission timer fired with `flightBytes` outstanding. */
-  onTimeout(flightBytes: number, mss: number): void;
+  /** Congestion window, bytes: how much may be in flight. */
+  cwnd: number;
+  /** Slow-start threshold, bytes: below it the window grows per ACK, above it per round trip. */
+  ssthresh: number;
+  /** New data was acknowledged while the state is `open`: grow `cwnd` as the algorithm likes. */
+  onAck(sample: AckSample): void;
+  /** A loss was found: the new ssthresh (the connection stores it and lowers `cwnd` itself). */
+  ssthreshAfterLoss(loss: LossSample): number;
+  /** The congestion state changed (optional). */
+  onStateChange?(state: CongestionState, now: number): void;
 }
+
+/** Makes the algorithm for one connection; `mss` is the largest segment the connection may send. */
+export type CongestionControlFactory = (mss: number) => CongestionControl;
 
 /** RFC 6928 / Linux: the initial window is 10 segments. */
 export const INITIAL_WINDOW_SEGMENTS = 10;
+
+/**
+ * Slow start as RFC 5681 3.1 with RFC 3465's byte counting: cwnd grows by the bytes acknowledged,
+ * at most two segments per ACK (L = 2), so a delayed ACK for two segments grows the window by
+ * two, as Linux's tcp_slow_start does. Returns the new window.
+ */
+export function slowStart(cwnd: number, ackedBytes: number, mss: number): number {
+  return cwnd + Math.min(ackedBytes, 2 * mss);
+}
 
 export class NewReno implements CongestionControl {
   readonly name = 'newreno';
@@ -42,43 +89,32 @@ export class NewReno implements CongestionControl {
     this.cwnd = initialSegments * mss;
   }
 
-  onAck(ackedBytes: number, mss: number): void {
+  onAck(sample: AckSample): void {
     if (this.cwnd < this.ssthresh) {
-      // Slow start counts the bytes acknowledged, at most two segments per ACK (RFC 3465, L = 2):
-      // a delayed ACK for two segments grows the window by two, as Linux's tcp_slow_start does.
-      this.cwnd += Math.min(ackedBytes, 2 * mss);
+      this.cwnd = slowStart(this.cwnd, sample.ackedBytes, sample.mss);
       return;
     }
-    this.avoidanceCredit += ackedBytes;
+    // Congestion avoidance: one segment per window's worth of bytes acknowledged, about one per round trip.
+    this.avoidanceCredit += sample.ackedBytes;
     if (this.avoidanceCredit >= this.cwnd) {
       this.avoidanceCredit -= this.cwnd;
-      this.cwnd += mss;
+      this.cwnd += sample.mss;
     }
   }
 
-  onEnterRecovery(flightBytes: number, mss: number): void {
-    this.ssthresh = Math.max(Math.floor(flightBytes / 2), 2 * mss);
-    this.cwnd = this.ssthresh + 3 * mss;
+  ssthreshAfterLoss(loss: LossSample): number {
+    // RFC 5681 equation (4): half of what is in flight, at least two segments.
+    return Math.max(Math.floor(loss.flightBytes / 2), 2 * loss.mss);
   }
 
-  onRecoveryDuplicate(mss: number): void {
-    this.cwnd += mss;
-  }
-
-  onPartialAck(ackedBytes: number, mss: number): void {
-    // Deflate by what was acknowledged, then add back one segment (RFC 6582 3.2 step 3).
-    this.cwnd = Math.max(mss, this.cwnd - ackedBytes + mss);
-  }
-
-  onExitRecovery(flightBytes: number, mss: number): void {
-    // RFC 6582 3.2 step 3, first option: min(ssthresh, FlightSize + SMSS).
-    this.cwnd = Math.min(this.ssthresh, Math.max(flightBytes, 0) + mss);
-    this.avoidanceCredit = 0;
-  }
-
-  onTimeout(flightBytes: number, mss: number): void {
-    this.ssthresh = Math.max(Math.floor(flightBytes / 2), 2 * mss);
-    this.cwnd = mss; // RFC 5681: the loss window is one segment
+  onStateChange(): void {
+    // Whatever happened, counting towards the next increase starts again.
     this.avoidanceCredit = 0;
   }
 }
+
+/** The algorithms a name selects (Linux's net.ipv4.tcp_available_congestion_control). */
+export type CongestionControlName = 'cubic' | 'newreno';
+
+/** A name or a factory of one's own, as the `congestionControl` parameter takes it. */
+export type CongestionControlChoice = CongestionControlName | CongestionControlFactory;

@@ -59,10 +59,13 @@
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 import type { Clock, Ipv4Address, Timer } from '@tapstack/link';
-import { NewReno, type CongestionControl } from './congestion.ts';
+import { INITIAL_WINDOW_SEGMENTS, NewReno, type CongestionControl, type CongestionControlChoice, type CongestionState } from './congestion.ts';
+import { Cubic } from './cubic.ts';
 import type { TcpErrorCode } from './errors.ts';
 import { mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
+import { ReceiveAutotuner, sendBufferTarget } from './autotune.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
+import { SackScoreboard, type SentSegment } from './sack-scoreboard.ts';
 import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
 import { SendBuffer } from './send-buffer.ts';
 import { seqAdd, seqDiff, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax } from './seq.ts';
@@ -84,10 +87,18 @@ export type TcpState =
 
 /** Tunables, Linux's names and defaults (sysctl net.ipv4.tcp_*). */
 export interface TcpParams {
-  /** Send buffer, bytes (what write() may queue before backpressure). */
+  /** Send buffer, bytes (what write() may queue before backpressure); autotuning grows it. */
   sendBufferBytes: number;
-  /** Receive buffer, bytes: the most we advertise and the most we hold. */
+  /** Receive buffer, bytes: the most we advertise and the most we hold; autotuning grows it. */
   receiveBufferBytes: number;
+  /** Receive-buffer autotuning (tcp_moderate_rcvbuf, on): grow with what the application reads per RTT. */
+  receiveBufferAutotune: boolean;
+  /** The most autotuning grows the receive buffer to, bytes (tcp_rmem[2], 6 MiB); the window scale is chosen to cover it. */
+  receiveBufferMaxBytes: number;
+  /** Send-buffer autotuning (Linux does it unless SO_SNDBUF was set): grow to twice the congestion window. */
+  sendBufferAutotune: boolean;
+  /** The most autotuning grows the send buffer to, bytes (tcp_wmem[2], 4 MiB). */
+  sendBufferMaxBytes: number;
   /** TIME-WAIT length, ms: 2 * MSL, Linux's TCP_TIMEWAIT_LEN 60 s. */
   timeWaitMs: number;
   /** How long an orphaned connection stays in FIN-WAIT-2, ms (tcp_fin_timeout, 60 s). */
@@ -112,11 +123,20 @@ export interface TcpParams {
   /** Least time between two ACKs sent for out-of-window segments or challenge ACKs, ms (tcp_invalid_ratelimit, 500). */
   invalidRatelimitMs: number;
   rto: RtoLimits;
+  /**
+   * The congestion control a connection starts with (net.ipv4.tcp_congestion_control, cubic):
+   * 'cubic', 'newreno', or a factory of one's own (see congestion.ts).
+   */
+  congestionControl: CongestionControlChoice;
 }
 
 export const DEFAULT_TCP_PARAMS: TcpParams = {
   sendBufferBytes: 256 * 1024,
   receiveBufferBytes: 256 * 1024,
+  receiveBufferAutotune: true,
+  receiveBufferMaxBytes: 6 * 1024 * 1024,
+  sendBufferAutotune: true,
+  sendBufferMaxBytes: 4 * 1024 * 1024,
   timeWaitMs: 60_000,
   finTimeoutMs: 60_000,
   synRetries: 6,
@@ -131,7 +151,17 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   windowScaling: true,
   invalidRatelimitMs: 500,
   rto: DEFAULT_RTO_LIMITS,
+  congestionControl: 'cubic',
 };
+
+/** The algorithm a `congestionControl` choice names, made for one connection. */
+export function createCongestionControl(choice: CongestionControlChoice, mss: number): CongestionControl {
+  if (typeof choice === 'function') return choice(mss);
+  return match(choice)
+    .with('cubic', () => new Cubic(mss))
+    .with('newreno', () => new NewReno(mss))
+    .exhaustive();
+}
 
 /** The counters a connection bumps (the layer's, Linux names). */
 export type ConnectionCounter =
@@ -148,6 +178,16 @@ export type ConnectionCounter =
   | 'TCPFastRetrans'
   | 'TCPPartialUndo'
   | 'TCPDSACKRecv'
+  | 'TCPSackRecovery'
+  | 'TCPRenoRecovery'
+  | 'TCPLossProbes'
+  | 'TCPLossProbeRecovery'
+  | 'TCPLostRetransmit'
+  | 'TCPSACKReneging'
+  | 'TCPSACKDiscard'
+  | 'TCPDSACKOldSent'
+  | 'TCPDSACKOfoSent'
+  | 'PAWSEstab'
   | 'TCPOFOQueue'
   | 'TCPOFODrop'
   | 'TCPRcvCoalesce'
@@ -188,6 +228,7 @@ export interface ConnectionOptions {
   /** The largest segment our side of the path carries: mssForMtu(route MTU). */
   localMss: number;
   params?: Partial<TcpParams>;
+  /** An algorithm made already (tests); otherwise params.congestionControl chooses. */
   congestion?: CongestionControl;
 }
 
@@ -202,13 +243,21 @@ export interface ConnectionInfo {
   readonly sendQueue: number;
   readonly rtoMs: number;
   readonly srttMs: number | undefined;
+  /** The congestion control's name (ss -ti shows it first: cubic). */
+  readonly congestionControl: string;
   readonly cwnd: number;
   readonly ssthresh: number;
   readonly mss: number;
   readonly retransmits: number;
   readonly sendWindow: number;
   readonly receiveWindow: number;
+  /** The receive and send buffers now (autotuning grows them; ss -m shows them as rb and tb). */
+  readonly receiveBufferBytes: number;
+  readonly sendBufferBytes: number;
 }
+
+/** RFC 7323 5.5: TS.Recent older than 24 days is not used for PAWS (Linux TCP_PAWS_24DAYS). */
+const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 
 /** The ACK number's 3 duplicate rule (RFC 5681 3.2). */
 const DUP_ACK_THRESHOLD = 3;
@@ -251,6 +300,8 @@ export class TcpConnection implements SocketConnection {
   private pendingFinSeq: number | undefined;
   /** The right edge of the window we last advertised (never moved left: RFC 9293 3.8.6.2.2). */
   private rcvAdvertisedEdge = 0;
+  /** What the application reads per round trip, for receive-buffer autotuning (autotune.ts). */
+  private readonly receiveTuner: ReceiveAutotuner;
 
   // ---- options
   private readonly localMss: number;
@@ -263,6 +314,10 @@ export class TcpConnection implements SocketConnection {
   private timestampsOn = false;
   private sackOn = false;
   private tsRecent = 0;
+  /** When TS.Recent was last set, ms: after 24 days idle it is too old to judge by (RFC 7323 5.5). */
+  private tsRecentAt = 0;
+  /** A duplicate segment to report in the first SACK block of our next ACK (D-SACK, RFC 2883). */
+  private dsackPending: SackBlock | undefined;
   /** Our last ACK number sent, for the TS.Recent rule (RFC 7323 4.3). */
   private lastAckSent = 0;
   private readonly tsOffset: number;
@@ -271,9 +326,20 @@ export class TcpConnection implements SocketConnection {
   private readonly cc: CongestionControl;
   private readonly rto: RtoEstimator;
   private dupAcks = 0;
-  private inRecovery = false;
-  /** RFC 6582's "recover": SND.MAX when the loss was found. */
+  /**
+   * Where loss recovery stands, as Linux's icsk_ca_state: 'open' (nothing lost), 'recovery'
+   * (fast recovery after a loss found by ACKs, until SND.UNA passes `recover`), 'loss' (after a
+   * retransmission timeout, until the same).
+   */
+  private caState: 'open' | 'recovery' | 'loss' = 'open';
+  /** RFC 6582's "recover" and RFC 6675's RecoveryPoint: SND.MAX when the loss was found. */
   private recover = 0;
+  /** With SACK: what was sent and what the peer reported (RFC 6675). Empty without SACK. */
+  private readonly scoreboard = new SackScoreboard();
+  /** Proportional Rate Reduction (RFC 6937): RecoverFS, prr_delivered and prr_out, bytes. */
+  private prrRecoverFs = 0;
+  private prrDelivered = 0;
+  private prrOut = 0;
   /** A segment being timed without timestamps (Karn: dropped if retransmitted). */
   private timedSeq: number | undefined;
   private timedAt = 0;
@@ -317,13 +383,17 @@ export class TcpConnection implements SocketConnection {
     this.mss = Math.min(TCP_DEFAULT_MSS, options.localMss);
     this.sendBuffer = new SendBuffer(this.params.sendBufferBytes);
     this.rto = new RtoEstimator(this.params.rto);
-    this.cc = options.congestion ?? new NewReno(options.localMss);
+    this.cc = options.congestion ?? createCongestionControl(this.params.congestionControl, options.localMss);
     this.keepaliveIdleMs = this.params.keepaliveTimeMs;
     this.recover = this.iss;
     this.lastReceivedAt = this.clock.now();
     // Our TSval clock: milliseconds from a random-ish start, as Linux offsets it per connection.
     this.tsOffset = (this.iss ^ 0x5bd1e995) >>> 0;
-    if (this.params.windowScaling) this.rcvWscale = windowScaleFor(this.params.receiveBufferBytes);
+    // The scale is fixed by the SYN, so it must cover the largest buffer autotuning may reach
+    // (Linux: wscale 7 for tcp_rmem[2] = 6 MiB).
+    const largestBuffer = this.params.receiveBufferAutotune ? Math.max(this.params.receiveBufferMaxBytes, this.params.receiveBufferBytes) : this.params.receiveBufferBytes;
+    if (this.params.windowScaling) this.rcvWscale = windowScaleFor(largestBuffer);
+    this.receiveTuner = new ReceiveAutotuner(Math.min(this.params.receiveBufferBytes, INITIAL_WINDOW_SEGMENTS * options.localMss), this.clock.now());
   }
 
   /** Active open: sends the SYN (RFC 9293 3.10.1) and waits in SYN-SENT. */
@@ -410,11 +480,16 @@ export class TcpConnection implements SocketConnection {
     const r = this.receive;
     if (!r) return undefined;
     const data = r.read(max);
+    if (data && this.params.receiveBufferAutotune) {
+      const now = this.clock.now();
+      const grow = this.receiveTuner.consumed(data.length, now, this.receiveTuner.rttMs ?? this.rto.srtt, this.mss, r.capacity, this.params.receiveBufferMaxBytes);
+      if (grow !== undefined) r.grow(grow);
+    }
     if (data && this.isSynchronized() && this.state !== 'TIME-WAIT' && !this.finReceived) {
       // Receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): tell the peer about the
       // opened window only once it has grown by two segments or half the buffer.
       const grown = seqDiff(seqAdd(r.next, this.windowToAdvertise()), this.rcvAdvertisedEdge);
-      if (grown >= Math.min(this.mss * 2, this.params.receiveBufferBytes / 2)) this.sendAck();
+      if (grown >= Math.min(this.mss * 2, r.capacity / 2)) this.sendAck();
     }
     return data;
   }
@@ -510,11 +585,14 @@ export class TcpConnection implements SocketConnection {
       sendQueue: this.sendBuffer.length,
       rtoMs: this.rto.rto,
       srttMs: this.rto.srtt,
+      congestionControl: this.cc.name,
       cwnd: this.cc.cwnd,
       ssthresh: this.cc.ssthresh,
       mss: this.mss,
       retransmits: this.totalRetransmits,
       sendWindow: this.sndWnd,
+      receiveBufferBytes: this.receive ? this.receive.capacity : this.params.receiveBufferBytes,
+      sendBufferBytes: this.sendBuffer.capacity,
       receiveWindow: this.receive ? this.windowToAdvertise() : 0,
     };
   }
@@ -587,21 +665,39 @@ export class TcpConnection implements SocketConnection {
       return;
     }
 
-    // Timestamps (RFC 7323 4.3): remember the peer's clock from in-order segments.
+    // PAWS (RFC 7323 5.3 R1): a segment whose TSval is older than TS.Recent is an old duplicate
+    // (perhaps from before the sequence numbers wrapped): drop it, and acknowledge (not a RST).
+    // TS.Recent older than 24 days says nothing any more (5.5): the peer's clock may have wrapped.
     const ts = seg.options.timestamps;
-    if (this.timestampsOn && ts && seqLe(seg.seq, this.lastAckSent) && seqGe(ts.value, this.tsRecent)) this.tsRecent = ts.value;
+    if (this.timestampsOn && ts && !(f & TcpFlag.RST) && seqLt(ts.value, this.tsRecent)) {
+      if (this.clock.now() - this.tsRecentAt <= PAWS_IDLE_MS) {
+        this.host.count('PAWSEstab');
+        if (payload.length > 0) this.noteDuplicate(seg.seq, payload.length);
+        this.sendRateLimitedAckUnlessData(payload.length > 0);
+        return;
+      }
+    }
+
+    // Timestamps (RFC 7323 4.3): remember the peer's clock from segments at the left edge of the
+    // window (SEG.SEQ <= Last.ACK.sent). Also from an old duplicate that passed PAWS: the ACK it
+    // gets then echoes the retransmission that reached us, not the earlier one whose ACK was lost,
+    // so the sender's RTT sample is not inflated by its backoff.
+    if (this.timestampsOn && ts && seqLe(seg.seq, this.lastAckSent) && seqGe(ts.value, this.tsRecent)) {
+      this.tsRecent = ts.value;
+      this.tsRecentAt = this.clock.now();
+    }
 
     // First: is the segment in the window (RFC 9293 3.10.7.4, the four cases)?
     if (!this.acceptable(seg.seq, segLen)) {
       this.host.count('rx_out_of_window');
+      // Data wholly before RCV.NXT was received twice: a D-SACK tells the sender (RFC 2883 4.1).
+      if (payload.length > 0 && seqLe(seqAdd(seg.seq, payload.length), receive.next)) this.noteDuplicate(seg.seq, payload.length);
       // An ACK tells the peer where we are. Like Linux (tcp_oow_rate_limited), only the answers
       // to segments without data are rate-limited: two stacks could otherwise ping-pong ACKs.
-      if (!(f & TcpFlag.RST)) {
-        if (payload.length > 0) this.sendAck();
-        else this.sendRateLimitedAck(false);
-      }
+      if (!(f & TcpFlag.RST)) this.sendRateLimitedAckUnlessData(payload.length > 0);
       return;
     }
+
 
     // Second: RST (RFC 5961 3.2): exactly at RCV.NXT resets; elsewhere in the window, a challenge ACK.
     if (f & TcpFlag.RST) {
@@ -691,8 +787,11 @@ export class TcpConnection implements SocketConnection {
     const window = seg.window << this.sndWscale;
     if (seqGt(ack, this.sndUna)) {
       this.newlyAcked(ack, seg);
-    } else if (ack === this.sndUna && payloadLength === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd && seqGt(this.sndMax, this.sndUna)) {
-      this.duplicateAck();
+    } else if (ack === this.sndUna && seqGt(this.sndMax, this.sndUna)) {
+      const duplicate = payloadLength === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd;
+      // With SACK every ACK may carry news (blocks); without, only a duplicate counts.
+      if (this.sackOn) this.sackAck(seg, 0, duplicate);
+      else if (duplicate) this.duplicateAck();
     }
     // Window update (RFC 9293 3.10.7.4, fifth step): from newer segments only.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
@@ -747,41 +846,137 @@ export class TcpConnection implements SocketConnection {
       this.rto.sample(this.clock.now() - this.timedAt);
       this.timedSeq = undefined;
     }
-    // Congestion control and NewReno recovery (RFC 6582).
-    if (this.inRecovery) {
+    if (this.sackOn) {
+      this.sackAck(seg, acked, false);
+    } else if (this.caState === 'recovery') {
+      // NewReno recovery (RFC 6582), when the peer does not SACK.
       if (seqGe(ack, this.recover)) {
-        this.inRecovery = false;
-        this.cc.onExitRecovery(this.flightSize(), this.mss);
+        // RFC 6582 3.2 step 3, first option: min(ssthresh, FlightSize + SMSS).
+        this.cc.cwnd = Math.min(this.cc.ssthresh, Math.max(this.flightSize(), 0) + this.mss);
+        this.congestionState('open');
       } else {
-        this.cc.onPartialAck(acked, this.mss);
+        // Deflate by what was acknowledged, then add back one segment (RFC 6582 3.2 step 3).
+        this.cc.cwnd = Math.max(this.mss, this.cc.cwnd - acked + this.mss);
         this.host.count('TCPPartialUndo');
         this.retransmitFirst();
       }
     } else {
-      this.cc.onAck(acked, this.mss);
+      this.congestionAck(acked);
     }
     this.dupAcks = 0;
+    if (this.params.sendBufferAutotune) {
+      const grow = sendBufferTarget(this.cc.cwnd, INITIAL_WINDOW_SEGMENTS * this.mss, this.sendBuffer.capacity, this.params.sendBufferMaxBytes);
+      if (grow !== undefined) this.sendBuffer.grow(grow);
+    }
     // Restart the retransmission timer for what is still outstanding (RFC 6298 5.3).
     if (seqLt(this.sndUna, this.sndMax)) this.armRetransmit();
     else this.stopRetransmit();
     if (this.sendBuffer.free > 0) this.socket?.sendSpace();
   }
 
+  /** A duplicate ACK without SACK: NewReno (RFC 5681 3.2, RFC 6582). */
   private duplicateAck(): void {
     this.host.count('TCPDupAcks');
     this.dupAcks++;
-    if (this.inRecovery) {
-      this.cc.onRecoveryDuplicate(this.mss);
+    if (this.caState === 'recovery') {
+      // Each further duplicate: one more segment has left the network (RFC 5681 3.2 step 4).
+      this.cc.cwnd += this.mss;
       return;
     }
     // RFC 6582 3.2 step 2: a new recovery only for losses after the last one.
     if (this.dupAcks === DUP_ACK_THRESHOLD && seqGt(this.sndUna, this.recover)) {
-      this.inRecovery = true;
       this.recover = this.sndMax;
-      this.cc.onEnterRecovery(this.flightSize(), this.mss);
+      // RFC 5681 3.2 step 2 and 3: the algorithm's threshold, and the window inflated by the three segments that left.
+      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
+      this.cc.cwnd = this.cc.ssthresh + 3 * this.mss;
+      this.congestionState('recovery');
+      this.host.count('TCPRenoRecovery');
       this.host.count('TCPFastRetrans');
       this.retransmitFirst();
     }
+  }
+
+  /** New data acknowledged with no recovery running: the algorithm grows the window (Linux's cong_avoid). */
+  private congestionAck(acked: number): void {
+    this.cc.onAck({ now: this.clock.now(), ackedBytes: acked, mss: this.mss, flightBytes: this.flightSize(), srttMs: this.rto.srtt });
+  }
+
+  /** Moves to a congestion state and tells the algorithm (Linux's tcp_set_ca_state calling set_state). */
+  private congestionState(state: CongestionState): void {
+    if (state === this.caState) return;
+    this.caState = state;
+    this.cc.onStateChange?.(state, this.clock.now());
+  }
+
+  /**
+   * What one ACK tells a SACK sender (RFC 6675 with PRR, RFC 6937; Linux's tcp_fastretrans_alert
+   * and tcp_cwnd_reduction): the scoreboard takes the cumulative ACK and the blocks, losses are
+   * marked, recovery starts or ends, and the window for this ACK is set. `acked` is how far
+   * SND.UNA moved (already moved); `duplicate` says the ACK is a duplicate in RFC 5681's sense.
+   */
+  private sackAck(seg: TcpRepr, acked: number, duplicate: boolean): void {
+    const board = this.scoreboard;
+    const sackedBefore = board.sackedBytes;
+    if (acked > 0) board.acknowledge(this.sndUna);
+    const update = board.applySack(seg.options.sackBlocks ?? [], seg.ack, this.sndUna, this.sndMax, this.maxSndWnd);
+    if (update.dsack) this.host.count('TCPDSACKRecv');
+    if (update.discarded > 0) this.host.count('TCPSACKDiscard', update.discarded);
+    if (board.headIsSacked()) {
+      // The peer acknowledged up to a segment it had SACKed, and not that segment: it dropped
+      // out-of-order data it had reported (reneging, RFC 2018 8). Forget every SACK mark.
+      this.host.count('TCPSACKReneging');
+      board.clearSacks();
+    }
+    // RFC 6937: DeliveredData is the change in SND.UNA plus the change in SACKed bytes.
+    const delivered = Math.max(0, acked + board.sackedBytes - sackedBefore);
+    if (duplicate) {
+      this.host.count('TCPDupAcks');
+      this.dupAcks++;
+    }
+    let newlyLost = board.markLostByDupThresh(this.mss);
+    // Duplicate ACKs without blocks (a peer that SACKs little) still count (RFC 6675 5, DupAcks >= DupThresh).
+    if (this.caState === 'open' && this.dupAcks >= DUP_ACK_THRESHOLD && board.lostBytes() === 0 && board.records[0]) newlyLost += board.markLost(board.records[0]);
+    if (this.caState !== 'open' && seqGe(this.sndUna, this.recover)) {
+      // Recovery ends when everything outstanding at its start is acknowledged; the window
+      // comes back to ssthresh (Linux tcp_end_cwnd_reduction).
+      if (this.caState === 'recovery') this.cc.cwnd = Math.max(this.cc.ssthresh, this.mss);
+      this.congestionState('open');
+      if (newlyLost === 0 && board.lostBytes() === 0) return;
+    }
+    if (this.caState === 'open' && board.lostBytes() > 0) {
+      // RFC 6675 5: enter fast recovery. ssthresh comes from the congestion control; PRR then
+      // brings the window down to it over about one round trip instead of at once.
+      this.recover = this.sndMax;
+      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
+      this.congestionState('recovery');
+      this.prrRecoverFs = this.flightSize();
+      this.prrDelivered = 0;
+      this.prrOut = 0;
+      this.host.count('TCPSackRecovery');
+    }
+    if (this.caState === 'recovery') this.prrUpdate(delivered, newlyLost > 0);
+    else if (acked > 0) this.congestionAck(acked);
+  }
+
+  /**
+   * Proportional Rate Reduction (RFC 6937 3, the SSRB bound as Linux uses): how much may be
+   * sent on this ACK, written into the congestion window as pipe + sndcnt.
+   */
+  private prrUpdate(delivered: number, newlyLost: boolean): void {
+    this.prrDelivered += delivered;
+    const pipe = this.scoreboard.pipe();
+    const ssthresh = this.cc.ssthresh;
+    let sndcnt: number;
+    if (pipe > ssthresh) {
+      // Proportional part: send ssthresh/RecoverFS of what was delivered.
+      sndcnt = Math.ceil((this.prrDelivered * ssthresh) / Math.max(this.prrRecoverFs, 1)) - this.prrOut;
+    } else {
+      // Slow start reduction bound: grow back towards ssthresh, at most one MSS beyond what was delivered.
+      sndcnt = Math.min(ssthresh - pipe, Math.max(this.prrDelivered - this.prrOut, delivered) + this.mss);
+    }
+    // The fast retransmit itself always goes (Linux: one segment when nothing was sent yet and something was found lost).
+    sndcnt = Math.max(sndcnt, this.prrOut === 0 && newlyLost ? this.mss : 0);
+    this.cc.cwnd = pipe + sndcnt;
   }
 
   /** The handshake is complete: tell the layer and the socket; a FIN asked for meanwhile goes next. */
@@ -822,15 +1017,26 @@ export class TcpConnection implements SocketConnection {
     }
     this.sackOn = this.params.sack && o.sackPermitted === true;
     this.timestampsOn = this.params.timestamps && o.timestamps !== undefined;
-    if (this.timestampsOn) this.tsRecent = o.timestamps!.value;
+    if (this.timestampsOn) {
+      this.tsRecent = o.timestamps!.value;
+      this.tsRecentAt = this.clock.now();
+    }
     this.mss = Math.max(64, Math.min(peerMss, this.localMss) - (this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0));
   }
 
   private acceptData(seg: TcpRepr, payload: Uint8Array): void {
     const receive = this.receive!;
     const window = this.windowAdvertisedNow();
+    const nextBefore = receive.next;
     const outcome = receive.receive(seg.seq, payload, window);
+    if (outcome.duplicate > 0) {
+      if (seqLt(seg.seq, nextBefore)) this.noteDuplicate(seg.seq, Math.min(payload.length, seqDiff(nextBefore, seg.seq)));
+      else if (outcome.duplicate === payload.length) this.noteDuplicate(seg.seq, payload.length);
+    }
     if (outcome.outOfOrder) this.host.count('TCPOFOQueue');
+    // The receiver's RTT for autotuning: how old the timestamp is that the peer echoes on its data.
+    const ts = seg.options.timestamps;
+    if (this.timestampsOn && ts && ts.echo !== 0 && outcome.delivered > 0) this.receiveTuner.rttSample(seqDiff(this.tsNow(), ts.echo));
     if (outcome.delivered > 0) this.socket?.dataArrived();
     // An out-of-order FIN waits for the data before it.
     if (this.pendingFinSeq !== undefined && this.pendingFinSeq === receive.next) {
@@ -883,6 +1089,15 @@ export class TcpConnection implements SocketConnection {
   private trySend(): void {
     if (!this.isSynchronized() || this.state === 'TIME-WAIT') return;
     let sent = false;
+    // With SACK the window limits the bytes in the network (RFC 6675 pipe), not SND.NXT - SND.UNA.
+    let pipe = this.sackOn ? this.scoreboard.pipe() : 0;
+    if (this.sackOn) {
+      // NextSeg rule 1 (RFC 6675 4): segments judged lost go first, lowest first.
+      for (let lost = this.scoreboard.nextLost(); lost && pipe < this.cc.cwnd; lost = this.scoreboard.nextLost()) {
+        pipe += this.retransmitSegment(lost);
+        sent = true;
+      }
+    }
     for (;;) {
       const offset = seqDiff(this.sndNxt, this.sndUna);
       const unsent = this.sendBuffer.length - offset;
@@ -891,7 +1106,7 @@ export class TcpConnection implements SocketConnection {
       const finDue = this.finQueued && !this.finAcked && this.sndNxt === finSeq;
       if (unsent <= 0 && !finDue) break;
       const flight = this.flightSize();
-      const room = Math.min(this.cc.cwnd, this.sndWnd) - flight;
+      const room = Math.min(this.cc.cwnd - (this.sackOn ? pipe : flight), this.sndWnd - flight);
       let length = 0;
       if (unsent > 0) {
         if (room <= 0) {
@@ -922,7 +1137,13 @@ export class TcpConnection implements SocketConnection {
         this.timedAt = this.clock.now();
       }
       this.emitData(seq, flags, data);
-      this.sndNxt = seqAdd(seq, length + (fin ? 1 : 0));
+      const end = seqAdd(seq, length + (fin ? 1 : 0));
+      if (this.sackOn) {
+        this.scoreboard.sentNew(seq, end, this.clock.now());
+        pipe += length + (fin ? 1 : 0);
+      }
+      if (this.caState === 'recovery') this.prrOut += length;
+      this.sndNxt = end;
       if (fin) this.finSent = true;
       this.sndMax = seqMax(this.sndMax, this.sndNxt);
       sent = true;
@@ -937,8 +1158,9 @@ export class TcpConnection implements SocketConnection {
 
   /** Bytes the SACK option takes on our next segment (0 when there is no out-of-order data to report). */
   private sackOptionBytes(): number {
-    if (!this.sackOn || !this.receive || this.receive.outOfOrderBytes === 0) return 0;
-    return 4 + 8 * Math.min(this.receive.outOfOrderRanges().length, this.timestampsOn ? 3 : 4);
+    if (!this.sackOn || !this.receive || (this.receive.outOfOrderBytes === 0 && !this.dsackPending)) return 0;
+    const blocks = this.receive.outOfOrderRanges().length + (this.dsackPending ? 1 : 0);
+    return 4 + 8 * Math.min(blocks, this.timestampsOn ? 3 : 4);
   }
 
   /** Retransmits the segment at SND.UNA (fast retransmit, a partial ACK). */
@@ -958,9 +1180,45 @@ export class TcpConnection implements SocketConnection {
     this.armRetransmit();
   }
 
+  /**
+   * Sends one scoreboard record again (SACK recovery, a timeout, a loss probe); returns the
+   * sequence space it took. A record longer than today's MSS is cut first.
+   */
+  private retransmitSegment(segment: SentSegment): number {
+    const max = this.mss - this.sackOptionBytes();
+    const finSeq = seqAdd(this.sndUna, this.sendBuffer.length);
+    if (seqDiff(segment.end, segment.start) > max && seqGt(segment.end, seqAdd(segment.start, max))) {
+      // cut so the data fits (a FIN rides on the second part)
+      this.scoreboard.split(segment, seqAdd(segment.start, max));
+    }
+    const fin = this.finSent && segment.end === seqAdd(finSeq, 1);
+    const length = seqDiff(segment.end, segment.start) - (fin ? 1 : 0);
+    const data = this.sendBuffer.read(seqDiff(segment.start, this.sndUna), length);
+    let flags = TcpFlag.ACK;
+    if (fin) flags |= TcpFlag.FIN;
+    if (length > 0 && seqAdd(segment.start, length) === finSeq) flags |= TcpFlag.PSH;
+    this.host.count('RetransSegs');
+    if (this.caState === 'recovery') {
+      this.host.count('TCPFastRetrans');
+      this.prrOut += length;
+    }
+    this.totalRetransmits++;
+    this.timedSeq = undefined;
+    this.emitData(segment.start, flags, data);
+    this.scoreboard.retransmitted(segment, this.clock.now());
+    return seqDiff(segment.end, segment.start);
+  }
+
   /** Goes back to SND.UNA and sends again (after a timeout, or a smaller path MTU). */
   private retransmitNow(): void {
     if (!this.isSynchronized()) return;
+    if (this.sackOn) {
+      // Everything not SACKed goes again, cut to the new MSS (Linux tcp_simple_retransmit).
+      this.scoreboard.markAllLost();
+      this.timedSeq = undefined;
+      this.trySend();
+      return;
+    }
     this.sndNxt = this.sndUna;
     this.timedSeq = undefined;
     this.stopRetransmit();
@@ -1003,8 +1261,14 @@ export class TcpConnection implements SocketConnection {
   private segmentOptions(): TcpOptions {
     const ts = this.timestampsOn ? { value: this.tsNow(), echo: this.tsRecent } : undefined;
     let sackBlocks: SackBlock[] | undefined;
+    const room = ts ? 3 : 4;
     if (this.sackOn && this.receive && this.receive.outOfOrderBytes > 0) {
-      sackBlocks = this.receive.outOfOrderRanges().slice(-(ts ? 3 : 4)).reverse();
+      sackBlocks = this.receive.outOfOrderRanges().slice(-room).reverse();
+    }
+    if (this.dsackPending) {
+      // D-SACK: the duplicate first, then the usual blocks (RFC 2883 4), once.
+      sackBlocks = [this.dsackPending, ...(sackBlocks ?? [])].slice(0, room);
+      this.dsackPending = undefined;
     }
     if (!ts && !sackBlocks) return NO_OPTIONS;
     return { ...(ts ? { timestamps: ts } : {}), ...(sackBlocks ? { sackBlocks } : {}) };
@@ -1026,6 +1290,29 @@ export class TcpConnection implements SocketConnection {
     this.lastInvalidAckAt = now;
     if (challenge) this.host.count('TCPChallengeACK');
     this.sendAck();
+  }
+
+  private sendRateLimitedAckUnlessData(hasData: boolean): void {
+    if (hasData) this.sendAck();
+    else this.sendRateLimitedAck(false);
+  }
+
+  /**
+   * `length` bytes at `seq` arrived a second time: the next ACK's first SACK block says so
+   * (D-SACK, RFC 2883 4), when the peer does SACK. Below RCV.NXT it is Linux's TCPDSACKOldSent,
+   * inside the out-of-order queue TCPDSACKOfoSent.
+   */
+  private noteDuplicate(seq: number, length: number): void {
+    if (!this.sackOn || !this.receive) return;
+    const end = seqAdd(seq, length);
+    const next = this.receive.next;
+    if (seqLt(seq, next)) {
+      this.dsackPending = { left: seq, right: seqLt(end, next) ? end : next };
+      this.host.count('TCPDSACKOldSent');
+    } else {
+      this.dsackPending = { left: seq, right: end };
+      this.host.count('TCPDSACKOfoSent');
+    }
   }
 
   private sendChallengeAck(): void {
@@ -1077,7 +1364,7 @@ export class TcpConnection implements SocketConnection {
     const free = this.receive ? this.receive.free : this.params.receiveBufferBytes;
     const unit = 1 << this.rcvWscale;
     let window = Math.min(free, 0xffff << this.rcvWscale);
-    if (window < Math.min(this.params.receiveBufferBytes / 2, this.mss)) window = 0;
+    if (window < Math.min((this.receive ? this.receive.capacity : this.params.receiveBufferBytes) / 2, this.mss)) window = 0;
     return window - (window % unit);
   }
 
@@ -1142,13 +1429,22 @@ export class TcpConnection implements SocketConnection {
       this.sendSyn();
       return;
     }
-    this.cc.onTimeout(this.flightSize(), this.mss);
-    this.inRecovery = false;
+    // RFC 5681 3.1 equation (4) with the algorithm's threshold; the loss window is one segment.
+    this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'timeout' });
+    this.cc.cwnd = this.mss;
+    this.congestionState('loss');
     this.recover = this.sndMax;
     this.dupAcks = 0;
-    // Go back to SND.UNA: the window is one segment now, so this resends the first one.
-    this.sndNxt = this.sndUna;
     this.timedSeq = undefined;
+    if (this.sackOn) {
+      // RFC 6675 5.1 as Linux does it (tcp_enter_loss): keep the SACK marks, judge everything
+      // else lost, and resend it lowest first as the window (one segment now) opens again.
+      this.scoreboard.markAllLost();
+    } else {
+      // Go back to SND.UNA: the window is one segment now, so this resends the first one.
+      this.congestionState('open');
+      this.sndNxt = this.sndUna;
+    }
     this.trySend();
     if (!this.retransmitTimer) this.armRetransmit();
   }
@@ -1221,6 +1517,7 @@ export class TcpConnection implements SocketConnection {
     for (const t of [this.retransmitTimer, this.persistTimer, this.delayedAckTimer, this.keepaliveTimer, this.closeTimer]) t?.cancel();
     this.retransmitTimer = this.persistTimer = this.delayedAckTimer = this.keepaliveTimer = this.closeTimer = undefined;
     this.sendBuffer.clear();
+    this.scoreboard.clear();
     if (error) this.receive?.clear();
     if (!this.closedReported) {
       this.closedReported = true;

@@ -4,6 +4,8 @@ export * from './errors.ts';
 export * from './reset.ts';
 export * from './rto.ts';
 export * from './congestion.ts';
+export * from './cubic.ts';
+export * from './autotune.ts';
 export * from './send-buffer.ts';
 export * from './receive-buffer.ts';
 export * from './connection.ts';

@@ -18,7 +18,8 @@ import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
 import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type Clock, type Ipv4Address } from '@tapstack/link';
-import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpParams } from './connection.ts';
+import type { CongestionControlChoice } from './congestion.ts';
+import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
 import { formatTcp, mssForMtu, TCP_DEFAULT_MSS, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
@@ -63,6 +64,17 @@ export const TCP_COUNTERS = [
   'TCPWinProbe',
   'TCPSynRetrans',
   'TCPDupAcks',
+  'TCPSackRecovery',
+  'TCPRenoRecovery',
+  'TCPLossProbes',
+  'TCPLossProbeRecovery',
+  'TCPLostRetransmit',
+  'TCPDSACKRecv',
+  'TCPDSACKOldSent',
+  'TCPDSACKOfoSent',
+  'TCPSACKDiscard',
+  'TCPSACKReneging',
+  'PAWSEstab',
   // our drop reasons, one per check
   'rx_truncated',
   'rx_bad_data_offset',
@@ -110,6 +122,8 @@ export interface ConnectOptions {
   /** Local port (default: ephemeral). */
   localPort?: number;
   noDelay?: boolean;
+  /** This connection's congestion control, as Linux's TCP_CONGESTION socket option (default: the layer's params). */
+  congestionControl?: CongestionControlChoice;
 }
 
 /** Writes one segment into IPv4's outgoing frame: header, options, data and checksum in one pass. */
@@ -185,7 +199,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       remote,
       iss: this.secrets.isn(tuple(local.address, local.port, remote.address, remote.port), this.clock.now()),
       localMss: mssForMtu(this.ipv4.mtu),
-      params: this.params,
+      params: options.congestionControl ? { ...this.params, congestionControl: options.congestionControl } : this.params,
     });
     if (!this.connections.add(remoteAddress, options.port, localPort, connection)) {
       connection.abort();
@@ -199,12 +213,17 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     return socket;
   }
 
+  /** Every connection's state, windows and timers (what `show()` prints), like `ss -ti`. */
+  connectionInfo(): ConnectionInfo[] {
+    return this.connections.values().map((c) => c.info());
+  }
+
   /** Connections, one line each, like `ss -tn` with `-i` details. */
   show(): string {
     const rows = this.connections.values().map((c) => {
       const i = c.info();
       const srtt = i.srttMs === undefined ? '-' : i.srttMs.toFixed(1);
-      return `${i.state.padEnd(12)} ${String(i.receiveQueue).padStart(6)} ${String(i.sendQueue).padStart(6)}  ${`${formatIpv4(i.local.address)}:${i.local.port}`.padEnd(21)} ${`${formatIpv4(i.remote.address)}:${i.remote.port}`.padEnd(21)} rto:${i.rtoMs.toFixed(0)} srtt:${srtt} mss:${i.mss} cwnd:${i.cwnd} ssthresh:${i.ssthresh > 1e9 ? '-' : i.ssthresh} retrans:${i.retransmits}`;
+      return `${i.state.padEnd(12)} ${String(i.receiveQueue).padStart(6)} ${String(i.sendQueue).padStart(6)}  ${`${formatIpv4(i.local.address)}:${i.local.port}`.padEnd(21)} ${`${formatIpv4(i.remote.address)}:${i.remote.port}`.padEnd(21)} ${i.congestionControl} rto:${i.rtoMs.toFixed(0)} srtt:${srtt} mss:${i.mss} cwnd:${i.cwnd} ssthresh:${i.ssthresh > 1e9 ? '-' : i.ssthresh} retrans:${i.retransmits}`;
     });
     const listening = [...this.listeners.entries()].map(([port, server]) => `${'LISTEN'.padEnd(12)} ${String(server.pendingCount).padStart(6)} ${String(server.backlog).padStart(6)}  ${`${formatIpv4(server.boundAddress)}:${port}`.padEnd(21)} ${'0.0.0.0:*'.padEnd(21)}`);
     return [`${'State'.padEnd(12)} ${'Recv-Q'.padStart(6)} ${'Send-Q'.padStart(6)}  ${'Local Address:Port'.padEnd(21)} ${'Peer Address:Port'.padEnd(21)}`, ...listening, ...rows].join('\n');
@@ -283,7 +302,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     }
     const connection = TcpConnection.accept(
       this,
-      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: this.secrets.isn(t, this.clock.now()), localMss: mssForMtu(this.ipv4.mtu), params: this.params },
+      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: this.secrets.isn(t, this.clock.now()), localMss: mssForMtu(this.ipv4.mtu), params: this.listenerParams(server) },
       seg,
     );
     this.connections.add(source, seg.sourcePort, seg.destinationPort, connection);
@@ -301,7 +320,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.counters.inc('SyncookiesRecv');
     const connection = TcpConnection.fromCookie(
       this,
-      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: seqAdd(seg.ack, -1), localMss: mssForMtu(this.ipv4.mtu), params: this.params },
+      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: seqAdd(seg.ack, -1), localMss: mssForMtu(this.ipv4.mtu), params: this.listenerParams(server) },
       seg,
       mss,
     );
@@ -311,6 +330,11 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.established(connection);
     if (data.length > 0 || seg.flags & TcpFlag.FIN) connection.input(seg, data);
     return true;
+  }
+
+  /** The params a listener's connections get: the layer's, with the listener's congestion control when it set one. */
+  private listenerParams(server: TcpServer): Partial<TcpParams> {
+    return server.congestionControl ? { ...this.params, congestionControl: server.congestionControl } : this.params;
   }
 
   private reset(seg: TcpRepr, payloadLength: number, local: Ipv4Address, remote: Ipv4Address): void {

@@ -37,10 +37,20 @@ export class ReceiveBuffer {
   private pendingBytes = 0;
 
   constructor(
-    readonly capacity: number,
+    private size: number,
     initialSeq: number,
   ) {
     this.next = initialSeq;
+  }
+
+  /** Bytes it may hold (in order and out of order together). */
+  get capacity(): number {
+    return this.size;
+  }
+
+  /** Autotuning made the buffer larger (it never shrinks: the window offered must not, RFC 9293 3.8.6.2.2). */
+  grow(capacity: number): void {
+    if (capacity > this.size) this.size = capacity;
   }
 
   /** In-order bytes waiting to be read. */

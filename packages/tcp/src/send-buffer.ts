@@ -12,7 +12,17 @@ export class SendBuffer {
   private headOffset = 0;
   private bytes = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(private size: number) {}
+
+  /** Bytes it may hold. */
+  get capacity(): number {
+    return this.size;
+  }
+
+  /** Autotuning made it larger (never smaller). */
+  grow(capacity: number): void {
+    if (capacity > this.size) this.size = capacity;
+  }
 
   /** Bytes held (sent or not, unacknowledged). */
   get length(): number {
@@ -20,7 +30,7 @@ export class SendBuffer {
   }
 
   get free(): number {
-    return this.capacity - this.bytes;
+    return this.size - this.bytes;
   }
 
   /** Copies as much of `data` as fits; returns the bytes taken. */

@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { formatIpv4, IPV4_UNSPECIFIED, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import type { CongestionControlChoice } from './congestion.ts';
 import { TcpError } from './errors.ts';
 import type { TcpSocket } from './socket.ts';
 
@@ -23,6 +24,11 @@ export class TcpServer extends EventEmitter {
   /** Half-open connections (SYN-RECEIVED) this listener has. */
   pendingCount = 0;
   backlog = 511;
+  /**
+   * The congestion control of the connections this listener accepts (Linux: TCP_CONGESTION set on
+   * the listening socket is inherited); undefined takes the layer's.
+   */
+  congestionControl: CongestionControlChoice | undefined;
   boundAddress: Ipv4Address = IPV4_UNSPECIFIED;
   private port: number | undefined;
   private release: (() => void) | undefined;
