@@ -373,7 +373,8 @@ beforeAll(async () => {
   // tapstack on a TAP device
   tapNs = Netns.create('diff-tap');
   noIpv6(tapNs);
-  tapstack = spawnTapstack(tapNs, ['up', '--tap', 'dut0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7']);
+  // --no-ipv6: like the kernel side (noIpv6), so no DAD, MLD or router solicitation lands in a capture
+  tapstack = spawnTapstack(tapNs, ['up', '--tap', 'dut0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7', '--no-ipv6']);
   const up = await tapstack.waitFor(/tapstack is up on dut0 in namespace \S+: 10\.0\.0\.2 at ([0-9a-f:]{17})/);
   tapSide = { host: macOf(tapNs, 'dut0'), peer: up[1]! };
   // tapstack announces 10.0.0.2 twice, 2 s apart (RFC 5227 ANNOUNCE_NUM/ANNOUNCE_INTERVAL);
@@ -386,6 +387,9 @@ beforeAll(async () => {
   kernelNs = Netns.create('diff-kernel');
   noIpv6(hostNs);
   noIpv6(kernelNs);
+  // The SYN-ACK's window scale follows tcp_rmem[2]; a namespace inherits the machine's, which some
+  // machines raise (32 MiB: wscale 10). Compare against a stock kernel: Linux's default 6 MiB (wscale 7).
+  kernelNs.exec('sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 6291456']);
   hostNs.exec('ip', ['link', 'add', 'dut0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', kernelNs.name]);
   hostNs.exec('ip', ['addr', 'add', '10.0.0.1/24', 'dev', 'dut0']);
   hostNs.exec('ip', ['link', 'set', 'dut0', 'up']);

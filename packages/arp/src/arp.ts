@@ -423,6 +423,7 @@ export class Arp implements NeighbourResolver {
         if (repr.operation === 'reply') this.counters.inc('rx_unsolicited_ignored');
       })
       .with('ignored_locked', () => this.counters.inc('rx_update_locked'))
+      .with('ignored_weak', () => {}) // ARP never asks for a weak override (that is NDP's)
       .with('ignored_static', () => this.counters.inc('rx_update_static'))
       .with('table_full', () => this.counters.inc('rx_table_full'))
       .exhaustive();

@@ -89,10 +89,11 @@ interface PeerBucket {
  * The peers are whoever sends us datagrams that deserve errors, source addresses an attacker
  * chooses freely, so the table is bounded: when full, the least recently used peer is forgotten
  * (it would start with a full burst again, as it does on Linux once inet_peer's GC dropped it;
- * the host-wide bucket still bounds the total).
+ * the host-wide bucket still bounds the total). The peer is an IPv4 address by default; ICMPv6
+ * keys its peers by the IPv6 address's text.
  */
-export class PeerRateLimiter {
-  private readonly peers = new Map<Ipv4Address, PeerBucket>();
+export class PeerRateLimiter<Peer = Ipv4Address> {
+  private readonly peers = new Map<Peer, PeerBucket>();
   /** Peers forgotten to make room. */
   evicted = 0;
 
@@ -111,7 +112,7 @@ export class PeerRateLimiter {
   }
 
   /** Whether an error to `peer` may go out now; if so, it is charged to the peer. */
-  allow(peer: Ipv4Address): boolean {
+  allow(peer: Peer): boolean {
     const interval = this.limit.icmpRatelimit;
     const now = this.clock.now();
     const cap = PEER_BURST_FACTOR * interval;
@@ -119,7 +120,7 @@ export class PeerRateLimiter {
     if (bucket === undefined) {
       if (this.peers.size >= this.limit.maxPeers) {
         // Map iteration is in insertion order, and every use re-inserts: the first is the stalest.
-        const stalest = this.peers.keys().next().value as Ipv4Address;
+        const stalest = this.peers.keys().next().value as Peer;
         this.peers.delete(stalest);
         this.evicted++;
       }

@@ -3,3 +3,7 @@ export * from './checksum.ts';
 export * from './extension.ts';
 export * from './fragment.ts';
 export * from './reassembly.ts';
+export * from './cidr.ts';
+export * from './addresses.ts';
+export * from './routes.ts';
+export * from './layer.ts';

@@ -46,7 +46,7 @@ export class EtherTypeDispatcher {
   readonly counters = new Counters<DispatchCounterName>('link', DISPATCH_COUNTERS);
   private readonly rxDelivered = this.counters.counter('rx_delivered');
   private readonly handlers = new Map<number, EtherTypeHandler>();
-  private readonly groups: MacAddress[] = [];
+  private readonly groups: { mac: MacAddress; users: number }[] = [];
   private readonly promiscuous: boolean;
   private readonly trace: ((line: string) => void) | undefined;
   private readonly describe: (frame: Uint8Array) => string;
@@ -79,15 +79,28 @@ export class EtherTypeDispatcher {
     this.handlers.delete(etherType);
   }
 
-  /** Accept frames sent to this multicast MAC. */
+  /**
+   * Accept frames sent to this multicast MAC. Joins are counted, as a NIC's multicast filter
+   * counts its users (Linux dev_mc_add): IPv6 joins the 33:33 MAC of each group it is in, and two
+   * groups may share one MAC (the solicited-node group of a link-local and of a global address
+   * made from the same MAC are the same group), so a MAC is left only when its last user leaves.
+   */
   joinMulticast(group: MacAddress): void {
     if (!group.isMulticast) throw new Error(`${group} is not a multicast address`);
-    if (!this.groups.some((g) => g.equals(group))) this.groups.push(group);
+    const joined = this.groups.find((g) => g.mac.equals(group));
+    if (joined) joined.users++;
+    else this.groups.push({ mac: group, users: 1 });
   }
 
+  /** Undoes one joinMulticast; the MAC is no longer accepted when every join is undone. */
   leaveMulticast(group: MacAddress): void {
-    const i = this.groups.findIndex((g) => g.equals(group));
-    if (i >= 0) this.groups.splice(i, 1);
+    const i = this.groups.findIndex((g) => g.mac.equals(group));
+    if (i >= 0 && --this.groups[i]!.users === 0) this.groups.splice(i, 1);
+  }
+
+  /** The multicast MACs accepted now (broadcast is always accepted and not listed). */
+  get multicastGroups(): readonly MacAddress[] {
+    return this.groups.map((g) => g.mac);
   }
 
   /** Sends a whole frame on the link (with its offload, if any), tracing it when tracing is on. */
@@ -130,7 +143,7 @@ export class EtherTypeDispatcher {
   }
 
   private joined(frame: Uint8Array): boolean {
-    for (const g of this.groups) if (MacAddress.equalsAt(g, frame, 0)) return true;
+    for (const g of this.groups) if (MacAddress.equalsAt(g.mac, frame, 0)) return true;
     return false;
   }
 }

@@ -72,6 +72,21 @@ describe('EtherTypeDispatcher', () => {
     expect(dispatcher.counters.get('rx_multicast_not_joined')).toBe(1);
   });
 
+  it('counts joins of a multicast MAC: it is left when the last user leaves', () => {
+    const SOLICITED = MacAddress.parse('33:33:ff:00:00:02');
+    dispatcher.joinMulticast(SOLICITED); // fe80::..:2's solicited-node group
+    dispatcher.joinMulticast(SOLICITED); // fd00:10::2's: the same MAC
+    expect(dispatcher.multicastGroups.map(String)).toEqual(['33:33:ff:00:00:02']);
+    dispatcher.leaveMulticast(SOLICITED);
+    dispatcher.input(frameTo(SOLICITED, EtherType.IPV4));
+    expect(ipv4.length).toBe(1);
+    dispatcher.leaveMulticast(SOLICITED);
+    dispatcher.input(frameTo(SOLICITED, EtherType.IPV4));
+    expect(ipv4.length).toBe(1);
+    expect(dispatcher.counters.get('rx_multicast_not_joined')).toBe(1);
+    expect(dispatcher.multicastGroups).toEqual([]);
+  });
+
   it('in promiscuous mode takes unicast frames for other hosts too', () => {
     const [l] = MemoryLink.pair({ macs: [US, PEER] });
     const d = new EtherTypeDispatcher(l, { promiscuous: true });

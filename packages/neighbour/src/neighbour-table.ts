@@ -15,10 +15,11 @@
  *   NOARP                     broadcast and multicast next hops: the MAC is computed, not asked
  *
  * The table does not know the wire: it asks its hooks to send solicitations and frames, and
- * reports failures. `Arp` (arp.ts) supplies the hooks. That split keeps every transition
- * testable with a VirtualClock and nothing else.
+ * reports failures. `Arp` (@tapstack/arp) supplies the hooks for IPv4 and `Ndp` (@tapstack/ndp)
+ * for IPv6, each with a table of its own (Linux's arp_tbl and nd_tbl). That split keeps every
+ * transition testable with a VirtualClock and nothing else.
  */
-import { Counters, formatIpv4, type Clock, type FrameOffload, type Ipv4Address, type MacAddress, type Timer } from '@tapstack/link';
+import { Counter, Counters, formatIpv4, type Clock, type FrameOffload, type Ipv4Address, type MacAddress, type Timer } from '@tapstack/link';
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 
@@ -46,7 +47,7 @@ export interface NeighbourFamily<A> {
 /** IPv4 addresses (32-bit numbers), as ARP uses the table. */
 export const IPV4_NEIGHBOUR_FAMILY: NeighbourFamily<Ipv4Address> = { key: (a) => a, format: formatIpv4 };
 
-const log = debugFactory('tapstack:arp');
+const arpLog = debugFactory('tapstack:arp');
 
 export type NeighbourState =
   | 'NONE'
@@ -172,6 +173,11 @@ export interface NeighbourTableOptions<A = Ipv4Address> {
   hooks?: Partial<NeighbourHooks<A>>;
   /** The protocol's addresses (default IPv4, as ARP's table). */
   family?: NeighbourFamily<A>;
+  /**
+   * The table's name in counters and logs, as /proc/net/stat names Linux's: `arp_cache` (the
+   * default, ARP's) or `ndisc_cache` (NDP's).
+   */
+  name?: string;
 }
 
 /** How a received ARP packet may change an entry (see Linux neigh_update). */
@@ -180,10 +186,13 @@ export interface NeighbourUpdate {
   state: 'REACHABLE' | 'STALE';
   /**
    * When a different MAC may replace the known one: 'always' (a request for our address, a
-   * gratuitous ARP), or 'after_locktime' (anything else: not within locktime of the last update,
-   * so when two replies race, the first one wins).
+   * gratuitous ARP, a neighbour advertisement with the Override flag), 'after_locktime' (other
+   * ARP packets: not within locktime of the last update, so when two replies race, the first one
+   * wins), or 'weak' (a neighbour advertisement without the Override flag, RFC 4861 7.2.5 and
+   * Linux's NEIGH_UPDATE_F_WEAK_OVERRIDE: a different MAC is not taken while the entry has one,
+   * and a REACHABLE entry becomes STALE, so that the doubt is checked by probing).
    */
-  override: 'always' | 'after_locktime';
+  override: 'always' | 'after_locktime' | 'weak';
   /** Create the entry if it does not exist (requests for our address; arp_accept). */
   create: boolean;
 }
@@ -193,6 +202,8 @@ export type NeighbourUpdateResult =
   | 'updated'
   | 'not_found'
   | 'ignored_locked'
+  /** A different MAC without override ('weak'): not taken (a REACHABLE entry became STALE). */
+  | 'ignored_weak'
   | 'ignored_static'
   | 'table_full';
 
@@ -230,12 +241,12 @@ const noop = (): void => {};
 
 export class NeighbourTable<A = Ipv4Address> {
   readonly params: Readonly<NeighbourParams>;
-  readonly stats = new Counters<NeighbourStatName>('arp_cache', NEIGHBOUR_STATS);
+  readonly stats: Counters<NeighbourStatName>;
   /** The `table_fulls` stat (Arp tells a full table from a refusing link by it). */
-  readonly tableFulls = this.stats.counter('table_fulls');
+  readonly tableFulls: Counter;
   // Counted on every frame sent: the cells themselves, no lookup by name.
-  private readonly lookups = this.stats.counter('lookups');
-  private readonly hits = this.stats.counter('hits');
+  private readonly lookups: Counter;
+  private readonly hits: Counter;
   readonly device: string;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -249,8 +260,16 @@ export class NeighbourTable<A = Ipv4Address> {
   private lastForcedGcAt = Number.NEGATIVE_INFINITY;
   private gcTimer: Timer | undefined;
   private closed = false;
+  private readonly log: debugFactory.Debugger;
 
   constructor(options: NeighbourTableOptions<A>) {
+    const name = options.name ?? 'arp_cache';
+    this.stats = new Counters<NeighbourStatName>(name, NEIGHBOUR_STATS);
+    this.tableFulls = this.stats.counter('table_fulls');
+    this.lookups = this.stats.counter('lookups');
+    this.hits = this.stats.counter('hits');
+    // ARP's table logs as tapstack:arp (as it always has); NDP's as tapstack:ndisc_cache.
+    this.log = name === 'arp_cache' ? arpLog : debugFactory(`tapstack:${name}`);
     this.clock = options.clock;
     // Without a family the addresses are IPv4's (the default type parameter).
     this.family = options.family ?? (IPV4_NEIGHBOUR_FAMILY as unknown as NeighbourFamily<A>);
@@ -442,7 +461,7 @@ export class NeighbourTable<A = Ipv4Address> {
 
   /** Changes state, resets the probe count and (re)arms the timer when `timerMs` is given. */
   private enter(n: Neighbour<A>, state: NeighbourState, timerMs: number | undefined): void {
-    if (log.enabled && n.state !== state) log('neigh %s %s -> %s', this.family.format(n.ip), n.state, state);
+    if (this.log.enabled && n.state !== state) this.log('neigh %s %s -> %s', this.family.format(n.ip), n.state, state);
     this.cancelTimer(n);
     n.state = state;
     n.updatedAt = this.clock.now();
@@ -451,7 +470,7 @@ export class NeighbourTable<A = Ipv4Address> {
   }
 
   private fail(n: Neighbour<A>): void {
-    if (log.enabled) log('neigh %s %s -> FAILED (%d queued dropped)', this.family.format(n.ip), n.state, n.queue.length);
+    if (this.log.enabled) this.log('neigh %s %s -> FAILED (%d queued dropped)', this.family.format(n.ip), n.state, n.queue.length);
     this.cancelTimer(n);
     n.state = 'FAILED';
     n.mac = undefined;
@@ -500,8 +519,14 @@ export class NeighbourTable<A = Ipv4Address> {
     const now = this.clock.now();
     const oldUsable = hasUsableMac(old) && n.mac !== undefined;
     const sameMac = oldUsable && n.mac!.equals(mac);
-    if (oldUsable && !sameMac && how.override !== 'always' && now < n.updatedAt + this.params.locktimeMs) {
+    if (oldUsable && !sameMac && how.override === 'after_locktime' && now < n.updatedAt + this.params.locktimeMs) {
       return 'ignored_locked';
+    }
+    if (oldUsable && !sameMac && how.override === 'weak') {
+      // RFC 4861 7.2.5: an advertisement without Override does not replace a known address; it
+      // only makes a REACHABLE entry STALE (neigh_update's NEIGH_UPDATE_F_WEAK_OVERRIDE).
+      if (old === 'REACHABLE') this.enter(n, 'STALE', undefined);
+      return 'ignored_weak';
     }
 
     let state: NeighbourState = how.state;
@@ -579,7 +604,7 @@ export class NeighbourTable<A = Ipv4Address> {
       const shrunk = this.forcedGc(now);
       if (!shrunk && this.neighbours.size - this.permanentCount >= p.gcThresh3) {
         this.tableFulls.value++;
-        if (log.enabled) log('neighbour table full: no entry for %s', this.family.format(ip));
+        if (this.log.enabled) this.log('neighbour table full: no entry for %s', this.family.format(ip));
         return undefined;
       }
     }
@@ -629,7 +654,7 @@ export class NeighbourTable<A = Ipv4Address> {
     candidates.sort((a, b) => a.rank - b.rank || a.n.updatedAt - b.n.updatedAt);
     const victims = candidates.slice(0, maxClean);
     for (const { n } of victims) this.destroy(n);
-    if (log.enabled) log('forced gc: removed %d entries, %d left', victims.length, this.neighbours.size);
+    if (this.log.enabled) this.log('forced gc: removed %d entries, %d left', victims.length, this.neighbours.size);
     return victims.length > 0;
   }
 

@@ -54,3 +54,36 @@ describe('one neighbour table, two families', () => {
   it('IPv4 addresses (ARP)', () => walk(IPV4_NEIGHBOUR_FAMILY, ipv4('10.0.0.1'), '10.0.0.1'));
   it('another protocol whose addresses are not numbers (as NDP will be)', () => walk(TEXT_FAMILY, 'FD00:10::1', 'fd00:10::1'));
 });
+
+describe('what NDP asks of the table beyond ARP', () => {
+  const OTHER_MAC = MacAddress.parse('02:00:00:00:0b:02');
+  function ndTable(clock: VirtualClock): NeighbourTable<string> {
+    return new NeighbourTable<string>({ clock, random: () => 0.5, family: TEXT_FAMILY, name: 'ndisc_cache', hooks: { sendTo: () => true } });
+  }
+
+  it('counts under its own name (ndisc_cache beside arp_cache)', () => {
+    const table = ndTable(new VirtualClock());
+    table.output('fd00:10::1', new Uint8Array(20));
+    expect(table.stats.format()).toContain('ndisc_cache.lookups 1');
+    table.close();
+  });
+
+  it("a weak override (NA without O) keeps the known MAC and makes REACHABLE STALE (RFC 4861 7.2.5)", () => {
+    const clock = new VirtualClock();
+    const table = ndTable(clock);
+    table.update('fd00:10::1', MAC, { state: 'REACHABLE', override: 'always', create: true });
+    clock.advance(5000); // well past locktime: it is the O flag, not the time, that decides
+    expect(table.update('fd00:10::1', OTHER_MAC, { state: 'REACHABLE', override: 'weak', create: false })).toBe('ignored_weak');
+    expect(table.lookup('fd00:10::1')).toMatchObject({ state: 'STALE', mac: MAC });
+    // not REACHABLE: nothing changes at all
+    expect(table.update('fd00:10::1', OTHER_MAC, { state: 'STALE', override: 'weak', create: false })).toBe('ignored_weak');
+    expect(table.lookup('fd00:10::1')).toMatchObject({ state: 'STALE', mac: MAC });
+    // the same MAC, solicited: confirmed
+    expect(table.update('fd00:10::1', MAC, { state: 'REACHABLE', override: 'weak', create: false })).toBe('updated');
+    expect(table.lookup('fd00:10::1')?.state).toBe('REACHABLE');
+    // with O set, a different MAC is taken at once, even within locktime
+    expect(table.update('fd00:10::1', OTHER_MAC, { state: 'STALE', override: 'always', create: false })).toBe('updated');
+    expect(table.lookup('fd00:10::1')).toMatchObject({ state: 'STALE', mac: OTHER_MAC });
+    table.close();
+  });
+});

@@ -6,15 +6,16 @@ import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ipv4Cidr } from '@tapstack/ipv4';
-import { MacAddress, checkInterfaceName, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import { Ipv6Cidr } from '@tapstack/ipv6';
+import { MacAddress, checkInterfaceName, parseIpv4, parseIpv6WithZone, type Ipv4Address, type Ipv6Address } from '@tapstack/link';
 import type { PlotCommand } from './plot/command.ts';
 
 export const USAGE = `usage:
-  tapstack up   [--tap NAME] [--ip CIDR] [--host-ip CIDR | --no-host-config] [--mac MAC]
-                [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
+  tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
+                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
                 [--link-delay MS[/JITTER]] [--tcp-log FILE]
-  tapstack ping TARGET [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
+  tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
   tapstack plot CAPTURE.pcap [--conn N] [--from S] [--to S] > seq.svg
@@ -27,7 +28,12 @@ export const USAGE = `usage:
   --tap NAME        TAP device to create (default tap0)
   --ip CIDR         the stack's own address and prefix (default 10.0.0.2/24; an address
                     without a prefix gets /24, and tapstack says so)
-  --host-ip CIDR    address given to the kernel's side of the device (default 10.0.0.1/24)
+  --ip6 CIDR        an IPv6 address of the stack (repeatable; default fd00:10::2/64), used once
+                    Duplicate Address Detection passed. The link-local address from the MAC
+                    (fe80::...) is always there
+  --no-ipv6         IPv4 only: no IPv6 addresses, no Neighbour Discovery
+  --host-ip CIDR    address given to the kernel's side of the device (default 10.0.0.1/24; the
+                    kernel's side also gets fd00:10::1/64, without DAD, unless --no-ipv6)
   --no-host-config  leave the kernel's side alone (you configure it with ip addr/ip link)
   --mac MAC         the stack's MAC (default: random, locally administered)
   --gateway IP      default gateway, inside the --ip prefix
@@ -48,6 +54,8 @@ export const USAGE = `usage:
                     sample, cwnd/ssthresh change, retransmission, recovery) to FILE
   --conn N          (plot) draw only connection N, as numbered on stderr (default: all)
   --from S, --to S  (plot) draw only the seconds from --from to --to after each connection's start
+  -6                ping over IPv6 (ping; implied by an IPv6 TARGET such as fd00:10::1 or
+                    fe80::1%tap0)
   -c COUNT          echo requests to send (ping; default 4)
   -s SIZE           ICMP payload bytes (ping; default 56)
   -i INTERVAL       seconds between requests (ping; default 1)
@@ -65,7 +73,13 @@ export class UsageError extends Error {
 export interface DeviceOptions {
   tap: string;
   ip: Ipv4Cidr;
+  /** IPv6 on (the default: link-local, DAD, router solicitation) or off (--no-ipv6). */
+  ipv6: boolean;
+  /** --ip6, in the order given. */
+  ip6: Ipv6Cidr[];
   hostIp: Ipv4Cidr | undefined;
+  /** The kernel side's IPv6 address (fd00:10::1/64 when the host side is configured and IPv6 is on). */
+  hostIp6: Ipv6Cidr | undefined;
   /** --host-ip or --no-host-config was given: the user chose what happens to the host side. */
   hostSideChosen: boolean;
   mac: MacAddress | undefined;
@@ -99,7 +113,8 @@ export type Command =
   | {
       kind: 'ping';
       device: DeviceOptions;
-      target: Ipv4Address;
+      /** An IPv4 address, or an IPv6 one with its zone (`fe80::1%tap0`) if it had one. */
+      target: Ipv4Address | { address: Ipv6Address; zone: string | undefined };
       count: number;
       size: number;
       intervalMs: number;
@@ -120,7 +135,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[csiW] |--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|tcp-log) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|tcp-log) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -128,6 +143,10 @@ export function commandHelp(topic: HelpTopic): string {
     for (let j = i + 1; j < lines.length && /^ {18,}\S/.test(lines[j]!); j++) options.push(lines[j]!);
   }
   return ['usage:', ...usage, ...(options.length ? ['', 'options:', ...options] : [])].join('\n');
+}
+
+function ipv6OnDefault(noIpv6: unknown): boolean {
+  return noIpv6 !== true;
 }
 
 function parseWith<T>(what: string, text: string, parse: (t: string) => T): T {
@@ -215,6 +234,8 @@ export function parseCommand(argv: readonly string[]): Command {
       options: {
         tap: { type: 'string' },
         ip: { type: 'string' },
+        ip6: { type: 'string', multiple: true },
+        'no-ipv6': { type: 'boolean' },
         'host-ip': { type: 'string' },
         'no-host-config': { type: 'boolean' },
         mac: { type: 'string' },
@@ -230,6 +251,7 @@ export function parseCommand(argv: readonly string[]): Command {
           : {}),
         ...(command === 'ping'
           ? {
+              six: { type: 'boolean', short: '6' },
               count: { type: 'string', short: 'c' },
               size: { type: 'string', short: 's' },
               interval: { type: 'string', short: 'i' },
@@ -241,7 +263,7 @@ export function parseCommand(argv: readonly string[]): Command {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
+  const v = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const str = (k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
 
   if (str('host-ip') !== undefined && v['no-host-config']) {
@@ -262,6 +284,22 @@ export function parseCommand(argv: readonly string[]): Command {
   const hostIp = v['no-host-config'] ? undefined : parseWith('--host-ip', str('host-ip') ?? '10.0.0.1/24', (t) => Ipv4Cidr.parse(t));
   if (hostIp && hostIp.address === ip.address) {
     throw new UsageError(`--host-ip ${hostIp.toString()} is the stack's own address: give the host side another one`);
+  }
+  const ipv6On = v['no-ipv6'] !== true;
+  // Like --ip's 10.0.0.2/24: without --ip6 the stack takes fd00:10::2/64, beside the host side's fd00:10::1/64.
+  const ip6Texts = Array.isArray(v.ip6) ? v.ip6 : ipv6OnDefault(v['no-ipv6']) ? ['fd00:10::2/64'] : [];
+  if (!ipv6On && ip6Texts.length > 0) throw new UsageError('--ip6 and --no-ipv6 contradict each other: pick one');
+  const ip6 = ip6Texts.map((t) => {
+    const cidr = parseWith('--ip6', t.includes('/') ? t : `${t}/64`, (x) => Ipv6Cidr.parse(x));
+    if (!t.includes('/')) notes.push(`--ip6 ${t} has no prefix length: using ${cidr.toString()}`);
+    const a = cidr.address;
+    if (a.isMulticast || a.isUnspecified || a.isLoopback) throw new UsageError(`--ip6 ${t}: a host address must be unicast (not ::, ::1 or ff00::/8)`);
+    if (a.isLinkLocal) throw new UsageError(`--ip6 ${t}: the link-local address comes from the MAC; give a global or unique-local one (fd00:10::2/64)`);
+    return cidr;
+  });
+  const hostIp6 = hostIp && ipv6On ? Ipv6Cidr.parse('fd00:10::1/64') : undefined;
+  if (hostIp6 && ip6.some((c) => c.address.equals(hostIp6.address))) {
+    throw new UsageError(`--ip6 ${hostIp6.address.toString()} is the host side's IPv6 address: give the stack another one (fd00:10::2/64)`);
   }
   const gatewayText = str('gateway');
   const gateway = gatewayText === undefined ? undefined : parseWith('--gateway', gatewayText, parseIpv4);
@@ -301,7 +339,10 @@ export function parseCommand(argv: readonly string[]): Command {
   const device: DeviceOptions = {
     tap,
     ip,
+    ipv6: ipv6On,
+    ip6,
     hostIp,
+    hostIp6,
     hostSideChosen: str('host-ip') !== undefined || v['no-host-config'] === true,
     mac,
     gateway,
@@ -352,13 +393,24 @@ export function parseCommand(argv: readonly string[]): Command {
 
   const positionals = parsed.positionals;
   if (positionals.length !== 1) throw new UsageError('ping needs exactly one TARGET address, e.g. tapstack ping 10.0.0.1');
-  const target = parseWith('TARGET', positionals[0]!, parseIpv4);
+  const targetText = positionals[0]!;
+  const six = v.six === true || targetText.includes(':');
+  if (six && !ipv6On) throw new UsageError(`ping ${v.six === true ? '-6' : targetText}: IPv6 is off (--no-ipv6)`);
+  const target = six ? parseWith('TARGET', targetText, parseIpv6WithZone) : parseWith('TARGET', targetText, parseIpv4);
+  if (typeof target !== 'number' && target.zone !== undefined && target.zone !== tap) {
+    throw new UsageError(`ping ${targetText}: the zone names the link; tapstack has one, ${tap}`);
+  }
+  if (typeof target !== 'number' && target.address.isLinkLocal && target.zone === undefined) {
+    notes.push(`ping ${targetText}: a link-local address without %zone; using ${tap}, the only link`);
+  }
   return {
     kind: 'ping',
     device,
     target,
     count: parseNumber('-c', str('count') ?? '4', 1, 1_000_000, true),
-    size: parseNumber('-s', str('size') ?? '56', 0, 65507, true),
+    // IPv6's largest echo data: 65535 (the payload length field) less the ICMPv6 header (8) and
+    // the fragment header (8) a packet that large travels with
+    size: parseNumber('-s', str('size') ?? '56', 0, six ? 65519 : 65507, true),
     intervalMs: parseNumber('-i', str('interval') ?? '1', 0.001, 3600, false) * 1000,
     timeoutMs: parseNumber('-W', str('timeout') ?? '10', 0.001, 3600, false) * 1000,
   };

@@ -9,6 +9,7 @@
 import { formatArp } from '@tapstack/arp';
 import { formatIcmp } from '@tapstack/icmp';
 import { IpProtocol, Ipv4Packet, ipProtocolName } from '@tapstack/ipv4';
+import { formatIpv6Datagram } from '@tapstack/icmpv6';
 import { EtherType, EthernetFrame, etherTypeName, formatIpv4, type Ipv4Address } from '@tapstack/link';
 
 export type PayloadDescriber = (payload: Uint8Array, source: Ipv4Address, destination: Ipv4Address) => string;
@@ -42,6 +43,8 @@ export function frameDescriber(protocols: ReadonlyMap<number, PayloadDescriber> 
         if (more) return `${head}IPv4, ${more(inner, p.source, p.destination)}`;
         return `${head}IPv4, ${addrs}: proto ${p.protocol}, length ${inner.length}${frag}`;
       }
+      case EtherType.IPV6:
+        return head + formatIpv6Datagram(payload);
       default:
         return `${head}${etherTypeName(eth.etherType)}, length ${frame.length}`;
     }

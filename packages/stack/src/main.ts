@@ -3,10 +3,12 @@
  * TAP device (root, /dev/net/tun) it runs `tapstack up`; anywhere else it runs the in-memory demo
  * and says how to get the real thing.
  */
+import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, withFaults, type Link } from '@tapstack/link';
+import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, withFaults, type Ipv6Address, type Link } from '@tapstack/link';
+import { formatPing6Error, formatPing6Reply, formatPing6Summary } from '@tapstack/icmpv6';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
@@ -97,6 +99,7 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
       throw err;
     }
   }
+  if (d.hostIp6) configureHostIpv6(tap.ifname, d.hostIp6.toString(), d.netns);
   device = tap;
   const file = d.pcap;
   const captured: Link = capture
@@ -106,6 +109,22 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
     : tap;
   // --link-delay sits above the capture: the pcap shows the frames as the device carries them.
   return d.linkDelay ? withFaults(captured, { delayMs: d.linkDelay.delayMs, jitterMs: d.linkDelay.jitterMs }) : captured;
+}
+
+/**
+ * Gives the kernel's side of the device its IPv6 address (`ip -6 addr add fd00:10::1/64 dev tap0
+ * nodad`), the IPv6 twin of configureHost's 10.0.0.1/24. `nodad`: the kernel's side is usable at
+ * once (the stack's own address still goes through DAD), so `ping -6` works as soon as the banner
+ * is printed. Done with `ip` (the addon sets IPv4 addresses with ioctls, which IPv6 lacks); a
+ * namespace with IPv6 disabled only loses IPv6, with a warning.
+ */
+function configureHostIpv6(ifname: string, cidr: string, netns: string | undefined): void {
+  try {
+    execFileSync('ip', [...(netns ? ['-n', netns] : []), '-6', 'addr', 'add', cidr, 'dev', ifname, 'nodad'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+  } catch (err) {
+    const why = ((err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message).trim();
+    process.stderr.write(`tapstack: could not give the host side ${cidr} (${why}); IPv6 from the host will not reach the stack\n`);
+  }
 }
 
 /**
@@ -158,6 +177,7 @@ function bringUp(d: DeviceOptions): Stack {
     ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
     trace: d.trace ? traceWriter(d.trace) : false,
     ...(tcpLog ? { tcp: { tcpLog: jsonLinesSink((line) => tcpLog.write(line)) } } : {}),
+    ipv6: d.ipv6 ? { addresses: d.ip6 } : false,
   });
   // With --vnet-hdr the device's own counters (super-frames each way) join `stats`.
   if (d.vnetHeader && device) stack.register({ name: 'tap', counters: device.tapCounters });
@@ -165,6 +185,26 @@ function bringUp(d: DeviceOptions): Stack {
   if (tcpLog) link.onClose(() => tcpLog.close());
   stack.start();
   return stack;
+}
+
+/** `ping -6 fd00:10::2` (or the link-local address) for the banner's try lines. */
+function ipv6Try(stack: Stack, d: DeviceOptions): string {
+  const usable = (stack.ipv6?.addresses.list() ?? []).filter((a) => a.state === 'preferred');
+  const target = usable.find((a) => !a.address.isLinkLocal) ?? usable[0];
+  if (!target) return '';
+  const text = target.address.isLinkLocal ? `${target.address}%${d.tap}` : target.address.toString();
+  return `\ntry:  ${d.netns ? `ip netns exec ${d.netns} ` : ''}ping -6 ${text}`;
+}
+
+/** The IPv6 addresses for the banner: `fe80::...%tap0 (link-local), fd00:10::2/64`, duplicates marked. */
+function describeIpv6(stack: Stack, tap: string): string {
+  const list = stack.ipv6?.addresses.list() ?? [];
+  return list
+    .map((a) => {
+      const text = a.address.isLinkLocal ? `${a.address}%${tap}` : `${a.address}/${a.prefixLength}`;
+      return a.state === 'duplicate' ? `${text} (DUPLICATE: another host has it; not used)` : a.state === 'tentative' ? `${text} (tentative)` : text;
+    })
+    .join(', ');
 }
 
 function printTables(stack: Stack): void {
@@ -233,6 +273,11 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       const { delayMs, jitterMs } = d.linkDelay;
       process.stdout.write(`link delay: ${delayMs} ms each way${jitterMs > 0 ? ` plus up to ${jitterMs} ms of jitter` : ''} (--link-delay), so ${2 * delayMs} ms more round trip\n`);
     }
+    // IPv6 addresses are usable once DAD has passed (about a second): then they are printed.
+    void stack.ndp?.settled().then(() => {
+      if (stopping) return;
+      process.stdout.write(`IPv6: ${describeIpv6(stack, d.tap)}${d.hostIp6 ? ` (host side ${d.hostIp6.toString()})` : ''}${ipv6Try(stack, d)}\n`);
+    });
     const rl = process.stdin.isTTY || !process.stdin.readableEnded ? createInterface({ input: process.stdin }) : undefined;
     rl?.on('line', (line) => {
       const word = line.trim();
@@ -246,6 +291,8 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
 }
 
 async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
+  const target = c.target;
+  if (typeof target !== 'number') return ping6(c, target.address);
   const stack = bringUp(c.device);
   const onSigint = (): void => {
     stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
@@ -261,9 +308,9 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     stack.icmp.close();
   });
   let closing = false;
-  process.stdout.write(`${pingHeader(c.target, c.size)}\n`);
+  process.stdout.write(`${pingHeader(target, c.size)}\n`);
   try {
-    const summary = await stack.icmp.ping(c.target, {
+    const summary = await stack.icmp.ping(target, {
       count: c.count,
       size: c.size,
       intervalMs: c.intervalMs,
@@ -273,6 +320,40 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
     });
     process.stdout.write(`\n${formatPingSummary(summary)}\n`);
     // iputils: 0 when any reply came, also after Ctrl-C; 1 when none did
+    return summary.received > 0 && !deviceLost ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+    closing = true;
+    stack.close();
+  }
+}
+
+/** `tapstack ping -6 ADDRESS`: like iputils' ping -6, from the stack's IPv6 (after DAD). */
+async function ping6(c: Extract<Command, { kind: 'ping' }>, target: Ipv6Address): Promise<number> {
+  const stack = bringUp(c.device);
+  const icmpv6 = stack.icmpv6!;
+  let closing = false;
+  let deviceLost = false;
+  const onSigint = (): void => icmpv6.close();
+  process.on('SIGINT', onSigint);
+  stack.link.onClose(() => {
+    if (closing) return;
+    deviceLost = true;
+    process.stderr.write(`tapstack: ${device?.failure?.message ?? `the device ${c.device.tap} was closed`}\n`);
+    icmpv6.close();
+  });
+  try {
+    await stack.ndp?.settled();
+    process.stdout.write(`PING ${target} (${target}) ${c.size} data bytes\n`);
+    const summary = await icmpv6.ping(target, {
+      count: c.count,
+      size: c.size,
+      intervalMs: c.intervalMs,
+      timeoutMs: c.timeoutMs,
+      onReply: (reply) => process.stdout.write(`${formatPing6Reply(reply)}\n`),
+      onError: (error) => process.stdout.write(`${formatPing6Error(error)}\n`),
+    });
+    process.stdout.write(`\n${formatPing6Summary(summary)}\n`);
     return summary.received > 0 && !deviceLost ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);

@@ -10,6 +10,9 @@ import { IcmpLayer, type IcmpLayerOptions } from '@tapstack/icmp';
 import { IpProtocol, Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
 import { UdpLayer, formatUdp, type UdpReceiveQueueLimits } from '@tapstack/udp';
 import { TcpLayer, TcpTraceFormatter, type TcpLayerOptions } from '@tapstack/tcp';
+import { Icmpv6Layer } from '@tapstack/icmpv6';
+import { Ipv6Addresses, Ipv6Cidr, Ipv6Layer } from '@tapstack/ipv6';
+import { Ndp, type NdpOptions } from '@tapstack/ndp';
 import { frameDescriber, type PayloadDescriber } from './describe.ts';
 import {
   EtherTypeDispatcher,
@@ -54,6 +57,17 @@ export interface StackOptions {
     /** Default receive queue limits of new sockets (default 1024 datagrams, 1 MiB). */
     receiveQueue?: UdpReceiveQueueLimits;
   };
+  /**
+   * IPv6 (on by default): the link-local address from the MAC, these addresses (`fd00:10::2/64`),
+   * each through DAD, router solicitation and SLAAC. `false`: IPv4 only.
+   */
+  ipv6?:
+    | false
+    | {
+        addresses?: readonly (string | Ipv6Cidr)[];
+        /** NDP switches: dad, routerSolicitation, slaac, mld (all default true), delays (random jitter, default true). */
+        ndp?: Partial<Pick<NdpOptions, 'dad' | 'routerSolicitation' | 'slaac' | 'mld' | 'delays'>>;
+      };
   /** Print one line per frame in and out (true: to stderr). */
   trace?: boolean | ((line: string) => void);
   /** Randomness for reachable-time jitter (default Math.random); seed it in simulations. */
@@ -86,13 +100,20 @@ export interface Stack {
   /** TCP: `stack.tcp.createServer(onConnection).listen(80)`, `stack.tcp.connect({ host, port })`, like Node's net. */
   readonly tcp: TcpLayer;
   readonly address: Ipv4Address;
+  /** IPv6, ICMPv6 and Neighbour Discovery (undefined with `ipv6: false`). */
+  readonly ipv6: Ipv6Layer | undefined;
+  readonly icmpv6: Icmpv6Layer | undefined;
+  readonly ndp: Ndp | undefined;
   readonly clock: Clock;
   /** Sends the gratuitous ARP (and the RFC 5227 probe first, when asked). Not called by createStack: call it once, when the stack is ready to answer (tapstack up does). */
   start(): void;
   /** Every layer's counters, one `layer.name value` line each (non-zero only unless `all`). */
   counters(all?: boolean): string;
-  /** The neighbour table, like `ip neigh show` (`{ statistics: true }`: like `ip -s neigh`, with used and probes). */
-  neighbours(options?: { statistics?: boolean }): string;
+  /**
+   * The neighbour tables, like `ip neigh show`: ARP's (IPv4) then NDP's (IPv6), or one of them
+   * with `family` (`ip -4 neigh` / `ip -6 neigh`); `statistics: true` is `ip -s neigh`.
+   */
+  neighbours(options?: { statistics?: boolean; family?: 4 | 6 }): string;
   /** TCP connections and listeners, like `ss -tan`. */
   connections(): string;
   /**
@@ -141,6 +162,27 @@ export function createStack(options: StackOptions): Stack {
   const udp = new UdpLayer({ ipv4, icmp, ...(options.random ? { random: options.random } : {}), ...options.udp });
   const tcp = new TcpLayer({ ipv4, icmp, clock, ...(options.random ? { random: options.random } : {}), ...options.tcp });
 
+  // IPv6 beside IPv4 (seed 003: nd_tbl beside arp_tbl): addresses, the layer, ICMPv6 on it, and
+  // NDP resolving for the layer and receiving through ICMPv6.
+  let ipv6: Ipv6Layer | undefined;
+  let icmpv6: Icmpv6Layer | undefined;
+  let ndp: Ndp | undefined;
+  if (options.ipv6 !== false) {
+    const v6 = options.ipv6 ?? {};
+    ipv6 = new Ipv6Layer({ dispatcher, clock, addresses: new Ipv6Addresses(dispatcher, clock) });
+    icmpv6 = new Icmpv6Layer({ ipv6, clock, ...(options.random ? { random: options.random } : {}) });
+    ndp = new Ndp({
+      dispatcher,
+      ipv6,
+      icmpv6,
+      clock,
+      ...(options.random ? { random: options.random } : {}),
+      ...(options.neighbour ? { neighbour: options.neighbour } : {}),
+      ...v6.ndp,
+    });
+    for (const a of v6.addresses ?? []) ndp.addAddress(typeof a === 'string' ? Ipv6Cidr.parse(a) : a);
+  }
+
   const layers: StackLayer[] = [];
   const register = (layer: StackLayer): void => {
     if (layers.some((l) => l.name === layer.name)) throw new Error(`a layer named ${layer.name} is already registered`);
@@ -152,6 +194,12 @@ export function createStack(options: StackOptions): Stack {
   register({ name: 'arp', counters: arp.counters, close: () => arp.close() });
   register({ name: 'ipv4', counters: ipv4.counters, close: () => ipv4.close() });
   register({ name: 'icmp', counters: icmp.counters, close: () => icmp.close() });
+  if (ipv6 && icmpv6 && ndp) {
+    const [v6, i6, nd] = [ipv6, icmpv6, ndp];
+    register({ name: 'ipv6', counters: v6.counters, close: () => v6.close() });
+    register({ name: 'ndp', counters: { format: (all?: boolean) => [nd.counters.format(all), nd.invalid.format(all), nd.table.stats.format(all)].filter(Boolean).join('\n') }, close: () => nd.close() });
+    register({ name: 'icmpv6', counters: i6.counters, close: () => i6.close() });
+  }
   register({ name: 'udp', counters: udp.counters, close: () => udp.close(), ipProtocol: IpProtocol.UDP, describe: formatUdp });
   const tcpTrace = new TcpTraceFormatter();
   register({ name: 'tcp', counters: tcp.counters, close: () => tcp.close(), ipProtocol: IpProtocol.TCP, describe: (bytes, source, destination) => tcpTrace.format(bytes, source, destination) });
@@ -169,8 +217,12 @@ export function createStack(options: StackOptions): Stack {
     layers,
     register,
     address: cidr.address,
+    ipv6,
+    icmpv6,
+    ndp,
     start() {
       arp.start();
+      ndp?.start();
     },
     counters(all = false) {
       return layers
@@ -178,8 +230,10 @@ export function createStack(options: StackOptions): Stack {
         .filter(Boolean)
         .join('\n');
     },
-    neighbours(options) {
-      return arp.table.show(options);
+    neighbours(options = {}) {
+      const v4 = options.family === 6 ? '' : arp.table.show(options);
+      const v6 = options.family === 4 || !ndp ? '' : ndp.table.show(options);
+      return [v4, v6].filter(Boolean).join('\n');
     },
     connections() {
       return tcp.show();

@@ -155,7 +155,7 @@ describe('parseCommand', () => {
 
   it('ping: target and defaults like iputils (4 requests, 56 bytes, 1 s, 1 s)', () => {
     const c = ping(['ping', '10.0.0.1']);
-    expect(formatIpv4(c.target)).toBe('10.0.0.1');
+    expect(typeof c.target === 'number' && formatIpv4(c.target)).toBe('10.0.0.1');
     expect(c.count).toBe(4);
     expect(c.size).toBe(56);
     expect(c.intervalMs).toBe(1000);
@@ -167,8 +167,37 @@ describe('parseCommand', () => {
     const a = ping(['ping', '10.0.0.1', '-c', '3', '-s', '1472', '-i', '0.2', '-W', '2']);
     expect([a.count, a.size, a.intervalMs, a.timeoutMs]).toEqual([3, 1472, 200, 2000]);
     const b = ping(['ping', '--count', '5', '--size', '0', '--tap', 'x0', '10.0.0.7']);
-    expect([b.count, b.size, b.device.tap, formatIpv4(b.target)]).toEqual([5, 0, 'x0', '10.0.0.7']);
+    expect([b.count, b.size, b.device.tap, typeof b.target === 'number' && formatIpv4(b.target)]).toEqual([5, 0, 'x0', '10.0.0.7']);
     expect(ping(['ping', '10.0.0.1', '-s', '65507']).size).toBe(65507);
+  });
+
+  it('IPv6: on by default with the host side at fd00:10::1/64; --ip6 repeatable; --no-ipv6 turns it off', () => {
+    const d = up(['up']).device;
+    expect([d.ipv6, d.ip6.map(String), d.hostIp6?.toString()]).toEqual([true, ['fd00:10::2/64'], 'fd00:10::1/64']);
+    const e = up(['up', '--ip6', 'fd00:10::2/64', '--ip6', 'fd00:10::3']).device;
+    expect(e.ip6.map(String)).toEqual(['fd00:10::2/64', 'fd00:10::3/64']);
+    expect(e.notes).toContain('--ip6 fd00:10::3 has no prefix length: using fd00:10::3/64');
+    const f = up(['up', '--no-ipv6']).device;
+    expect([f.ipv6, f.ip6, f.hostIp6]).toEqual([false, [], undefined]);
+    expect(up(['up', '--no-host-config']).device.hostIp6).toBeUndefined();
+    expect(() => parseCommand(['up', '--ip6', 'fe80::2/64'])).toThrow(/link-local address comes from the MAC/);
+    expect(() => parseCommand(['up', '--ip6', 'ff02::1/64'])).toThrow(/must be unicast/);
+    expect(() => parseCommand(['up', '--ip6', 'fd00:10::1/64'])).toThrow(/host side's IPv6 address/);
+    expect(() => parseCommand(['up', '--ip6', 'fd00:10::2/64', '--no-ipv6'])).toThrow(/contradict/);
+    expect(() => parseCommand(['up', '--ip6', 'fd00:10::zz/64'])).toThrow(UsageError);
+  });
+
+  it('ping -6 and IPv6 targets (with the zone of a link-local one)', () => {
+    const a = ping(['ping', '-6', 'fd00:10::1', '-s', '4000']);
+    expect(typeof a.target !== 'number' && a.target.address.toString()).toBe('fd00:10::1');
+    expect(a.size).toBe(4000);
+    const b = ping(['ping', 'fe80::1%tap0']);
+    expect(typeof b.target !== 'number' && [b.target.address.toString(), b.target.zone]).toEqual(['fe80::1', 'tap0']);
+    expect(() => parseCommand(['ping', 'fe80::1%eth0'])).toThrow(/one, tap0/);
+    expect(() => parseCommand(['ping', '-6', '10.0.0.1'])).toThrow(UsageError);
+    expect(() => parseCommand(['ping', '--no-ipv6', 'fd00:10::1'])).toThrow(/IPv6 is off/);
+    expect(ping(['ping', 'fd00:10::1', '-s', '65519']).size).toBe(65519);
+    expect(() => parseCommand(['ping', 'fd00:10::1', '-s', '65520'])).toThrow(UsageError);
   });
 
   it.each([

@@ -718,7 +718,8 @@ function harness(seed: number): Harness {
   const [ours, attacker] = MemoryLink.pair({ clock, latencyMs: 0, mtu: MTU });
   const auditor = new Auditor(clock);
   const link = new AttributingLink(ours, (frame, cause) => auditor.sent(frame, cause));
-  const stack = createStack({ link, ip: '10.0.0.2/24', clock, random: seededRandom(seed), trace: () => {} });
+  // IPv4 only: the rules checked here are IPv4's (IPv6's hostile input: ipv6-simulation.test.ts)
+  const stack = createStack({ link, ip: '10.0.0.2/24', clock, random: seededRandom(seed), trace: () => {}, ipv6: false });
   // An echo service (answers go through the UDP send path) and a port nobody reads.
   const echoSocket = stack.udp.bind(7);
   echoSocket.on('message', (data, from) => {
