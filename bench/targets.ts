@@ -96,7 +96,9 @@ export class TapstackTarget implements Target {
     await this.waitFor(/dev tap0|no neighbours/, 5000, mark);
     await new Promise((r) => setTimeout(r, 200)); // the rest of the lines
     const text = this.output.slice(mark);
-    return text.split('\n').filter((l) => / dev tap0 /.test(l)).length;
+    // ARP's entries only: `neigh` lists NDP's table after ARP's (IPv6 is on by default), and the
+    // flood this counts is an ARP one.
+    return text.split('\n').filter((l) => /^\s*\d+\.\d+\.\d+\.\d+ dev tap0 /.test(l)).length;
   }
 
   /** The stack's counters (the `stats` command), one `layer.name value` per line. */

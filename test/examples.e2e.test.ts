@@ -256,8 +256,8 @@ describe('examples without root', () => {
     for (const state of ['INCOMPLETE', 'REACHABLE', 'STALE', 'DELAY', 'PROBE', 'FAILED']) expect(run.output).toContain(state);
   });
 
-  it('12b-decode-ipv6: decodes the Linux IPv6 captures; every NDP and MLD message valid; a damaged NS names its broken rule', async () => {
-    const run = example('12b-decode-ipv6.ts');
+  it('13-decode-ipv6: decodes the Linux IPv6 captures; every NDP and MLD message valid; a damaged NS names its broken rule', async () => {
+    const run = example('13-decode-ipv6.ts');
     const exit = await run.exited;
     expect(exit, run.output).toEqual({ code: 0, signal: null });
     const out = run.output;
@@ -275,7 +275,7 @@ describe('examples without root', () => {
     record.writeUInt32LE(frame.length, 8);
     record.writeUInt32LE(frame.length, 12);
     writeFileSync(join(dir, 'bad.pcap'), Buffer.concat([header, record, frame]));
-    const bad = example('12b-decode-ipv6.ts', [join(dir, 'bad.pcap')]);
+    const bad = example('13-decode-ipv6.ts', [join(dir, 'bad.pcap')]);
     expect(await bad.exited, bad.output).toEqual({ code: 0, signal: null });
     expect(bad.output).toContain('IP6 fd00:10::1 > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has fd00:10::2, length 32  -> invalid: bad_hop_limit');
   });

@@ -28,6 +28,12 @@ export const NdiscOptionType = {
   PREFIX_INFORMATION: 3,
   REDIRECTED_HEADER: 4,
   MTU: 5,
+  /**
+   * Nonce (RFC 7527, enhanced DAD): Linux puts 6 random bytes in every DAD probe, so a host that
+   * hears its own probe looped back can tell it from another host's. Parsed as an `unknown` option
+   * (it has no fields beyond the bytes); `ndiscOptionsSummary(...).nonce` gives them.
+   */
+  NONCE: 14,
 } as const;
 
 /** Prefix information flags (RFC 4861 4.6.2). */
@@ -192,7 +198,9 @@ export interface NdiscOptionsSummary {
   readonly mtu: number | undefined;
   readonly prefixes: readonly PrefixInformation[];
   readonly redirectedHeader: Uint8Array | undefined;
-  /** Unknown option types seen (skipped, RFC 4861 4.6). */
+  /** The nonce option's bytes (RFC 7527), when there is one. */
+  readonly nonce: Uint8Array | undefined;
+  /** Unknown option types seen (skipped, RFC 4861 4.6); the nonce counts among them. */
   readonly unknownTypes: readonly number[];
 }
 
@@ -201,6 +209,7 @@ export function ndiscOptionsSummary(options: readonly NdiscOption[]): NdiscOptio
   let targetLinkLayerAddress: MacAddress | undefined;
   let mtu: number | undefined;
   let redirectedHeader: Uint8Array | undefined;
+  let nonce: Uint8Array | undefined;
   const prefixes: PrefixInformation[] = [];
   const unknownTypes: number[] = [];
   for (const o of options) {
@@ -222,10 +231,11 @@ export function ndiscOptionsSummary(options: readonly NdiscOption[]): NdiscOptio
         break;
       case 'unknown':
         unknownTypes.push(o.type);
+        if (o.type === NdiscOptionType.NONCE) nonce ??= o.data;
         break;
     }
   }
-  return { sourceLinkLayerAddress, targetLinkLayerAddress, mtu, prefixes, redirectedHeader, unknownTypes };
+  return { sourceLinkLayerAddress, targetLinkLayerAddress, mtu, prefixes, redirectedHeader, nonce, unknownTypes };
 }
 
 /** True when any option is a source link-layer address (the rules of RFC 4861 6.1.1 and 7.1.1 ask). */

@@ -276,6 +276,30 @@ export type NdiscInvalidReason =
   /** Redirect: the source is not the first-hop router currently used for the destination. */
   | 'redirect_not_from_first_hop_router';
 
+/** Every NdiscInvalidReason, for a layer that declares its drop counters up front. */
+export const NDISC_INVALID_REASONS = [
+  'truncated',
+  'unsupported_type',
+  'bad_hop_limit',
+  'bad_checksum',
+  'bad_code',
+  'too_short',
+  'zero_length_option',
+  'truncated_option',
+  'bad_option_length',
+  'source_not_link_local',
+  'unspecified_source_with_link_layer_option',
+  'unspecified_source_not_to_solicited_node',
+  'multicast_target',
+  'solicited_flag_to_multicast',
+  'multicast_redirect_destination',
+  'redirect_target_not_link_local',
+  'redirect_not_from_first_hop_router',
+] as const satisfies readonly NdiscInvalidReason[];
+// Compile-time check that the list names every reason.
+const _allNdiscReasons: [Exclude<NdiscInvalidReason, (typeof NDISC_INVALID_REASONS)[number]>] extends [never] ? true : never = true;
+void _allNdiscReasons;
+
 /**
  * Checks a received ICMPv6 message of an NDP type against every validity rule of RFC 4861 and
  * returns its Repr, or the first rule it broke. The order is Linux's (ndisc_rcv: hop limit, then

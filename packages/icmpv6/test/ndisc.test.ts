@@ -92,8 +92,21 @@ describe('NdiscRepr: the kernel messages field by field', () => {
 
 describe('every NDP message Linux (and radvd) wrote', () => {
   const messages = fixtureIcmpv6Messages().filter((m) => isNdiscType(m.icmp[0]!));
-  it('there are NS, NA, RS and RA among them', () => {
-    expect(new Set(messages.map((m) => m.icmp[0]))).toEqual(new Set([133, 134, 135, 136]));
+  it('there are NS, NA, RS, RA and a redirect among them', () => {
+    expect(new Set(messages.map((m) => m.icmp[0]))).toEqual(new Set([133, 134, 135, 136, 137]));
+  });
+
+  it("the router's redirect (linux-ipv6-router-ptb-redirect.pcap): to the on-link destination itself, quoting the packet", () => {
+    const m = messages.find((x) => x.icmp[0] === 137)!;
+    expect(m.source.toString()).toBe('fe80::ff:fe00:c03');
+    const r = check(m.icmp, { ...m, firstHopRouterFor: () => m.source });
+    if (!r.ok || r.value.kind !== 'redirect') throw new Error('not a redirect');
+    expect(r.value.target.toString()).toBe('fd00:10::5');
+    expect(r.value.destination.toString()).toBe('fd00:10::5');
+    const quoted = ndiscOptionsSummary(r.value.options).redirectedHeader!;
+    expect(quoted.length).toBe(104); // the whole 104-byte echo request
+    expect(quoted[0]! >>> 4).toBe(6);
+    expect(check(m.icmp, { ...m, firstHopRouterFor: () => LL_A })).toEqual({ ok: false, reason: 'redirect_not_from_first_hop_router' });
   });
   for (const m of messages) {
     it(`${m.name}: valid by every rule, and re-emitted byte for byte`, () => {
@@ -103,6 +116,22 @@ describe('every NDP message Linux (and radvd) wrote', () => {
       expect(NdiscRepr.build(r.value, m.source, m.destination)).toEqual(m.icmp);
     });
   }
+});
+
+describe("the kernel's DAD probes (RFC 4862 5.4.2, RFC 7527)", () => {
+  it('come from :: to the solicited-node group, without a source link-layer option, with a 6-byte nonce', () => {
+    const probes = fixtureIcmpv6Messages().filter((m) => m.icmp[0] === 135 && m.source.isUnspecified);
+    expect(probes.length).toBeGreaterThanOrEqual(4);
+    for (const m of probes) {
+      const r = check(m.icmp, m);
+      if (!r.ok || r.value.kind !== 'neighbor-solicitation') throw new Error(`${m.name}: ${r.ok ? r.value.kind : r.reason}`);
+      expect(m.destination.equals(r.value.target.solicitedNode())).toBe(true);
+      const summary = ndiscOptionsSummary(r.value.options);
+      expect(summary.sourceLinkLayerAddress).toBeUndefined();
+      expect(summary.nonce?.length, m.name).toBe(6);
+      expect(summary.unknownTypes).toEqual([14]);
+    }
+  });
 });
 
 describe('validateNdisc names each broken rule of RFC 4861', () => {

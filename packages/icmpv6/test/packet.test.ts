@@ -135,6 +135,21 @@ describe('Icmpv6Repr', () => {
 });
 
 describe('the invoking-packet quote (RFC 4443 2.4 c)', () => {
+  it("is what the kernel's router quoted in its packet too big: 1232 bytes of the 1448-byte packet", async () => {
+    const { ipv6FixtureFrames } = await import('../../ipv6/test/fixtures.ts');
+    const frames = ipv6FixtureFrames('linux-ipv6-router-ptb-redirect.pcap');
+    const big = frames.find((f) => f.packet.length === 1448)!.packet;
+    const ptbPacket = frames.find((f) => f.packet[40] === 2)!.packet;
+    expect(ptbPacket.length).toBe(1280);
+    const ptb = parse(ptbPacket.subarray(40));
+    expect(ptb).toMatchObject({ kind: 'packet-too-big', mtu: 1280 });
+    if (ptb.kind !== 'packet-too-big') return;
+    expect(ptb.invoking).toEqual(quoteInvokingPacket(big));
+    const ip = Ipv6Packet.check(ptbPacket);
+    if (!ip.ok) throw new Error(ip.reason);
+    expect(Icmpv6Repr.build({ kind: 'packet-too-big', mtu: 1280, invoking: quoteInvokingPacket(big) }, ip.value.source, ip.value.destination)).toEqual(ptbPacket.subarray(40));
+  });
+
   it('keeps the error within 1280 bytes', () => {
     expect(ICMPV6_ERROR_QUOTE_MAX).toBe(1232);
     const big = new Uint8Array(4000);

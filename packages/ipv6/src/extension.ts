@@ -76,6 +76,22 @@ export type ExtensionHeaderFailure =
   /** More extension headers than the walker's limit. */
   | 'too_many_headers';
 
+/** Every ExtensionHeaderFailure, for a layer that declares its drop counters up front. */
+export const EXTENSION_HEADER_FAILURES = [
+  'truncated_header',
+  'hop_by_hop_not_first',
+  'unknown_next_header',
+  'unknown_routing_type',
+  'unknown_option_discard',
+  'unknown_option',
+  'bad_option_length',
+  'too_much_padding',
+  'too_many_headers',
+] as const satisfies readonly ExtensionHeaderFailure[];
+// Compile-time check that the list names every failure.
+const _allExtensionFailures: [Exclude<ExtensionHeaderFailure, (typeof EXTENSION_HEADER_FAILURES)[number]>] extends [never] ? true : never = true;
+void _allExtensionFailures;
+
 export type ExtensionWalkResult =
   /** Deliver `bytes[offset..]` of the packet to the upper layer `nextHeader`. */
   | {

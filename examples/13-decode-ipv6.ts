@@ -1,13 +1,13 @@
 /**
- * Example 12b: read IPv6 frames from pcap files and decode them the way the stack's codecs do:
+ * Example 13: read IPv6 frames from pcap files and decode them the way the stack's codecs do:
  * one tcpdump-like line per frame, and for Neighbour Discovery and MLD messages the verdict of
  * the RFC 4861 / RFC 3810 validity rules (the reason when one is broken).
  *
  * No device, no root: it reads files. By default it decodes the Linux captures the codecs are
  * tested against (packages/ipv6/test/fixtures, made by capture.sh there):
  *
- *   npx tsx examples/12b-decode-ipv6.ts
- *   npx tsx examples/12b-decode-ipv6.ts my-capture.pcap       # any Ethernet pcap; IPv6 frames only
+ *   npx tsx examples/13-decode-ipv6.ts
+ *   npx tsx examples/13-decode-ipv6.ts my-capture.pcap       # any Ethernet pcap; IPv6 frames only
  *
  * Try it on a capture of your own (`tcpdump -w x.pcap ip6` while `ping -6` runs) and on a frame
  * you damaged: a hop limit of 254 in an NS prints `invalid: bad_hop_limit`.
