@@ -52,6 +52,7 @@ const { values: args } = parseArgs({
     placement: { type: 'string' },
     floors: { type: 'boolean', default: false },
     skip: { type: 'string', default: '' },
+    'tapstack-arg': { type: 'string', multiple: true, default: [] },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -59,7 +60,8 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: npm run bench [-- --quick] [--rounds N] [--memory-pings N] [--arp-senders N]
-                       [--placement free,same-cpu] [--floors] [--skip ping,inmemory,memory,arp,udp,tcp] [--json FILE]`);
+                       [--placement free,same-cpu] [--floors] [--skip ping,inmemory,memory,arp,udp,tcp] [--json FILE]
+                       [--tapstack-arg=ARG ...]   more arguments for the TCP rows' tapstack up (e.g. --tapstack-arg=--pcap=/tmp/t.pcap)`);
   process.exit(0);
 }
 
@@ -431,7 +433,7 @@ async function main(): Promise<void> {
   if (!skip.has('tcp')) {
     const scratch = mkdtempSync(join(tmpdir(), 'tapstack-bench-tcp-'));
     try {
-      report.tcp = await tcpSection({ quick, rounds, scratch });
+      report.tcp = await tcpSection({ quick, rounds, scratch, tapstackArgs: args['tapstack-arg'] ?? [] });
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }

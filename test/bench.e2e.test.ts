@@ -5,7 +5,7 @@
  * every request, memory and the neighbour table stayed bounded, and every namespace the bench
  * made is gone afterwards.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,16 +24,20 @@ describe('npm run bench -- --quick --floors', () => {
   const jsonFile = join(dir, 'bench.json');
   let run: { status: number | null; stdout: string; stderr: string; pid: number | undefined };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     requireE2eCapabilities();
     // node itself with tsx's loader (not the tsx command, which runs a second node): the pid in
-    // the namespace names is then the one spawnSync reports.
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--floors', '--json', jsonFile], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
-    run = { status: r.status, stdout: r.stdout, stderr: r.stderr, pid: r.pid };
+    // the namespace names is then the child's. Asynchronous: the run takes over a minute, and a
+    // worker blocked that long in spawnSync misses vitest's own RPC deadline.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--floors', '--json', jsonFile], { cwd: repoRoot });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGINT'), 300_000);
+    const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    clearTimeout(timer);
+    run = { status, stdout, stderr, pid: child.pid };
   }, 320_000);
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -147,7 +151,7 @@ describe('npm run bench -- --quick --floors', () => {
       ['tapstack', 1_000],
       ['lwip', 1_000],
     ]);
-    expect(tcp.longTransfer.bytes).toBe(256 * 1024 ** 2);
+    expect(tcp.longTransfer.bytes).toBe(128 * 1024 ** 2);
     expect(tcp.longTransfer.mbitPerSecond).toBeGreaterThan(0);
   });
 

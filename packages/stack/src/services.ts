@@ -93,7 +93,15 @@ export function httpServer(tcp: TcpLayer, port: number, address: string): { http
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try / or /bytes/N\n');
   });
-  const listener = tcp.createServer((socket) => server.emit('connection', socket)).listen(port);
+  // Node's net.Server turns Nagle off on each socket it accepts (http's noDelay default); a socket
+  // handed to the http server by 'connection' skips that step, so we take it here. With Nagle on,
+  // a response's short last piece waits for the ACK of the header, which the client delays.
+  const listener = tcp
+    .createServer((socket) => {
+      socket.setNoDelay(true);
+      server.emit('connection', socket);
+    })
+    .listen(port);
   return { http: server, tcp: listener };
 }
 

@@ -3,12 +3,13 @@
  * to answer without an exception anywhere (issue: a UDP echo from source port 0 used to throw
  * inside the receive handler, once per datagram).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EtherType, MacAddress, MemoryLink, VirtualClock, ipv4 } from '@tapstack/link';
 import { Ipv4Repr } from '@tapstack/ipv4';
 import { buildUdpDatagram } from '@tapstack/udp';
+import { TcpSocket } from '@tapstack/tcp';
 import { createStack } from '../src/stack.ts';
-import { udpEcho } from '../src/services.ts';
+import { httpServer, udpEcho } from '../src/services.ts';
 
 function datagramFrame(to: MacAddress, from: MacAddress, source: string, destination: string, sourcePort: number, destinationPort: number): Uint8Array {
   const udp = buildUdpDatagram(sourcePort, destinationPort, new TextEncoder().encode('echo?'), ipv4(source), ipv4(destination));
@@ -55,5 +56,35 @@ describe('the UDP echo service', () => {
     clock.advance(10);
     expect(stack.udp.counters.get('tx_datagrams')).toBe(1);
     stack.close();
+  });
+});
+
+describe('the HTTP service', () => {
+  it('turns Nagle off on every socket it serves, as a net.Server does for http (noDelay), and answers', async () => {
+    const noDelay = vi.spyOn(TcpSocket.prototype, 'setNoDelay');
+    const clock = new VirtualClock();
+    const [wireA, wireB] = MemoryLink.pair({ macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')], clock, latencyMs: 1 });
+    const client = createStack({ link: wireA, ip: '10.0.0.1/24', clock, arp: { announce: false } });
+    const server = createStack({ link: wireB, ip: '10.0.0.2/24', clock, arp: { announce: false } });
+    httpServer(server.tcp, 80, '10.0.0.2');
+    let response = '';
+    let ended = false;
+    const socket = client.tcp.connect({ host: '10.0.0.2', port: 80 }, () => {
+      socket.write('GET /bytes/3000 HTTP/1.1\r\nhost: 10.0.0.2\r\nconnection: close\r\n\r\n');
+    });
+    socket.on('data', (chunk: Buffer) => (response += chunk.toString('latin1')));
+    socket.on('end', () => (ended = true));
+    for (let i = 0; i < 200 && !ended; i++) {
+      clock.advance(1);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(response).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(response.length - response.indexOf('\r\n\r\n') - 4).toBe(3000);
+    // once, on the server's socket (the client never asked)
+    expect(noDelay.mock.calls).toEqual([[true]]);
+    noDelay.mockRestore();
+    socket.destroy();
+    client.close();
+    server.close();
   });
 });
