@@ -375,6 +375,10 @@ beforeAll(async () => {
   kernelNs = Netns.create('diff-kernel');
   noIpv6(hostNs);
   noIpv6(kernelNs);
+  // A new namespace copies tcp_rmem from the machine's own (init_net), and the kernel's SYN-ACK
+  // window scale follows its maximum (32 MiB gives wscale 10, Linux's default 6 MiB gives 7): pin
+  // the default here, in this namespace only, so the comparison does not depend on the host's tuning.
+  kernelNs.exec('sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 6291456']);
   hostNs.exec('ip', ['link', 'add', 'dut0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', kernelNs.name]);
   hostNs.exec('ip', ['addr', 'add', '10.0.0.1/24', 'dev', 'dut0']);
   hostNs.exec('ip', ['link', 'set', 'dut0', 'up']);
