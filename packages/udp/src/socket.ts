@@ -182,9 +182,11 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
    * The bound address and port, like `dgram`'s `socket.address()` (`::` for a socket that takes
    * both families). Throws when not bound.
    */
-  address(): { address: UdpAddress; port: number; family: 'IPv4' | 'IPv6' } {
+  address(): { family: 'IPv4'; address: Ipv4Address; port: number } | { family: 'IPv6'; address: Ipv6Address; port: number } {
     if (!this.bound) throw new UdpSocketError('EINVAL', 'socket is not bound');
-    return { address: this.localAddress, port: this.localPort, family: typeof this.localAddress === 'number' ? 'IPv4' : 'IPv6' };
+    const address = this.localAddress;
+    const port = this.localPort;
+    return typeof address === 'number' ? { family: 'IPv4', address, port } : { family: 'IPv6', address, port };
   }
 
   /** Allows sending to broadcast addresses (SO_BROADCAST; off by default, as in Linux and Node). */
