@@ -26,7 +26,8 @@ import type { AckSample, CongestionControl, CongestionControlChoice, LossSample 
 class Aimd implements CongestionControl {
   readonly name = 'aimd';
   cwnd: number;
-  ssthresh = 0; // never in slow start: the connection only reads it, and only to compare
+  /** Aimd has no slow start; the connection keeps the threshold here, and recovery aims at it. */
+  ssthresh: number;
   /** Bytes acknowledged since the window last grew. */
   private credit = 0;
 
@@ -35,6 +36,7 @@ class Aimd implements CongestionControl {
     private readonly decrease: number,
   ) {
     this.cwnd = 2 * mss;
+    this.ssthresh = this.cwnd;
   }
 
   onAck(ack: AckSample): void {

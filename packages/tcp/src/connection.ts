@@ -120,6 +120,10 @@ export interface TcpParams {
   sack: boolean;
   /** Offer window scaling (tcp_window_scaling: on). */
   windowScaling: boolean;
+  /** RACK time-based loss detection (RFC 8985 6) with SACK (Linux tcp_recovery bit 1: on). */
+  rack: boolean;
+  /** Tail loss probes (RFC 8985 7) with SACK (Linux tcp_early_retrans 3: on). */
+  tailLossProbe: boolean;
   /** Least time between two ACKs sent for out-of-window segments or challenge ACKs, ms (tcp_invalid_ratelimit, 500). */
   invalidRatelimitMs: number;
   rto: RtoLimits;
@@ -149,6 +153,8 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   timestamps: true,
   sack: true,
   windowScaling: true,
+  rack: true,
+  tailLossProbe: true,
   invalidRatelimitMs: 500,
   rto: DEFAULT_RTO_LIMITS,
   congestionControl: 'cubic',
@@ -259,6 +265,9 @@ export interface ConnectionInfo {
 /** RFC 7323 5.5: TS.Recent older than 24 days is not used for PAWS (Linux TCP_PAWS_24DAYS). */
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 
+/** RFC 8985 7.2's WCDelAckT: the longest a peer may delay an ACK (Linux uses TCP_RTO_MIN, 200 ms). */
+const WORST_CASE_DELAYED_ACK_MS = 200;
+
 /** The ACK number's 3 duplicate rule (RFC 5681 3.2). */
 const DUP_ACK_THRESHOLD = 3;
 const TIMESTAMP_OPTION_BYTES = 12;
@@ -340,6 +349,22 @@ export class TcpConnection implements SocketConnection {
   private prrRecoverFs = 0;
   private prrDelivered = 0;
   private prrOut = 0;
+  /**
+   * RACK (RFC 8985 6.1): the send time and end of the most recently sent segment known
+   * delivered, its RTT, whether the peer was seen to reorder, and the least RTT seen (ms).
+   */
+  private rackXmitTime = -Infinity;
+  private rackEndSeq = 0;
+  private rackRtt = 0;
+  private rackReorderingSeen = false;
+  private minRtt = Infinity;
+  private rackTimer: Timer | undefined;
+  /** TLP (RFC 8985 7): the timer, and SND.MAX when the probe went out (tlp.end_seq) and whether it was a retransmission. */
+  private probeTimer: Timer | undefined;
+  private tlpEndSeq: number | undefined;
+  private tlpRetransmitted = false;
+  /** A loss probe may send one new segment beyond the congestion window. */
+  private probeAllowance = 0;
   /** A segment being timed without timestamps (Karn: dropped if retransmitted). */
   private timedSeq: number | undefined;
   private timedAt = 0;
@@ -841,9 +866,9 @@ export class TcpConnection implements SocketConnection {
     const ts = seg.options.timestamps;
     if (this.timestampsOn && ts && ts.echo !== 0) {
       const rtt = seqDiff(this.tsNow(), ts.echo);
-      if (rtt >= 0) this.rto.sample(rtt);
+      if (rtt >= 0) this.rttSample(rtt);
     } else if (this.timedSeq !== undefined && seqGt(ack, this.timedSeq)) {
-      this.rto.sample(this.clock.now() - this.timedAt);
+      this.rttSample(this.clock.now() - this.timedAt);
       this.timedSeq = undefined;
     }
     if (this.sackOn) {
@@ -871,6 +896,7 @@ export class TcpConnection implements SocketConnection {
     // Restart the retransmission timer for what is still outstanding (RFC 6298 5.3).
     if (seqLt(this.sndUna, this.sndMax)) this.armRetransmit();
     else this.stopRetransmit();
+    this.scheduleLossProbe();
     if (this.sendBuffer.free > 0) this.socket?.sendSpace();
   }
 
@@ -917,7 +943,8 @@ export class TcpConnection implements SocketConnection {
   private sackAck(seg: TcpRepr, acked: number, duplicate: boolean): void {
     const board = this.scoreboard;
     const sackedBefore = board.sackedBytes;
-    if (acked > 0) board.acknowledge(this.sndUna);
+    const fackBefore = board.highestSackedEnd();
+    const cumulativelyAcked = acked > 0 ? board.acknowledge(this.sndUna) : [];
     const update = board.applySack(seg.options.sackBlocks ?? [], seg.ack, this.sndUna, this.sndMax, this.maxSndWnd);
     if (update.dsack) this.host.count('TCPDSACKRecv');
     if (update.discarded > 0) this.host.count('TCPSACKDiscard', update.discarded);
@@ -933,29 +960,196 @@ export class TcpConnection implements SocketConnection {
       this.host.count('TCPDupAcks');
       this.dupAcks++;
     }
+    if (this.tlpEndSeq !== undefined) this.tailLossProbeAck(seg.ack, update.dsackBlock, duplicate && update.newlySacked.length === 0);
     let newlyLost = board.markLostByDupThresh(this.mss);
+    if (this.params.rack) {
+      for (const s of cumulativelyAcked) if (!s.sacked) this.rackDelivered(s, fackBefore);
+      for (const s of update.newlySacked) this.rackDelivered(s, fackBefore);
+      newlyLost += this.rackDetectLoss();
+    }
     // Duplicate ACKs without blocks (a peer that SACKs little) still count (RFC 6675 5, DupAcks >= DupThresh).
     if (this.caState === 'open' && this.dupAcks >= DUP_ACK_THRESHOLD && board.lostBytes() === 0 && board.records[0]) newlyLost += board.markLost(board.records[0]);
     if (this.caState !== 'open' && seqGe(this.sndUna, this.recover)) {
       // Recovery ends when everything outstanding at its start is acknowledged; the window
       // comes back to ssthresh (Linux tcp_end_cwnd_reduction).
-      if (this.caState === 'recovery') this.cc.cwnd = Math.max(this.cc.ssthresh, this.mss);
+      // After a timeout ('loss') slow start simply goes on.
+      const ended = this.caState;
+      if (ended === 'recovery') this.cc.cwnd = Math.max(this.cc.ssthresh, this.mss);
       this.congestionState('open');
-      if (newlyLost === 0 && board.lostBytes() === 0) return;
+      if (newlyLost === 0 && board.lostBytes() === 0) {
+        if (ended === 'loss' && acked > 0) this.congestionAck(acked);
+        return;
+      }
     }
-    if (this.caState === 'open' && board.lostBytes() > 0) {
-      // RFC 6675 5: enter fast recovery. ssthresh comes from the congestion control; PRR then
-      // brings the window down to it over about one round trip instead of at once.
-      this.recover = this.sndMax;
-      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
-      this.congestionState('recovery');
-      this.prrRecoverFs = this.flightSize();
-      this.prrDelivered = 0;
-      this.prrOut = 0;
-      this.host.count('TCPSackRecovery');
-    }
+    if (this.caState === 'open' && board.lostBytes() > 0) this.enterSackRecovery();
     if (this.caState === 'recovery') this.prrUpdate(delivered, newlyLost > 0);
     else if (acked > 0) this.congestionAck(acked);
+  }
+
+  /**
+   * RFC 6675 5: enter fast recovery. ssthresh comes from the congestion control; PRR then
+   * brings the window down to it over about one round trip instead of at once.
+   */
+  private enterSackRecovery(): void {
+    this.recover = this.sndMax;
+    this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
+    this.congestionState('recovery');
+    this.prrRecoverFs = this.flightSize();
+    this.prrDelivered = 0;
+    this.prrOut = 0;
+    this.host.count('TCPSackRecovery');
+    this.probeTimer?.cancel();
+    this.probeTimer = undefined;
+  }
+
+  /** An RTT measurement, ms: the RTO estimator takes it, and RACK keeps the least (RFC 8985 6.1 min_RTT). */
+  private rttSample(rtt: number): void {
+    this.rto.sample(rtt);
+    if (rtt < this.minRtt) this.minRtt = rtt;
+  }
+
+  /**
+   * RACK (RFC 8985 6.2 steps 2 and 3): a segment was delivered (cumulatively acknowledged or
+   * SACKed). If it was sent after the one RACK remembers, it becomes the one; a segment that
+   * was never retransmitted and lies below the highest SACKed byte was reordered by the path.
+   */
+  private rackDelivered(s: SentSegment, fackBefore: number | undefined): void {
+    const now = this.clock.now();
+    const rtt = now - s.sentAt;
+    // An ACK for a retransmitted segment quicker than any round trip must be for the original
+    // transmission: it says nothing about when the retransmission arrived (step 2).
+    if (s.everRetransmitted && rtt < this.minRtt) return;
+    if (!s.everRetransmitted && fackBefore !== undefined && seqLt(s.end, fackBefore)) this.rackReorderingSeen = true;
+    if (s.sentAt > this.rackXmitTime || (s.sentAt === this.rackXmitTime && seqGt(s.end, this.rackEndSeq))) {
+      this.rackXmitTime = s.sentAt;
+      this.rackEndSeq = s.end;
+      this.rackRtt = rtt;
+      if (!s.everRetransmitted && rtt < this.minRtt) this.minRtt = rtt;
+    }
+  }
+
+  /**
+   * RACK's reordering window (RFC 8985 6.2 step 4, as Linux's tcp_rack_reo_wnd): a quarter of the
+   * least RTT, at most SRTT; none at all while no reordering has been seen and the connection is
+   * already recovering, or three segments are SACKed (then DupThresh would say lost anyway).
+   */
+  private rackReorderWindow(): number {
+    if (!this.rackReorderingSeen && (this.caState !== 'open' || this.scoreboard.sackedSegments >= DUP_ACK_THRESHOLD)) return 0;
+    const quarter = Number.isFinite(this.minRtt) ? this.minRtt / 4 : 0;
+    return Math.min(quarter, this.rto.srtt ?? quarter);
+  }
+
+  /**
+   * RACK loss detection (RFC 8985 6.2 step 5): a segment sent before the most recently delivered
+   * one is lost once RACK.rtt + the reordering window has passed since it was sent. The ones not
+   * due yet arm the reordering timer for the earliest of them. A retransmission found lost this
+   * way goes again (Linux's TCPLostRetransmit). Returns the bytes newly marked lost.
+   */
+  private rackDetectLoss(): number {
+    if (this.rackXmitTime === -Infinity) return 0;
+    const now = this.clock.now();
+    const reorderWindow = this.rackReorderWindow();
+    let newly = 0;
+    let wait = 0;
+    for (const s of this.scoreboard.records) {
+      if (s.sacked || (s.lost && !s.retransmitInFlight)) continue;
+      const sentBefore = s.sentAt < this.rackXmitTime || (s.sentAt === this.rackXmitTime && seqLt(s.end, this.rackEndSeq));
+      if (!sentBefore) continue;
+      const remaining = s.sentAt + this.rackRtt + reorderWindow - now;
+      if (remaining <= 0) {
+        if (s.retransmitInFlight) this.host.count('TCPLostRetransmit');
+        newly += this.scoreboard.markLost(s);
+      } else {
+        wait = Math.max(wait, remaining);
+      }
+    }
+    this.rackTimer?.cancel();
+    this.rackTimer = undefined;
+    if (wait > 0) {
+      this.rackTimer = this.clock.setTimer(wait, () => {
+        this.rackTimer = undefined;
+        this.rackTimeout();
+      });
+    }
+    return newly;
+  }
+
+  /** The reordering timer fired (RFC 8985 6.3): what is now overdue is lost; recover it. */
+  private rackTimeout(): void {
+    if (!this.isSynchronized() || !this.sackOn) return;
+    const newlyLost = this.rackDetectLoss();
+    if (newlyLost === 0) return;
+    if (this.caState === 'open') this.enterSackRecovery();
+    if (this.caState === 'recovery') this.prrUpdate(0, true);
+    this.trySend();
+  }
+
+  /**
+   * Arms the tail loss probe (RFC 8985 7.2) when data is in flight, the connection is not
+   * recovering, and no probe is out: PTO = 2 * SRTT (1 s before any RTT sample), plus the
+   * worst-case delayed ACK (200 ms, Linux's TCP_RTO_MIN) when one segment is in flight, and no
+   * later than the retransmission timer.
+   */
+  private scheduleLossProbe(): void {
+    this.probeTimer?.cancel();
+    this.probeTimer = undefined;
+    if (!this.sackOn || !this.params.tailLossProbe || this.caState !== 'open' || this.tlpEndSeq !== undefined) return;
+    const flight = this.flightSize();
+    if (flight === 0 || !this.isSynchronized() || this.state === 'TIME-WAIT') return;
+    const srtt = this.rto.srtt;
+    let pto = srtt === undefined ? 1000 : 2 * srtt;
+    if (srtt !== undefined && flight <= this.mss) pto += WORST_CASE_DELAYED_ACK_MS;
+    pto = Math.min(pto, this.rto.rto);
+    this.probeTimer = this.clock.setTimer(pto, () => {
+      this.probeTimer = undefined;
+      this.lossProbe();
+    });
+  }
+
+  /**
+   * The probe timer fired (RFC 8985 7.3): send one new segment if there is one and the peer's
+   * window takes it, else send the last segment again, so that its ACK (with SACK blocks) lets
+   * RACK find a loss at the tail without waiting for the retransmission timer.
+   */
+  private lossProbe(): void {
+    if (!this.isOpen || this.caState !== 'open' || this.flightSize() === 0) return;
+    this.host.count('TCPLossProbes');
+    const before = this.sndMax;
+    this.probeAllowance = this.mss;
+    this.trySend();
+    this.probeAllowance = 0;
+    this.tlpRetransmitted = false;
+    if (this.sndMax === before) {
+      let last: SentSegment | undefined;
+      for (let i = this.scoreboard.records.length - 1; i >= 0 && !last; i--) if (!this.scoreboard.records[i]!.sacked) last = this.scoreboard.records[i];
+      if (!last) return;
+      this.retransmitSegment(last);
+      this.tlpRetransmitted = true;
+    }
+    this.tlpEndSeq = this.sndMax;
+    // After a probe the retransmission timer guards (7.3), not another probe.
+    this.armRetransmit();
+  }
+
+  /**
+   * An ACK during a TLP episode (RFC 8985 7.4, as Linux's tcp_process_tlp_ack): if the probe was
+   * a retransmission and the ACK goes past it with no D-SACK saying the original arrived too,
+   * the probe repaired a loss, and the window is reduced as for any loss.
+   */
+  private tailLossProbeAck(ack: number, dsack: SackBlock | undefined, pureDuplicate: boolean): void {
+    const end = this.tlpEndSeq!;
+    if (seqLt(ack, end)) return;
+    if (!this.tlpRetransmitted || (dsack && seqLe(dsack.right, end))) {
+      this.tlpEndSeq = undefined;
+    } else if (seqGt(ack, end)) {
+      this.tlpEndSeq = undefined;
+      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
+      this.cc.cwnd = Math.max(this.cc.ssthresh, this.mss);
+      this.host.count('TCPLossProbeRecovery');
+    } else if (pureDuplicate) {
+      // a duplicate ACK at the probe's end: the original and the probe both arrived
+      this.tlpEndSeq = undefined;
+    }
   }
 
   /**
@@ -999,7 +1193,7 @@ export class TcpConnection implements SocketConnection {
     this.retransmits = 0;
     this.stopRetransmit();
     if (this.timedSeq !== undefined) {
-      this.rto.sample(this.clock.now() - this.timedAt);
+      this.rttSample(this.clock.now() - this.timedAt);
       this.timedSeq = undefined;
     }
   }
@@ -1106,7 +1300,7 @@ export class TcpConnection implements SocketConnection {
       const finDue = this.finQueued && !this.finAcked && this.sndNxt === finSeq;
       if (unsent <= 0 && !finDue) break;
       const flight = this.flightSize();
-      const room = Math.min(this.cc.cwnd - (this.sackOn ? pipe : flight), this.sndWnd - flight);
+      const room = Math.min(this.cc.cwnd + this.probeAllowance - (this.sackOn ? pipe : flight), this.sndWnd - flight);
       let length = 0;
       if (unsent > 0) {
         if (room <= 0) {
@@ -1147,9 +1341,10 @@ export class TcpConnection implements SocketConnection {
       if (fin) this.finSent = true;
       this.sndMax = seqMax(this.sndMax, this.sndNxt);
       sent = true;
-      if (fin) break;
+      if (fin || this.probeAllowance > 0) break; // a probe is one segment
     }
     if (sent && !this.retransmitTimer) this.armRetransmit();
+    if (sent && this.probeAllowance === 0 && !this.probeTimer) this.scheduleLossProbe();
   }
 
   private flightSize(): number {
@@ -1436,6 +1631,10 @@ export class TcpConnection implements SocketConnection {
     this.recover = this.sndMax;
     this.dupAcks = 0;
     this.timedSeq = undefined;
+    this.probeTimer?.cancel();
+    this.rackTimer?.cancel();
+    this.probeTimer = this.rackTimer = undefined;
+    this.tlpEndSeq = undefined;
     if (this.sackOn) {
       // RFC 6675 5.1 as Linux does it (tcp_enter_loss): keep the SACK marks, judge everything
       // else lost, and resend it lowest first as the window (one segment now) opens again.
@@ -1514,8 +1713,8 @@ export class TcpConnection implements SocketConnection {
     if (this.state === 'CLOSED') return;
     log('%d > %d: %s -> CLOSED%s', this.local.port, this.remote.port, this.state, error ? ` (${error})` : '');
     this.state = 'CLOSED';
-    for (const t of [this.retransmitTimer, this.persistTimer, this.delayedAckTimer, this.keepaliveTimer, this.closeTimer]) t?.cancel();
-    this.retransmitTimer = this.persistTimer = this.delayedAckTimer = this.keepaliveTimer = this.closeTimer = undefined;
+    for (const t of [this.retransmitTimer, this.persistTimer, this.delayedAckTimer, this.keepaliveTimer, this.closeTimer, this.rackTimer, this.probeTimer]) t?.cancel();
+    this.retransmitTimer = this.persistTimer = this.delayedAckTimer = this.keepaliveTimer = this.closeTimer = this.rackTimer = this.probeTimer = undefined;
     this.sendBuffer.clear();
     this.scoreboard.clear();
     if (error) this.receive?.clear();

@@ -23,7 +23,9 @@
  * convergence (4.7): when the loss comes below the previous W_max the flow is losing ground to
  * newcomers, so it remembers a lower W_max, (1 + beta) / 2 of its window, and gives bandwidth
  * back sooner. After a timeout the first stage runs with K = 0 and W_max = cwnd_epoch (4.8).
- * Below ssthresh it slow-starts like Reno (4.10; HyStart++ is not done here).
+ * Below ssthresh it slow-starts like Reno (4.10; HyStart++ is not done here). A pause of the
+ * application (an ACK left nothing in flight) moves the stage's start by the pause, so the curve
+ * resumes where it stood.
  *
  * Time comes from the samples (the stack's clock), so a test on the virtual clock gets exact
  * windows. The window is kept in bytes, rounded down after each ACK; the estimates are exact.
@@ -62,6 +64,8 @@ export class Cubic implements CongestionControl {
   private readonly fastConvergence: boolean;
   /** The last loss was a timeout: the next stage starts with K = 0 (RFC 9438 4.8). */
   private afterTimeout = false;
+  /** When an ACK last left nothing in flight (the application had nothing more to send), ms. */
+  private idleSince: number | undefined;
 
   constructor(mss: number, options: CubicOptions = {}) {
     this.cwnd = (options.initialSegments ?? INITIAL_WINDOW_SEGMENTS) * mss;
@@ -74,12 +78,21 @@ export class Cubic implements CongestionControl {
   }
 
   onAck(sample: AckSample): void {
+    const idleSince = this.idleSince;
+    this.idleSince = sample.flightBytes === 0 ? sample.now : undefined;
     const mss = sample.mss;
     if (this.cwnd < this.ssthresh) {
       this.cwnd = slowStart(this.cwnd, sample.ackedBytes, mss);
       return;
     }
     const cwnd = this.cwnd / mss;
+    if (this.epochStart !== undefined && idleSince !== undefined) {
+      // The last ACK emptied the pipe and the application paused: that time is not time on the
+      // curve (RFC 9438 5.8, Linux's CA_EVENT_TX_START moves the epoch the same way), or the
+      // window would leap after every pause. The data this ACK answers left about an SRTT ago.
+      const idle = sample.now - (sample.srttMs ?? 0) - idleSince;
+      if (idle > 0) this.epochStart += idle;
+    }
     if (this.epochStart === undefined) this.beginEpoch(sample.now, cwnd);
     const t = (sample.now - this.epochStart!) / 1000;
     const rtt = (sample.srttMs ?? 0) / 1000;

@@ -52,14 +52,16 @@ export interface SackUpdate {
   newlySackedBytes: number;
   /** Blocks thrown away as invalid (Linux's TCPSACKDiscard). */
   discarded: number;
-  /** The newest of the segments newly SACKed, by send time (RACK's most recently delivered). */
-  newestDelivered: SentSegment | undefined;
+  /** The segments SACKed for the first time by this ACK (RACK looks at their send times). */
+  newlySacked: SentSegment[];
 }
 
 export class SackScoreboard {
   private segments: SentSegment[] = [];
   /** Bytes of records marked SACKed. */
   private sackedTotal = 0;
+  /** Records marked SACKed (Linux's sacked_out, in segments). */
+  private sackedCount = 0;
 
   constructor(readonly maxRecords = 4096) {}
 
@@ -70,6 +72,10 @@ export class SackScoreboard {
 
   get sackedBytes(): number {
     return this.sackedTotal;
+  }
+
+  get sackedSegments(): number {
+    return this.sackedCount;
   }
 
   /** The highest sequence number a SACK block has covered (HighSACK's end), or undefined. */
@@ -126,7 +132,11 @@ export class SackScoreboard {
     let n = 0;
     while (n < this.segments.length && seqLe(this.segments[n]!.end, una)) n++;
     const gone = this.segments.splice(0, n);
-    for (const s of gone) if (s.sacked) this.sackedTotal -= seqDiff(s.end, s.start);
+    for (const s of gone) {
+      if (!s.sacked) continue;
+      this.sackedTotal -= seqDiff(s.end, s.start);
+      this.sackedCount--;
+    }
     const head = this.segments[0];
     if (head && seqLt(head.start, una)) {
       if (head.sacked) this.sackedTotal -= seqDiff(una, head.start);
@@ -144,6 +154,7 @@ export class SackScoreboard {
   clearSacks(): void {
     for (const s of this.segments) s.sacked = false;
     this.sackedTotal = 0;
+    this.sackedCount = 0;
   }
 
   /**
@@ -151,7 +162,7 @@ export class SackScoreboard {
    * SND.UNA (after this ACK) and SND.MAX, `maxWindow` the largest window the peer offered.
    */
   applySack(blocks: readonly SackBlock[], ack: number, una: number, sndMax: number, maxWindow: number): SackUpdate {
-    const update: SackUpdate = { dsack: false, dsackBlock: undefined, newlySackedBytes: 0, discarded: 0, newestDelivered: undefined };
+    const update: SackUpdate = { dsack: false, dsackBlock: undefined, newlySackedBytes: 0, discarded: 0, newlySacked: [] };
     if (blocks.length === 0) return update;
     // RFC 2883 section 4: the first block is a D-SACK if it lies below the cumulative ACK, or
     // inside the second block.
@@ -185,7 +196,8 @@ export class SackScoreboard {
         const bytes = seqDiff(s.end, s.start);
         this.sackedTotal += bytes;
         update.newlySackedBytes += bytes;
-        if (!update.newestDelivered || s.sentAt >= update.newestDelivered.sentAt) update.newestDelivered = s;
+        this.sackedCount++;
+        update.newlySacked.push(s);
       }
     }
     return update;
@@ -266,6 +278,7 @@ export class SackScoreboard {
   clear(): void {
     this.segments = [];
     this.sackedTotal = 0;
+    this.sackedCount = 0;
   }
 }
 

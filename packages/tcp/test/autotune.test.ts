@@ -10,7 +10,9 @@ import { ReceiveAutotuner, sendBufferTarget } from '../src/autotune.ts';
 import { TcpConnection, windowScaleFor, type TcpParams } from '../src/connection.ts';
 import { TcpFlag } from '../src/header.ts';
 import { seqAdd } from '../src/seq.ts';
+import type { TcpSocket } from '../src/socket.ts';
 import { Harness, ISS, PEER_ISS } from './harness.ts';
+import { collect, IP_B, pair, pattern, runUntil, sha256 } from './support.ts';
 
 const LOCAL = { address: ipv4('10.0.0.2'), port: 40000 };
 const REMOTE = { address: ipv4('10.0.0.1'), port: 80 };
@@ -178,5 +180,43 @@ describe('silly window syndrome avoidance (RFC 9293 3.8.6.2)', () => {
     // everything acknowledged: the rest goes in full segments
     h.peer(TcpFlag.ACK, PEER_ISS + 1, ISS + 1 + 19_000, undefined, undefined, 10_000);
     expect(h.take().map((s) => s.payload.length)).toEqual([1000]);
+  });
+});
+
+describe('autotuning between two stacks', () => {
+  it('an 8 MiB transfer over a 20 ms RTT: the receiver grows its buffer past the initial 256 KiB and the sender sees the larger window (scale 7)', async () => {
+    const p = pair({ latencyMs: 10 });
+    try {
+      const data = pattern(8 << 20, 5);
+      let got: ReturnType<typeof collect> | undefined;
+      p.b.tcp.createServer((socket: TcpSocket) => (got = collect(socket))).listen(9);
+      const client = p.a.tcp.connect({ host: IP_B, port: 9 });
+      const clientGot = collect(client);
+      client.end(data);
+      let largestWindow = 0;
+      let largestSendBuffer = 0;
+      await runUntil(
+        p.clock,
+        () => {
+          const sender = p.a.tcp.connectionInfo()[0];
+          if (sender) {
+            largestWindow = Math.max(largestWindow, sender.sendWindow);
+            largestSendBuffer = Math.max(largestSendBuffer, sender.sendBufferBytes);
+          }
+          return got?.ended === true;
+        },
+        120_000,
+        5,
+      );
+      expect(clientGot.error).toBeUndefined();
+      expect(sha256(got!.bytes())).toBe(sha256(data));
+      const receiver = p.b.tcp.connectionInfo()[0]!;
+      expect(receiver.receiveBufferBytes).toBeGreaterThan(256 * 1024);
+      expect(receiver.receiveBufferBytes).toBeLessThanOrEqual(6 * 1024 * 1024);
+      expect(largestWindow).toBeGreaterThan(256 * 1024);
+      expect(largestSendBuffer).toBeGreaterThanOrEqual(256 * 1024);
+    } finally {
+      p.close();
+    }
   });
 });

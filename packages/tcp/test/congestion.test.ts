@@ -13,8 +13,9 @@ import { seqAdd } from '../src/seq.ts';
 
 const MSS = 1000;
 
+/** An ACK that leaves data in flight (an ACK that leaves none marks an application pause). */
 function ack(now: number, ackedBytes: number, srttMs = 100): AckSample {
-  return { now, ackedBytes, mss: MSS, flightBytes: 0, srttMs };
+  return { now, ackedBytes, mss: MSS, flightBytes: 50_000, srttMs };
 }
 
 /** A CUBIC that lost a segment at `lossWindow` bytes and, recovery over, runs at the new ssthresh. */
@@ -127,6 +128,20 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.k).toBe(0);
     expect(c.wMax).toBe(70);
     expect(c.windowAt(2)).toBeCloseTo(73.2, 9); // 0.4 * 8 + 70
+  });
+
+  it('an application pause is not time on the curve: the stage start moves by the idle time less one SRTT', () => {
+    const c = cubicAfterLoss(100_000);
+    c.onAck(ack(1000, c.cwnd)); // the stage begins at 1000 ms: cwnd 70 529 (as above)
+    c.onAck({ ...ack(1900, c.cwnd), flightBytes: 0 }); // W(1.0): 86 680, and nothing left in flight
+    expect(c.cwnd).toBe(86_680);
+    // Ten seconds later the application writes again; its first ACK comes one SRTT (100 ms)
+    // after the send. Idle: 11 900 - 100 - 1900 = 9900 ms, so t is 11.9 - 1.0 - 9.9 = 1.0 s, not 10.9.
+    c.onAck(ack(11_900, c.cwnd));
+    expect(c.epochStart).toBe(10_900);
+    // A whole window acknowledged steps onto the target W(1.0 + 0.1) = 87.88457 segments; without
+    // the shift it would be W(11.0) = 224.8, clamped to 1.5 x 86.68: 130 020 bytes.
+    expect(c.cwnd).toBe(87_884);
   });
 
   it('starts with 10 segments and slow-starts like Reno', () => {

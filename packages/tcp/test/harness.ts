@@ -77,10 +77,11 @@ const REMOTE = { address: ipv4('10.0.0.1'), port: 80 };
 
 /**
  * An established connection we opened; the peer offered MSS `mss`, SACK-permitted when `sack`,
- * timestamps when `timestamps`, no window scaling (a 65535-byte window). Its congestion control
+ * timestamps when `timestamps`, no window scaling (a 65535-byte window); the SYN-ACK comes `rttMs`
+ * (10) after the SYN. Its congestion control
  * is NewReno unless `params` says otherwise, so that ssthresh is half the flight in the figures.
  */
-export function established(options: { sack?: boolean; timestamps?: boolean; mss?: number; params?: Partial<TcpParams> } = {}): Harness {
+export function established(options: { sack?: boolean; timestamps?: boolean; mss?: number; rttMs?: number; params?: Partial<TcpParams> } = {}): Harness {
   const h = new Harness();
   h.connection = TcpConnection.connect(h, { local: LOCAL, remote: REMOTE, iss: ISS, localMss: 1460, params: { congestionControl: 'newreno', ...options.params } });
   h.connection.attach(h);
@@ -90,6 +91,7 @@ export function established(options: { sack?: boolean; timestamps?: boolean; mss
     ...(options.sack !== false ? { sackPermitted: true } : {}),
     ...(options.timestamps ? { timestamps: { value: h.peerTs, echo: syn!.repr.options.timestamps!.value } } : {}),
   };
+  h.clock.advance(options.rttMs ?? 10); // the handshake's round trip: the first RTT sample
   h.peer(TcpFlag.SYN | TcpFlag.ACK, PEER_ISS, ISS + 1, undefined, synOptions);
   h.take();
   return h;

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TcpFlag } from '../src/header.ts';
+import type { SackScoreboard } from '../src/sack-scoreboard.ts';
 import { established, ISS, PEER_ISS, type Harness } from './harness.ts';
 
 const { ACK } = TcpFlag;
@@ -13,9 +14,12 @@ const { ACK } = TcpFlag;
 const windows = (h: Harness) => ({ cwnd: h.connection.info().cwnd, ssthresh: h.connection.info().ssthresh });
 const TEN = [1001, 2001, 3001, 4001, 5001, 6001, 7001, 8001, 9001, 10001];
 
+/** RFC 6675's DupThresh rule alone: RACK and TLP off (Linux: tcp_recovery 0, tcp_early_retrans 0). */
+const RFC6675_ONLY = { params: { rack: false, tailLossProbe: false } };
+
 describe('SACK loss recovery (RFC 6675) with PRR (RFC 6937)', () => {
   it('two segments lost of ten: each goes again once three SACKed segments lie above it, PRR paces the window down to ssthresh, recovery ends there', () => {
-    const h = established();
+    const h = established(RFC6675_ONLY);
     h.connection.write(new Uint8Array(10_000));
     expect(h.takeSeqs()).toEqual(TEN);
     // 2001 and 5001 are lost; the peer acknowledges 1001 and SACKs what follows as it arrives
@@ -50,7 +54,7 @@ describe('SACK loss recovery (RFC 6675) with PRR (RFC 6937)', () => {
   });
 
   it('before recovery each SACKed segment lets a new one go (pipe shrinks); in recovery new data goes as PRR allows, after the lost segment', () => {
-    const h = established();
+    const h = established(RFC6675_ONLY);
     h.connection.write(new Uint8Array(20_000));
     // 14 segments fit the initial window of 14600 bytes (the 600 left over waits: sender-side SWS avoidance)
     expect(h.takeSeqs()).toEqual([...TEN, 11001, 12001, 13001, 14001]);
@@ -74,7 +78,7 @@ describe('SACK loss recovery (RFC 6675) with PRR (RFC 6937)', () => {
   });
 
   it('a timeout during SACK recovery resends only what the peer has not SACKed, one segment first, then in slow start', () => {
-    const h = established();
+    const h = established(RFC6675_ONLY);
     h.connection.write(new Uint8Array(10_000));
     expect(h.takeSeqs()).toEqual(TEN);
     h.clock.advance(10);
@@ -195,11 +199,140 @@ describe('timestamps (RFC 7323)', () => {
     const sent = h.take();
     const tsval = sent[0]!.repr.options.timestamps!.value;
     h.clock.advance(50);
-    // the handshake gave the first sample (0 ms on this clock); this ACK echoes the first segment's TSval
+    // the handshake gave the first sample (10 ms); this ACK echoes the first segment's TSval
     h.peer(ACK, PEER_ISS + 1, ISS + 1 + 988, undefined, ts(h.peerTs + 1, tsval));
-    expect(h.connection.info().srttMs).toBe(0.125 * 50);
+    expect(h.connection.info().srttMs).toBe(0.875 * 10 + 0.125 * 50);
     h.clock.advance(30);
     h.peer(ACK, PEER_ISS + 1, ISS + 1 + 2 * 988, undefined, ts(h.peerTs + 2, tsval + 50));
-    expect(h.connection.info().srttMs).toBe(0.875 * 0.125 * 50 + 0.125 * 30);
+    expect(h.connection.info().srttMs).toBe(0.875 * (0.875 * 10 + 0.125 * 50) + 0.125 * 30);
+  });
+});
+
+describe('RACK-TLP (RFC 8985), on by default as in Linux', () => {
+  it('RACK: a segment sent before one that was SACKed is lost once RACK.rtt plus the reordering window (min RTT / 4) has passed, with only two SACKed above it', () => {
+    const h = established(); // SYN-ACK after 10 ms: min RTT and SRTT 10
+    h.connection.write(new Uint8Array(4000)); // at t = 10
+    expect(h.takeSeqs()).toEqual([1001, 2001, 3001, 4001]);
+    h.clock.advance(10);
+    h.ack(2001);
+    h.ack(2001, [{ left: 3001, right: 4001 }]);
+    h.ack(2001, [{ left: 3001, right: 5001 }]);
+    // DupThresh needs three SACKed segments; RACK needs time: 3001 and 4001 were sent with 2001
+    // and are delivered after RACK.rtt 10 ms, so 2001 is lost at 10 + 10 + 2.5 ms
+    h.clock.advance(2);
+    expect(h.takeSeqs()).toEqual([]);
+    h.clock.advance(1);
+    expect(h.takeSeqs()).toEqual([2001]);
+    // FlightSize 3000 when recovery began: ssthresh max(1500, 2 * 1000); pipe 0, so PRR's SSRB allows one segment
+    expect(windows(h)).toEqual({ cwnd: 1000, ssthresh: 2000 });
+    expect(h.counter('TCPSackRecovery')).toBe(1);
+    h.clock.advance(10);
+    h.ack(5001);
+    expect(windows(h)).toEqual({ cwnd: 2000, ssthresh: 2000 });
+    expect(h.counter('TCPTimeouts')).toBe(0);
+    expect(h.counter('TCPLossProbes')).toBe(0);
+  });
+
+  it('RACK: a retransmission that is lost too is found by time (TCPLostRetransmit) and sent again, without a timeout', () => {
+    const h = established();
+    h.connection.write(new Uint8Array(4000));
+    h.takeSeqs();
+    h.clock.advance(10);
+    h.ack(1001, [{ left: 2001, right: 3001 }]);
+    h.ack(1001, [{ left: 2001, right: 4001 }]);
+    h.ack(1001, [{ left: 2001, right: 5001 }]); // three SACKed: 1001 lost by DupThresh at t = 20
+    expect(h.takeSeqs()).toEqual([1001]);
+    h.connection.write(new Uint8Array(1000));
+    h.clock.advance(5);
+    h.ack(1001, [{ left: 2001, right: 5001 }]); // the window opens for new data
+    expect(h.takeSeqs()).toEqual([5001]); // sent at t = 25, after the retransmission of 1001
+    h.clock.advance(10);
+    h.ack(1001, [{ left: 2001, right: 6001 }]); // 5001 delivered at t = 35: RACK.rtt 10, RACK.xmit_ts 25
+    // 1001 went again at 20, before 5001: lost at 20 + 10 + 0 (recovering, no reordering seen)
+    expect(h.takeSeqs()).toEqual([1001]);
+    expect(h.counter('TCPLostRetransmit')).toBe(1);
+    expect(h.counter('TCPTimeouts')).toBe(0);
+  });
+
+  it('TLP: the last two segments are lost; 2 * SRTT after the last ACK the last segment is probed, its SACK lets RACK find the other, no timeout', () => {
+    const h = established();
+    h.connection.write(new Uint8Array(4000));
+    expect(h.takeSeqs()).toEqual([1001, 2001, 3001, 4001]);
+    h.clock.advance(10);
+    h.ack(3001); // t = 20; 3001 and 4001 are lost; SRTT 10, so PTO = 20 ms
+    h.clock.advance(19);
+    expect(h.takeSeqs()).toEqual([]);
+    h.clock.advance(1);
+    expect(h.takeSeqs()).toEqual([4001]); // the probe: the highest segment again (no new data to send)
+    expect(h.counter('TCPLossProbes')).toBe(1);
+    h.clock.advance(10);
+    h.ack(3001, [{ left: 4001, right: 5001 }]); // t = 50: the probe arrived
+    expect(h.takeSeqs()).toEqual([3001]);
+    // pipe 0 (4001 SACKed, 3001 lost), DeliveredData 1000: SSRB allows min(2000, 1000 + 1000)
+    expect(windows(h)).toEqual({ cwnd: 2000, ssthresh: 2000 });
+    h.clock.advance(10);
+    h.ack(5001);
+    expect(windows(h)).toEqual({ cwnd: 2000, ssthresh: 2000 });
+    expect(h.counter('TCPTimeouts')).toBe(0);
+    expect(h.counter('RetransSegs')).toBe(2);
+  });
+
+  it('TLP with new data waiting: the probe is a new segment beyond the congestion window', () => {
+    const h = established();
+    h.connection.write(new Uint8Array(16_000)); // 14 segments fit the initial window
+    expect(h.takeSeqs().length).toBe(14);
+    h.clock.advance(20); // PTO: 2 * SRTT
+    expect(h.takeSeqs()).toEqual([15001]);
+    expect(h.counter('TCPLossProbes')).toBe(1);
+    expect(h.counter('RetransSegs')).toBe(0);
+  });
+
+  it('RTO: when everything in flight and the probe are lost, the timer fires and resends from SND.UNA with a one-segment window', () => {
+    const h = established();
+    h.connection.write(new Uint8Array(3000)); // t = 10, RTO 200 ms (the floor), PTO 20 ms
+    expect(h.takeSeqs()).toEqual([1001, 2001, 3001]);
+    h.clock.advance(20);
+    expect(h.takeSeqs()).toEqual([3001]); // the probe, lost too; the RTO is armed again after it
+    h.clock.advance(199);
+    expect(h.takeSeqs()).toEqual([]);
+    h.clock.advance(1);
+    expect(h.takeSeqs()).toEqual([1001]);
+    expect(windows(h)).toEqual({ cwnd: 1000, ssthresh: 2000 });
+    expect(h.counter('TCPTimeouts')).toBe(1);
+    h.clock.advance(10);
+    h.ack(2001);
+    expect(h.takeSeqs()).toEqual([2001, 3001]); // slow start: cwnd 2000
+    h.clock.advance(10);
+    h.ack(4001); // the timeout's episode ends; cwnd has reached ssthresh: congestion avoidance, one segment per window acknowledged
+    expect(windows(h)).toEqual({ cwnd: 3000, ssthresh: 2000 });
+  });
+});
+
+describe('hostile SACK blocks', () => {
+  it('5000 ACKs with random blocks: nothing throws, the scoreboard holds no more records than segments sent, and the transfer still completes', () => {
+    const h = established();
+    h.connection.write(new Uint8Array(60_000));
+    let random = 12345;
+    const next = () => (random = (Math.imul(random, 1103515245) + 12345) >>> 0);
+    const board = (h.connection as unknown as { scoreboard: SackScoreboard }).scoreboard;
+    for (let i = 0; i < 5000; i++) {
+      const blocks = Array.from({ length: 1 + (next() % 4) }, () => {
+        const left = next() % 3 === 0 ? next() : ISS + 1 + (next() % 70_000);
+        return { left, right: next() % 2 === 0 ? next() : (left + (next() % 5000)) >>> 0 };
+      });
+      h.ack(ISS + 1, blocks);
+      if (i % 100 !== 0) continue;
+      h.clock.advance(1);
+      const sentSegments = new Set(h.sent.filter((s) => s.payload.length > 0).map((s) => s.repr.seq)).size;
+      expect(board.records.length).toBeLessThanOrEqual(sentSegments);
+    }
+    expect(h.counter('TCPSACKDiscard')).toBeGreaterThan(1000);
+    // an honest peer now: acknowledge whatever was sent until everything is
+    for (let round = 0; round < 1000 && h.connection.info().sendQueue > 0; round++) {
+      const highest = h.take().reduce((m, s) => Math.max(m, s.repr.seq + s.payload.length), 0);
+      if (highest > ISS + 1) h.ack(highest);
+      h.clock.advance(10);
+    }
+    expect(h.connection.info().sendQueue).toBe(0);
   });
 });

@@ -19,12 +19,13 @@ describe('SackScoreboard', () => {
     const s = tenSegments();
     const u = s.applySack([{ left: 1200, right: 1400 }], 1000, 1000, 2000, WINDOW);
     expect(u).toMatchObject({ dsack: false, newlySackedBytes: 200, discarded: 0 });
-    expect(u.newestDelivered?.start).toBe(1300);
+    expect(u.newlySacked.map((r) => r.start)).toEqual([1200, 1300]);
     expect(s.records.filter((r) => r.sacked).map((r) => r.start)).toEqual([1200, 1300]);
     // the same block again adds nothing; a block covering part of a segment marks nothing
     expect(s.applySack([{ left: 1200, right: 1400 }, { left: 1450, right: 1600 }], 1000, 1000, 2000, WINDOW).newlySackedBytes).toBe(100);
     expect(s.records.filter((r) => r.sacked).map((r) => r.start)).toEqual([1200, 1300, 1500]);
     expect(s.sackedBytes).toBe(300);
+    expect(s.sackedSegments).toBe(3);
     expect(s.highestSackedEnd()).toBe(1600);
   });
 

@@ -171,14 +171,14 @@ async function goodput(seed: number, sack: boolean, drop: number): Promise<numbe
 }
 
 describe('SACK recovery against the NewReno baseline', () => {
-  it('at 5% loss both ways, SACK (RFC 6675 + PRR) delivers at least as many bytes per virtual second as NewReno on the same 20 seeds', async () => {
+  it('at 5% loss both ways, SACK recovery (RFC 6675, PRR, RACK-TLP) delivers at least as many bytes per virtual second as NewReno on the same 20 seeds', async () => {
     let sack = 0;
     let newReno = 0;
     for (let seed = 1; seed <= 20; seed++) {
       sack += await goodput(seed, true, 0.05);
       newReno += await goodput(seed, false, 0.05);
     }
-    // Measured when written: SACK about 563 kB/s, NewReno about 339 kB/s of virtual time (10 ms RTT).
+    // Measured when written (CUBIC, 10 ms RTT): SACK about 1.11 MB/s, NewReno recovery about 0.50 MB/s of virtual time.
     expect(sack).toBeGreaterThanOrEqual(newReno);
-  });
+  }, 180_000); // CPU-bound, like the sweeps above
 });
