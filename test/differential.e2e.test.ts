@@ -373,8 +373,7 @@ beforeAll(async () => {
   // tapstack on a TAP device
   tapNs = Netns.create('diff-tap');
   noIpv6(tapNs);
-  // --no-ipv6: like the kernel side (noIpv6), so no DAD, MLD or router solicitation lands in a capture
-  tapstack = spawnTapstack(tapNs, ['up', '--tap', 'dut0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7', '--no-ipv6']);
+  tapstack = spawnTapstack(tapNs, ['up', '--tap', 'dut0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7']);
   const up = await tapstack.waitFor(/tapstack is up on dut0 in namespace \S+: 10\.0\.0\.2 at ([0-9a-f:]{17})/);
   tapSide = { host: macOf(tapNs, 'dut0'), peer: up[1]! };
   // tapstack announces 10.0.0.2 twice, 2 s apart (RFC 5227 ANNOUNCE_NUM/ANNOUNCE_INTERVAL);
@@ -387,10 +386,6 @@ beforeAll(async () => {
   kernelNs = Netns.create('diff-kernel');
   noIpv6(hostNs);
   noIpv6(kernelNs);
-  // A new namespace copies tcp_rmem from the machine's own (init_net), and the kernel's SYN-ACK
-  // window scale follows its maximum (32 MiB gives wscale 10, Linux's default 6 MiB gives 7): pin
-  // the default here, in this namespace only, so the comparison does not depend on the host's tuning.
-  kernelNs.exec('sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 6291456']);
   hostNs.exec('ip', ['link', 'add', 'dut0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', kernelNs.name]);
   hostNs.exec('ip', ['addr', 'add', '10.0.0.1/24', 'dev', 'dut0']);
   hostNs.exec('ip', ['link', 'set', 'dut0', 'up']);
