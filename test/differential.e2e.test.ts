@@ -386,6 +386,9 @@ beforeAll(async () => {
   kernelNs = Netns.create('diff-kernel');
   noIpv6(hostNs);
   noIpv6(kernelNs);
+  // The SYN-ACK's window scale follows tcp_rmem[2]; a namespace inherits the machine's, which some
+  // machines raise (32 MiB: wscale 10). Compare against a stock kernel: Linux's default 6 MiB (wscale 7).
+  kernelNs.exec('sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 6291456']);
   hostNs.exec('ip', ['link', 'add', 'dut0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', kernelNs.name]);
   hostNs.exec('ip', ['addr', 'add', '10.0.0.1/24', 'dev', 'dut0']);
   hostNs.exec('ip', ['link', 'set', 'dut0', 'up']);
