@@ -4,7 +4,7 @@
  * test can make resolution fail to see what IPv4 does with the dropped frames.
  */
 import type { NeighbourResolver, ResolutionFailedListener, ResolveOutcome } from '@tapstack/arp';
-import { MacAddress, type EtherTypeDispatcher, type Ipv4Address } from '@tapstack/link';
+import { MacAddress, type EtherTypeDispatcher, type FrameOffload, type Ipv4Address } from '@tapstack/link';
 
 export function macFor(ip: Ipv4Address): MacAddress {
   return MacAddress.parse(
@@ -13,7 +13,7 @@ export function macFor(ip: Ipv4Address): MacAddress {
 }
 
 export class RecordingResolver implements NeighbourResolver {
-  readonly sent: { nextHop: Ipv4Address; frame: Uint8Array }[] = [];
+  readonly sent: { nextHop: Ipv4Address; frame: Uint8Array; offload?: FrameOffload }[] = [];
   outcome: ResolveOutcome = 'sent';
   private readonly listeners: ResolutionFailedListener[] = [];
 
@@ -24,12 +24,12 @@ export class RecordingResolver implements NeighbourResolver {
     private readonly macs: ReadonlyMap<Ipv4Address, MacAddress> = new Map(),
   ) {}
 
-  resolve(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
+  resolve(nextHop: Ipv4Address, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome {
     const dst = nextHop === 0xffffffff || (nextHop & 0xff) === 0xff ? MacAddress.BROADCAST : this.macs.get(nextHop) ?? macFor(nextHop);
     dst.writeTo(frame, 0);
     this.ownMac.writeTo(frame, 6);
-    this.sent.push({ nextHop, frame });
-    if (this.outcome === 'sent' && this.dispatcher) this.dispatcher.send(frame);
+    this.sent.push(offload ? { nextHop, frame, offload } : { nextHop, frame });
+    if (this.outcome === 'sent' && this.dispatcher) this.dispatcher.send(frame, offload);
     return this.outcome;
   }
 

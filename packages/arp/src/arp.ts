@@ -29,6 +29,7 @@ import {
   IPV4_BROADCAST,
   type Clock,
   type EtherTypeDispatcher,
+  type FrameOffload,
   type Ipv4Address,
 } from '@tapstack/link';
 import debugFactory from 'debug';
@@ -181,7 +182,7 @@ export class Arp implements NeighbourResolver {
       device: options.dispatcher.link.name,
       hooks: {
         solicit: (ip, unicastTo, waiting) => this.sendRequest(ip, unicastTo, waiting),
-        sendTo: (frame, mac) => this.sendTo(frame, mac),
+        sendTo: (frame, mac, offload) => this.sendTo(frame, mac, offload),
         failed: (ip, frames) => this.resolutionFailed(ip, frames),
         noArpMac: (ip) => this.noArpMac(ip),
       },
@@ -196,7 +197,7 @@ export class Arp implements NeighbourResolver {
 
   // ================================================================ resolver
 
-  resolve(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
+  resolve(nextHop: Ipv4Address, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome {
     if (this.closed) {
       // A closed resolver must not start entries, timers and requests again.
       this.counters.inc('resolve_dropped_closed');
@@ -212,7 +213,7 @@ export class Arp implements NeighbourResolver {
     }
     const table = this.table;
     const fullBefore = table.tableFulls.value;
-    const outcome = table.output(nextHop, frame);
+    const outcome = table.output(nextHop, frame, offload);
     if (outcome === 'sent') this.resolveSent.value++;
     else if (outcome === 'queued') this.counters.inc('resolve_queued');
     else if (table.tableFulls.value !== fullBefore) this.counters.inc('resolve_dropped_table_full');
@@ -241,9 +242,9 @@ export class Arp implements NeighbourResolver {
   }
 
   /** Fills in the MACs and hands the frame to the link. */
-  private sendTo(frame: Uint8Array, destination: MacAddress): boolean {
+  private sendTo(frame: Uint8Array, destination: MacAddress, offload?: FrameOffload): boolean {
     writeEthernetAddresses(frame, destination, this.mac);
-    if (this.dispatcher.send(frame)) return true;
+    if (this.dispatcher.send(frame, offload)) return true;
     this.counters.inc('tx_link_refused');
     return false;
   }

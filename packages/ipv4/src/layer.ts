@@ -23,12 +23,15 @@ import {
   readEtherType,
   type Clock,
   type EtherTypeDispatcher,
+  type FrameOffload,
   type Ipv4Address,
 } from '@tapstack/link';
+import { checksumAdd, foldChecksum } from './checksum.ts';
 import { Ipv4Cidr } from './cidr.ts';
 import {
   IPV4_MAX_DATAGRAM_LENGTH,
   IPV4_MIN_HEADER_LENGTH,
+  IpProtocol,
   Ipv4Flag,
   Ipv4Packet,
   formatIpv4Packet,
@@ -105,6 +108,14 @@ export interface Ipv4DeliveryInfo {
    * frame: nothing below looks at it again, so it may turn it into its answer (`sendInPlace`).
    */
   readonly frame?: Uint8Array;
+  /**
+   * What the link said about that frame (a TAP device in virtio-net header mode), given only to
+   * protocols registered with `offloads: true`: the transport checksum already checked
+   * ('valid') or never computed ('partial', from the kernel's own stack), and for a TCP
+   * super-frame (`gso: 'tcpv4'`) the segment size the sender used. Other protocols never see a
+   * partial checksum: this layer finishes it for them first (see `finishChecksum`).
+   */
+  readonly offload?: FrameOffload;
 }
 
 /**
@@ -118,6 +129,27 @@ export interface ProtocolOptions {
   broadcast?: boolean;
   /** Also deliver datagrams sent to a multicast group (default false). */
   multicast?: boolean;
+  /** The handler reads `info.offload` (TCP does): partial checksums and super-frames reach it as they are. */
+  offloads?: boolean;
+}
+
+/**
+ * Offloads a transport asks for on a datagram it sends (`Ipv4SendRequest.offload`), in the
+ * transport's own terms; this layer turns them into the frame's FrameOffload. Only worth asking
+ * for on a link with `gsoMaxSize` (see `Ipv4Layer.gsoMaxSize`); elsewhere this layer does the
+ * work itself (finishes the checksum) and the datagram must fit the MTU.
+ */
+export interface Ipv4SendOffload {
+  /**
+   * Where the transport's checksum field is, from the start of the payload (16 for TCP). The
+   * transport wrote the pseudo-header's sum there, folded, not complemented, and left the rest
+   * of the checksum to the device.
+   */
+  readonly checksumOffset: number;
+  /** A TCP super-frame: data bytes per segment the kernel cuts it into (0: one segment). */
+  readonly segmentSize: number;
+  /** The transport header's length (TCP with options), for the device's hdr_len. */
+  readonly transportHeaderLength: number;
 }
 
 /** Writes a payload straight into the outgoing frame (saves a copy; ICMP echo replies use it). */
@@ -144,6 +176,8 @@ export interface Ipv4SendRequest {
    * Linux's ip_options_fragment does (the header keeps its length).
    */
   readonly options?: Uint8Array;
+  /** Leave the checksum (and the segmentation of a TCP super-frame) to the link: see Ipv4SendOffload. */
+  readonly offload?: Ipv4SendOffload;
 }
 
 /**
@@ -196,6 +230,7 @@ interface ProtocolEntry {
   readonly handler: Ipv4Handler;
   readonly broadcast: boolean;
   readonly multicast: boolean;
+  readonly offloads: boolean;
 }
 
 /** Datagrams to our own address waiting to be delivered locally. */
@@ -236,7 +271,7 @@ export class Ipv4Layer {
     this.reassembly = new Reassembler(options.clock, this.counters, options.reassembly, (quote) => {
       if (quote) this.reportError('reassembly-timeout', quote, { linkGroup: false, destinationKind: 'unicast', local: false });
     });
-    this.dispatcher.register(EtherType.IPV4, (frame) => this.input(frame));
+    this.dispatcher.register(EtherType.IPV4, (frame, offload) => this.input(frame, offload));
     this.resolver.onResolutionFailed((nextHop, frames) => this.resolutionFailed(nextHop, frames));
   }
 
@@ -249,7 +284,7 @@ export class Ipv4Layer {
       throw new RangeError(`IP protocol ${protocol} must be an integer 0-255`);
     }
     if (this.protocols[protocol]) throw new Error(`IP protocol ${protocol} already has a handler`);
-    this.protocols[protocol] = { handler, broadcast: options.broadcast ?? false, multicast: options.multicast ?? false };
+    this.protocols[protocol] = { handler, broadcast: options.broadcast ?? false, multicast: options.multicast ?? false, offloads: options.offloads ?? false };
   }
 
   unregister(protocol: number): void {
@@ -269,8 +304,20 @@ export class Ipv4Layer {
   // ---------------------------------------------------------------------------------------
   // Receive
 
-  /** Takes one whole Ethernet frame of EtherType 0x0800. Never throws on its content. */
-  input(frame: Uint8Array): void {
+  /**
+   * The largest datagram a TCP super-frame may be on this link (0: none; every datagram fits
+   * the MTU). TCP asks before it builds segments longer than the MSS.
+   */
+  get gsoMaxSize(): number {
+    return this.dispatcher.link.gsoMaxSize ?? 0;
+  }
+
+  /**
+   * Takes one whole Ethernet frame of EtherType 0x0800. Never throws on its content. `offload`
+   * (virtio-net header mode) may make it a super-frame, longer than the MTU: that needs nothing
+   * here, since a received datagram is bounded only by its 16-bit total length.
+   */
+  input(frame: Uint8Array, offload?: FrameOffload): void {
     const c = this.counters;
     this.rxPackets.value++;
     if (logging()) log('in  %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
@@ -301,12 +348,16 @@ export class Ipv4Layer {
 
     let reassembled = false;
     if (packet.isFragment) {
+      // A fragment's offload means nothing once it is part of a whole (the kernel never sends a
+      // partial checksum in fragments): the transport checks the reassembled datagram itself.
       const whole = this.reassembly.input(packet);
       if (!whole) return;
       packet = whole;
       reassembled = true;
     }
-    this.deliver(packet, reassembled ? { destinationKind: kind, linkGroup, reassembled } : { destinationKind: kind, linkGroup, reassembled, frame });
+    if (reassembled) this.deliver(packet, { destinationKind: kind, linkGroup, reassembled });
+    else if (offload) this.deliver(packet, { destinationKind: kind, linkGroup, reassembled, frame, offload });
+    else this.deliver(packet, { destinationKind: kind, linkGroup, reassembled, frame });
   }
 
   private deliver(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
@@ -320,6 +371,16 @@ export class Ipv4Layer {
     if ((info.destinationKind === 'broadcast' && !entry.broadcast) || (info.destinationKind === 'multicast' && !entry.multicast)) {
       c.inc('rx_group_unwanted');
       return;
+    }
+    if (info.offload && !entry.offloads) {
+      // A protocol that does not read offloads gets the datagram as a plain frame would bring it:
+      // a partial checksum finished, if it starts where the transport header does (one that
+      // starts elsewhere is left alone, and the protocol's own check drops the datagram).
+      const o = info.offload;
+      if (o.checksum === 'partial' && o.checksumStart === ETHERNET_HEADER_LENGTH + packet.headerLength) {
+        finishChecksum(info.frame!, o, ETHERNET_HEADER_LENGTH + packet.totalLength);
+      }
+      info = { destinationKind: info.destinationKind, linkGroup: info.linkGroup, reassembled: false, frame: info.frame! };
     }
     this.rxDelivered.value++;
     try {
@@ -368,9 +429,12 @@ export class Ipv4Layer {
   send(request: Ipv4SendRequest): Ipv4SendOutcome {
     const optionsLength = request.options?.length ?? 0;
     const payloadLength = request.payload.length;
-    const plain = optionsLength === 0 && IPV4_MIN_HEADER_LENGTH + payloadLength <= this.mtu;
+    // A super-frame (the link cuts it into segments) may be longer than the MTU, up to gsoMaxSize.
+    const offload = request.offload !== undefined && optionsLength === 0 && this.gsoMaxSize > 0 ? request.offload : undefined;
+    const largest = offload && offload.segmentSize > 0 ? this.gsoMaxSize : this.mtu;
+    const plain = optionsLength === 0 && IPV4_MIN_HEADER_LENGTH + payloadLength <= largest;
     // 1. route (it counts a 20-byte header: options go in as part of the length)
-    const nextHop = this.route(request.destination, optionsLength + payloadLength, request.dontFragment ?? false);
+    const nextHop = this.route(request.destination, optionsLength + payloadLength, (request.dontFragment ?? false) && largest === this.mtu);
     if (typeof nextHop !== 'number') return nextHop === 'loopback' ? this.deliverLocally(request) : nextHop;
     this.txPackets.value++;
     const identification = this.allocateIdentification();
@@ -383,10 +447,15 @@ export class Ipv4Layer {
       else payload.write(target);
       this.writeHeaderInPlace(frame, request, identification, payloadLength);
       // 3. resolve and send
+      if (offload) return this.resolveAndSend(nextHop, frame, frameOffload(offload, request.protocol, payloadLength));
+      if (request.offload) finishChecksum(frame, frameOffload(request.offload, request.protocol, payloadLength), frame.length);
       return this.resolveAndSend(nextHop, frame);
     }
-    // 2. build: fragments (or one frame with options), each 3. resolved and sent
-    const frames = buildFrames(this.headerFields(request, identification), payloadOf(request), this.mtu);
+    // 2. build: fragments (or one frame with options), each 3. resolved and sent. A checksum the
+    // transport left to the link is finished here first: fragments cannot carry the offload.
+    const payload = payloadOf(request);
+    if (request.offload) finishChecksumOfPayload(request.offload, payload);
+    const frames = buildFrames(this.headerFields(request, identification), payload, this.mtu);
     if (frames.length > 1) this.counters.inc('tx_fragments', frames.length);
     let outcome: Ipv4SendOutcome = 'sent';
     for (const frame of frames) {
@@ -491,10 +560,10 @@ export class Ipv4Layer {
   }
 
   /** The last stage: the neighbour resolver fills in the MACs and sends, or queues while it asks. */
-  private resolveAndSend(nextHop: Ipv4Address, frame: Uint8Array): ResolveOutcome {
+  private resolveAndSend(nextHop: Ipv4Address, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome {
     if (logging()) log('out %s via %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), formatIpv4(nextHop));
     this.txFrames.value++;
-    const r = this.resolver.resolve(nextHop, frame);
+    const r = offload ? this.resolver.resolve(nextHop, frame, offload) : this.resolver.resolve(nextHop, frame);
     if (r === 'queued') this.counters.inc('tx_queued');
     else if (r === 'dropped') this.counters.inc('tx_dropped');
     return r;
@@ -506,7 +575,9 @@ export class Ipv4Layer {
       this.counters.inc('tx_loopback_dropped');
       return 'dropped';
     }
-    const bytes = buildDatagram(this.headerFields(request, this.allocateIdentification()), payloadOf(request));
+    const payload = payloadOf(request);
+    if (request.offload) finishChecksumOfPayload(request.offload, payload);
+    const bytes = buildDatagram(this.headerFields(request, this.allocateIdentification()), payload);
     this.counters.inc('tx_loopback');
     this.loopback.push(bytes);
     if (this.loopback.length === 1) {
@@ -530,6 +601,40 @@ export class Ipv4Layer {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Finishes a partial transport checksum in place, as Linux's skb_checksum_help does for a
+ * device that cannot: the one's complement sum of bytes `checksumStart` to `end` (the field
+ * already holds the pseudo-header's sum, so it is counted in), folded and complemented, written
+ * into the field. 0 is written as 0xffff, which UDP needs (0 means "no checksum") and which
+ * verifies the same for TCP (RFC 768; RFC 1071's -0).
+ */
+export function finishChecksum(frame: Uint8Array, offload: FrameOffload, end: number): void {
+  const at = offload.checksumStart + offload.checksumOffset;
+  if (at + 2 > end || end > frame.length) return;
+  const checksum = ~foldChecksum(checksumAdd(frame, 0, offload.checksumStart, end)) & 0xffff || 0xffff;
+  frame[at] = checksum >>> 8;
+  frame[at + 1] = checksum & 0xff;
+}
+
+/** The same on a datagram's payload alone (before it is cut into fragments, or looped back). */
+function finishChecksumOfPayload(offload: Ipv4SendOffload, payload: Uint8Array): void {
+  finishChecksum(payload, { checksum: 'partial', checksumStart: 0, checksumOffset: offload.checksumOffset, gso: 'none', segmentSize: 0, headerLength: 0 }, payload.length);
+}
+
+/** A transport's offload request in the frame's terms: offsets from the Ethernet header on. */
+function frameOffload(offload: Ipv4SendOffload, protocol: number, payloadLength: number): FrameOffload {
+  const transportStart = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH;
+  const gso = protocol === IpProtocol.TCP && offload.segmentSize > 0 && payloadLength - offload.transportHeaderLength > offload.segmentSize;
+  return {
+    checksum: 'partial',
+    checksumStart: transportStart,
+    checksumOffset: offload.checksumOffset,
+    gso: gso ? 'tcpv4' : 'none',
+    segmentSize: gso ? offload.segmentSize : 0,
+    headerLength: gso ? transportStart + offload.transportHeaderLength : 0,
+  };
+}
 
 /** Where a received datagram starts in its frame, for Ipv4Packet.check. */
 const IN_FRAME = { offset: ETHERNET_HEADER_LENGTH } as const;

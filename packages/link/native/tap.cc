@@ -1,18 +1,29 @@
 // The TAP device, as a small N-API addon (plain node_api.h, no C++ wrapper library).
 //
-//   open(name, netns)          opens /dev/net/tun as a TAP device (IFF_TAP | IFF_NO_PI,
+//   open(name, netns, vnetHeaderLength)
+//                              opens /dev/net/tun as a TAP device (IFF_TAP | IFF_NO_PI,
 //                              non-blocking, close-on-exec). With `netns`, the calling thread
 //                              enters /run/netns/<netns> just around the open, TUNSETIFF and
 //                              the creation of a control socket, then returns to its own
 //                              namespace: the device and the socket stay in the target.
+//                              With vnetHeaderLength 10 or 12 (0: off), the device carries a
+//                              virtio-net header in front of every frame both ways
+//                              (IFF_VNET_HDR, TUNSETVNETHDRSZ) and the kernel may hand us, and
+//                              takes from us, TCP/IPv4 super-frames of up to 64 KB with the
+//                              checksum left partial (TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4).
+//                              Reads then give the header and the frame as one piece; the
+//                              TypeScript side (virtio-net.ts) decodes the header.
 //   handle.start(lengths, onFrames, onWritable, onError)
 //                              watches the fd with uv_poll on the main loop. On each readable
 //                              wake-up it reads frames until EAGAIN (at most MAX_BATCH) into a
 //                              native arena, copies them into ONE new ArrayBuffer, writes the
 //                              frame lengths into `lengths` (a Uint32Array owned by JS) and
 //                              makes ONE call into JS: onFrames(buffer, count).
-//   handle.write(frame)        write(2) on the non-blocking fd, on the calling thread (no thread
+//   handle.write(frame, header?)
+//                              write(2) on the non-blocking fd, on the calling thread (no thread
 //                              pool): bytes written, or -errno (-EAGAIN when the queue is full).
+//                              With a header (vnet mode), writev(2) of header then frame: one
+//                              system call, no copy to join them.
 //   handle.wantWritable(on)    also wake up (onWritable()) when the fd becomes writable.
 //   handle.configure(...)      host side: MTU, IPv4 address + netmask, up/down (ioctls on the
 //                              control socket, so they apply inside the device's namespace).
@@ -32,6 +43,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+// linux/virtio_net.h is a C header with a field named `class` (in the control-queue struct we
+// do not use); C++ reserves the word, so it is renamed for the length of the include.
+#define class class_
+#include <linux/virtio_net.h>
+#undef class
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -40,13 +56,16 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace {
 
 // One read(2) gets a slot big enough for the largest frame a TAP device can carry
-// (MTU 65535 + 14 header bytes), so a frame is never truncated.
+// (MTU 65535 + 14 header bytes, plus a virtio-net header of at most 12), so a frame is never
+// truncated.
 constexpr size_t kSlot = 65536 + 64;
+static_assert(kSlot >= 65535 + 14 + sizeof(struct virtio_net_hdr_mrg_rxbuf), "a slot holds the largest frame");
 // Frames per wake-up at most; the poll is level-triggered, so what is left is read on the next
 // turn of the loop, after timers and other I/O had their chance.
 constexpr uint32_t kMaxBatch = 256;
@@ -374,10 +393,10 @@ napi_value Start(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// write(frame: Uint8Array): number of bytes written, or -errno
+// write(frame: Uint8Array, header?: Uint8Array): number of bytes written, or -errno
 napi_value Write(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   Tap* t = unwrap_this(env, info, &argc, argv);
   if (!t) return nullptr;
   napi_value result;
@@ -388,10 +407,26 @@ napi_value Write(napi_env env, napi_callback_info info) {
   void* data;
   size_t length;
   if (!typed_array_data(env, argv[0], napi_uint8_array, "tap addon: write takes a Uint8Array", &data, &length)) return nullptr;
+  void* header = nullptr;
+  size_t header_length = 0;
+  napi_valuetype vt = napi_undefined;
+  if (argc >= 2) CHECK(napi_typeof(env, argv[1], &vt));
+  if (vt != napi_undefined &&
+      !typed_array_data(env, argv[1], napi_uint8_array, "tap addon: the header must be a Uint8Array", &header, &header_length)) {
+    return nullptr;
+  }
   ssize_t n;
-  do {
-    n = write(t->fd, data, length);
-  } while (n < 0 && errno == EINTR);
+  if (header_length > 0) {
+    // The tun driver takes one frame per write; writev joins the two pieces in the kernel.
+    struct iovec iov[2] = {{header, header_length}, {data, length}};
+    do {
+      n = writev(t->fd, iov, 2);
+    } while (n < 0 && errno == EINTR);
+  } else {
+    do {
+      n = write(t->fd, data, length);
+    } while (n < 0 && errno == EINTR);
+  }
   CHECK(napi_create_int32(env, n < 0 ? -errno : static_cast<int32_t>(n), &result));
   return result;
 }
@@ -513,8 +548,22 @@ napi_value HostMac(napi_env env, napi_callback_info info) {
   return array;
 }
 
+// The virtio-net header mode (IFF_VNET_HDR is already set): the header's length, then what we
+// can take from the kernel. TUN_F_CSUM: frames may come with the checksum left partial
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM); TUN_F_TSO4: TCP/IPv4 frames may come unsegmented, up to 64 KB,
+// with gso_size saying how the kernel would have cut them. The kernel takes the same from us
+// without asking: what we write is checked against the header (csum_start, gso_type) instead.
+int enable_offloads(int fd, int vnet_header_length, const char** step) {
+  *step = "ioctl(TUNSETVNETHDRSZ)";
+  if (ioctl(fd, TUNSETVNETHDRSZ, &vnet_header_length) < 0) return errno;
+  *step = "ioctl(TUNSETOFFLOAD)";
+  unsigned long offloads = TUN_F_CSUM | TUN_F_TSO4;
+  if (ioctl(fd, TUNSETOFFLOAD, offloads) < 0) return errno;
+  return 0;
+}
+
 // Opens the device, inside `netns` when given. Returns an errno and the failing step.
-int open_device(Tap* t, const char* name, const char* netns, const char** step) {
+int open_device(Tap* t, const char* name, const char* netns, int vnet_header_length, const char** step) {
   int home = -1, target = -1, err = 0;
   if (netns) {
     char path[512];
@@ -549,11 +598,13 @@ int open_device(Tap* t, const char* name, const char* netns, const char** step) 
   if (t->fd < 0) {
     err = errno;
   } else {
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet_header_length > 0 ? IFF_VNET_HDR : 0);
     memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
     *step = "ioctl(TUNSETIFF)";
     if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
       err = errno;
+    } else if (vnet_header_length > 0 && (err = enable_offloads(t->fd, vnet_header_length, step)) != 0) {
+      // err set: the device goes away with the fd
     } else {
       memcpy(t->ifname, ifr.ifr_name, IFNAMSIZ);
       t->ifname[IFNAMSIZ - 1] = 0;
@@ -581,8 +632,8 @@ int open_device(Tap* t, const char* name, const char* netns, const char** step) 
 }
 
 napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   char name[IFNAMSIZ + 1] = {0};
   size_t name_length = 0;
@@ -604,11 +655,21 @@ napi_value Open(napi_env env, napi_callback_info info) {
     }
     has_netns = true;
   }
+  int32_t vnet_header_length = 0;
+  if (argc >= 3) {
+    CHECK(napi_typeof(env, argv[2], &vt));
+    if (vt == napi_number) CHECK(napi_get_value_int32(env, argv[2], &vnet_header_length));
+  }
+  if (vnet_header_length != 0 && vnet_header_length != static_cast<int32_t>(sizeof(struct virtio_net_hdr)) &&
+      vnet_header_length != static_cast<int32_t>(sizeof(struct virtio_net_hdr_mrg_rxbuf))) {
+    throw_errno(env, EINVAL, "vnet header length (10 or 12)");
+    return nullptr;
+  }
 
   Tap* t = new Tap();
   t->env = env;
   const char* step = "";
-  int err = open_device(t, name, has_netns ? netns : nullptr, &step);
+  int err = open_device(t, name, has_netns ? netns : nullptr, vnet_header_length, &step);
   if (err) {
     delete t;
     throw_errno(env, err, step);

@@ -7,7 +7,7 @@
 import debugFactory from 'debug';
 import { Counters } from './counters.ts';
 import { ETHERNET_HEADER_LENGTH, EthernetField, formatEthernet, readEtherType } from './ethernet.ts';
-import type { Link } from './link.ts';
+import type { FrameOffload, Link } from './link.ts';
 import { MacAddress } from './mac.ts';
 
 const log = debugFactory('tapstack:link');
@@ -15,8 +15,10 @@ const log = debugFactory('tapstack:link');
 /**
  * Handles one frame of a registered EtherType. `frame` is the whole frame (header included;
  * the payload starts at byte 14). It stays valid after the call, so a handler may keep it.
+ * `offload` is what the device said about the frame (virtio-net header mode only; see
+ * FrameOffload): a handler that does not care may ignore it.
  */
-export type EtherTypeHandler = (frame: Uint8Array) => void;
+export type EtherTypeHandler = (frame: Uint8Array, offload?: FrameOffload) => void;
 
 export const DISPATCH_COUNTERS = [
   'rx_delivered',
@@ -56,8 +58,9 @@ export class EtherTypeDispatcher {
     this.promiscuous = options.promiscuous ?? false;
     this.trace = options.trace ?? (log.enabled ? (line: string) => log(line) : undefined);
     this.describe = options.describe ?? formatEthernet;
-    link.setReceiver((frames) => {
-      for (let i = 0; i < frames.length; i++) this.input(frames[i]!);
+    link.setReceiver((frames, offloads) => {
+      if (offloads) for (let i = 0; i < frames.length; i++) this.input(frames[i]!, offloads[i]);
+      else for (let i = 0; i < frames.length; i++) this.input(frames[i]!);
     });
   }
 
@@ -100,14 +103,14 @@ export class EtherTypeDispatcher {
     return this.groups.map((g) => g.mac);
   }
 
-  /** Sends a whole frame on the link, tracing it when tracing is on. */
-  send(frame: Uint8Array): boolean {
+  /** Sends a whole frame on the link (with its offload, if any), tracing it when tracing is on. */
+  send(frame: Uint8Array, offload?: FrameOffload): boolean {
     if (this.trace) this.trace(`out ${this.describe(frame)}`);
-    return this.link.send(frame);
+    return this.link.send(frame, offload);
   }
 
   /** Classifies one received frame and hands it to its handler. Never throws. */
-  input(frame: Uint8Array): void {
+  input(frame: Uint8Array, offload?: FrameOffload): void {
     if (this.trace) this.trace(`in  ${this.describe(frame)}`);
     if (frame.length < ETHERNET_HEADER_LENGTH) {
       this.counters.inc('rx_runt');
@@ -131,7 +134,7 @@ export class EtherTypeDispatcher {
     }
     this.rxDelivered.value++;
     try {
-      handler(frame);
+      handler(frame, offload);
     } catch (err) {
       // A bug in a layer above must not take the stack down with one bad frame.
       this.counters.inc('rx_handler_error');

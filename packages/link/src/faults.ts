@@ -7,7 +7,7 @@
  */
 import { SystemClock, type Clock, type Timer } from './clock.ts';
 import { Counters } from './counters.ts';
-import { LinkWrapper, type Link } from './link.ts';
+import { LinkWrapper, type FrameOffload, type Link } from './link.ts';
 import { seededRandom } from './random.ts';
 
 export interface FaultOptions {
@@ -44,9 +44,10 @@ export interface FaultOptions {
 
 const FAULT_COUNTERS = ['dropped', 'duplicated', 'corrupted', 'reordered', 'delayed', 'delay_overflows'] as const;
 
-/** Frames waiting in one direction's delay line, in the order they leave. */
+/** Frames waiting in one direction's delay line, in the order they leave (with their offloads, if any). */
 class DelayLine {
   private readonly frames: Uint8Array[] = [];
+  private readonly offloads: (FrameOffload | undefined)[] = [];
   private readonly due: number[] = [];
   private head = 0;
   private timer: Timer | undefined;
@@ -56,7 +57,7 @@ class DelayLine {
   constructor(
     private readonly clock: Clock,
     private readonly limit: number,
-    private readonly release: (frames: Uint8Array[]) => void,
+    private readonly release: (frames: Uint8Array[], offloads: (FrameOffload | undefined)[]) => void,
   ) {}
 
   get length(): number {
@@ -64,11 +65,12 @@ class DelayLine {
   }
 
   /** Queues `frame` to leave at `due` (or right after the frame before it); false when full. */
-  push(frame: Uint8Array, due: number): boolean {
+  push(frame: Uint8Array, due: number, offload: FrameOffload | undefined): boolean {
     if (this.length >= this.limit) return false;
     const at = Math.max(due, this.lastDue);
     this.lastDue = at;
     this.frames.push(frame);
+    this.offloads.push(offload);
     this.due.push(at);
     if (this.length === 1) this.arm();
     return true;
@@ -84,22 +86,27 @@ class DelayLine {
     this.timer = undefined;
     const now = this.clock.now();
     const out: Uint8Array[] = [];
-    while (this.head < this.frames.length && this.due[this.head]! <= now) out.push(this.frames[this.head++]!);
+    const outOffloads: (FrameOffload | undefined)[] = [];
+    while (this.head < this.frames.length && this.due[this.head]! <= now) {
+      outOffloads.push(this.offloads[this.head]);
+      out.push(this.frames[this.head++]!);
+    }
     if (this.head === this.frames.length) {
-      this.frames.length = this.due.length = this.head = 0;
+      this.frames.length = this.offloads.length = this.due.length = this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.frames.length) {
       this.frames.splice(0, this.head);
+      this.offloads.splice(0, this.head);
       this.due.splice(0, this.head);
       this.head = 0;
     }
     if (this.length > 0) this.arm();
-    if (out.length > 0) this.release(out);
+    if (out.length > 0) this.release(out, outOffloads);
   };
 
   close(): void {
     this.timer?.cancel();
     this.timer = undefined;
-    this.frames.length = this.due.length = this.head = 0;
+    this.frames.length = this.offloads.length = this.due.length = this.head = 0;
   }
 }
 
@@ -134,10 +141,10 @@ export class FaultInjector extends LinkWrapper {
     this.delayMs = options.delayMs ?? 0;
     this.jitterMs = options.jitterMs ?? 0;
     if (this.delayMs > 0 || this.jitterMs > 0) {
-      if (this.applies('rx')) this.delayRx = new DelayLine(this.clock, limit, (frames) => this.deliverUp(frames));
+      if (this.applies('rx')) this.delayRx = new DelayLine(this.clock, limit, (frames, offloads) => this.deliverUp(frames, offloads));
       if (this.applies('tx')) {
-        this.delayTx = new DelayLine(this.clock, limit, (frames) => {
-          for (const f of frames) this.inner.send(f);
+        this.delayTx = new DelayLine(this.clock, limit, (frames, offloads) => {
+          for (let i = 0; i < frames.length; i++) this.inner.send(frames[i]!, offloads[i]);
         });
       }
     }
@@ -152,11 +159,11 @@ export class FaultInjector extends LinkWrapper {
    * Puts `frames` in the delay line. Each is copied first: the layer above may reuse a buffer
    * once send() returns, and a received batch's memory belongs to the link's read.
    */
-  private delay(line: DelayLine, frames: readonly Uint8Array[]): void {
+  private delay(line: DelayLine, frames: readonly Uint8Array[], offloads: readonly (FrameOffload | undefined)[] | undefined): void {
     const now = this.clock.now();
-    for (const f of frames) {
+    for (let i = 0; i < frames.length; i++) {
       const due = now + this.delayMs + (this.jitterMs > 0 ? this.random() * this.jitterMs : 0);
-      if (line.push(new Uint8Array(f), due)) this.faultCounters.inc('delayed');
+      if (line.push(new Uint8Array(frames[i]!), due, offloads?.[i])) this.faultCounters.inc('delayed');
       else this.faultCounters.inc('delay_overflows');
     }
   }
@@ -199,25 +206,37 @@ export class FaultInjector extends LinkWrapper {
     return out;
   }
 
-  override send(frame: Uint8Array): boolean {
-    if (!this.applies('tx')) return this.inner.send(frame);
+  override send(frame: Uint8Array, offload?: FrameOffload): boolean {
+    if (!this.applies('tx')) return this.inner.send(frame, offload);
     const frames = this.mangle(frame, 'tx');
+    // Only the frame itself keeps its offload; a copy (corrupted, duplicated) or a held-back
+    // frame coming out later goes without: the injector sits on links without offloads (a
+    // MemoryLink) in every simulation, and a corrupted copy must be checked, not trusted.
+    const offloads = offload ? frames.map((f) => (f === frame ? offload : undefined)) : undefined;
     // A delayed frame is on the wire as far as the sender can tell: accepted.
     if (this.delayTx) {
-      this.delay(this.delayTx, frames);
+      this.delay(this.delayTx, frames, offloads);
       return true;
     }
     let ok = true;
-    for (const f of frames) ok = this.inner.send(f) && ok;
+    for (let i = 0; i < frames.length; i++) ok = this.inner.send(frames[i]!, offloads?.[i]) && ok;
     return ok;
   }
 
-  protected override receive(frames: readonly Uint8Array[]): void {
-    if (!this.applies('rx')) return this.deliverUp(frames);
+  protected override receive(frames: readonly Uint8Array[], offloads?: readonly (FrameOffload | undefined)[]): void {
+    if (!this.applies('rx')) return this.deliverUp(frames, offloads);
     const out: Uint8Array[] = [];
-    for (const f of frames) for (const m of this.mangle(f, 'rx')) out.push(m);
-    if (this.delayRx) this.delay(this.delayRx, out);
-    else this.deliverUp(out);
+    const outOffloads: (FrameOffload | undefined)[] = [];
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
+      for (const m of this.mangle(f, 'rx')) {
+        out.push(m);
+        // As on send: only the frame itself keeps what the device said about it.
+        outOffloads.push(m === f ? offloads?.[i] : undefined);
+      }
+    }
+    if (this.delayRx) this.delay(this.delayRx, out, offloads ? outOffloads : undefined);
+    else this.deliverUp(out, offloads ? outOffloads : undefined);
   }
 
   override close(): void {

@@ -11,5 +11,6 @@ export * from './memory.ts';
 export * from './faults.ts';
 export * from './dispatch.ts';
 export * from './tap.ts';
+export * from './virtio-net.ts';
 export * from './pcap.ts';
 export * from './hot-path-log.ts';

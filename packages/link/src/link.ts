@@ -6,8 +6,47 @@ import { Counters } from './counters.ts';
 import { ETHERNET_HEADER_LENGTH } from './ethernet.ts';
 import type { MacAddress } from './mac.ts';
 
-/** Receives the frames of one wake-up. The array and the frames belong to the receiver. */
-export type FrameHandler = (frames: readonly Uint8Array[]) => void;
+/**
+ * What a link knows about a frame besides its bytes: the offloads of a TAP device in virtio-net
+ * header mode (virtio-net.ts; docs/01-link.md, "The virtio-net header"). A plain frame has none:
+ * every field here is about a frame the kernel and we agreed to treat specially.
+ *
+ * Offsets count from the first byte of the Ethernet header, as the kernel's csum_start does.
+ */
+export interface FrameOffload {
+  /**
+   * The transport checksum (TCP's, UDP's):
+   * - 'unverified': nobody checked it; the receiver must (as for a plain frame);
+   * - 'valid': the kernel checked it (VIRTIO_NET_HDR_F_DATA_VALID);
+   * - 'partial': not computed at all (VIRTIO_NET_HDR_F_NEEDS_CSUM). The field at
+   *   checksumStart + checksumOffset holds only the pseudo-header's sum; the sum of the bytes
+   *   from checksumStart to the end, folded and complemented, is the real checksum. On receive
+   *   the frame came from the kernel's own stack, so it is as good as verified; on send the
+   *   kernel (or the segments it cuts) fills it in.
+   */
+  readonly checksum: 'unverified' | 'valid' | 'partial';
+  /** 'partial' only: where the checksummed bytes start (the transport header). */
+  readonly checksumStart: number;
+  /** 'partial' only: where the checksum field is, from checksumStart (16 for TCP, 6 for UDP). */
+  readonly checksumOffset: number;
+  /**
+   * 'tcpv4': a TCP/IPv4 super-frame, longer than the MTU allows, standing for segments of
+   * `segmentSize` bytes of data each (the last may be shorter): what the kernel would have sent
+   * (received) or will cut it into (sent). Its IPv4 total length covers the whole super-frame.
+   */
+  readonly gso: 'none' | 'tcpv4';
+  /** 'tcpv4' only: data bytes per segment (the MSS the connection uses; gso_size). */
+  readonly segmentSize: number;
+  /** 'tcpv4' only: Ethernet, IP and TCP headers together, in bytes (hdr_len). */
+  readonly headerLength: number;
+}
+
+/**
+ * Receives the frames of one wake-up. The array and the frames belong to the receiver.
+ * `offloads`, when given, runs parallel to `frames`: `offloads[i]` says what the device knows
+ * about `frames[i]` (undefined for a plain frame). Links without offloads never pass it.
+ */
+export type FrameHandler = (frames: readonly Uint8Array[], offloads?: readonly (FrameOffload | undefined)[]) => void;
 
 export const LINK_COUNTERS = [
   'rx_frames',
@@ -37,10 +76,18 @@ export interface Link {
   readonly counters: Counters<LinkCounterName>;
   readonly closed: boolean;
   /**
+   * The largest TCP/IPv4 super-frame datagram the link takes with `gso: 'tcpv4'` (like Linux's
+   * gso_max_size): 0 or absent when it takes none, so every datagram must fit the MTU. A TAP
+   * device in virtio-net header mode says 65535.
+   */
+  readonly gsoMaxSize?: number;
+  /**
    * Sends one whole frame (header included). Returns false, and counts why, when the frame is
    * dropped (larger than mtu + 14, link closed, device error). Never throws on a full device.
+   * `offload` (only where `gsoMaxSize` says the link takes it) marks a super-frame or a
+   * partial checksum for the device to finish; a link that does not know offloads ignores it.
    */
-  send(frame: Uint8Array): boolean;
+  send(frame: Uint8Array, offload?: FrameOffload): boolean;
   /** Sets the one batched receiver (replacing any earlier one); `undefined` detaches. */
   setReceiver(handler: FrameHandler | undefined): void;
   /**
@@ -78,6 +125,11 @@ export abstract class BaseLink implements Link {
   /** Frames the iterator holds at most before dropping new ones. */
   static iteratorCapacity = 4096;
 
+  /** See Link.gsoMaxSize; a subclass whose medium takes super-frames overrides it. */
+  get gsoMaxSize(): number {
+    return 0;
+  }
+
   constructor(
     readonly name: string,
     readonly mac: MacAddress,
@@ -88,16 +140,17 @@ export abstract class BaseLink implements Link {
     return this.isClosed;
   }
 
-  send(frame: Uint8Array): boolean {
+  send(frame: Uint8Array, offload?: FrameOffload): boolean {
     if (this.isClosed) {
       this.counters.inc('tx_dropped_closed');
       return false;
     }
-    if (frame.length > this.mtu + ETHERNET_HEADER_LENGTH) {
+    const largest = offload !== undefined && offload.gso !== 'none' && this.gsoMaxSize > 0 ? this.gsoMaxSize : this.mtu;
+    if (frame.length > largest + ETHERNET_HEADER_LENGTH) {
       this.counters.inc('tx_dropped_too_big');
       return false;
     }
-    if (!this.transmit(frame)) {
+    if (!this.transmit(frame, offload)) {
       this.counters.inc('tx_errors');
       return false;
     }
@@ -106,18 +159,18 @@ export abstract class BaseLink implements Link {
     return true;
   }
 
-  /** Puts one frame on the medium; false when it could not. */
-  protected abstract transmit(frame: Uint8Array): boolean;
+  /** Puts one frame on the medium; false when it could not. Media without offloads ignore `offload`. */
+  protected abstract transmit(frame: Uint8Array, offload?: FrameOffload): boolean;
 
-  /** Called by subclasses with the frames of one wake-up. */
-  protected deliver(frames: readonly Uint8Array[]): void {
+  /** Called by subclasses with the frames of one wake-up (and, in offload mode, what each one carries). */
+  protected deliver(frames: readonly Uint8Array[], offloads?: readonly (FrameOffload | undefined)[]): void {
     if (this.isClosed || frames.length === 0) return;
     let bytes = 0;
     for (let i = 0; i < frames.length; i++) bytes += frames[i]!.length;
     this.rxFrames.value += frames.length;
     this.rxBytes.value += bytes;
     const r = this.receiver;
-    if (r) r(frames);
+    if (r) r(frames, offloads);
     else this.counters.inc('rx_dropped_no_receiver', frames.length);
   }
 
@@ -213,7 +266,7 @@ export abstract class LinkWrapper implements Link {
   private receiver: FrameHandler | undefined;
 
   constructor(protected readonly inner: Link) {
-    inner.setReceiver((frames) => this.receive(frames));
+    inner.setReceiver((frames, offloads) => this.receive(frames, offloads));
   }
 
   get name(): string {
@@ -231,21 +284,28 @@ export abstract class LinkWrapper implements Link {
   get closed(): boolean {
     return this.inner.closed;
   }
+  get gsoMaxSize(): number {
+    return this.inner.gsoMaxSize ?? 0;
+  }
 
   /** Default: pass the frame down unchanged. */
-  send(frame: Uint8Array): boolean {
-    return this.inner.send(frame);
+  send(frame: Uint8Array, offload?: FrameOffload): boolean {
+    return this.inner.send(frame, offload);
   }
 
-  /** Default: pass received frames up unchanged. Override to look at or change them. */
-  protected receive(frames: readonly Uint8Array[]): void {
-    this.deliverUp(frames);
+  /**
+   * Default: pass received frames up unchanged. Override to look at or change them; an override
+   * that reorders or replaces frames must keep `offloads` parallel to them (or drop it, which
+   * makes the layers above verify every checksum, and a 'partial' one fails).
+   */
+  protected receive(frames: readonly Uint8Array[], offloads?: readonly (FrameOffload | undefined)[]): void {
+    this.deliverUp(frames, offloads);
   }
 
-  protected deliverUp(frames: readonly Uint8Array[]): void {
+  protected deliverUp(frames: readonly Uint8Array[], offloads?: readonly (FrameOffload | undefined)[]): void {
     if (frames.length === 0) return;
     const r = this.receiver;
-    if (r) r(frames);
+    if (r) r(frames, offloads);
     else this.inner.counters.inc('rx_dropped_no_receiver', frames.length);
   }
 

@@ -19,7 +19,7 @@
  * for IPv6, each with a table of its own (Linux's arp_tbl and nd_tbl). That split keeps every
  * transition testable with a VirtualClock and nothing else.
  */
-import { Counter, Counters, formatIpv4, type Clock, type Ipv4Address, type MacAddress, type Timer } from '@tapstack/link';
+import { Counter, Counters, formatIpv4, type Clock, type FrameOffload, type Ipv4Address, type MacAddress, type Timer } from '@tapstack/link';
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 
@@ -129,6 +129,8 @@ export const NEIGHBOUR_STATS = [
   'table_fulls',
   'queue_failed_discards',
   'queue_removed_discards',
+  // a super-frame (FrameOffload) for an entry that was not usable: not queued, see enqueue
+  'unresolved_offload_discards',
 ] as const;
 export type NeighbourStatName = (typeof NEIGHBOUR_STATS)[number];
 
@@ -153,8 +155,8 @@ export interface NeighbourHooks<A = Ipv4Address> {
    * `waiting` is the oldest packet queued for it, if any (its source address is a good sender IP).
    */
   solicit(ip: A, unicastTo: MacAddress | undefined, waiting: Uint8Array | undefined): void;
-  /** Put a whole frame on the wire to `mac` (fills the MACs). False if the link refused it. */
-  sendTo(frame: Uint8Array, mac: MacAddress): boolean;
+  /** Put a whole frame on the wire to `mac` (fills the MACs), with its offload if any. False if the link refused it. */
+  sendTo(frame: Uint8Array, mac: MacAddress, offload?: FrameOffload): boolean;
   /** Resolution of `ip` failed; `frames` were waiting and are dropped. */
   failed(ip: A, frames: readonly Uint8Array[]): void;
   /** The computed MAC for next hops that need no ARP (broadcast, multicast); undefined: resolve. */
@@ -310,7 +312,7 @@ export class NeighbourTable<A = Ipv4Address> {
    * Sends `frame` to the neighbour `ip`, or queues it while the neighbour is resolved
    * (Linux neigh_event_send + neigh_resolve_output).
    */
-  output(ip: A, frame: Uint8Array): ResolveOutcome {
+  output(ip: A, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome {
     this.lookups.value++;
     let n = this.neighbours.get(this.family.key(ip));
     if (n) this.hits.value++;
@@ -324,33 +326,40 @@ export class NeighbourTable<A = Ipv4Address> {
     // The hot path (a usable entry) without ts-pattern's per-call allocations.
     const s = n.state;
     if (s === 'REACHABLE' || s === 'DELAY' || s === 'PROBE' || s === 'PERMANENT' || s === 'NOARP') {
-      return this.sendToNeighbour(n, frame);
+      return this.sendToNeighbour(n, frame, offload);
     }
-    return this.sendOrQueue(n, frame);
+    return this.sendOrQueue(n, frame, offload);
   }
 
-  private sendOrQueue(n: Neighbour<A>, frame: Uint8Array): ResolveOutcome {
+  private sendOrQueue(n: Neighbour<A>, frame: Uint8Array, offload: FrameOffload | undefined): ResolveOutcome {
     return match(n.state)
-      .with('REACHABLE', 'DELAY', 'PROBE', 'PERMANENT', 'NOARP', () => this.sendToNeighbour(n, frame))
+      .with('REACHABLE', 'DELAY', 'PROBE', 'PERMANENT', 'NOARP', () => this.sendToNeighbour(n, frame, offload))
       .with('STALE', () => {
         // Used while stale: give the neighbour delay_first_probe_time to be confirmed by traffic.
         this.enter(n, 'DELAY', this.params.delayFirstProbeTimeMs);
-        return this.sendToNeighbour(n, frame);
+        return this.sendToNeighbour(n, frame, offload);
       })
-      .with('INCOMPLETE', () => this.enqueue(n, frame))
+      .with('INCOMPLETE', () => this.enqueue(n, frame, offload))
       .with('NONE', 'FAILED', () => {
-        const outcome = this.enqueue(n, frame);
+        const outcome = this.enqueue(n, frame, offload);
         this.startResolution(n);
         return outcome;
       })
       .exhaustive();
   }
 
-  private sendToNeighbour(n: Neighbour<A>, frame: Uint8Array): ResolveOutcome {
-    return this.hooks.sendTo(frame, n.mac!) ? 'sent' : 'dropped';
+  private sendToNeighbour(n: Neighbour<A>, frame: Uint8Array, offload: FrameOffload | undefined): ResolveOutcome {
+    return this.hooks.sendTo(frame, n.mac!, offload) ? 'sent' : 'dropped';
   }
 
-  private enqueue(n: Neighbour<A>, frame: Uint8Array): ResolveOutcome {
+  private enqueue(n: Neighbour<A>, frame: Uint8Array, offload: FrameOffload | undefined): ResolveOutcome {
+    if (offload) {
+      // The queue holds plain frames. A super-frame (or a frame with a partial checksum) only
+      // comes from an established TCP connection, whose neighbour is almost always usable; when
+      // it is not, the segment is dropped like any lost one, and TCP sends it again.
+      this.stats.inc('unresolved_offload_discards');
+      return 'dropped';
+    }
     // A view into a larger buffer (a TAP read hands up a whole batch of frames in one buffer, and
     // the echo responder answers in the request's frame) would keep all of it alive while it
     // waits, uncounted by unres_qlen_bytes: queue a copy of the frame's own bytes instead.
@@ -541,7 +550,7 @@ export class NeighbourTable<A = Ipv4Address> {
     const frames = n.queue;
     n.queue = [];
     n.queueBytes = 0;
-    for (const f of frames) this.sendOrQueue(n, f);
+    for (const f of frames) this.sendOrQueue(n, f, undefined);
   }
 
   /** An upper layer saw progress (e.g. a TCP ACK): the neighbour is reachable (neigh_confirm). */

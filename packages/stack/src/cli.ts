@@ -11,8 +11,9 @@ import { MacAddress, checkInterfaceName, parseIpv4, parseIpv6WithZone, type Ipv4
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
-                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--udp-echo PORT]
-                [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT] [--link-delay MS[/JITTER]]
+                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
+                [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
+                [--link-delay MS[/JITTER]]
   tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
@@ -35,6 +36,9 @@ export const USAGE = `usage:
   --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
   --trace           print one line per frame in and out, with the time like tcpdump -tttt
                     (--trace=rel: seconds since the first line, like tcpdump -ttttt)
+  --vnet-hdr        the fast path: a virtio-net header on the TAP device, so TCP moves
+                    super-frames of up to 64 KB per system call with checksums offloaded
+                    (docs/01-link.md); counters tap.rx_gso_frames, tap.tx_gso_frames
   --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
                     more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
@@ -77,6 +81,8 @@ export interface DeviceOptions {
   notes: string[];
   /** One line per frame: off, with the wall-clock time, or with the time since the first line. */
   trace: false | 'absolute' | 'relative';
+  /** --vnet-hdr: open the device in virtio-net header mode (TapOptions.vnetHeader). */
+  vnetHeader: boolean;
   /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
   linkDelay: { delayMs: number; jitterMs: number } | undefined;
 }
@@ -117,7 +123,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\[/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|link-delay) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|link-delay) /;
+  const mine = topic === 'up' ? /^ {2}--/ : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /$^/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -190,6 +196,7 @@ export function parseCommand(argv: readonly string[]): Command {
         netns: { type: 'string' },
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
+        'vnet-hdr': { type: 'boolean' },
         'link-delay': { type: 'string' },
         ...(command === 'up'
           ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
@@ -292,6 +299,7 @@ export function parseCommand(argv: readonly string[]): Command {
     pcap,
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
+    vnetHeader: v['vnet-hdr'] === true,
     linkDelay,
   };
   if (command === 'up') {

@@ -74,6 +74,7 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
     mtu: 1500,
     ...(d.mac ? { mac: d.mac } : {}),
     ...(d.netns ? { netns: d.netns } : {}),
+    ...(d.vnetHeader ? { vnetHeader: true } : {}),
   });
   // --no-host-config means what --help says: the kernel's side of the device is the user's to set
   // up (link up, addresses); we do not even bring it up.
@@ -161,6 +162,8 @@ function bringUp(d: DeviceOptions): Stack {
     trace: d.trace ? traceWriter(d.trace) : false,
     ipv6: d.ipv6 ? { addresses: d.ip6 } : false,
   });
+  // With --vnet-hdr the device's own counters (super-frames each way) join `stats`.
+  if (d.vnetHeader && device) stack.register({ name: 'tap', counters: device.tapCounters });
   stack.start();
   return stack;
 }

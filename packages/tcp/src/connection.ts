@@ -219,6 +219,11 @@ export interface ConnectionHost {
   count(name: ConnectionCounter, by?: number): void;
   /** Host-wide challenge-ACK limit (RFC 5961 7, Linux tcp_challenge_ack_limit); true when one may be sent now. */
   allowChallengeAck(): boolean;
+  /**
+   * The largest datagram the link takes as one super-frame, cut into MSS-sized segments by the
+   * kernel (a TAP device in virtio-net header mode: 65535); 0 or absent: one segment per datagram.
+   */
+  readonly gsoMaxSize?: number;
 }
 
 export interface Endpoint {
@@ -1309,7 +1314,9 @@ export class TcpConnection implements SocketConnection {
         }
         // SACK blocks on this segment take room from its data (Linux's tcp_current_mss does the same).
         const mss = this.mss - this.sackOptionBytes();
-        length = Math.min(mss, unsent, room);
+        length = Math.min(this.largestSend(mss), unsent, room);
+        // A super-frame carries whole segments only, unless it ends the data (tcp_mss_split_point).
+        if (length > mss && length < unsent) length -= length % mss;
         if (length < mss && flight > 0) {
           // Nagle: a small last piece waits for the ACK of what is in flight (unless noDelay or it ends the stream).
           if (length === unsent && !this.noDelay && !this.finQueued) break;
@@ -1333,7 +1340,13 @@ export class TcpConnection implements SocketConnection {
       this.emitData(seq, flags, data);
       const end = seqAdd(seq, length + (fin ? 1 : 0));
       if (this.sackOn) {
-        this.scoreboard.sentNew(seq, end, this.clock.now());
+        // A super-frame (a GSO link) goes on the wire as segments: one record each, so SACK
+        // blocks can cover them one by one (Linux splits its TSO skbs the same way).
+        const now = this.clock.now();
+        const segment = (this.host.gsoMaxSize ?? 0) > 0 ? Math.min(length, this.segmentSize) : length;
+        let start = seq;
+        for (let left = length; left > segment; left -= segment, start = seqAdd(start, segment)) this.scoreboard.sentNew(start, seqAdd(start, segment), now);
+        this.scoreboard.sentNew(start, end, now);
         pipe += length + (fin ? 1 : 0);
       }
       if (this.caState === 'recovery') this.prrOut += length;
@@ -1345,6 +1358,20 @@ export class TcpConnection implements SocketConnection {
     }
     if (sent && !this.retransmitTimer) this.armRetransmit();
     if (sent && this.probeAllowance === 0 && !this.probeTimer) this.scheduleLossProbe();
+  }
+
+  /**
+   * Bytes one send may carry: one MSS, or on a link that segments for us (gsoMaxSize) as many
+   * whole MSS as fit in a datagram under its 20-byte IPv4 and largest (60-byte) TCP header.
+   */
+  private largestSend(mss: number): number {
+    const gso = this.host.gsoMaxSize ?? 0;
+    return gso > 0 ? Math.max(1, Math.floor((gso - 80) / mss)) * mss : mss;
+  }
+
+  /** Data bytes per segment right now (the MSS less the SACK blocks our next segment carries). */
+  get segmentSize(): number {
+    return this.mss - this.sackOptionBytes();
   }
 
   private flightSize(): number {

@@ -17,7 +17,7 @@
  * What is settled here and shared by the whole package: the flag bits, the option kinds, and the
  * plain `TcpRepr` every other file speaks (the connection takes and makes `TcpRepr`s, never bytes).
  */
-import { internetChecksum, IPV4_MIN_HEADER_LENGTH, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
+import { foldChecksum, internetChecksum, IPV4_MIN_HEADER_LENGTH, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
 import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
 
 /** The flag bits of header byte 13. */
@@ -416,8 +416,11 @@ export const TcpRepr = {
    * Writes the segment into `buffer` (exactly `bufferLength` bytes from `offset`): header,
    * options, `payload`, then the checksum for `source` and `destination`. Throws when the
    * options do not fit in 40 bytes (a programming error, not network input).
+   * With `partialChecksum` the checksum field gets only the pseudo-header's sum, folded and not
+   * complemented, for a device to finish over the segment (virtio-net NEEDS_CSUM): the bytes are
+   * not summed at all.
    */
-  emit(repr: TcpRepr, payload: Uint8Array, buffer: Uint8Array, source: Ipv4Address, destination: Ipv4Address, offset = 0): void {
+  emit(repr: TcpRepr, payload: Uint8Array, buffer: Uint8Array, source: Ipv4Address, destination: Ipv4Address, offset = 0, partialChecksum = false): void {
     const headerLength = TcpRepr.headerLength(repr);
     if (headerLength > TCP_MAX_HEADER_LENGTH) throw new RangeError(`TCP options of ${headerLength - 20} bytes do not fit in 40`);
     const b = buffer.subarray(offset, offset + headerLength + payload.length);
@@ -437,7 +440,7 @@ export const TcpRepr = {
     b[TcpField.URGENT_POINTER + 1] = repr.urgentPointer & 0xff;
     emitOptions(repr.options, b, TcpField.OPTIONS);
     if (payload.length > 0) b.set(payload, headerLength);
-    const sum = tcpChecksum(b, source, destination);
+    const sum = partialChecksum ? foldChecksum(pseudoHeaderSum(source, destination, IpProtocol.TCP, b.length)) : tcpChecksum(b, source, destination);
     b[TcpField.CHECKSUM] = sum >>> 8;
     b[TcpField.CHECKSUM + 1] = sum & 0xff;
   },

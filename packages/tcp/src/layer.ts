@@ -17,12 +17,12 @@ import debugFactory from 'debug';
 import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
-import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type Clock, type Ipv4Address } from '@tapstack/link';
+import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type Clock, type Ipv4Address } from '@tapstack/link';
 import type { CongestionControlChoice } from './congestion.ts';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
-import { formatTcp, mssForMtu, TCP_DEFAULT_MSS, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
+import { formatTcp, mssForMtu, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
 import { SequenceSecrets } from './isn.ts';
 import { resetFor } from './reset.ts';
 import { TcpServer, type ListenerHost } from './server.ts';
@@ -133,9 +133,11 @@ class SegmentWriter implements PayloadWriter {
   payload: Uint8Array = EMPTY;
   source: Ipv4Address = IPV4_UNSPECIFIED;
   destination: Ipv4Address = IPV4_UNSPECIFIED;
+  /** The link finishes the checksum (a super-frame): write the pseudo-header's sum only. */
+  partialChecksum = false;
 
   write(target: Uint8Array): void {
-    TcpRepr.emit(this.repr!, this.payload, target, this.source, this.destination);
+    TcpRepr.emit(this.repr!, this.payload, target, this.source, this.destination, 0, this.partialChecksum);
   }
 }
 
@@ -171,7 +173,8 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.synBacklog = options.synBacklog ?? 256;
     this.syncookies = options.syncookies ?? 1;
     this.challengeAckLimit = options.challengeAckLimit ?? 1000;
-    this.ipv4.register(IpProtocol.TCP, (packet, payload, info) => this.input(packet, payload, info));
+    // offloads: a super-frame and a checksum the kernel vouches for reach input() as they are.
+    this.ipv4.register(IpProtocol.TCP, (packet, payload, info) => this.input(packet, payload, info), { offloads: true });
     options.icmp?.onError(IpProtocol.TCP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
@@ -256,11 +259,23 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const source = packet.source;
     const destination = packet.destination;
     const segment = checked.value;
-    if (!segment.verifyChecksum(source, destination)) {
-      c.inc('InErrs');
-      return c.inc('InCsumErrors');
+    // A checksum the kernel checked ('valid') or never computed because the segment comes from
+    // its own stack ('partial', virtio-net header mode) is not summed again: that is the saving.
+    // A 'partial' one must name our checksum field; one that names another is checked (and fails).
+    const offload = info.offload;
+    const vouched =
+      offload !== undefined &&
+      (offload.checksum === 'valid' ||
+        (offload.checksum === 'partial' && offload.checksumStart === ETHERNET_HEADER_LENGTH + packet.headerLength && offload.checksumOffset === TcpField.CHECKSUM));
+    if (!vouched) {
+      if (!segment.verifyChecksum(source, destination)) {
+        c.inc('InErrs');
+        return c.inc('InCsumErrors');
+      }
     }
-    this.inSegs.value++;
+    // A super-frame counts as the segments it stands for, as Linux counts a GRO'd skb.
+    if (offload !== undefined && offload.gso === 'tcpv4') this.inSegs.value += segmentsIn(segment.payload.length, offload.segmentSize);
+    else this.inSegs.value++;
     if (logging()) log('in  %s', formatTcp(payload, source, destination));
     const repr = TcpRepr.parse(segment);
     const data = segment.payload;
@@ -362,7 +377,15 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   // ConnectionHost: what connections call
 
   output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
-    this.send(repr, payload, connection.local.address, connection.remote.address);
+    // Longer than one segment can only be a super-frame the connection built for a GSO link
+    // (asked only there: the segment size costs a look at the SACK blocks).
+    const segmentSize = payload.length > 0 && this.ipv4.gsoMaxSize > 0 ? connection.segmentSize : 0;
+    this.send(repr, payload, connection.local.address, connection.remote.address, payload.length > segmentSize ? segmentSize : 0);
+  }
+
+  /** The link's super-frame limit (0: none), for connections deciding how much one send carries. */
+  get gsoMaxSize(): number {
+    return this.ipv4.gsoMaxSize;
   }
 
   established(connection: TcpConnection): void {
@@ -429,17 +452,26 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
 
   // ---------------------------------------------------------------------------------------
 
-  private send(repr: TcpRepr, payload: Uint8Array, source: Ipv4Address, destination: Ipv4Address): void {
+  /**
+   * Writes one segment and hands it to IPv4. With `segmentSize` (a super-frame of several
+   * segments' data), the checksum and the cutting into segments of `segmentSize` bytes are left
+   * to the link (virtio-net header mode): IPv4 passes the request on as the frame's offload.
+   */
+  private send(repr: TcpRepr, payload: Uint8Array, source: Ipv4Address, destination: Ipv4Address, segmentSize = 0): void {
     const w = this.writer;
     w.repr = repr;
     w.payload = payload;
     w.source = source;
     w.destination = destination;
     w.length = TcpRepr.bufferLength(repr, payload.length);
+    w.partialChecksum = segmentSize > 0;
     if (logging()) log('out %s', formatTcp(encodeForLog(repr, payload, source, destination), source, destination));
-    const outcome = this.ipv4.send({ destination, protocol: IpProtocol.TCP, payload: w, source, dontFragment: true });
+    const offload = segmentSize > 0 ? { checksumOffset: TcpField.CHECKSUM, segmentSize, transportHeaderLength: TcpRepr.headerLength(repr) } : undefined;
+    const outcome = this.ipv4.send({ destination, protocol: IpProtocol.TCP, payload: w, source, dontFragment: true, offload });
+    if (segmentSize > 0) this.counters.inc('OutSegs', segmentsIn(payload.length, segmentSize) - 1);
     w.repr = undefined;
     w.payload = EMPTY;
+    w.partialChecksum = false;
     if (outcome !== 'sent' && outcome !== 'queued') this.counters.inc('tx_failed');
   }
 
@@ -481,3 +513,8 @@ function encodeForLog(repr: TcpRepr, payload: Uint8Array, source: Ipv4Address, d
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** How many segments of `segmentSize` data bytes carry `dataLength` bytes (at least 1). */
+function segmentsIn(dataLength: number, segmentSize: number): number {
+  return segmentSize > 0 ? Math.max(1, Math.ceil(dataLength / segmentSize)) : 1;
+}
