@@ -20,13 +20,17 @@
  * and prints `same`; the third gets "Connection refused" (our ICMP port unreachable).
  * Ctrl-C prints the counters and removes the namespace.
  * Options: --netns NAME (default tapstack-udp-demo), --port N (default 7777). DEBUG=tapstack:udp traces more.
+ *
+ * This stack is IPv4 only, to keep the wiring short: with no IPv6 layer given, `bind(port)` is
+ * `0.0.0.0`. The same socket code over both families is `tapstack up --udp-echo 7` (createStack
+ * wires IPv6 too, and `bind(7)` is then `::`): `socat - UDP6:[fd00:10::2]:7` in its namespace.
  */
 import { parseArgs } from 'node:util';
 import { Arp } from '@tapstack/arp';
 import { IcmpLayer } from '@tapstack/icmp';
 import { Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
 import { EtherTypeDispatcher, SystemClock, TapDevice, formatIpv4 } from '@tapstack/link';
-import { UdpLayer } from '@tapstack/udp';
+import { formatUdpAddress, UdpLayer } from '@tapstack/udp';
 import { onStop, ownNamespace } from './support/own-namespace.ts';
 
 const { values } = parseArgs({
@@ -72,5 +76,5 @@ console.log(`try: printf 'hello' | sudo ip netns exec ${ns.name} socat -t 1 - UD
 for await (const { data, address: from, port: fromPort } of socket) {
   // reply(), not send(): a sender that cannot be answered (port 0, 0.0.0.0) is counted, not thrown about
   const outcome = socket.reply(data, { address: from, port: fromPort });
-  console.log(`${formatIpv4(from)}:${fromPort} sent ${data.length} bytes: ${outcome === 'unanswerable' ? 'cannot be answered, dropped' : 'echoed'}`);
+  console.log(`${formatUdpAddress(from)}:${fromPort} sent ${data.length} bytes: ${outcome === 'unanswerable' ? 'cannot be answered, dropped' : 'echoed'}`);
 }

@@ -373,8 +373,7 @@ beforeAll(async () => {
   // tapstack on a TAP device
   tapNs = Netns.create('diff-tap');
   noIpv6(tapNs);
-  // --no-ipv6: like the kernel side (noIpv6), so no DAD, MLD or router solicitation lands in a capture
-  tapstack = spawnTapstack(tapNs, ['up', '--tap', 'dut0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7', '--no-ipv6']);
+  tapstack = spawnTapstack(tapNs, ['up', '--tap', 'dut0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7']);
   const up = await tapstack.waitFor(/tapstack is up on dut0 in namespace \S+: 10\.0\.0\.2 at ([0-9a-f:]{17})/);
   tapSide = { host: macOf(tapNs, 'dut0'), peer: up[1]! };
   // tapstack announces 10.0.0.2 twice, 2 s apart (RFC 5227 ANNOUNCE_NUM/ANNOUNCE_INTERVAL);

@@ -9,9 +9,11 @@ import type { UdpLayer, UdpSocket } from '@tapstack/udp';
 import type { TcpLayer, TcpServer } from '@tapstack/tcp';
 
 /**
- * A UDP echo (RFC 862): every datagram goes back to its sender, except those that cannot be
- * answered: from source port 0 (RFC 768: "no reply expected"), from 0.0.0.0 (a host without an
- * address yet) or from a broadcast source. `reply` checks that, sends nothing and counts
+ * A UDP echo (RFC 862) on both families: `bind(port)` is `::` when the stack has IPv6, so IPv4
+ * and IPv6 datagrams reach the one socket and `reply` answers each over its own family. Every
+ * datagram goes back to its sender, except those that cannot be answered: from source port 0
+ * (RFC 768: "no reply expected"), from 0.0.0.0 or :: (a host without an address yet) or from a
+ * broadcast or multicast source. `reply` checks that, sends nothing and counts
  * `udp.tx_unanswerable` (the layer also counts `rx_source_port_zero` and `rx_source_unspecified`
  * as they arrive): no exception anywhere, however many of them come.
  */

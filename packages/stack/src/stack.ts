@@ -159,7 +159,6 @@ export function createStack(options: StackOptions): Stack {
     ...(gateway !== undefined ? { gateway } : {}),
   });
   const icmp = new IcmpLayer({ ipv4, clock, ...options.icmp });
-  const udp = new UdpLayer({ ipv4, icmp, ...(options.random ? { random: options.random } : {}), ...options.udp });
   const tcp = new TcpLayer({ ipv4, icmp, clock, ...(options.random ? { random: options.random } : {}), ...options.tcp });
 
   // IPv6 beside IPv4 (seed 003: nd_tbl beside arp_tbl): addresses, the layer, ICMPv6 on it, and
@@ -182,6 +181,14 @@ export function createStack(options: StackOptions): Stack {
     });
     for (const a of v6.addresses ?? []) ndp.addAddress(typeof a === 'string' ? Ipv6Cidr.parse(a) : a);
   }
+  // UDP on both families when IPv6 is there: `udp.bind(7)` is then `::`, dual-stack.
+  const udp = new UdpLayer({
+    ipv4,
+    icmp,
+    ...(ipv6 && icmpv6 ? { ipv6, icmpv6 } : {}),
+    ...(options.random ? { random: options.random } : {}),
+    ...options.udp,
+  });
 
   const layers: StackLayer[] = [];
   const register = (layer: StackLayer): void => {

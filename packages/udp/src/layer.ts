@@ -1,5 +1,6 @@
 /**
- * The UDP layer (RFC 768, RFC 1122 section 4.1): protocol 17 in IPv4's dispatch table.
+ * The UDP layer (RFC 768, RFC 1122 section 4.1): protocol 17 in IPv4's dispatch table, and next
+ * header 17 in IPv6's when the stack has IPv6 (RFC 8200 8.1), both feeding the same sockets.
  *
  * Receive: check the header and the length field against the IP payload (shorter: drop;
  * longer: trim, as Linux does), verify the checksum when one was sent, then find the socket
@@ -11,16 +12,25 @@
  *
  * Send: a socket's datagram is written straight into the outgoing frame by IPv4 (no extra
  * copy), checksum computed over the pseudo-header; IPv4 fragments it when it exceeds the MTU.
+ *
+ * IPv6 is the same walk with three differences: the checksum covers IPv6's pseudo-header and is
+ * mandatory (a datagram with 0 in the field is dropped and counted, RFC 8200 8.1); a closed
+ * port is answered by ICMPv6 destination unreachable code 4 (RFC 4443 3.1), through the ICMPv6
+ * layer's error path with its RFC 4443 2.4 rules and rate limit; multicast to a group we joined
+ * takes the place of broadcast. A socket bound to `::` (the default with IPv6) receives both
+ * families, like a Linux socket with bindv6only=0; one bound to `0.0.0.0` only IPv4.
  */
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
 import { UnreachableCode, type IcmpErrorReport, type IcmpLayer } from '@tapstack/icmp';
-import { IpProtocol, type Ipv4DeliveryInfo, type Ipv4Layer, type Ipv4Packet, type Ipv4SendOutcome, type PayloadWriter } from '@tapstack/ipv4';
-import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, type Ipv4Address } from '@tapstack/link';
-import { UdpSocketError } from './errors.ts';
-import { DEFAULT_EPHEMERAL_PORTS, PortTable } from './ports.ts';
+import type { Icmpv6ErrorReport, Icmpv6Layer } from '@tapstack/icmpv6';
+import { IpProtocol, type Ipv4DeliveryInfo, type Ipv4Layer, type Ipv4Packet, type PayloadWriter } from '@tapstack/ipv4';
+import type { Ipv6DeliveryInfo, Ipv6Layer, Ipv6Packet, Ipv6PayloadWriter } from '@tapstack/ipv6';
+import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, Ipv6Address, type Ipv4Address } from '@tapstack/link';
+import { icmpErrno, icmpv6Errno, UdpIcmpError, UdpSocketError } from './errors.ts';
+import { DEFAULT_EPHEMERAL_PORTS, formatUdpAddress, formatUdpEndpoint, PortTable, type UdpAddress } from './ports.ts';
 import { UdpSocket, type UdpReceiveQueueLimits, type UdpSendOutcome, type UdpSocketHost } from './socket.ts';
-import { formatUdp, UDP_HEADER_LENGTH, UdpField, UdpPacket, writeUdpHeader, type UdpCheckError } from './udp.ts';
+import { formatUdp, UDP_HEADER_LENGTH, udp6ChecksumAt, UdpField, UdpPacket, writeUdp6Header, writeUdpHeader, type UdpCheckError } from './udp.ts';
 
 const log = debugFactory('tapstack:udp');
 /** `log.enabled` for the per-datagram lines, read once per run (see hot-path-log.ts in @tapstack/link). */
@@ -49,6 +59,17 @@ export const UDP_COUNTERS = [
   'tx_unanswerable',
   // ICMP errors about datagrams we sent, passed to the sending socket
   'rx_icmp_errors',
+  // The counters above count both families. These count IPv6 only, under the names of Linux's
+  // Udp6 lines in /proc/net/snmp6 ...
+  'Udp6InDatagrams',
+  'Udp6NoPorts',
+  'Udp6InCsumErrors',
+  'Udp6RcvbufErrors',
+  'Udp6IgnoredMulti',
+  'Udp6OutDatagrams',
+  // ... and the drop IPv4 does not have: a checksum field of 0 (also in rx_bad_checksum and
+  // Udp6InCsumErrors, where Linux counts it)
+  'rx_zero_checksum_ipv6',
 ] as const;
 export type UdpCounterName = (typeof UDP_COUNTERS)[number];
 
@@ -62,6 +83,10 @@ export interface UdpLayerOptions {
   ipv4: Ipv4Layer;
   /** Sends port unreachable for datagrams nobody listens for. Without it, they are only counted. */
   icmp?: IcmpLayer;
+  /** UDP over IPv6 too (next header 17); `bind()` then takes both families by default. */
+  ipv6?: Ipv6Layer;
+  /** Port unreachable over IPv6, and ICMPv6 errors about our datagrams passed to the sockets. */
+  icmpv6?: Icmpv6Layer;
   /** Ephemeral port range for sockets that do not name a port (default 49152-65535). */
   ephemeralPorts?: { low: number; high: number };
   /** Default receive queue limits of new sockets. */
@@ -88,13 +113,31 @@ class DatagramWriter implements PayloadWriter {
   }
 }
 
+/** The IPv6 twin of DatagramWriter: the source is chosen before the write, so the checksum is ours. */
+class Datagram6Writer implements Ipv6PayloadWriter {
+  length = 0;
+  source: Ipv6Address = Ipv6Address.UNSPECIFIED;
+  destination: Ipv6Address = Ipv6Address.UNSPECIFIED;
+  sourcePort = 0;
+  destinationPort = 0;
+  data: Uint8Array = new Uint8Array(0);
+
+  write(target: Uint8Array): void {
+    target.set(this.data, UdpField.PAYLOAD);
+    writeUdp6Header(target, this.sourcePort, this.destinationPort, this.length, this.source, this.destination);
+  }
+}
+
 export class UdpLayer {
   readonly counters = new Counters<UdpCounterName>('udp', UDP_COUNTERS);
   private readonly ipv4: Ipv4Layer;
   private readonly icmp: IcmpLayer | undefined;
+  private readonly ipv6: Ipv6Layer | undefined;
+  private readonly icmpv6: Icmpv6Layer | undefined;
   private readonly ports: PortTable<UdpSocket>;
   private readonly receiveQueue: UdpReceiveQueueLimits | undefined;
   private readonly writer = new DatagramWriter();
+  private readonly writer6 = new Datagram6Writer();
   private readonly sockets = new Set<UdpSocket>();
   private readonly host: UdpSocketHost;
   private isClosed = false;
@@ -102,10 +145,13 @@ export class UdpLayer {
   constructor(options: UdpLayerOptions) {
     this.ipv4 = options.ipv4;
     this.icmp = options.icmp;
+    this.ipv6 = options.ipv6;
+    this.icmpv6 = options.icmpv6;
     this.ports = new PortTable(options.ephemeralPorts ?? DEFAULT_EPHEMERAL_PORTS, options.random);
     this.receiveQueue = options.receiveQueue;
     this.host = {
       bindPort: (socket, port, address) => this.bindPort(socket, port, address),
+      defaultAddress: this.ipv6 ? Ipv6Address.UNSPECIFIED : IPV4_UNSPECIFIED,
       releasePort: (socket, port) => {
         this.ports.release(port, socket);
         this.sockets.delete(socket);
@@ -121,6 +167,11 @@ export class UdpLayer {
     this.icmp?.onError(IpProtocol.UDP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
+    // Multicast to a group we joined (ff02::1 and the like) goes to the wildcard sockets.
+    this.ipv6?.register(IpProtocol.UDP, (packet, payload, info) => this.input6(packet, payload, info), { multicast: true });
+    this.icmpv6?.onError((report) => {
+      if (!this.isClosed) this.icmpv6Error(report);
+    });
   }
 
   /** A new, unbound socket (`dgram.createSocket('udp4')`); it binds on `bind()` or its first `send()`. */
@@ -131,10 +182,11 @@ export class UdpLayer {
   }
 
   /**
-   * A socket bound to `port` (0 or none: ephemeral) on `address` (none: every address of the
-   * stack). Throws UdpSocketError EADDRINUSE when the port is taken.
+   * A socket bound to `port` (0 or none: ephemeral) on `address`: none or '::', every address
+   * of both families (IPv4 only on a stack without IPv6); '0.0.0.0', every IPv4 address; or one
+   * address of the stack. Throws UdpSocketError EADDRINUSE when the port is taken.
    */
-  bind(port = 0, address: Ipv4Address | string = IPV4_UNSPECIFIED): UdpSocket {
+  bind(port = 0, address?: UdpAddress | string): UdpSocket {
     return this.createSocket().bind(port, address);
   }
 
@@ -143,11 +195,11 @@ export class UdpLayer {
     return this.sockets.size;
   }
 
-  /** The bound sockets, one line each, like `ss -uan`: `UNCONN 0.0.0.0:7 queued 0`. */
+  /** The bound sockets, one line each, like `ss -uan`: `UNCONN 0.0.0.0:7 queued 0`, `UNCONN *:7 queued 0` for `::`. */
   show(): string {
     return this.ports
       .entries()
-      .map((e) => `UNCONN ${formatIpv4(e.address)}:${e.port} queued ${e.owner.queued}`)
+      .map((e) => `UNCONN ${formatUdpEndpoint(e.address, e.port)} queued ${e.owner.queued}`)
       .join('\n');
   }
 
@@ -157,6 +209,7 @@ export class UdpLayer {
     this.isClosed = true;
     for (const s of [...this.sockets]) s.close();
     this.ipv4.unregister(IpProtocol.UDP);
+    this.ipv6?.unregister(IpProtocol.UDP);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -183,7 +236,7 @@ export class UdpLayer {
     const port = udp.destinationPort;
     if (udp.sourcePort === 0) c.inc('rx_source_port_zero');
     if (source === IPV4_UNSPECIFIED) c.inc('rx_source_unspecified');
-    const datagram = { data: udp.payload, address: source, port: udp.sourcePort, destination };
+    const datagram = { family: 'IPv4', data: udp.payload, address: source, port: udp.sourcePort, destination } as const;
     match(info.destinationKind)
       .with('unicast', () => {
         const socket = this.ports.lookup(port, destination);
@@ -208,6 +261,83 @@ export class UdpLayer {
       .exhaustive();
   }
 
+  /**
+   * Takes one IPv6 packet whose upper layer is UDP (after any extension headers). Never throws
+   * on its content.
+   */
+  input6(packet: Ipv6Packet, payload: Uint8Array, info: Ipv6DeliveryInfo): void {
+    const c = this.counters;
+    const checked = UdpPacket.check(payload);
+    if (!checked.ok) {
+      c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
+      return;
+    }
+    const udp = checked.value;
+    if (udp.bytes.length !== payload.length) c.inc('rx_trimmed');
+    // RFC 8200 8.1: a zero checksum is not "none" over IPv6, it is an error (Linux: csum_error).
+    if (udp.checksum === 0) {
+      c.inc('rx_zero_checksum_ipv6');
+      c.inc('rx_bad_checksum');
+      c.inc('Udp6InCsumErrors');
+      return;
+    }
+    if (udp6ChecksumAt(udp.bytes, packet.bytes) !== 0) {
+      c.inc('rx_bad_checksum');
+      c.inc('Udp6InCsumErrors');
+      return;
+    }
+    const source = packet.source;
+    const destination = packet.destination;
+    if (logging()) log('in  %s', formatUdp(udp.bytes, source, destination));
+    const port = udp.destinationPort;
+    if (udp.sourcePort === 0) c.inc('rx_source_port_zero');
+    if (source.isUnspecified) c.inc('rx_source_unspecified');
+    const datagram = { family: 'IPv6', data: udp.payload, address: source, port: udp.sourcePort, destination } as const;
+    match(info.destinationKind)
+      .with('unicast', () => {
+        const socket = this.ports.lookup(port, destination);
+        if (!socket) {
+          c.inc('rx_no_port');
+          c.inc('Udp6NoPorts');
+          this.portUnreachable6(packet, info);
+          return;
+        }
+        c.inc('rx_datagrams');
+        c.inc('Udp6InDatagrams');
+        if (!socket.deliver(datagram)) {
+          c.inc('rx_queue_full');
+          c.inc('Udp6RcvbufErrors');
+        }
+      })
+      .with('multicast', () => {
+        // RFC 4443 2.4 (e.2): no error about a datagram sent to a group.
+        const sockets = this.ports.lookupAll(port, destination);
+        if (sockets.length === 0) {
+          c.inc('rx_ignored_broadcast');
+          c.inc('Udp6IgnoredMulti');
+          return;
+        }
+        c.inc('rx_datagrams');
+        c.inc('Udp6InDatagrams');
+        for (const s of sockets) {
+          if (!s.deliver(datagram)) {
+            c.inc('rx_queue_full');
+            c.inc('Udp6RcvbufErrors');
+          }
+        }
+      })
+      .exhaustive();
+  }
+
+  private portUnreachable6(packet: Ipv6Packet, info: Ipv6DeliveryInfo): void {
+    const icmpv6 = this.icmpv6;
+    if (!icmpv6) return;
+    // ICMPv6 applies RFC 4443 2.4 (not about groups, link multicast, odd sources) and the rate
+    // limit, and quotes as much of the packet as fits 1280 bytes.
+    const outcome = icmpv6.sendError({ kind: 'destination-unreachable', code: 4 }, packet.bytes, info);
+    if (outcome === 'sent' || outcome === 'queued') this.counters.inc('tx_port_unreachable');
+  }
+
   private portUnreachable(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const icmp = this.icmp;
     if (!icmp) return;
@@ -229,15 +359,38 @@ export class UdpLayer {
     const socket = this.ports.lookup(sourcePort, o.source);
     if (!socket) return;
     this.counters.inc('rx_icmp_errors');
-    socket.reportError(report, o.destination, destinationPort);
+    socket.reportError(new UdpIcmpError(icmpErrno(report.kind, report.code), o.destination, destinationPort, report.from));
+  }
+
+  /**
+   * An ICMPv6 error about a datagram we sent: the same lookup, by the quote's source port and
+   * address. Packet Too Big is IPv6's business (it lowers the path MTU; the next send fits), so
+   * a socket hears unreachable, time exceeded and parameter problem, as Linux's udpv6_err reports.
+   */
+  private icmpv6Error(report: Icmpv6ErrorReport): void {
+    const o = report.original;
+    if (o.nextHeader !== IpProtocol.UDP || o.payload.length < 4 || report.kind === 'packet-too-big') return;
+    const sourcePort = (o.payload[0]! << 8) | o.payload[1]!;
+    const destinationPort = (o.payload[2]! << 8) | o.payload[3]!;
+    const socket = this.ports.lookup(sourcePort, o.source);
+    if (!socket) return;
+    this.counters.inc('rx_icmp_errors');
+    socket.reportError(new UdpIcmpError(icmpv6Errno(report.kind, report.code), o.destination, destinationPort, report.from));
   }
 
   // ---------------------------------------------------------------------------------------
   // Sockets and send
 
-  private bindPort(socket: UdpSocket, port: number, address: Ipv4Address): number {
+  private bindPort(socket: UdpSocket, port: number, address: UdpAddress): number {
     this.checkOpen();
-    if (address !== IPV4_UNSPECIFIED && address !== this.ipv4.address.address) {
+    if (typeof address !== 'number') {
+      const ipv6 = this.ipv6;
+      if (!ipv6) throw new UdpSocketError('EAFNOSUPPORT', `this stack has no IPv6, cannot bind ${formatUdpAddress(address)}`);
+      // RFC 4862 5.4: a tentative (or duplicate) address is not ours to use yet
+      if (!address.isUnspecified && !ipv6.addresses.isAssigned(address)) {
+        throw new UdpSocketError('EADDRNOTAVAIL', `${address.toString()} is not a usable address of this stack (see ipv6.addresses.show())`);
+      }
+    } else if (address !== IPV4_UNSPECIFIED && address !== this.ipv4.address.address) {
       throw new UdpSocketError(
         'EADDRNOTAVAIL',
         `${formatIpv4(address)} is not an address of this stack (it has ${formatIpv4(this.ipv4.address.address)})`,
@@ -249,13 +402,16 @@ export class UdpLayer {
   }
 
   private sendDatagram(
-    source: Ipv4Address,
+    source: UdpAddress,
     sourcePort: number,
-    destination: Ipv4Address,
+    destination: UdpAddress,
     destinationPort: number,
     data: Uint8Array,
     ttl: number | undefined,
   ): UdpSendOutcome {
+    if (typeof destination !== 'number') return this.sendDatagram6(source, sourcePort, destination, destinationPort, data, ttl);
+    // the socket refused other mixes; a `::` socket sends IPv4 from the IPv4 address
+    if (typeof source !== 'number') source = IPV4_UNSPECIFIED;
     const w = this.writer;
     w.source = source === IPV4_UNSPECIFIED ? this.ipv4.address.address : source;
     w.destination = destination;
@@ -275,13 +431,50 @@ export class UdpLayer {
     return this.countSend(outcome, data.length);
   }
 
-  private countSend(outcome: Ipv4SendOutcome, bytes: number): UdpSendOutcome {
+  /**
+   * IPv6 send: the source is chosen here (the bound address, or RFC 6724's choice for the
+   * destination) so the checksum can be computed while the datagram is written, with a computed
+   * 0 sent as 0xFFFF, which IPv6's generic checksum fill-in would not do.
+   */
+  private sendDatagram6(
+    bound: UdpAddress,
+    sourcePort: number,
+    destination: Ipv6Address,
+    destinationPort: number,
+    data: Uint8Array,
+    hopLimit: number | undefined,
+  ): UdpSendOutcome {
+    const ipv6 = this.ipv6;
+    if (!ipv6) {
+      this.counters.inc('tx_dropped');
+      return 'no_route';
+    }
+    const source = typeof bound !== 'number' && !bound.isUnspecified ? bound : ipv6.sourceFor(destination);
+    if (!source) {
+      this.counters.inc('tx_dropped');
+      return 'no_source';
+    }
+    const w = this.writer6;
+    w.source = source;
+    w.destination = destination;
+    w.sourcePort = sourcePort;
+    w.destinationPort = destinationPort;
+    w.data = data;
+    w.length = UDP_HEADER_LENGTH + data.length;
+    if (logging()) log('out %s.%d > %s.%d: UDP, length %d', source.toString(), sourcePort, destination.toString(), destinationPort, data.length);
+    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.UDP, payload: w, ...(hopLimit === undefined ? {} : { hopLimit }) });
+    w.data = EMPTY;
+    if (outcome === 'sent' || outcome === 'queued') this.counters.inc('Udp6OutDatagrams');
+    return this.countSend(outcome, data.length);
+  }
+
+  private countSend(outcome: UdpSendOutcome, bytes: number): UdpSendOutcome {
     match(outcome)
       .with('sent', 'queued', () => {
         this.counters.inc('tx_datagrams');
         this.counters.inc('tx_bytes', bytes);
       })
-      .with('dropped', 'no_route', 'fragmentation_needed', 'too_long', 'closed', () => this.counters.inc('tx_dropped'))
+      .with('dropped', 'no_route', 'no_source', 'fragmentation_needed', 'too_long', 'closed', () => this.counters.inc('tx_dropped'))
       .exhaustive();
     return outcome;
   }

@@ -6,14 +6,22 @@
  * reader falls behind, new datagrams are dropped and counted (`rx_queue_full`, Linux's
  * RcvbufErrors) instead of growing memory.
  */
-import { Counters, formatIpv4, IPV4_UNSPECIFIED, isIpv4Multicast, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import { Counters, IPV4_UNSPECIFIED, Ipv6Address, isIpv4Multicast, parseIpv4, type Ipv4Address } from '@tapstack/link';
 import type { Ipv4SendOutcome } from '@tapstack/ipv4';
-import type { IcmpErrorReport } from '@tapstack/icmp';
-import { icmpErrno, UdpIcmpError, UdpSocketError } from './errors.ts';
-import { UDP_MAX_PAYLOAD } from './udp.ts';
+import type { Ipv6SendOutcome } from '@tapstack/ipv6';
+import { UdpIcmpError, UdpSocketError } from './errors.ts';
+import { formatUdpEndpoint, type UdpAddress } from './ports.ts';
+import { UDP_MAX_PAYLOAD, UDP_MAX_PAYLOAD_IPV6 } from './udp.ts';
 
-/** One received datagram. `data` is a view into the received frame; copy it to keep it past a later change. */
-export interface UdpDatagram {
+/**
+ * One received datagram. `data` is a view into the received frame; copy it to keep it past a
+ * later change. `family` says which kind of address `address` and `destination` are, so
+ * TypeScript narrows them: `if (d.family === 'IPv6') d.address.toString()`.
+ */
+export type UdpDatagram = UdpIpv4Datagram | UdpIpv6Datagram;
+
+export interface UdpIpv4Datagram {
+  readonly family: 'IPv4';
   readonly data: Uint8Array;
   /** The sender's address and port (Node's `rinfo.address`/`rinfo.port`). */
   readonly address: Ipv4Address;
@@ -22,11 +30,30 @@ export interface UdpDatagram {
   readonly destination: Ipv4Address;
 }
 
+export interface UdpIpv6Datagram {
+  readonly family: 'IPv6';
+  readonly data: Uint8Array;
+  readonly address: Ipv6Address;
+  readonly port: number;
+  /** Ours, or a multicast group we joined. */
+  readonly destination: Ipv6Address;
+}
+
 /**
- * What IPv4 did with a datagram: `sent`, `queued` (waiting for ARP), or why not: `dropped`
- * (resolver or link refused it), `no_route`, `fragmentation_needed`, `too_long`, `closed`.
+ * Who sent a datagram, as the 'message' listener gets it: Node's `rinfo` (`family`, `address`,
+ * `port`, `size`), with the address as this stack's value for its family (an IPv4 number,
+ * `formatIpv4` prints it; an Ipv6Address, whose `toString()` does). Pass it to `reply`.
  */
-export type UdpSendOutcome = Ipv4SendOutcome;
+export type UdpRemoteInfo =
+  | { readonly family: 'IPv4'; readonly address: Ipv4Address; readonly port: number; readonly size: number }
+  | { readonly family: 'IPv6'; readonly address: Ipv6Address; readonly port: number; readonly size: number };
+
+/**
+ * What the IP layer did with a datagram: `sent`, `queued` (waiting for ARP or NDP), or why not:
+ * `dropped` (resolver or link refused it), `no_route`, `fragmentation_needed` (IPv4, DF set),
+ * `too_long`, `no_source` (IPv6 had no usable source address for the destination), `closed`.
+ */
+export type UdpSendOutcome = Ipv4SendOutcome | Ipv6SendOutcome;
 
 /**
  * What `reply` did: IPv4's outcome, or `unanswerable` when the sender cannot be answered and
@@ -47,23 +74,26 @@ export const DEFAULT_RECEIVE_QUEUE = { maxDatagrams: 1024, maxBytes: 1 << 20 } a
 export const SOCKET_COUNTERS = ['rx_datagrams', 'rx_bytes', 'rx_queue_full', 'rx_icmp_errors', 'tx_datagrams', 'tx_bytes', 'tx_dropped', 'tx_unanswerable'] as const;
 export type SocketCounterName = (typeof SOCKET_COUNTERS)[number];
 
-export type MessageListener = (data: Uint8Array, from: { address: Ipv4Address; port: number; size: number }) => void;
+export type MessageListener = (data: Uint8Array, from: UdpRemoteInfo) => void;
 export type CloseListener = () => void;
 export type ErrorListener = (error: UdpIcmpError) => void;
 
 /** What a socket needs from the UDP layer; kept narrow so the socket reads on its own. */
 export interface UdpSocketHost {
-  /** Binds `port` (0: ephemeral) on `address` (0.0.0.0: all); returns the port. Throws when taken. */
-  bindPort(socket: UdpSocket, port: number, address: Ipv4Address): number;
+  /** Binds `port` (0: ephemeral) on `address` (0.0.0.0: all IPv4, `::` both families); returns the port. Throws when taken. */
+  bindPort(socket: UdpSocket, port: number, address: UdpAddress): number;
+  /** What `bind()` without an address means: `::` (both families) when the stack has IPv6, else 0.0.0.0. */
+  readonly defaultAddress: UdpAddress;
   releasePort(socket: UdpSocket, port: number): void;
   /** Whether `address` is a broadcast address for this stack (limited or directed). */
   isBroadcast(address: Ipv4Address): boolean;
   /** A reply was not sent because its destination cannot be answered (the layer counts it). */
   unanswerable(): void;
+  /** Sends over the destination's family; `source` is the bound address (a wildcard: the layer picks). */
   sendDatagram(
-    source: Ipv4Address,
+    source: UdpAddress,
     sourcePort: number,
-    destination: Ipv4Address,
+    destination: UdpAddress,
     destinationPort: number,
     data: Uint8Array,
     options: { ttl?: number },
@@ -74,14 +104,16 @@ export interface UdpSocketOptions {
   receiveQueue?: UdpReceiveQueueLimits;
 }
 
-function toAddress(address: Ipv4Address | string): Ipv4Address {
+/** An address given by the caller: an IPv4 number, an Ipv6Address, or text of either (a `:` makes it IPv6). */
+function toAddress(address: UdpAddress | string): UdpAddress {
   if (typeof address === 'string') {
     try {
-      return parseIpv4(address);
+      return address.includes(':') ? Ipv6Address.parse(address) : parseIpv4(address);
     } catch (err) {
       throw new UdpSocketError('EINVAL', (err as Error).message);
     }
   }
+  if (address instanceof Ipv6Address) return address;
   if (!Number.isInteger(address) || address < 0 || address > 0xffffffff) {
     throw new UdpSocketError('EINVAL', `${String(address)} is not an IPv4 address`);
   }
@@ -98,7 +130,7 @@ const encoder = new TextEncoder();
 
 export class UdpSocket implements AsyncIterable<UdpDatagram> {
   readonly counters = new Counters<SocketCounterName>('udp.socket', SOCKET_COUNTERS);
-  private localAddress: Ipv4Address = IPV4_UNSPECIFIED;
+  private localAddress: UdpAddress = IPV4_UNSPECIFIED;
   private localPort = 0;
   private isClosed = false;
   private broadcast = false;
@@ -132,23 +164,29 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
 
   /**
    * Binds a local port (0 or none: an ephemeral one, 49152-65535) on one of the stack's
-   * addresses or on all of them (none or '0.0.0.0'). Throws `EADDRINUSE` when taken, like
-   * `dgram`'s bind does through its 'error' event. Returns the socket for chaining.
+   * addresses (IPv4 or IPv6) or on a wildcard: none or '::' takes both families when the stack
+   * has IPv6 (Linux with bindv6only=0), '0.0.0.0' IPv4 only. Throws `EADDRINUSE` when taken,
+   * like `dgram`'s bind does through its 'error' event. Returns the socket for chaining.
    */
-  bind(port = 0, address: Ipv4Address | string = IPV4_UNSPECIFIED): this {
+  bind(port = 0, address?: UdpAddress | string): this {
     this.checkOpen();
     checkPort(port, true);
     if (this.bound) throw new UdpSocketError('EINVAL', `socket is already bound to ${this.describe()}`);
-    const addr = toAddress(address);
+    const addr = address === undefined ? this.host.defaultAddress : toAddress(address);
     this.localPort = this.host.bindPort(this, port, addr);
     this.localAddress = addr;
     return this;
   }
 
-  /** The bound address and port, like `dgram`'s `socket.address()`. Throws when not bound. */
-  address(): { address: Ipv4Address; port: number } {
+  /**
+   * The bound address and port, like `dgram`'s `socket.address()` (`::` for a socket that takes
+   * both families). Throws when not bound.
+   */
+  address(): { family: 'IPv4'; address: Ipv4Address; port: number } | { family: 'IPv6'; address: Ipv6Address; port: number } {
     if (!this.bound) throw new UdpSocketError('EINVAL', 'socket is not bound');
-    return { address: this.localAddress, port: this.localPort };
+    const address = this.localAddress;
+    const port = this.localPort;
+    return typeof address === 'number' ? { family: 'IPv4', address, port } : { family: 'IPv6', address, port };
   }
 
   /** Allows sending to broadcast addresses (SO_BROADCAST; off by default, as in Linux and Node). */
@@ -156,32 +194,42 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
     this.broadcast = on;
   }
 
-  /** TTL of datagrams sent from now on (1-255; default: the IPv4 layer's). */
+  /** TTL (IPv4) or hop limit (IPv6) of datagrams sent from now on (1-255; default: the IP layer's). */
   setTTL(ttl: number): void {
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new UdpSocketError('EINVAL', `TTL ${ttl} is not 1-255`);
     this.ttl = ttl;
   }
 
   /**
-   * Sends one datagram (a string is sent as UTF-8). An unbound socket is bound to an ephemeral
-   * port first, as `dgram` does. Throws on misuse (closed, port out of range, port 0 (Linux's
-   * sendto says EINVAL), more than 65507 bytes, broadcast without `setBroadcast(true)`); returns
-   * what IPv4 did with it. To answer a datagram, use `reply`, which never throws about the
-   * sender's address.
+   * Sends one datagram (a string is sent as UTF-8) to an IPv4 or IPv6 address (a number, an
+   * Ipv6Address, or text). An unbound socket is bound to an ephemeral port first, as `dgram`
+   * does. Throws on misuse (closed, port out of range, port 0 (Linux's sendto says EINVAL), more
+   * than 65507 bytes over IPv4 or 65519 over IPv6, broadcast without `setBroadcast(true)`, a
+   * family the socket's bound address does not have); returns what the IP layer did with it. To
+   * answer a datagram, use `reply`, which never throws about the sender's address.
    */
-  send(data: Uint8Array | string, port: number, address: Ipv4Address | string): UdpSendOutcome {
+  send(data: Uint8Array | string, port: number, address: UdpAddress | string): UdpSendOutcome {
     this.checkOpen();
     checkPort(port, false);
     const destination = toAddress(address);
     const bytes = typeof data === 'string' ? encoder.encode(data) : data;
-    if (bytes.length > UDP_MAX_PAYLOAD) {
-      throw new UdpSocketError('EMSGSIZE', `${bytes.length} bytes do not fit one UDP datagram over IPv4 (at most ${UDP_MAX_PAYLOAD})`);
+    const v4 = typeof destination === 'number';
+    const max = v4 ? UDP_MAX_PAYLOAD : UDP_MAX_PAYLOAD_IPV6;
+    if (bytes.length > max) {
+      throw new UdpSocketError('EMSGSIZE', `${bytes.length} bytes do not fit one UDP datagram over ${v4 ? 'IPv4' : 'IPv6'} (at most ${max})`);
     }
-    if (destination === IPV4_UNSPECIFIED) throw new UdpSocketError('EINVAL', 'cannot send to 0.0.0.0');
-    if (!this.broadcast && this.host.isBroadcast(destination)) {
-      throw new UdpSocketError('EACCES', `${formatIpv4(destination)} is a broadcast address: call setBroadcast(true) first`);
-    }
+    if (v4) {
+      if (destination === IPV4_UNSPECIFIED) throw new UdpSocketError('EINVAL', 'cannot send to 0.0.0.0');
+      if (!this.broadcast && this.host.isBroadcast(destination)) {
+        throw new UdpSocketError('EACCES', `${formatUdpEndpoint(destination, port)} is a broadcast address: call setBroadcast(true) first`);
+      }
+    } else if (destination.isUnspecified) throw new UdpSocketError('EINVAL', 'cannot send to ::');
     if (!this.bound) this.bind(0);
+    const local = this.localAddress;
+    // A socket bound to one family's address sends only to that family (`::` sends to both).
+    if (v4 ? typeof local !== 'number' && !local.isUnspecified : typeof local === 'number') {
+      throw new UdpSocketError('EAFNOSUPPORT', `a socket bound to ${this.describe()} cannot send to ${formatUdpEndpoint(destination, port)}`);
+    }
     const outcome = this.host.sendDatagram(
       this.localAddress,
       this.localPort,
@@ -200,14 +248,18 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
   /**
    * Answers the sender of a received datagram (`to` is the `from` of the 'message' event, or a
    * UdpDatagram): what a server does. Unlike `send`, the destination came from the network, so
-   * one that cannot be answered (port 0, 0.0.0.0, a broadcast or multicast source) is not a
-   * mistake to throw about: nothing is sent, `tx_unanswerable` is counted, and the outcome says
+   * one that cannot be answered (port 0, 0.0.0.0 or ::, a broadcast or multicast source) is not
+   * a mistake to throw about: nothing is sent, `tx_unanswerable` is counted, and the outcome says
    * `unanswerable`. Mistakes of the caller (a closed socket, too much data) still throw.
    */
-  reply(data: Uint8Array | string, to: { readonly address: Ipv4Address; readonly port: number }): UdpReplyOutcome {
+  reply(data: Uint8Array | string, to: { readonly address: UdpAddress; readonly port: number }): UdpReplyOutcome {
     this.checkOpen();
     const { address, port } = to;
-    if (port === 0 || address === IPV4_UNSPECIFIED || isIpv4Multicast(address) || this.host.isBroadcast(address)) {
+    const unanswerable =
+      typeof address === 'number'
+        ? address === IPV4_UNSPECIFIED || isIpv4Multicast(address) || this.host.isBroadcast(address)
+        : address.isUnspecified || address.isMulticast;
+    if (port === 0 || unanswerable) {
       this.counters.inc('tx_unanswerable');
       this.host.unanswerable();
       return 'unanswerable';
@@ -277,9 +329,9 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
     for (const l of this.closeListeners.splice(0)) l();
   }
 
-  /** `0.0.0.0:7` */
+  /** `0.0.0.0:7`, `[fd00:10::2]:7`, `*:7` (`::`, both families) */
   describe(): string {
-    return `${formatIpv4(this.localAddress)}:${this.localPort}`;
+    return formatUdpEndpoint(this.localAddress, this.localPort);
   }
 
   /**
@@ -292,7 +344,10 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
     if (this.messageListeners.length > 0) {
       this.counters.inc('rx_datagrams');
       this.counters.inc('rx_bytes', size);
-      const from = { address: datagram.address, port: datagram.port, size };
+      const from: UdpRemoteInfo =
+        datagram.family === 'IPv4'
+          ? { family: 'IPv4', address: datagram.address, port: datagram.port, size }
+          : { family: 'IPv6', address: datagram.address, port: datagram.port, size };
       for (const l of this.messageListeners) l(datagram.data, from);
       return true;
     }
@@ -317,10 +372,9 @@ export class UdpSocket implements AsyncIterable<UdpDatagram> {
     return true;
   }
 
-  /** Called by the UDP layer with an ICMP error about a datagram this socket sent to `address:port`. */
-  reportError(report: IcmpErrorReport, address: Ipv4Address, port: number): void {
+  /** Called by the UDP layer with an ICMP or ICMPv6 error about a datagram this socket sent. */
+  reportError(error: UdpIcmpError): void {
     if (this.isClosed) return;
-    const error = new UdpIcmpError(icmpErrno(report.kind, report.code), address, port, report.from);
     this.counters.inc('rx_icmp_errors');
     for (const l of this.errorListeners) l(error);
   }

@@ -13,13 +13,25 @@
  * length. A checksum field of 0 means the sender computed none; a sender whose computed
  * checksum is 0 transmits 0xFFFF instead (the other one's complement zero), so 0 stays free to
  * mean "none".
+ *
+ * Over IPv6 (RFC 8200 8.1) the pseudo-header is IPv6's (both 16-byte addresses, the UDP length
+ * as 32 bits, next header 17) and the checksum is mandatory: IPv6 has no header checksum of its
+ * own, so without UDP's nothing would catch a corrupted address. A receiver drops a datagram
+ * whose checksum field is 0; the sender still writes a computed 0 as 0xFFFF.
  */
 import { internetChecksum, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
-import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
+import { ipv6PseudoHeaderSum, ipv6PseudoHeaderSumAt } from '@tapstack/ipv6';
+import { fail, formatIpv4, ok, type Ipv4Address, type Ipv6Address, type ParseResult } from '@tapstack/link';
 
 export const UDP_HEADER_LENGTH = 8;
 /** The most data one datagram carries over IPv4: 65535 - 20 (IPv4 header) - 8 (UDP header). */
 export const UDP_MAX_PAYLOAD = 65507;
+/**
+ * The most data one datagram carries over IPv6: 65535 (the payload length field; IPv6's own
+ * 40-byte header is outside it) - 8 (UDP header) - 8 (the fragment header a datagram this big
+ * needs on any link with a usual MTU). The same 65519 as the largest `ping -6 -s`.
+ */
+export const UDP_MAX_PAYLOAD_IPV6 = 65519;
 
 /** Field offsets. */
 export const UdpField = {
@@ -104,6 +116,15 @@ export class UdpPacket {
     return udpChecksum(this.bytes, source, destination) === 0;
   }
 
+  /**
+   * True when the checksum is right for these IPv6 addresses. A field of 0 is never right over
+   * IPv6 (RFC 8200 8.1: the checksum is mandatory there).
+   */
+  verifyChecksumIpv6(source: Ipv6Address, destination: Ipv6Address): boolean {
+    if (this.checksum === 0) return false;
+    return udp6Checksum(this.bytes, source, destination) === 0;
+  }
+
   /** Computes the checksum for these addresses and writes it (a computed 0 is written as 0xFFFF). */
   fillChecksum(source: Ipv4Address, destination: Ipv4Address): void {
     this.checksum = 0;
@@ -118,6 +139,19 @@ export class UdpPacket {
  */
 export function udpChecksum(bytes: Uint8Array, source: Ipv4Address, destination: Ipv4Address): number {
   return internetChecksum(bytes, pseudoHeaderSum(source, destination, IpProtocol.UDP, bytes.length));
+}
+
+/** `udpChecksum` under the IPv6 pseudo-header (RFC 8200 8.1). */
+export function udp6Checksum(bytes: Uint8Array, source: Ipv6Address, destination: Ipv6Address): number {
+  return internetChecksum(bytes, ipv6PseudoHeaderSum(source, destination, IpProtocol.UDP, bytes.length));
+}
+
+/**
+ * `udp6Checksum` with the addresses read where they lie in a received packet (the fixed header's
+ * bytes 8..40 of `ipv6Packet`): no address objects on the receive path.
+ */
+export function udp6ChecksumAt(bytes: Uint8Array, ipv6Packet: Uint8Array): number {
+  return internetChecksum(bytes, ipv6PseudoHeaderSumAt(ipv6Packet, 8, IpProtocol.UDP, bytes.length));
 }
 
 /** The parsed form of a UDP header: what a socket layer needs, addresses live in IPv4. */
@@ -191,6 +225,33 @@ export function writeUdpHeader(target: Uint8Array, sourcePort: number, destinati
   target[UdpField.CHECKSUM + 1] = sum & 0xff;
 }
 
+/** `writeUdpHeader` for IPv6: the same header, the checksum over IPv6's pseudo-header. */
+export function writeUdp6Header(target: Uint8Array, sourcePort: number, destinationPort: number, length: number, source: Ipv6Address, destination: Ipv6Address): void {
+  target[UdpField.SOURCE_PORT] = sourcePort >>> 8;
+  target[UdpField.SOURCE_PORT + 1] = sourcePort & 0xff;
+  target[UdpField.DESTINATION_PORT] = destinationPort >>> 8;
+  target[UdpField.DESTINATION_PORT + 1] = destinationPort & 0xff;
+  target[UdpField.LENGTH] = length >>> 8;
+  target[UdpField.LENGTH + 1] = length & 0xff;
+  target[UdpField.CHECKSUM] = 0;
+  target[UdpField.CHECKSUM + 1] = 0;
+  let sum = udp6Checksum(target.subarray(0, length), source, destination);
+  // 0 on the wire means "no checksum", which IPv6 forbids: send the other zero (RFC 8200 8.1)
+  if (sum === 0) sum = 0xffff;
+  target[UdpField.CHECKSUM] = sum >>> 8;
+  target[UdpField.CHECKSUM + 1] = sum & 0xff;
+}
+
+/** Builds a whole IPv6 datagram (header, a copy of `payload`, checksum) in a new buffer. */
+export function buildUdp6Datagram(sourcePort: number, destinationPort: number, payload: Uint8Array, source: Ipv6Address, destination: Ipv6Address): Uint8Array {
+  const length = UDP_HEADER_LENGTH + payload.length;
+  if (length > 0xffff) throw new RangeError(`UDP datagram of ${length} bytes does not fit the 16-bit length field`);
+  const buffer = new Uint8Array(length);
+  buffer.set(payload, UdpField.PAYLOAD);
+  writeUdp6Header(buffer, sourcePort, destinationPort, length, source, destination);
+  return buffer;
+}
+
 /** Builds a whole datagram (header, a copy of `payload`, checksum) in a new buffer. */
 export function buildUdpDatagram(
   sourcePort: number,
@@ -206,14 +267,16 @@ export function buildUdpDatagram(
 }
 
 /**
- * One line like tcpdump's: `10.0.0.1.45645 > 10.0.0.2.9: UDP, length 3` (with the IPv4
- * addresses when given, ports only otherwise). Never throws, whatever the bytes.
+ * One line like tcpdump's: `10.0.0.1.45645 > 10.0.0.2.9: UDP, length 3`, or
+ * `fd00:10::1.45645 > fd00:10::2.7: UDP, length 3` (with the addresses when given, ports only
+ * otherwise). Never throws, whatever the bytes.
  */
-export function formatUdp(bytes: Uint8Array, source?: Ipv4Address, destination?: Ipv4Address): string {
+export function formatUdp(bytes: Uint8Array, source?: Ipv4Address | Ipv6Address, destination?: Ipv4Address | Ipv6Address): string {
   if (bytes.length < UDP_HEADER_LENGTH) return `[|udp] truncated, ${bytes.length} bytes`;
   const p = new UdpPacket(bytes);
-  const from = source === undefined ? `${p.sourcePort}` : `${formatIpv4(source)}.${p.sourcePort}`;
-  const to = destination === undefined ? `${p.destinationPort}` : `${formatIpv4(destination)}.${p.destinationPort}`;
+  const text = (a: Ipv4Address | Ipv6Address): string => (typeof a === 'number' ? formatIpv4(a) : a.toString());
+  const from = source === undefined ? `${p.sourcePort}` : `${text(source)}.${p.sourcePort}`;
+  const to = destination === undefined ? `${p.destinationPort}` : `${text(destination)}.${p.destinationPort}`;
   if (p.length < UDP_HEADER_LENGTH) return `${from} > ${to}: [bad udp length ${p.length}]`;
   if (p.length > bytes.length) return `${from} > ${to}: UDP, bad length ${p.length} > ${bytes.length}`;
   return `${from} > ${to}: UDP, length ${p.length - UDP_HEADER_LENGTH}`;

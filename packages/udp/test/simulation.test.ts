@@ -19,6 +19,7 @@ import {
 } from '@tapstack/link';
 import {
   buildUdpDatagram,
+  formatUdpAddress,
   UdpLayer,
   UdpSocketError,
   type UdpDatagram,
@@ -114,7 +115,9 @@ describe('two stacks exchange datagrams', () => {
     const data = pattern(size, size);
     expect(client.send(data, 7, IP_B)).toBe('queued'); // waits for ARP first
     const replies: UdpDatagram[] = [];
-    client.on('message', (d, from) => replies.push({ data: d.slice(), address: from.address, port: from.port, destination: IP_A }));
+    client.on('message', (d, from) => {
+      if (from.family === 'IPv4') replies.push({ family: 'IPv4', data: d.slice(), address: from.address, port: from.port, destination: IP_A });
+    });
     await run(clock);
     expect(replies).toHaveLength(1);
     expect(replies[0]!.address).toBe(IP_B);
@@ -140,7 +143,7 @@ describe('two stacks exchange datagrams', () => {
     const got: string[] = [];
     const reading = (async () => {
       for await (const d of server) {
-        got.push(`${Buffer.from(d.data).toString()} from ${formatIpv4(d.address)}:${d.port}`);
+        got.push(`${Buffer.from(d.data).toString()} from ${formatUdpAddress(d.address)}:${d.port}`);
         if (got.length === 6) break;
       }
     })();
