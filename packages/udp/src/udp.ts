@@ -211,22 +211,18 @@ export const UdpRepr = {
  * No view, no allocation.
  */
 export function writeUdpHeader(target: Uint8Array, sourcePort: number, destinationPort: number, length: number, source: Ipv4Address, destination: Ipv4Address): void {
-  target[UdpField.SOURCE_PORT] = sourcePort >>> 8;
-  target[UdpField.SOURCE_PORT + 1] = sourcePort & 0xff;
-  target[UdpField.DESTINATION_PORT] = destinationPort >>> 8;
-  target[UdpField.DESTINATION_PORT + 1] = destinationPort & 0xff;
-  target[UdpField.LENGTH] = length >>> 8;
-  target[UdpField.LENGTH + 1] = length & 0xff;
-  target[UdpField.CHECKSUM] = 0;
-  target[UdpField.CHECKSUM + 1] = 0;
-  let sum = udpChecksum(target.subarray(0, length), source, destination);
-  if (sum === 0) sum = 0xffff;
-  target[UdpField.CHECKSUM] = sum >>> 8;
-  target[UdpField.CHECKSUM + 1] = sum & 0xff;
+  writePortsAndLength(target, sourcePort, destinationPort, length);
+  writeChecksum(target, udpChecksum(target.subarray(0, length), source, destination));
 }
 
 /** `writeUdpHeader` for IPv6: the same header, the checksum over IPv6's pseudo-header. */
 export function writeUdp6Header(target: Uint8Array, sourcePort: number, destinationPort: number, length: number, source: Ipv6Address, destination: Ipv6Address): void {
+  writePortsAndLength(target, sourcePort, destinationPort, length);
+  writeChecksum(target, udp6Checksum(target.subarray(0, length), source, destination));
+}
+
+/** Ports and length, and a zero checksum field for the sum that follows to run over. */
+function writePortsAndLength(target: Uint8Array, sourcePort: number, destinationPort: number, length: number): void {
   target[UdpField.SOURCE_PORT] = sourcePort >>> 8;
   target[UdpField.SOURCE_PORT + 1] = sourcePort & 0xff;
   target[UdpField.DESTINATION_PORT] = destinationPort >>> 8;
@@ -235,11 +231,16 @@ export function writeUdp6Header(target: Uint8Array, sourcePort: number, destinat
   target[UdpField.LENGTH + 1] = length & 0xff;
   target[UdpField.CHECKSUM] = 0;
   target[UdpField.CHECKSUM + 1] = 0;
-  let sum = udp6Checksum(target.subarray(0, length), source, destination);
-  // 0 on the wire means "no checksum", which IPv6 forbids: send the other zero (RFC 8200 8.1)
-  if (sum === 0) sum = 0xffff;
-  target[UdpField.CHECKSUM] = sum >>> 8;
-  target[UdpField.CHECKSUM + 1] = sum & 0xff;
+}
+
+/**
+ * A computed 0 goes out as 0xFFFF, the other zero of one's complement: 0 on the wire means "no
+ * checksum" (RFC 768), which IPv6 forbids (RFC 8200 8.1) and IPv4 would read as "not checked".
+ */
+function writeChecksum(target: Uint8Array, sum: number): void {
+  const wire = sum === 0 ? 0xffff : sum;
+  target[UdpField.CHECKSUM] = wire >>> 8;
+  target[UdpField.CHECKSUM + 1] = wire & 0xff;
 }
 
 /** Builds a whole IPv6 datagram (header, a copy of `payload`, checksum) in a new buffer. */
