@@ -249,10 +249,10 @@ describe('examples without root', () => {
     expect(run.output).toMatch(/TIME-WAIT/);
   });
 
-  it('14-plot-a-transfer: a lossy transfer on a virtual clock, captured, logged and drawn; every count agrees', async () => {
+  it('15-plot-a-transfer: a lossy transfer on a virtual clock, captured, logged and drawn; every count agrees', async () => {
     const out = mkdtempSync(join(tmpdir(), 'tapstack-ex14-'));
     cleanups.push(() => rmSync(out, { recursive: true, force: true }));
-    const run = example('14-plot-a-transfer.ts', ['--out', out]);
+    const run = example('15-plot-a-transfer.ts', ['--out', out]);
     const exit = await run.exited;
     expect(exit, run.output).toEqual({ code: 0, signal: null });
     expect(run.output).toMatch(/A received 1048576 bytes in [\d.]+ s of virtual time; the wire lost [1-9]\d* frames/);

@@ -5,8 +5,8 @@
  * are drawn: the time-sequence graph of the capture and B's cwnd/ssthresh/srtt over time. No
  * root, no device: the same pictures `tapstack plot` draws from a real run.
  *
- *   npx tsx examples/14-plot-a-transfer.ts                 # 1% loss, files in a new temporary folder
- *   npx tsx examples/14-plot-a-transfer.ts --drop 0 --out /tmp/clean
+ *   npx tsx examples/15-plot-a-transfer.ts                 # 1% loss, files in a new temporary folder
+ *   npx tsx examples/15-plot-a-transfer.ts --drop 0 --out /tmp/clean
  *
  * Open the two .svg files in a browser. Redraw them, or another run's, with
  * `npx tsx packages/stack/src/main.ts plot FILE.pcap > seq.svg` and `... plot --tcp-log FILE > cwnd.svg`.
