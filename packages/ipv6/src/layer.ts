@@ -412,6 +412,9 @@ export class Ipv6Layer {
 
   /** The MTU towards `destination`: the link's, or less after a Packet Too Big (RFC 8201). */
   pathMtu(destination: Ipv6Address): number {
+    // Asked on every send: with no Packet Too Big on record (the usual case) there is nothing to
+    // look up, and a fresh address would otherwise format its text key just for the lookup.
+    if (this.pathMtus.size === 0) return this.mtu;
     const p = this.pathMtus.get(destination.key);
     if (!p) return this.mtu;
     if (p.until <= this.clock.now()) {
