@@ -61,6 +61,7 @@ export const ICMPV6_COUNTERS = [
   'rx_echo_reply_unmatched',
   'rx_ndp',
   'rx_ndp_no_handler',
+  'rx_mld_queries',
   'rx_mld_ignored',
   'rx_errors',
   'rx_error_bad_quote',
@@ -106,6 +107,9 @@ export type Icmpv6ErrorListener = (error: Icmpv6ErrorReport) => void;
 /** Receives the NDP messages (types 133-137): NDP parses and validates them (Ndp.input). */
 export type NdpMessageHandler = (packet: Ipv6Packet, message: Uint8Array, linkSource: MacAddress | undefined) => void;
 
+/** Receives MLD queries (type 130): the host's listener part of MLD answers them (@tapstack/ndp). */
+export type MldQueryHandler = (packet: Ipv6Packet, message: Uint8Array) => void;
+
 export type Icmpv6ErrorOutcome = Ipv6SendOutcome | 'about_error' | 'about_group' | 'about_bad_source' | 'rate_limited_global' | 'rate_limited_host';
 
 export interface Icmpv6LayerOptions {
@@ -131,6 +135,7 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
   private readonly errorListeners: Icmpv6ErrorListener[] = [];
   private readonly pinger: Ping6Client;
   private ndp: NdpMessageHandler | undefined;
+  private mldQuery: MldQueryHandler | undefined;
   private closed = false;
 
   constructor(options: Icmpv6LayerOptions) {
@@ -150,6 +155,11 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
   /** NDP registers here for types 133-137 (Ndp is built on top of this layer and IPv6). */
   setNdpHandler(handler: NdpMessageHandler | undefined): void {
     this.ndp = handler;
+  }
+
+  /** The MLD host registers here for queries (type 130); reports from other listeners are not a host's business. */
+  setMldQueryHandler(handler: MldQueryHandler | undefined): void {
+    this.mldQuery = handler;
   }
 
   /** Listens for ICMPv6 errors, received or local (a failed neighbour resolution). */
@@ -180,6 +190,11 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
       const linkSource = info.frame ? linkSourceOf(info.frame) : undefined;
       return this.ndp(packet, message, linkSource);
     }
+    if (type === Type.MLD_QUERY && this.mldQuery) {
+      c.inc('rx_mld_queries');
+      return this.mldQuery(packet, message);
+    }
+    // RFC 3810 6: an MLDv2 host ignores other hosts' reports (there is no report suppression in v2).
     if (type === Type.MLD_QUERY || type === Type.MLDV1_REPORT || type === Type.MLDV1_DONE || type === Type.MLDV2_REPORT) {
       return c.inc('rx_mld_ignored');
     }

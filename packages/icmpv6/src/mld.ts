@@ -208,6 +208,28 @@ export const MldQueryRepr = {
 };
 
 /**
+ * The MLDv1 report (RFC 2710 3, type 131): 24 bytes naming one group, sent to that group. An
+ * MLDv2 host falls back to it while an MLDv1 querier is on the link (RFC 3810 8.2), since such a
+ * querier does not read version 2 reports.
+ * | 131 | 0 | checksum | maximum response delay (16, 0 in a report) | reserved (16) | group (128) |
+ */
+export const MldV1ReportRepr = {
+  parse(packet: Icmpv6Packet): ParseResult<Ipv6Address, MldParseFailure> {
+    if (packet.type !== Icmpv6Type.MULTICAST_LISTENER_REPORT_V1) return fail('unsupported_type');
+    if (packet.bytes.length < MLDV1_QUERY_LENGTH) return fail('too_short');
+    return ok(Ipv6Address.fromBytes(packet.bytes, 8));
+  },
+
+  build(group: Ipv6Address, source: Ipv6Address, destination: Ipv6Address): Uint8Array {
+    const b = new Uint8Array(MLDV1_QUERY_LENGTH);
+    b[0] = Icmpv6Type.MULTICAST_LISTENER_REPORT_V1;
+    group.writeTo(b, 8);
+    fillIcmpv6Checksum(b, source, destination, 0, b.length);
+    return b;
+  },
+};
+
+/**
  * The maximum response delay of a query in milliseconds (RFC 3810 5.1.3): the code itself below
  * 32768, else a floating-point form (mantissa 12 bits, exponent 3 bits).
  */

@@ -221,8 +221,18 @@ export class Ipv6Layer {
   readonly addresses: Ipv6Addresses;
   readonly routes: Ipv6Routes;
   readonly reassembly: Ipv6Reassembler;
-  readonly hopLimit: number;
-  readonly mtu: number;
+  /** The hop limit of packets we send (CurHopLimit, RFC 4861 6.3.2): 64, or what a router advertised. */
+  get hopLimit(): number {
+    return this.curHopLimit;
+  }
+  /** The IPv6 MTU of the link: the device's, or less when a router's MTU option said so (RFC 4861 6.3.4). */
+  get mtu(): number {
+    return this.linkMtu;
+  }
+  /** The device's MTU (or the `mtu` option): the ceiling for an advertised MTU. */
+  readonly deviceMtu: number;
+  private curHopLimit: number;
+  private linkMtu: number;
   private readonly dispatcher: EtherTypeDispatcher;
   private readonly clock: Clock;
   private resolver: Ipv6NeighbourResolver | undefined;
@@ -237,9 +247,10 @@ export class Ipv6Layer {
     this.dispatcher = options.dispatcher;
     this.clock = options.clock;
     this.addresses = options.addresses;
-    this.hopLimit = options.hopLimit ?? 64;
-    this.mtu = options.mtu ?? options.dispatcher.link.mtu;
-    if (this.mtu < IPV6_MIN_MTU) throw new RangeError(`an IPv6 link needs an MTU of at least ${IPV6_MIN_MTU} (RFC 8200 5), got ${this.mtu}`);
+    this.curHopLimit = options.hopLimit ?? 64;
+    this.deviceMtu = options.mtu ?? options.dispatcher.link.mtu;
+    this.linkMtu = this.deviceMtu;
+    if (this.deviceMtu < IPV6_MIN_MTU) throw new RangeError(`an IPv6 link needs an MTU of at least ${IPV6_MIN_MTU} (RFC 8200 5), got ${this.deviceMtu}`);
     this.routes = new Ipv6Routes(options.clock, () => this.addresses.onLinkPrefixes());
     this.nextIdentification = Math.floor((options.random ?? Math.random)() * 0x100000000) >>> 0;
     // RFC 8200 4.5: 60 s, then time exceeded code 1 about the first fragment (if it came).
@@ -422,6 +433,25 @@ export class Ipv6Layer {
       return this.mtu;
     }
     return p.mtu;
+  }
+
+  /**
+   * A router advertised an MTU option (RFC 4861 6.3.4, 4.6.4): the link's IPv6 MTU becomes it.
+   * Like Linux (ndisc_router_discovery), a value below 1280 or above the device's MTU is refused,
+   * since neither can be true of this link. Remembered path MTUs above the new value come down with it.
+   */
+  setLinkMtu(mtu: number): boolean {
+    if (!Number.isInteger(mtu) || mtu < IPV6_MIN_MTU || mtu > this.deviceMtu) return false;
+    this.linkMtu = mtu;
+    for (const [key, p] of this.pathMtus) if (p.mtu > mtu) this.pathMtus.delete(key);
+    return true;
+  }
+
+  /** A router advertised a Cur Hop Limit (RFC 4861 6.3.4): our packets leave with it. 0 means unspecified. */
+  setHopLimit(hopLimit: number): boolean {
+    if (!Number.isInteger(hopLimit) || hopLimit < 1 || hopLimit > 255) return false;
+    this.curHopLimit = hopLimit;
+    return true;
   }
 
   /** A Packet Too Big said `mtu` (RFC 8201 4: never below 1280, never raised by one). */

@@ -5,8 +5,10 @@
  *   2. on-link: link-local fe80::/64 always (RFC 4291 2.5.6), the prefixes of our own addresses,
  *      and prefixes a router advertised with the L flag, until their lifetime ends: straight to
  *      the destination, resolved by NDP;
- *   3. anything else: to a default router (learnt from router advertisements, with a lifetime);
- *   4. no router: no route (RFC 4861 5.2 lets a host assume on-link then; RFC 4943 took that back).
+ *   3. a destination a router redirected (RFC 4861 8.3): to the better first hop it named, or
+ *      straight to the destination when the redirect said it is on-link;
+ *   4. anything else: to a default router (learnt from router advertisements, with a lifetime);
+ *   5. no router: no route (RFC 4861 5.2 lets a host assume on-link then; RFC 4943 took that back).
  *
  * The router and prefix lists come from the network, so they are bounded: an RA flood with a new
  * router address or prefix in every packet fills them and the rest is refused (counted by NDP).
@@ -18,6 +20,13 @@ import { Ipv6Cidr } from './cidr.ts';
 /** At most this many default routers and on-link prefixes from RAs (Linux bounds them by its route table). */
 export const MAX_DEFAULT_ROUTERS = 8;
 export const MAX_ONLINK_PREFIXES = 16;
+/**
+ * Redirected destinations kept (the part of RFC 4861's destination cache a redirect writes), and
+ * for how long: a redirect has no lifetime of its own, so it is forgotten like a learnt path MTU
+ * (10 min); the oldest goes first when the list is full.
+ */
+export const MAX_REDIRECTS = 64;
+export const REDIRECT_LIFETIME_MS = 600_000;
 
 export interface DefaultRouter {
   readonly address: Ipv6Address;
@@ -30,6 +39,14 @@ export interface OnLinkPrefix {
   readonly until: number;
 }
 
+export interface Redirect {
+  readonly destination: Ipv6Address;
+  /** The better router, or the destination itself when it is on-link. */
+  readonly nextHop: Ipv6Address;
+  readonly onLink: boolean;
+  readonly until: number;
+}
+
 /** The next hop for a destination, or why there is none. */
 export type Ipv6NextHop = { kind: 'multicast' | 'on-link' | 'router'; nextHop: Ipv6Address } | { kind: 'none' };
 
@@ -38,6 +55,7 @@ const LINK_LOCAL = new Ipv6Cidr(Ipv6Address.parse('fe80::'), 64);
 export class Ipv6Routes {
   private readonly routers = new Map<string, { address: Ipv6Address; until: number }>();
   private readonly prefixes = new Map<string, { prefix: Ipv6Cidr; until: number }>();
+  private readonly redirects = new Map<string, Redirect>();
 
   constructor(
     private readonly clock: Clock,
@@ -49,6 +67,11 @@ export class Ipv6Routes {
   lookup(destination: Ipv6Address): Ipv6NextHop {
     if (destination.isMulticast) return { kind: 'multicast', nextHop: destination };
     if (destination.isLinkLocal || this.isOnLink(destination)) return { kind: 'on-link', nextHop: destination };
+    if (this.redirects.size > 0) {
+      const r = this.redirects.get(destination.key);
+      if (r && r.until > this.clock.now()) return { kind: r.onLink ? 'on-link' : 'router', nextHop: r.nextHop };
+      if (r) this.redirects.delete(destination.key);
+    }
     const router = this.defaultRouter();
     return router ? { kind: 'router', nextHop: router } : { kind: 'none' };
   }
@@ -103,6 +126,23 @@ export class Ipv6Routes {
     return true;
   }
 
+  /**
+   * A valid redirect (RFC 4861 8.3, checked by NDP against 8.1): packets to `destination` go to
+   * `target` from now on; when the target is the destination itself, it is on-link.
+   */
+  setRedirect(destination: Ipv6Address, target: Ipv6Address): void {
+    const key = destination.key;
+    this.redirects.delete(key);
+    if (this.redirects.size >= MAX_REDIRECTS) this.redirects.delete(this.redirects.keys().next().value!);
+    this.redirects.set(key, { destination, nextHop: target, onLink: target.equals(destination), until: this.clock.now() + REDIRECT_LIFETIME_MS });
+  }
+
+  /** The redirected destinations still in force, oldest first. */
+  redirected(): Redirect[] {
+    this.prune();
+    return [...this.redirects.values()];
+  }
+
   defaultRouters(): DefaultRouter[] {
     this.prune();
     return [...this.routers.values()];
@@ -121,6 +161,11 @@ export class Ipv6Routes {
     lines.push(`${LINK_LOCAL.toString()} dev ${device} proto kernel`);
     for (const p of this.onLinkPrefixes()) lines.push(`${p.prefix.toString()} dev ${device} proto ra expires ${Math.floor((p.until - now) / 1000)}sec`);
     for (const r of this.defaultRouters()) lines.push(`default via ${r.address.toString()} dev ${device} proto ra expires ${Math.floor((r.until - now) / 1000)}sec`);
+    // Linux lists these with `ip -6 route show cache`: one line per redirected destination.
+    for (const r of this.redirected()) {
+      const via = r.onLink ? '' : ` via ${r.nextHop.toString()}`;
+      lines.push(`${r.destination.toString()}${via} dev ${device} proto redirect expires ${Math.floor((r.until - now) / 1000)}sec`);
+    }
     return [...new Set(lines)].join('\n');
   }
 
@@ -128,5 +173,6 @@ export class Ipv6Routes {
     const now = this.clock.now();
     for (const [k, r] of this.routers) if (r.until <= now) this.routers.delete(k);
     for (const [k, p] of this.prefixes) if (p.until <= now) this.prefixes.delete(k);
+    for (const [k, r] of this.redirects) if (r.until <= now) this.redirects.delete(k);
   }
 }

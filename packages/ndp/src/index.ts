@@ -1,2 +1,3 @@
 export * from './messages.ts';
 export * from './ndp.ts';
+export * from './mld-host.ts';

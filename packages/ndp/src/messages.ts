@@ -34,7 +34,13 @@ export type NdpMessage =
       readonly mtu: number | undefined;
       readonly prefixes: readonly PrefixInformation[];
     }
-  | { readonly kind: 'neighbour-solicitation'; readonly target: Ipv6Address; readonly sourceLinkLayer: MacAddress | undefined }
+  | {
+      readonly kind: 'neighbour-solicitation';
+      readonly target: Ipv6Address;
+      readonly sourceLinkLayer: MacAddress | undefined;
+      /** The nonce option (RFC 7527) a DAD probe carries: 6 random bytes, so the sender knows its own probe. */
+      readonly nonce?: Uint8Array | undefined;
+    }
   | {
       readonly kind: 'neighbour-advertisement';
       readonly router: boolean;
@@ -43,7 +49,13 @@ export type NdpMessage =
       readonly target: Ipv6Address;
       readonly targetLinkLayer: MacAddress | undefined;
     }
-  | { readonly kind: 'redirect'; readonly target: Ipv6Address; readonly destination: Ipv6Address };
+  | {
+      readonly kind: 'redirect';
+      /** The better first hop (a router's link-local address), or the destination itself when it is on-link. */
+      readonly target: Ipv6Address;
+      readonly destination: Ipv6Address;
+      readonly targetLinkLayer: MacAddress | undefined;
+    };
 
 /** Infinity in an NDP lifetime field (RFC 4861 4.6.2). */
 export const INFINITE_LIFETIME = 0xffffffff;

@@ -1,7 +1,7 @@
 /**
  * Neighbour Discovery for one Ethernet link (RFC 4861), Duplicate Address Detection and SLAAC
- * (RFC 4862), and the MLDv2 reports for the groups we join (RFC 3810): IPv6's successor of ARP,
- * and the second user of the neighbour table (Linux's nd_tbl beside arp_tbl).
+ * (RFC 4862), and the MLDv2 listener for the groups we join (RFC 3810, mld-host.ts): IPv6's
+ * successor of ARP, and the second user of the neighbour table (Linux's nd_tbl beside arp_tbl).
  *
  * What is shared with ARP is all of the neighbour table: the NUD states, timers, queue while
  * INCOMPLETE, GC, counters and `show()`. What is NDP's own:
@@ -9,9 +9,12 @@
  *    unicast to the known MAC when probing (RFC 4861 7.2.2, 7.3.3);
  *  - how answers update the table: a Neighbour Advertisement's Solicited and Override flags
  *    decide, exactly as RFC 4861 7.2.5 says (and Linux's ndisc_recv_na feeds neigh_update);
- *  - how it proves addresses unique before using them (DAD, RFC 4862 5.4), where ARP has RFC 5227;
- *  - routers: solicitations on start, advertisements giving default routers, on-link prefixes and
- *    SLAAC addresses (RFC 4861 6.3.4, RFC 4862 5.5.3), all bounded against floods.
+ *  - how it proves addresses unique before using them (DAD, RFC 4862 5.4), where ARP has RFC 5227,
+ *    with a nonce in each probe (RFC 7527) so that our own probe looped back is not a conflict;
+ *  - routers: solicitations on start, advertisements giving default routers, on-link prefixes,
+ *    SLAAC addresses (RFC 4861 6.3.4, RFC 4862 5.5.3), all bounded against floods, and the link's
+ *    parameters (hop limit, MTU, the table's reachable time and retransmission timer);
+ *  - redirects (RFC 4861 8): the router we use for a destination names a better first hop.
  *
  * Every message arrives through the ICMPv6 layer (types 133-137) and is checked against every
  * validity rule of RFC 4861 by @tapstack/icmpv6's validateNdisc (hop limit 255: proof that it was
@@ -33,7 +36,8 @@ import {
 import { NeighbourTable, type NeighbourFamily, type NeighbourParams, type NeighbourUpdate, type NeighbourUpdateResult, type ResolveOutcome } from '@tapstack/neighbour';
 import { Ipv6Cidr, type Ipv6Layer, type Ipv6NeighbourResolver, type Ipv6Packet, type Ipv6AddressEvent } from '@tapstack/ipv6';
 import { lifetimeMs, type NdpMessage, type PrefixInformation } from './messages.ts';
-import { decodeNdp, encodeNdp, encodeMldv2Report } from './wire.ts';
+import { decodeNdp, encodeNdp } from './wire.ts';
+import { MldHost } from './mld-host.ts';
 import type { Icmpv6Layer, NdiscInvalidReason } from '@tapstack/icmpv6';
 
 const log = debugFactory('tapstack:ndp');
@@ -47,11 +51,17 @@ export const NDP_COUNTERS = [
   'rx_router_advertisements',
   'rx_neighbour_solicitations',
   'rx_neighbour_advertisements',
-  'rx_redirects_ignored',
+  'rx_redirects',
+  'redirects_applied',
+  'rx_mld_general_queries',
+  'rx_mld_specific_queries',
+  'rx_mld_query_not_member',
+  'rx_mld_invalid',
   'rx_ra_not_link_local',
   'rx_ns_dad_bad_destination',
   'rx_ns_not_for_us',
   'rx_ns_for_tentative',
+  'rx_ns_dad_looped_back',
   'rx_na_multicast_solicited',
   'rx_na_for_our_address',
   'rx_na_no_entry',
@@ -64,12 +74,19 @@ export const NDP_COUNTERS = [
   'ra_prefixes_full',
   'ra_addresses_full',
   'ra_prefix_ignored',
+  'ra_hop_limit_set',
+  'ra_mtu_set',
+  'ra_mtu_refused',
+  'ra_reachable_time_set',
+  'ra_retrans_timer_set',
+  'ra_timer_refused',
   'tx_neighbour_solicitations',
   'tx_unicast_solicitations',
   'tx_neighbour_advertisements',
   'tx_dad_solicitations',
   'tx_router_solicitations',
   'tx_mld_reports',
+  'tx_mld_v1_reports',
   'tx_failed',
   'dad_started',
   'dad_succeeded',
@@ -95,11 +112,15 @@ export const NDP_DEFAULTS = {
   maxRouterSolicitationDelayMs: 1000,
   /** DupAddrDetectTransmits */
   dadTransmits: 1,
-  /** RetransTimer, ms: the wait after the last DAD probe. */
+  /** RetransTimer, ms: the wait after the last DAD probe (until a router advertises another). */
   retransTimerMs: 1000,
-  /** MLDv2 unsolicited reports per join (the robustness variable, RFC 3810 9.1) and their spacing. */
-  mldReports: 2,
-  mldReportIntervalMs: 1000,
+  /** RFC 7527 2: bytes of nonce in a DAD probe (Linux sends 6, the option's smallest size). */
+  dadNonceBytes: 6,
+  /** MAX_REACHABLE_TIME (RFC 4861 10): a larger Reachable Time in an RA is refused. */
+  maxReachableTimeMs: 3_600_000,
+  /** Linux's floors for the RA timers (ndisc_router_discovery: HZ/10 and HZ/100). */
+  minReachableTimeMs: 100,
+  minRetransTimerMs: 10,
 } as const;
 
 export interface NdpOptions {
@@ -133,6 +154,8 @@ export interface DadConflict {
 interface DadRun {
   probesSent: number;
   timer: { cancel(): void } | undefined;
+  /** RFC 7527: the nonce our probes carry; a probe with it is ours, looped back. */
+  nonce: Uint8Array;
 }
 
 const HOP_LIMIT_ND = 255;
@@ -146,6 +169,8 @@ export class Ndp implements Ipv6NeighbourResolver {
   readonly table: NeighbourTable<Ipv6Address>;
   /** Invalid messages by the RFC 4861 rule they broke (`ndp_invalid.bad_hop_limit`, ...). */
   readonly invalid = new Counters<NdiscInvalidReason>('ndp_invalid');
+  /** MLDv2: reports on joining, answers to queries. */
+  readonly mld: MldHost;
   private readonly dispatcher: EtherTypeDispatcher;
   private readonly ipv6: Ipv6Layer;
   private readonly icmpv6: Icmpv6Layer;
@@ -192,8 +217,14 @@ export class Ndp implements Ipv6NeighbourResolver {
     });
     this.ipv6.setResolver(this);
     this.icmpv6 = options.icmpv6;
+    this.mld = new MldHost({ ipv6: this.ipv6, clock: this.clock, random: this.random, counters: this.counters, delays: this.options.delays });
+    // RFC 4861 8.1: a redirect must come from the router we use now for its destination.
+    const firstHopRouterFor = (destination: Ipv6Address): Ipv6Address | undefined => {
+      const route = this.ipv6.routes.lookup(destination);
+      return route.kind === 'router' ? route.nextHop : undefined;
+    };
     this.icmpv6.setNdpHandler((packet, bytes, linkSource) => {
-      const decoded = decodeNdp(packet, bytes);
+      const decoded = decodeNdp(packet, bytes, firstHopRouterFor);
       if (!decoded.ok) {
         // RFC 4861 6.1, 7.1: an invalid message is silently discarded; here, counted by the rule it broke.
         this.counters.inc('rx_messages');
@@ -207,6 +238,7 @@ export class Ndp implements Ipv6NeighbourResolver {
     this.ipv6.addresses.onGroupChange((e) => {
       if (e.kind === 'joined' && this.started) this.reportGroup(e.group);
     });
+    if (this.options.mld) this.icmpv6.setMldQueryHandler((packet, message) => this.mld.query(packet, message));
   }
 
   // ================================================================ start: link-local, DAD, RS
@@ -271,7 +303,9 @@ export class Ndp implements Ipv6NeighbourResolver {
       return;
     }
     this.counters.inc('dad_started');
-    const run: DadRun = { probesSent: 0, timer: undefined };
+    const nonce = new Uint8Array(NDP_DEFAULTS.dadNonceBytes);
+    for (let i = 0; i < nonce.length; i++) nonce[i] = Math.floor(this.random() * 256) & 0xff;
+    const run: DadRun = { probesSent: 0, timer: undefined, nonce };
     this.dad.set(address.key, run);
     const probe = (): void => {
       run.timer = undefined;
@@ -284,9 +318,10 @@ export class Ndp implements Ipv6NeighbourResolver {
         return;
       }
       run.probesSent++;
-      this.sendNdp(address.solicitedNode(), Ipv6Address.UNSPECIFIED, { kind: 'neighbour-solicitation', target: address, sourceLinkLayer: undefined });
+      this.sendNdp(address.solicitedNode(), Ipv6Address.UNSPECIFIED, { kind: 'neighbour-solicitation', target: address, sourceLinkLayer: undefined, nonce: run.nonce });
       this.counters.inc('tx_dad_solicitations');
-      run.timer = this.clock.setTimer(NDP_DEFAULTS.retransTimerMs, probe);
+      // RetransTimer: the table's, which a router advertisement may have set (RFC 4862 5.4).
+      run.timer = this.clock.setTimer(this.table.params.retransTimeMs, probe);
     };
     run.timer = this.clock.setTimer(this.jitter(), probe);
   }
@@ -334,29 +369,9 @@ export class Ndp implements Ipv6NeighbourResolver {
     this.later(this.jitter(), send);
   }
 
-  /**
-   * An MLDv2 report for a newly joined group (RFC 3810 6.1), sent [Robustness Variable] times a
-   * second apart. All-nodes is never reported (RFC 3810 6).
-   */
+  /** MLDv2 State Change reports for a newly joined group (RFC 3810 6.1; mld-host.ts). */
   private reportGroup(group: Ipv6Address): void {
-    if (!this.options.mld || group.equals(Ipv6Address.ALL_NODES) || this.closed) return;
-    let sent = 0;
-    const send = (): void => {
-      if (this.closed || !this.ipv6.addresses.isMember(group)) return;
-      sent++;
-      // RFC 3810 5.2.13: from the link-local address, or :: while it is still tentative.
-      const source = this.ipv6.addresses.linkLocal() ?? Ipv6Address.UNSPECIFIED;
-      const outcome = this.ipv6.send({
-        destination: Ipv6Address.ALL_MLDV2_ROUTERS,
-        source,
-        nextHeader: 0, // hop-by-hop options (the router alert) come first, RFC 3810 5
-        hopLimit: 1,
-        payload: encodeMldv2Report(source, Ipv6Address.ALL_MLDV2_ROUTERS, [group]),
-      });
-      this.counters.inc(outcome === 'sent' || outcome === 'queued' ? 'tx_mld_reports' : 'tx_failed');
-      if (sent < NDP_DEFAULTS.mldReports) this.later(NDP_DEFAULTS.mldReportIntervalMs * (this.options.delays ? this.random() : 1), send);
-    };
-    this.later(this.options.delays ? this.random() * NDP_DEFAULTS.mldReportIntervalMs : 0, send);
+    if (this.options.mld && !this.closed) this.mld.joined(group);
   }
 
   // ================================================================ resolver
@@ -449,9 +464,7 @@ export class Ndp implements Ipv6NeighbourResolver {
       .with({ kind: 'router-solicitation' }, () => {
         this.counters.inc('rx_router_solicitations'); // a host is not a router: RFC 4861 6.2.6 is not ours
       })
-      .with({ kind: 'redirect' }, () => {
-        this.counters.inc('rx_redirects_ignored'); // one link, no better first hop to learn
-      })
+      .with({ kind: 'redirect' }, (m) => this.onRedirect(m))
       .exhaustive();
   }
 
@@ -466,6 +479,10 @@ export class Ndp implements Ipv6NeighbourResolver {
       return this.counters.inc('rx_ns_dad_bad_destination');
     }
     if (addresses.isTentative(target)) {
+      // RFC 7527 4.2: our own probe, looped back to us (a reflecting switch, a bridge that echoes):
+      // its nonce is the one we sent, so it proves nothing about other hosts.
+      const run = this.dad.get(target.key);
+      if (fromDad && run && m.nonce && equalBytes(m.nonce, run.nonce)) return this.counters.inc('rx_ns_dad_looped_back');
       // RFC 4862 5.4.3: another host probing for the address we probe for: neither may have it.
       // From a unicast source it is address resolution, which a tentative address ignores.
       if (fromDad) this.dadFailed(target, undefined, 'dad-solicitation');
@@ -544,7 +561,60 @@ export class Ndp implements Ipv6NeighbourResolver {
     this.routerAdvertised = true;
     if (!this.ipv6.routes.setDefaultRouter(source, m.routerLifetime * 1000)) this.counters.inc('ra_routers_full');
     if (m.sourceLinkLayer) this.learn(source, m.sourceLinkLayer, { state: 'STALE', override: 'always', create: true });
+    this.applyLinkParameters(m);
     for (const p of m.prefixes) this.onPrefix(p);
+  }
+
+  /**
+   * RFC 4861 6.3.4: the link's parameters from a router advertisement, each only when not 0
+   * ("unspecified by this router"). Cur Hop Limit becomes the hop limit of what we send; Reachable
+   * Time becomes the table's BaseReachableTime (a new random ReachableTime is drawn when it
+   * changed) and Retrans Timer its RetransTimer; the MTU option the link's IPv6 MTU, if it is
+   * possible for this link (1280 up to the device's MTU). The timers are bounded like Linux
+   * bounds them, so a hostile RA cannot make the table solicit in a busy loop.
+   */
+  private applyLinkParameters(m: Extract<NdpMessage, { kind: 'router-advertisement' }>): void {
+    const c = this.counters;
+    if (m.curHopLimit !== 0 && m.curHopLimit !== this.ipv6.hopLimit && this.ipv6.setHopLimit(m.curHopLimit)) c.inc('ra_hop_limit_set');
+    const times: { baseReachableTimeMs?: number; retransTimeMs?: number } = {};
+    if (m.reachableTime !== 0) {
+      if (m.reachableTime > NDP_DEFAULTS.maxReachableTimeMs) c.inc('ra_timer_refused');
+      else if (Math.max(m.reachableTime, NDP_DEFAULTS.minReachableTimeMs) !== this.table.params.baseReachableTimeMs) {
+        times.baseReachableTimeMs = Math.max(m.reachableTime, NDP_DEFAULTS.minReachableTimeMs);
+        c.inc('ra_reachable_time_set');
+      }
+    }
+    if (m.retransTimer !== 0) {
+      if (m.retransTimer > NDP_DEFAULTS.maxReachableTimeMs) c.inc('ra_timer_refused');
+      else if (Math.max(m.retransTimer, NDP_DEFAULTS.minRetransTimerMs) !== this.table.params.retransTimeMs) {
+        times.retransTimeMs = Math.max(m.retransTimer, NDP_DEFAULTS.minRetransTimerMs);
+        c.inc('ra_retrans_timer_set');
+      }
+    }
+    if (times.baseReachableTimeMs !== undefined || times.retransTimeMs !== undefined) this.table.setTimes(times);
+    if (m.mtu !== undefined && m.mtu !== this.ipv6.mtu) {
+      if (this.ipv6.setLinkMtu(m.mtu)) c.inc('ra_mtu_set');
+      else {
+        c.inc('ra_mtu_refused');
+        log('RA: MTU %d refused (below 1280 or above the device MTU %d)', m.mtu, this.ipv6.deviceMtu);
+      }
+    }
+  }
+
+  /**
+   * RFC 4861 8.3: a valid redirect (every 8.1 rule, the first-hop router one included, was
+   * checked by the codec) changes the route for its destination: to the target router, or
+   * straight to the destination when target and destination are the same (it is on-link). A
+   * target link-layer address option goes into the table as a router advertisement's would
+   * (created STALE, or made STALE when it changed). Linux hosts take redirects (accept_redirects=1
+   * on a host), so do we.
+   */
+  private onRedirect(m: Extract<NdpMessage, { kind: 'redirect' }>): void {
+    this.counters.inc('rx_redirects');
+    this.ipv6.routes.setRedirect(m.destination, m.target);
+    this.counters.inc('redirects_applied');
+    log('redirect: %s now via %s', m.destination.toString(), m.target.equals(m.destination) ? 'the link (on-link)' : m.target.toString());
+    if (m.targetLinkLayer) this.learn(m.target, m.targetLinkLayer, { state: 'STALE', override: 'always', create: true });
   }
 
   private onPrefix(p: PrefixInformation): void {
@@ -598,6 +668,8 @@ export class Ndp implements Ipv6NeighbourResolver {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.mld.close();
+    this.icmpv6.setMldQueryHandler(undefined);
     for (const run of this.dad.values()) run.timer?.cancel();
     this.dad.clear();
     for (const t of this.timers) t.cancel();
@@ -605,4 +677,10 @@ export class Ndp implements Ipv6NeighbourResolver {
     this.table.close();
     this.icmpv6.setNdpHandler(undefined);
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -10,6 +10,7 @@ import { routerAlertHopByHop, type Ipv6Packet } from '@tapstack/ipv6';
 import {
   Icmpv6Packet,
   MldReportRepr,
+  NdiscOptionType,
   NdiscRepr,
   ndiscOptionsSummary,
   validateNdisc,
@@ -18,11 +19,20 @@ import {
 } from '@tapstack/icmpv6';
 import type { NdpMessage } from './messages.ts';
 
-/** Checks and reads an NDP message (ICMPv6 types 133-137) that came in `packet`. */
-export function decodeNdp(packet: Ipv6Packet, message: Uint8Array): ParseResult<NdpMessage, NdiscInvalidReason> {
+/**
+ * Checks and reads an NDP message (ICMPv6 types 133-137) that came in `packet`. For a redirect,
+ * `firstHopRouterFor` tells the router we use for a destination now (RFC 4861 8.1: only that
+ * router may redirect us).
+ */
+export function decodeNdp(
+  packet: Ipv6Packet,
+  message: Uint8Array,
+  firstHopRouterFor?: (destination: Ipv6Address) => Ipv6Address | undefined,
+): ParseResult<NdpMessage, NdiscInvalidReason> {
   const checked = Icmpv6Packet.check(message);
   if (!checked.ok) return fail('truncated');
-  const valid = validateNdisc(checked.value, { source: packet.source, destination: packet.destination, hopLimit: packet.hopLimit });
+  const context = { source: packet.source, destination: packet.destination, hopLimit: packet.hopLimit };
+  const valid = validateNdisc(checked.value, firstHopRouterFor ? { ...context, firstHopRouterFor } : context);
   if (!valid.ok) return valid;
   const repr = valid.value;
   const o = ndiscOptionsSummary(repr.options);
@@ -43,11 +53,11 @@ export function decodeNdp(packet: Ipv6Packet, message: Uint8Array): ParseResult<
         prefixes: o.prefixes,
       });
     case 'neighbor-solicitation':
-      return ok({ kind: 'neighbour-solicitation', target: repr.target, sourceLinkLayer: o.sourceLinkLayerAddress });
+      return ok({ kind: 'neighbour-solicitation', target: repr.target, sourceLinkLayer: o.sourceLinkLayerAddress, nonce: o.nonce });
     case 'neighbor-advertisement':
       return ok({ kind: 'neighbour-advertisement', router: repr.router, solicited: repr.solicited, override: repr.override, target: repr.target, targetLinkLayer: o.targetLinkLayerAddress });
     case 'redirect':
-      return ok({ kind: 'redirect', target: repr.target, destination: repr.destination });
+      return ok({ kind: 'redirect', target: repr.target, destination: repr.destination, targetLinkLayer: o.targetLinkLayerAddress });
   }
 }
 
@@ -57,8 +67,11 @@ export function encodeNdp(message: NdpMessage, source: Ipv6Address, destination:
   switch (message.kind) {
     case 'router-solicitation':
       return NdiscRepr.build({ kind: 'router-solicitation', options: link('source-link-layer-address', message.sourceLinkLayer) }, source, destination);
-    case 'neighbour-solicitation':
-      return NdiscRepr.build({ kind: 'neighbor-solicitation', target: message.target, options: link('source-link-layer-address', message.sourceLinkLayer) }, source, destination);
+    case 'neighbour-solicitation': {
+      // RFC 7527 2: the nonce option, type 14, length 1: six bytes after type and length.
+      const nonce: NdiscOption[] = message.nonce ? [{ kind: 'unknown', type: NdiscOptionType.NONCE, data: message.nonce }] : [];
+      return NdiscRepr.build({ kind: 'neighbor-solicitation', target: message.target, options: [...link('source-link-layer-address', message.sourceLinkLayer), ...nonce] }, source, destination);
+    }
     case 'neighbour-advertisement':
       return NdiscRepr.build(
         { kind: 'neighbor-advertisement', router: message.router, solicited: message.solicited, override: message.override, target: message.target, options: link('target-link-layer-address', message.targetLinkLayer) },

@@ -240,7 +240,8 @@ function hasUsableMac(state: NeighbourState): boolean {
 const noop = (): void => {};
 
 export class NeighbourTable<A = Ipv4Address> {
-  readonly params: Readonly<NeighbourParams>;
+  /** Frozen; replaced whole by setTimes (a router advertisement's timers). */
+  params: Readonly<NeighbourParams>;
   readonly stats: Counters<NeighbourStatName>;
   /** The `table_fulls` stat (Arp tells a full table from a refusing link by it). */
   readonly tableFulls: Counter;
@@ -290,6 +291,23 @@ export class NeighbourTable<A = Ipv4Address> {
   /** The current reachable_time: base_reachable_time times a random factor in [0.5, 1.5). */
   get reachableTimeMs(): number {
     return this.reachableMs;
+  }
+
+  /**
+   * New base_reachable_time / retrans_time, as an IPv6 router advertisement gives them (RFC 4861
+   * 6.3.4; Linux ndisc_router_discovery writes the same two neigh_parms). A changed base reachable
+   * time picks a new random ReachableTime at once, as the RFC asks. Entries already timing keep
+   * their timers; the next state change uses the new values.
+   */
+  setTimes(times: { baseReachableTimeMs?: number; retransTimeMs?: number }): void {
+    const next = { ...this.params, ...times };
+    validateParams(next);
+    const baseChanged = next.baseReachableTimeMs !== this.params.baseReachableTimeMs;
+    this.params = Object.freeze(next);
+    if (baseChanged) {
+      this.reachableMs = this.randomReachableTime();
+      this.reachableChosenAt = this.clock.now();
+    }
   }
 
   /** Entries, PERMANENT ones included. */
