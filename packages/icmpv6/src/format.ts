@@ -11,9 +11,9 @@ import {
   IpNextHeader,
   ipNextHeaderName,
   Ipv6FragmentRepr,
+  Ipv6Packet,
   walkExtensionHeaders,
   type ExtensionHeaderVisit,
-  type Ipv6Packet,
 } from '@tapstack/ipv6';
 import type { Ipv6Address } from '@tapstack/link';
 import { describeMldQuery, describeMldReport, MldQueryRepr, MldReportRepr } from './mld.ts';
@@ -52,8 +52,29 @@ function describeMessage(p: Icmpv6Packet): string {
 
 const NDISC_NAMES = ['router solicitation', 'router advertisement', 'neighbor solicitation', 'neighbor advertisement', 'redirect'];
 
-/** A whole IPv6 packet (from its header on) in one line, ICMPv6 decoded. */
-export function formatIpv6Datagram(bytes: Uint8Array): string {
+/**
+ * Describes an upper-layer message above IPv6 (UDP, TCP, ...) with its addresses, tcpdump style:
+ * `fd00:10::1.45645 > fd00:10::2.7: UDP, length 3`; undefined for a next header it does not know.
+ */
+export type Ipv6UpperLayerDescriber = (nextHeader: number, message: Uint8Array, source: Ipv6Address, destination: Ipv6Address) => string | undefined;
+
+/**
+ * A whole IPv6 packet (from its header on) in one line, ICMPv6 decoded, and the upper layers
+ * `upper` knows. Those print the addresses themselves, with the ports (as tcpdump does for UDP
+ * and TCP): `IP6 fd00:10::1.45645 > fd00:10::2.7: UDP, length 3`, the extension headers named first.
+ */
+export function formatIpv6Datagram(bytes: Uint8Array, upper?: Ipv6UpperLayerDescriber): string {
+  if (upper) {
+    const checked = Ipv6Packet.check(bytes);
+    if (checked.ok) {
+      const packet = checked.value;
+      const walk = walkExtensionHeaders(packet, { isUpperLayer: () => true });
+      if (walk.kind === 'upper-layer' && walk.nextHeader !== IpNextHeader.ICMPV6) {
+        const line = upper(walk.nextHeader, packet.bytes.subarray(walk.offset), packet.source, packet.destination);
+        if (line !== undefined) return `IP6 ${headerNames(walk.headers)}${line}`;
+      }
+    }
+  }
   return formatIpv6Packet(bytes, describeIpv6Payload);
 }
 

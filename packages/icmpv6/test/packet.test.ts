@@ -174,6 +174,18 @@ describe('formatIcmpv6 and formatIpv6Datagram', () => {
   });
 });
 
+describe('formatIpv6Datagram with an upper-layer describer (the --trace of UDP over IPv6)', () => {
+  it('lets the describer print addresses with ports, like tcpdump; ICMPv6 and unknown next headers stay as they were', async () => {
+    const { allIpv6Frames } = await import('../../ipv6/test/fixtures.ts');
+    const udp = (nextHeader: number, m: Uint8Array, s: { toString(): string }, d: { toString(): string }): string | undefined =>
+      nextHeader === 17 ? `${s}.${(m[0]! << 8) | m[1]!} > ${d}.${(m[2]! << 8) | m[3]!}: UDP, length ${m.length - 8}` : undefined;
+    const lines = allIpv6Frames().map((f) => formatIpv6Datagram(f.packet, udp));
+    expect(lines).toContain('IP6 fd00:10::1.35278 > fd00:10::2.9: UDP, length 5');
+    expect(lines).not.toContain('IP6 fd00:10::1 > fd00:10::2: UDP, length 13');
+    expect(formatIpv6Datagram(ECHO_REQUEST_PACKET, udp)).toBe('IP6 fd00:10::1 > fd00:10::2: ICMP6, echo request, id 18462, seq 1, length 64');
+  });
+});
+
 describe('formatIpv6Datagram over every frame of the Linux captures', () => {
   it('prints what tcpdump prints (its words, without the options of RA)', async () => {
     const { allIpv6Frames } = await import('../../ipv6/test/fixtures.ts');

@@ -10,12 +10,21 @@ import { formatArp } from '@tapstack/arp';
 import { formatIcmp } from '@tapstack/icmp';
 import { IpProtocol, Ipv4Packet, ipProtocolName } from '@tapstack/ipv4';
 import { formatIpv6Datagram } from '@tapstack/icmpv6';
-import { EtherType, EthernetFrame, etherTypeName, formatIpv4, type Ipv4Address } from '@tapstack/link';
+import { EtherType, EthernetFrame, etherTypeName, formatIpv4, type Ipv4Address, type Ipv6Address } from '@tapstack/link';
 
 export type PayloadDescriber = (payload: Uint8Array, source: Ipv4Address, destination: Ipv4Address) => string;
+export type Ipv6PayloadDescriber = (payload: Uint8Array, source: Ipv6Address, destination: Ipv6Address) => string;
 
-/** Builds the describer; `protocols` adds formatters for IP protocols above ICMP (UDP, ...). */
-export function frameDescriber(protocols: ReadonlyMap<number, PayloadDescriber> = new Map()): (frame: Uint8Array) => string {
+/**
+ * Builds the describer; `protocols` adds formatters for IP protocols above ICMP (UDP, ...), and
+ * `protocols6` the same for next headers above IPv6.
+ */
+export function frameDescriber(
+  protocols: ReadonlyMap<number, PayloadDescriber> = new Map(),
+  protocols6: ReadonlyMap<number, Ipv6PayloadDescriber> = new Map(),
+): (frame: Uint8Array) => string {
+  const upper6 = (nextHeader: number, message: Uint8Array, source: Ipv6Address, destination: Ipv6Address): string | undefined =>
+    protocols6.get(nextHeader)?.(message, source, destination);
   return (frame) => {
     const checked = EthernetFrame.check(frame);
     if (!checked.ok) return `[truncated frame, length ${frame.length}]`;
@@ -44,7 +53,7 @@ export function frameDescriber(protocols: ReadonlyMap<number, PayloadDescriber> 
         return `${head}IPv4, ${addrs}: proto ${p.protocol}, length ${inner.length}${frag}`;
       }
       case EtherType.IPV6:
-        return head + formatIpv6Datagram(payload);
+        return head + formatIpv6Datagram(payload, upper6);
       default:
         return `${head}${etherTypeName(eth.etherType)}, length ${frame.length}`;
     }

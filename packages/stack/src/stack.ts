@@ -13,7 +13,7 @@ import { TcpLayer, TcpTraceFormatter, type TcpLayerOptions } from '@tapstack/tcp
 import { Icmpv6Layer } from '@tapstack/icmpv6';
 import { Ipv6Addresses, Ipv6Cidr, Ipv6Layer } from '@tapstack/ipv6';
 import { Ndp, type NdpOptions } from '@tapstack/ndp';
-import { frameDescriber, type PayloadDescriber } from './describe.ts';
+import { frameDescriber, type Ipv6PayloadDescriber, type PayloadDescriber } from './describe.ts';
 import {
   EtherTypeDispatcher,
   SystemClock,
@@ -84,9 +84,11 @@ export interface StackLayer {
   readonly name: string;
   readonly counters?: { format(all?: boolean): string };
   close?(): void;
-  /** The IP protocol number this layer's trace describer decodes. */
+  /** The IP protocol number (IPv6 next header) this layer's trace describers decode. */
   readonly ipProtocol?: number;
   describe?: PayloadDescriber;
+  /** The same over IPv6: the addresses are IPv6's. */
+  describeIpv6?: Ipv6PayloadDescriber;
 }
 
 export interface Stack {
@@ -140,7 +142,8 @@ export function createStack(options: StackOptions): Stack {
   const link = options.link;
   // The trace describer asks this map, which every registered layer with an IP protocol adds to.
   const describers = new Map<number, PayloadDescriber>();
-  const dispatcher = new EtherTypeDispatcher(link, trace ? { trace, describe: frameDescriber(describers) } : {});
+  const describers6 = new Map<number, Ipv6PayloadDescriber>();
+  const dispatcher = new EtherTypeDispatcher(link, trace ? { trace, describe: frameDescriber(describers, describers6) } : {});
   const arp = new Arp({
     dispatcher,
     clock,
@@ -195,6 +198,7 @@ export function createStack(options: StackOptions): Stack {
     if (layers.some((l) => l.name === layer.name)) throw new Error(`a layer named ${layer.name} is already registered`);
     layers.push(layer);
     if (layer.ipProtocol !== undefined && layer.describe) describers.set(layer.ipProtocol, layer.describe);
+    if (layer.ipProtocol !== undefined && layer.describeIpv6) describers6.set(layer.ipProtocol, layer.describeIpv6);
   };
   register({ name: 'link', counters: link.counters, close: () => link.close() });
   register({ name: 'ethertype', counters: dispatcher.counters });
@@ -207,7 +211,7 @@ export function createStack(options: StackOptions): Stack {
     register({ name: 'ndp', counters: { format: (all?: boolean) => [nd.counters.format(all), nd.invalid.format(all), nd.table.stats.format(all)].filter(Boolean).join('\n') }, close: () => nd.close() });
     register({ name: 'icmpv6', counters: i6.counters, close: () => i6.close() });
   }
-  register({ name: 'udp', counters: udp.counters, close: () => udp.close(), ipProtocol: IpProtocol.UDP, describe: formatUdp });
+  register({ name: 'udp', counters: udp.counters, close: () => udp.close(), ipProtocol: IpProtocol.UDP, describe: formatUdp, describeIpv6: formatUdp });
   const tcpTrace = new TcpTraceFormatter();
   register({ name: 'tcp', counters: tcp.counters, close: () => tcp.close(), ipProtocol: IpProtocol.TCP, describe: (bytes, source, destination) => tcpTrace.format(bytes, source, destination) });
 

@@ -221,3 +221,28 @@ describe('UDP over IPv6 between two stacks', () => {
     b.close();
   });
 });
+
+describe('--trace of UDP over IPv6', () => {
+  it('prints the ports with the addresses, as for IPv4 (tcpdump: fd00:10::1.40000 > fd00:10::2.7: UDP, length 3)', async () => {
+    const clock = new VirtualClock();
+    const [la, lb]: Link[] = MemoryLink.pair({ clock, latencyMs: 0, macs: [MAC_A, MAC_B] });
+    const lines: string[] = [];
+    const a = createStack({ link: la!, ip: '10.0.0.1/24', clock, random: seededRandom(1), trace: (l) => lines.push(l), ipv6: { addresses: ['fd00:10::1/64'] } });
+    const b = createStack({ link: lb!, ip: '10.0.0.2/24', clock, random: seededRandom(2), ipv6: { addresses: ['fd00:10::2/64'] } });
+    a.start();
+    b.start();
+    clock.advance(3000);
+    udpEcho(b.udp, 7);
+    const client = a.udp.bind(40000);
+    client.send('six', 7, 'fd00:10::2');
+    client.send('four', 7, B4);
+    clock.advance(50);
+    await Promise.resolve();
+    const udp = lines.filter((l) => l.includes('UDP'));
+    expect(udp.filter((l) => l.endsWith('IP6 fd00:10::1.40000 > fd00:10::2.7: UDP, length 3'))).toHaveLength(1);
+    expect(udp.filter((l) => l.endsWith('IP6 fd00:10::2.7 > fd00:10::1.40000: UDP, length 3'))).toHaveLength(1);
+    expect(udp.filter((l) => l.endsWith('IPv4, 10.0.0.1.40000 > 10.0.0.2.7: UDP, length 4'))).toHaveLength(1);
+    a.close();
+    b.close();
+  });
+});

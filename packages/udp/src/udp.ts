@@ -154,7 +154,7 @@ export function udp6ChecksumAt(bytes: Uint8Array, ipv6Packet: Uint8Array): numbe
   return internetChecksum(bytes, ipv6PseudoHeaderSumAt(ipv6Packet, 8, IpProtocol.UDP, bytes.length));
 }
 
-/** The parsed form of a UDP header: what a socket layer needs, addresses live in IPv4. */
+/** The parsed form of a UDP header: what a socket layer needs, addresses live in the IP header. */
 export interface UdpRepr {
   readonly sourcePort: number;
   readonly destinationPort: number;
@@ -163,19 +163,29 @@ export interface UdpRepr {
 }
 
 export interface UdpParseOptions {
-  /** Verify the checksum (default true). A field of 0 always passes: the sender computed none. */
+  /**
+   * Verify the checksum (default true). Over IPv4 a field of 0 passes (the sender computed none,
+   * RFC 768); over IPv6 it fails (the checksum is mandatory there, RFC 8200 8.1).
+   */
   verifyChecksum?: boolean;
 }
 
 export const UdpRepr = {
-  /** Parses a checked view; fails with 'bad_checksum' when the checksum is wrong for these addresses. */
+  /**
+   * Parses a checked view; fails with 'bad_checksum' when the checksum is wrong for these
+   * addresses (IPv4's pseudo-header for numbers, IPv6's for Ipv6Address).
+   */
   parse(
     packet: UdpPacket,
-    source: Ipv4Address,
-    destination: Ipv4Address,
+    source: Ipv4Address | Ipv6Address,
+    destination: Ipv4Address | Ipv6Address,
     options: UdpParseOptions = {},
   ): ParseResult<UdpRepr, 'bad_checksum'> {
-    if ((options.verifyChecksum ?? true) && !packet.verifyChecksum(source, destination)) return fail('bad_checksum');
+    if (options.verifyChecksum ?? true) {
+      const pair = addressPair(source, destination);
+      const good = pair[0] === 'v4' ? packet.verifyChecksum(pair[1], pair[2]) : packet.verifyChecksumIpv6(pair[1], pair[2]);
+      if (!good) return fail('bad_checksum');
+    }
     return ok({
       sourcePort: packet.sourcePort,
       destinationPort: packet.destinationPort,
@@ -191,18 +201,31 @@ export const UdpRepr = {
   /**
    * Writes the datagram at the start of `buffer` (which must hold `bufferLength(repr)` bytes):
    * the header, a copy of `payload` when given (otherwise the data is expected in place at byte
-   * 8 already), and the checksum for these addresses, always computed.
+   * 8 already), and the checksum for these addresses, always computed (over IPv4's or IPv6's
+   * pseudo-header, by the addresses' family).
    */
-  emit(repr: UdpRepr, buffer: Uint8Array, source: Ipv4Address, destination: Ipv4Address, payload?: Uint8Array): void {
+  emit(repr: UdpRepr, buffer: Uint8Array, source: Ipv4Address | Ipv6Address, destination: Ipv4Address | Ipv6Address, payload?: Uint8Array): void {
     const length = UDP_HEADER_LENGTH + repr.payloadLength;
     if (length > 0xffff) throw new RangeError(`UDP datagram of ${length} bytes does not fit the 16-bit length field`);
     if (payload && payload.length !== repr.payloadLength) {
       throw new RangeError(`payload is ${payload.length} bytes but the repr says ${repr.payloadLength}`);
     }
+    const pair = addressPair(source, destination);
     if (payload) buffer.set(payload, UdpField.PAYLOAD);
-    writeUdpHeader(buffer, repr.sourcePort, repr.destinationPort, length, source, destination);
+    if (pair[0] === 'v4') writeUdpHeader(buffer, repr.sourcePort, repr.destinationPort, length, pair[1], pair[2]);
+    else writeUdp6Header(buffer, repr.sourcePort, repr.destinationPort, length, pair[1], pair[2]);
   },
 };
+
+/** Both addresses of one family, tagged; a mixed pair is a caller's bug. */
+function addressPair(
+  source: Ipv4Address | Ipv6Address,
+  destination: Ipv4Address | Ipv6Address,
+): readonly ['v4', Ipv4Address, Ipv4Address] | readonly ['v6', Ipv6Address, Ipv6Address] {
+  if (typeof source === 'number' && typeof destination === 'number') return ['v4', source, destination];
+  if (typeof source !== 'number' && typeof destination !== 'number') return ['v6', source, destination];
+  throw new TypeError('UDP pseudo-header: the source and destination must be of one family (both IPv4 or both IPv6)');
+}
 
 /**
  * The one writer of a UDP header (UdpRepr.emit and the layer's send path both use it): ports and

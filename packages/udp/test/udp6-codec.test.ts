@@ -14,6 +14,7 @@ import {
   udp6ChecksumAt,
   udpChecksum,
   UdpPacket,
+  UdpRepr,
   UdpSocketError,
   type UdpAddress,
 } from '../src/index.ts';
@@ -91,6 +92,26 @@ describe('the UDP checksum over IPv6', () => {
 
   it('formats with IPv6 addresses like tcpdump', () => {
     expect(formatUdp(DATAGRAM, A, B)).toBe('fd00:10::1.35278 > fd00:10::2.9: UDP, length 5');
+  });
+});
+
+describe('UdpRepr over IPv6 (the pseudo-header chosen by the addresses\' family)', () => {
+  it('parses the literal datagram under IPv6 addresses, and refuses it under others or with a zero checksum', () => {
+    expect(UdpRepr.parse(new UdpPacket(DATAGRAM), A, B)).toEqual({ ok: true, value: { sourcePort: 35278, destinationPort: 9, payloadLength: 5 } });
+    expect(UdpRepr.parse(new UdpPacket(DATAGRAM), A, ipv6('fd00:10::3'))).toEqual({ ok: false, reason: 'bad_checksum' });
+    const zero = DATAGRAM.slice();
+    zero[6] = 0;
+    zero[7] = 0;
+    expect(UdpRepr.parse(new UdpPacket(zero), A, B)).toEqual({ ok: false, reason: 'bad_checksum' });
+    // over IPv4 the same zero field means "no checksum" and passes
+    expect(UdpRepr.parse(new UdpPacket(zero), ipv4('10.0.0.1'), ipv4('10.0.0.2')).ok).toBe(true);
+  });
+
+  it('emits the literal datagram byte for byte (checksum 0x3806) and refuses a mixed pair of addresses', () => {
+    const buffer = new Uint8Array(13);
+    UdpRepr.emit({ sourcePort: 35278, destinationPort: 9, payloadLength: 5 }, buffer, A, B, new TextEncoder().encode('hello'));
+    expect(Array.from(buffer)).toEqual(Array.from(DATAGRAM));
+    expect(() => UdpRepr.emit({ sourcePort: 1, destinationPort: 2, payloadLength: 0 }, new Uint8Array(8), A, ipv4('10.0.0.2'))).toThrow(TypeError);
   });
 });
 
