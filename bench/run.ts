@@ -36,7 +36,7 @@ import { parseArgs } from 'node:util';
 import { benchUdpEcho, type UdpEchoBenchResult } from '../packages/udp/bench/udp-echo.ts';
 import { measureEchoPath, type EchoPathFigure } from './echo-path.ts';
 import { arpFloodInMemory, arpFloodOnTap, pingFloodRss, type ArpFloodInMemoryResult, type ArpFloodOnTapResult } from './memory.ts';
-import { ping, type PingResult } from './ping.ts';
+import { formatPing6Section, ping, ping6Section, type Ping6Section, type PingResult } from './ping.ts';
 import { formatKb, formatNumber, markdownTable, median } from './table.ts';
 import { FloorTarget, KernelTarget, TapstackTarget, type Target } from './targets.ts';
 import { formatTcpSection, tcpSection, type TcpSection } from './tcp.ts';
@@ -60,7 +60,7 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: npm run bench [-- --quick] [--rounds N] [--memory-pings N] [--arp-senders N]
-                       [--placement free,same-cpu] [--floors] [--skip ping,inmemory,memory,arp,udp,tcp] [--json FILE]
+                       [--placement free,same-cpu] [--floors] [--skip ping,ping6,inmemory,memory,arp,udp,tcp] [--json FILE]
                        [--tapstack-arg=ARG ...]   more arguments for the TCP rows' tapstack up (e.g. --tapstack-arg=--pcap=/tmp/t.pcap)`);
   process.exit(0);
 }
@@ -296,6 +296,7 @@ interface Report {
   quick: boolean;
   rounds: number;
   ping?: PingSection;
+  ping6?: Ping6Section;
   inMemory?: EchoPathFigure;
   /** The same measurement in a child process pinned to each CPU in turn (taskset -c N). */
   inMemoryPerCpu?: (EchoPathFigure & { cpu: number })[];
@@ -344,6 +345,7 @@ function printReport(r: Report): void {
       out.push(markdownTable(['figure', 'tapstack', 'node + addon, no stack', 'C on the TAP device', 'kernel (veth)'], rows), '');
     }
   }
+  if (r.ping6) out.push(formatPing6Section(r.ping6, r.ping?.figures.free ?? []), '');
   const rows: string[][] = [];
   if (r.udp) {
     const u = r.udp;
@@ -426,6 +428,7 @@ async function main(): Promise<void> {
     rounds,
   };
   if (!skip.has('ping')) report.ping = await pingSection();
+  if (!skip.has('ping6')) report.ping6 = await ping6Section({ rounds, counts });
   if (!skip.has('udp')) {
     process.stderr.write('bench: UDP echo (packages/udp/bench)\n');
     report.udp = await benchUdpEcho({ durationS: quick ? 0.5 : 3 });
