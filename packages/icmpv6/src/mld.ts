@@ -220,9 +220,10 @@ export const MldV1ReportRepr = {
     return ok(Ipv6Address.fromBytes(packet.bytes, 8));
   },
 
-  build(group: Ipv6Address, source: Ipv6Address, destination: Ipv6Address): Uint8Array {
+  /** A report (type 131), or with `done` the Done message (type 132, RFC 2710 3.8: same layout, sent to ff02::2 on leaving). */
+  build(group: Ipv6Address, source: Ipv6Address, destination: Ipv6Address, done = false): Uint8Array {
     const b = new Uint8Array(MLDV1_QUERY_LENGTH);
-    b[0] = Icmpv6Type.MULTICAST_LISTENER_REPORT_V1;
+    b[0] = done ? Icmpv6Type.MULTICAST_LISTENER_DONE : Icmpv6Type.MULTICAST_LISTENER_REPORT_V1;
     group.writeTo(b, 8);
     fillIcmpv6Checksum(b, source, destination, 0, b.length);
     return b;

@@ -4,7 +4,7 @@
  *
  *  - unsolicited, when we join a group (6.1): a State Change report, CHANGE_TO_EXCLUDE_MODE with
  *    no sources ("every source"), sent [Robustness Variable] times, a random part of a second
- *    apart;
+ *    apart; when we leave one, the same with CHANGE_TO_INCLUDE_MODE and no sources ("none");
  *  - solicited, when a querier asks (6.2, 6.3): a Current State report after a random delay up to
  *    the query's Maximum Response Delay, so that the listeners of a big link do not all answer at
  *    the same instant. A General Query (group ::) asks about every group we are in; a
@@ -19,7 +19,8 @@
  *
  * An MLDv1 querier (a 24-byte query, RFC 2710) cannot read version 2 reports, so while one has been
  * heard within the Older Version Querier Present Timeout, we answer and announce with MLDv1
- * reports, one group per message, to the group itself (RFC 3810 8.2.1).
+ * reports, one group per message, to the group itself, and a Done to ff02::2 on leaving (RFC 3810
+ * 8.2.1, RFC 2710 4).
  *
  * Never reported: ff02::1 (every node is in it, RFC 3810 6) and groups of scope 0 or 1.
  */
@@ -127,6 +128,29 @@ export class MldHost {
     this.later(this.delays ? this.random() * MLD_DEFAULTS.unsolicitedReportIntervalMs : 0, send);
   }
 
+  /**
+   * The State Change report for a group just left (RFC 3810 6.1): CHANGE_TO_INCLUDE_MODE with no
+   * sources, at once and then [Robustness Variable] - 1 more times; a pending answer about the group
+   * is dropped. Joined again meanwhile, the retransmissions stop (the join's report says it).
+   */
+  left(group: Ipv6Address): void {
+    if (!reportable(group) || this.closed) return;
+    const pending = this.byGroup.get(group.key);
+    if (pending) {
+      pending.timer.cancel();
+      this.byGroup.delete(group.key);
+    }
+    let sent = 0;
+    const send = (): void => {
+      if (this.closed || this.ipv6.addresses.isMember(group)) return;
+      sent++;
+      if (this.v1Compatibility) this.sendV1Done(group);
+      else this.sendReport(MldReportRepr.leave([group]).records);
+      if (sent < MLD_DEFAULTS.robustness) this.later(MLD_DEFAULTS.unsolicitedReportIntervalMs * (this.delays ? this.random() : 1), send);
+    };
+    send();
+  }
+
   /** A query from the ICMPv6 layer (`message` is the ICMPv6 message, `packet` the IPv6 packet it came in). */
   query(packet: Ipv6Packet, message: Uint8Array): void {
     if (this.closed) return;
@@ -224,6 +248,13 @@ export class MldHost {
     const source = this.ipv6.addresses.linkLocal();
     if (!source) return this.counters.inc('tx_failed');
     this.sendMld(source, group, MldV1ReportRepr.build(group, source, group), 'tx_mld_v1_reports');
+  }
+
+  /** An MLDv1 Done (RFC 2710 3.8): to all-routers, from a link-local address. */
+  private sendV1Done(group: Ipv6Address): void {
+    const source = this.ipv6.addresses.linkLocal();
+    if (!source) return this.counters.inc('tx_failed');
+    this.sendMld(source, Ipv6Address.ALL_ROUTERS, MldV1ReportRepr.build(group, source, Ipv6Address.ALL_ROUTERS, true), 'tx_mld_v1_reports');
   }
 
   private sendMld(source: Ipv6Address, destination: Ipv6Address, message: Uint8Array, counter: NdpCounterName): void {

@@ -237,6 +237,7 @@ export class Ndp implements Ipv6NeighbourResolver {
     this.ipv6.addresses.onChange((e) => this.addressChanged(e));
     this.ipv6.addresses.onGroupChange((e) => {
       if (e.kind === 'joined' && this.started) this.reportGroup(e.group);
+      if (e.kind === 'left' && this.started && this.options.mld && !this.closed) this.mld.left(e.group);
     });
     if (this.options.mld) this.icmpv6.setMldQueryHandler((packet, message) => this.mld.query(packet, message));
   }

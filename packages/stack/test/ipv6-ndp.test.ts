@@ -130,6 +130,23 @@ describe('MLDv2 queries (RFC 3810 6.2, 6.3)', () => {
     stack.close();
   });
 
+  it('leaving a group sends CHANGE_TO_INCLUDE {} twice (RFC 3810 6.1), and a pending answer about it is dropped', () => {
+    const { clock, stack, query, sentPackets, icmpOf } = withRawPeer();
+    stack.start();
+    clock.advance(5000);
+    const group = ipv6('ff02::fb');
+    stack.ipv6!.addresses.join(group);
+    clock.advance(3000);
+    sentPackets();
+    query(group, MldQueryRepr.build({ version: 2, maxResponseCode: 5000, multicastAddress: group, suppressRouterProcessing: false, robustness: 2, queryIntervalCode: 125, sources: [] }, ROUTER, group));
+    stack.ipv6!.addresses.leave(group);
+    clock.advance(6000);
+    const reports = sentPackets().map((p) => MldReportRepr.parse(new Icmpv6Packet(icmpOf(p))));
+    expect(reports.map((r) => r.ok && r.value.records.map((x) => `${x.type} ${x.multicastAddress} ${x.sources.length}`).join())).toEqual(['3 ff02::fb 0', '3 ff02::fb 0']);
+    expect(stack.ndp!.mld.pendingAnswers).toBe(0);
+    stack.close();
+  });
+
   it('address-specific queries: answered for a group we are in, not for others; a source-specific one gets IS_IN with its sources', () => {
     const { clock, stack, query, sentPackets, icmpOf } = withRawPeer();
     stack.start();
