@@ -94,10 +94,22 @@ export class Ipv6Addresses {
     return this.entries.get(address.key);
   }
 
-  /** Ours to receive on and answer for: preferred or deprecated (not tentative, not duplicate). */
+  /**
+   * Ours to receive on and answer for: preferred or deprecated (not tentative, not duplicate).
+   * Compared by bytes, not looked up by text: asked for the source and the destination of every
+   * packet received and sent, whose address objects are new, and formatting a fresh one's text
+   * key cost more than comparing it with the few addresses an interface has (16 at most).
+   */
   isAssigned(address: Ipv6Address): boolean {
-    const e = this.entries.get(address.key);
-    return e !== undefined && (e.state === 'preferred' || e.state === 'deprecated');
+    const b = address.bytes;
+    for (const e of this.entries.values()) {
+      if (e.state !== 'preferred' && e.state !== 'deprecated') continue;
+      const a = e.address.bytes;
+      let i = 15;
+      while (i >= 0 && a[i] === b[i]) i--;
+      if (i < 0) return true;
+    }
+    return false;
   }
 
   isTentative(address: Ipv6Address): boolean {
@@ -211,6 +223,14 @@ export class Ipv6Addresses {
   }
 
   /** On-link prefixes from our addresses (RFC 4861 5.2: the prefix of an address is on-link). */
+  /** True when `destination` is inside the prefix of one of our addresses (not duplicate): on-link, without building the prefixes. */
+  coversOnLink(destination: Ipv6Address): boolean {
+    for (const e of this.entries.values()) {
+      if (e.state !== 'duplicate' && e.prefixLength < 128 && destination.hasPrefix(e.address, e.prefixLength)) return true;
+    }
+    return false;
+  }
+
   onLinkPrefixes(): Ipv6Cidr[] {
     const out: Ipv6Cidr[] = [];
     for (const e of this.entries.values()) {

@@ -251,7 +251,7 @@ export class Ipv6Layer {
     this.deviceMtu = options.mtu ?? options.dispatcher.link.mtu;
     this.linkMtu = this.deviceMtu;
     if (this.deviceMtu < IPV6_MIN_MTU) throw new RangeError(`an IPv6 link needs an MTU of at least ${IPV6_MIN_MTU} (RFC 8200 5), got ${this.deviceMtu}`);
-    this.routes = new Ipv6Routes(options.clock, () => this.addresses.onLinkPrefixes());
+    this.routes = new Ipv6Routes(options.clock, () => this.addresses.onLinkPrefixes(), (d) => this.addresses.coversOnLink(d));
     this.nextIdentification = Math.floor((options.random ?? Math.random)() * 0x100000000) >>> 0;
     // RFC 8200 4.5: 60 s, then time exceeded code 1 about the first fragment (if it came).
     this.reassembly = new Ipv6Reassembler(options.clock, this.counters, options.reassembly, (first) => {

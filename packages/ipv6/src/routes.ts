@@ -61,6 +61,8 @@ export class Ipv6Routes {
     private readonly clock: Clock,
     /** The prefixes of our own addresses (always on-link while the address exists). */
     private readonly addressPrefixes: () => readonly Ipv6Cidr[],
+    /** The same question for one destination, without building the list (asked on every send). */
+    private readonly coveredByAddressPrefix: (destination: Ipv6Address) => boolean = (d) => addressPrefixes().some((p) => p.contains(d)),
   ) {}
 
   /** Looks up the next hop for `destination`. */
@@ -78,7 +80,8 @@ export class Ipv6Routes {
 
   isOnLink(destination: Ipv6Address): boolean {
     if (destination.isLinkLocal) return true;
-    for (const p of this.addressPrefixes()) if (p.contains(destination)) return true;
+    if (this.coveredByAddressPrefix(destination)) return true;
+    if (this.prefixes.size === 0) return false;
     const now = this.clock.now();
     for (const [key, p] of this.prefixes) {
       if (p.until <= now) this.prefixes.delete(key);
