@@ -4,6 +4,7 @@
  *  - `tapstack up` answers ndisc6 (our MAC); our router solicitations are on the wire; radvd
  *    advertises a prefix, hop limit 42, timers and MTU 1400: rdisc6 reads that RA, and the stack
  *    applies it (ping -6 shows ttl=42, our replies are cut into fragments of at most 1400 bytes);
+ *    `tapstack ping -6 ff02::1%tap0` prints the zone like iputils and gets the kernel's answer;
  *  - a Linux bridge with multicast snooping as the MLD querier: our stack, on a port of it,
  *    answers the kernel's general query with a Current State report (MODE_IS_EXCLUDE), and the
  *    bridge's own multicast table lists our solicited-node group on that port.
@@ -128,6 +129,11 @@ describe('tapstack up against ndisc6, rdisc6 and radvd', () => {
       } finally {
         up.child.kill('SIGKILL');
       }
+      // tapstack ping -6 with a zone prints it like iputils; all-nodes answers from the kernel's link-local address
+      const ping = spawnTapstack(ns, ['ping', '-6', 'ff02::1%tap0', '-c', '1', '-W', '2', '--mac', '02:00:00:00:00:02']);
+      expect(await ping.exited).toEqual({ code: 0, signal: null });
+      expect(ping.output).toMatch(/^PING ff02::1%tap0 \(ff02::1%tap0\) 56 data bytes$/m);
+      expect(ping.output).toMatch(/^64 bytes from fe80::[0-9a-f:]+: icmp_seq=1 ttl=64/m);
     } finally {
       ns.destroy();
     }

@@ -295,7 +295,7 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
 
 async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
   const target = c.target;
-  if (typeof target !== 'number') return ping6(c, target.address);
+  if (typeof target !== 'number') return ping6(c, target.address, target.zone);
   const stack = bringUp(c.device);
   const onSigint = (): void => {
     stack.icmp.close(); // ends the session: ping resolves with what it has, as iputils prints on Ctrl-C
@@ -332,7 +332,7 @@ async function ping(c: Extract<Command, { kind: 'ping' }>): Promise<number> {
 }
 
 /** `tapstack ping -6 ADDRESS`: like iputils' ping -6, from the stack's IPv6 (after DAD). */
-async function ping6(c: Extract<Command, { kind: 'ping' }>, target: Ipv6Address): Promise<number> {
+async function ping6(c: Extract<Command, { kind: 'ping' }>, target: Ipv6Address, zone: string | undefined): Promise<number> {
   const stack = bringUp(c.device);
   const icmpv6 = stack.icmpv6!;
   let closing = false;
@@ -347,7 +347,9 @@ async function ping6(c: Extract<Command, { kind: 'ping' }>, target: Ipv6Address)
   });
   try {
     await stack.ndp?.settled();
-    process.stdout.write(`PING ${target} (${target}) ${c.size} data bytes\n`);
+    // iputils prints the zone it was given with the address: `PING fe80::1%tap0 (fe80::1%tap0)`
+    const named = zone === undefined ? target.toString() : `${target}%${zone}`;
+    process.stdout.write(`PING ${named} (${named}) ${c.size} data bytes\n`);
     const summary = await icmpv6.ping(target, {
       count: c.count,
       size: c.size,
