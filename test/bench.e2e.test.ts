@@ -92,6 +92,15 @@ describe('npm run bench -- --quick --floors', () => {
     }
   });
 
+  it('measured the ping -6 rows for tapstack and the kernel, with nothing lost, beside the IPv4 ones', () => {
+    const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as { ping6: { rows: { key: string; tapstack: number; kernel: number }[] } };
+    expect(report.ping6.rows.map((r) => r.key)).toEqual(['serial6_time', 'serial6_loss', 'flood6_time', 'flood6_loss']);
+    for (const r of report.ping6.rows) {
+      if (r.key.endsWith('_loss')) expect([r.tapstack, r.kernel], r.key).toEqual([0, 0]);
+      else expect(Math.min(r.tapstack, r.kernel), r.key).toBeGreaterThan(0);
+    }
+  });
+
   it('answered every in-memory request, and kept memory and the neighbour table bounded', () => {
     const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
       inMemory: { frames: number; replies: number; framesPerSecond: number };
