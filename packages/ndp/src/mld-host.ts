@@ -173,7 +173,8 @@ export class MldHost {
     if (group.isUnspecified) c.inc('rx_mld_general_queries');
     else c.inc('rx_mld_specific_queries');
     if (q.version === 1) this.v1QuerierUntil = this.clock.now() + OLDER_VERSION_QUERIER_PRESENT_TIMEOUT_MS;
-    const maxDelay = mldMaxResponseDelayMs(q.maxResponseCode);
+    // RFC 2710 3.4: an MLDv1 query's field is plain milliseconds; MLDv2's is a code above 32767 (RFC 3810 5.1.3).
+    const maxDelay = q.version === 1 ? q.maxResponseCode : mldMaxResponseDelayMs(q.maxResponseCode);
     const delay = Math.floor(this.random() * maxDelay);
     const at = this.clock.now() + delay;
     // Rule 1: an answer to a general query already due sooner covers this query too.
