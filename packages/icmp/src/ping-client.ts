@@ -68,16 +68,7 @@ export class PingClient {
   /** An echo reply arrived: match it to its session (identifier, sequence, source). */
   echoReply(packet: Ipv4Packet, message: IcmpPacket, identifier: number, sequence: number, data: Uint8Array): void {
     this.counters.inc('rx_echo_replies');
-    const from = packet.source;
-    this.sessions.reply(from, identifier, sequence, data, ({ rttMs, duplicate, corrupted }) => ({
-      from,
-      sequence,
-      bytes: message.bytes.length,
-      ttl: packet.ttl,
-      rttMs,
-      duplicate,
-      corrupted,
-    }));
+    this.sessions.reply(packet.source, identifier, sequence, message.bytes.length, data, (reply) => ({ ...reply, ttl: packet.ttl }));
   }
 
   /**

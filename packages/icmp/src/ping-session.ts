@@ -196,10 +196,10 @@ export class EchoSessions<Address, Reply extends EchoReply<Address>, Error exten
   }
 
   /**
-   * An echo reply from `from`: matched to its session by identifier, sequence and source, then
-   * `describe` makes the family's reply record of it.
+   * An echo reply from `from` of `bytes` ICMP bytes carrying `data`: matched to its session by
+   * identifier, sequence and source; `complete` adds what the family's reply record has besides.
    */
-  reply(from: Address, identifier: number, sequence: number, data: Uint8Array, describe: (match: { rttMs: number; duplicate: boolean; corrupted: boolean }) => Reply): void {
+  reply(from: Address, identifier: number, sequence: number, bytes: number, data: Uint8Array, complete: (reply: EchoReply<Address>) => Reply): void {
     const session = this.sessions.get(identifier);
     const { sameAddress, anyoneAnswers } = this.options;
     if (!session || !session.sentAt.has(sequence) || !(anyoneAnswers(session.target) || sameAddress(session.target, from))) {
@@ -209,7 +209,7 @@ export class EchoSessions<Address, Reply extends EchoReply<Address>, Error exten
     const rttMs = this.options.clock.now() - session.sentAt.get(sequence)!;
     const duplicate = session.answered.has(sequence);
     const corrupted = !patternMatches(data, session.size);
-    const reply = describe({ rttMs, duplicate, corrupted });
+    const reply = complete({ from, sequence, bytes, rttMs, duplicate, corrupted });
     if (duplicate) session.duplicates++;
     else if (corrupted) session.corrupted++;
     else {

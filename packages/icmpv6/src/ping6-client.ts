@@ -6,10 +6,11 @@
  * checksum left to the IPv6 layer (it covers the pseudo-header, so it needs the source address
  * the layer chooses), and iputils' words for ICMPv6 errors.
  */
-import { EchoSessions, formatEchoReply, formatEchoSummary, type EchoError, type EchoOptions, type EchoReply, type EchoSummary } from '@tapstack/icmp';
+import { echoRest, EchoSessions, formatEchoReply, formatEchoSummary, type EchoError, type EchoOptions, type EchoReply, type EchoSummary, writeIcmpHeader } from '@tapstack/icmp';
 import type { Clock, Counters, Ipv6Address } from '@tapstack/link';
 import type { Ipv6Layer, Ipv6Packet, Ipv6SendOutcome } from '@tapstack/ipv6';
 import type { Icmpv6CounterName, Icmpv6ErrorReport } from './layer.ts';
+import { Icmpv6Type } from './packet.ts';
 
 export interface Ping6Options extends EchoOptions<Ping6Reply, Ping6Error> {
   hopLimit?: number;
@@ -48,11 +49,8 @@ export class Ping6Client {
     if (!Number.isInteger(size) || size < 0 || size > 65519) throw new RangeError('ping -6 size must be 0-65519 bytes');
     return this.sessions.start(target, count, size, options, (identifier, sequence, data) => {
       const message = new Uint8Array(8 + size);
-      message[0] = 128; // echo request; code 0, checksum filled in by the IPv6 layer
-      message[4] = identifier >>> 8;
-      message[5] = identifier & 0xff;
-      message[6] = sequence >>> 8;
-      message[7] = sequence & 0xff;
+      // The checksum is left 0 for the IPv6 layer to fill in.
+      writeIcmpHeader(message, 0, Icmpv6Type.ECHO_REQUEST, 0, echoRest(identifier, sequence));
       message.set(data, 8);
       const outcome = ipv6.send({ destination: target, nextHeader: 58, payload: message, checksumOffset: 2, ...(options.hopLimit !== undefined ? { hopLimit: options.hopLimit } : {}) });
       if (outcome === 'sent' || outcome === 'queued') return undefined;
@@ -64,22 +62,13 @@ export class Ping6Client {
   echoReply(packet: Ipv6Packet, message: Uint8Array): void {
     const identifier = (message[4]! << 8) | message[5]!;
     const sequence = (message[6]! << 8) | message[7]!;
-    const from = packet.source;
-    this.sessions.reply(from, identifier, sequence, message.subarray(8), ({ rttMs, duplicate, corrupted }) => ({
-      from,
-      sequence,
-      bytes: message.length,
-      hopLimit: packet.hopLimit,
-      rttMs,
-      duplicate,
-      corrupted,
-    }));
+    this.sessions.reply(packet.source, identifier, sequence, message.length, message.subarray(8), (reply) => ({ ...reply, hopLimit: packet.hopLimit }));
   }
 
   /** An ICMPv6 error quoting one of our echo requests. */
   errorAbout(report: Icmpv6ErrorReport): void {
     const p = report.original.payload;
-    if (p.length < 8 || p[0] !== 128) return;
+    if (p.length < 8 || p[0] !== Icmpv6Type.ECHO_REQUEST) return;
     const sequence = (p[6]! << 8) | p[7]!;
     this.sessions.error((p[4]! << 8) | p[5]!, sequence, report.original.destination, { sequence, from: report.from, message: describeError(report) });
   }
