@@ -6,11 +6,11 @@
  * is IPv4's is here: building and sending the request, reading an ICMP error's quote, and
  * iputils' words for the errors.
  */
-import { IpProtocol, type Ipv4Layer, type Ipv4Packet, type Ipv4SendOutcome } from '@tapstack/ipv4';
+import { IpProtocol, type Ipv4Layer, type Ipv4Packet } from '@tapstack/ipv4';
 import type { Clock, Counters, Ipv4Address } from '@tapstack/link';
 import { IcmpRepr, IcmpType, UnreachableCode, type IcmpPacket } from './packet.ts';
 import type { PingError, PingOptions, PingReply, PingSummary } from './ping.ts';
-import { EchoSessions } from './ping-session.ts';
+import { EchoSessions, sendFailureMessage } from './ping-session.ts';
 import type { IcmpCounterName, IcmpErrorReport } from './layer.ts';
 
 export interface PingClientOptions {
@@ -61,7 +61,7 @@ export class PingClient {
         ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
       });
       if (outcome === 'sent' || outcome === 'queued') return undefined;
-      return { sequence, from: this.ipv4.address.address, message: describeSendFailure(outcome) };
+      return { sequence, from: this.ipv4.address.address, message: sendFailureMessage(outcome) };
     });
   }
 
@@ -105,18 +105,3 @@ function describeError(kind: IcmpErrorReport['kind'], code: number): string {
       return `Destination Unreachable, code ${code}`;
   }
 }
-
-function describeSendFailure(outcome: Ipv4SendOutcome): string {
-  switch (outcome) {
-    case 'no_route':
-      return 'sendmsg: Network is unreachable';
-    case 'fragmentation_needed':
-    case 'too_long':
-      return 'sendmsg: Message too long';
-    case 'closed':
-      return 'sendmsg: stack closed';
-    default:
-      return 'sendmsg: No buffer space available';
-  }
-}
-

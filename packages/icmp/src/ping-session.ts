@@ -299,6 +299,26 @@ export function rttStatistics(rtts: readonly number[]): RttStatistics | undefine
   return { minMs: min, avgMs: avg, maxMs: max, mdevMs: mdev };
 }
 
+/**
+ * What ping prints for a request the IP layer would not send (either family's send outcome),
+ * in the words of the errno sendmsg() returns on Linux.
+ */
+export function sendFailureMessage(outcome: string): string {
+  switch (outcome) {
+    case 'no_route':
+      return 'sendmsg: Network is unreachable';
+    case 'no_source':
+      return 'sendmsg: Cannot assign requested address';
+    case 'fragmentation_needed':
+    case 'too_long':
+      return 'sendmsg: Message too long';
+    case 'closed':
+      return 'sendmsg: stack closed';
+    default:
+      return 'sendmsg: No buffer space available';
+  }
+}
+
 /** Like iputils: 0.052 / 1.23 / 12.3 / 123 ms. */
 function formatRttShort(ms: number): string {
   if (ms >= 100) return ms.toFixed(0);

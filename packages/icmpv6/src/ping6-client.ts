@@ -6,9 +6,9 @@
  * checksum left to the IPv6 layer (it covers the pseudo-header, so it needs the source address
  * the layer chooses), and iputils' words for ICMPv6 errors.
  */
-import { echoRest, EchoSessions, formatEchoReply, formatEchoSummary, type EchoError, type EchoOptions, type EchoReply, type EchoSummary, writeIcmpHeader } from '@tapstack/icmp';
+import { echoRest, EchoSessions, formatEchoReply, formatEchoSummary, type EchoError, type EchoOptions, type EchoReply, type EchoSummary, sendFailureMessage, writeIcmpHeader } from '@tapstack/icmp';
 import type { Clock, Counters, Ipv6Address } from '@tapstack/link';
-import type { Ipv6Layer, Ipv6Packet, Ipv6SendOutcome } from '@tapstack/ipv6';
+import type { Ipv6Layer, Ipv6Packet } from '@tapstack/ipv6';
 import type { Icmpv6CounterName, Icmpv6ErrorReport } from './layer.ts';
 import { Icmpv6Type } from './packet.ts';
 
@@ -54,7 +54,7 @@ export class Ping6Client {
       message.set(data, 8);
       const outcome = ipv6.send({ destination: target, nextHeader: 58, payload: message, checksumOffset: 2, ...(options.hopLimit !== undefined ? { hopLimit: options.hopLimit } : {}) });
       if (outcome === 'sent' || outcome === 'queued') return undefined;
-      return { sequence, from: undefined, message: describeSendFailure(outcome) };
+      return { sequence, from: undefined, message: sendFailureMessage(outcome) };
     });
   }
 
@@ -89,21 +89,6 @@ function describeError(report: Icmpv6ErrorReport): string {
       return report.code === 0 ? 'Time exceeded: Hop limit' : 'Time exceeded: Defragmentation failure';
     case 'parameter-problem':
       return `Parameter problem: code ${report.code} at ${report.parameter}`;
-  }
-}
-
-function describeSendFailure(outcome: Ipv6SendOutcome): string {
-  switch (outcome) {
-    case 'no_route':
-      return 'sendmsg: Network is unreachable';
-    case 'no_source':
-      return 'sendmsg: Cannot assign requested address';
-    case 'too_long':
-      return 'sendmsg: Message too long';
-    case 'closed':
-      return 'sendmsg: stack closed';
-    default:
-      return 'sendmsg: No buffer space available';
   }
 }
 
