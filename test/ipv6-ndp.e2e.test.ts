@@ -18,22 +18,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MacAddress, TapDevice } from '@tapstack/link';
 import { createStack, type Stack } from '@tapstack/stack';
-import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { Netns, requireE2eCapabilities, requireTools } from './support/netns.ts';
+import { tsharkFields, tsharkFrames } from './support/tshark.ts';
 import { parseCounters, spawnTapstack } from './support/watch.ts';
 
 let dir = '';
 
-function requireTool(tool: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-  } catch {
-    throw new Error(`this test needs \`${tool}\`: install it (scripts/test-tools.sh lists everything the tests use)`);
-  }
-}
-
 beforeAll(() => {
   requireE2eCapabilities();
-  for (const tool of ['ndisc6', 'rdisc6', 'radvd', 'tcpdump', 'tshark', 'bridge']) requireTool(tool);
+  requireTools(['ndisc6', 'rdisc6', 'radvd', 'tcpdump', 'tshark', 'bridge']);
   dir = mkdtempSync(join(tmpdir(), 'tapstack-ndpfin-'));
 });
 
@@ -66,10 +59,9 @@ async function capture(ns: Netns, device: string, file: string, filter = 'ip6'):
   };
 }
 
-/** tshark over a capture: one line of `fields` per packet matching `filter`. */
+/** tshark over a capture: `fields` of each packet matching `filter`, joined with `|`. */
 function tshark(file: string, filter: string, fields: string[]): string[] {
-  const out = execFileSync('tshark', ['-r', file, '-Y', filter, '-T', 'fields', '-E', 'separator=|', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8' });
-  return out.split('\n').filter(Boolean);
+  return tsharkFields(file, fields, { filter }).map((row) => row.join('|'));
 }
 
 describe('tapstack up against ndisc6, rdisc6 and radvd', () => {
@@ -118,7 +110,7 @@ describe('tapstack up against ndisc6, rdisc6 and radvd', () => {
           expect(40 + plen!).toBeLessThanOrEqual(1400);
           expect(hlim).toBe(42);
         }
-        expect(tshark(pcap, '_ws.malformed || _ws.expert.severity >= "error"', ['frame.number'])).toEqual([]);
+        expect(tsharkFrames(pcap, '_ws.malformed || _ws.expert.severity >= "error"')).toEqual([]);
         expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
         const counters = parseCounters(up.output);
         expect(counters.get('ndp.ra_hop_limit_set')).toBe(1);
@@ -187,7 +179,7 @@ describe('MLD against a Linux bridge as the querier', () => {
     expect(queries[0]).toMatch(/^fe80::[0-9a-f:]+\|ff02::1\|1000$/);
     expect(answers[0]).toBe('fe80::ff:fe00:2|ff02::1:ff00:2');
     expect(stack.ndp!.counters.get('rx_mld_general_queries')).toBeGreaterThanOrEqual(1);
-    expect(tshark(pcap, '_ws.malformed || _ws.expert.severity >= "error"', ['frame.number'])).toEqual([]);
+    expect(tsharkFrames(pcap, '_ws.malformed || _ws.expert.severity >= "error"')).toEqual([]);
     expect(ns.exec('bridge', ['mdb', 'show', 'dev', 'br0'])).toMatch(/port tap0 grp ff02::1:ff00:2/);
   }, 60_000);
 });
