@@ -183,7 +183,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.challengeAckLimit = options.challengeAckLimit ?? 1000;
     this.eventLog = options.tcpLog ? new TcpEventLog(this.clock, options.tcpLog) : undefined;
     // offloads: a super-frame and a checksum the kernel vouches for reach input() as they are.
-    this.ipv4.register(IpProtocol.TCP, (packet, payload, info) => this.input(packet, payload, info), { offloads: true });
+    this.ipv4.register(IpProtocol.TCP, (packet, info) => this.input(packet, info), { offloads: true });
     options.icmp?.onError(IpProtocol.TCP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
@@ -257,9 +257,14 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   // ---------------------------------------------------------------------------------------
   // Receive
 
-  input(packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo): void {
+  /**
+   * Takes one IPv4 datagram of protocol 6. The segment's data stays a view of the frame all the
+   * way into the receive buffer (the IPv4 handler contract lets a handler keep the bytes).
+   */
+  input(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
     if (info.destinationKind !== 'unicast') return c.inc('rx_not_unicast');
+    const payload = packet.payload;
     const checked = TcpPacket.check(payload);
     if (!checked.ok) {
       c.inc('InErrs');
