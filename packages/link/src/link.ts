@@ -88,6 +88,13 @@ export interface Link {
    * partial checksum for the device to finish; a link that does not know offloads ignores it.
    */
   send(frame: Uint8Array, offload?: FrameOffload): boolean;
+  /**
+   * Puts on the medium at once whatever `send` staged. A link may hold sent frames for a moment
+   * to hand the device a batch (the TAP device does, until the end of the current run of
+   * JavaScript at the latest); the dispatcher calls this at the end of each received batch,
+   * after the layers above had their say. Links that put every frame out at once do nothing.
+   */
+  flush?(): void;
   /** Sets the one batched receiver (replacing any earlier one); `undefined` detaches. */
   setReceiver(handler: FrameHandler | undefined): void;
   /**
@@ -158,6 +165,9 @@ export abstract class BaseLink implements Link {
     this.txBytes.value += frame.length;
     return true;
   }
+
+  /** See Link.flush: a link that stages frames overrides it; here every frame went out in `send`. */
+  flush(): void {}
 
   /** Puts one frame on the medium; false when it could not. Media without offloads ignore `offload`. */
   protected abstract transmit(frame: Uint8Array, offload?: FrameOffload): boolean;
@@ -291,6 +301,11 @@ export abstract class LinkWrapper implements Link {
   /** Default: pass the frame down unchanged. */
   send(frame: Uint8Array, offload?: FrameOffload): boolean {
     return this.inner.send(frame, offload);
+  }
+
+  /** Frames this wrapper holds itself (a delay line) are its own business; the inner link's staged ones go out. */
+  flush(): void {
+    this.inner.flush?.();
   }
 
   /**
