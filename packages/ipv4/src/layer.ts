@@ -315,6 +315,20 @@ export class Ipv4Layer {
     this.protocols[protocol] = undefined;
   }
 
+  /**
+   * Runs `listener` after each batch of received frames (the link dispatcher's end-of-batch
+   * hook), for work a transport does once per batch rather than per datagram: TCP sends its
+   * coalesced ACKs there.
+   */
+  onBatchEnd(listener: () => void): void {
+    this.dispatcher.onBatchEnd(listener);
+  }
+
+  /** True while a received batch is being handled: an onBatchEnd listener runs before the stack goes idle. */
+  get inBatch(): boolean {
+    return this.dispatcher.inBatch;
+  }
+
   /** Installs the reporter for errors this layer finds (ICMP does this); undefined removes it. */
   setErrorReporter(reporter: Ipv4ErrorReporter | undefined): void {
     this.reporter = reporter;

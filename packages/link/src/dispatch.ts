@@ -47,6 +47,7 @@ export class EtherTypeDispatcher {
   private readonly rxDelivered = this.counters.counter('rx_delivered');
   private readonly handlers = new Map<number, EtherTypeHandler>();
   private readonly batchEndListeners: (() => void)[] = [];
+  private batchOpen = false;
   private readonly groups: { mac: MacAddress; users: number }[] = [];
   private readonly promiscuous: boolean;
   private readonly trace: ((line: string) => void) | undefined;
@@ -60,6 +61,7 @@ export class EtherTypeDispatcher {
     this.trace = options.trace ?? (log.enabled ? (line: string) => log(line) : undefined);
     this.describe = options.describe ?? formatEthernet;
     link.setReceiver((frames, offloads) => {
+      this.batchOpen = true;
       if (offloads) for (let i = 0; i < frames.length; i++) this.input(frames[i]!, offloads[i]);
       else for (let i = 0; i < frames.length; i++) this.input(frames[i]!);
       this.endBatch();
@@ -78,6 +80,7 @@ export class EtherTypeDispatcher {
 
   /** The end of one received batch: the listeners, then the link's flush. Never throws. */
   private endBatch(): void {
+    this.batchOpen = false;
     const listeners = this.batchEndListeners;
     for (let i = 0; i < listeners.length; i++) {
       try {
@@ -88,6 +91,15 @@ export class EtherTypeDispatcher {
       }
     }
     this.link.flush?.();
+  }
+
+  /**
+   * True while the frames of a received batch go through the handlers: the onBatchEnd listeners
+   * will run before this run of JavaScript ends, so work may wait for them. False for a frame
+   * fed to `input` on its own (a test, a loopback), which gets no batch end.
+   */
+  get inBatch(): boolean {
+    return this.batchOpen;
   }
 
   /** Registers the handler for an EtherType. A second registration for the same type throws. */

@@ -176,7 +176,7 @@ function bringUp(d: DeviceOptions): Stack {
     ip: d.ip,
     ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
     trace: d.trace ? traceWriter(d.trace) : false,
-    ...(tcpLog ? { tcp: { tcpLog: jsonLinesSink((line) => tcpLog.write(line)) } } : {}),
+    ...(tcpLog || d.tcpAcks ? { tcp: { ...(tcpLog ? { tcpLog: jsonLinesSink((line) => tcpLog.write(line)) } : {}), ...(d.tcpAcks ? { params: d.tcpAcks } : {}) } } : {}),
     ipv6: d.ipv6 ? { addresses: d.ip6 } : false,
   });
   // With --vnet-hdr the device's own counters (super-frames each way) join `stats`.

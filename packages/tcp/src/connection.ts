@@ -111,6 +111,19 @@ export interface TcpParams {
   retries2: number;
   /** Delayed-ACK timeout, ms (Linux's TCP_DELACK_MIN, 40 ms). */
   delayedAckMs: number;
+  /**
+   * Never hold an ACK for the delayed-ACK timer: every segment of new data is acknowledged before
+   * the stack goes idle (Linux's TCP_QUICKACK kept on). Off by default, as in Linux after the
+   * first segments.
+   */
+  quickAck: boolean;
+  /**
+   * One ACK per connection for a received batch (one wake-up of the device) instead of one per
+   * two full segments: what GRO gives Linux, where the segments of one NAPI poll merge into one
+   * and get one ACK. Out-of-order data, duplicates and filled holes are still acknowledged at
+   * once (RFC 5681 4.2). On by default; it needs a host that runs batches (TcpLayer on a link).
+   */
+  ackCoalescing: boolean;
   /** Keepalive: idle time, probe interval (ms) and probes (tcp_keepalive_time/intvl/probes: 7200 s, 75 s, 9). */
   keepaliveTimeMs: number;
   keepaliveIntervalMs: number;
@@ -147,6 +160,8 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   synAckRetries: 5,
   retries2: 15,
   delayedAckMs: 40,
+  quickAck: false,
+  ackCoalescing: true,
   keepaliveTimeMs: 7_200_000,
   keepaliveIntervalMs: 75_000,
   keepaliveProbes: 9,
@@ -199,6 +214,7 @@ export type ConnectionCounter =
   | 'TCPRcvCoalesce'
   | 'DelayedACKs'
   | 'TCPPureAcks'
+  | 'tx_acks_coalesced'
   | 'TCPKeepAlive'
   | 'TCPWinProbe'
   | 'TCPSynRetrans'
@@ -224,6 +240,12 @@ export interface ConnectionHost {
    * kernel (a TAP device in virtio-net header mode: 65535); 0 or absent: one segment per datagram.
    */
   readonly gsoMaxSize?: number;
+  /**
+   * An ACK that may wait for the end of the batch of frames being received (ackCoalescing): true
+   * when the host took it and will call `connection.flushAck()` once the batch is through; false
+   * (or absent) when no batch is running, and the ACK goes at once.
+   */
+  deferAck?(connection: TcpConnection): boolean;
 }
 
 export interface Endpoint {
@@ -391,7 +413,10 @@ export class TcpConnection implements SocketConnection {
   private persistTimer: Timer | undefined;
   private persistBackoff = 0;
   private delayedAckTimer: Timer | undefined;
+  /** In-order bytes received since our last ACK (Linux: rcv_nxt - rcv_wup). */
   private ackPending = 0;
+  /** An ACK waits for the end of the receive batch (the host will call flushAck). */
+  private ackDeferred = false;
   private keepaliveTimer: Timer | undefined;
   private keepaliveOn = false;
   private keepaliveIdleMs: number;
@@ -527,7 +552,7 @@ export class TcpConnection implements SocketConnection {
       // Receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): tell the peer about the
       // opened window only once it has grown by two segments or half the buffer.
       const grown = seqDiff(seqAdd(r.next, this.windowToAdvertise()), this.rcvAdvertisedEdge);
-      if (grown >= Math.min(this.mss * 2, r.capacity / 2)) this.sendAck();
+      if (grown >= Math.min(this.mss * 2, r.capacity / 2)) this.ackSoon();
     }
     return data;
   }
@@ -1576,6 +1601,7 @@ export class TcpConnection implements SocketConnection {
     this.output({ seq: fields.seq, ack: fields.ack, flags, window: Math.min(0xffff, window >>> this.rcvWscale) }, payload, options);
     if (flags & TcpFlag.ACK) {
       this.ackPending = 0;
+      this.ackDeferred = false;
       this.delayedAckTimer?.cancel();
       this.delayedAckTimer = undefined;
     }
@@ -1612,11 +1638,20 @@ export class TcpConnection implements SocketConnection {
   // ---------------------------------------------------------------------------------------
   // Timers
 
-  /** ACK now, or arm the delayed ACK (every second full segment goes at once). */
+  /**
+   * After in-order data (or a FIN): ACK at once when `immediate` (out-of-order data, a filled
+   * hole, a duplicate: RFC 5681 4.2, RFC 9293 3.8.6.3), else once two full segments have arrived
+   * unacknowledged (RFC 1122 4.2.3.2, RFC 5681 4.2) or with quickAck, and those at the end of the
+   * receive batch, one ACK for all of its segments; what is left waits for the delayed-ACK timer.
+   */
   private scheduleAck(immediate: boolean, bytes = 0): void {
     this.ackPending += bytes;
-    if (immediate || this.ackPending >= 2 * this.mss) {
+    if (immediate) {
       this.sendAck();
+      return;
+    }
+    if (this.ackPending >= 2 * this.mss || (this.params.quickAck && this.ackPending > 0)) {
+      this.ackSoon();
       return;
     }
     if (!this.delayedAckTimer) {
@@ -1627,6 +1662,30 @@ export class TcpConnection implements SocketConnection {
         this.sendAck();
       });
     }
+  }
+
+  /**
+   * An ACK that is due, not urgent: at the end of the receive batch when the host runs one (every
+   * segment of the batch, and any window update the application's reads make meanwhile, then
+   * share it), else now. A segment we send before then carries it, and the batch end finds
+   * nothing to do.
+   */
+  private ackSoon(): void {
+    if (this.ackDeferred) return;
+    if (this.params.ackCoalescing && this.host.deferAck?.(this)) {
+      this.ackDeferred = true;
+      return;
+    }
+    this.sendAck();
+  }
+
+  /** The end of the receive batch: the ACK that waited for it, unless a segment carried it. */
+  flushAck(): void {
+    if (!this.ackDeferred) return;
+    this.ackDeferred = false;
+    if (!this.isOpen) return;
+    this.host.count('tx_acks_coalesced');
+    this.sendAck();
   }
 
   private armRetransmit(): void {

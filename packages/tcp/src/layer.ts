@@ -61,6 +61,7 @@ export const TCP_COUNTERS = [
   'TCPOFOQueue',
   'TCPPureAcks',
   'DelayedACKs',
+  'tx_acks_coalesced',
   'TCPKeepAlive',
   'TCPWinProbe',
   'TCPSynRetrans',
@@ -170,6 +171,8 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private challengeWindowStart = 0;
   private challengeCount = 0;
   private isClosed = false;
+  /** Connections whose ACK waits for the end of the batch being received (ackCoalescing). */
+  private readonly acksDue: TcpConnection[] = [];
 
   constructor(options: TcpLayerOptions) {
     this.ipv4 = options.ipv4;
@@ -184,6 +187,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.eventLog = options.tcpLog ? new TcpEventLog(this.clock, options.tcpLog) : undefined;
     // offloads: a super-frame and a checksum the kernel vouches for reach input() as they are.
     this.ipv4.register(IpProtocol.TCP, (packet, info) => this.input(packet, info), { offloads: true });
+    this.ipv4.onBatchEnd(() => this.flushAcks());
     options.icmp?.onError(IpProtocol.TCP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
@@ -391,8 +395,22 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     else connection.icmpError('unreachable');
   }
 
+  /** The end of a received batch: one ACK for each connection that got in-order data in it. */
+  private flushAcks(): void {
+    const due = this.acksDue;
+    // flushAck sends, and a send never feeds the receive path: the list does not grow meanwhile.
+    for (let i = 0; i < due.length; i++) due[i]!.flushAck();
+    due.length = 0;
+  }
+
   // ---------------------------------------------------------------------------------------
   // ConnectionHost: what connections call
+
+  deferAck(connection: TcpConnection): boolean {
+    if (!this.ipv4.inBatch) return false;
+    this.acksDue.push(connection);
+    return true;
+  }
 
   output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
     if (this.eventLog) this.eventLog.sent(connection, repr, payload.length);
