@@ -121,7 +121,8 @@ export interface TcpParams {
    * One ACK per connection for a received batch (one wake-up of the device) instead of one per
    * two full segments: what GRO gives Linux, where the segments of one NAPI poll merge into one
    * and get one ACK. Out-of-order data, duplicates and filled holes are still acknowledged at
-   * once (RFC 5681 4.2). On by default; it needs a host that runs batches (TcpLayer on a link).
+   * once (RFC 5681 4.2), and a batch longer than 64 KB gets one ACK per 64 KB, as GRO's limit
+   * gives Linux. On by default; it needs a host that runs batches (TcpLayer on a link).
    */
   ackCoalescing: boolean;
   /** Keepalive: idle time, probe interval (ms) and probes (tcp_keepalive_time/intvl/probes: 7200 s, 75 s, 9). */
@@ -299,6 +300,13 @@ export interface ConnectionInfo {
 
 /** RFC 7323 5.5: TS.Recent older than 24 days is not used for PAWS (Linux TCP_PAWS_24DAYS). */
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+
+/**
+ * The most in-order data one coalesced ACK covers: Linux's GRO merges at most 64 KB into one
+ * packet (gro_max_size, GRO_LEGACY_MAX_SIZE), so its receiver acknowledges at least that often
+ * however many frames one NAPI poll brings; a TAP read may bring 256 full frames (370 KB).
+ */
+export const ACK_COALESCING_MAX_BYTES = 65536;
 
 /** RFC 8985 7.2's WCDelAckT: the longest a peer may delay an ACK (Linux uses TCP_RTO_MIN, 200 ms). */
 const WORST_CASE_DELAYED_ACK_MS = 200;
@@ -1645,13 +1653,19 @@ export class TcpConnection implements SocketConnection {
    * receive batch, one ACK for all of its segments; what is left waits for the delayed-ACK timer.
    */
   private scheduleAck(immediate: boolean, bytes = 0): void {
+    // Already acknowledged: the application answered while the data was being handed up (an
+    // echo, a request-response), and the answer carried the ACK. Nothing to schedule, so no
+    // timer to arm and cancel again on every round trip of a ping-pong.
+    if (!immediate && this.receive !== undefined && this.lastAckSent === this.receive.next) return;
     this.ackPending += bytes;
     if (immediate) {
       this.sendAck();
       return;
     }
     if (this.ackPending >= 2 * this.mss || (this.params.quickAck && this.ackPending > 0)) {
-      this.ackSoon();
+      // A long batch still gets an ACK per GRO-sized run, as Linux's would (gro_max_size).
+      if (this.ackPending >= ACK_COALESCING_MAX_BYTES) this.sendAck();
+      else this.ackSoon();
       return;
     }
     if (!this.delayedAckTimer) {

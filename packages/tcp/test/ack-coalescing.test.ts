@@ -24,8 +24,10 @@ class BatchHarness extends Harness {
     this.due.push(connection);
     return true;
   }
+  /** ...and answers each read with one byte (an echo server in a ping-pong). */
+  answering = false;
   override dataArrived(): void {
-    if (this.reading) while (this.connection.read(1 << 20)) {}
+    if (this.reading || this.answering) while (this.connection.read(1 << 20)) if (this.answering) this.connection.write(Uint8Array.of(1));
   }
   /** The segments of one batch go in, then the batch end: what went out during and after it. */
   batch(segments: [seq: number, length: number][]): { during: Acked[]; after: Acked[] } {
@@ -73,6 +75,13 @@ describe('ACK coalescing per received batch', () => {
     expect(after).toEqual([{ ack: 8000, window: 8000, sack: [] }]);
     expect(h.counter('tx_acks_coalesced')).toBe(1);
     expect(h.counter('TCPPureAcks')).toBe(1);
+  });
+
+  it('a batch of 70 segments (70 kB): one ACK once 64 KB wait (GRO\'s limit), one for the rest at the end', () => {
+    const h = connection({ receiveBufferBytes: 256 * 1024 });
+    const { during, after } = h.batch(Array.from({ length: 70 }, (_, i): [number, number] => [i * MSS, MSS]));
+    expect(during.map((a) => a.ack)).toEqual([66_000]);
+    expect(after.map((a) => a.ack)).toEqual([70_000]);
   });
 
   it('without coalescing the same batch gets an ACK per two segments, at once', () => {
@@ -140,6 +149,22 @@ describe('ACK coalescing per received batch', () => {
     const { during, after } = h.batch([0, 1, 2, 3, 4, 5].map((i) => [i * MSS, MSS]));
     expect(during).toEqual([]);
     expect(after).toEqual([{ ack: 6000, window: 16_000, sack: [] }]);
+  });
+});
+
+describe('ACKs in a ping-pong', () => {
+  it('an answer written while the data is handed up carries the ACK, and no delayed ACK follows it', () => {
+    const h = connection();
+    h.answering = true;
+    for (let round = 0; round < 3; round++) {
+      h.peer(TcpFlag.ACK, DATA + round, ISS + 1 + round, Uint8Array.of(7));
+      const out = h.take();
+      expect(out.map((s) => [s.repr.ack - DATA, s.payload.length])).toEqual([[round + 1, 1]]);
+      h.clock.advance(100); // past the delayed-ACK time: nothing more goes out
+      expect(h.take()).toEqual([]);
+    }
+    expect(h.counter('DelayedACKs')).toBe(0);
+    expect(h.counter('TCPPureAcks')).toBe(0);
   });
 });
 
