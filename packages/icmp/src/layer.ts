@@ -211,6 +211,8 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   // ---------------------------------------------------------------------------------------
   // Receive
 
+  private readonly echoReplyRequest: { destination: Ipv4Address; source: Ipv4Address; protocol: number } = { destination: 0 as Ipv4Address, source: 0 as Ipv4Address, protocol: IpProtocol.ICMP };
+
   private input(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
     this.rxMessages.value++;
@@ -264,7 +266,11 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       // Ethernet padding after the datagram, if any, is not part of the reply.
       const end = IN_PLACE_OFFSET + request.payloadLength;
       const reply = frame.length === end ? frame : frame.subarray(0, end);
-      const outcome = this.ipv4.sendInPlace(reply, { destination, source, protocol: IpProtocol.ICMP });
+      // One request object for every in-place reply: sendInPlace reads it and keeps nothing.
+      const replyRequest = this.echoReplyRequest;
+      replyRequest.destination = destination;
+      replyRequest.source = source;
+      const outcome = this.ipv4.sendInPlace(reply, replyRequest);
       if (outcome === 'sent' || outcome === 'queued') this.txEchoReplies.value++;
       else c.inc('tx_failed');
       return;
