@@ -224,6 +224,12 @@ export interface ConnectionHost {
    * kernel (a TAP device in virtio-net header mode: 65535); 0 or absent: one segment per datagram.
    */
   readonly gsoMaxSize?: number;
+  /**
+   * Whether this connection may send one more segment now: false when the link's burst for this
+   * run of JavaScript is spent (TcpLayer.mayBurst); the host then calls resumeSending() on a
+   * later turn. Absent: no limit.
+   */
+  mayBurst?(connection: TcpConnection): boolean;
 }
 
 export interface Endpoint {
@@ -1337,6 +1343,7 @@ export class TcpConnection implements SocketConnection {
           if (length < unsent && length < this.maxSndWnd / 2) break;
         }
       }
+      if (this.host.mayBurst !== undefined && !this.host.mayBurst(this)) break;
       const fin = this.finQueued && !this.finAcked && seqAdd(this.sndNxt, length) === finSeq;
       const data = this.sendBuffer.read(offset, length);
       let flags = TcpFlag.ACK;
@@ -1371,6 +1378,11 @@ export class TcpConnection implements SocketConnection {
     }
     if (sent && !this.retransmitTimer) this.armRetransmit();
     if (sent && this.probeAllowance === 0 && !this.probeTimer) this.scheduleLossProbe();
+  }
+
+  /** The host held this connection back (its burst for one run was spent): send what the windows allow now. */
+  resumeSending(): void {
+    if (this.state !== 'CLOSED') this.trySend();
   }
 
   /**

@@ -87,6 +87,8 @@ export const TCP_COUNTERS = [
   'rx_ack_of_unsent',
   'rx_icmp_errors',
   'tx_failed',
+  /** A connection stopped sending for this run: the link's burst limit was reached (resumed next turn). */
+  'tx_burst_held',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTERS)[number] | ConnectionCounter;
 
@@ -401,6 +403,56 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   get gsoMaxSize(): number {
     return this.ipv4.gsoMaxSize;
   }
+
+  /**
+   * Whether `connection` may send one more segment in this run of JavaScript. On a link with a
+   * burst limit (a TAP device: 256 frames), the connections together send at most that many
+   * segments per run; one that is refused waits for the next turn of the event loop, after the
+   * device was read (setImmediate runs after the poll phase), and goes on from there. Without
+   * this a window of thousands of segments went out in one go: the kernel, answering each
+   * frame at once, filled tap0's queue towards us with ACKs and dropped the rest, and the
+   * retransmission timer ran out while the burst was still being written (docs/10-performance.md).
+   */
+  mayBurst(connection: TcpConnection): boolean {
+    if (this.burstLeft > 0) {
+      this.burstLeft--;
+      return true;
+    }
+    if (!this.burstRunOpen) {
+      const limit = this.ipv4.sendBurstLimit;
+      if (limit <= 0) return true;
+      this.burstRunOpen = true;
+      this.burstLeft = limit - 1;
+      queueMicrotask(this.closeBurstRun);
+      return true;
+    }
+    if (!this.held.has(connection)) {
+      this.held.add(connection);
+      this.counters.inc('tx_burst_held');
+    }
+    if (!this.resumeQueued) {
+      this.resumeQueued = true;
+      setImmediate(this.resumeHeld);
+    }
+    return false;
+  }
+
+  private burstLeft = 0;
+  private burstRunOpen = false;
+  private resumeQueued = false;
+  private readonly held = new Set<TcpConnection>();
+  /** The end of a run of JavaScript: the next one has a fresh burst. */
+  private readonly closeBurstRun = (): void => {
+    this.burstRunOpen = false;
+    this.burstLeft = 0;
+  };
+  private readonly resumeHeld = (): void => {
+    this.resumeQueued = false;
+    if (this.held.size === 0) return;
+    const held = [...this.held];
+    this.held.clear();
+    for (const c of held) c.resumeSending();
+  };
 
   established(connection: TcpConnection): void {
     if (this.eventLog) this.eventLog.changed(connection);
