@@ -17,7 +17,7 @@ import debugFactory from 'debug';
 import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
-import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type Clock, type Ipv4Address } from '@tapstack/link';
+import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, TimerQueue, type Clock, type Ipv4Address } from '@tapstack/link';
 import type { CongestionControlChoice } from './congestion.ts';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
@@ -153,6 +153,8 @@ class SegmentWriter implements PayloadWriter {
 export class TcpLayer implements ConnectionHost, ListenerHost {
   readonly counters = new Counters<TcpCounterName>('tcp', TCP_COUNTERS);
   readonly clock: Clock;
+  /** Every connection's timers (retransmission, delayed ACK, persist, keepalive, RACK, TLP, close) on one clock timer. */
+  readonly timers: TimerQueue;
   readonly params: Partial<TcpParams>;
   private readonly inSegs = this.counters.counter('InSegs');
   private readonly ipv4: Ipv4Layer;
@@ -176,6 +178,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   constructor(options: TcpLayerOptions) {
     this.ipv4 = options.ipv4;
     this.clock = options.clock;
+    this.timers = new TimerQueue(options.clock);
     this.params = options.params ?? {};
     this.secrets = new SequenceSecrets(options.secret);
     this.ephemeral = options.ephemeralPorts ?? { low: 49152, high: 65535 };
