@@ -33,6 +33,9 @@
 //                              device queue filled (EAGAIN; the rest are the caller's to keep).
 //                              A frame the kernel refuses otherwise is counted in status[0] (the
 //                              last errno in status[1]) and skipped, as a lost frame would be.
+//   handle.readNow()           reads what the device holds now, as a readable wake-up would, and
+//                              hands it to onFrames before returning: for a timer that is about
+//                              to act (a retransmission) on news older than what waits unread.
 //   handle.wantWritable(on)    also wake up (onWritable()) when the fd becomes writable.
 //   handle.configure(...)      host side: MTU, IPv4 address + netmask, up/down (ioctls on the
 //                              control socket, so they apply inside the device's namespace).
@@ -499,6 +502,13 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
   return result;
 }
 
+napi_value ReadNow(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Tap* t = unwrap_this(env, info, &argc, nullptr);
+  if (t && t->started && !t->closed) read_batch(t);
+  return nullptr;
+}
+
 napi_value WantWritable(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -750,7 +760,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
     const char* name;
     napi_callback cb;
   } methods[] = {
-      {"start", Start},   {"write", Write}, {"writeBatch", WriteBatch}, {"wantWritable", WantWritable}, {"configure", Configure},
+      {"start", Start},   {"write", Write}, {"writeBatch", WriteBatch}, {"readNow", ReadNow}, {"wantWritable", WantWritable}, {"configure", Configure},
       {"hostMac", HostMac}, {"ref", Ref},   {"unref", Unref},               {"close", Close},
   };
   for (const Method& m : methods) {

@@ -103,6 +103,14 @@ export interface Link {
    * of its window until the next turn of the event loop (docs/05-tcp.md).
    */
   readonly sendBurstLimit?: number;
+  /**
+   * Reads what the medium holds now and delivers it to the receiver before returning, as a
+   * wake-up would. Node's event loop runs timers before it polls for I/O, so after a stall (a
+   * long burst, a process that lost its CPU) a retransmission timer would fire while the ACKs
+   * that make it needless wait unread in the device; the stack calls this first
+   * (TimerQueue.beforeFiring). Optional: links that deliver as frames come have nothing to read.
+   */
+  receivePending?(): void;
   /** Sets the one batched receiver (replacing any earlier one); `undefined` detaches. */
   setReceiver(handler: FrameHandler | undefined): void;
   /**
@@ -317,6 +325,10 @@ export abstract class LinkWrapper implements Link {
   /** Default: pass the frame down unchanged. */
   send(frame: Uint8Array, offload?: FrameOffload): boolean {
     return this.inner.send(frame, offload);
+  }
+
+  receivePending(): void {
+    this.inner.receivePending?.();
   }
 
   /** Frames this wrapper holds itself (a delay line) are its own business; the inner link's staged ones go out. */

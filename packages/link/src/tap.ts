@@ -181,6 +181,8 @@ export interface TapHandle {
    * last errno in status[1]. Optional: a handle without it gets one `write` per frame, at once.
    */
   writeBatch?(frames: Uint8Array, lengths: Uint32Array, count: number, status: Int32Array): number;
+  /** Reads what the device holds now and hands it to onFrames before returning (Link.receivePending). Optional. */
+  readNow?(): void;
   wantWritable(on: boolean): void;
   /** address -1: leave; mtu -1: leave; up -1 leave, 0 down, 1 up. */
   configure(address: number, prefixLength: number, mtu: number, up: number): void;
@@ -560,6 +562,11 @@ export class TapDevice extends BaseLink {
       }
       this.handle.wantWritable(true);
     }
+  }
+
+  /** See Link.receivePending: one read of the device now, delivered before this returns. */
+  receivePending(): void {
+    if (!this.closed) this.handle.readNow?.();
   }
 
   /** The unbatched path (a handle without writeBatch): one write now. */

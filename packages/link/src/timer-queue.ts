@@ -69,6 +69,12 @@ export class TimerQueue {
   /** When the clock timer fires (Infinity: none set). */
   private clockDue = Infinity;
   private readonly onClockTimer = (): void => this.fire();
+  /**
+   * Runs when the clock timer fires, before any deadline is looked at: the stack reads the device
+   * here (Link.receivePending), so that an ACK waiting unread can re-arm or cancel a
+   * retransmission deadline before it fires for nothing (Node runs timers before it polls I/O).
+   */
+  beforeFiring: (() => void) | undefined;
   /** Inside fire(): arming sets no clock timer, fire() sets the one it needs when it is done. */
   private firing = false;
 
@@ -117,6 +123,14 @@ export class TimerQueue {
   private fire(): void {
     this.clockTimer = undefined;
     this.clockDue = Infinity;
+    if (this.beforeFiring) {
+      this.firing = true; // what the hook arms waits for the firing below
+      try {
+        this.beforeFiring();
+      } finally {
+        this.firing = false;
+      }
+    }
     const now = this.clock.now();
     // Deadlines armed by the callbacks below for a time already past wait for the next clock
     // timer (delay 0), as a clock timer set from inside a timer callback would.

@@ -298,6 +298,18 @@ describe('TapDevice send batching (scripted handle with writeBatch)', () => {
     expect(handle.closed).toBe(true);
   });
 
+  it('receivePending reads the device now (readNow) and delivers before returning', () => {
+    const { tap, handle } = batchingTap();
+    const got: number[][] = [];
+    tap.setReceiver((frames) => got.push(...frames.map((f) => Array.from(f))));
+    (handle as BatchingHandle & { readNow(): void }).readNow = () => handle.wake([[5, 5]]);
+    tap.receivePending();
+    expect(got).toEqual([[5, 5]]);
+    tap.close();
+    tap.receivePending(); // closed: nothing read, nothing thrown
+    expect(got.length).toBe(1);
+  });
+
   it('tells senders its burst limit', () => {
     expect(batchingTap().tap.sendBurstLimit).toBe(256);
     expect(TapDevice.fromHandle(new BatchingHandle(), { sendBurstLimit: 0 }).sendBurstLimit).toBe(0);

@@ -130,4 +130,26 @@ describe('TimerQueue', () => {
     clock.advance(10);
     expect(log).toEqual(['later']);
   });
+
+  it('beforeFiring runs first: what it re-arms or cancels (an ACK read late) does not fire', () => {
+    const { clock, queue, log } = setup();
+    const rto = queue.deadline(() => log.push(`rto@${clock.now()}`));
+    const probe = queue.deadline(() => log.push(`probe@${clock.now()}`));
+    rto.armIn(200);
+    probe.armIn(100);
+    let reads = 0;
+    queue.beforeFiring = () => {
+      reads++;
+      if (reads === 1) {
+        // the device held an ACK: it cancels the probe and pushes the retransmission back
+        probe.cancel();
+        rto.armIn(200);
+      }
+    };
+    clock.advance(100);
+    expect(log).toEqual([]);
+    clock.advance(200);
+    expect(log).toEqual(['rto@1300']);
+    expect(reads).toBe(3); // at 1100 (the probe's time), 1200 (the old RTO, refiled), 1300
+  });
 });
