@@ -310,6 +310,25 @@ describe('TapDevice send batching (scripted handle with writeBatch)', () => {
     expect(got.length).toBe(1);
   });
 
+  it('in virtio-net header mode stages each frame behind its header: one write each, header first', async () => {
+    const handle = new BatchingHandle();
+    const tap = TapDevice.fromHandle(handle, { vnetHeaderLength: 10 });
+    const offload = { checksum: 'partial', checksumStart: 34, checksumOffset: 16, gso: 'tcpv4', segmentSize: 1448, headerLength: 66 } as const;
+    tap.send(frameOf(60, 1));
+    tap.send(frameOf(14 + 20000, 2), offload);
+    await Promise.resolve();
+    expect(handle.batches.length).toBe(1);
+    const [plain, big] = handle.batches[0]!;
+    expect(plain!.length).toBe(10 + 60);
+    expect(plain!.slice(0, 10)).toEqual(new Array(10).fill(0)); // no offload: an all-zero header
+    expect(plain![10]).toBe(1);
+    expect(big!.length).toBe(10 + 14 + 20000);
+    // flags NEEDS_CSUM, gso_type TCPV4, hdr_len 66, gso_size 1448, csum_start 34, csum_offset 16 (little-endian)
+    expect(big!.slice(0, 10)).toEqual([1, 1, 66, 0, 0xa8, 0x05, 34, 0, 16, 0]);
+    expect(big![10]).toBe(2);
+    expect(tap.tapCounters.get('tx_gso_frames')).toBe(1);
+  });
+
   it('tells senders its burst limit', () => {
     expect(batchingTap().tap.sendBurstLimit).toBe(256);
     expect(TapDevice.fromHandle(new BatchingHandle(), { sendBurstLimit: 0 }).sendBurstLimit).toBe(0);
