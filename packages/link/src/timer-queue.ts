@@ -123,36 +123,20 @@ export class TimerQueue {
   private fire(): void {
     this.clockTimer = undefined;
     this.clockDue = Infinity;
-    if (this.beforeFiring) {
-      this.firing = true; // what the hook arms waits for the firing below
-      try {
-        this.beforeFiring();
-      } finally {
-        this.firing = false;
-      }
-    }
-    const now = this.clock.now();
-    // Deadlines armed by the callbacks below for a time already past wait for the next clock
-    // timer (delay 0), as a clock timer set from inside a timer callback would.
-    const armedBefore = this.order;
     const heap = this.heap;
     this.firing = true;
     try {
-      while (heap.length > 0) {
+      // An early wake-up (every deadline that came up was cancelled or moved later) only
+      // refiles: no hook, no callback.
+      if (!this.settleTop(this.clock.now(), this.order)) return;
+      if (this.beforeFiring) this.beforeFiring(); // what it re-arms or cancels is seen below
+      const now = this.clock.now();
+      // Deadlines armed by the callbacks below for a time already past wait for the next clock
+      // timer (delay 0), as a clock timer set from inside a timer callback would.
+      const armedBefore = this.order;
+      while (this.settleTop(now, armedBefore)) {
         const d = heap[0]!;
-        if (d.key > now || d.keyOrder >= armedBefore) break;
         this.removeTop();
-        if (d.due === Infinity) continue; // cancelled
-        if (d.due > now) {
-          // moved later since it was filed: file it under its real time
-          d.key = d.due;
-          d.keyOrder = d.order;
-          d.index = heap.length;
-          heap.push(d);
-          this.siftUp(d.index);
-          this.stats.refiled++;
-          continue;
-        }
         d.due = Infinity;
         this.stats.fired++;
         d.callback();
@@ -162,6 +146,30 @@ export class TimerQueue {
       const next = heap[0];
       if (next && next.key < this.clockDue) this.setClockTimer(next.key);
     }
+  }
+
+  /**
+   * Drops cancelled deadlines from the top of the heap and files those moved later under their
+   * real time, until the top is due by `now` (true: it fires next) or is not (false). Deadlines
+   * filed at or after `armedBefore` (armed during this firing) count as not due.
+   */
+  private settleTop(now: number, armedBefore: number): boolean {
+    const heap = this.heap;
+    while (heap.length > 0) {
+      const d = heap[0]!;
+      if (d.key > now || d.keyOrder >= armedBefore) return false;
+      if (d.due <= now) return true;
+      this.removeTop();
+      if (d.due === Infinity) continue; // cancelled
+      // moved later since it was filed: file it under its real time
+      d.key = d.due;
+      d.keyOrder = d.order;
+      d.index = heap.length;
+      heap.push(d);
+      this.siftUp(d.index);
+      this.stats.refiled++;
+    }
+    return false;
   }
 
   private removeTop(): void {
