@@ -350,6 +350,11 @@ export class Ipv4Layer {
     return this.dispatcher.link.gsoMaxSize ?? 0;
   }
 
+  /** The link's Link.sendBurstLimit (0: none): frames a sender should write per run before reading. */
+  get sendBurstLimit(): number {
+    return this.dispatcher.link.sendBurstLimit ?? 0;
+  }
+
   /**
    * Takes one whole Ethernet frame of EtherType 0x0800. Never throws on its content. `offload`
    * (virtio-net header mode) may make it a super-frame, longer than the MTU: that needs nothing
