@@ -227,6 +227,11 @@ export interface ConnectionHost {
   /** Host-wide challenge-ACK limit (RFC 5961 7, Linux tcp_challenge_ack_limit); true when one may be sent now. */
   allowChallengeAck(): boolean;
   /**
+   * Runs `callback` once the input already waiting on the link has been read (after the event
+   * loop's I/O phase); absent, or with a virtual clock, at once.
+   */
+  afterPendingInput?(callback: () => void): void;
+  /**
    * The largest datagram the link takes as one super-frame, cut into MSS-sized segments by the
    * kernel (a TAP device in virtio-net header mode: 65535); 0 or absent: one segment per datagram.
    */
@@ -1263,10 +1268,14 @@ export class TcpConnection implements SocketConnection {
     this.rackTimer?.cancel();
     this.rackTimer = undefined;
     if (wait > 0) {
-      this.rackTimer = this.clock.setTimer(wait, () => {
-        this.rackTimer = undefined;
-        this.rackTimeout();
-      });
+      const timer = this.clock.setTimer(wait, () =>
+        this.afterPendingInput(() => {
+          if (this.rackTimer !== timer) return;
+          this.rackTimer = undefined;
+          this.rackTimeout();
+        }),
+      );
+      this.rackTimer = timer;
     }
     return newly;
   }
@@ -1299,10 +1308,14 @@ export class TcpConnection implements SocketConnection {
     let pto = srtt === undefined ? 1000 : 2 * srtt;
     if (srtt !== undefined) pto += flight <= this.mss ? WORST_CASE_DELAYED_ACK_MS : PTO_FLOOR_MS;
     pto = Math.min(pto, this.rto.rto);
-    this.probeTimer = this.clock.setTimer(pto, () => {
-      this.probeTimer = undefined;
-      this.lossProbe();
-    });
+    const timer = this.clock.setTimer(pto, () =>
+      this.afterPendingInput(() => {
+        if (this.probeTimer !== timer) return;
+        this.probeTimer = undefined;
+        this.lossProbe();
+      }),
+    );
+    this.probeTimer = timer;
   }
 
   /**
@@ -1827,10 +1840,26 @@ export class TcpConnection implements SocketConnection {
 
   private armRetransmit(): void {
     this.retransmitTimer?.cancel();
-    this.retransmitTimer = this.clock.setTimer(this.rto.rto, () => {
-      this.retransmitTimer = undefined;
-      this.retransmitTimeout();
-    });
+    const timer = this.clock.setTimer(this.rto.rto, () =>
+      this.afterPendingInput(() => {
+        if (this.retransmitTimer !== timer) return;
+        this.retransmitTimer = undefined;
+        this.retransmitTimeout();
+      }),
+    );
+    this.retransmitTimer = timer;
+  }
+
+  /**
+   * A loss timer (RTO, TLP, RACK) fired: act only after the segments already waiting on the link
+   * are read. Node runs due timers before it polls for input, so after the process lost the CPU
+   * for longer than the timer (a loaded machine), the timer would fire with the ACKs that answer
+   * it still unread and resend what has arrived. The callbacks check that their timer is still
+   * the armed one: an ACK read meanwhile re-arms or stops it.
+   */
+  private afterPendingInput(callback: () => void): void {
+    if (this.host.afterPendingInput) this.host.afterPendingInput(callback);
+    else callback();
   }
 
   private stopRetransmit(): void {

@@ -17,7 +17,7 @@ import debugFactory from 'debug';
 import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
-import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type Clock, type Ipv4Address } from '@tapstack/link';
+import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, SystemClock, type Clock, type Ipv4Address } from '@tapstack/link';
 import type { CongestionControlChoice } from './congestion.ts';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
@@ -437,6 +437,15 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
 
   count(name: ConnectionCounter, by = 1): void {
     this.counters.inc(name, by);
+  }
+
+  /**
+   * ConnectionHost: on the system clock, after the event loop's next poll for input (the TAP's
+   * readiness is polled there, setImmediate runs right after it); on a virtual clock at once.
+   */
+  afterPendingInput(callback: () => void): void {
+    if (this.clock instanceof SystemClock) setImmediate(callback);
+    else callback();
   }
 
   allowChallengeAck(): boolean {
