@@ -49,7 +49,7 @@ export interface TcpTarget {
 
 // ------------------------------------------------------------------------------ the targets
 
-class TapstackTcp implements TcpTarget {
+export class TapstackTcp implements TcpTarget {
   readonly device = 'tap0';
   private constructor(
     readonly name: 'tapstack' | 'tapstack-delay',
@@ -127,7 +127,7 @@ class LwipTcp implements TcpTarget {
   }
 }
 
-class KernelTcp implements TcpTarget {
+export class KernelTcp implements TcpTarget {
   readonly name = 'kernel';
   readonly device = 'veth0';
   readonly pid = undefined;
@@ -275,7 +275,7 @@ export async function pingPong(t: TcpTarget, count: number): Promise<number> {
 }
 
 /** 1% random loss both ways on the host's device (../shared/tools/link-loss.sh), or off. */
-function setLoss(t: TcpTarget, percent: number | 'off'): void {
+export function setLoss(t: TcpTarget, percent: number | 'off'): void {
   t.client.exec('bash', [LINK_LOSS, t.device, String(percent)]);
 }
 
