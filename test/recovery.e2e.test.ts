@@ -13,13 +13,13 @@
  *           namespace) a 10 MB download arrives whole (sha256); tshark's analysis finds as many
  *           retransmissions from us as our RetransSegs counter (so the clean check can fail).
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireE2eCapabilities, type Netns } from './support/netns.ts';
+import { requireE2eCapabilities, requireTools, type Netns } from './support/netns.ts';
 import { perTest } from './support/per-test.ts';
+import { tsharkFields } from './support/tshark.ts';
 import { parseCounters, repoRoot, spawnTapstack, type Watched } from './support/watch.ts';
 
 const { namespace, tempDir, defer } = perTest('recovery');
@@ -38,13 +38,7 @@ function expectedBytes(n: number): Buffer {
 
 beforeAll(() => {
   requireE2eCapabilities();
-  for (const tool of ['curl', 'nc', 'python3', 'tshark', 'tc']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      throw new Error(`the recovery end-to-end tests need \`${tool}\`: install it (bash .ci/run installs everything the tests use)`);
-    }
-  }
+  requireTools(['curl', 'nc', 'python3', 'tshark', 'tc']);
 });
 
 async function up(ns: Netns, extra: string[] = []): Promise<Watched> {
@@ -71,17 +65,7 @@ s.close()
 /** Everything tshark's expert analysis calls a retransmission (out-of-order included: below). */
 const RETRANSMISSION = 'tcp.analysis.retransmission || tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order';
 
-function tshark(pcap: string, filter: string, fields: string[]): string[][] {
-  const out = execFileSync('tshark', ['-r', pcap, '-Y', filter, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split('\t'));
-}
+const tshark = (pcap: string, filter: string, fields: string[]): string[][] => tsharkFields(pcap, fields, { filter });
 
 describe('loss recovery against the kernel', () => {
   it("a clean link: tshark finds no retransmission, spurious or not, and sound timestamps; the kernel's tcp_info (ss -ti) shows ts, sack and wscale; no timeout or undo", async () => {
