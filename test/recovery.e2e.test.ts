@@ -48,12 +48,17 @@ async function up(ns: Netns, extra: string[] = []): Promise<Watched> {
   return stack;
 }
 
-/** A GET over the kernel's TCP, then the options its tcp_info says were negotiated, printed as ss -ti prints them. */
+/** A GET over the kernel's TCP (read to the end: no unread data, no RST), then the options its tcp_info says were negotiated, printed as ss -ti prints them. */
 const TCP_INFO = `
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)
-s.sendall(b"GET /bytes/100000 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
-head = s.recv(12)
+s.sendall(b"GET /bytes/100000 HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+answer = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk: break
+    answer += chunk
+head = answer[:12]
 info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
 options, wscale = info[5], info[6]
 words = [w for bit, w in ((1, "ts"), (2, "sack")) if options & bit]
