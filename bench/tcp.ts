@@ -86,7 +86,7 @@ export function buildLwip(dir: string): { binary: string } | { error: string } {
   }
 }
 
-class LwipTcp implements TcpTarget {
+export class LwipTcp implements TcpTarget {
   readonly name = 'lwip';
   readonly device = 'tap0';
   private output = '';
