@@ -12,7 +12,7 @@ import { formatPing6Error, formatPing6Reply, formatPing6Summary } from '@tapstac
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
-import { jsonLinesSink, TcpError } from '@tapstack/tcp';
+import { formatTcpAddress, formatTcpEndpoint, jsonLinesSink, TcpError, toTcpAddress } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
 import { runPlot } from './plot/command.ts';
 import { LineFile } from './line-file.ts';
@@ -369,10 +369,12 @@ async function ping6(c: Extract<Command, { kind: 'ping' }>, target: Ipv6Address)
 async function connect(c: Extract<Command, { kind: 'connect' }>): Promise<number> {
   const stack = bringUp(c.device);
   try {
+    // our IPv6 addresses are tentative until DAD is over (RFC 4862 5.4): no source to connect from before
+    if (typeof c.host !== 'number') await stack.ndp?.settled();
     return await new Promise<number>((resolve) => {
       const socket = stack.tcp.connect({ host: c.host, port: c.port });
       socket.on('connect', () => {
-        process.stderr.write(`connected to ${formatIpv4(c.host)}:${c.port} from ${socket.localAddress}:${socket.localPort}\n`);
+        process.stderr.write(`connected to ${formatTcpEndpoint(c.host, c.port)} from ${formatTcpEndpoint(toTcpAddress(socket.localAddress ?? '0.0.0.0'), socket.localPort ?? 0)}\n`);
         process.stdin.pipe(socket);
       });
       socket.on('data', (chunk: Buffer) => process.stdout.write(chunk));
@@ -395,16 +397,19 @@ async function get(c: Extract<Command, { kind: 'get' }>): Promise<number> {
   const stack = bringUp(c.device);
   const progress = !process.stdout.isTTY;
   try {
+    if (typeof c.host !== 'number') await stack.ndp?.settled();
     return await new Promise<number>((resolve) => {
       const req = http.request(
         {
-          host: formatIpv4(c.host),
+          // Node brackets an IPv6 host in the Host header itself
+          host: formatTcpAddress(c.host),
           port: c.port,
           path: c.path,
           // no `agent` option: with one (even agent: false) Node ignores createConnection and asks the kernel
           createConnection: () => {
-            process.stderr.write(`connecting from ${formatIpv4(stack.address)} (tapstack) to ${formatIpv4(c.host)}:${c.port}\n`);
-            return stack.tcp.connect({ host: c.host, port: c.port }) as never;
+            const socket = stack.tcp.connect({ host: c.host, port: c.port });
+            process.stderr.write(`connecting from ${socket.localAddress ?? formatIpv4(stack.address)} (tapstack) to ${formatTcpEndpoint(c.host, c.port)}\n`);
+            return socket as never;
           },
         },
         (res) => {
