@@ -63,7 +63,7 @@ async function waitForListener(ns: Netns, port: number): Promise<void> {
 }
 
 describe('the stack as a TCP server for the kernel over IPv6', () => {
-  it('curl -6, nc -6, socat and Node http get whole answers; link-local with %tap0; the kernel's ss -ti sees the connection; SYN-ACKs offer SACK and timestamps; tshark finds every segment sound', async () => {
+  it('curl -6, nc -6, socat and Node http get whole answers; link-local with %tap0; ss -ti on the kernel side sees the connection; SYN-ACKs offer SACK and timestamps; tshark finds every segment sound', async () => {
     const ns = namespace('tcp6-server');
     const dir = tempDir();
     const pcap = join(dir, 'tcp6.pcap');
