@@ -30,6 +30,7 @@ import {
   readEtherType,
   type Clock,
   type EtherTypeDispatcher,
+  type FrameOffload,
 } from '@tapstack/link';
 import type { ResolveOutcome } from '@tapstack/neighbour';
 import { ipv6PseudoHeaderSum } from './checksum.ts';
@@ -39,7 +40,7 @@ import { fragmentIpv6 } from './fragment.ts';
 import { IPV6_REASSEMBLY_COUNTERS, Ipv6Reassembler, type Ipv6ReassemblyLimits } from './reassembly.ts';
 import { Ipv6Addresses } from './addresses.ts';
 import { Ipv6Routes } from './routes.ts';
-import { checksumAdd, foldChecksum } from '@tapstack/ipv4';
+import { checksumAdd, finishChecksum, foldChecksum } from '@tapstack/ipv4';
 
 const log = debugFactory('tapstack:ipv6');
 const logging = hotPathLogging(log);
@@ -117,6 +118,13 @@ export interface Ipv6DeliveryInfo {
    * from byte 14 on). The handler owns it and may turn it into its answer (`sendInPlace`).
    */
   readonly frame?: Uint8Array;
+  /**
+   * What the device said about the frame (virtio-net header mode), for protocols registered
+   * with `offloads: true` only (TCP): a transport checksum the kernel checked ('valid') or never
+   * computed ('partial'). Other protocols get the checksum finished by this layer first, as
+   * IPv4 does for them (`finishChecksum`).
+   */
+  readonly offload?: FrameOffload;
 }
 
 /** Receives one packet for a next header; `payload` is the upper-layer message. */
@@ -125,6 +133,8 @@ export type Ipv6Handler = (packet: Ipv6Packet, payload: Uint8Array, info: Ipv6De
 export interface Ipv6ProtocolOptions {
   /** Also deliver packets sent to a multicast group we joined (default false). */
   multicast?: boolean;
+  /** The handler reads `info.offload` (TCP does): a partial checksum reaches it as it is. */
+  offloads?: boolean;
 }
 
 /** Writes a payload straight into the outgoing frame. */
@@ -206,6 +216,7 @@ export interface Ipv6LayerOptions {
 interface ProtocolEntry {
   readonly handler: Ipv6Handler;
   readonly multicast: boolean;
+  readonly offloads: boolean;
 }
 
 /** Path MTUs remembered from Packet Too Big (RFC 8201), and for how long (Linux's ip6_rt_mtu_expires: 10 min). */
@@ -249,7 +260,7 @@ export class Ipv6Layer {
     if (options.resolver) this.setResolver(options.resolver);
     // RFC 4291 2.8: every interface is in all-nodes.
     this.addresses.join(Ipv6Address.ALL_NODES);
-    this.dispatcher.register(EtherType.IPV6, (frame) => this.input(frame));
+    this.dispatcher.register(EtherType.IPV6, (frame, offload) => this.input(frame, offload));
   }
 
   setResolver(resolver: Ipv6NeighbourResolver): void {
@@ -261,7 +272,7 @@ export class Ipv6Layer {
   register(nextHeader: number, handler: Ipv6Handler, options: Ipv6ProtocolOptions = {}): void {
     if (!Number.isInteger(nextHeader) || nextHeader < 0 || nextHeader > 255) throw new RangeError(`next header ${nextHeader} must be 0-255`);
     if (this.protocols[nextHeader]) throw new Error(`next header ${nextHeader} already has a handler`);
-    this.protocols[nextHeader] = { handler, multicast: options.multicast ?? false };
+    this.protocols[nextHeader] = { handler, multicast: options.multicast ?? false, offloads: options.offloads ?? false };
   }
 
   unregister(nextHeader: number): void {
@@ -275,8 +286,8 @@ export class Ipv6Layer {
   // ---------------------------------------------------------------------------------------
   // Receive
 
-  /** Takes one whole Ethernet frame of EtherType 0x86DD. Never throws on its content. */
-  input(frame: Uint8Array): void {
+  /** Takes one whole Ethernet frame of EtherType 0x86DD (and what the device said about it). Never throws on its content. */
+  input(frame: Uint8Array, offload?: FrameOffload): void {
     const c = this.counters;
     this.inReceives.value++;
     if (logging()) log('in  %s', formatIpv6Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
@@ -311,7 +322,7 @@ export class Ipv6Layer {
       return c.inc(this.addresses.isTentative(destination) ? 'rx_destination_tentative' : 'rx_not_for_us');
     }
     const linkGroup = (frame[0]! & 1) === 1;
-    const info = { destinationKind: kind, linkGroup, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame };
+    const info = { destinationKind: kind, linkGroup, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame, ...(offload ? { offload } : {}) };
     const next = packet.nextHeader;
     // The common case, an upper layer right after the fixed header, without walking anything.
     if (this.protocols[next] !== undefined) return this.deliver(packet, next, IPV6_HEADER_LENGTH, info);
@@ -371,6 +382,14 @@ export class Ipv6Layer {
     if (info.destinationKind === 'multicast' && !entry.multicast) {
       c.inc('Ip6InDiscards');
       return c.inc('rx_group_unwanted');
+    }
+    if (info.offload && !entry.offloads) {
+      // A plain frame's view for a protocol that does not read offloads: a partial checksum that
+      // starts where this upper layer does is finished (one that starts elsewhere is left, and
+      // the protocol's own check drops the packet).
+      const o = info.offload;
+      if (o.checksum === 'partial' && info.frame && o.checksumStart === ETHERNET_HEADER_LENGTH + offset) finishChecksum(info.frame, o, ETHERNET_HEADER_LENGTH + packet.bytes.length);
+      info = { destinationKind: info.destinationKind, linkGroup: info.linkGroup, reassembled: info.reassembled, payloadOffset: info.payloadOffset, ...(info.frame ? { frame: info.frame } : {}) };
     }
     this.inDelivers.value++;
     try {
