@@ -68,6 +68,8 @@ describe('the stack as a TCP server for the kernel over IPv6', () => {
     const dir = tempDir();
     const pcap = join(dir, 'tcp6.pcap');
     const up = await upWithServices(ns, ['--pcap', pcap]);
+    // the banner says how to reach the same services over IPv6
+    expect(up.output).toMatch(/\n {6}printf hi \| (ip netns exec \S+ )?nc -6 -N fd00:10::2 7\n {6}(ip netns exec \S+ )?curl -6 -g http:\/\/\[fd00:10::2\]:80\/\n/);
 
     // curl -6: 10 MB from Node's http over our TCP over IPv6; -g: the brackets are the URL's, not a glob
     const file = join(dir, 'ten.bin');

@@ -17,7 +17,9 @@ export const USAGE = `usage:
                 [--link-delay MS[/JITTER]] [--tcp-log FILE]
   tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
+                       (HOST: 10.0.0.1, fd00:10::1 or fe80::...%tap0)
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
+                       (an IPv6 HOST in brackets: http://[fd00:10::1]:8000/)
   tapstack plot CAPTURE.pcap [--conn N] [--from S] [--to S] > seq.svg
                        time-sequence graph of each TCP connection in a pcap (ours or any)
   tapstack plot --tcp-log FILE [--conn N] [--from S] [--to S] > cwnd.svg

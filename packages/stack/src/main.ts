@@ -188,7 +188,7 @@ function bringUp(d: DeviceOptions): Stack {
 }
 
 /** `ping -6 fd00:10::2` (or the link-local address) for the banner's try lines. */
-function ipv6Try(stack: Stack, d: DeviceOptions, udpEcho: number | undefined): string {
+function ipv6Try(stack: Stack, d: DeviceOptions, udpEcho: number | undefined, tcp: { tcpEcho?: number; http?: number } = {}): string {
   const usable = (stack.ipv6?.addresses.list() ?? []).filter((a) => a.state === 'preferred');
   const target = usable.find((a) => !a.address.isLinkLocal) ?? usable[0];
   if (!target) return '';
@@ -196,7 +196,10 @@ function ipv6Try(stack: Stack, d: DeviceOptions, udpEcho: number | undefined): s
   const inNs = d.netns ? `ip netns exec ${d.netns} ` : '';
   // the echo socket is bound to `::`: the same one answers over IPv6
   const udp = udpEcho !== undefined && !target.address.isLinkLocal ? `\n      printf hi | ${inNs}socat -t 1 - UDP6:[${text}]:${udpEcho}` : '';
-  return `\ntry:  ${inNs}ping -6 ${text}${udp}`;
+  // the TCP services listen on `::` too: the same servers over IPv6
+  const echo = tcp.tcpEcho !== undefined && !target.address.isLinkLocal ? `\n      printf hi | ${inNs}nc -6 -N ${text} ${tcp.tcpEcho}` : '';
+  const http = tcp.http !== undefined && !target.address.isLinkLocal ? `\n      ${inNs}curl -6 -g http://[${text}]:${tcp.http}/` : '';
+  return `\ntry:  ${inNs}ping -6 ${text}${udp}${echo}${http}`;
 }
 
 /** The IPv6 addresses for the banner: `fe80::...%tap0 (link-local), fd00:10::2/64`, duplicates marked. */
@@ -279,7 +282,7 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
     // IPv6 addresses are usable once DAD has passed (about a second): then they are printed.
     void stack.ndp?.settled().then(() => {
       if (stopping) return;
-      process.stdout.write(`IPv6: ${describeIpv6(stack, d.tap)}${d.hostIp6 ? ` (host side ${d.hostIp6.toString()})` : ''}${ipv6Try(stack, d, udpEcho)}\n`);
+      process.stdout.write(`IPv6: ${describeIpv6(stack, d.tap)}${d.hostIp6 ? ` (host side ${d.hostIp6.toString()})` : ''}${ipv6Try(stack, d, udpEcho, services)}\n`);
     });
     const rl = process.stdin.isTTY || !process.stdin.readableEnded ? createInterface({ input: process.stdin }) : undefined;
     rl?.on('line', (line) => {
