@@ -155,7 +155,7 @@ describe('the stack as a TCP server for the kernel over IPv6', () => {
 });
 
 describe('TCP over IPv6 with --vnet-hdr', () => {
-  it('the kernel hands over segments with partial checksums (NEEDS_CSUM): curl -6 gets 10 MB whole, nc -6 its echo, UDP6 its datagram', async () => {
+  it('TSO6 both ways (GSO_TCPV6 super-frames) and partial checksums: curl -6 gets 10 MB whole, 20 MB go up to discard, nc -6 and UDP6 get their echo', async () => {
     const ns = namespace('tcp6-vnet');
     const dir = tempDir();
     const up = await upWithServices(ns, ['--vnet-hdr', '--udp-echo', '7']);
@@ -167,11 +167,19 @@ describe('TCP over IPv6 with --vnet-hdr', () => {
     expect(line.stdout, line.stderr).toBe('hello over six\n');
     const udp = await ns.run('sh', ['-c', "printf 'udp over six' | socat -t 2 - 'UDP6:[fd00:10::2]:7'"]);
     expect(udp.stdout, udp.stderr).toBe('udp over six');
+    // upload: with TUN_F_TSO6 the kernel hands us its TCP/IPv6 segments unsegmented
+    const discard = await ns.run('sh', ['-c', 'head -c 20000000 /dev/zero | nc -6 -N -w 10 fd00:10::2 9 | wc -c'], 60_000);
+    expect(discard.stdout.trim(), discard.stderr).toBe('0');
     const stopMark = up.output.length;
     expect(await up.stop('SIGINT')).toEqual({ code: 0, signal: null });
     const counters = parseCounters(up.output.slice(stopMark));
-    // the partial checksums were taken as the kernel's word (TCP) or finished by IPv6 (UDP)
+    // the partial checksums were taken as the kernel's word (TCP) or finished by IPv6 (UDP);
+    // super-frames went both ways, and each counts as the segments it stands for
     expect(counters.get('tap.rx_csum_partial')).toBeGreaterThan(100);
+    expect(counters.get('tap.tx_gso_frames')).toBeGreaterThan(20);
+    expect(counters.get('tap.rx_gso_frames')).toBeGreaterThan(20);
+    expect(counters.get('tcp.Tcp6InSegs')).toBeGreaterThan(20_000_000 / 1440);
+    expect(counters.get('tcp.Tcp6OutSegs')).toBeGreaterThan(10_485_760 / 1440);
     expect(counters.get('tcp.InCsumErrors') ?? 0).toBe(0);
     expect(counters.get('udp.rx_bad_checksum') ?? 0).toBe(0);
     expect(counters.get('udp.Udp6InDatagrams')).toBe(1);

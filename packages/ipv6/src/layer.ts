@@ -159,6 +159,24 @@ export interface Ipv6SendRequest {
    * carry zero in that field.
    */
   readonly checksumOffset?: number;
+  /**
+   * A TCP super-frame for a link with `gsoMaxSize` (virtio-net header mode, TSO6): the transport
+   * wrote the pseudo-header's sum into its checksum field (at `checksumOffset` of the payload)
+   * and the device finishes the checksum and cuts the payload into segments of `segmentSize`
+   * data bytes. It may be longer than the path MTU (not its segments), and is never fragmented.
+   * On a link without offloads the checksum is finished here and the payload must fit the MTU.
+   */
+  readonly offload?: Ipv6SendOffload;
+}
+
+/** What a transport asks the device to do with one super-frame (`Ipv6SendRequest.offload`); IPv4's twin is Ipv4SendOffload. */
+export interface Ipv6SendOffload {
+  /** Where the transport's checksum field is, from the start of the payload (16 for TCP). */
+  readonly checksumOffset: number;
+  /** Data bytes per segment the device cuts the super-frame into. */
+  readonly segmentSize: number;
+  /** The transport header's length (TCP with options), for the device's hdr_len. */
+  readonly transportHeaderLength: number;
 }
 
 /** What `send` did: sent, queued (NDP resolving), dropped, or why it did not try. */
@@ -193,8 +211,11 @@ export interface Ipv6ErrorReporter {
 
 /** What IPv6 asks of Neighbour Discovery (Ndp implements it): the IPv6 twin of ARP's NeighbourResolver. */
 export interface Ipv6NeighbourResolver {
-  /** Fills in the MACs of a whole frame and sends it to `nextHop`, or queues it while resolving. */
-  resolve(nextHop: Ipv6Address, frame: Uint8Array): ResolveOutcome;
+  /**
+   * Fills in the MACs of a whole frame and sends it to `nextHop`, or queues it while resolving.
+   * `offload` (a super-frame, virtio-net header mode) goes to the link with the frame.
+   */
+  resolve(nextHop: Ipv6Address, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome;
   onResolutionFailed(listener: (nextHop: Ipv6Address, frames: readonly Uint8Array[]) => void): void;
 }
 
@@ -429,6 +450,11 @@ export class Ipv6Layer {
     return this.addresses.selectSource(destination);
   }
 
+  /** The largest super-frame datagram the link takes (0: none; a TAP device with a virtio-net header: 65535). */
+  get gsoMaxSize(): number {
+    return this.dispatcher.link.gsoMaxSize ?? 0;
+  }
+
   /** The MTU towards `destination`: the link's, or less after a Packet Too Big (RFC 8201). */
   pathMtu(destination: Ipv6Address): number {
     // Asked on every send: with no Packet Too Big on record (the usual case) there is nothing to
@@ -481,12 +507,21 @@ export class Ipv6Layer {
     }
     if (route.kind === 'multicast') c.inc('Ip6OutMcastPkts');
     const mtu = this.pathMtu(destination);
-    if (IPV6_HEADER_LENGTH + payloadLength > mtu) return this.sendFragments(request, source, route.nextHop, mtu);
+    const offload = request.offload;
+    // A super-frame goes whole to a link that cuts it (up to gsoMaxSize); anywhere else its
+    // checksum is finished here and it must fit the MTU like any packet.
+    const gso = offload !== undefined && this.gsoMaxSize > 0 && IPV6_HEADER_LENGTH + payloadLength <= this.gsoMaxSize;
+    if (!gso && IPV6_HEADER_LENGTH + payloadLength > mtu) return this.sendFragments(request, source, route.nextHop, mtu);
     const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH + payloadLength);
     const payload = frame.subarray(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH);
     if (request.payload instanceof Uint8Array) payload.set(request.payload);
     else request.payload.write(payload);
     this.writeHeader(frame, request, source, payloadLength);
+    if (offload !== undefined) {
+      const o = frameOffloadOf(offload, payloadLength);
+      if (gso) return this.resolveAndSend(route.nextHop, frame, o);
+      finishChecksum(frame, o, frame.length);
+    }
     return this.resolveAndSend(route.nextHop, frame);
   }
 
@@ -508,6 +543,8 @@ export class Ipv6Layer {
     if (request.payload instanceof Uint8Array) payload.set(request.payload);
     else request.payload.write(payload);
     this.writeHeader(whole, request, source, payloadLength);
+    // fragments cannot carry an offload: a checksum left to the device is finished here
+    if (request.offload) finishChecksum(whole, frameOffloadOf(request.offload, payloadLength), whole.length);
     const identification = this.nextIdentification;
     this.nextIdentification = (identification + 1) >>> 0;
     const header = { source, destination: request.destination, nextHeader: request.nextHeader, hopLimit: request.hopLimit ?? this.hopLimit, trafficClass: request.trafficClass ?? 0, flowLabel: 0 };
@@ -572,14 +609,14 @@ export class Ipv6Layer {
     }
   }
 
-  private resolveAndSend(nextHop: Ipv6Address, frame: Uint8Array): ResolveOutcome {
+  private resolveAndSend(nextHop: Ipv6Address, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome {
     if (logging()) log('out %s via %s', formatIpv6Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), nextHop.toString());
     const resolver = this.resolver;
     if (!resolver) {
       this.counters.inc('Ip6OutDiscards');
       return 'dropped';
     }
-    const r = resolver.resolve(nextHop, frame);
+    const r = offload ? resolver.resolve(nextHop, frame, offload) : resolver.resolve(nextHop, frame);
     if (r === 'queued') this.counters.inc('tx_queued');
     else if (r === 'dropped') this.counters.inc('Ip6OutDiscards');
     return r;
@@ -596,6 +633,7 @@ export class Ipv6Layer {
     if (request.payload instanceof Uint8Array) payload.set(request.payload);
     else request.payload.write(payload);
     this.writeHeader(frame, request, source, request.payload.length);
+    if (request.offload) finishChecksum(frame, frameOffloadOf(request.offload, request.payload.length), frame.length);
     this.counters.inc('tx_loopback');
     this.loopback.push(frame.subarray(ETHERNET_HEADER_LENGTH));
     if (this.loopback.length === 1) {
@@ -621,4 +659,18 @@ export class Ipv6Layer {
     this.reassembly.clear();
     this.loopback = [];
   }
+}
+
+/** A transport's super-frame request in the frame's terms (offsets from the Ethernet header on); one segment's worth is no super-frame. */
+function frameOffloadOf(offload: Ipv6SendOffload, payloadLength: number): FrameOffload {
+  const transportStart = ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH;
+  const gso = offload.segmentSize > 0 && payloadLength - offload.transportHeaderLength > offload.segmentSize;
+  return {
+    checksum: 'partial',
+    checksumStart: transportStart,
+    checksumOffset: offload.checksumOffset,
+    gso: gso ? 'tcpv6' : 'none',
+    segmentSize: gso ? offload.segmentSize : 0,
+    headerLength: gso ? transportStart + offload.transportHeaderLength : 0,
+  };
 }

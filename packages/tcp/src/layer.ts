@@ -15,9 +15,8 @@
  * source address chosen for the peer (RFC 6724: a link-local peer gets our link-local address),
  * and Packet Too Big lowering the connection's MSS (RFC 8201) as frag-needed does over IPv4. A
  * listener bound to `::` (the default with IPv6) takes both families, like Linux with
- * bindv6only=0; one bound to an IPv6 address only that address. IPv6 segments are never
- * super-frames: TSO6 (virtio-net GSO_TCPV6) is not done, so IPv6 connections send one MSS per
- * segment even with --vnet-hdr.
+ * bindv6only=0; one bound to an IPv6 address only that address. With a virtio-net header,
+ * IPv6 connections send and receive super-frames too (TSO6, VIRTIO_NET_HDR_GSO_TCPV6).
  *
  * Counters carry the names of Linux's /proc/net/snmp `Tcp:` line and /proc/net/netstat `TcpExt:`
  * (ActiveOpens, PassiveOpens, InSegs, OutRsts, SyncookiesSent, TCPChallengeACK, ...), so the
@@ -184,7 +183,10 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private readonly ipv4: Ipv4Layer;
   private readonly ipv6: Ipv6Layer | undefined;
   private readonly connections: ConnectionTable<TcpConnection>;
-  /** What IPv6 connections see of the layer: the same, but no super-frames (TSO6 is not done). */
+  /**
+   * What IPv6 connections see of the layer: the same, with the super-frame limit less the 20
+   * bytes IPv6's header has over IPv4's (the connection sizes a super-frame for IPv4's header).
+   */
   private readonly ipv6Host: ConnectionHost;
   private readonly listeners = new Map<number, TcpServer>();
   /** Which listener a connection in SYN-RECEIVED came from. */
@@ -218,7 +220,10 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       forget: (c) => this.forget(c),
       count: (name, by) => this.count(name, by),
       allowChallengeAck: () => this.allowChallengeAck(),
-      gsoMaxSize: 0,
+      get gsoMaxSize(): number {
+        const gso = options.ipv6?.gsoMaxSize ?? 0;
+        return gso > 0 ? gso - 20 : 0;
+      },
     };
     this.synBacklog = options.synBacklog ?? 256;
     this.syncookies = options.syncookies ?? 1;
@@ -386,8 +391,10 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       c.inc('InCsumErrors');
       return c.inc('Tcp6InCsumErrors');
     }
-    this.inSegs.value++;
-    c.inc('Tcp6InSegs');
+    // a TSO6 super-frame counts as the segments it stands for
+    const segments = offload !== undefined && offload.gso === 'tcpv6' ? segmentsIn(segment.payload.length, offload.segmentSize) : 1;
+    this.inSegs.value += segments;
+    c.inc('Tcp6InSegs', segments);
     if (logging()) log('in  %s', formatTcp(payload, packet.source, packet.destination));
     const repr = TcpRepr.parse(segment);
     const data = segment.payload;
@@ -519,7 +526,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     if (this.eventLog) this.eventLog.sent(connection, repr, payload.length);
     // Longer than one segment can only be a super-frame the connection built for a GSO link
     // (asked only there: the segment size costs a look at the SACK blocks).
-    const segmentSize = payload.length > 0 && this.ipv4.gsoMaxSize > 0 ? connection.segmentSize : 0;
+    const segmentSize = payload.length > 0 && (typeof connection.remote.address === 'number' ? this.ipv4.gsoMaxSize : (this.ipv6?.gsoMaxSize ?? 0)) > 0 ? connection.segmentSize : 0;
     this.send(repr, payload, connection.local.address, connection.remote.address, payload.length > segmentSize ? segmentSize : 0);
   }
 
@@ -607,7 +614,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    * to the link (virtio-net header mode): IPv4 passes the request on as the frame's offload.
    */
   private send(repr: TcpRepr, payload: Uint8Array, source: TcpAddress, destination: TcpAddress, segmentSize = 0): void {
-    if (typeof destination !== 'number') return this.send6(repr, payload, source as Ipv6Address, destination);
+    if (typeof destination !== 'number') return this.send6(repr, payload, source as Ipv6Address, destination, segmentSize);
     const w = this.writer;
     w.repr = repr;
     w.payload = payload;
@@ -630,7 +637,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    * the checksum is written with the segment. Never fragmented in practice: the MSS keeps a
    * segment inside the path MTU (IPv6 routers do not fragment, RFC 8200 5).
    */
-  private send6(repr: TcpRepr, payload: Uint8Array, source: Ipv6Address, destination: Ipv6Address): void {
+  private send6(repr: TcpRepr, payload: Uint8Array, source: Ipv6Address, destination: Ipv6Address, segmentSize = 0): void {
     const ipv6 = this.ipv6;
     if (!ipv6) return this.counters.inc('tx_failed');
     const w = this.writer;
@@ -639,12 +646,17 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     w.source = source;
     w.destination = destination;
     w.length = TcpRepr.bufferLength(repr, payload.length);
-    w.partialChecksum = false;
+    w.partialChecksum = segmentSize > 0;
     if (logging()) log('out %s', formatTcp(encodeForLog(repr, payload, source, destination), source, destination));
-    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: w });
+    // TSO6: as over IPv4, the device finishes the checksum and cuts the super-frame
+    const offload = segmentSize > 0 ? { checksumOffset: TcpField.CHECKSUM, segmentSize, transportHeaderLength: TcpRepr.headerLength(repr) } : undefined;
+    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: w, ...(offload ? { offload } : {}) });
     w.repr = undefined;
     w.payload = EMPTY;
-    this.counters.inc('Tcp6OutSegs');
+    w.partialChecksum = false;
+    const segments = segmentsIn(payload.length, segmentSize);
+    if (segments > 1) this.counters.inc('OutSegs', segments - 1);
+    this.counters.inc('Tcp6OutSegs', segments);
     if (outcome !== 'sent' && outcome !== 'queued') this.counters.inc('tx_failed');
   }
 
