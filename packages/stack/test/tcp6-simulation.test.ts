@@ -8,7 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { Icmpv6Repr, quoteInvokingPacket } from '@tapstack/icmpv6';
 import { finishChecksum } from '@tapstack/ipv4';
-import { Ipv6Repr } from '@tapstack/ipv6';
+import { ipv6PseudoHeaderSum, Ipv6Repr } from '@tapstack/ipv6';
+import { checksumAdd, foldChecksum } from '@tapstack/ipv4';
 import { EtherType, FaultInjector, Ipv6Address, LinkWrapper, MacAddress, MemoryLink, VirtualClock, buildEthernetFrame, ipv6, seededRandom, type FrameOffload, type Link } from '@tapstack/link';
 import { TcpRepr, TcpFlag, type TcpSocket } from '@tapstack/tcp';
 import { createStack, type Stack } from '@tapstack/stack';
@@ -212,6 +213,50 @@ describe('TCP over IPv6 with TSO6 (a link that segments)', () => {
     expect(a.tcp.counters.get('Tcp6OutSegs')).toBeGreaterThan(2 * 1024 * 1024 / 1428);
     expect(b.tcp.counters.get('InCsumErrors')).toBe(0);
     expect(a.ipv6!.counters.get('Ip6FragOKs')).toBe(0);
+    a.close();
+    b.close();
+  });
+});
+
+describe("IPv6's send with a transport's offload", () => {
+  /** A payload whose 16-bit field at 16 holds the pseudo-header's folded sum, as TCP leaves it for the device. */
+  function partial(length: number, source: Ipv6Address, destination: Ipv6Address): Uint8Array {
+    const p = pattern(length, 5);
+    p[16] = 0;
+    p[17] = 0;
+    const sum = foldChecksum(ipv6PseudoHeaderSum(source, destination, 253, length));
+    p[16] = sum >>> 8;
+    p[17] = sum & 0xff;
+    return p;
+  }
+  const complete = (p: Uint8Array, source: Ipv6Address, destination: Ipv6Address): boolean =>
+    (~foldChecksum(checksumAdd(p, ipv6PseudoHeaderSum(source, destination, 253, p.length))) & 0xffff) === 0;
+
+  it('over the super-frame limit: fragments, the checksum finished first; within it: one tcpv6 super-frame', async () => {
+    const clock = new VirtualClock();
+    const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 1, mtu: 65535, macs: [MAC_A, MAC_B] });
+    const linkA = new SegmentingLink(wireA!);
+    const a = createStack({ link: linkA, ip: '10.0.0.1/24', clock, random: seededRandom(1), ipv6: { addresses: ['fd00:10::1/64'] } });
+    const b = createStack({ link: wireB!, ip: '10.0.0.2/24', clock, random: seededRandom(2), ipv6: { addresses: ['fd00:10::2/64'] } });
+    a.start();
+    b.start();
+    clock.advance(5000);
+    const got: Uint8Array[] = [];
+    b.ipv6!.register(253, (_packet, payload) => got.push(payload.slice()));
+    const offload = { checksumOffset: 16, segmentSize: 1428, transportHeaderLength: 20 };
+    // NDP first (a super-frame is not queued while a neighbour resolves, as with ARP)
+    a.ipv6!.send({ destination: B6, source: A6, nextHeader: 253, payload: partial(100, A6, B6) });
+    clock.advance(50);
+    got.length = 0;
+    // 40 + 65500 > 65535: no super-frame; IPv6 fragments it (MTU 1500) after finishing the checksum
+    expect(a.ipv6!.send({ destination: B6, source: A6, nextHeader: 253, payload: partial(65500, A6, B6), offload })).toBe('sent');
+    // within the limit: one super-frame, the checksum left to the link (which finishes it here)
+    expect(a.ipv6!.send({ destination: B6, source: A6, nextHeader: 253, payload: partial(30000, A6, B6), offload })).toBe('sent');
+    clock.advance(10);
+    expect(got.map((p) => p.length)).toEqual([65500, 30000]);
+    for (const p of got) expect(complete(p, A6, B6)).toBe(true);
+    expect(a.ipv6!.counters.get('Ip6FragOKs')).toBe(1);
+    expect(linkA.superFrames.map((o) => o.gso)).toEqual(['tcpv6']);
     a.close();
     b.close();
   });

@@ -183,11 +183,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private readonly ipv4: Ipv4Layer;
   private readonly ipv6: Ipv6Layer | undefined;
   private readonly connections: ConnectionTable<TcpConnection>;
-  /**
-   * What IPv6 connections see of the layer: the same, with the super-frame limit less the 20
-   * bytes IPv6's header has over IPv4's (the connection sizes a super-frame for IPv4's header).
-   */
-  private readonly ipv6Host: ConnectionHost;
   private readonly listeners = new Map<number, TcpServer>();
   /** Which listener a connection in SYN-RECEIVED came from. */
   private readonly pending = new Map<TcpConnection, TcpServer>();
@@ -213,18 +208,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.ephemeral = options.ephemeralPorts ?? { low: 49152, high: 65535 };
     this.random = options.random ?? Math.random;
     this.connections = new ConnectionTable<TcpConnection>(this.random);
-    this.ipv6Host = {
-      clock: this.clock,
-      output: (c, repr, payload) => this.output(c, repr, payload),
-      established: (c) => this.established(c),
-      forget: (c) => this.forget(c),
-      count: (name, by) => this.count(name, by),
-      allowChallengeAck: () => this.allowChallengeAck(),
-      get gsoMaxSize(): number {
-        const gso = options.ipv6?.gsoMaxSize ?? 0;
-        return gso > 0 ? gso - 20 : 0;
-      },
-    };
     this.synBacklog = options.synBacklog ?? 256;
     this.syncookies = options.syncookies ?? 1;
     this.challengeAckLimit = options.challengeAckLimit ?? 1000;
@@ -263,7 +246,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const remote = { address: remoteAddress, port: options.port };
     const socket = new TcpSocket({ hold: () => this.clock.hold() });
     if (onConnect) socket.once('connect', onConnect);
-    const connection = TcpConnection.connect(this.hostFor(remoteAddress), {
+    const connection = TcpConnection.connect(this, {
       local,
       remote,
       iss: this.secrets.isn(tuple(local.address, local.port, remote.address, remote.port), this.clock.now()),
@@ -442,7 +425,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       return;
     }
     const connection = TcpConnection.accept(
-      this.hostFor(source),
+      this,
       { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: this.secrets.isn(t, this.clock.now()), localMss: this.mssTowards(source), params: this.listenerParams(server) },
       seg,
     );
@@ -460,7 +443,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     }
     this.counters.inc('SyncookiesRecv');
     const connection = TcpConnection.fromCookie(
-      this.hostFor(source),
+      this,
       { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: seqAdd(seg.ack, -1), localMss: this.mssTowards(source), params: this.listenerParams(server) },
       seg,
       mss,
@@ -530,7 +513,12 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.send(repr, payload, connection.local.address, connection.remote.address, payload.length > segmentSize ? segmentSize : 0);
   }
 
-  /** The link's super-frame limit (0: none), for connections deciding how much one send carries. */
+  /**
+   * The link's super-frame limit (0: none), for connections deciding how much one send carries.
+   * One link carries both families, so IPv6 connections read the same value; a connection sizes
+   * its super-frames for IPv4's 20-byte header, and the rare IPv6 one that comes out longer than
+   * the limit (at most 20 bytes, for some MSS values) is sent by IPv6 as fragments instead.
+   */
   get gsoMaxSize(): number {
     return this.ipv4.gsoMaxSize;
   }
@@ -678,11 +666,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private mssTowards(remote: TcpAddress): number {
     if (typeof remote === 'number' || !this.ipv6) return mssForMtu(this.ipv4.mtu);
     return mssForMtu(this.ipv6.pathMtu(remote), IPV6_FIXED_HEADER_LENGTH);
-  }
-
-  /** The host a connection to `remote` talks to: the layer itself, or for IPv6 its no-super-frame view. */
-  private hostFor(remote: TcpAddress): ConnectionHost {
-    return typeof remote === 'number' ? this : this.ipv6Host;
   }
 
   private pickEphemeral(remote: TcpAddress, remotePort: number, local: TcpAddress): number {
