@@ -11,7 +11,9 @@ import { finishChecksum } from '@tapstack/ipv4';
 import { ipv6PseudoHeaderSum, Ipv6Repr } from '@tapstack/ipv6';
 import { checksumAdd, foldChecksum } from '@tapstack/ipv4';
 import { EtherType, FaultInjector, Ipv6Address, LinkWrapper, MacAddress, MemoryLink, VirtualClock, buildEthernetFrame, ipv6, seededRandom, type FrameOffload, type Link } from '@tapstack/link';
-import { TcpRepr, TcpFlag, type TcpSocket } from '@tapstack/tcp';
+import { readFileSync } from 'node:fs';
+import { readPcap } from '@tapstack/link';
+import { tcpChecksum, TcpRepr, TcpFlag, type TcpSocket } from '@tapstack/tcp';
 import { createStack, type Stack } from '@tapstack/stack';
 import { collect, pattern, runUntil, sha256 } from '../../tcp/test/support.ts';
 import { tcpEcho } from '../src/services.ts';
@@ -259,6 +261,72 @@ describe("IPv6's send with a transport's offload", () => {
     expect(linkA.superFrames.map((o) => o.gso)).toEqual(['tcpv6']);
     a.close();
     b.close();
+  });
+});
+
+describe('hostile TCP over IPv6', () => {
+  it("mutated Linux TCP/IPv6 frames (checksums wrong, and made right again) and a SYN flood from 3,000 sources: no exception, bounded state, nothing left", () => {
+    const clock = new VirtualClock();
+    const [attacker, ours] = MemoryLink.pair({ macs: [MAC_A, MAC_B], clock, latencyMs: 0 });
+    const stack = createStack({ link: ours!, ip: '10.0.0.2/24', clock, random: seededRandom(4), ipv6: { addresses: ['fd00:10::2/64'] } });
+    tcpEcho(stack.tcp, 7);
+    stack.start();
+    attacker!.setReceiver(() => {});
+    clock.advance(5000);
+    // the kernel's side of a Linux echo session (fixtures/capture-tcp6.sh): fd00:10::1 to fd00:10::2, port 7
+    const bytes = readFileSync(new URL('../../tcp/test/fixtures/linux-tcp6-echo.pcap', import.meta.url));
+    const originals = readPcap(bytes).map((r) => r.frame).filter((f) => f[14 + 8 + 15] === 1);
+    expect(originals.length).toBe(6);
+    const r = seededRandom(0x7c6);
+    let fixed = 0;
+    for (let round = 0; round < 300; round++) {
+      const batch: Uint8Array[] = [];
+      for (let i = 0; i < 32; i++) {
+        const frame = new Uint8Array(originals[Math.floor(r() * originals.length)]!);
+        frame.set(MAC_B.bytes, 0);
+        for (let flips = 1 + Math.floor(r() * 4); flips > 0; flips--) frame[54 + Math.floor(r() * (frame.length - 54))]! ^= 1 << Math.floor(r() * 8);
+        if (r() < 0.2) frame[14 + 40 + 12] = Math.floor(r() * 256); // any data offset
+        let out = frame;
+        if (r() < 0.2) out = frame.subarray(0, 54 + Math.floor(r() * (frame.length - 54)));
+        if (r() < 0.5 && out.length >= 54 + 20) {
+          // right checksum over the mutation: it reaches the demux, the listener, the RST code
+          out[54 + 16] = 0;
+          out[54 + 17] = 0;
+          const tcp = out.subarray(54);
+          out[4 + 14] = tcp.length >>> 8; // IPv6 payload length follows a cut
+          out[5 + 14] = tcp.length & 0xff;
+          const sum = tcpChecksum(tcp, A6, B6);
+          out[54 + 16] = sum >>> 8;
+          out[54 + 17] = sum & 0xff;
+          fixed++;
+        }
+        batch.push(out);
+      }
+      for (const f of batch) attacker!.send(f);
+      clock.advance(20);
+    }
+    expect(fixed).toBeGreaterThan(3000);
+    // a SYN flood from forged sources in the prefix: SYN cookies past the backlog
+    for (let i = 0; i < 3000; i++) {
+      const source = ipv6(`fd00:10::${(0x1000 + i).toString(16)}`);
+      const syn = new Uint8Array(24);
+      TcpRepr.emit({ sourcePort: 40000 + (i % 1000), destinationPort: 7, seq: i * 7919, ack: 0, flags: TcpFlag.SYN, window: 64800, urgentPointer: 0, options: { mss: 1440 } }, new Uint8Array(0), syn, source, B6);
+      attacker!.send(buildEthernetFrame({ destination: MAC_B, source: MAC_A, etherType: EtherType.IPV6 }, Ipv6Repr.build({ source, destination: B6, nextHeader: 6, hopLimit: 64, trafficClass: 0, flowLabel: 0 }, syn)));
+      if (i % 100 === 0) clock.advance(1);
+    }
+    clock.advance(10);
+    const c = stack.tcp.counters;
+    expect(stack.dispatcher.counters.get('rx_handler_error')).toBe(0);
+    expect(stack.ipv6!.counters.get('rx_handler_error')).toBe(0);
+    expect(c.get('Tcp6InCsumErrors')).toBeGreaterThan(1000);
+    expect(c.get('SyncookiesSent')).toBeGreaterThan(2000);
+    // half-open connections stay at the backlog (256), whatever arrived
+    expect(stack.tcp.connectionCount).toBeLessThanOrEqual(256 + 10);
+    // SYN-ACK retries run out (5, about 63 s), every connection is gone, and the NDP table is bounded
+    clock.advance(300_000);
+    expect(stack.tcp.connectionCount).toBe(0);
+    expect(stack.ndp!.table.size).toBeLessThanOrEqual(1024);
+    stack.close();
   });
 });
 
