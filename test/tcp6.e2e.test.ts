@@ -13,12 +13,12 @@
  *           `tapstack connect fd00:10::1 7` to socat.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireE2eCapabilities, type Netns } from './support/netns.ts';
+import { requireE2eCapabilities, requireTools, type Netns } from './support/netns.ts';
 import { perTest } from './support/per-test.ts';
+import { tsharkFields, tsharkFrames } from './support/tshark.ts';
 import { parseCounters, repoRoot, spawnTapstack, type Watched } from './support/watch.ts';
 
 const { namespace, tempDir, defer } = perTest('tcp6');
@@ -37,13 +37,7 @@ function expectedBytes(n: number): Buffer {
 
 beforeAll(() => {
   requireE2eCapabilities();
-  for (const tool of ['curl', 'nc', 'socat', 'python3', 'tshark', 'ss']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      throw new Error(`the TCP over IPv6 end-to-end tests need \`${tool}\`: install it (bash .ci/run installs everything the tests use)`);
-    }
-  }
+  requireTools(['curl', 'nc', 'socat', 'python3', 'tshark', 'ss']);
 });
 
 async function upWithServices(ns: Netns, extra: string[] = []): Promise<Watched> {
@@ -134,23 +128,18 @@ describe('the stack as a TCP server for the kernel over IPv6', () => {
     expect(counters.get('tcp.Tcp6InCsumErrors') ?? 0).toBe(0);
 
     // tshark: every TCP checksum over IPv6 is right (ours and the kernel's), nothing malformed
-    const tshark = (filter: string, fields: string[]): string =>
-      execFileSync('tshark', ['-r', pcap, '-o', 'tcp.check_checksum:TRUE', '-Y', filter, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-        maxBuffer: 64 * 1024 * 1024,
-      });
-    const ours = tshark('tcp && ipv6.src == fd00:10::2', ['frame.number']).split('\n').filter(Boolean);
+    const prefs = ['tcp.check_checksum:TRUE'];
+    const ours = tsharkFrames(pcap, 'tcp && ipv6.src == fd00:10::2', { prefs });
     // every SYN-ACK of ours offers SACK and timestamps, with MSS 1440
-    const synAcks = tshark('tcp.flags.syn == 1 && tcp.flags.ack == 1 && ipv6.src == fd00:10::2', ['tcp.options.mss_val', 'tcp.options.sack_perm', 'tcp.options.timestamp.tsval']).split('\n').filter(Boolean);
+    const synAcks = tsharkFields(pcap, ['tcp.options.mss_val', 'tcp.options.sack_perm', 'tcp.options.timestamp.tsval'], { filter: 'tcp.flags.syn == 1 && tcp.flags.ack == 1 && ipv6.src == fd00:10::2', prefs });
     expect(synAcks.length).toBeGreaterThanOrEqual(5);
-    for (const row of synAcks) expect(row).toMatch(/^1440\t\S+\t\d+$/);
+    for (const [mss, sackPermitted, tsval] of synAcks) expect([mss, sackPermitted !== '', /^\d+$/.test(tsval ?? '')]).toEqual(['1440', true, true]);
     expect(ours.length).toBeGreaterThan(7000);
-    expect(tshark(`tcp && ipv6.src == ${OUR_LINK_LOCAL}`, ['frame.number']).split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(3);
+    expect(tsharkFrames(pcap, `tcp && ipv6.src == ${OUR_LINK_LOCAL}`).length).toBeGreaterThanOrEqual(3);
     // 0xffff for a computed 0 is +0 for -0 in one's complement (see tcp.e2e.test.ts): not an error
     const MANGLED_ZERO = '!(tcp.checksum == 0xffff)';
-    expect(tshark(`tcp.checksum.status == 0 && ${MANGLED_ZERO}`, ['frame.number', 'ipv6.src', 'tcp.srcport', 'tcp.dstport'])).toBe('');
-    expect(tshark(`_ws.malformed || (_ws.expert.severity == error && ${MANGLED_ZERO})`, ['frame.number', '_ws.col.Info', '_ws.expert.message'])).toBe('');
+    expect(tsharkFields(pcap, ['frame.number', 'ipv6.src', 'tcp.srcport', 'tcp.dstport'], { filter: `tcp.checksum.status == 0 && ${MANGLED_ZERO}`, prefs })).toEqual([]);
+    expect(tsharkFields(pcap, ['frame.number', '_ws.col.Info', '_ws.expert.message'], { filter: `_ws.malformed || (_ws.expert.severity == error && ${MANGLED_ZERO})`, prefs })).toEqual([]);
   }, 240_000);
 });
 
