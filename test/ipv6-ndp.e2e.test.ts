@@ -76,7 +76,9 @@ describe('tapstack up against ndisc6, rdisc6 and radvd', () => {
         const r = await ns.run('ndisc6', ['-1', '-r', '3', '-w', '1000', 'fd00:10::2', 'tap0'], 15_000);
         expect(r.stdout).toMatch(/Target link-layer address: 02:00:00:00:00:02/i);
         // our router solicitations: three, 4 s apart, the first just after DAD; wait for one in the capture
-        for (let i = 0; i < 60 && tshark(pcap, 'icmpv6.type == 133', ['ipv6.src']).length === 0; i++) await sleep(200);
+        // (the kernel's own tap0 solicits routers too: wait for ours, from fe80::ff:fe00:2)
+        const ourRs = 'icmpv6.type == 133 && ipv6.src == fe80::ff:fe00:2';
+        for (let i = 0; i < 60 && tshark(pcap, ourRs, ['ipv6.src']).length === 0; i++) await sleep(200);
         expect(tshark(pcap, 'icmpv6.type == 133', ['ipv6.src', 'ipv6.dst', 'ipv6.hlim'])).toContain('fe80::ff:fe00:2|ff02::2|255');
         // radvd as the router (forwarding on, in this namespace only)
         const conf = join(dir, 'radvd.conf');
