@@ -67,7 +67,7 @@ import { ReceiveAutotuner, sendBufferTarget } from './autotune.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
 import { SackScoreboard, type SentSegment } from './sack-scoreboard.ts';
 import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
-import { SendBuffer } from './send-buffer.ts';
+import { NO_DATA, SendBuffer, type SegmentData } from './send-buffer.ts';
 import { seqAdd, seqDiff, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax } from './seq.ts';
 import type { SocketConnection, SocketEvents } from './socket.ts';
 
@@ -210,8 +210,12 @@ export type ConnectionCounter =
 /** What a connection needs from the layer that owns it. */
 export interface ConnectionHost {
   readonly clock: Clock;
-  /** Sends one segment to the peer (the layer writes the bytes and the IPv4 header). */
-  output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void;
+  /**
+   * Sends one segment to the peer (the layer writes the bytes and the IPv4 header). `payload` is
+   * where the data lies in the send buffer, copied into the frame by the host; it is reused for
+   * the next segment, so a host that keeps the bytes copies them during the call.
+   */
+  output(connection: TcpConnection, repr: TcpRepr, payload: SegmentData): void;
   /** The connection reached ESTABLISHED (the listener queues it for accept). */
   established(connection: TcpConnection): void;
   /** The connection is over and may be forgotten. */
@@ -578,7 +582,7 @@ export class TcpConnection implements SocketConnection {
     if (!this.isOpen) return;
     if (this.isSynchronized() && this.state !== 'TIME-WAIT') {
       this.host.count('OutRsts');
-      this.emit({ seq: this.sndMax, ack: 0, flags: TcpFlag.RST, window: 0 }, EMPTY, NO_OPTIONS);
+      this.emit({ seq: this.sndMax, ack: 0, flags: TcpFlag.RST, window: 0 }, NO_DATA, NO_OPTIONS);
       if (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT') this.host.count('EstabResets');
     }
     this.finish(error);
@@ -1338,7 +1342,7 @@ export class TcpConnection implements SocketConnection {
         }
       }
       const fin = this.finQueued && !this.finAcked && seqAdd(this.sndNxt, length) === finSeq;
-      const data = this.sendBuffer.read(offset, length);
+      const data = this.sendBuffer.range(offset, length);
       let flags = TcpFlag.ACK;
       if (length > 0 && length === unsent) flags |= TcpFlag.PSH;
       if (fin) flags |= TcpFlag.FIN;
@@ -1403,7 +1407,7 @@ export class TcpConnection implements SocketConnection {
     const length = Math.min(this.mss - this.sackOptionBytes(), this.sendBuffer.length);
     const fin = this.finSent && length === this.sendBuffer.length;
     if (length === 0 && !fin) return;
-    const data = this.sendBuffer.read(0, length);
+    const data = this.sendBuffer.range(0, length);
     this.host.count('RetransSegs');
     this.totalRetransmits++;
     this.timedSeq = undefined;
@@ -1428,7 +1432,7 @@ export class TcpConnection implements SocketConnection {
     }
     const fin = this.finSent && segment.end === seqAdd(finSeq, 1);
     const length = seqDiff(segment.end, segment.start) - (fin ? 1 : 0);
-    const data = this.sendBuffer.read(seqDiff(segment.start, this.sndUna), length);
+    const data = this.sendBuffer.range(seqDiff(segment.start, this.sndUna), length);
     let flags = TcpFlag.ACK;
     if (fin) flags |= TcpFlag.FIN;
     if (length > 0 && seqAdd(segment.start, length) === finSeq) flags |= TcpFlag.PSH;
@@ -1481,14 +1485,14 @@ export class TcpConnection implements SocketConnection {
     const space = Math.min(0xffff, this.receive ? this.receive.free : this.params.receiveBufferBytes);
     const window = space > segment ? space - (space % segment) : space;
     if (passive) this.lastAckSent = this.receive!.next;
-    this.output({ seq: this.iss, ack: passive ? this.receive!.next : 0, flags, window }, EMPTY, o);
+    this.output({ seq: this.iss, ack: passive ? this.receive!.next : 0, flags, window }, NO_DATA, o);
     if (passive) this.rcvAdvertisedEdge = seqAdd(this.receive!.next, window);
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
     this.armRetransmit();
   }
 
-  private emitData(seq: number, flags: number, data: Uint8Array): void {
+  private emitData(seq: number, flags: number, data: SegmentData): void {
     this.emit({ seq, ack: this.receive!.next, flags, window: 0 }, data, this.segmentOptions());
   }
 
@@ -1514,7 +1518,7 @@ export class TcpConnection implements SocketConnection {
     if (!this.receive) return;
     // SND.MAX, not SND.NXT: after a timeout SND.NXT goes back, but the peer has seen up to SND.MAX
     // and would find an ACK at the older number outside its window (Linux's snd_nxt never goes back).
-    this.emit({ seq: this.sndMax, ack: this.receive.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+    this.emit({ seq: this.sndMax, ack: this.receive.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
   }
 
   /** An ACK for an unacceptable segment: at most one per invalidRatelimitMs (Linux tcp_invalid_ratelimit). */
@@ -1556,14 +1560,14 @@ export class TcpConnection implements SocketConnection {
 
   private sendReset(seq: number): void {
     this.host.count('OutRsts');
-    this.output({ seq, ack: 0, flags: TcpFlag.RST, window: 0 }, EMPTY, NO_OPTIONS);
+    this.output({ seq, ack: 0, flags: TcpFlag.RST, window: 0 }, NO_DATA, NO_OPTIONS);
   }
 
   /**
    * Every segment but the SYNs leaves here: fills in ACK and window, remembers what it
    * acknowledged, and cancels a pending delayed ACK (this segment carries it).
    */
-  private emit(fields: { seq: number; ack: number; flags: number; window: number }, payload: Uint8Array, options: TcpOptions): void {
+  private emit(fields: { seq: number; ack: number; flags: number; window: number }, payload: SegmentData, options: TcpOptions): void {
     let window = 0;
     if (this.receive && this.state !== 'SYN-SENT') {
       window = this.windowToAdvertise();
@@ -1581,7 +1585,7 @@ export class TcpConnection implements SocketConnection {
     }
   }
 
-  private output(fields: { seq: number; ack: number; flags: number; window: number }, payload: Uint8Array, options: TcpOptions): void {
+  private output(fields: { seq: number; ack: number; flags: number; window: number }, payload: SegmentData, options: TcpOptions): void {
     if (payload.length === 0 && fields.flags === TcpFlag.ACK) this.host.count('TCPPureAcks');
     this.host.output(
       this,
@@ -1697,7 +1701,7 @@ export class TcpConnection implements SocketConnection {
       if (!this.isOpen || this.sndWnd > 0) return this.trySend();
       // Linux's zero-window probe: no data, at SND.UNA - 1, so the peer answers with an ACK.
       this.host.count('TCPWinProbe');
-      this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+      this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
       if (this.persistBackoff < 16) this.persistBackoff++;
       this.startPersist();
     });
@@ -1724,7 +1728,7 @@ export class TcpConnection implements SocketConnection {
       // A keepalive probe: no data, at SND.UNA - 1 (RFC 1122 4.2.3.6), answered by an ACK.
       this.keepaliveSent++;
       this.host.count('TCPKeepAlive');
-      this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+      this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
       this.armKeepalive();
     });
   }
@@ -1782,4 +1786,3 @@ export function windowScaleFor(bufferBytes: number): number {
   return shift;
 }
 
-const EMPTY = new Uint8Array(0);

@@ -25,6 +25,7 @@ import { TcpError } from './errors.ts';
 import { TcpEventLog, type TcpLogSink } from './event-log.ts';
 import { formatTcp, mssForMtu, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
 import { SequenceSecrets } from './isn.ts';
+import type { SegmentData } from './send-buffer.ts';
 import { resetFor } from './reset.ts';
 import { TcpServer, type ListenerHost } from './server.ts';
 import { TcpSocket } from './socket.ts';
@@ -137,7 +138,7 @@ export interface ConnectOptions {
 class SegmentWriter implements PayloadWriter {
   length = 0;
   repr: TcpRepr | undefined;
-  payload: Uint8Array = EMPTY;
+  payload: Uint8Array | SegmentData = EMPTY;
   source: Ipv4Address = IPV4_UNSPECIFIED;
   destination: Ipv4Address = IPV4_UNSPECIFIED;
   /** The link finishes the checksum (a super-frame): write the pseudo-header's sum only. */
@@ -389,7 +390,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   // ---------------------------------------------------------------------------------------
   // ConnectionHost: what connections call
 
-  output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
+  output(connection: TcpConnection, repr: TcpRepr, payload: SegmentData): void {
     if (this.eventLog) this.eventLog.sent(connection, repr, payload.length);
     // Longer than one segment can only be a super-frame the connection built for a GSO link
     // (asked only there: the segment size costs a look at the SACK blocks).
@@ -473,7 +474,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    * segments' data), the checksum and the cutting into segments of `segmentSize` bytes are left
    * to the link (virtio-net header mode): IPv4 passes the request on as the frame's offload.
    */
-  private send(repr: TcpRepr, payload: Uint8Array, source: Ipv4Address, destination: Ipv4Address, segmentSize = 0): void {
+  private send(repr: TcpRepr, payload: Uint8Array | SegmentData, source: Ipv4Address, destination: Ipv4Address, segmentSize = 0): void {
     const w = this.writer;
     w.repr = repr;
     w.payload = payload;
@@ -522,7 +523,7 @@ function toAddress(text: string): Ipv4Address {
 }
 
 /** The bytes of a segment, for a debug line only. */
-function encodeForLog(repr: TcpRepr, payload: Uint8Array, source: Ipv4Address, destination: Ipv4Address): Uint8Array {
+function encodeForLog(repr: TcpRepr, payload: Uint8Array | SegmentData, source: Ipv4Address, destination: Ipv4Address): Uint8Array {
   const b = new Uint8Array(TcpRepr.bufferLength(repr, payload.length));
   TcpRepr.emit(repr, payload, b, source, destination);
   return b;
