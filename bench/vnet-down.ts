@@ -4,7 +4,7 @@
  * alternating, each in a namespace of its own. For working on the send path without the whole
  * bench (issue 14, "with the virtio-net header on, bulk at least 2x lwIP").
  *
- *   npx tsx bench/vnet-down.ts [--rounds 5] [--mib 100] [--plain] [--prof DIR] [--strace FILE]
+ *   npx tsx bench/vnet-down.ts [--rounds 5] [--mib 100] [--plain] [--prof DIR] [--strace FILE] [--no-lwip] [--node-arg=--trace-gc ...]
  *
  * --prof DIR runs tapstack under `node --cpu-prof --cpu-prof-dir=DIR` (the profile is written when
  * it quits, after the rounds); --strace FILE counts its system calls (`strace -c -f`) over the
@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     prof: { type: 'string' },
     strace: { type: 'string' },
     'no-lwip': { type: 'boolean', default: false },
+    'node-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const rounds = Number(args.rounds);
@@ -45,7 +46,7 @@ function cpuMs(pid: number): number {
 // tapstack up, as TapstackTarget starts it, with node's profiler when asked
 const ns = Netns.create('vnetdown-a');
 quietIpv6(ns);
-const nodeArgs = args.prof ? ['--cpu-prof', `--cpu-prof-dir=${args.prof}`] : [];
+const nodeArgs = [...(args.prof ? ['--cpu-prof', `--cpu-prof-dir=${args.prof}`] : []), ...(args['node-arg'] ?? [])];
 const child = ns.spawn(process.execPath, [...nodeArgs, fileURLToPath(new URL('../packages/stack/bin/tapstack.js', import.meta.url)), 'up', ...extra], { stdio: ['pipe', 'pipe', 'pipe'] });
 let output = '';
 child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -108,6 +109,7 @@ try {
       .filter((l) => /tx_gso_frames|tx_csum|OutSegs|InSegs|TCPPureAcks|rx_frames|tx_frames|RetransSegs|rx_gso|DelayedACK/.test(l))
       .join('\n') + '\n',
   );
+  if (args['node-arg']!.length > 0) process.stdout.write(output.split('\n').filter((l) => /Scavenge|Mark-Compact|Mark-sweep|Minor|ms: /.test(l)).slice(-400).join('\n') + '\n');
   if (args.prof) {
     child.stdin!.write('quit\n');
     await new Promise((r) => child.on('exit', r));

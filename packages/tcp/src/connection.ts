@@ -1357,13 +1357,21 @@ export class TcpConnection implements SocketConnection {
       this.emitData(seq, flags, data);
       const end = seqAdd(seq, length + (fin ? 1 : 0));
       if (this.sackOn) {
-        // A super-frame (a GSO link) goes on the wire as segments: one record each, so SACK
-        // blocks can cover them one by one (Linux splits its TSO skbs the same way).
+        // A super-frame (a GSO link) is kept as two records, as Linux keeps a TSO skb whole: its
+        // segments but the last, and the last one alone (the one a tail loss probe sends again,
+        // RFC 8985 7.3). A SACK block covering part of a record cuts it at the block's edges
+        // (SackScoreboard.applySack, as tcp_sacktag_walk fragments an skb), so the scoreboard has
+        // per-segment detail only where the peer reported some, and each ACK walks two records
+        // per super-frame in flight instead of one per segment.
         const now = this.clock.now();
-        const segment = (this.host.gsoMaxSize ?? 0) > 0 ? Math.min(length, this.segmentSize) : length;
-        let start = seq;
-        for (let left = length; left > segment; left -= segment, start = seqAdd(start, segment)) this.scoreboard.sentNew(start, seqAdd(start, segment), now);
-        this.scoreboard.sentNew(start, end, now);
+        const size = this.segmentSize;
+        if (length > size) {
+          const last = seqAdd(seq, Math.floor((length - 1) / size) * size);
+          this.scoreboard.sentNew(seq, last, now, size);
+          this.scoreboard.sentNew(last, end, now);
+        } else {
+          this.scoreboard.sentNew(seq, end, now);
+        }
         pipe += length + (fin ? 1 : 0);
       }
       if (this.caState === 'recovery') this.prrOut += length;
