@@ -12,12 +12,13 @@
  *       capture on a full tmpfs (stops, says so once, the stack answers on); the root-namespace
  *       guard (played with TAPSTACK_ASSUME_ROOT_NETNS inside a test namespace, never for real).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { requireE2eCapabilities } from './support/netns.ts';
 import { perTest } from './support/per-test.ts';
+import { tsharkFrames } from './support/tshark.ts';
 import { asUnprivileged } from './support/nobody.ts';
 import { parseCounters, repoRoot, spawnTapstack, tapstackBin, Watched } from './support/watch.ts';
 
@@ -67,10 +68,7 @@ describe('tapstack up', () => {
     expect(rx).toBeGreaterThanOrEqual(5);
 
     expect(statSync(pcap).size).toBeGreaterThan(24);
-    const tshark = (filter: string): string[] =>
-      execFileSync('tshark', ['-r', pcap, '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-        .split('\n')
-        .filter(Boolean);
+    const tshark = (filter: string): number[] => tsharkFrames(pcap, filter);
     expect(tshark('frame').length).toBe(rx + tx);
     expect(tshark('icmp.type == 8 && ip.dst == 10.0.0.2').length).toBe(3);
     expect(tshark('icmp.type == 0 && ip.src == 10.0.0.2').length).toBe(3);

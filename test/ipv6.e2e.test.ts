@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ipv6Address, MacAddress, TapDevice, ipv6 } from '@tapstack/link';
 import { createStack, type Stack } from '@tapstack/stack';
-import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { Netns, requireE2eCapabilities, requireTools } from './support/netns.ts';
 import { Watched, parseCounters, repoRoot, spawnTapstack, tsxBin } from './support/watch.ts';
 
 const STACK_MAC = MacAddress.parse('02:00:00:00:00:02');
@@ -27,17 +27,9 @@ let tap: TapDevice | undefined;
 let stack: Stack | undefined;
 let dir: string | undefined;
 
-function requireTool(tool: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-  } catch {
-    throw new Error(`this test needs \`${tool}\`: install it (scripts/test-tools.sh lists everything the tests use)`);
-  }
-}
-
 beforeAll(async () => {
   requireE2eCapabilities();
-  for (const tool of ['ndisc6', 'radvd']) requireTool(tool);
+  requireTools(['ndisc6', 'radvd']);
   ns = Netns.create('ipv6');
   tap = TapDevice.open({ name: 'tap0', netns: ns.name, mac: STACK_MAC });
   tap.configureHost({ address: '10.0.0.1/24' });

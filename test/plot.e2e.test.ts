@@ -19,18 +19,13 @@ import { readCapture, readPcap } from '@tapstack/link';
 import { dataDirection, tcpSeries } from '../packages/stack/src/plot/tcp-series.ts';
 import { readTcpLog } from '../packages/stack/src/plot/tcp-log-chart.ts';
 import { FIXTURE_DIR, fixtureNames } from './support/fixtures.ts';
-import { requireE2eCapabilities } from './support/netns.ts';
+import { requireE2eCapabilities, requireTools } from './support/netns.ts';
 import { perTest } from './support/per-test.ts';
+import { tsharkFrames } from './support/tshark.ts';
 import { parseCounters, repoRoot, spawnTapstack, tapstackBin } from './support/watch.ts';
 
 const { namespace, tempDir, defer } = perTest('plot');
 const LINK_LOSS = join(repoRoot, '..', 'shared', 'tools', 'link-loss.sh');
-
-/** Frame numbers tshark's display filter selects. */
-function tsharkFrames(file: string, filter: string): number[] {
-  const out = execFileSync('tshark', ['-r', file, '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  return out.split('\n').filter(Boolean).map(Number);
-}
 
 /** In one tshark run: the frames it calls retransmissions (or out-of-order), and those with SACK blocks. */
 function tsharkAnalysis(file: string): { retransmissions: number[]; sacks: number[] } {
@@ -55,13 +50,7 @@ function plot(args: string[]): { status: number; stdout: string; stderr: string 
 
 const marks = (svg: string, className: string): number => svg.split(`class="${className}"`).length - 1;
 
-beforeAll(() => {
-  try {
-    execFileSync('sh', ['-c', 'command -v tshark'], { stdio: 'ignore' });
-  } catch {
-    throw new Error('the plot end-to-end tests need `tshark`: install it (bash .ci/run installs everything the tests use)');
-  }
-});
+beforeAll(() => requireTools(['tshark']));
 
 describe('the series against tshark, on the kernel captures', () => {
   const names = fixtureNames().filter((n) => n.startsWith('linux-tcp-'));

@@ -12,7 +12,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { Netns, requireE2eCapabilities, requireTools } from './support/netns.ts';
+import { tsharkFields } from './support/tshark.ts';
+import { closedPortProbe } from './support/udp-probe.ts';
 import { parseCounters, spawnTapstack, type Watched } from './support/watch.ts';
 
 const CLOSED_PORT = 9;
@@ -22,17 +24,9 @@ let up: Watched | undefined;
 let dir: string | undefined;
 let capture = '';
 
-function requireTool(tool: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-  } catch {
-    throw new Error(`this test needs \`${tool}\`: install it (scripts/test-tools.sh lists everything the tests use)`);
-  }
-}
-
 beforeAll(async () => {
   requireE2eCapabilities();
-  for (const tool of ['socat', 'python3', 'tshark']) requireTool(tool);
+  requireTools(['socat', 'python3', 'tshark']);
   dir = mkdtempSync(join(tmpdir(), 'tapstack-udp6-'));
   capture = join(dir, 'wire.pcap');
   ns = Netns.create('udp6');
@@ -77,21 +71,7 @@ describe('UDP over IPv6 between the kernel and tapstack up --udp-echo 7', () => 
   });
 
   it('a connected python3 socket to a closed port reads ECONNREFUSED (our ICMPv6 port unreachable)', async () => {
-    const script = [
-      'import socket',
-      's = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)',
-      's.settimeout(3)',
-      `s.connect(("fd00:10::2", ${CLOSED_PORT}))`,
-      's.send(b"anyone there?")',
-      'try:',
-      '    s.recv(100)',
-      '    print("got a reply")',
-      'except ConnectionRefusedError as e:',
-      '    print("Connection refused", e.errno)',
-      'except socket.timeout:',
-      '    print("timeout")',
-    ].join('\n');
-    const r = await ns!.run('python3', ['-c', script]);
+    const r = await ns!.run('python3', ['-c', closedPortProbe('AF_INET6', 'fd00:10::2', CLOSED_PORT)]);
     expect(r.stdout.trim(), r.stderr).toBe('Connection refused 111');
   });
 
@@ -104,15 +84,8 @@ describe('UDP over IPv6 between the kernel and tapstack up --udp-echo 7', () => 
     expect(counters.get('udp.Udp6NoPorts')).toBe(1);
     expect(counters.get('udp.tx_port_unreachable')).toBe(1);
     expect(counters.get('udp.rx_bad_checksum')).toBeUndefined();
-    const fields = execFileSync(
-      'tshark',
-      ['-r', capture, '-o', 'udp.check_checksum:TRUE', '-Y', 'udp && !icmpv6', '-T', 'fields', '-e', 'ipv6.src', '-e', 'ip.src', '-e', 'udp.length', '-e', 'udp.checksum.status'],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-    );
-    const rows = fields
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => l.split('\t'));
+    const rows = tsharkFields(capture, ['ipv6.src', 'ip.src', 'udp.length', 'udp.checksum.status'], { filter: 'udp && !icmpv6', prefs: ['udp.check_checksum:TRUE'] });
+    const fields = rows.map((r) => r.join(' ')).join('\n');
     const ours6 = rows.filter((r) => r[0] === 'fd00:10::2');
     const kernel6 = rows.filter((r) => r[0] === 'fd00:10::1');
     expect(ours6.map((r) => r[2]), fields).toEqual(['22', '8008']);
@@ -120,12 +93,8 @@ describe('UDP over IPv6 between the kernel and tapstack up --udp-echo 7', () => 
     expect(rows.filter((r) => r[1] === '10.0.0.2').length, fields).toBe(1);
     for (const r of rows) expect(r[3], `checksum status of ${r.join(' ')}`).toBe('1'); // 1 = Good
     // the port unreachable: ICMPv6 type 1 code 4, its checksum good, quoting the datagram to port 9
-    const icmp = execFileSync(
-      'tshark',
-      ['-r', capture, '-Y', 'icmpv6.type == 1 && ipv6.src == fd00:10::2', '-T', 'fields', '-e', 'icmpv6.type', '-e', 'icmpv6.code', '-e', 'icmpv6.checksum.status', '-e', 'udp.dstport'],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-    );
-    expect(icmp.trim().split('\n')).toEqual([`1\t4\t1\t${CLOSED_PORT}`]);
+    const icmp = tsharkFields(capture, ['icmpv6.type', 'icmpv6.code', 'icmpv6.checksum.status', 'udp.dstport'], { filter: 'icmpv6.type == 1 && ipv6.src == fd00:10::2' });
+    expect(icmp).toEqual([['1', '4', '1', `${CLOSED_PORT}`]]);
     // nothing malformed anywhere in the capture
     const expert = execFileSync('tshark', ['-r', capture, '-o', 'udp.check_checksum:TRUE', '-Y', '_ws.malformed || _ws.expert.severity == error'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     expect(expert.trim()).toBe('');

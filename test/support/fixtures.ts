@@ -44,6 +44,17 @@ export function allIpv4Frames(): { file: string; index: number; frame: Uint8Arra
   return framesOfType(0x0800);
 }
 
+/** The parts one after another, in a new buffer. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** Hex text (any separators) to bytes: `hex('ff ff 08 06')`. */
 export function hex(text: string): Uint8Array {
   const clean = text.replace(/[^0-9a-fA-F]/g, '');

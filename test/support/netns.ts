@@ -24,11 +24,16 @@ export function requireE2eCapabilities(): void {
   } catch {
     throw new Error('end-to-end tests need /dev/net/tun: load the module with `modprobe tun`');
   }
-  for (const tool of ['ip', 'ping', 'arping', 'tshark']) {
+  requireTools(['ip', 'ping', 'arping', 'tshark']);
+}
+
+/** Throws, loudly, naming the first of `tools` this machine lacks (a test that needs it must fail, not skip). */
+export function requireTools(tools: readonly string[]): void {
+  for (const tool of tools) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
-      throw new Error(`end-to-end tests need \`${tool}\`: install it (bash .ci/run installs everything the tests use)`);
+      throw new Error(`end-to-end tests need \`${tool}\`: install it (bash .ci/run installs everything the tests use; scripts/test-tools.sh lists them)`);
     }
   }
 }

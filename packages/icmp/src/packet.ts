@@ -77,15 +77,14 @@ export function isIcmpErrorType(type: number): boolean {
   return !INFORMATIONAL_TYPES.has(type);
 }
 
-/** A zero-copy view of an ICMP message. */
-export class IcmpPacket {
+/**
+ * The 8-byte header ICMP and ICMPv6 share (RFC 4443 2.1 keeps RFC 792's layout): type, code,
+ * checksum, then four bytes whose meaning depends on the type (identifier and sequence number in
+ * an echo). IcmpPacket here and @tapstack/icmpv6's Icmpv6Packet are views built on it; what
+ * differs is what the checksum covers and the fields of the errors.
+ */
+export class IcmpHeaderView {
   constructor(readonly bytes: Uint8Array) {}
-
-  /** At least the 8-byte header; the checksum is checked separately (`verifyChecksum`). */
-  static check(bytes: Uint8Array): ParseResult<IcmpPacket, 'truncated'> {
-    if (bytes.length < ICMP_HEADER_LENGTH) return fail('truncated');
-    return ok(new IcmpPacket(bytes));
-  }
 
   get type(): number {
     return this.bytes[0]!;
@@ -102,12 +101,42 @@ export class IcmpPacket {
   get sequenceNumber(): number {
     return (this.bytes[6]! << 8) | this.bytes[7]!;
   }
-  get nextHopMtu(): number {
-    return (this.bytes[6]! << 8) | this.bytes[7]!;
-  }
   /** Bytes after the 8-byte header: echo data, or the quoted datagram of an error (a view). */
   get data(): Uint8Array {
     return this.bytes.subarray(ICMP_HEADER_LENGTH);
+  }
+}
+
+/**
+ * Writes the shared 8-byte header at `offset`: type, code, a zero checksum (the caller fills it
+ * in), and `rest`, the 32 bits after the checksum (for an echo, `echoRest(identifier, sequence)`).
+ */
+export function writeIcmpHeader(buffer: Uint8Array, offset: number, type: number, code: number, rest: number): void {
+  buffer[offset] = type;
+  buffer[offset + 1] = code;
+  buffer[offset + 2] = 0;
+  buffer[offset + 3] = 0;
+  buffer[offset + 4] = (rest >>> 24) & 0xff;
+  buffer[offset + 5] = (rest >>> 16) & 0xff;
+  buffer[offset + 6] = (rest >>> 8) & 0xff;
+  buffer[offset + 7] = rest & 0xff;
+}
+
+/** An echo's identifier and sequence number as the header's last 32 bits. */
+export function echoRest(identifier: number, sequence: number): number {
+  return (((identifier & 0xffff) << 16) | (sequence & 0xffff)) >>> 0;
+}
+
+/** A zero-copy view of an ICMP message. */
+export class IcmpPacket extends IcmpHeaderView {
+  /** At least the 8-byte header; the checksum is checked separately (`verifyChecksum`). */
+  static check(bytes: Uint8Array): ParseResult<IcmpPacket, 'truncated'> {
+    if (bytes.length < ICMP_HEADER_LENGTH) return fail('truncated');
+    return ok(new IcmpPacket(bytes));
+  }
+
+  get nextHopMtu(): number {
+    return (this.bytes[6]! << 8) | this.bytes[7]!;
   }
 
   verifyChecksum(): boolean {
@@ -174,37 +203,20 @@ export const IcmpRepr = {
     switch (repr.kind) {
       case 'echo-request':
       case 'echo-reply':
-        b[0] = repr.kind === 'echo-request' ? IcmpType.ECHO_REQUEST : IcmpType.ECHO_REPLY;
-        b[1] = 0;
-        b[4] = (repr.identifier >>> 8) & 0xff;
-        b[5] = repr.identifier & 0xff;
-        b[6] = (repr.sequence >>> 8) & 0xff;
-        b[7] = repr.sequence & 0xff;
+        writeIcmpHeader(b, 0, repr.kind === 'echo-request' ? IcmpType.ECHO_REQUEST : IcmpType.ECHO_REPLY, 0, echoRest(repr.identifier, repr.sequence));
         body = repr.data;
         break;
       case 'destination-unreachable':
-        b[0] = IcmpType.DESTINATION_UNREACHABLE;
-        b[1] = repr.code;
-        b[4] = 0;
-        b[5] = 0;
-        b[6] = (repr.nextHopMtu >>> 8) & 0xff;
-        b[7] = repr.nextHopMtu & 0xff;
+        writeIcmpHeader(b, 0, IcmpType.DESTINATION_UNREACHABLE, repr.code, repr.nextHopMtu & 0xffff);
         body = repr.quoted;
         break;
       case 'time-exceeded':
-        b[0] = IcmpType.TIME_EXCEEDED;
-        b[1] = repr.code;
-        b[4] = 0;
-        b[5] = 0;
-        b[6] = 0;
-        b[7] = 0;
+        writeIcmpHeader(b, 0, IcmpType.TIME_EXCEEDED, repr.code, 0);
         body = repr.quoted;
         break;
     }
     b.set(body, ICMP_HEADER_LENGTH);
     const length = ICMP_HEADER_LENGTH + body.length;
-    b[2] = 0;
-    b[3] = 0;
     const c = internetChecksum(b, 0, 0, length);
     b[2] = c >>> 8;
     b[3] = c & 0xff;

@@ -1,6 +1,7 @@
 import { ipv4 } from '@tapstack/link';
 import { describe, expect, it } from 'vitest';
-import { formatPingError, formatPingReply, formatPingSummary, rttStatistics, type PingSummary } from '../src/ping.ts';
+import { formatPingError, formatPingReply, formatPingSummary, type PingSummary } from '../src/ping.ts';
+import { rttStatistics } from '../src/ping-session.ts';
 
 const base: PingSummary = {
   target: ipv4('10.0.0.1'),

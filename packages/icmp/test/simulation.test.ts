@@ -15,6 +15,7 @@ import {
   type Link,
 } from '@tapstack/link';
 import { describe, expect, it } from 'vitest';
+import { settleOnVirtualClock } from '../../../test/support/virtual-time.ts';
 import { IcmpLayer, type IcmpErrorReport } from '../src/layer.ts';
 import { formatPingSummary, type PingSummary } from '../src/ping.ts';
 
@@ -51,21 +52,8 @@ function pair(wrapA: (l: Link) => Link = (l) => l) {
   return { clock, a, b };
 }
 
-/** Moves virtual time in 1 ms steps until the promise settles. */
-async function run<T>(clock: VirtualClock, promise: Promise<T>, maxMs = 200_000): Promise<T> {
-  let settled = false;
-  let value: T | undefined;
-  void promise.then((v) => {
-    settled = true;
-    value = v;
-  });
-  for (let t = 0; t < maxMs && !settled; t++) {
-    clock.advance(1);
-    for (let i = 0; i < 4; i++) await Promise.resolve();
-  }
-  if (!settled) throw new Error(`did not finish within ${maxMs} ms of virtual time`);
-  return value as T;
-}
+/** Moves virtual time in 1 ms steps until the promise settles (up to 200 s of it here). */
+const run = <T>(clock: VirtualClock, promise: Promise<T>, maxMs = 200_000): Promise<T> => settleOnVirtualClock(clock, promise, maxMs);
 
 /** Drops frames this stack sends when `drop` says so. */
 class DropWhen extends LinkWrapper {

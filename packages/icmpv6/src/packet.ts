@@ -24,6 +24,7 @@
  * Neighbour Discovery (types 133-137) and MLD (130, 143) are ICMPv6 messages too, with their own
  * Reprs (ndisc.ts, mld.ts): the layer dispatches on the type, and this union stays what RFC 4443 has.
  */
+import { echoRest, IcmpHeaderView, writeIcmpHeader } from '@tapstack/icmp';
 import { internetChecksum } from '@tapstack/ipv4';
 import { IPV6_HEADER_LENGTH, IPV6_MIN_MTU, IpNextHeader, ipv6PseudoHeaderSum } from '@tapstack/ipv6';
 import { fail, Ipv6Address, ok, type ParseResult } from '@tapstack/link';
@@ -99,10 +100,11 @@ export function quoteInvokingPacket(packet: Uint8Array, extra = 0): Uint8Array {
 /** Why `Icmpv6Packet.check` refused bytes. */
 export type Icmpv6CheckFailure = 'truncated';
 
-/** A zero-copy view of an ICMPv6 message (the upper-layer payload of an IPv6 packet). */
-export class Icmpv6Packet {
-  constructor(readonly bytes: Uint8Array) {}
-
+/**
+ * A zero-copy view of an ICMPv6 message (the upper-layer payload of an IPv6 packet). Type, code,
+ * checksum, identifier, sequence number and data are read as in ICMP (`IcmpHeaderView`).
+ */
+export class Icmpv6Packet extends IcmpHeaderView {
   /**
    * At least the 8-byte header (what Linux's icmpv6_rcv pulls). The checksum needs the addresses
    * and is checked separately (`verifyChecksum`); the body per type by the Reprs.
@@ -112,21 +114,6 @@ export class Icmpv6Packet {
     return ok(new Icmpv6Packet(bytes));
   }
 
-  get type(): number {
-    return this.bytes[0]!;
-  }
-  get code(): number {
-    return this.bytes[1]!;
-  }
-  get checksum(): number {
-    return (this.bytes[2]! << 8) | this.bytes[3]!;
-  }
-  get identifier(): number {
-    return (this.bytes[4]! << 8) | this.bytes[5]!;
-  }
-  get sequenceNumber(): number {
-    return (this.bytes[6]! << 8) | this.bytes[7]!;
-  }
   /** Packet too big: the MTU of the next-hop link. */
   get mtu(): number {
     return readUint32(this.bytes, 4);
@@ -134,10 +121,6 @@ export class Icmpv6Packet {
   /** Parameter problem: the offset in the invoking packet where the problem was found. */
   get pointer(): number {
     return readUint32(this.bytes, 4);
-  }
-  /** Bytes after the 8-byte header: echo data, or the quoted packet of an error (a view). */
-  get data(): Uint8Array {
-    return this.bytes.subarray(ICMPV6_HEADER_LENGTH);
   }
 
   /** True when the checksum over the pseudo-header and the message is right. */
@@ -231,36 +214,23 @@ export const Icmpv6Repr = {
     switch (repr.kind) {
       case 'echo-request':
       case 'echo-reply':
-        b[o] = repr.kind === 'echo-request' ? Icmpv6Type.ECHO_REQUEST : Icmpv6Type.ECHO_REPLY;
-        b[o + 1] = 0;
-        b[o + 4] = (repr.identifier >>> 8) & 0xff;
-        b[o + 5] = repr.identifier & 0xff;
-        b[o + 6] = (repr.sequence >>> 8) & 0xff;
-        b[o + 7] = repr.sequence & 0xff;
+        writeIcmpHeader(b, o, repr.kind === 'echo-request' ? Icmpv6Type.ECHO_REQUEST : Icmpv6Type.ECHO_REPLY, 0, echoRest(repr.identifier, repr.sequence));
         body = repr.data;
         break;
       case 'destination-unreachable':
-        b[o] = Icmpv6Type.DESTINATION_UNREACHABLE;
-        b[o + 1] = repr.code;
-        writeUint32(b, o + 4, 0);
+        writeIcmpHeader(b, o, Icmpv6Type.DESTINATION_UNREACHABLE, repr.code, 0);
         body = repr.invoking;
         break;
       case 'packet-too-big':
-        b[o] = Icmpv6Type.PACKET_TOO_BIG;
-        b[o + 1] = 0;
-        writeUint32(b, o + 4, repr.mtu);
+        writeIcmpHeader(b, o, Icmpv6Type.PACKET_TOO_BIG, 0, repr.mtu);
         body = repr.invoking;
         break;
       case 'time-exceeded':
-        b[o] = Icmpv6Type.TIME_EXCEEDED;
-        b[o + 1] = repr.code;
-        writeUint32(b, o + 4, 0);
+        writeIcmpHeader(b, o, Icmpv6Type.TIME_EXCEEDED, repr.code, 0);
         body = repr.invoking;
         break;
       case 'parameter-problem':
-        b[o] = Icmpv6Type.PARAMETER_PROBLEM;
-        b[o + 1] = repr.code;
-        writeUint32(b, o + 4, repr.pointer);
+        writeIcmpHeader(b, o, Icmpv6Type.PARAMETER_PROBLEM, repr.code, repr.pointer);
         body = repr.invoking;
         break;
     }

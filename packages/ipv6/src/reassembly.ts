@@ -1,7 +1,8 @@
 /**
  * Reassembly of fragmented IPv6 packets (RFC 8200 4.5), bounded against hostile input exactly as
- * IPv4's is (packages/ipv4/src/reassembly.ts: the same memory high/low water marks, datagram and
- * per-datagram fragment limits, the same duplicate and overlap handling), with IPv6's own rules:
+ * IPv4's is: the bookkeeping (fragments in order, duplicates and overlaps, the memory high/low
+ * water marks, datagram and per-datagram fragment limits, eviction, the timer) is
+ * @tapstack/reassembly's FragmentTable, shared with IPv4. IPv6's own rules are here:
  *
  *  - Fragments belong together when source, destination and identification match.
  *  - A fragment that is not the last must carry a multiple of 8 bytes; otherwise the packet is
@@ -23,24 +24,15 @@
  * extension headers before the fragment header), with the next-header field that named the
  * fragment header set to the fragment header's next header, then the fragmentable parts in order.
  */
-import type { Clock, Timer } from '@tapstack/link';
+import type { Clock } from '@tapstack/link';
+import { FRAGMENT_OVERHEAD_BYTES, FragmentTable, type FragmentLimits, type HeldFragment } from '@tapstack/reassembly';
 import { walkExtensionHeaders } from './extension.ts';
 import { IPV6_FRAGMENT_HEADER_LENGTH, Ipv6FragmentRepr } from './fragment.ts';
 import { IPV6_HEADER_LENGTH, IPV6_MAX_PAYLOAD_LENGTH, IpNextHeader, Ipv6Field, Ipv6Packet } from './header.ts';
 import type { ParameterProblem } from './extension.ts';
 
-export interface Ipv6ReassemblyLimits {
-  /** Above this many bytes held, evict the oldest packets... (default 4 MB, Linux's ip6frag_high_thresh) */
-  highWaterBytes: number;
-  /** ...until at most this many are held (default 3 MB). */
-  lowWaterBytes: number;
-  /** Packets being reassembled at once; a new one evicts the oldest (default 1024). */
-  maxDatagrams: number;
-  /** Fragments kept per packet (default 512). */
-  maxFragmentsPerDatagram: number;
-  /** Time from the first fragment until an incomplete packet is dropped (default 60 s, RFC 8200 4.5). */
-  timeoutMs: number;
-}
+/** The shared table's limits; the default timeout is 60 s (RFC 8200 4.5, Linux's ip6frag_time). */
+export type Ipv6ReassemblyLimits = FragmentLimits;
 
 export const DEFAULT_IPV6_REASSEMBLY_LIMITS: Readonly<Ipv6ReassemblyLimits> = {
   highWaterBytes: 4 * 1024 * 1024,
@@ -51,7 +43,7 @@ export const DEFAULT_IPV6_REASSEMBLY_LIMITS: Readonly<Ipv6ReassemblyLimits> = {
 };
 
 /** Bytes charged per fragment on top of its data (bookkeeping), like the kernel's truesize. */
-export const IPV6_FRAGMENT_OVERHEAD_BYTES = 64;
+export const IPV6_FRAGMENT_OVERHEAD_BYTES = FRAGMENT_OVERHEAD_BYTES;
 
 export const IPV6_REASSEMBLY_COUNTERS = [
   'reasm_fragments',
@@ -91,24 +83,12 @@ export interface FragmentLocation {
 /** The first fragment of an expired packet, as the time exceeded message quotes it. */
 export type Ipv6ReassemblyTimeoutListener = (firstFragment: Uint8Array | undefined) => void;
 
-interface Fragment {
-  readonly offset: number;
-  readonly end: number;
-  readonly data: Uint8Array;
-}
-
-interface PendingPacket {
-  readonly key: string;
-  readonly fragments: Fragment[];
-  received: number;
-  /** Length of the fragmentable part, known once the last fragment arrived. */
-  totalLength: number | undefined;
-  /** The first fragment's unfragmentable part, next-header field already patched. */
-  unfragmentable: Uint8Array | undefined;
+/** What is kept of the first fragment. */
+interface FirstFragment {
+  /** Its unfragmentable part, next-header field already patched. */
+  readonly unfragmentable: Uint8Array;
   /** The first fragment as received, what a time exceeded quotes. */
-  firstFragment: Uint8Array | undefined;
-  charged: number;
-  readonly timer: Timer;
+  readonly packet: Uint8Array;
 }
 
 /** Minimum header an upper layer must have whole in a first fragment (RFC 7112). */
@@ -126,27 +106,26 @@ function upperLayerHeaderLength(nextHeader: number): number {
 
 export class Ipv6Reassembler {
   readonly limits: Readonly<Ipv6ReassemblyLimits>;
-  private readonly pending = new Map<string, PendingPacket>();
-  private held = 0;
+  private readonly table: FragmentTable<FirstFragment>;
 
   constructor(
-    private readonly clock: Clock,
+    clock: Clock,
     private readonly counters: { inc(name: Ipv6ReassemblyCounterName): void },
     limits: Partial<Ipv6ReassemblyLimits> = {},
-    private readonly onTimeout: Ipv6ReassemblyTimeoutListener = () => {},
+    onTimeout: Ipv6ReassemblyTimeoutListener = () => {},
   ) {
     this.limits = { ...DEFAULT_IPV6_REASSEMBLY_LIMITS, ...limits };
-    if (this.limits.lowWaterBytes > this.limits.highWaterBytes) throw new RangeError('reassembly lowWaterBytes must not exceed highWaterBytes');
+    this.table = new FragmentTable(clock, counters, this.limits, (first) => onTimeout(first?.packet));
   }
 
   /** Bytes held right now (data plus per-fragment overhead). */
   get bytesHeld(): number {
-    return this.held;
+    return this.table.bytesHeld;
   }
 
   /** Packets being reassembled right now. */
   get datagramsInFlight(): number {
-    return this.pending.size;
+    return this.table.datagramsInFlight;
   }
 
   /** Takes one checked fragment, located by the extension-header walker. */
@@ -179,113 +158,36 @@ export class Ipv6Reassembler {
       return { kind: 'parameter-problem', reason: 'reasm_too_big', parameterProblem: { code: 0, pointer: at.offset + 2 } };
     }
     if (data.length === 0) {
-      this.discard(key);
+      this.table.discard(key);
       return this.drop('reasm_bad_fragment');
     }
     if (fragment.offset === 0 && !holdsWholeChain(bytes, dataStart, fragment.nextHeader)) {
       // RFC 7112 5: the first fragment must carry the whole header chain.
       this.counters.inc('reasm_incomplete_chain');
-      this.discard(key);
+      this.table.discard(key);
       return { kind: 'parameter-problem', reason: 'reasm_incomplete_chain', parameterProblem: { code: 3, pointer: 0 } };
     }
 
-    let entry = this.pending.get(key);
-    if (!entry) {
-      if (this.pending.size >= this.limits.maxDatagrams) this.evictOldest();
-      entry = {
-        key,
-        fragments: [],
-        received: 0,
-        totalLength: undefined,
-        unfragmentable: undefined,
-        firstFragment: undefined,
-        charged: 0,
-        timer: this.clock.setTimer(this.limits.timeoutMs, () => this.expire(key)),
-      };
-      this.pending.set(key, entry);
-    }
-
-    // Consistency with the length the last fragment announced (or announces now).
-    const frags = entry.fragments;
-    if (
-      (entry.totalLength !== undefined && (end > entry.totalLength || (last && end !== entry.totalLength))) ||
-      (last && entry.totalLength === undefined && frags.length > 0 && frags[frags.length - 1]!.end > end)
-    ) {
-      this.discard(key);
-      return this.drop('reasm_bad_length');
-    }
-
-    let i = frags.length;
-    while (i > 0 && frags[i - 1]!.offset >= fragment.offset) i--;
-    const next = frags[i];
-    const previous = i > 0 ? frags[i - 1] : undefined;
-    if ((previous && previous.end > fragment.offset) || (next && next.offset < end)) {
-      if (insideRun(frags, fragment.offset, end)) return this.drop('reasm_duplicate');
-      // RFC 5722: any other overlap discards the whole packet, without an ICMP message.
-      this.discard(key);
-      return this.drop('reasm_overlap');
-    }
-    if (frags.length >= this.limits.maxFragmentsPerDatagram) {
-      this.discard(key);
-      return this.drop('reasm_too_many_fragments');
-    }
-
-    frags.splice(i, 0, { offset: fragment.offset, end, data: data.slice() });
-    entry.received += data.length;
-    if (last) entry.totalLength = end;
-    let charge = data.length + IPV6_FRAGMENT_OVERHEAD_BYTES;
-    if (fragment.offset === 0) {
-      entry.unfragmentable = unfragmentablePart(bytes, at, fragment.nextHeader).slice();
-      entry.firstFragment = bytes.slice();
-      charge += entry.unfragmentable.length + entry.firstFragment.length;
-    }
-    entry.charged += charge;
-    this.held += charge;
-
-    if (entry.totalLength !== undefined && entry.received === entry.totalLength && entry.unfragmentable) {
-      const whole = joinPacket(entry.unfragmentable, entry.fragments, entry.totalLength);
-      this.discard(key);
-      this.counters.inc('reasm_ok');
-      return { kind: 'complete', packet: whole };
-    }
-    if (this.held > this.limits.highWaterBytes) {
-      while (this.held > this.limits.lowWaterBytes && this.pending.size > 0) this.evictOldest();
-    }
-    return { kind: 'pending' };
+    // Duplicates and overlaps are the table's (RFC 5722: an overlap discards the whole packet,
+    // without an ICMP message).
+    const result = this.table.insert(key, fragment.offset, data, last, () => {
+      const unfragmentable = unfragmentablePart(bytes, at, fragment.nextHeader);
+      const first = bytes.slice();
+      return { value: { unfragmentable, packet: first }, bytes: unfragmentable.length + first.length };
+    });
+    if (result.kind !== 'complete') return result;
+    this.counters.inc('reasm_ok');
+    return { kind: 'complete', packet: joinPacket(result.first.unfragmentable, result.fragments, result.length) };
   }
 
   /** Drops everything and cancels every timer. */
   clear(): void {
-    for (const key of [...this.pending.keys()]) this.discard(key);
+    this.table.clear();
   }
 
   private drop(reason: Ipv6ReassemblyCounterName): Ipv6ReassemblyResult {
     this.counters.inc(reason);
     return { kind: 'dropped', reason };
-  }
-
-  private expire(key: string): void {
-    const entry = this.pending.get(key);
-    if (!entry) return;
-    const first = entry.firstFragment;
-    this.discard(key);
-    this.counters.inc('reasm_timeout');
-    this.onTimeout(first);
-  }
-
-  private evictOldest(): void {
-    const oldest = this.pending.keys().next();
-    if (oldest.done) return;
-    this.discard(oldest.value);
-    this.counters.inc('reasm_evicted');
-  }
-
-  private discard(key: string): void {
-    const entry = this.pending.get(key);
-    if (!entry) return;
-    entry.timer.cancel();
-    this.held -= entry.charged;
-    this.pending.delete(key);
   }
 }
 
@@ -300,7 +202,7 @@ function unfragmentablePart(bytes: Uint8Array, at: FragmentLocation, nextHeader:
 }
 
 /** The unfragmentable part, then the fragments' data in order; the payload length set. */
-function joinPacket(unfragmentable: Uint8Array, fragments: readonly Fragment[], totalLength: number): Ipv6Packet {
+function joinPacket(unfragmentable: Uint8Array, fragments: readonly HeldFragment[], totalLength: number): Ipv6Packet {
   const out = new Uint8Array(unfragmentable.length + totalLength);
   out.set(unfragmentable, 0);
   for (const f of fragments) out.set(f.data, unfragmentable.length + f.offset);
@@ -324,19 +226,4 @@ function holdsWholeChain(bytes: Uint8Array, start: number, nextHeader: number): 
   // A truncated chain is incomplete; anything else (59, or an error the walker reports on the
   // reassembled packet) is not this rule's business.
   return !(r.kind === 'error' && r.reason === 'truncated_header');
-}
-
-/** True when [offset, end) lies wholly inside one run of fragments that follow each other without a gap. */
-function insideRun(frags: readonly Fragment[], offset: number, end: number): boolean {
-  let runStart = -1;
-  let runEnd = -1;
-  for (const f of frags) {
-    if (f.offset === runEnd) runEnd = f.end;
-    else {
-      runStart = f.offset;
-      runEnd = f.end;
-    }
-    if (runStart <= offset && end <= runEnd) return true;
-  }
-  return false;
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ipv6, type Ipv6Address } from '@tapstack/link';
-import { hex } from '../../../test/support/fixtures.ts';
+import { concat, hex } from '../../../test/support/fixtures.ts';
 import { routerAlertHopByHop, Ipv6OptionsHeaderRepr, walkExtensionHeaders, type ExtensionWalkResult } from '../src/extension.ts';
 import { IpNextHeader, Ipv6Packet, Ipv6Repr } from '../src/header.ts';
 import { allIpv6Frames } from './fixtures.ts';
@@ -16,15 +16,6 @@ function packet(nextHeader: number, payload: Uint8Array, destination: Ipv6Addres
 }
 function walk(nextHeader: number, payload: Uint8Array, destination?: Ipv6Address): ExtensionWalkResult {
   return walkExtensionHeaders(packet(nextHeader, payload, destination));
-}
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 /** A destination options (or hop-by-hop) header of 8 bytes: next header, length 0, then six bytes of options. */
 const options8 = (next: number, six: string) => hex(`${next.toString(16).padStart(2, '0')} 00 ${six}`);

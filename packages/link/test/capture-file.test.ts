@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ipv4Datagram, LinkType, readCapture } from '../src/capture-file.ts';
 import { PcapFormatError } from '../src/pcap.ts';
-import { FIXTURE_DIR, hex, readFixture } from '../../../test/support/fixtures.ts';
+import { concat, FIXTURE_DIR, hex, readFixture } from '../../../test/support/fixtures.ts';
 import { readFileSync } from 'node:fs';
 
 const records = readFixture('linux-tcp-echo-session.pcap');
@@ -24,10 +24,6 @@ function block(type: number, body: Uint8Array): Uint8Array {
   out.set(body, 8);
   v.setUint32(out.length - 4, out.length, true);
   return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  return new Uint8Array(parts.flatMap((p) => [...p]));
 }
 
 const SHB = block(0x0a0d0d0a, hex('4d3c2b1a 0100 0000 ffffffff ffffffff'));

@@ -15,7 +15,7 @@ import {
   headerOfOffload,
   offloadOfHeader,
 } from '../src/virtio-net.ts';
-import { hex } from '../../../test/support/fixtures.ts';
+import { concat, hex } from '../../../test/support/fixtures.ts';
 
 // What the kernel puts in front of a TCP super-frame from its own stack (tun_put_user): checksum
 // partial (NEEDS_CSUM), GSO TCPV4, hdr_len 66 (14 + 20 + 32: TCP with timestamps), gso_size 1448,
@@ -166,16 +166,6 @@ class FakeHandle implements TapHandle {
     });
     this.onFrames(buffer.buffer, reads.length);
   }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 describe('TapDevice in virtio-net header mode (scripted handle)', () => {

@@ -32,7 +32,7 @@ function exportsOf(pkg: string): Map<string, boolean> {
   return names;
 }
 
-const PACKAGES = ['link', 'arp', 'ipv4', 'icmp', 'ipv6', 'icmpv6', 'ndp', 'udp', 'tcp', 'stack'];
+const PACKAGES = ['link', 'reassembly', 'arp', 'ipv4', 'icmp', 'ipv6', 'icmpv6', 'ndp', 'udp', 'tcp', 'stack'];
 
 /** Variables the pages use without defining them in the block, with their types. */
 const FREE: Record<string, string> = {

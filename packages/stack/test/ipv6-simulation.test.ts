@@ -7,6 +7,7 @@ import { EtherType, Ipv6Address, MacAddress, MemoryLink, VirtualClock, buildEthe
 import { Ipv6Packet, Ipv6Repr } from '@tapstack/ipv6';
 import { NdiscRepr } from '@tapstack/icmpv6';
 import { createStack, type Stack } from '@tapstack/stack';
+import { settleOnVirtualClock } from '../../../test/support/virtual-time.ts';
 
 const MAC_A = MacAddress.parse('02:00:00:00:00:01');
 const MAC_B = MacAddress.parse('02:00:00:00:00:02');
@@ -19,21 +20,7 @@ function pair(options: { a?: string[]; b?: string[]; wrapA?: (l: Link) => Link }
   return { clock, a, b };
 }
 
-/** Moves virtual time in 1 ms steps until the promise settles. */
-async function run<T>(clock: VirtualClock, promise: Promise<T>, maxMs = 100_000): Promise<T> {
-  let settled = false;
-  let value: T | undefined;
-  void promise.then((v) => {
-    settled = true;
-    value = v;
-  });
-  for (let t = 0; t < maxMs && !settled; t++) {
-    clock.advance(1);
-    for (let i = 0; i < 4; i++) await Promise.resolve();
-  }
-  if (!settled) throw new Error(`did not finish within ${maxMs} ms of virtual time`);
-  return value as T;
-}
+const run = settleOnVirtualClock;
 
 function close(...stacks: Stack[]): void {
   for (const s of stacks) s.close();

@@ -4,22 +4,15 @@
  * to an echo service in our stack and to a closed port; tcpdump records the wire and tshark
  * checks every UDP checksum on it. The namespace is removed afterwards, also on failure.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TapDevice } from '@tapstack/link';
-import { Netns, requireE2eCapabilities } from '../../../test/support/netns.ts';
+import { Netns, requireE2eCapabilities, requireTools } from '../../../test/support/netns.ts';
+import { tsharkFields } from '../../../test/support/tshark.ts';
+import { closedPortProbe } from '../../../test/support/udp-probe.ts';
 import { serveUdpEcho, startHandWiredStack, type HandWiredStack } from './support/hand-wired-stack.ts';
-
-function requireTool(tool: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-  } catch {
-    throw new Error(`the UDP end-to-end test needs \`${tool}\`: install it (apt-get install socat tcpdump python3)`);
-  }
-}
 
 const ECHO_PORT = 7777;
 const CLOSED_PORT = 9;
@@ -33,7 +26,7 @@ describe('UDP against the Linux kernel', () => {
 
   beforeAll(async () => {
     requireE2eCapabilities();
-    for (const tool of ['socat', 'python3', 'tcpdump']) requireTool(tool);
+    requireTools(['socat', 'python3', 'tcpdump']);
     dir = mkdtempSync(join(tmpdir(), 'tapstack-udp-'));
     captureFile = join(dir, 'wire.pcap');
     ns = Netns.create('udp');
@@ -93,21 +86,7 @@ describe('UDP against the Linux kernel', () => {
 
   it('makes the kernel sender see "Connection refused" for a closed port', async () => {
     const before = stack.udp.counters.get('tx_port_unreachable');
-    const client = [
-      'import socket',
-      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-      's.settimeout(3)',
-      `s.connect(("10.0.0.2", ${CLOSED_PORT}))`,
-      's.send(b"anyone there?")',
-      'try:',
-      '    s.recv(100)',
-      '    print("got a reply")',
-      'except ConnectionRefusedError as e:',
-      '    print("Connection refused", e.errno)',
-      'except socket.timeout:',
-      '    print("timeout")',
-    ].join('\n');
-    const r = await ns.run('python3', ['-c', client]);
+    const r = await ns.run('python3', ['-c', closedPortProbe('AF_INET', '10.0.0.2', CLOSED_PORT)]);
     expect(r.stdout.trim()).toBe('Connection refused 111');
     expect(stack.udp.counters.get('tx_port_unreachable')).toBe(before + 1);
   });
@@ -117,18 +96,10 @@ describe('UDP against the Linux kernel', () => {
     await new Promise((r) => setTimeout(r, 300));
     capture.kill('SIGINT');
     await new Promise((r) => capture.once('exit', r));
-    const fields = execFileSync(
-      'tshark',
-      ['-r', captureFile, '-o', 'udp.check_checksum:TRUE', '-Y', 'udp', '-T', 'fields', '-e', 'icmp.type', '-e', 'ip.src', '-e', 'udp.length', '-e', 'udp.checksum.status'],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-    );
     // one row per UDP header: icmp.type (empty unless quoted in an ICMP error), ip.src, udp.length, status
-    const rows = fields
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => l.split('\t'))
-      .filter((r) => r[0] === '')
-      .map((r) => r.slice(1));
+    const all = tsharkFields(captureFile, ['icmp.type', 'ip.src', 'udp.length', 'udp.checksum.status'], { filter: 'udp', prefs: ['udp.check_checksum:TRUE'] });
+    const fields = all.map((r) => r.join(' ')).join('\n');
+    const rows = all.filter((r) => r[0] === '').map((r) => r.slice(1));
     const fromUs = rows.filter((r) => r[0] === '10.0.0.2');
     const fromKernel = rows.filter((r) => r[0] === '10.0.0.1');
     // hello, 8000 bytes, netcat: three each way (and the closed-port probe from the kernel)
@@ -137,11 +108,7 @@ describe('UDP against the Linux kernel', () => {
     expect(fromUs.map((r) => r[1])).toContain('8008');
     for (const r of rows) expect(r[2], `checksum status of ${r.join(' ')}`).toBe('1'); // 1 = Good
     // and our port unreachable is on the wire: type 3, code 3, a good ICMP checksum (tshark always checks it)
-    const icmp = execFileSync(
-      'tshark',
-      ['-r', captureFile, '-Y', 'icmp && ip.src == 10.0.0.2', '-T', 'fields', '-e', 'icmp.type', '-e', 'icmp.code', '-e', 'icmp.checksum.status', '-e', 'udp.dstport'],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
-    );
-    expect(icmp.trim().split('\n')).toEqual([`3\t3\t1\t${CLOSED_PORT}`]);
+    const icmp = tsharkFields(captureFile, ['icmp.type', 'icmp.code', 'icmp.checksum.status', 'udp.dstport'], { filter: 'icmp && ip.src == 10.0.0.2' });
+    expect(icmp).toEqual([['3', '3', '1', `${CLOSED_PORT}`]]);
   });
 });

@@ -64,13 +64,21 @@ export interface PlotArea {
   readonly bottom: number;
 }
 
+/** One axis: its scale, where the ticks go, its title and how a tick value prints. */
+export interface Axis {
+  readonly scale: LinearScale;
+  readonly ticks: number[];
+  readonly label: string;
+  readonly format: (v: number) => string;
+}
+
+/** The time axis both graphs draw along the bottom: seconds, about 8 ticks. */
+export function timeAxis(scale: LinearScale, start: number, end: number): Axis {
+  return { scale, ticks: niceTicks(start, end, 8), label: 'time (s)', format: (v) => String(v) };
+}
+
 /** Grid lines, tick labels and the axis titles of one x axis and a left (and maybe a right) y axis. */
-export function axes(
-  area: PlotArea,
-  x: { scale: LinearScale; ticks: number[]; label: string; format: (v: number) => string },
-  y: { scale: LinearScale; ticks: number[]; label: string; format: (v: number) => string },
-  right?: { scale: LinearScale; ticks: number[]; label: string; format: (v: number) => string },
-): string {
+export function axes(area: PlotArea, x: Axis, y: Axis, right?: Axis): string {
   const out: string[] = [];
   out.push(`<rect class="frame" x="${px(area.left)}" y="${px(area.top)}" width="${px(area.right - area.left)}" height="${px(area.bottom - area.top)}"/>`);
   for (const t of x.ticks) {
@@ -95,6 +103,44 @@ export function axes(
   const cy = px((area.top + area.bottom) / 2);
   out.push(`<text class="axis-label" x="${px(area.left - 62)}" y="${cy}" text-anchor="middle" transform="rotate(-90 ${px(area.left - 62)} ${cy})">${escapeXml(y.label)}</text>`);
   return out.join('\n');
+}
+
+/** A graph's two top lines: its title, and a note under it with what the graph holds. */
+export function heading(area: PlotArea, title: string, note: string): string {
+  return `<text class="title" x="${px(area.left)}" y="18">${escapeXml(title)}</text>\n<text class="note" x="${px(area.left)}" y="34">${escapeXml(note)}</text>`;
+}
+
+/**
+ * Opens a group clipped to the plotting rectangle (close it with `</g>`): the data lines are
+ * drawn whole and the clip cuts them at the edges, so a zoomed range needs no trimming.
+ */
+export function clippedGroup(area: PlotArea, id: string): string {
+  return (
+    `<clipPath id="${id}"><rect x="${px(area.left)}" y="${px(area.top)}" width="${px(area.right - area.left)}" height="${px(area.bottom - area.top)}"/></clipPath>\n` +
+    `<g clip-path="url(#${id})">`
+  );
+}
+
+/**
+ * A stair line through the points: a value holds until the next point, then the line goes
+ * straight up (or down) to it; an undefined value lifts the pen. With `extendTo`, the last value
+ * runs on to that x (it is still in force at the right edge).
+ */
+export function stepPath(className: string, points: readonly (readonly [number, number | undefined])[], extendTo?: number): string {
+  const d: string[] = [];
+  let last: number | undefined;
+  for (const [x, y] of points) {
+    if (y === undefined) {
+      last = undefined;
+      continue;
+    }
+    if (last === undefined) d.push(`M${px(x)} ${px(y)}`);
+    else d.push(`H${px(x)}V${px(y)}`);
+    last = y;
+  }
+  if (d.length === 0) return '';
+  if (extendTo !== undefined) d.push(`H${px(extendTo)}`);
+  return `<path class="${className}" d="${d.join('')}"/>`;
 }
 
 /** One legend entry: a short sample of the line drawn with `className`'s style, and its name. */

@@ -9,7 +9,7 @@
  * on what it reads: lines that are not records are counted and skipped.
  */
 import type { TcpLogEvent } from '@tapstack/tcp';
-import { axes, escapeXml, formatBytes, legend, LinearScale, niceTicks, px, svgDocument, type PlotArea } from './svg.ts';
+import { axes, clippedGroup, formatBytes, heading, legend, LinearScale, niceTicks, px, stepPath, svgDocument, timeAxis, type PlotArea } from './svg.ts';
 
 export interface TcpLogConnection {
   /** 1-based, in order of first appearance (--conn N). */
@@ -121,12 +121,13 @@ function graphBody(c: TcpLogConnection, n: number, width: number, height: number
   const clipId = `tcp-log-${n}`;
 
   const out: string[] = [];
-  out.push(`<text class="title" x="${px(area.left)}" y="18">${escapeXml(`connection ${c.index}: ${c.local} > ${c.remote}`)}</text>`);
   out.push(
-    `<text class="note" x="${px(area.left)}" y="34">${escapeXml(
+    heading(
+      area,
+      `connection ${c.index}: ${c.local} > ${c.remote}`,
       `${visible.length} events ${range ? `from ${range[0]} to ${range[1]} s` : `over ${last.toFixed(3)} s`}: ${retransmits.length} retransmissions, ${timeouts.length} timeouts, ` +
         `${visible.filter((e) => e.event === 'recovery-enter').length} fast recoveries, ${visible.filter((e) => e.event === 'rtt').length} RTT samples`,
-    )}</text>`,
+    ),
   );
   out.push(
     legend(area.left, 50, [
@@ -142,13 +143,12 @@ function graphBody(c: TcpLogConnection, n: number, width: number, height: number
   out.push(
     axes(
       area,
-      { scale: x, ticks: niceTicks(tStart, tEnd, 8), label: 'time (s)', format: (v) => String(v) },
+      timeAxis(x, tStart, tEnd),
       { scale: y, ticks: niceTicks(0, bytesTop, 6), label: 'bytes', format: formatBytes },
       { scale: yRtt, ticks: niceTicks(0, rttTop, 6), label: 'smoothed RTT (ms)', format: (v) => String(v) },
     ),
   );
-  out.push(`<clipPath id="${clipId}"><rect x="${px(area.left)}" y="${px(area.top)}" width="${px(area.right - area.left)}" height="${px(area.bottom - area.top)}"/></clipPath>`);
-  out.push(`<g clip-path="url(#${clipId})">`);
+  out.push(clippedGroup(area, clipId));
   // Fast recovery: from each entry to its exit (or the end of the log).
   let enteredAt: number | undefined;
   for (const e of events) {
@@ -178,22 +178,6 @@ function graphBody(c: TcpLogConnection, n: number, width: number, height: number
 function band(x: LinearScale, area: PlotArea, from: number, to: number): string {
   const x0 = x.at(from);
   return `<rect class="recovery" x="${px(x0)}" y="${px(area.top)}" width="${px(Math.max(1, x.at(to) - x0))}" height="${px(area.bottom - area.top)}"/>`;
-}
-
-/** Stairs through the points (a value holds until the next); an undefined value lifts the pen. */
-function stepPath(className: string, points: readonly (readonly [number, number | undefined])[]): string {
-  const d: string[] = [];
-  let last: number | undefined;
-  for (const [px0, py] of points) {
-    if (py === undefined) {
-      last = undefined;
-      continue;
-    }
-    if (last === undefined) d.push(`M${px(px0)} ${px(py)}`);
-    else d.push(`H${px(px0)}V${px(py)}`);
-    last = py;
-  }
-  return d.length ? `<path class="${className}" d="${d.join('')}"/>` : '';
 }
 
 function linePath(className: string, points: readonly (readonly [number, number])[]): string {

@@ -15,7 +15,7 @@
  * Slow start shows as bars climbing ever faster, a loss as a red bar below the rising edge with
  * SACK bars above it, a zero window as the bars stopping under a flat window line.
  */
-import { axes, escapeXml, formatBytes, legend, LinearScale, niceTicks, px, svgDocument, type PlotArea } from './svg.ts';
+import { axes, clippedGroup, formatBytes, heading, legend, LinearScale, niceTicks, px, stepPath, svgDocument, timeAxis, type PlotArea } from './svg.ts';
 import type { DirectionSeries } from './tcp-series.ts';
 
 export interface TimeSequenceGraph {
@@ -93,13 +93,14 @@ function graphBody(graph: TimeSequenceGraph, n: number, width: number, height: n
   const clipId = `time-sequence-${n}`;
 
   const out: string[] = [];
-  out.push(`<text class="title" x="${px(area.left)}" y="18">${escapeXml(graph.title)}</text>`);
   out.push(
-    `<text class="note" x="${px(area.left)}" y="34">${escapeXml(
+    heading(
+      area,
+      graph.title,
       `${s.from} > ${s.to}: ${s.bytes} data bytes in ${s.segments.length} segments, ${s.retransmissions.length} retransmitted, ${s.sacks.length} ACKs with SACK blocks` +
         (s.synSeen ? `, window scale ${s.windowScale}` : ', SYN not captured (absolute window, numbers relative to the first segment)') +
         (range ? `; showing ${range[0]} to ${range[1]} s` : ''),
-    )}</text>`,
+    ),
   );
   out.push(
     legend(area.left, 50, [
@@ -113,12 +114,11 @@ function graphBody(graph: TimeSequenceGraph, n: number, width: number, height: n
   out.push(
     axes(
       area,
-      { scale: x, ticks: niceTicks(tStart, tEnd, 8), label: 'time (s)', format: (v) => String(v) },
+      timeAxis(x, tStart, tEnd),
       { scale: y, ticks: niceTicks(yMin, yMax, 7), label: 'relative sequence number (bytes)', format: formatBytes },
     ),
   );
-  out.push(`<clipPath id="${clipId}"><rect x="${px(area.left)}" y="${px(area.top)}" width="${px(area.right - area.left)}" height="${px(area.bottom - area.top)}"/></clipPath>`);
-  out.push(`<g clip-path="url(#${clipId})">`);
+  out.push(clippedGroup(area, clipId));
   out.push(stepPath('window', acks.map((a) => [x.at(a.time), y.at(a.windowEdge)]), area.right));
   out.push(stepPath('ack', acks.map((a) => [x.at(a.time), y.at(a.ack)]), area.right));
   for (const sack of sacks) {
@@ -141,11 +141,3 @@ function graphBody(graph: TimeSequenceGraph, n: number, width: number, height: n
   return out.join('\n');
 }
 
-/** A stair line through the points: flat until the next value, then straight up (or down) to it. */
-function stepPath(className: string, points: readonly (readonly [number, number])[], rightEdge: number): string {
-  if (points.length === 0) return '';
-  const d: string[] = [`M${px(points[0]![0])} ${px(points[0]![1])}`];
-  for (let i = 1; i < points.length; i++) d.push(`H${px(points[i]![0])}V${px(points[i]![1])}`);
-  d.push(`H${px(rightEdge)}`);
-  return `<path class="${className}" d="${d.join('')}"/>`;
-}

@@ -1,0 +1,1 @@
+export * from './fragment-table.ts';
