@@ -86,6 +86,7 @@ export class SackScoreboard {
 
   /** The highest sequence number a SACK block has covered (HighSACK's end), or undefined. */
   highestSackedEnd(): number | undefined {
+    if (this.sackedCount === 0) return undefined; // the usual case: no walk
     for (let i = this.segments.length - 1; i >= 0; i--) if (this.segments[i]!.sacked) return this.segments[i]!.end;
     return undefined;
   }
@@ -259,6 +260,8 @@ export class SackScoreboard {
    * alone (RACK is what finds a lost retransmission).
    */
   markLostByDupThresh(mss: number): number {
+    // Nothing SACKed, nothing above anything: the walk would mark nothing (the usual case on a clean path).
+    if (this.sackedCount === 0) return 0;
     let sackedAbove = 0;
     let sackedBytesAbove = 0;
     let newly = 0;
