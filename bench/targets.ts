@@ -62,7 +62,10 @@ export class TapstackTarget implements Target {
     try {
       quietIpv6(ns);
       // `ip netns exec` execs the command, so the child's pid is node's own.
-      const child = ns.spawn(process.execPath, [TAPSTACK_BIN, 'up', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      // TAPSTACK_NODE_ARGS: node flags for the stack's process only, e.g. '--cpu-prof --cpu-prof-dir=/tmp/p'
+      // (NODE_OPTIONS refuses --cpu-prof, and would profile the bench too).
+      const nodeArgs = (process.env.TAPSTACK_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+      const child = ns.spawn(process.execPath, [...nodeArgs, TAPSTACK_BIN, 'up', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
       const target = new TapstackTarget(ns, child);
       await target.waitFor(/tapstack is up/, 30_000);
       return target;

@@ -49,7 +49,7 @@ export interface TcpTarget {
 
 // ------------------------------------------------------------------------------ the targets
 
-class TapstackTcp implements TcpTarget {
+export class TapstackTcp implements TcpTarget {
   readonly device = 'tap0';
   private constructor(
     readonly name: 'tapstack' | 'tapstack-delay',
@@ -86,7 +86,7 @@ export function buildLwip(dir: string): { binary: string } | { error: string } {
   }
 }
 
-class LwipTcp implements TcpTarget {
+export class LwipTcp implements TcpTarget {
   readonly name = 'lwip';
   readonly device = 'tap0';
   private output = '';

@@ -32,10 +32,14 @@ const stack = createStack({ link: tap, ip: '10.0.0.2/24', trace: values.trace })
 
 // The layer: a handler in IPv4's protocol table...
 const counters = new Counters('reverse', ['rx_datagrams', 'rx_empty', 'tx_answers', 'tx_failed'] as const);
-stack.ipv4.register(PROTOCOL, (packet, payload) => {
-  if (payload.length === 0) return counters.inc('rx_empty');
+// It gets the layer's one view of the datagram (re-pointed at the next one after it returns) and
+// reads the payload where it lies, in packet.buffer from packet.payloadOffset.
+stack.ipv4.register(PROTOCOL, (packet) => {
+  const length = packet.payloadLength;
+  if (length === 0) return counters.inc('rx_empty');
   counters.inc('rx_datagrams');
-  const answer = Uint8Array.from(payload).reverse();
+  const answer = new Uint8Array(length);
+  for (let i = 0; i < length; i++) answer[i] = packet.buffer[packet.payloadOffset + length - 1 - i]!;
   const outcome = stack.ipv4.send({ destination: packet.source, protocol: PROTOCOL, payload: answer });
   counters.inc(outcome === 'sent' || outcome === 'queued' ? 'tx_answers' : 'tx_failed');
 });

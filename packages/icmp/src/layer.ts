@@ -29,6 +29,7 @@ import {
 import {
   IpProtocol,
   Ipv4Packet,
+  internetChecksum,
   updateChecksum,
   type Ipv4DeliveryInfo,
   type Ipv4ErrorContext,
@@ -39,6 +40,7 @@ import {
   type PayloadWriter,
 } from '@tapstack/ipv4';
 import {
+  ICMP_HEADER_LENGTH,
   IcmpPacket,
   IcmpRepr,
   IcmpType,
@@ -181,7 +183,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
     this.icmpRatemask = options.icmpRatemask ?? DEFAULT_ICMP_RATEMASK;
     this.timestamp = options.timestamp ?? (() => millisecondsSinceMidnightUt());
     this.pinger = new PingClient({ ipv4: this.ipv4, clock: this.clock, counters: this.counters, firstIdentifier: Math.floor((options.random ?? Math.random)() * 0x10000) & 0xffff });
-    this.ipv4.register(IpProtocol.ICMP, (packet, payload, info) => this.input(packet, payload, info), {
+    this.ipv4.register(IpProtocol.ICMP, (packet, info) => this.input(packet, info), {
       broadcast: true,
       multicast: true,
     });
@@ -209,21 +211,26 @@ export class IcmpLayer implements Ipv4ErrorReporter {
   // ---------------------------------------------------------------------------------------
   // Receive
 
-  private input(packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo): void {
+  private readonly echoReplyRequest: { destination: Ipv4Address; source: Ipv4Address; protocol: number } = { destination: 0 as Ipv4Address, source: 0 as Ipv4Address, protocol: IpProtocol.ICMP };
+
+  private input(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
     this.rxMessages.value++;
-    if (logging()) log('in  %s > %s %s', formatIpv4(packet.source), formatIpv4(packet.destination), formatIcmp(payload));
-    const checked = IcmpPacket.check(payload);
-    if (!checked.ok) return c.inc('rx_truncated');
-    const message = checked.value;
-    if (!message.verifyChecksum()) return c.inc('rx_bad_checksum');
+    if (logging()) log('in  %s > %s %s', formatIpv4(packet.source), formatIpv4(packet.destination), formatIcmp(packet.payload));
+    // Checked where it lies in the frame (packet.buffer from packet.payloadOffset): no view yet.
+    const buffer = packet.buffer;
+    const at = packet.payloadOffset;
+    const length = packet.payloadLength;
+    if (length < ICMP_HEADER_LENGTH) return c.inc('rx_truncated');
+    if (internetChecksum(buffer, 0, at, at + length) !== 0) return c.inc('rx_bad_checksum');
     // The hot path: an echo request (type 8, code 0, what IcmpRepr.parse accepts as one) is
-    // answered without building its Repr or running the match below, so nothing is allocated.
-    if (message.type === IcmpType.ECHO_REQUEST && message.code === 0) return this.answerEcho(packet, message, info);
+    // answered without a view, a Repr or the match below, so nothing is allocated.
+    if (buffer[at] === IcmpType.ECHO_REQUEST && buffer[at + 1] === 0) return this.answerEcho(packet, info);
+    const message = new IcmpPacket(packet.payload);
     const parsed = IcmpRepr.parse(message);
     if (!parsed.ok) return c.inc(parsed.reason === 'bad_code' ? 'rx_bad_code' : 'rx_unsupported_type');
     match(parsed.value)
-      .with({ kind: 'echo-request' }, () => this.answerEcho(packet, message, info))
+      .with({ kind: 'echo-request' }, () => this.answerEcho(packet, info))
       .with({ kind: 'echo-reply' }, (r) => this.pinger.echoReply(packet, message, r.identifier, r.sequence, r.data))
       .with({ kind: 'destination-unreachable' }, (r) => {
         c.inc('rx_destination_unreachable');
@@ -246,25 +253,29 @@ export class IcmpLayer implements Ipv4ErrorReporter {
    * of it and the resolver the MACs (Ipv4Layer.sendInPlace): no allocation, no copy. Otherwise
    * (reassembled, IP options) the message is written straight into a new outgoing frame.
    */
-  private answerEcho(request: Ipv4Packet, message: IcmpPacket, info: Ipv4DeliveryInfo): void {
+  private answerEcho(request: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
     this.rxEchoRequests.value++;
     if (info.destinationKind !== 'unicast' && this.echoIgnoreBroadcasts) return c.inc('rx_echo_group_ignored');
-    const bytes = message.bytes;
     const source = info.destinationKind === 'unicast' ? request.destination : this.ipv4.address.address;
     const frame = info.frame;
     // The message sits at byte 14 + header length of the frame (Ipv4DeliveryInfo.frame).
     if (frame !== undefined && request.headerLength === PLAIN_HEADER_LENGTH) {
       const destination = request.source; // read before the header is rewritten
-      turnIntoEchoReply(bytes);
+      turnIntoEchoReply(frame, IN_PLACE_OFFSET);
       // Ethernet padding after the datagram, if any, is not part of the reply.
-      const end = IN_PLACE_OFFSET + bytes.length;
+      const end = IN_PLACE_OFFSET + request.payloadLength;
       const reply = frame.length === end ? frame : frame.subarray(0, end);
-      const outcome = this.ipv4.sendInPlace(reply, { destination, source, protocol: IpProtocol.ICMP });
+      // One request object for every in-place reply: sendInPlace reads it and keeps nothing.
+      const replyRequest = this.echoReplyRequest;
+      replyRequest.destination = destination;
+      replyRequest.source = source;
+      const outcome = this.ipv4.sendInPlace(reply, replyRequest);
       if (outcome === 'sent' || outcome === 'queued') this.txEchoReplies.value++;
       else c.inc('tx_failed');
       return;
     }
+    const bytes = request.payload;
     // IP options come back as Linux echoes them (echo-options.ts): RR and TS, updated.
     let options: Uint8Array | undefined;
     if (request.headerLength > PLAIN_HEADER_LENGTH) {
@@ -276,7 +287,7 @@ export class IcmpLayer implements Ipv4ErrorReporter {
       length: bytes.length,
       write(target: Uint8Array): void {
         target.set(bytes);
-        turnIntoEchoReply(target);
+        turnIntoEchoReply(target, 0);
       },
     };
     const outcome = this.ipv4.send({ destination: request.source, source, protocol: IpProtocol.ICMP, payload: writer, ...(options ? { options } : {}) });
@@ -478,11 +489,11 @@ const IN_PLACE_OFFSET = 14 + PLAIN_HEADER_LENGTH;
  * Turns a verified echo request message into its reply where it lies: type 8 becomes 0 and the
  * checksum is updated for that one changed word (RFC 1624) instead of summed again.
  */
-function turnIntoEchoReply(message: Uint8Array): void {
-  const code = message[1]!;
-  const checksum = updateChecksum((message[2]! << 8) | message[3]!, (IcmpType.ECHO_REQUEST << 8) | code, (IcmpType.ECHO_REPLY << 8) | code);
-  message[0] = IcmpType.ECHO_REPLY;
-  message[2] = checksum >>> 8;
-  message[3] = checksum & 0xff;
+function turnIntoEchoReply(bytes: Uint8Array, at: number): void {
+  const code = bytes[at + 1]!;
+  const checksum = updateChecksum((bytes[at + 2]! << 8) | bytes[at + 3]!, (IcmpType.ECHO_REQUEST << 8) | code, (IcmpType.ECHO_REPLY << 8) | code);
+  bytes[at] = IcmpType.ECHO_REPLY;
+  bytes[at + 2] = checksum >>> 8;
+  bytes[at + 3] = checksum & 0xff;
 }
 

@@ -93,17 +93,31 @@ export type Ipv4CheckFailure =
  */
 export class Ipv4Packet {
   private view: Uint8Array | undefined;
+  private buf: Uint8Array;
+  private from: number;
+  private to: number;
 
   /**
    * Wraps the datagram at `buffer[start..end)` (by default all of `buffer`) without checking;
    * use `Ipv4Packet.check` for network input.
    */
-  constructor(
-    private readonly buffer: Uint8Array,
-    private readonly start = 0,
-    private readonly end = buffer.length,
-  ) {
+  constructor(buffer: Uint8Array, start = 0, end = buffer.length) {
+    this.buf = buffer;
+    this.from = start;
+    this.to = end;
     if (start === 0 && end === buffer.length) this.view = buffer;
+  }
+
+  /**
+   * Points this view at another datagram, `buffer[start..end)`, without checking: the receive
+   * path's one view per layer, re-pointed at each datagram instead of made anew (see
+   * `Ipv4Handler`). Anything that kept this view sees the new datagram from now on.
+   */
+  repoint(buffer: Uint8Array, start: number, end: number): void {
+    this.buf = buffer;
+    this.from = start;
+    this.to = end;
+    this.view = undefined;
   }
 
   /**
@@ -118,17 +132,28 @@ export class Ipv4Packet {
     options: { verifyChecksum?: boolean; offset?: number } = {},
   ): ParseResult<Ipv4Packet, Ipv4CheckFailure> {
     const start = options.offset ?? 0;
+    const failure = Ipv4Packet.checkAt(bytes, start, options.verifyChecksum ?? true);
+    if (failure !== undefined) return fail(failure);
+    return ok(new Ipv4Packet(bytes, start, start + ((bytes[start + 2]! << 8) | bytes[start + 3]!)));
+  }
+
+  /**
+   * `check` without a result or a view: undefined when the datagram at `bytes[start..]` passes
+   * (it then ends at `start` + its total length), else why not. The receive path uses this and
+   * re-points its one view (`repoint`), so a good datagram costs no allocation.
+   */
+  static checkAt(bytes: Uint8Array, start: number, verifyChecksum = true): Ipv4CheckFailure | undefined {
     const length = bytes.length - start;
-    if (length < IPV4_MIN_HEADER_LENGTH) return fail('truncated');
+    if (length < IPV4_MIN_HEADER_LENGTH) return 'truncated';
     const b0 = bytes[start]!;
-    if (b0 >>> 4 !== 4) return fail('bad_version');
+    if (b0 >>> 4 !== 4) return 'bad_version';
     const headerLength = (b0 & 0x0f) * 4;
-    if (headerLength < IPV4_MIN_HEADER_LENGTH) return fail('bad_ihl');
-    if (headerLength > length) return fail('header_truncated');
-    if ((options.verifyChecksum ?? true) && internetChecksum(bytes, 0, start, start + headerLength) !== 0) return fail('bad_checksum');
+    if (headerLength < IPV4_MIN_HEADER_LENGTH) return 'bad_ihl';
+    if (headerLength > length) return 'header_truncated';
+    if (verifyChecksum && internetChecksum(bytes, 0, start, start + headerLength) !== 0) return 'bad_checksum';
     const totalLength = (bytes[start + 2]! << 8) | bytes[start + 3]!;
-    if (totalLength < headerLength || totalLength > length) return fail('bad_total_length');
-    return ok(new Ipv4Packet(bytes, start, start + totalLength));
+    if (totalLength < headerLength || totalLength > length) return 'bad_total_length';
+    return undefined;
   }
 
   /**
@@ -148,30 +173,51 @@ export class Ipv4Packet {
 
   /** The whole datagram, header and payload (a view, made on first use). */
   get bytes(): Uint8Array {
-    return (this.view ??= this.buffer.subarray(this.start, this.end));
+    return (this.view ??= this.buf.subarray(this.from, this.to));
+  }
+
+  /**
+   * The bytes the datagram lies in: a received datagram's whole Ethernet frame (it starts at
+   * `start`, 14), or the datagram alone. With `payloadOffset` and `payloadLength` a handler reads
+   * its payload where it lies, without the view `payload` makes.
+   */
+  get buffer(): Uint8Array {
+    return this.buf;
+  }
+  /** Where the datagram starts in `buffer`. */
+  get start(): number {
+    return this.from;
+  }
+  /** Where the payload starts in `buffer` (`start` + the header length). */
+  get payloadOffset(): number {
+    return this.from + (this.buf[this.from]! & 0x0f) * 4;
+  }
+  /** Bytes after the header, up to the total length. */
+  get payloadLength(): number {
+    return this.totalLength - (this.buf[this.from]! & 0x0f) * 4;
   }
 
   get version(): number {
-    return this.buffer[this.start]! >>> 4;
+    return this.buf[this.from]! >>> 4;
   }
   /** Header length in bytes (IHL * 4). */
   get headerLength(): number {
-    return (this.buffer[this.start]! & 0x0f) * 4;
+    return (this.buf[this.from]! & 0x0f) * 4;
   }
   get dscp(): number {
-    return this.buffer[this.start + Ipv4Field.DSCP_ECN]! >>> 2;
+    return this.buf[this.from + Ipv4Field.DSCP_ECN]! >>> 2;
   }
   get ecn(): number {
-    return this.buffer[this.start + Ipv4Field.DSCP_ECN]! & 3;
+    return this.buf[this.from + Ipv4Field.DSCP_ECN]! & 3;
   }
   get totalLength(): number {
-    return (this.buffer[this.start + Ipv4Field.TOTAL_LENGTH]! << 8) | this.buffer[this.start + Ipv4Field.TOTAL_LENGTH + 1]!;
+    return (this.buf[this.from + Ipv4Field.TOTAL_LENGTH]! << 8) | this.buf[this.from + Ipv4Field.TOTAL_LENGTH + 1]!;
   }
   get identification(): number {
-    return (this.buffer[this.start + Ipv4Field.IDENTIFICATION]! << 8) | this.buffer[this.start + Ipv4Field.IDENTIFICATION + 1]!;
+    return (this.buf[this.from + Ipv4Field.IDENTIFICATION]! << 8) | this.buf[this.from + Ipv4Field.IDENTIFICATION + 1]!;
   }
   private get flagsAndOffset(): number {
-    return (this.buffer[this.start + Ipv4Field.FLAGS_FRAGMENT_OFFSET]! << 8) | this.buffer[this.start + Ipv4Field.FLAGS_FRAGMENT_OFFSET + 1]!;
+    return (this.buf[this.from + Ipv4Field.FLAGS_FRAGMENT_OFFSET]! << 8) | this.buf[this.from + Ipv4Field.FLAGS_FRAGMENT_OFFSET + 1]!;
   }
   get dontFragment(): boolean {
     return (this.flagsAndOffset & Ipv4Flag.DONT_FRAGMENT) !== 0;
@@ -188,69 +234,69 @@ export class Ipv4Packet {
     return (this.flagsAndOffset & (Ipv4Flag.MORE_FRAGMENTS | Ipv4Flag.OFFSET_MASK)) !== 0;
   }
   get ttl(): number {
-    return this.buffer[this.start + Ipv4Field.TTL]!;
+    return this.buf[this.from + Ipv4Field.TTL]!;
   }
   get protocol(): number {
-    return this.buffer[this.start + Ipv4Field.PROTOCOL]!;
+    return this.buf[this.from + Ipv4Field.PROTOCOL]!;
   }
   get checksum(): number {
-    return (this.buffer[this.start + Ipv4Field.CHECKSUM]! << 8) | this.buffer[this.start + Ipv4Field.CHECKSUM + 1]!;
+    return (this.buf[this.from + Ipv4Field.CHECKSUM]! << 8) | this.buf[this.from + Ipv4Field.CHECKSUM + 1]!;
   }
   get source(): Ipv4Address {
-    return readIpv4(this.buffer, this.start + Ipv4Field.SOURCE);
+    return readIpv4(this.buf, this.from + Ipv4Field.SOURCE);
   }
   get destination(): Ipv4Address {
-    return readIpv4(this.buffer, this.start + Ipv4Field.DESTINATION);
+    return readIpv4(this.buf, this.from + Ipv4Field.DESTINATION);
   }
   /** The option bytes (a view; empty when IHL is 5). */
   get options(): Uint8Array {
-    return this.buffer.subarray(this.start + Ipv4Field.OPTIONS, this.start + this.headerLength);
+    return this.buf.subarray(this.from + Ipv4Field.OPTIONS, this.from + this.headerLength);
   }
   /** The header bytes (a view). */
   get header(): Uint8Array {
-    return this.buffer.subarray(this.start, this.start + this.headerLength);
+    return this.buf.subarray(this.from, this.from + this.headerLength);
   }
   /** The bytes after the header, up to the total length (a view). */
   get payload(): Uint8Array {
-    return this.buffer.subarray(this.start + this.headerLength, this.start + this.totalLength);
+    return this.buf.subarray(this.from + this.headerLength, this.from + this.totalLength);
   }
 
   set ttl(value: number) {
-    this.buffer[this.start + Ipv4Field.TTL] = value;
+    this.buf[this.from + Ipv4Field.TTL] = value;
   }
   set identification(value: number) {
-    this.buffer[this.start + Ipv4Field.IDENTIFICATION] = value >>> 8;
-    this.buffer[this.start + Ipv4Field.IDENTIFICATION + 1] = value & 0xff;
+    this.buf[this.from + Ipv4Field.IDENTIFICATION] = value >>> 8;
+    this.buf[this.from + Ipv4Field.IDENTIFICATION + 1] = value & 0xff;
   }
   set totalLength(value: number) {
-    this.buffer[this.start + Ipv4Field.TOTAL_LENGTH] = value >>> 8;
-    this.buffer[this.start + Ipv4Field.TOTAL_LENGTH + 1] = value & 0xff;
+    this.buf[this.from + Ipv4Field.TOTAL_LENGTH] = value >>> 8;
+    this.buf[this.from + Ipv4Field.TOTAL_LENGTH + 1] = value & 0xff;
   }
   /** Sets flags and offset together (offset in bytes, a multiple of 8). */
   setFragment(dontFragment: boolean, moreFragments: boolean, offsetBytes: number): void {
     const v = (dontFragment ? Ipv4Flag.DONT_FRAGMENT : 0) | (moreFragments ? Ipv4Flag.MORE_FRAGMENTS : 0) | (offsetBytes >>> 3);
-    this.buffer[this.start + Ipv4Field.FLAGS_FRAGMENT_OFFSET] = v >>> 8;
-    this.buffer[this.start + Ipv4Field.FLAGS_FRAGMENT_OFFSET + 1] = v & 0xff;
+    this.buf[this.from + Ipv4Field.FLAGS_FRAGMENT_OFFSET] = v >>> 8;
+    this.buf[this.from + Ipv4Field.FLAGS_FRAGMENT_OFFSET + 1] = v & 0xff;
   }
   set source(address: Ipv4Address) {
-    writeIpv4(this.buffer, this.start + Ipv4Field.SOURCE, address);
+    writeIpv4(this.buf, this.from + Ipv4Field.SOURCE, address);
   }
   set destination(address: Ipv4Address) {
-    writeIpv4(this.buffer, this.start + Ipv4Field.DESTINATION, address);
+    writeIpv4(this.buf, this.from + Ipv4Field.DESTINATION, address);
   }
 
   /** True when the header checksum is correct. */
   verifyChecksum(): boolean {
-    return internetChecksum(this.buffer, 0, this.start, this.start + this.headerLength) === 0;
+    return internetChecksum(this.buf, 0, this.from, this.from + this.headerLength) === 0;
   }
 
   /** Computes and writes the header checksum. */
   fillChecksum(): void {
-    this.buffer[this.start + Ipv4Field.CHECKSUM] = 0;
-    this.buffer[this.start + Ipv4Field.CHECKSUM + 1] = 0;
-    const c = internetChecksum(this.buffer, 0, this.start, this.start + this.headerLength);
-    this.buffer[this.start + Ipv4Field.CHECKSUM] = c >>> 8;
-    this.buffer[this.start + Ipv4Field.CHECKSUM + 1] = c & 0xff;
+    this.buf[this.from + Ipv4Field.CHECKSUM] = 0;
+    this.buf[this.from + Ipv4Field.CHECKSUM + 1] = 0;
+    const c = internetChecksum(this.buf, 0, this.from, this.from + this.headerLength);
+    this.buf[this.from + Ipv4Field.CHECKSUM] = c >>> 8;
+    this.buf[this.from + Ipv4Field.CHECKSUM + 1] = c & 0xff;
   }
 }
 

@@ -93,7 +93,11 @@ const CHECK_FAILURE_COUNTER: Record<Ipv4CheckFailure, Ipv4CounterName> = {
   bad_total_length: 'rx_bad_total_length',
 };
 
-/** How a datagram handed to a protocol handler was addressed. */
+/**
+ * How a datagram handed to a protocol handler was addressed. The layer keeps one of these and
+ * rewrites it for every datagram (see `Ipv4Handler`): read it during the call, copy what you
+ * need later.
+ */
 export interface Ipv4DeliveryInfo {
   /** To our address, to a broadcast address (limited or our prefix's), or to a multicast group. */
   readonly destinationKind: 'unicast' | 'broadcast' | 'multicast';
@@ -103,9 +107,10 @@ export interface Ipv4DeliveryInfo {
   readonly reassembled: boolean;
   /**
    * The whole Ethernet frame the datagram arrived in, when it came in one frame; undefined when
-   * it was reassembled or looped back. The datagram (`packet.bytes`) is this frame from byte 14
-   * on, so the handler's payload starts at byte 14 + the header length. The handler owns the
-   * frame: nothing below looks at it again, so it may turn it into its answer (`sendInPlace`).
+   * it was reassembled or looped back. The datagram is this frame from byte 14 on (then
+   * `packet.buffer` is this frame too), so the handler's payload starts at byte 14 + the header
+   * length. The handler owns the frame: nothing below looks at it again, so it may keep it or
+   * turn it into its answer (`sendInPlace`).
    */
   readonly frame?: Uint8Array;
   /**
@@ -119,10 +124,24 @@ export interface Ipv4DeliveryInfo {
 }
 
 /**
- * Receives one datagram for a protocol. `packet` is a view of the whole datagram (header and
- * payload), `payload` the bytes after the header. Both stay valid after the call.
+ * Receives one datagram for a protocol, without anything allocated for it (RFC 1122 3.2.1's
+ * checks done, reassembled if it was fragmented).
+ *
+ * `packet` is a view of the datagram: its header through getters (`packet.source`,
+ * `packet.protocol`, ...) and its payload where it lies, `packet.buffer` from
+ * `packet.payloadOffset` for `packet.payloadLength` bytes. `packet.payload` gives the payload
+ * as a Uint8Array of its own when a handler wants one (that is a view made on the spot, an
+ * allocation; the echo path does without).
+ *
+ * The rule for keeping things: `packet` and `info` are the layer's, one of each re-pointed at
+ * every datagram, so they are valid only during the call; a handler that keeps something for
+ * later keeps values read from them (`Ipv4Repr.parse(packet)`, `{ ...info }`), not the objects.
+ * The bytes are the handler's: the link hands every frame up once and never writes it again, so
+ * `packet.buffer`, `packet.bytes`, `packet.payload` and any view of them may be kept (UDP queues
+ * its datagrams as views, TCP its segments' data) or written (ICMP turns a request into its
+ * reply).
  */
-export type Ipv4Handler = (packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo) => void;
+export type Ipv4Handler = (packet: Ipv4Packet, info: Ipv4DeliveryInfo) => void;
 
 export interface ProtocolOptions {
   /** Also deliver datagrams sent to a broadcast address (default false). */
@@ -255,6 +274,11 @@ export class Ipv4Layer {
   private nextId: number;
   private closed = false;
   private loopback: Uint8Array[] = [];
+  /** The receive path's one datagram view and one delivery info, re-pointed per datagram (see Ipv4Handler). */
+  private readonly rxView = new Ipv4Packet(EMPTY);
+  private readonly rxInfo: MutableDeliveryInfo = newDeliveryInfo();
+  /** A handler is running (a datagram fed in from inside one gets views of its own). */
+  private delivering = false;
 
   constructor(options: Ipv4LayerOptions) {
     this.dispatcher = options.dispatcher;
@@ -291,6 +315,20 @@ export class Ipv4Layer {
     this.protocols[protocol] = undefined;
   }
 
+  /**
+   * Runs `listener` after each batch of received frames (the link dispatcher's end-of-batch
+   * hook), for work a transport does once per batch rather than per datagram: TCP sends its
+   * coalesced ACKs there.
+   */
+  onBatchEnd(listener: () => void): void {
+    this.dispatcher.onBatchEnd(listener);
+  }
+
+  /** True while a received batch is being handled: an onBatchEnd listener runs before the stack goes idle. */
+  get inBatch(): boolean {
+    return this.dispatcher.inBatch;
+  }
+
   /** Installs the reporter for errors this layer finds (ICMP does this); undefined removes it. */
   setErrorReporter(reporter: Ipv4ErrorReporter | undefined): void {
     this.reporter = reporter;
@@ -312,6 +350,11 @@ export class Ipv4Layer {
     return this.dispatcher.link.gsoMaxSize ?? 0;
   }
 
+  /** The link's Link.sendBurstLimit (0: none): frames a sender should write per run before reading. */
+  get sendBurstLimit(): number {
+    return this.dispatcher.link.sendBurstLimit ?? 0;
+  }
+
   /**
    * Takes one whole Ethernet frame of EtherType 0x0800. Never throws on its content. `offload`
    * (virtio-net header mode) may make it a super-frame, longer than the MTU: that needs nothing
@@ -321,14 +364,18 @@ export class Ipv4Layer {
     const c = this.counters;
     this.rxPackets.value++;
     if (logging()) log('in  %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
-    // Integrity: is this a well-formed IPv4 datagram at all? (Checked and read where it lies in
-    // the frame: no view of it is made unless somebody above asks for packet.bytes.)
-    const checked = Ipv4Packet.check(frame, IN_FRAME);
-    if (!checked.ok) {
-      c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
+    // Integrity: is this a well-formed IPv4 datagram at all? (Checked where it lies in the
+    // frame, and then the layer's one view is pointed at it: nothing is allocated.)
+    const failure = Ipv4Packet.checkAt(frame, ETHERNET_HEADER_LENGTH);
+    if (failure !== undefined) {
+      c.inc(CHECK_FAILURE_COUNTER[failure]);
       return;
     }
-    let packet = checked.value;
+    // A handler that feeds a frame back in (re-entry, rare) gets views of its own, so the view
+    // its caller is still reading is not re-pointed under it.
+    const reentered = this.delivering;
+    let packet = reentered ? new Ipv4Packet(frame) : this.rxView;
+    packet.repoint(frame, ETHERNET_HEADER_LENGTH, ETHERNET_HEADER_LENGTH + ((frame[ETHERNET_HEADER_LENGTH + 2]! << 8) | frame[ETHERNET_HEADER_LENGTH + 3]!));
     // Sanity: are the addresses ones a host may accept (RFC 1122 3.2.1.3, Linux's martians)?
     const source = packet.source;
     const destination = packet.destination;
@@ -346,48 +393,58 @@ export class Ipv4Layer {
     // RFC 1122 3.3.6: a unicast datagram in a link-layer broadcast is discarded.
     if (linkGroup && kind === 'unicast') return c.inc('rx_unicast_in_link_broadcast');
 
-    let reassembled = false;
+    const info = reentered ? newDeliveryInfo() : this.rxInfo;
+    info.destinationKind = kind;
+    info.linkGroup = linkGroup;
     if (packet.isFragment) {
       // A fragment's offload means nothing once it is part of a whole (the kernel never sends a
       // partial checksum in fragments): the transport checks the reassembled datagram itself.
       const whole = this.reassembly.input(packet);
       if (!whole) return;
       packet = whole;
-      reassembled = true;
+      info.reassembled = true;
+      info.frame = undefined;
+      info.offload = undefined;
+    } else {
+      info.reassembled = false;
+      info.frame = frame;
+      info.offload = offload;
     }
-    if (reassembled) this.deliver(packet, { destinationKind: kind, linkGroup, reassembled });
-    else if (offload) this.deliver(packet, { destinationKind: kind, linkGroup, reassembled, frame, offload });
-    else this.deliver(packet, { destinationKind: kind, linkGroup, reassembled, frame });
+    this.deliver(packet, info);
   }
 
-  private deliver(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
+  private deliver(packet: Ipv4Packet, info: MutableDeliveryInfo): void {
     const c = this.counters;
     const entry = this.protocols[packet.protocol];
     if (!entry) {
       c.inc('rx_unknown_protocol');
-      if (info.destinationKind === 'unicast') this.reportError('protocol-unreachable', packet.bytes, { ...info, local: false });
+      if (info.destinationKind === 'unicast') this.reportError('protocol-unreachable', packet.bytes, { destinationKind: info.destinationKind, linkGroup: info.linkGroup, local: false });
       return;
     }
     if ((info.destinationKind === 'broadcast' && !entry.broadcast) || (info.destinationKind === 'multicast' && !entry.multicast)) {
       c.inc('rx_group_unwanted');
       return;
     }
-    if (info.offload && !entry.offloads) {
+    const o = info.offload;
+    if (o !== undefined && !entry.offloads) {
       // A protocol that does not read offloads gets the datagram as a plain frame would bring it:
       // a partial checksum finished, if it starts where the transport header does (one that
       // starts elsewhere is left alone, and the protocol's own check drops the datagram).
-      const o = info.offload;
       if (o.checksum === 'partial' && o.checksumStart === ETHERNET_HEADER_LENGTH + packet.headerLength) {
         finishChecksum(info.frame!, o, ETHERNET_HEADER_LENGTH + packet.totalLength);
       }
-      info = { destinationKind: info.destinationKind, linkGroup: info.linkGroup, reassembled: false, frame: info.frame! };
+      info.offload = undefined;
     }
     this.rxDelivered.value++;
+    const outer = this.delivering;
+    this.delivering = true;
     try {
-      entry.handler(packet, packet.payload, info);
+      entry.handler(packet, info);
     } catch (err) {
       c.inc('rx_handler_error');
       log('handler for protocol %d threw: %O', packet.protocol, err);
+    } finally {
+      this.delivering = outer;
     }
   }
 
@@ -584,7 +641,7 @@ export class Ipv4Layer {
       queueMicrotask(() => {
         const batch = this.loopback;
         this.loopback = [];
-        for (const b of batch) if (!this.closed) this.deliver(new Ipv4Packet(b), LOOPBACK_INFO);
+        for (const b of batch) if (!this.closed) this.deliver(new Ipv4Packet(b), newDeliveryInfo());
       });
     }
     return 'sent';
@@ -639,4 +696,16 @@ function frameOffload(offload: Ipv4SendOffload, protocol: number, payloadLength:
 /** Where a received datagram starts in its frame, for Ipv4Packet.check. */
 const IN_FRAME = { offset: ETHERNET_HEADER_LENGTH } as const;
 
-const LOOPBACK_INFO: Ipv4DeliveryInfo = { destinationKind: 'unicast', linkGroup: false, reassembled: false };
+/** Ipv4DeliveryInfo as the layer writes it: every field present, so the one object keeps its shape. */
+interface MutableDeliveryInfo {
+  destinationKind: Ipv4DeliveryInfo['destinationKind'];
+  linkGroup: boolean;
+  reassembled: boolean;
+  frame: Uint8Array | undefined;
+  offload: FrameOffload | undefined;
+}
+
+/** A delivery info for a datagram to our own address (the shape of the layer's reused one). */
+function newDeliveryInfo(): MutableDeliveryInfo {
+  return { destinationKind: 'unicast', linkGroup: false, reassembled: false, frame: undefined, offload: undefined };
+}

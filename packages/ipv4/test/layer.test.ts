@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Ipv4Cidr } from '../src/cidr.ts';
 import { Ipv4Packet, Ipv4Repr } from '../src/header.ts';
-import { Ipv4Layer, type Ipv4DeliveryInfo, type Ipv4ErrorKind, type Ipv4LayerOptions } from '../src/layer.ts';
+import { Ipv4Layer, type Ipv4DeliveryInfo, type Ipv4Handler, type Ipv4ErrorKind, type Ipv4LayerOptions } from '../src/layer.ts';
 import { allIpv4Frames } from '../../../test/support/fixtures.ts';
 import { RecordingResolver, macFor } from '../../../test/support/recording-resolver.ts';
 
@@ -17,10 +17,23 @@ function setup(options: Partial<Ipv4LayerOptions> = {}, mtu = 1500) {
   const resolver = new RecordingResolver(OUR_MAC);
   const clock = new VirtualClock();
   const layer = new Ipv4Layer({ dispatcher, resolver, clock, address: Ipv4Cidr.parse('10.0.0.2/24'), random: () => 0.5, ...options });
-  const delivered: { packet: Ipv4Packet; payload: Uint8Array; info: Ipv4DeliveryInfo }[] = [];
+  const delivered: Delivered[] = [];
   const errors: { kind: Ipv4ErrorKind; datagram: Uint8Array; local: boolean }[] = [];
   layer.setErrorReporter({ report: (kind, datagram, ctx) => errors.push({ kind, datagram: datagram.slice(), local: ctx.local }) });
   return { link, dispatcher, resolver, clock, layer, delivered, errors };
+}
+
+type Delivered = { packet: Ipv4Packet; payload: Uint8Array; info: Ipv4DeliveryInfo };
+
+/**
+ * A handler that keeps what it was given the way the handler contract says to: the bytes (they
+ * are the handler's), a view of its own over them, and a copy of the info (the layer's view and
+ * info are re-pointed at the next datagram).
+ */
+function keepInto(delivered: Delivered[]): Ipv4Handler {
+  return (packet, info) => {
+    delivered.push({ packet: new Ipv4Packet(packet.bytes), payload: packet.payload, info: { ...info } });
+  };
 }
 
 interface DatagramSpec {
@@ -63,7 +76,7 @@ function frame(spec: DatagramSpec = {}): Uint8Array {
 describe('Ipv4Layer receive', () => {
   it('delivers a datagram for us to the registered protocol, through the EtherType table', () => {
     const { dispatcher, layer, delivered } = setup();
-    layer.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
+    layer.register(253, keepInto(delivered));
     const input = frame();
     dispatcher.input(input);
     expect(delivered).toHaveLength(1);
@@ -77,7 +90,7 @@ describe('Ipv4Layer receive', () => {
 
   it('drops damaged datagrams, each under its own counter, and never delivers them', () => {
     const { layer, delivered } = setup();
-    layer.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
+    layer.register(253, keepInto(delivered));
     const good = frame();
     const damaged = (f: (b: Uint8Array) => void): Uint8Array => {
       const b = good.slice();
@@ -111,7 +124,7 @@ describe('Ipv4Layer receive', () => {
 
   it('ignores Ethernet padding after the datagram', () => {
     const { layer, delivered } = setup();
-    layer.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
+    layer.register(253, keepInto(delivered));
     const f = frame({ payload: new Uint8Array([9]) });
     const padded = new Uint8Array(60);
     padded.set(f);
@@ -122,7 +135,7 @@ describe('Ipv4Layer receive', () => {
 
   it('drops martian sources and what is not for us, without forwarding', () => {
     const { layer, delivered } = setup();
-    layer.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
+    layer.register(253, keepInto(delivered));
     layer.input(frame({ source: ipv4('224.0.0.1') }));
     layer.input(frame({ source: ipv4('255.255.255.255') }));
     layer.input(frame({ source: ipv4('10.0.0.255') }));
@@ -146,8 +159,8 @@ describe('Ipv4Layer receive', () => {
 
   it('delivers broadcast and multicast only to protocols that asked for them', () => {
     const { layer, delivered } = setup();
-    layer.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
-    layer.register(254, (packet, payload, info) => delivered.push({ packet, payload, info }), { broadcast: true, multicast: true });
+    layer.register(253, keepInto(delivered));
+    layer.register(254, keepInto(delivered), { broadcast: true, multicast: true });
     const bc = { ethDst: MacAddress.BROADCAST };
     layer.input(frame({ ...bc, destination: ipv4('255.255.255.255') }));
     layer.input(frame({ ...bc, destination: ipv4('10.0.0.255') }));
@@ -172,7 +185,7 @@ describe('Ipv4Layer receive', () => {
 
   it('reassembles fragments before delivery and says so', () => {
     const { layer, delivered } = setup();
-    layer.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
+    layer.register(253, keepInto(delivered));
     const data = Uint8Array.from({ length: 24 }, (_, i) => i);
     layer.input(frame({ payload: data.subarray(16), offset: 16, id: 9 }));
     layer.input(frame({ payload: data.subarray(0, 16), more: true, id: 9 }));
@@ -295,7 +308,7 @@ describe('Ipv4Layer send', () => {
 
   it('delivers datagrams to our own address locally', async () => {
     const { layer, resolver, delivered } = setup();
-    layer.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
+    layer.register(253, keepInto(delivered));
     expect(layer.send({ destination: US, protocol: 253, payload: new Uint8Array([4, 2]) })).toBe('sent');
     await Promise.resolve();
     expect(resolver.sent).toHaveLength(0);
@@ -307,7 +320,7 @@ describe('Ipv4Layer send', () => {
       fc.property(fc.integer({ min: 68, max: 9000 }), fc.integer({ min: 0, max: 20000 }), fc.integer(), (mtu, size, seed) => {
         const { layer: a, resolver } = setup({}, mtu);
         const { layer: b, delivered } = setup({ address: Ipv4Cidr.parse('10.0.0.1/24') }, mtu);
-        b.register(253, (packet, payload, info) => delivered.push({ packet, payload, info }));
+        b.register(253, keepInto(delivered));
         const rnd = seededRandom(seed);
         const payload = Uint8Array.from({ length: size }, () => Math.floor(rnd() * 256));
         a.send({ destination: PEER, protocol: 253, payload });
@@ -372,5 +385,76 @@ describe('Ipv4Layer input fuzzing', () => {
       { numRuns: 5000 },
     );
     expect(layer.counters.get('rx_packets')).toBe(5000);
+  });
+});
+
+describe('the handler contract: one view and one info per layer, the bytes the handler\'s', () => {
+  it('hands every datagram the same view and info, re-pointed, with the payload where it lies in the frame', () => {
+    const { dispatcher, layer } = setup();
+    const seen: { packet: Ipv4Packet; info: Ipv4DeliveryInfo; source: Ipv4Address; offset: number; length: number; first: number }[] = [];
+    layer.register(253, (packet, info) => {
+      seen.push({ packet, info, source: packet.source, offset: packet.payloadOffset, length: packet.payloadLength, first: packet.buffer[packet.payloadOffset]! });
+    });
+    const one = frame({ payload: Uint8Array.of(7, 7, 7) });
+    const two = frame({ source: ipv4('10.0.0.9'), payload: Uint8Array.of(9, 9, 9, 9, 9) });
+    dispatcher.input(one);
+    dispatcher.input(two);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.packet).toBe(seen[0]!.packet);
+    expect(seen[1]!.info).toBe(seen[0]!.info);
+    expect(seen.map((s) => [s.source, s.offset, s.length, s.first])).toEqual([
+      [PEER, 34, 3, 7],
+      [ipv4('10.0.0.9'), 34, 5, 9],
+    ]);
+    // So a handler that kept the view, against the rule, now reads the second datagram through it:
+    expect(seen[0]!.packet.source).toBe(ipv4('10.0.0.9'));
+    expect(seen[0]!.packet.buffer).toBe(two);
+  });
+
+  it('leaves the bytes to the handler: what it kept of the first datagram is intact after the second', () => {
+    const { dispatcher, layer } = setup();
+    const kept: { repr: ReturnType<typeof Ipv4Repr.parse>; payload: Uint8Array; info: Ipv4DeliveryInfo }[] = [];
+    layer.register(253, (packet, info) => kept.push({ repr: Ipv4Repr.parse(packet), payload: packet.payload, info: { ...info } }));
+    const one = frame({ payload: Uint8Array.of(1, 2, 3), id: 11 });
+    dispatcher.input(one);
+    dispatcher.input(frame({ source: ipv4('10.0.0.9'), payload: Uint8Array.of(4, 5), id: 12 }));
+    expect(kept.map((k) => [k.repr.source, k.repr.identification, [...k.payload], k.info.frame === one])).toEqual([
+      [PEER, 11, [1, 2, 3], true],
+      [ipv4('10.0.0.9'), 12, [4, 5], false],
+    ]);
+    // the payload view is a view of the frame, not a copy
+    expect(kept[0]!.payload.buffer).toBe(one.buffer);
+  });
+
+  it('gives a datagram fed in from inside a handler views of its own, and the outer view keeps its datagram', () => {
+    const { dispatcher, layer } = setup();
+    const order: string[] = [];
+    const inner = frame({ source: ipv4('10.0.0.9'), payload: Uint8Array.of(2) });
+    layer.register(253, (packet, info) => {
+      const source = packet.source;
+      if (packet.buffer[packet.payloadOffset] === 1) {
+        dispatcher.input(inner);
+        // still the outer datagram, through the same view and info
+        order.push(`outer ${source === packet.source && packet.buffer[packet.payloadOffset] === 1 && info.frame !== inner}`);
+      } else {
+        order.push(`inner ${packet.source === ipv4('10.0.0.9')}`);
+      }
+    });
+    dispatcher.input(frame({ payload: Uint8Array.of(1) }));
+    expect(order).toEqual(['inner true', 'outer true']);
+  });
+
+  it('re-points the info too: a reassembled datagram after a framed one has no frame and no offload', () => {
+    const { dispatcher, layer } = setup();
+    const infos: Ipv4DeliveryInfo[] = [];
+    layer.register(253, (_packet, info) => infos.push({ ...info }));
+    const f = frame();
+    dispatcher.input(f);
+    dispatcher.input(frame({ id: 5, more: true, payload: new Uint8Array(8).fill(1) }));
+    dispatcher.input(frame({ id: 5, offset: 8, payload: Uint8Array.of(2) }));
+    expect(infos).toEqual([
+      { destinationKind: 'unicast', linkGroup: false, reassembled: false, frame: f, offload: undefined },
+      { destinationKind: 'unicast', linkGroup: false, reassembled: true, frame: undefined, offload: undefined },
+    ]);
   });
 });

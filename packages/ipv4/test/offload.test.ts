@@ -69,7 +69,7 @@ describe('receive with offloads', () => {
   it('a protocol that does not read offloads gets the checksum finished and no offload', () => {
     const { dispatcher, layer } = setup(true);
     const got: { payload: Uint8Array; info: Ipv4DeliveryInfo }[] = [];
-    layer.register(17, (_p, payload, info) => got.push({ payload: payload.slice(), info }));
+    layer.register(17, (p, info) => got.push({ payload: p.payload.slice(), info: { ...info } }));
     dispatcher.input(frameOf(17, UDP_PARTIAL), UDP_PARTIAL_OFFLOAD);
     expect(got).toHaveLength(1);
     expect(got[0]!.info.offload).toBeUndefined();
@@ -79,7 +79,7 @@ describe('receive with offloads', () => {
   it('a partial checksum that does not start at the transport header is not finished (the protocol then finds it bad)', () => {
     const { dispatcher, layer } = setup(true);
     const got: Uint8Array[] = [];
-    layer.register(17, (_p, payload) => got.push(payload.slice()));
+    layer.register(17, (p) => got.push(p.payload.slice()));
     const f = frameOf(17, UDP_PARTIAL);
     const ipHeader = f.slice(14, 34);
     dispatcher.input(f, { ...UDP_PARTIAL_OFFLOAD, checksumStart: 14, checksumOffset: 10 });
@@ -90,7 +90,7 @@ describe('receive with offloads', () => {
   it('a protocol registered with offloads gets the frame as it came, with the offload', () => {
     const { dispatcher, layer } = setup(true);
     const got: { payload: Uint8Array; info: Ipv4DeliveryInfo }[] = [];
-    layer.register(17, (_p, payload, info) => got.push({ payload: payload.slice(), info }), { offloads: true });
+    layer.register(17, (p, info) => got.push({ payload: p.payload.slice(), info: { ...info } }), { offloads: true });
     dispatcher.input(frameOf(17, UDP_PARTIAL), UDP_PARTIAL_OFFLOAD);
     expect(got[0]!.info.offload).toEqual(UDP_PARTIAL_OFFLOAD);
     expect(Array.from(got[0]!.payload.subarray(6, 8))).toEqual([0x14, 0x20]);

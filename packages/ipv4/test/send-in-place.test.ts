@@ -103,7 +103,7 @@ describe('Ipv4Layer.sendInPlace', () => {
     const { resolver, make } = setup();
     const layer = make();
     const got: number[][] = [];
-    layer.register(253, (_p, payload) => got.push([...payload]));
+    layer.register(253, (p) => got.push([...p.payload]));
     expect(layer.sendInPlace(frameWith(new Uint8Array([1, 2, 3])), { destination: US, protocol: 253 })).toBe('sent');
     await Promise.resolve();
     expect(got).toEqual([[1, 2, 3]]);

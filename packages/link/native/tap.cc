@@ -24,6 +24,18 @@
 //                              pool): bytes written, or -errno (-EAGAIN when the queue is full).
 //                              With a header (vnet mode), writev(2) of header then frame: one
 //                              system call, no copy to join them.
+//   handle.writeBatch(frames, lengths, count, status)
+//                              the send side's batch: `frames` (a Uint8Array owned by JS) holds
+//                              `count` frames back to back, `lengths` their lengths (each with its
+//                              virtio-net header in front, in vnet mode). One call from JS, then
+//                              one write(2) per frame (the tun driver takes one frame per write).
+//                              Returns how many frames it got through: all, or fewer when the
+//                              device queue filled (EAGAIN; the rest are the caller's to keep).
+//                              A frame the kernel refuses otherwise is counted in status[0] (the
+//                              last errno in status[1]) and skipped, as a lost frame would be.
+//   handle.readNow()           reads what the device holds now, as a readable wake-up would, and
+//                              hands it to onFrames before returning: for a timer that is about
+//                              to act (a retransmission) on news older than what waits unread.
 //   handle.wantWritable(on)    also wake up (onWritable()) when the fd becomes writable.
 //   handle.configure(...)      host side: MTU, IPv4 address + netmask, up/down (ioctls on the
 //                              control socket, so they apply inside the device's namespace).
@@ -431,6 +443,72 @@ napi_value Write(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// writeBatch(frames: Uint8Array, lengths: Uint32Array, count: number, status: Int32Array): frames done
+napi_value WriteBatch(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  Tap* t = unwrap_this(env, info, &argc, argv);
+  if (!t) return nullptr;
+  void* frames;
+  size_t frames_length;
+  void* lengths_data;
+  size_t lengths_count;
+  void* status_data;
+  size_t status_count;
+  uint32_t count = 0;
+  if (argc < 4 ||
+      !typed_array_data(env, argv[0], napi_uint8_array, "tap addon: writeBatch takes the frames as a Uint8Array", &frames, &frames_length) ||
+      !typed_array_data(env, argv[1], napi_uint32_array, "tap addon: writeBatch takes the lengths as a Uint32Array", &lengths_data, &lengths_count) ||
+      !typed_array_data(env, argv[3], napi_int32_array, "tap addon: writeBatch takes the status as an Int32Array", &status_data, &status_count)) {
+    return nullptr;
+  }
+  CHECK(napi_get_value_uint32(env, argv[2], &count));
+  if (count > lengths_count || status_count < 2) {
+    napi_throw_range_error(env, nullptr, "tap addon: writeBatch count past the lengths, or status shorter than 2");
+    return nullptr;
+  }
+  const uint32_t* lengths = static_cast<const uint32_t*>(lengths_data);
+  int32_t* status = static_cast<int32_t*>(status_data);
+  const uint8_t* at = static_cast<const uint8_t*>(frames);
+  size_t left = frames_length;
+  uint32_t done = 0;
+  if (t->closed) {
+    status[0] += static_cast<int32_t>(count);
+    status[1] = EBADF;
+    done = count;
+  }
+  for (; done < count; done++) {
+    size_t length = lengths[done];
+    if (length > left) {  // lengths that do not fit the frames: refuse the rest, never read past
+      status[0] += static_cast<int32_t>(count - done);
+      status[1] = EINVAL;
+      done = count;
+      break;
+    }
+    ssize_t n;
+    do {
+      n = write(t->fd, at, length);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0) {
+      status[0]++;
+      status[1] = errno;
+    }
+    at += length;
+    left -= length;
+  }
+  napi_value result;
+  CHECK(napi_create_uint32(env, done, &result));
+  return result;
+}
+
+napi_value ReadNow(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Tap* t = unwrap_this(env, info, &argc, nullptr);
+  if (t && t->started && !t->closed) read_batch(t);
+  return nullptr;
+}
+
 napi_value WantWritable(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -682,7 +760,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
     const char* name;
     napi_callback cb;
   } methods[] = {
-      {"start", Start},   {"write", Write}, {"wantWritable", WantWritable}, {"configure", Configure},
+      {"start", Start},   {"write", Write}, {"writeBatch", WriteBatch}, {"readNow", ReadNow}, {"wantWritable", WantWritable}, {"configure", Configure},
       {"hostMac", HostMac}, {"ref", Ref},   {"unref", Unref},               {"close", Close},
   };
   for (const Method& m : methods) {

@@ -46,6 +46,8 @@ export class EtherTypeDispatcher {
   readonly counters = new Counters<DispatchCounterName>('link', DISPATCH_COUNTERS);
   private readonly rxDelivered = this.counters.counter('rx_delivered');
   private readonly handlers = new Map<number, EtherTypeHandler>();
+  private readonly batchEndListeners: (() => void)[] = [];
+  private batchOpen = false;
   private readonly groups: { mac: MacAddress; users: number }[] = [];
   private readonly promiscuous: boolean;
   private readonly trace: ((line: string) => void) | undefined;
@@ -59,9 +61,45 @@ export class EtherTypeDispatcher {
     this.trace = options.trace ?? (log.enabled ? (line: string) => log(line) : undefined);
     this.describe = options.describe ?? formatEthernet;
     link.setReceiver((frames, offloads) => {
+      this.batchOpen = true;
       if (offloads) for (let i = 0; i < frames.length; i++) this.input(frames[i]!, offloads[i]);
       else for (let i = 0; i < frames.length; i++) this.input(frames[i]!);
+      this.endBatch();
     });
+  }
+
+  /**
+   * Runs `listener` after every batch of received frames (one wake-up of the device) has gone
+   * through the handlers: the place for work that is cheaper once per batch than once per frame,
+   * such as one ACK for several in-order segments. Listeners run in the order registered; then
+   * the link's staged frames go out (Link.flush), what the listeners sent included.
+   */
+  onBatchEnd(listener: () => void): void {
+    this.batchEndListeners.push(listener);
+  }
+
+  /** The end of one received batch: the listeners, then the link's flush. Never throws. */
+  private endBatch(): void {
+    this.batchOpen = false;
+    const listeners = this.batchEndListeners;
+    for (let i = 0; i < listeners.length; i++) {
+      try {
+        listeners[i]!();
+      } catch (err) {
+        this.counters.inc('rx_handler_error');
+        log('end-of-batch listener threw: %O', err);
+      }
+    }
+    this.link.flush?.();
+  }
+
+  /**
+   * True while the frames of a received batch go through the handlers: the onBatchEnd listeners
+   * will run before this run of JavaScript ends, so work may wait for them. False for a frame
+   * fed to `input` on its own (a test, a loopback), which gets no batch end.
+   */
+  get inBatch(): boolean {
+    return this.batchOpen;
   }
 
   /** Registers the handler for an EtherType. A second registration for the same type throws. */

@@ -3,6 +3,7 @@ export * from './mac.ts';
 export * from './ipv4-address.ts';
 export * from './ipv6-address.ts';
 export * from './clock.ts';
+export * from './timer-queue.ts';
 export * from './counters.ts';
 export * from './random.ts';
 export * from './ethernet.ts';

@@ -88,6 +88,29 @@ export interface Link {
    * partial checksum for the device to finish; a link that does not know offloads ignores it.
    */
   send(frame: Uint8Array, offload?: FrameOffload): boolean;
+  /**
+   * Puts on the medium at once whatever `send` staged. A link may hold sent frames for a moment
+   * to hand the device a batch (the TAP device does, until the end of the current run of
+   * JavaScript at the latest); the dispatcher calls this at the end of each received batch,
+   * after the layers above had their say. Links that put every frame out at once do nothing.
+   */
+  flush?(): void;
+  /**
+   * Frames a sender should hand this link in one run of JavaScript before letting the event loop
+   * read what came back (0 or absent: no limit). A TAP device says 256: each frame written makes
+   * the kernel answer at once into a queue of 1000 towards us, so a sender that writes thousands
+   * of frames in one go, reading nothing, makes the kernel drop its own ACKs. TCP holds the rest
+   * of its window until the next turn of the event loop (docs/05-tcp.md).
+   */
+  readonly sendBurstLimit?: number;
+  /**
+   * Reads what the medium holds now and delivers it to the receiver before returning, as a
+   * wake-up would. Node's event loop runs timers before it polls for I/O, so after a stall (a
+   * long burst, a process that lost its CPU) a retransmission timer would fire while the ACKs
+   * that make it needless wait unread in the device; the stack calls this first
+   * (TimerQueue.beforeFiring). Optional: links that deliver as frames come have nothing to read.
+   */
+  receivePending?(): void;
   /** Sets the one batched receiver (replacing any earlier one); `undefined` detaches. */
   setReceiver(handler: FrameHandler | undefined): void;
   /**
@@ -158,6 +181,14 @@ export abstract class BaseLink implements Link {
     this.txBytes.value += frame.length;
     return true;
   }
+
+  /** See Link.sendBurstLimit; a subclass whose medium answers into a bounded queue overrides it. */
+  get sendBurstLimit(): number {
+    return 0;
+  }
+
+  /** See Link.flush: a link that stages frames overrides it; here every frame went out in `send`. */
+  flush(): void {}
 
   /** Puts one frame on the medium; false when it could not. Media without offloads ignore `offload`. */
   protected abstract transmit(frame: Uint8Array, offload?: FrameOffload): boolean;
@@ -287,10 +318,22 @@ export abstract class LinkWrapper implements Link {
   get gsoMaxSize(): number {
     return this.inner.gsoMaxSize ?? 0;
   }
+  get sendBurstLimit(): number {
+    return this.inner.sendBurstLimit ?? 0;
+  }
 
   /** Default: pass the frame down unchanged. */
   send(frame: Uint8Array, offload?: FrameOffload): boolean {
     return this.inner.send(frame, offload);
+  }
+
+  receivePending(): void {
+    this.inner.receivePending?.();
+  }
+
+  /** Frames this wrapper holds itself (a delay line) are its own business; the inner link's staged ones go out. */
+  flush(): void {
+    this.inner.flush?.();
   }
 
   /**

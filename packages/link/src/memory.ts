@@ -67,13 +67,13 @@ export class MemoryLink extends BaseLink {
     this.outbox.push(new Uint8Array(frame)); // a copy, also of a Buffer
     if (!this.scheduled) {
       this.scheduled = true;
-      if (this.clock) this.pendingTimer = this.clock.setTimer(this.latencyMs, () => this.flush());
-      else queueMicrotask(() => this.flush());
+      if (this.clock) this.pendingTimer = this.clock.setTimer(this.latencyMs, () => this.deliverOutbox());
+      else queueMicrotask(() => this.deliverOutbox());
     }
     return true;
   }
 
-  private flush(): void {
+  private deliverOutbox(): void {
     this.scheduled = false;
     this.pendingTimer = undefined;
     const batch = this.outbox;

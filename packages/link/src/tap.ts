@@ -6,9 +6,12 @@
  * The work happens in a small N-API addon (../native/tap.cc): it opens /dev/net/tun with
  * IFF_TAP | IFF_NO_PI (Ethernet frames, no 4-byte packet-info prefix), non-blocking, watches the
  * fd with libuv on the main loop and, on every wake-up, reads frames until EAGAIN and hands the
- * whole batch to JS in one call (one ArrayBuffer, one copy per frame). Writes are a plain
- * write(2) on the caller's thread; a full device queue (EAGAIN) parks frames in a bounded queue
- * that drains when the fd turns writable.
+ * whole batch to JS in one call (one ArrayBuffer, one copy per frame). Sending is batched the
+ * same way: `send` copies the frame into a staging buffer and returns; at the end of the current
+ * run of JavaScript (a microtask; or at once when the dispatcher ends a received batch, or when
+ * the buffer is full) one call into the addon writes them all, one write(2) per frame, since the
+ * tun driver takes one frame per write. A full device queue (EAGAIN) parks the frames not yet
+ * written in a bounded queue that drains when the fd turns writable.
  *
  * With `vnetHeader: true` the device also carries a virtio-net header in front of every frame
  * (virtio-net.ts): the kernel then hands us TCP super-frames of up to 64 KB with checksums it
@@ -88,6 +91,14 @@ export interface TapOptions {
   /** Frames parked while the device queue is full before new ones are dropped (default 1024). */
   txQueueCapacity?: number;
   /**
+   * Frames a sender (TCP) should hand the device in one run of JavaScript before it lets the event
+   * loop read what came back (Link.sendBurstLimit; default 256, 0: no limit). Each frame we write
+   * makes the kernel answer at once, into tap0's queue towards us (txqueuelen, 1000 frames): a
+   * sender that writes thousands of frames without reading fills that queue and the kernel drops
+   * its own ACKs.
+   */
+  sendBurstLimit?: number;
+  /**
    * Carry a virtio-net header in front of every frame (IFF_VNET_HDR) and turn on checksum and
    * TCP/IPv4 segmentation offload (TUN_F_CSUM | TUN_F_TSO4): super-frames of up to 64 KB both
    * ways. Default false: plain frames, one per system call.
@@ -113,7 +124,11 @@ export const TAP_COUNTERS = [
   /** Frames in the largest batch so far. */
   'rx_batch_max',
   'rx_read_errors',
-  /** write(2) said EAGAIN: the frame was queued until the device is writable. */
+  /** Calls into the addon that wrote staged frames; tx frames / tx_batches is the mean batch. */
+  'tx_batches',
+  /** Frames in the largest send batch so far. */
+  'tx_batch_max',
+  /** write(2) said EAGAIN: the frame (and those behind it) were queued until the device is writable. */
   'tx_eagain',
   'tx_queued',
   /** The tx queue was full: frame dropped. */
@@ -159,6 +174,15 @@ export interface TapHandle {
   ): void;
   /** Bytes written, or -errno. With `header` (virtio-net header mode) it goes in front, in the same write. */
   write(frame: Uint8Array, header?: Uint8Array): number;
+  /**
+   * Writes `count` frames that lie back to back in `frames` (lengths in `lengths`), one write(2)
+   * each, in one call; returns how many got through (fewer than `count` when the device queue is
+   * full: EAGAIN). Frames refused for another reason are skipped and counted in status[0], the
+   * last errno in status[1]. Optional: a handle without it gets one `write` per frame, at once.
+   */
+  writeBatch?(frames: Uint8Array, lengths: Uint32Array, count: number, status: Int32Array): number;
+  /** Reads what the device holds now and hands it to onFrames before returning (Link.receivePending). Optional. */
+  readNow?(): void;
   wantWritable(on: boolean): void;
   /** address -1: leave; mtu -1: leave; up -1 leave, 0 down, 1 up. */
   configure(address: number, prefixLength: number, mtu: number, up: number): void;
@@ -175,6 +199,13 @@ interface NativeAddon {
 }
 
 const EAGAIN = 11;
+/**
+ * The send side's staging buffer: 512 KiB holds 256 full 1514-byte frames (the batch's frame
+ * limit) or 7 super-frames of 64 KB; whichever fills first sends the batch.
+ */
+const TX_STAGING_BYTES = 512 * 1024;
+const TX_STAGING_FRAMES = 256;
+const DEFAULT_SEND_BURST_LIMIT = 256;
 
 const VNET_PROBLEM_COUNTER: Record<VirtioNetProblem, TapCounterName> = {
   truncated: 'rx_vnet_truncated',
@@ -276,6 +307,21 @@ export class TapDevice extends BaseLink {
   readonly vnetHeaderLength: number;
   /** The header written in front of the next frame (vnet mode), reused for every write. */
   private readonly txHeader: Uint8Array;
+  /** Staged frames (each behind its virtio-net header, in vnet mode), back to back, and their lengths. */
+  private readonly txStaging: Uint8Array | undefined;
+  private readonly txLengths = new Uint32Array(TX_STAGING_FRAMES);
+  /** writeBatch's report: frames refused (not EAGAIN), and the last errno. */
+  private readonly txStatus = new Int32Array(2);
+  private txStaged = 0;
+  private txStagedBytes = 0;
+  private flushQueued = false;
+  private readonly flushTask = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+  private readonly txBatches = this.tapCounters.counter('tx_batches');
+  private readonly txBatchMax = this.tapCounters.counter('tx_batch_max');
+  private readonly burstLimit: number;
   private readonly rxGsoFrames = this.tapCounters.counter('rx_gso_frames');
   private readonly rxCsumPartial = this.tapCounters.counter('rx_csum_partial');
   private readonly rxCsumValid = this.tapCounters.counter('rx_csum_valid');
@@ -290,8 +336,11 @@ export class TapDevice extends BaseLink {
     txCapacity: number,
     maxBatch: number,
     vnetHeaderLength: number,
+    sendBurstLimit: number,
   ) {
     super(handle.ifname, mac, mtu);
+    this.burstLimit = sendBurstLimit;
+    this.txStaging = handle.writeBatch ? new Uint8Array(TX_STAGING_BYTES) : undefined;
     this.vnetHeaderLength = vnetHeaderLength;
     this.txHeader = new Uint8Array(vnetHeaderLength);
     this.handle = handle;
@@ -314,7 +363,15 @@ export class TapDevice extends BaseLink {
    */
   static fromHandle(
     handle: TapHandle,
-    options: { mac?: MacAddress; mtu?: number; netns?: string; txQueueCapacity?: number; maxBatch?: number; vnetHeaderLength?: 0 | 10 | 12 } = {},
+    options: {
+      mac?: MacAddress;
+      mtu?: number;
+      netns?: string;
+      txQueueCapacity?: number;
+      maxBatch?: number;
+      vnetHeaderLength?: 0 | 10 | 12;
+      sendBurstLimit?: number;
+    } = {},
   ): TapDevice {
     return new TapDevice(
       handle,
@@ -324,6 +381,7 @@ export class TapDevice extends BaseLink {
       options.txQueueCapacity ?? 1024,
       options.maxBatch ?? 256,
       options.vnetHeaderLength ?? 0,
+      options.sendBurstLimit ?? DEFAULT_SEND_BURST_LIMIT,
     );
   }
 
@@ -354,7 +412,12 @@ export class TapDevice extends BaseLink {
     } catch (err) {
       throw tapError(err as NativeError, name, netns);
     }
-    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength);
+    const burst = options.sendBurstLimit ?? DEFAULT_SEND_BURST_LIMIT;
+    if (!Number.isInteger(burst) || burst < 0) {
+      handle.close();
+      throw new TapError('EINVAL_OPTION', `sendBurstLimit ${burst} must be a whole number >= 0`);
+    }
+    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst);
     log('opened %s%s, mac %s, mtu %d%s', device.ifname, netns ? ` in netns ${netns}` : '', device.mac, mtu, vnetHeaderLength ? `, virtio-net header ${vnetHeaderLength} bytes` : '');
     return device;
   }
@@ -430,6 +493,16 @@ export class TapDevice extends BaseLink {
     return this.txQueue.length - this.txHead;
   }
 
+  /** See TapOptions.sendBurstLimit. */
+  override get sendBurstLimit(): number {
+    return this.burstLimit;
+  }
+
+  /** Frames staged for the next batch write. */
+  get txStagedFrames(): number {
+    return this.txStaged;
+  }
+
   protected transmit(frame: Uint8Array, offload?: FrameOffload): boolean {
     let header: Uint8Array | undefined;
     if (this.vnetHeaderLength > 0) {
@@ -438,12 +511,69 @@ export class TapDevice extends BaseLink {
       if (offload?.gso === 'tcpv4') this.txGsoFrames.value++;
       if (offload?.checksum === 'partial') this.txCsumPartial.value++;
     }
+    if (logging()) log('tx %s', formatEthernet(frame));
+    const staging = this.txStaging;
+    if (staging === undefined) return this.writeNow(frame, header);
+    const length = this.vnetHeaderLength + frame.length;
+    if (this.txStaged === TX_STAGING_FRAMES || this.txStagedBytes + length > staging.length) this.flush();
+    // Frames parked after EAGAIN go first: behind them, not around them.
+    if (this.txHead < this.txQueue.length) return this.enqueue(frame, header);
+    // The one copy on the way out: the caller may reuse its buffer once send() returns.
+    if (header) staging.set(header, this.txStagedBytes);
+    staging.set(frame, this.txStagedBytes + this.vnetHeaderLength);
+    this.txLengths[this.txStaged++] = length;
+    this.txStagedBytes += length;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushTask);
+    }
+    return true;
+  }
+
+  /**
+   * Writes the staged frames: one call into the addon, one write(2) each. Runs by itself at the
+   * end of the run of JavaScript that staged them; the dispatcher calls it at the end of each
+   * received batch; anyone may call it earlier. What the device does not take now (EAGAIN) is
+   * parked in the queue, in order.
+   */
+  override flush(): void {
+    const count = this.txStaged;
+    if (count === 0) return;
+    const staging = this.txStaging!;
+    this.txStaged = 0;
+    this.txStagedBytes = 0;
+    const status = this.txStatus;
+    const done = this.handle.writeBatch!(staging, this.txLengths, count, status);
+    this.txBatches.value++;
+    if (count > this.txBatchMax.value) this.txBatchMax.value = count;
+    if (status[0]! > 0) {
+      this.tapCounters.inc('tx_write_errors', status[0]!);
+      if (log.enabled) log('write on %s failed for %d frame(s): errno %d', this.ifname, status[0], status[1]);
+      status[0] = 0;
+    }
+    if (done < count) {
+      this.tapCounters.inc('tx_eagain');
+      let offset = 0;
+      for (let i = 0; i < done; i++) offset += this.txLengths[i]!;
+      for (let i = done; i < count; i++) {
+        const length = this.txLengths[i]!;
+        this.park(staging.slice(offset, offset + length));
+        offset += length;
+      }
+      this.handle.wantWritable(true);
+    }
+  }
+
+  /** See Link.receivePending: one read of the device now, delivered before this returns. */
+  receivePending(): void {
+    if (!this.closed) this.handle.readNow?.();
+  }
+
+  /** The unbatched path (a handle without writeBatch): one write now. */
+  private writeNow(frame: Uint8Array, header: Uint8Array | undefined): boolean {
     if (this.txHead < this.txQueue.length) return this.enqueue(frame, header);
     const n = this.handle.write(frame, header);
-    if (n >= 0) {
-      if (logging()) log('tx %s', formatEthernet(frame));
-      return true;
-    }
+    if (n >= 0) return true;
     if (n === -EAGAIN) {
       this.tapCounters.inc('tx_eagain');
       const queued = this.enqueue(frame, header);
@@ -456,12 +586,12 @@ export class TapDevice extends BaseLink {
   }
 
   private enqueue(frame: Uint8Array, header: Uint8Array | undefined): boolean {
-    if (this.txQueue.length - this.txHead >= this.txCapacity) {
-      this.tapCounters.inc('tx_dropped_queue_full');
-      return false;
-    }
     // The caller may reuse its buffer once send() returns: keep a copy (also of a Buffer), with
     // the virtio-net header, if any, joined in front so the queue holds what write(2) will take.
+    if (this.txQueue.length - this.txHead >= this.txCapacity) {
+      this.tapCounters.inc('tx_dropped_queue_full');
+      return false; // before copying: a full queue costs no allocation
+    }
     let copy: Uint8Array;
     if (header) {
       copy = new Uint8Array(header.length + frame.length);
@@ -470,7 +600,16 @@ export class TapDevice extends BaseLink {
     } else {
       copy = new Uint8Array(frame);
     }
-    this.txQueue.push(copy);
+    return this.park(copy);
+  }
+
+  /** Parks one whole write (a copy the queue owns) until the device is writable; false when the queue is full. */
+  private park(write: Uint8Array): boolean {
+    if (this.txQueue.length - this.txHead >= this.txCapacity) {
+      this.tapCounters.inc('tx_dropped_queue_full');
+      return false;
+    }
+    this.txQueue.push(write);
     this.tapCounters.inc('tx_queued');
     return true;
   }
@@ -555,6 +694,7 @@ export class TapDevice extends BaseLink {
   }
 
   protected release(): void {
+    this.flush(); // what was sent before close() goes out (a RST, the last ACK)
     this.handle.close();
     this.txQueue = [];
     this.txHead = 0;

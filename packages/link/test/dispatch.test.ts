@@ -125,4 +125,30 @@ describe('EtherTypeDispatcher', () => {
     ]);
     void peer;
   });
+
+  it('after each received batch runs the end-of-batch listeners in order, then flushes the link once', async () => {
+    const [a, b] = MemoryLink.pair({ macs: [US, PEER] });
+    const order: string[] = [];
+    const flush = a.flush.bind(a);
+    a.flush = () => {
+      order.push('flush');
+      flush();
+    };
+    const d = new EtherTypeDispatcher(a);
+    d.register(EtherType.IPV4, () => order.push('frame'));
+    d.onBatchEnd(() => order.push('first'));
+    d.onBatchEnd(() => {
+      throw new Error('bug in a listener');
+    });
+    d.onBatchEnd(() => order.push('third'));
+    b.send(frameTo(US, EtherType.IPV4));
+    b.send(frameTo(US, EtherType.IPV4));
+    await settle(a, b);
+    // MemoryLink delivers what was sent in one run as one batch
+    expect(order).toEqual(['frame', 'frame', 'first', 'third', 'flush']);
+    expect(d.counters.get('rx_handler_error')).toBe(1);
+    // input() of a single frame is not a batch: no listener, no flush
+    d.input(frameTo(US, EtherType.IPV4));
+    expect(order.length).toBe(6);
+  });
 });

@@ -171,3 +171,167 @@ describe('TapDevice (JavaScript side, scripted handle)', () => {
     expect(tap.failure?.message).toMatch(/^TAP device tapfake was deleted \(ip link del tapfake, or its namespace removed\) and is closed: read: /);
   });
 });
+
+/** The same stand-in with the batched write the addon has: records each call's frames. */
+class BatchingHandle extends FakeHandle {
+  batches: number[][][] = [];
+  /** Frames the next call takes before EAGAIN (Infinity: all). */
+  room = Infinity;
+  /** Frames (by index in the next call) the kernel refuses with EIO. */
+  refuse = new Set<number>();
+  writeBatch(frames: Uint8Array, lengths: Uint32Array, count: number, status: Int32Array): number {
+    const batch: number[][] = [];
+    let offset = 0;
+    let done = 0;
+    for (; done < count && done < this.room; done++) {
+      const frame = Array.from(frames.subarray(offset, offset + lengths[done]!));
+      offset += lengths[done]!;
+      if (this.refuse.has(done)) {
+        status[0]!++;
+        status[1] = 5;
+      } else {
+        batch.push(frame);
+      }
+    }
+    this.batches.push(batch);
+    return done;
+  }
+}
+
+function batchingTap(txQueueCapacity = 1024): { tap: TapDevice; handle: BatchingHandle } {
+  const handle = new BatchingHandle();
+  const tap = TapDevice.fromHandle(handle, { mac: MacAddress.parse('02:00:00:00:0b:02'), mtu: 1500, txQueueCapacity, maxBatch: 256 });
+  return { tap, handle };
+}
+
+const frameOf = (length: number, fill: number): Uint8Array => new Uint8Array(length).fill(fill);
+
+describe('TapDevice send batching (scripted handle with writeBatch)', () => {
+  it('stages what one run sends and writes it in one call at the end of the run, in order', async () => {
+    const { tap, handle } = batchingTap();
+    const reused = new Uint8Array([1, 1]);
+    expect(tap.send(reused)).toBe(true);
+    reused.fill(9); // the caller reuses its buffer: the staged copy must not change
+    expect(tap.send(new Uint8Array([2]))).toBe(true);
+    expect(tap.send(new Uint8Array([3, 3, 3]))).toBe(true);
+    expect(handle.batches).toEqual([]); // nothing written yet
+    expect(tap.txStagedFrames).toBe(3);
+    await Promise.resolve(); // the end of the run: the microtask flush
+    expect(handle.batches).toEqual([[[1, 1], [2], [3, 3, 3]]]);
+    expect(handle.written).toEqual([]); // never the one-frame write
+    expect(tap.tapCounters.get('tx_batches')).toBe(1);
+    expect(tap.tapCounters.get('tx_batch_max')).toBe(3);
+    expect(tap.counters.get('tx_frames')).toBe(3);
+    await Promise.resolve();
+    expect(handle.batches.length).toBe(1); // an empty flush makes no call
+  });
+
+  it('writes at once on flush(), and the dispatcher-style flush leaves nothing for the microtask', async () => {
+    const { tap, handle } = batchingTap();
+    tap.send(new Uint8Array([1]));
+    tap.flush();
+    expect(handle.batches).toEqual([[[1]]]);
+    tap.send(new Uint8Array([2]));
+    tap.flush();
+    await Promise.resolve();
+    expect(handle.batches).toEqual([[[1]], [[2]]]);
+  });
+
+  it('is bounded: 256 frames or 512 KiB per call, whichever fills first', async () => {
+    const { tap, handle } = batchingTap();
+    for (let i = 0; i < 600; i++) tap.send(frameOf(60, i & 0xff));
+    await Promise.resolve();
+    expect(handle.batches.map((b) => b.length)).toEqual([256, 256, 88]);
+    expect(handle.batches.flat().map((f) => f[0])).toEqual(Array.from({ length: 600 }, (_, i) => i & 0xff));
+    handle.batches = [];
+    for (let i = 0; i < 400; i++) tap.send(frameOf(1514, 1));
+    await Promise.resolve();
+    // 346 frames of 1514 bytes fit in 512 KiB; the batch frame limit (256) comes first
+    expect(handle.batches.map((b) => b.length)).toEqual([256, 144]);
+    handle.batches = [];
+    const big = frameOf(14 + 9000, 7);
+    const { tap: jumbo, handle: jh } = ((): { tap: TapDevice; handle: BatchingHandle } => {
+      const h = new BatchingHandle();
+      return { tap: TapDevice.fromHandle(h, { mtu: 9000 }), handle: h };
+    })();
+    for (let i = 0; i < 100; i++) jumbo.send(big);
+    await Promise.resolve();
+    expect(jh.batches.map((b) => b.length)).toEqual([58, 42]); // 58 x 9014 bytes fit in 512 KiB
+    void tap;
+  });
+
+  it('parks what the device does not take (EAGAIN) in order, keeps later sends behind it, and drains when writable', async () => {
+    const { tap, handle } = batchingTap(3);
+    handle.room = 2;
+    for (let i = 1; i <= 6; i++) tap.send(new Uint8Array([i]));
+    await Promise.resolve();
+    // [1, 2] written; 3, 4, 5 parked (capacity 3); 6 dropped
+    expect(handle.batches).toEqual([[[1], [2]]]);
+    expect(tap.txQueueLength).toBe(3);
+    expect(tap.tapCounters.get('tx_eagain')).toBe(1);
+    expect(tap.tapCounters.get('tx_dropped_queue_full')).toBe(1);
+    expect(handle.writableWanted).toBe(true);
+    expect(tap.send(new Uint8Array([7]))).toBe(false); // behind a full queue: dropped, not reordered
+    handle.room = Infinity;
+    handle.onWritable();
+    expect(handle.written).toEqual([[3], [4], [5]]);
+    expect(handle.writableWanted).toBe(false);
+    tap.send(new Uint8Array([8]));
+    await Promise.resolve();
+    expect(handle.batches.at(-1)).toEqual([[8]]);
+  });
+
+  it('counts frames the kernel refuses and goes on with the rest', async () => {
+    const { tap, handle } = batchingTap();
+    handle.refuse = new Set([1]);
+    for (let i = 1; i <= 3; i++) tap.send(new Uint8Array([i]));
+    await Promise.resolve();
+    expect(handle.batches).toEqual([[[1], [3]]]);
+    expect(tap.tapCounters.get('tx_write_errors')).toBe(1);
+  });
+
+  it('writes the staged frames before the device closes', () => {
+    const { tap, handle } = batchingTap();
+    tap.send(new Uint8Array([1]));
+    tap.close();
+    expect(handle.batches).toEqual([[[1]]]);
+    expect(handle.closed).toBe(true);
+  });
+
+  it('receivePending reads the device now (readNow) and delivers before returning', () => {
+    const { tap, handle } = batchingTap();
+    const got: number[][] = [];
+    tap.setReceiver((frames) => got.push(...frames.map((f) => Array.from(f))));
+    (handle as BatchingHandle & { readNow(): void }).readNow = () => handle.wake([[5, 5]]);
+    tap.receivePending();
+    expect(got).toEqual([[5, 5]]);
+    tap.close();
+    tap.receivePending(); // closed: nothing read, nothing thrown
+    expect(got.length).toBe(1);
+  });
+
+  it('in virtio-net header mode stages each frame behind its header: one write each, header first', async () => {
+    const handle = new BatchingHandle();
+    const tap = TapDevice.fromHandle(handle, { vnetHeaderLength: 10 });
+    const offload = { checksum: 'partial', checksumStart: 34, checksumOffset: 16, gso: 'tcpv4', segmentSize: 1448, headerLength: 66 } as const;
+    tap.send(frameOf(60, 1));
+    tap.send(frameOf(14 + 20000, 2), offload);
+    await Promise.resolve();
+    expect(handle.batches.length).toBe(1);
+    const [plain, big] = handle.batches[0]!;
+    expect(plain!.length).toBe(10 + 60);
+    expect(plain!.slice(0, 10)).toEqual(new Array(10).fill(0)); // no offload: an all-zero header
+    expect(plain![10]).toBe(1);
+    expect(big!.length).toBe(10 + 14 + 20000);
+    // flags NEEDS_CSUM, gso_type TCPV4, hdr_len 66, gso_size 1448, csum_start 34, csum_offset 16 (little-endian)
+    expect(big!.slice(0, 10)).toEqual([1, 1, 66, 0, 0xa8, 0x05, 34, 0, 16, 0]);
+    expect(big![10]).toBe(2);
+    expect(tap.tapCounters.get('tx_gso_frames')).toBe(1);
+  });
+
+  it('tells senders its burst limit', () => {
+    expect(batchingTap().tap.sendBurstLimit).toBe(256);
+    expect(TapDevice.fromHandle(new BatchingHandle(), { sendBurstLimit: 0 }).sendBurstLimit).toBe(0);
+  });
+});
+

@@ -14,7 +14,8 @@ export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
                 [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
-                [--link-delay MS[/JITTER]] [--tcp-log FILE]
+                [--link-delay MS[/JITTER]] [--tcp-log FILE] [--delayed-ack MS] [--quickack]
+                [--no-ack-coalescing]
   tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
@@ -52,6 +53,10 @@ export const USAGE = `usage:
   --http PORT       (up) an HTTP server (Node's http on our TCP): GET / and GET /bytes/N
   --tcp-log FILE    (up, connect, get) one JSON line per TCP connection event (state, RTT
                     sample, cwnd/ssthresh change, retransmission, recovery) to FILE
+  --delayed-ack MS  (up, connect, get) how long TCP may hold an ACK for in-order data
+                    (default 40, Linux's TCP_DELACK_MIN)
+  --quickack        (up, connect, get) never hold an ACK for the delayed-ACK timer (TCP_QUICKACK)
+  --no-ack-coalescing (up, connect, get) an ACK per two segments, not one per received batch
   --conn N          (plot) draw only connection N, as numbered on stderr (default: all)
   --from S, --to S  (plot) draw only the seconds from --from to --to after each connection's start
   -6                ping over IPv6 (ping; implied by an IPv6 TARGET such as fd00:10::1 or
@@ -96,6 +101,8 @@ export interface DeviceOptions {
   tcpLog: string | undefined;
   /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
   linkDelay: { delayMs: number; jitterMs: number } | undefined;
+  /** --delayed-ack, --quickack, --no-ack-coalescing: TCP's ACK timing (undefined: the defaults). */
+  tcpAcks?: { delayedAckMs?: number; quickAck?: boolean; ackCoalescing?: boolean } | undefined;
 }
 
 /** The services `up` runs, each on its port. */
@@ -135,7 +142,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|tcp-log) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -245,7 +252,9 @@ export function parseCommand(argv: readonly string[]): Command {
         trace: { type: 'boolean' },
         'vnet-hdr': { type: 'boolean' },
         'link-delay': { type: 'string' },
-        ...(command !== 'ping' ? { 'tcp-log': { type: 'string' } } : {}),
+        ...(command !== 'ping'
+          ? { 'tcp-log': { type: 'string' }, 'delayed-ack': { type: 'string' }, quickack: { type: 'boolean' }, 'no-ack-coalescing': { type: 'boolean' } }
+          : {}),
         ...(command === 'up'
           ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
           : {}),
@@ -336,6 +345,12 @@ export function parseCommand(argv: readonly string[]): Command {
       jitterMs: jitter === undefined ? 0 : parseNumber('--link-delay jitter', jitter, 0, 60_000, false),
     };
   }
+  const delayedAckText = str('delayed-ack');
+  const tcpAcks = {
+    ...(delayedAckText !== undefined ? { delayedAckMs: parseNumber('--delayed-ack', delayedAckText, 1, 500, false) } : {}),
+    ...(v.quickack === true ? { quickAck: true } : {}),
+    ...(v['no-ack-coalescing'] === true ? { ackCoalescing: false } : {}),
+  };
   const device: DeviceOptions = {
     tap,
     ip,
@@ -353,6 +368,7 @@ export function parseCommand(argv: readonly string[]): Command {
     vnetHeader: v['vnet-hdr'] === true,
     tcpLog,
     linkDelay,
+    ...(Object.keys(tcpAcks).length > 0 ? { tcpAcks } : {}),
   };
   if (command === 'up') {
     const services: Services = {};

@@ -176,11 +176,12 @@ function bringUp(d: DeviceOptions): Stack {
     ip: d.ip,
     ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
     trace: d.trace ? traceWriter(d.trace) : false,
-    ...(tcpLog ? { tcp: { tcpLog: jsonLinesSink((line) => tcpLog.write(line)) } } : {}),
+    ...(tcpLog || d.tcpAcks ? { tcp: { ...(tcpLog ? { tcpLog: jsonLinesSink((line) => tcpLog.write(line)) } : {}), ...(d.tcpAcks ? { params: d.tcpAcks } : {}) } } : {}),
     ipv6: d.ipv6 ? { addresses: d.ip6 } : false,
   });
-  // With --vnet-hdr the device's own counters (super-frames each way) join `stats`.
-  if (d.vnetHeader && device) stack.register({ name: 'tap', counters: device.tapCounters });
+  // The device's own counters join `stats`: batches each way (frames per wake-up, per write
+  // call), and with --vnet-hdr the super-frames.
+  if (device) stack.register({ name: 'tap', counters: device.tapCounters });
   // The link closes last (after TCP has aborted its connections and logged it): then the file.
   if (tcpLog) link.onClose(() => tcpLog.close());
   stack.start();

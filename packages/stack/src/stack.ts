@@ -160,6 +160,9 @@ export function createStack(options: StackOptions): Stack {
   });
   const icmp = new IcmpLayer({ ipv4, clock, ...options.icmp });
   const tcp = new TcpLayer({ ipv4, icmp, clock, ...(options.random ? { random: options.random } : {}), ...options.tcp });
+  // Before TCP's timers act (a retransmission, a loss probe), the device is read: ACKs waiting
+  // there would have made them needless (Link.receivePending).
+  if (link.receivePending) tcp.timers.beforeFiring = () => link.receivePending?.();
 
   // IPv6 beside IPv4 (seed 003: nd_tbl beside arp_tbl): addresses, the layer, ICMPv6 on it, and
   // NDP resolving for the layer and receiving through ICMPv6.

@@ -125,6 +125,17 @@ describe('parseCommand', () => {
     expect(get.kind === 'get' && get.device.tcpLog).toBe('/tmp/t.jsonl');
   });
 
+  it('--delayed-ack MS, --quickack, --no-ack-coalescing: TCP params on up, connect and get; none by default', () => {
+    expect(up(['up']).device.tcpAcks).toBeUndefined();
+    expect(up(['up', '--delayed-ack', '10', '--quickack', '--no-ack-coalescing']).device.tcpAcks).toEqual({ delayedAckMs: 10, quickAck: true, ackCoalescing: false });
+    expect(up(['up', '--quickack']).device.tcpAcks).toEqual({ quickAck: true });
+    const get = parseCommand(['get', 'http://10.0.0.1/', '--delayed-ack', '5']);
+    expect(get.kind === 'get' && get.device.tcpAcks).toEqual({ delayedAckMs: 5 });
+    expect(() => parseCommand(['up', '--delayed-ack', '0'])).toThrow(UsageError);
+    expect(() => parseCommand(['up', '--delayed-ack', 'x'])).toThrow(UsageError);
+    expect(() => parseCommand(['ping', '10.0.0.1', '--quickack'])).toThrow();
+  });
+
   it('--link-delay MS[/JITTER]: the delay each way and the jitter, in ms; none by default', () => {
     expect(up(['up']).device.linkDelay).toBeUndefined();
     expect(up(['up', '--link-delay', '10']).device.linkDelay).toEqual({ delayMs: 10, jitterMs: 0 });

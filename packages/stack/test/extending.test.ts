@@ -57,13 +57,14 @@ describe('a layer on its own IP protocol number (253)', () => {
     expect(errors).toEqual(['destination-unreachable code 2 from 10.0.0.2']);
 
     const got: { from: Ipv4Address; payload: number[] }[] = [];
-    b.ipv4.register(253, (packet, payload) => {
+    b.ipv4.register(253, (packet) => {
+      const payload = packet.payload;
       got.push({ from: packet.source, payload: [...payload] });
       // answer: the same bytes, reversed, back to the sender
       b.ipv4.send({ destination: packet.source, protocol: 253, payload: Uint8Array.from(payload).reverse() });
     });
     const answers: number[][] = [];
-    a.ipv4.register(253, (_packet, payload) => answers.push([...payload]));
+    a.ipv4.register(253, (packet) => answers.push([...packet.payload]));
 
     expect(a.ipv4.send({ destination: ipv4('10.0.0.2'), protocol: 253, payload: Uint8Array.of(1, 2, 3) })).toBe('sent'); // ARP resolved now
     await settle(...wires);

@@ -70,12 +70,15 @@ export type CongestionControlFactory = (mss: number) => CongestionControl;
 export const INITIAL_WINDOW_SEGMENTS = 10;
 
 /**
- * Slow start as RFC 5681 3.1 with RFC 3465's byte counting: cwnd grows by the bytes acknowledged,
- * at most two segments per ACK (L = 2), so a delayed ACK for two segments grows the window by
- * two, as Linux's tcp_slow_start does. Returns the new window.
+ * Slow start as RFC 5681 3.1 with RFC 3465's byte counting: cwnd grows by every byte the ACK
+ * acknowledges, up to ssthresh. A stretch ACK (one for many segments: a receiver that
+ * coalesces its ACKs per batch, as ours does, or Linux's behind GRO) counts as the ACKs it
+ * stands for, so the window still doubles per round trip: Linux's tcp_slow_start has done it
+ * this way since 2013 ("properly handle stretch ACKs in slow start"), where RFC 3465's limit of
+ * two segments per ACK (L = 2) would let it grow by two per batch. Returns the new window.
  */
-export function slowStart(cwnd: number, ackedBytes: number, mss: number): number {
-  return cwnd + Math.min(ackedBytes, 2 * mss);
+export function slowStart(cwnd: number, ackedBytes: number, ssthresh: number): number {
+  return Math.max(cwnd, Math.min(cwnd + ackedBytes, ssthresh));
 }
 
 export class NewReno implements CongestionControl {
@@ -91,7 +94,7 @@ export class NewReno implements CongestionControl {
 
   onAck(sample: AckSample): void {
     if (this.cwnd < this.ssthresh) {
-      this.cwnd = slowStart(this.cwnd, sample.ackedBytes, sample.mss);
+      this.cwnd = slowStart(this.cwnd, sample.ackedBytes, this.ssthresh);
       return;
     }
     // Congestion avoidance: one segment per window's worth of bytes acknowledged, about one per round trip.

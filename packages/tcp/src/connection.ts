@@ -58,7 +58,7 @@
  */
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
-import type { Clock, Ipv4Address, Timer } from '@tapstack/link';
+import { TimerQueue, type Clock, type Deadline, type Ipv4Address } from '@tapstack/link';
 import { INITIAL_WINDOW_SEGMENTS, NewReno, type CongestionControl, type CongestionControlChoice, type CongestionState } from './congestion.ts';
 import { Cubic } from './cubic.ts';
 import type { TcpErrorCode } from './errors.ts';
@@ -111,6 +111,20 @@ export interface TcpParams {
   retries2: number;
   /** Delayed-ACK timeout, ms (Linux's TCP_DELACK_MIN, 40 ms). */
   delayedAckMs: number;
+  /**
+   * Never hold an ACK for the delayed-ACK timer: every segment of new data is acknowledged before
+   * the stack goes idle (Linux's TCP_QUICKACK kept on). Off by default, as in Linux after the
+   * first segments.
+   */
+  quickAck: boolean;
+  /**
+   * One ACK per connection for a received batch (one wake-up of the device) instead of one per
+   * two full segments: what GRO gives Linux, where the segments of one NAPI poll merge into one
+   * and get one ACK. Out-of-order data, duplicates and filled holes are still acknowledged at
+   * once (RFC 5681 4.2), and a batch longer than 64 KB gets one ACK per 64 KB, as GRO's limit
+   * gives Linux. On by default; it needs a host that runs batches (TcpLayer on a link).
+   */
+  ackCoalescing: boolean;
   /** Keepalive: idle time, probe interval (ms) and probes (tcp_keepalive_time/intvl/probes: 7200 s, 75 s, 9). */
   keepaliveTimeMs: number;
   keepaliveIntervalMs: number;
@@ -147,6 +161,8 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   synAckRetries: 5,
   retries2: 15,
   delayedAckMs: 40,
+  quickAck: false,
+  ackCoalescing: true,
   keepaliveTimeMs: 7_200_000,
   keepaliveIntervalMs: 75_000,
   keepaliveProbes: 9,
@@ -199,6 +215,7 @@ export type ConnectionCounter =
   | 'TCPRcvCoalesce'
   | 'DelayedACKs'
   | 'TCPPureAcks'
+  | 'tx_acks_coalesced'
   | 'TCPKeepAlive'
   | 'TCPWinProbe'
   | 'TCPSynRetrans'
@@ -228,6 +245,23 @@ export interface ConnectionHost {
    * kernel (a TAP device in virtio-net header mode: 65535); 0 or absent: one segment per datagram.
    */
   readonly gsoMaxSize?: number;
+  /**
+   * An ACK that may wait for the end of the batch of frames being received (ackCoalescing): true
+   * when the host took it and will call `connection.flushAck()` once the batch is through; false
+   * (or absent) when no batch is running, and the ACK goes at once.
+   */
+  deferAck?(connection: TcpConnection): boolean;
+  /**
+   * Whether this connection may send one more segment now: false when the link's burst for this
+   * run of JavaScript is spent (TcpLayer.mayBurst); the host then calls resumeSending() on a
+   * later turn. Absent: no limit.
+   */
+  mayBurst?(connection: TcpConnection): boolean;
+  /**
+   * The host's one queue of timers (all its connections' deadlines on one clock timer).
+   * Absent: the connection makes a queue of its own on `clock`.
+   */
+  readonly timers?: TimerQueue;
 }
 
 export interface Endpoint {
@@ -281,6 +315,13 @@ export interface ConnectionInfo {
 
 /** RFC 7323 5.5: TS.Recent older than 24 days is not used for PAWS (Linux TCP_PAWS_24DAYS). */
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+
+/**
+ * The most in-order data one coalesced ACK covers: Linux's GRO merges at most 64 KB into one
+ * packet (gro_max_size, GRO_LEGACY_MAX_SIZE), so its receiver acknowledges at least that often
+ * however many frames one NAPI poll brings; a TAP read may bring 256 full frames (370 KB).
+ */
+export const ACK_COALESCING_MAX_BYTES = 65536;
 
 /** RFC 8985 7.2's WCDelAckT: the longest a peer may delay an ACK (Linux uses TCP_RTO_MIN, 200 ms). */
 const WORST_CASE_DELAYED_ACK_MS = 200;
@@ -375,9 +416,9 @@ export class TcpConnection implements SocketConnection {
   private rackRtt = 0;
   private rackReorderingSeen = false;
   private minRtt = Infinity;
-  private rackTimer: Timer | undefined;
+  private rackDeadline: Deadline | undefined;
   /** TLP (RFC 8985 7): the timer, and SND.MAX when the probe went out (tlp.end_seq) and whether it was a retransmission. */
-  private probeTimer: Timer | undefined;
+  private probeDeadline: Deadline | undefined;
   private tlpEndSeq: number | undefined;
   private tlpRetransmitted = false;
   /** A loss probe may send one new segment beyond the congestion window. */
@@ -393,18 +434,23 @@ export class TcpConnection implements SocketConnection {
   private totalRetransmits = 0;
   private noDelay = false;
 
-  // ---- timers (one each, re-armed, never one per segment)
-  private retransmitTimer: Timer | undefined;
-  private persistTimer: Timer | undefined;
+  // ---- timers: one deadline each on the host's timer queue, made when first armed and re-armed
+  // in place (an ACK moving the retransmission deadline writes a number); never one per segment
+  private readonly timers: TimerQueue;
+  private retransmitDeadline: Deadline | undefined;
+  private persistDeadline: Deadline | undefined;
   private persistBackoff = 0;
-  private delayedAckTimer: Timer | undefined;
+  private delayedAckDeadline: Deadline | undefined;
+  /** In-order bytes received since our last ACK (Linux: rcv_nxt - rcv_wup). */
   private ackPending = 0;
-  private keepaliveTimer: Timer | undefined;
+  /** An ACK waits for the end of the receive batch (the host will call flushAck). */
+  private ackDeferred = false;
+  private keepaliveDeadline: Deadline | undefined;
   private keepaliveOn = false;
   private keepaliveIdleMs: number;
   private keepaliveSent = 0;
   private lastReceivedAt: number;
-  private closeTimer: Timer | undefined;
+  private closeDeadline: Deadline | undefined;
   private lastInvalidAckAt = -Infinity;
 
   /** The socket released the connection (close without waiting): it finishes on its own. */
@@ -416,6 +462,7 @@ export class TcpConnection implements SocketConnection {
   private constructor(host: ConnectionHost, options: ConnectionOptions, state: TcpState) {
     this.host = host;
     this.clock = host.clock;
+    this.timers = host.timers ?? new TimerQueue(host.clock);
     this.local = options.local;
     this.remote = options.remote;
     this.params = { ...DEFAULT_TCP_PARAMS, ...options.params };
@@ -534,7 +581,7 @@ export class TcpConnection implements SocketConnection {
       // Receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): tell the peer about the
       // opened window only once it has grown by two segments or half the buffer.
       const grown = seqDiff(seqAdd(r.next, this.windowToAdvertise()), this.rcvAdvertisedEdge);
-      if (grown >= Math.min(this.mss * 2, r.capacity / 2)) this.sendAck();
+      if (grown >= Math.min(this.mss * 2, r.capacity / 2)) this.ackSoon();
     }
     return data;
   }
@@ -1023,8 +1070,7 @@ export class TcpConnection implements SocketConnection {
     this.prrDelivered = 0;
     this.prrOut = 0;
     this.host.count('TCPSackRecovery');
-    this.probeTimer?.cancel();
-    this.probeTimer = undefined;
+    this.probeDeadline?.cancel();
   }
 
   /** An RTT measurement, ms: the RTO estimator takes it, and RACK keeps the least (RFC 8985 6.1 min_RTT). */
@@ -1088,14 +1134,8 @@ export class TcpConnection implements SocketConnection {
         wait = Math.max(wait, remaining);
       }
     }
-    this.rackTimer?.cancel();
-    this.rackTimer = undefined;
-    if (wait > 0) {
-      this.rackTimer = this.clock.setTimer(wait, () => {
-        this.rackTimer = undefined;
-        this.rackTimeout();
-      });
-    }
+    if (wait > 0) (this.rackDeadline ??= this.timers.deadline(() => this.rackTimeout())).armIn(wait);
+    else this.rackDeadline?.cancel();
     return newly;
   }
 
@@ -1116,8 +1156,7 @@ export class TcpConnection implements SocketConnection {
    * later than the retransmission timer.
    */
   private scheduleLossProbe(): void {
-    this.probeTimer?.cancel();
-    this.probeTimer = undefined;
+    this.probeDeadline?.cancel();
     if (!this.sackOn || !this.params.tailLossProbe || this.caState !== 'open' || this.tlpEndSeq !== undefined) return;
     const flight = this.flightSize();
     if (flight === 0 || !this.isSynchronized() || this.state === 'TIME-WAIT') return;
@@ -1125,10 +1164,7 @@ export class TcpConnection implements SocketConnection {
     let pto = srtt === undefined ? 1000 : 2 * srtt;
     if (srtt !== undefined && flight <= this.mss) pto += WORST_CASE_DELAYED_ACK_MS;
     pto = Math.min(pto, this.rto.rto);
-    this.probeTimer = this.clock.setTimer(pto, () => {
-      this.probeTimer = undefined;
-      this.lossProbe();
-    });
+    (this.probeDeadline ??= this.timers.deadline(() => this.lossProbe())).armIn(pto);
   }
 
   /**
@@ -1356,6 +1392,7 @@ export class TcpConnection implements SocketConnection {
           if (length < unsent && length < this.maxSndWnd / 2) break;
         }
       }
+      if (this.host.mayBurst !== undefined && !this.host.mayBurst(this)) break;
       const fin = this.finQueued && !this.finAcked && seqAdd(this.sndNxt, length) === finSeq;
       const data = this.sendBuffer.range(offset, length);
       let flags = TcpFlag.ACK;
@@ -1396,8 +1433,13 @@ export class TcpConnection implements SocketConnection {
       sent = true;
       if (fin || this.probeAllowance > 0) break; // a probe is one segment
     }
-    if (sent && !this.retransmitTimer) this.armRetransmit();
-    if (sent && this.probeAllowance === 0 && !this.probeTimer) this.scheduleLossProbe();
+    if (sent && !this.retransmitDeadline?.armed) this.armRetransmit();
+    if (sent && this.probeAllowance === 0 && !this.probeDeadline?.armed) this.scheduleLossProbe();
+  }
+
+  /** The host held this connection back (its burst for one run was spent): send what the windows allow now. */
+  resumeSending(): void {
+    if (this.state !== 'CLOSED') this.trySend();
   }
 
   /**
@@ -1624,8 +1666,8 @@ export class TcpConnection implements SocketConnection {
     this.output({ seq: fields.seq, ack: fields.ack, flags, window: Math.min(0xffff, window >>> this.rcvWscale) }, payload, options);
     if (flags & TcpFlag.ACK) {
       this.ackPending = 0;
-      this.delayedAckTimer?.cancel();
-      this.delayedAckTimer = undefined;
+      this.ackDeferred = false;
+      this.delayedAckDeadline?.cancel();
     }
   }
 
@@ -1660,34 +1702,69 @@ export class TcpConnection implements SocketConnection {
   // ---------------------------------------------------------------------------------------
   // Timers
 
-  /** ACK now, or arm the delayed ACK (every second full segment goes at once). */
+  /**
+   * After in-order data (or a FIN): ACK at once when `immediate` (out-of-order data, a filled
+   * hole, a duplicate: RFC 5681 4.2, RFC 9293 3.8.6.3), else once two full segments have arrived
+   * unacknowledged (RFC 1122 4.2.3.2, RFC 5681 4.2) or with quickAck, and those at the end of the
+   * receive batch, one ACK for all of its segments; what is left waits for the delayed-ACK timer.
+   */
   private scheduleAck(immediate: boolean, bytes = 0): void {
+    // Already acknowledged: the application answered while the data was being handed up (an
+    // echo, a request-response), and the answer carried the ACK. Nothing to schedule, so no
+    // timer to arm and cancel again on every round trip of a ping-pong.
+    if (!immediate && this.receive !== undefined && this.lastAckSent === this.receive.next) return;
     this.ackPending += bytes;
-    if (immediate || this.ackPending >= 2 * this.mss) {
+    if (immediate) {
       this.sendAck();
       return;
     }
-    if (!this.delayedAckTimer) {
-      this.delayedAckTimer = this.clock.setTimer(this.params.delayedAckMs, () => {
-        this.delayedAckTimer = undefined;
-        if (!this.isOpen) return;
-        this.host.count('DelayedACKs');
-        this.sendAck();
-      });
+    if (this.ackPending >= 2 * this.mss || (this.params.quickAck && this.ackPending > 0)) {
+      // A long batch still gets an ACK per GRO-sized run, as Linux's would (gro_max_size).
+      if (this.ackPending >= ACK_COALESCING_MAX_BYTES) this.sendAck();
+      else this.ackSoon();
+      return;
     }
+    const delayedAck = (this.delayedAckDeadline ??= this.timers.deadline(() => this.delayedAckTimeout()));
+    if (!delayedAck.armed) delayedAck.armIn(this.params.delayedAckMs);
   }
 
+  private delayedAckTimeout(): void {
+    if (!this.isOpen) return;
+    this.host.count('DelayedACKs');
+    this.sendAck();
+  }
+
+  /**
+   * An ACK that is due, not urgent: at the end of the receive batch when the host runs one (every
+   * segment of the batch, and any window update the application's reads make meanwhile, then
+   * share it), else now. A segment we send before then carries it, and the batch end finds
+   * nothing to do.
+   */
+  private ackSoon(): void {
+    if (this.ackDeferred) return;
+    if (this.params.ackCoalescing && this.host.deferAck?.(this)) {
+      this.ackDeferred = true;
+      return;
+    }
+    this.sendAck();
+  }
+
+  /** The end of the receive batch: the ACK that waited for it, unless a segment carried it. */
+  flushAck(): void {
+    if (!this.ackDeferred) return;
+    this.ackDeferred = false;
+    if (!this.isOpen) return;
+    this.host.count('tx_acks_coalesced');
+    this.sendAck();
+  }
+
+  /** (Re)starts the retransmission timer at RTO from now (RFC 6298 5.1, 5.3): on every ACK of new data, no allocation. */
   private armRetransmit(): void {
-    this.retransmitTimer?.cancel();
-    this.retransmitTimer = this.clock.setTimer(this.rto.rto, () => {
-      this.retransmitTimer = undefined;
-      this.retransmitTimeout();
-    });
+    (this.retransmitDeadline ??= this.timers.deadline(() => this.retransmitTimeout())).armIn(this.rto.rto);
   }
 
   private stopRetransmit(): void {
-    this.retransmitTimer?.cancel();
-    this.retransmitTimer = undefined;
+    this.retransmitDeadline?.cancel();
   }
 
   /** The retransmission timer fired (RFC 6298 5.4-5.7). */
@@ -1719,9 +1796,8 @@ export class TcpConnection implements SocketConnection {
     this.recover = this.sndMax;
     this.dupAcks = 0;
     this.timedSeq = undefined;
-    this.probeTimer?.cancel();
-    this.rackTimer?.cancel();
-    this.probeTimer = this.rackTimer = undefined;
+    this.probeDeadline?.cancel();
+    this.rackDeadline?.cancel();
     this.tlpEndSeq = undefined;
     if (this.sackOn) {
       // RFC 6675 5.1 as Linux does it (tcp_enter_loss): keep the SACK marks, judge everything
@@ -1733,67 +1809,64 @@ export class TcpConnection implements SocketConnection {
       this.sndNxt = this.sndUna;
     }
     this.trySend();
-    if (!this.retransmitTimer) this.armRetransmit();
+    if (!this.retransmitDeadline?.armed) this.armRetransmit();
   }
 
   /** The peer's window is zero with data waiting: probe it (RFC 9293 3.8.6.1). */
   private startPersist(): void {
-    if (this.persistTimer) return;
-    const delay = Math.min(this.params.rto.maxMs, Math.max(this.params.rto.minMs, this.rto.rto) * 2 ** this.persistBackoff);
-    this.persistTimer = this.clock.setTimer(delay, () => {
-      this.persistTimer = undefined;
-      if (!this.isOpen || this.sndWnd > 0) return this.trySend();
-      // Linux's zero-window probe: no data, at SND.UNA - 1, so the peer answers with an ACK.
-      this.host.count('TCPWinProbe');
-      this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
-      if (this.persistBackoff < 16) this.persistBackoff++;
-      this.startPersist();
-    });
+    const persist = (this.persistDeadline ??= this.timers.deadline(() => this.persistTimeout()));
+    if (persist.armed) return;
+    persist.armIn(Math.min(this.params.rto.maxMs, Math.max(this.params.rto.minMs, this.rto.rto) * 2 ** this.persistBackoff));
+  }
+
+  private persistTimeout(): void {
+    if (!this.isOpen || this.sndWnd > 0) return this.trySend();
+    // Linux's zero-window probe: no data, at SND.UNA - 1, so the peer answers with an ACK.
+    this.host.count('TCPWinProbe');
+    this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
+    if (this.persistBackoff < 16) this.persistBackoff++;
+    this.startPersist();
   }
 
   private stopPersist(): void {
-    this.persistTimer?.cancel();
-    this.persistTimer = undefined;
+    this.persistDeadline?.cancel();
     this.persistBackoff = 0;
   }
 
   private armKeepalive(): void {
-    this.keepaliveTimer?.cancel();
-    this.keepaliveTimer = undefined;
+    this.keepaliveDeadline?.cancel();
     if (!this.keepaliveOn || !(this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT' || this.state === 'FIN-WAIT-2')) return;
     const wait = this.keepaliveSent === 0 ? this.keepaliveIdleMs : this.params.keepaliveIntervalMs;
-    this.keepaliveTimer = this.clock.setTimer(wait, () => {
-      this.keepaliveTimer = undefined;
-      if (!this.isOpen) return;
-      if (this.keepaliveSent >= this.params.keepaliveProbes) {
-        this.host.count('TCPAbortOnTimeout');
-        return this.finish(this.softError ?? 'ETIMEDOUT');
-      }
-      // A keepalive probe: no data, at SND.UNA - 1 (RFC 1122 4.2.3.6), answered by an ACK.
-      this.keepaliveSent++;
-      this.host.count('TCPKeepAlive');
-      this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
-      this.armKeepalive();
-    });
+    (this.keepaliveDeadline ??= this.timers.deadline(() => this.keepaliveTimeout())).armIn(wait);
+  }
+
+  private keepaliveTimeout(): void {
+    if (!this.isOpen) return;
+    if (this.keepaliveSent >= this.params.keepaliveProbes) {
+      this.host.count('TCPAbortOnTimeout');
+      return this.finish(this.softError ?? 'ETIMEDOUT');
+    }
+    // A keepalive probe: no data, at SND.UNA - 1 (RFC 1122 4.2.3.6), answered by an ACK.
+    this.keepaliveSent++;
+    this.host.count('TCPKeepAlive');
+    this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
+    this.armKeepalive();
   }
 
   private enterTimeWait(): void {
     this.state = 'TIME-WAIT';
     this.stopRetransmit();
     this.stopPersist();
-    this.keepaliveTimer?.cancel();
-    this.keepaliveTimer = undefined;
+    this.keepaliveDeadline?.cancel();
     this.socket?.connectionClosed();
     this.closedReported = true;
     this.armCloseTimer(this.params.timeWaitMs);
   }
 
   private armCloseTimer(ms: number): void {
-    this.closeTimer?.cancel();
-    this.closeTimer = this.clock.setTimer(ms, () => {
-      this.closeTimer = undefined;
+    (this.closeDeadline ??= this.timers.deadline(() => {
       if (this.state === 'FIN-WAIT-2' || this.state === 'TIME-WAIT') this.finish(undefined);
-    });
+    })).armIn(ms);
   }
 
   /** Goes to CLOSED: every timer stops, the socket and the layer are told once. */
@@ -1801,8 +1874,7 @@ export class TcpConnection implements SocketConnection {
     if (this.state === 'CLOSED') return;
     log('%d > %d: %s -> CLOSED%s', this.local.port, this.remote.port, this.state, error ? ` (${error})` : '');
     this.state = 'CLOSED';
-    for (const t of [this.retransmitTimer, this.persistTimer, this.delayedAckTimer, this.keepaliveTimer, this.closeTimer, this.rackTimer, this.probeTimer]) t?.cancel();
-    this.retransmitTimer = this.persistTimer = this.delayedAckTimer = this.keepaliveTimer = this.closeTimer = this.rackTimer = this.probeTimer = undefined;
+    for (const d of [this.retransmitDeadline, this.persistDeadline, this.delayedAckDeadline, this.keepaliveDeadline, this.closeDeadline, this.rackDeadline, this.probeDeadline]) d?.cancel();
     this.sendBuffer.clear();
     this.scoreboard.clear();
     if (error) this.receive?.clear();

@@ -82,7 +82,7 @@ export class Cubic implements CongestionControl {
     this.idleSince = sample.flightBytes === 0 ? sample.now : undefined;
     const mss = sample.mss;
     if (this.cwnd < this.ssthresh) {
-      this.cwnd = slowStart(this.cwnd, sample.ackedBytes, mss);
+      this.cwnd = slowStart(this.cwnd, sample.ackedBytes, this.ssthresh);
       return;
     }
     const cwnd = this.cwnd / mss;

@@ -17,7 +17,7 @@ import debugFactory from 'debug';
 import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
-import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, type Clock, type Ipv4Address } from '@tapstack/link';
+import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, TimerQueue, type Clock, type Ipv4Address } from '@tapstack/link';
 import type { CongestionControlChoice } from './congestion.ts';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
@@ -62,6 +62,7 @@ export const TCP_COUNTERS = [
   'TCPOFOQueue',
   'TCPPureAcks',
   'DelayedACKs',
+  'tx_acks_coalesced',
   'TCPKeepAlive',
   'TCPWinProbe',
   'TCPSynRetrans',
@@ -88,6 +89,8 @@ export const TCP_COUNTERS = [
   'rx_ack_of_unsent',
   'rx_icmp_errors',
   'tx_failed',
+  /** A connection stopped sending for this run: the link's burst limit was reached (resumed next turn). */
+  'tx_burst_held',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTERS)[number] | ConnectionCounter;
 
@@ -152,6 +155,8 @@ class SegmentWriter implements PayloadWriter {
 export class TcpLayer implements ConnectionHost, ListenerHost {
   readonly counters = new Counters<TcpCounterName>('tcp', TCP_COUNTERS);
   readonly clock: Clock;
+  /** Every connection's timers (retransmission, delayed ACK, persist, keepalive, RACK, TLP, close) on one clock timer. */
+  readonly timers: TimerQueue;
   readonly params: Partial<TcpParams>;
   private readonly inSegs = this.counters.counter('InSegs');
   private readonly ipv4: Ipv4Layer;
@@ -171,10 +176,13 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private challengeWindowStart = 0;
   private challengeCount = 0;
   private isClosed = false;
+  /** Connections whose ACK waits for the end of the batch being received (ackCoalescing). */
+  private readonly acksDue: TcpConnection[] = [];
 
   constructor(options: TcpLayerOptions) {
     this.ipv4 = options.ipv4;
     this.clock = options.clock;
+    this.timers = new TimerQueue(options.clock);
     this.params = options.params ?? {};
     this.secrets = new SequenceSecrets(options.secret);
     this.ephemeral = options.ephemeralPorts ?? { low: 49152, high: 65535 };
@@ -184,7 +192,8 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.challengeAckLimit = options.challengeAckLimit ?? 1000;
     this.eventLog = options.tcpLog ? new TcpEventLog(this.clock, options.tcpLog) : undefined;
     // offloads: a super-frame and a checksum the kernel vouches for reach input() as they are.
-    this.ipv4.register(IpProtocol.TCP, (packet, payload, info) => this.input(packet, payload, info), { offloads: true });
+    this.ipv4.register(IpProtocol.TCP, (packet, info) => this.input(packet, info), { offloads: true });
+    this.ipv4.onBatchEnd(() => this.flushAcks());
     options.icmp?.onError(IpProtocol.TCP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
@@ -258,9 +267,14 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   // ---------------------------------------------------------------------------------------
   // Receive
 
-  input(packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo): void {
+  /**
+   * Takes one IPv4 datagram of protocol 6. The segment's data stays a view of the frame all the
+   * way into the receive buffer (the IPv4 handler contract lets a handler keep the bytes).
+   */
+  input(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
     if (info.destinationKind !== 'unicast') return c.inc('rx_not_unicast');
+    const payload = packet.payload;
     const checked = TcpPacket.check(payload);
     if (!checked.ok) {
       c.inc('InErrs');
@@ -387,8 +401,22 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     else connection.icmpError('unreachable');
   }
 
+  /** The end of a received batch: one ACK for each connection that got in-order data in it. */
+  private flushAcks(): void {
+    const due = this.acksDue;
+    // flushAck sends, and a send never feeds the receive path: the list does not grow meanwhile.
+    for (let i = 0; i < due.length; i++) due[i]!.flushAck();
+    due.length = 0;
+  }
+
   // ---------------------------------------------------------------------------------------
   // ConnectionHost: what connections call
+
+  deferAck(connection: TcpConnection): boolean {
+    if (!this.ipv4.inBatch) return false;
+    this.acksDue.push(connection);
+    return true;
+  }
 
   output(connection: TcpConnection, repr: TcpRepr, payload: SegmentData): void {
     if (this.eventLog) this.eventLog.sent(connection, repr, payload.length);
@@ -402,6 +430,56 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   get gsoMaxSize(): number {
     return this.ipv4.gsoMaxSize;
   }
+
+  /**
+   * Whether `connection` may send one more segment in this run of JavaScript. On a link with a
+   * burst limit (a TAP device: 256 frames), the connections together send at most that many
+   * segments per run; one that is refused waits for the next turn of the event loop, after the
+   * device was read (setImmediate runs after the poll phase), and goes on from there. Without
+   * this a window of thousands of segments went out in one go: the kernel, answering each
+   * frame at once, filled tap0's queue towards us with ACKs and dropped the rest, and the
+   * retransmission timer ran out while the burst was still being written (docs/10-performance.md).
+   */
+  mayBurst(connection: TcpConnection): boolean {
+    if (this.burstLeft > 0) {
+      this.burstLeft--;
+      return true;
+    }
+    if (!this.burstRunOpen) {
+      const limit = this.ipv4.sendBurstLimit;
+      if (limit <= 0) return true;
+      this.burstRunOpen = true;
+      this.burstLeft = limit - 1;
+      queueMicrotask(this.closeBurstRun);
+      return true;
+    }
+    if (!this.held.has(connection)) {
+      this.held.add(connection);
+      this.counters.inc('tx_burst_held');
+    }
+    if (!this.resumeQueued) {
+      this.resumeQueued = true;
+      setImmediate(this.resumeHeld);
+    }
+    return false;
+  }
+
+  private burstLeft = 0;
+  private burstRunOpen = false;
+  private resumeQueued = false;
+  private readonly held = new Set<TcpConnection>();
+  /** The end of a run of JavaScript: the next one has a fresh burst. */
+  private readonly closeBurstRun = (): void => {
+    this.burstRunOpen = false;
+    this.burstLeft = 0;
+  };
+  private readonly resumeHeld = (): void => {
+    this.resumeQueued = false;
+    if (this.held.size === 0) return;
+    const held = [...this.held];
+    this.held.clear();
+    for (const c of held) c.resumeSending();
+  };
 
   established(connection: TcpConnection): void {
     if (this.eventLog) this.eventLog.changed(connection);

@@ -8,6 +8,15 @@
  * bytes (a retransmission of data we have) are never stored or delivered twice.
  *
  * Positions are sequence numbers; `next` is RCV.NXT, the first byte not yet received in order.
+ *
+ * One copy from the device to the application: in-order data is kept as the view of the frame it
+ * came in (the IPv4 handler contract gives a transport the frame's bytes), not copied again. A
+ * view keeps its whole frame alive, and the frames of one device read share one ArrayBuffer, so
+ * what the queue holds is counted by those buffers as Linux counts an skb's truesize against the
+ * receive buffer: each run of consecutive pieces in the same ArrayBuffer is charged its size
+ * once. Past twice the capacity, or for a piece too small to be worth its frame, the bytes are
+ * copied out instead, so a peer that sends tiny segments cannot make us hold whole batches of
+ * frames for them. Out-of-order pieces, which may wait long, are always copied.
  */
 import { seqAdd, seqDiff, seqGt, seqLe, seqLt, seqMax } from './seq.ts';
 
@@ -27,11 +36,19 @@ export interface ReceiveOutcome {
   duplicate: number;
 }
 
+/** In-order pieces smaller than this are copied rather than kept as a view of their frame. */
+export const SMALLEST_KEPT_VIEW = 256;
+
 export class ReceiveBuffer {
   /** RCV.NXT. */
   next: number;
   private ready: Uint8Array[] = [];
+  /** For each ready piece: the bytes of ArrayBuffer it is charged with (its run's size, on the run's first piece). */
+  private readyCharge: number[] = [];
   private readyBytes = 0;
+  /** Bytes of ArrayBuffers the ready pieces keep alive (truesize), and the buffer of the last piece. */
+  private pinned = 0;
+  private lastBuffer: ArrayBufferLike | undefined;
   /** Out-of-order pieces, sorted by seq, never overlapping each other. */
   private pending: Piece[] = [];
   private pendingBytes = 0;
@@ -56,6 +73,11 @@ export class ReceiveBuffer {
   /** In-order bytes waiting to be read. */
   get readable(): number {
     return this.readyBytes;
+  }
+
+  /** Bytes of memory the in-order pieces keep alive: their frames' buffers, or their copies. */
+  get pinnedBytes(): number {
+    return this.pinned;
   }
 
   /** Out-of-order bytes held. */
@@ -87,7 +109,9 @@ export class ReceiveBuffer {
 
   /**
    * Takes a segment's data at `seq`, trimmed to [next, next + windowLimit) where
-   * `windowLimit` is the window we last offered. Copies what it keeps.
+   * `windowLimit` is the window we last offered. In-order data is kept as a view of `data` when
+   * that is cheap (see above), anything else is copied: the caller may reuse nothing of `data`
+   * once it is given (it is a received frame's).
    */
   receive(seq: number, data: Uint8Array, windowLimit: number): ReceiveOutcome {
     const outcome: ReceiveOutcome = { delivered: 0, outOfOrder: false, filledHole: false, duplicate: 0 };
@@ -105,7 +129,7 @@ export class ReceiveBuffer {
     const from = seqAdd(seq, start);
     const bytes = data.subarray(start, end);
     if (from === this.next) {
-      this.deliver(bytes.slice());
+      this.deliver(bytes);
       outcome.delivered += bytes.length;
       const before = this.pendingBytes;
       outcome.delivered += this.releasePending();
@@ -124,6 +148,12 @@ export class ReceiveBuffer {
     let out: Uint8Array;
     if (first.length <= max) {
       this.ready.shift();
+      const charge = this.readyCharge.shift()!;
+      // The run's charge moves on to its next piece while one is left in the same buffer.
+      const following = this.ready[0];
+      if (following !== undefined && following.buffer === first.buffer) this.readyCharge[0]! += charge;
+      else this.pinned -= charge;
+      if (this.ready.length === 0) this.lastBuffer = undefined;
       out = first;
     } else {
       out = first.subarray(0, max);
@@ -141,13 +171,31 @@ export class ReceiveBuffer {
   /** Drops everything (a reset connection). */
   clear(): void {
     this.ready = [];
+    this.readyCharge = [];
     this.readyBytes = 0;
+    this.pinned = 0;
+    this.lastBuffer = undefined;
     this.pending = [];
     this.pendingBytes = 0;
   }
 
-  private deliver(bytes: Uint8Array): void {
+  /** Appends in-order bytes: kept as they are while that is cheap (see the header), else copied. */
+  private deliver(data: Uint8Array): void {
+    let bytes = data;
+    let charge = 0;
+    if (bytes.buffer !== this.lastBuffer) {
+      const size = bytes.buffer.byteLength;
+      if (bytes.length < SMALLEST_KEPT_VIEW || this.pinned + size > 2 * this.size) {
+        bytes = bytes.slice();
+        charge = bytes.length;
+      } else {
+        charge = size;
+      }
+      this.lastBuffer = bytes.buffer;
+    }
+    this.pinned += charge;
     this.ready.push(bytes);
+    this.readyCharge.push(charge);
     this.readyBytes += bytes.length;
     this.next = seqAdd(this.next, bytes.length);
   }

@@ -120,9 +120,11 @@ describe('CUBIC (RFC 9438)', () => {
     c.onStateChange('loss');
     expect(c.ssthresh).toBe(70_000);
     c.cwnd = MSS; // the loss window
-    // slow start back to ssthresh: two segments per ACK at most (RFC 3465 L = 2)
+    // slow start back to ssthresh: every byte acknowledged counts, a stretch ACK too (Linux)
     c.onAck(ack(200, 4 * MSS));
-    expect(c.cwnd).toBe(3 * MSS);
+    expect(c.cwnd).toBe(5 * MSS);
+    c.onAck(ack(300, 100_000));
+    expect(c.cwnd).toBe(70_000); // no further than ssthresh
     c.cwnd = 70_000;
     c.onAck(ack(1000, MSS));
     expect(c.k).toBe(0);
@@ -153,12 +155,16 @@ describe('CUBIC (RFC 9438)', () => {
 });
 
 describe('NewReno (RFC 5681, RFC 6582), unchanged', () => {
-  it('slow start by bytes acknowledged, at most two segments per ACK; congestion avoidance one segment per window', () => {
+  it('slow start by every byte acknowledged (a stretch ACK counts whole) up to ssthresh; congestion avoidance one segment per window', () => {
     const r = new NewReno(MSS);
     expect(r.cwnd).toBe(10_000);
     r.onAck(ack(0, 1000));
     r.onAck(ack(0, 5000));
-    expect(r.cwnd).toBe(13_000); // + 1000, + 2000 (capped)
+    expect(r.cwnd).toBe(16_000); // + 1000, + 5000: an ACK for five segments counts as five
+    r.ssthresh = 17_000;
+    r.onAck(ack(0, 5000));
+    expect(r.cwnd).toBe(17_000); // capped at ssthresh
+    r.cwnd = 13_000;
     r.ssthresh = 13_000;
     for (let i = 0; i < 12; i++) r.onAck(ack(0, 1000));
     expect(r.cwnd).toBe(13_000); // 12 000 bytes of credit: one short of a window
@@ -256,6 +262,6 @@ describe('the connection drives the algorithm', () => {
     // Without SACK the connection goes back to SND.UNA and is open again at once (NewReno's way).
     expect(states).toEqual(['loss', 'open']);
     peer(1001 + 10_000);
-    expect(c.info().cwnd).toBe(3000); // slow start: 1000 + min(10 000 acked, 2 MSS)
+    expect(c.info().cwnd).toBe(7000); // slow start: 1000 + 10 000 acked, stopped at ssthresh
   });
 });

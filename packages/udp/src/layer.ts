@@ -163,7 +163,7 @@ export class UdpLayer {
     };
     // Broadcast datagrams are for UDP too (DHCP, discovery); multicast needs group membership,
     // which this stack does not have yet, so IPv4 keeps those.
-    this.ipv4.register(IpProtocol.UDP, (packet, payload, info) => this.input(packet, payload, info), { broadcast: true });
+    this.ipv4.register(IpProtocol.UDP, (packet, info) => this.input(packet, info), { broadcast: true });
     this.icmp?.onError(IpProtocol.UDP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
@@ -215,9 +215,13 @@ export class UdpLayer {
   // ---------------------------------------------------------------------------------------
   // Receive
 
-  /** Takes one IPv4 datagram of protocol 17. Never throws on its content. */
-  input(packet: Ipv4Packet, payload: Uint8Array, info: Ipv4DeliveryInfo): void {
+  /**
+   * Takes one IPv4 datagram of protocol 17. Never throws on its content. The socket gets the
+   * data as a view of the frame, which the IPv4 handler contract lets a handler keep.
+   */
+  input(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
+    const payload = packet.payload;
     const checked = UdpPacket.check(payload);
     if (!checked.ok) {
       c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
