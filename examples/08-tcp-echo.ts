@@ -1,9 +1,11 @@
 /**
  * Example 08: a TCP echo server (RFC 862) in our own stack, the kernel's `nc` as its client.
  *
- * `createStack` wires every layer (link, ARP, IPv4, ICMP, UDP, TCP); the server is the same
- * three lines you would write with Node's `net`: every accepted socket is a stream.Duplex, and
- * piping it into itself echoes. The handshake, the window and the close are all ours.
+ * `createStack` wires every layer (link, ARP, IPv4, ICMP, IPv6, NDP, UDP, TCP); the server is the
+ * same three lines you would write with Node's `net`: every accepted socket is a stream.Duplex,
+ * and piping it into itself echoes. The handshake, the window and the close are all ours.
+ * `listen(port)` binds `::`, so the one server answers IPv4 (10.0.0.2) and IPv6 (fd00:10::2, and
+ * the link-local address) alike, as a Linux socket with bindv6only=0 does.
  *
  * Run it (root: it creates a TAP device inside a network namespace of its own):
  *
@@ -15,6 +17,8 @@
  *   head -c 1000000 /dev/urandom > /tmp/r.bin
  *   sudo ip netns exec tapstack-tcp-demo nc -N 10.0.0.2 7 < /tmp/r.bin | cmp - /tmp/r.bin && echo same
  *   sudo ip netns exec tapstack-tcp-demo ss -tni        # the kernel's view: SACK, timestamps, wscale negotiated
+ *
+ *   printf 'hello, six\n' | sudo ip netns exec tapstack-tcp-demo nc -6 -N fd00:10::2 7
  *
  * The first prints `hello, tcp` (nc -N sends FIN after stdin: our half-close echoes the rest and
  * closes); the second prints `same`. Type `conns` and Enter for our own ss-like table; Ctrl-C
@@ -43,7 +47,8 @@ if (!Number.isInteger(port) || port < 1 || port > 65535) {
 const ns = ownNamespace(values.netns!);
 const tap = TapDevice.open({ name: 'tap0', netns: ns.name });
 tap.configureHost({ address: '10.0.0.1/24' }); // the kernel's side
-const stack = createStack({ link: tap, ip: '10.0.0.2/24', trace: values.trace });
+ns.exec('ip', ['-6', 'addr', 'add', 'fd00:10::1/64', 'dev', 'tap0', 'nodad']); // and its IPv6 address
+const stack = createStack({ link: tap, ip: '10.0.0.2/24', ipv6: { addresses: ['fd00:10::2/64'] }, trace: values.trace });
 stack.start();
 
 // The echo server: Node's net, on our TCP.
@@ -56,6 +61,8 @@ const server = stack.tcp.createServer((socket) => {
 server.listen(port);
 console.log(`TCP echo on ${formatIpv4(stack.address)}:${port} (tap0 in netns ${ns.name}; the kernel side is 10.0.0.1)`);
 console.log(`try: printf 'hello, tcp\\n' | sudo ip netns exec ${ns.name} nc -N 10.0.0.2 ${port}`);
+// Our IPv6 address is tentative until Duplicate Address Detection is over (RFC 4862 5.4).
+void stack.ndp?.settled().then(() => console.log(`and over IPv6 on [fd00:10::2]:${port}: printf 'hello, six\\n' | sudo ip netns exec ${ns.name} nc -6 -N fd00:10::2 ${port}`));
 
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {

@@ -152,7 +152,7 @@ describe('examples with a TAP device (each in a namespace of its own)', () => {
 });
 
 describe('TCP examples', () => {
-  it('08-tcp-echo: nc gets its line back and 200 kB byte for byte; Ctrl-C removes the namespace', async () => {
+  it('08-tcp-echo: nc gets its line back and 200 kB byte for byte, nc -6 its line over IPv6; Ctrl-C removes the namespace', async () => {
     const name = exampleNamespace('08');
     const run = example('08-tcp-echo.ts', ['--netns', name]);
     await run.waitFor(/TCP echo on 10\.0\.0\.2:7/);
@@ -163,8 +163,13 @@ describe('TCP examples', () => {
     expect(big.stdout.length).toBe(data.length);
     expect(big.stdout === data).toBe(true);
     await run.waitFor(/closed after 200000 bytes/);
+    // the same server over IPv6, once DAD has passed
+    await run.waitFor(/and over IPv6 on \[fd00:10::2\]:7/);
+    const six = inNamespace(name, 'nc', ['-6', '-N', '-w', '5', 'fd00:10::2', '7'], 'hello, six\n');
+    expect(six.stdout).toBe('hello, six\n');
+    await run.waitFor(/connection from fd00:10::1:\d+/);
     expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
-    expect(run.output).toMatch(/tcp\.PassiveOpens 2/);
+    expect(run.output).toMatch(/tcp\.PassiveOpens 3/);
     expect(namespaceExists(name)).toBe(false);
   });
 

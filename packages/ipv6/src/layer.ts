@@ -30,6 +30,7 @@ import {
   readEtherType,
   type Clock,
   type EtherTypeDispatcher,
+  type FrameOffload,
 } from '@tapstack/link';
 import type { ResolveOutcome } from '@tapstack/neighbour';
 import { ipv6PseudoHeaderSum } from './checksum.ts';
@@ -39,7 +40,7 @@ import { fragmentIpv6 } from './fragment.ts';
 import { IPV6_REASSEMBLY_COUNTERS, Ipv6Reassembler, type Ipv6ReassemblyLimits } from './reassembly.ts';
 import { Ipv6Addresses } from './addresses.ts';
 import { Ipv6Routes } from './routes.ts';
-import { checksumAdd, foldChecksum } from '@tapstack/ipv4';
+import { checksumAdd, finishChecksum, foldChecksum } from '@tapstack/ipv4';
 
 const log = debugFactory('tapstack:ipv6');
 const logging = hotPathLogging(log);
@@ -117,6 +118,13 @@ export interface Ipv6DeliveryInfo {
    * from byte 14 on). The handler owns it and may turn it into its answer (`sendInPlace`).
    */
   readonly frame?: Uint8Array;
+  /**
+   * What the device said about the frame (virtio-net header mode), for protocols registered
+   * with `offloads: true` only (TCP): a transport checksum the kernel checked ('valid') or never
+   * computed ('partial'). Other protocols get the checksum finished by this layer first, as
+   * IPv4 does for them (`finishChecksum`).
+   */
+  readonly offload?: FrameOffload;
 }
 
 /** Receives one packet for a next header; `payload` is the upper-layer message. */
@@ -125,6 +133,8 @@ export type Ipv6Handler = (packet: Ipv6Packet, payload: Uint8Array, info: Ipv6De
 export interface Ipv6ProtocolOptions {
   /** Also deliver packets sent to a multicast group we joined (default false). */
   multicast?: boolean;
+  /** The handler reads `info.offload` (TCP does): a partial checksum reaches it as it is. */
+  offloads?: boolean;
 }
 
 /** Writes a payload straight into the outgoing frame. */
@@ -149,6 +159,24 @@ export interface Ipv6SendRequest {
    * carry zero in that field.
    */
   readonly checksumOffset?: number;
+  /**
+   * A TCP super-frame for a link with `gsoMaxSize` (virtio-net header mode, TSO6): the transport
+   * wrote the pseudo-header's sum into its checksum field (at `checksumOffset` of the payload)
+   * and the device finishes the checksum and cuts the payload into segments of `segmentSize`
+   * data bytes. It may be longer than the path MTU (not its segments), and is never fragmented.
+   * On a link without offloads the checksum is finished here and the payload must fit the MTU.
+   */
+  readonly offload?: Ipv6SendOffload;
+}
+
+/** What a transport asks the device to do with one super-frame (`Ipv6SendRequest.offload`); IPv4's twin is Ipv4SendOffload. */
+export interface Ipv6SendOffload {
+  /** Where the transport's checksum field is, from the start of the payload (16 for TCP). */
+  readonly checksumOffset: number;
+  /** Data bytes per segment the device cuts the super-frame into. */
+  readonly segmentSize: number;
+  /** The transport header's length (TCP with options), for the device's hdr_len. */
+  readonly transportHeaderLength: number;
 }
 
 /** What `send` did: sent, queued (NDP resolving), dropped, or why it did not try. */
@@ -183,8 +211,11 @@ export interface Ipv6ErrorReporter {
 
 /** What IPv6 asks of Neighbour Discovery (Ndp implements it): the IPv6 twin of ARP's NeighbourResolver. */
 export interface Ipv6NeighbourResolver {
-  /** Fills in the MACs of a whole frame and sends it to `nextHop`, or queues it while resolving. */
-  resolve(nextHop: Ipv6Address, frame: Uint8Array): ResolveOutcome;
+  /**
+   * Fills in the MACs of a whole frame and sends it to `nextHop`, or queues it while resolving.
+   * `offload` (a super-frame, virtio-net header mode) goes to the link with the frame.
+   */
+  resolve(nextHop: Ipv6Address, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome;
   onResolutionFailed(listener: (nextHop: Ipv6Address, frames: readonly Uint8Array[]) => void): void;
 }
 
@@ -206,6 +237,7 @@ export interface Ipv6LayerOptions {
 interface ProtocolEntry {
   readonly handler: Ipv6Handler;
   readonly multicast: boolean;
+  readonly offloads: boolean;
 }
 
 /** Path MTUs remembered from Packet Too Big (RFC 8201), and for how long (Linux's ip6_rt_mtu_expires: 10 min). */
@@ -249,7 +281,7 @@ export class Ipv6Layer {
     if (options.resolver) this.setResolver(options.resolver);
     // RFC 4291 2.8: every interface is in all-nodes.
     this.addresses.join(Ipv6Address.ALL_NODES);
-    this.dispatcher.register(EtherType.IPV6, (frame) => this.input(frame));
+    this.dispatcher.register(EtherType.IPV6, (frame, offload) => this.input(frame, offload));
   }
 
   setResolver(resolver: Ipv6NeighbourResolver): void {
@@ -261,7 +293,7 @@ export class Ipv6Layer {
   register(nextHeader: number, handler: Ipv6Handler, options: Ipv6ProtocolOptions = {}): void {
     if (!Number.isInteger(nextHeader) || nextHeader < 0 || nextHeader > 255) throw new RangeError(`next header ${nextHeader} must be 0-255`);
     if (this.protocols[nextHeader]) throw new Error(`next header ${nextHeader} already has a handler`);
-    this.protocols[nextHeader] = { handler, multicast: options.multicast ?? false };
+    this.protocols[nextHeader] = { handler, multicast: options.multicast ?? false, offloads: options.offloads ?? false };
   }
 
   unregister(nextHeader: number): void {
@@ -275,8 +307,8 @@ export class Ipv6Layer {
   // ---------------------------------------------------------------------------------------
   // Receive
 
-  /** Takes one whole Ethernet frame of EtherType 0x86DD. Never throws on its content. */
-  input(frame: Uint8Array): void {
+  /** Takes one whole Ethernet frame of EtherType 0x86DD (and what the device said about it). Never throws on its content. */
+  input(frame: Uint8Array, offload?: FrameOffload): void {
     const c = this.counters;
     this.inReceives.value++;
     if (logging()) log('in  %s', formatIpv6Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
@@ -311,7 +343,7 @@ export class Ipv6Layer {
       return c.inc(this.addresses.isTentative(destination) ? 'rx_destination_tentative' : 'rx_not_for_us');
     }
     const linkGroup = (frame[0]! & 1) === 1;
-    const info = { destinationKind: kind, linkGroup, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame };
+    const info = { destinationKind: kind, linkGroup, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame, ...(offload ? { offload } : {}) };
     const next = packet.nextHeader;
     // The common case, an upper layer right after the fixed header, without walking anything.
     if (this.protocols[next] !== undefined) return this.deliver(packet, next, IPV6_HEADER_LENGTH, info);
@@ -372,6 +404,14 @@ export class Ipv6Layer {
       c.inc('Ip6InDiscards');
       return c.inc('rx_group_unwanted');
     }
+    if (info.offload && !entry.offloads) {
+      // A plain frame's view for a protocol that does not read offloads: a partial checksum that
+      // starts where this upper layer does is finished (one that starts elsewhere is left, and
+      // the protocol's own check drops the packet).
+      const o = info.offload;
+      if (o.checksum === 'partial' && info.frame && o.checksumStart === ETHERNET_HEADER_LENGTH + offset) finishChecksum(info.frame, o, ETHERNET_HEADER_LENGTH + packet.bytes.length);
+      info = { destinationKind: info.destinationKind, linkGroup: info.linkGroup, reassembled: info.reassembled, payloadOffset: info.payloadOffset, ...(info.frame ? { frame: info.frame } : {}) };
+    }
     this.inDelivers.value++;
     try {
       entry.handler(packet, packet.bytes.subarray(offset), info);
@@ -408,6 +448,11 @@ export class Ipv6Layer {
   /** The source this layer would choose for `destination` (RFC 6724), if any address is usable. */
   sourceFor(destination: Ipv6Address): Ipv6Address | undefined {
     return this.addresses.selectSource(destination);
+  }
+
+  /** The largest super-frame datagram the link takes (0: none; a TAP device with a virtio-net header: 65535). */
+  get gsoMaxSize(): number {
+    return this.dispatcher.link.gsoMaxSize ?? 0;
   }
 
   /** The MTU towards `destination`: the link's, or less after a Packet Too Big (RFC 8201). */
@@ -462,12 +507,21 @@ export class Ipv6Layer {
     }
     if (route.kind === 'multicast') c.inc('Ip6OutMcastPkts');
     const mtu = this.pathMtu(destination);
-    if (IPV6_HEADER_LENGTH + payloadLength > mtu) return this.sendFragments(request, source, route.nextHop, mtu);
+    const offload = request.offload;
+    // A super-frame goes whole to a link that cuts it (up to gsoMaxSize); anywhere else its
+    // checksum is finished here and it must fit the MTU like any packet.
+    const gso = offload !== undefined && this.gsoMaxSize > 0 && IPV6_HEADER_LENGTH + payloadLength <= this.gsoMaxSize;
+    if (!gso && IPV6_HEADER_LENGTH + payloadLength > mtu) return this.sendFragments(request, source, route.nextHop, mtu);
     const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH + payloadLength);
     const payload = frame.subarray(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH);
     if (request.payload instanceof Uint8Array) payload.set(request.payload);
     else request.payload.write(payload);
     this.writeHeader(frame, request, source, payloadLength);
+    if (offload !== undefined) {
+      const o = frameOffloadOf(offload, payloadLength);
+      if (gso) return this.resolveAndSend(route.nextHop, frame, o);
+      finishChecksum(frame, o, frame.length);
+    }
     return this.resolveAndSend(route.nextHop, frame);
   }
 
@@ -489,6 +543,8 @@ export class Ipv6Layer {
     if (request.payload instanceof Uint8Array) payload.set(request.payload);
     else request.payload.write(payload);
     this.writeHeader(whole, request, source, payloadLength);
+    // fragments cannot carry an offload: a checksum left to the device is finished here
+    if (request.offload) finishChecksum(whole, frameOffloadOf(request.offload, payloadLength), whole.length);
     const identification = this.nextIdentification;
     this.nextIdentification = (identification + 1) >>> 0;
     const header = { source, destination: request.destination, nextHeader: request.nextHeader, hopLimit: request.hopLimit ?? this.hopLimit, trafficClass: request.trafficClass ?? 0, flowLabel: 0 };
@@ -553,14 +609,14 @@ export class Ipv6Layer {
     }
   }
 
-  private resolveAndSend(nextHop: Ipv6Address, frame: Uint8Array): ResolveOutcome {
+  private resolveAndSend(nextHop: Ipv6Address, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome {
     if (logging()) log('out %s via %s', formatIpv6Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), nextHop.toString());
     const resolver = this.resolver;
     if (!resolver) {
       this.counters.inc('Ip6OutDiscards');
       return 'dropped';
     }
-    const r = resolver.resolve(nextHop, frame);
+    const r = offload ? resolver.resolve(nextHop, frame, offload) : resolver.resolve(nextHop, frame);
     if (r === 'queued') this.counters.inc('tx_queued');
     else if (r === 'dropped') this.counters.inc('Ip6OutDiscards');
     return r;
@@ -577,6 +633,7 @@ export class Ipv6Layer {
     if (request.payload instanceof Uint8Array) payload.set(request.payload);
     else request.payload.write(payload);
     this.writeHeader(frame, request, source, request.payload.length);
+    if (request.offload) finishChecksum(frame, frameOffloadOf(request.offload, request.payload.length), frame.length);
     this.counters.inc('tx_loopback');
     this.loopback.push(frame.subarray(ETHERNET_HEADER_LENGTH));
     if (this.loopback.length === 1) {
@@ -602,4 +659,18 @@ export class Ipv6Layer {
     this.reassembly.clear();
     this.loopback = [];
   }
+}
+
+/** A transport's super-frame request in the frame's terms (offsets from the Ethernet header on); one segment's worth is no super-frame. */
+function frameOffloadOf(offload: Ipv6SendOffload, payloadLength: number): FrameOffload {
+  const transportStart = ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH;
+  const gso = offload.segmentSize > 0 && payloadLength - offload.transportHeaderLength > offload.segmentSize;
+  return {
+    checksum: 'partial',
+    checksumStart: transportStart,
+    checksumOffset: offload.checksumOffset,
+    gso: gso ? 'tcpv6' : 'none',
+    segmentSize: gso ? offload.segmentSize : 0,
+    headerLength: gso ? transportStart + offload.transportHeaderLength : 0,
+  };
 }

@@ -10,7 +10,7 @@
 //                              virtio-net header in front of every frame both ways
 //                              (IFF_VNET_HDR, TUNSETVNETHDRSZ) and the kernel may hand us, and
 //                              takes from us, TCP/IPv4 super-frames of up to 64 KB with the
-//                              checksum left partial (TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4).
+//                              checksum left partial (TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6).
 //                              Reads then give the header and the frame as one piece; the
 //                              TypeScript side (virtio-net.ts) decodes the header.
 //   handle.start(lengths, onFrames, onWritable, onError)
@@ -628,14 +628,14 @@ napi_value HostMac(napi_env env, napi_callback_info info) {
 
 // The virtio-net header mode (IFF_VNET_HDR is already set): the header's length, then what we
 // can take from the kernel. TUN_F_CSUM: frames may come with the checksum left partial
-// (VIRTIO_NET_HDR_F_NEEDS_CSUM); TUN_F_TSO4: TCP/IPv4 frames may come unsegmented, up to 64 KB,
-// with gso_size saying how the kernel would have cut them. The kernel takes the same from us
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM); TUN_F_TSO4 and TUN_F_TSO6: TCP/IPv4 and TCP/IPv6 frames may come
+// unsegmented, up to 64 KB, with gso_size saying how the kernel would have cut them. The kernel takes the same from us
 // without asking: what we write is checked against the header (csum_start, gso_type) instead.
 int enable_offloads(int fd, int vnet_header_length, const char** step) {
   *step = "ioctl(TUNSETVNETHDRSZ)";
   if (ioctl(fd, TUNSETVNETHDRSZ, &vnet_header_length) < 0) return errno;
   *step = "ioctl(TUNSETOFFLOAD)";
-  unsigned long offloads = TUN_F_CSUM | TUN_F_TSO4;
+  unsigned long offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
   if (ioctl(fd, TUNSETOFFLOAD, offloads) < 0) return errno;
   return 0;
 }

@@ -33,11 +33,12 @@ export interface FrameOffload {
    * 'tcpv4': a TCP/IPv4 super-frame, longer than the MTU allows, standing for segments of
    * `segmentSize` bytes of data each (the last may be shorter): what the kernel would have sent
    * (received) or will cut it into (sent). Its IPv4 total length covers the whole super-frame.
+   * 'tcpv6': the same over IPv6 (VIRTIO_NET_HDR_GSO_TCPV6), its payload length covering it all.
    */
-  readonly gso: 'none' | 'tcpv4';
-  /** 'tcpv4' only: data bytes per segment (the MSS the connection uses; gso_size). */
+  readonly gso: 'none' | 'tcpv4' | 'tcpv6';
+  /** 'tcpv4'/'tcpv6' only: data bytes per segment (the MSS the connection uses; gso_size). */
   readonly segmentSize: number;
-  /** 'tcpv4' only: Ethernet, IP and TCP headers together, in bytes (hdr_len). */
+  /** 'tcpv4'/'tcpv6' only: Ethernet, IP and TCP headers together, in bytes (hdr_len). */
   readonly headerLength: number;
 }
 

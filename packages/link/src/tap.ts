@@ -100,8 +100,8 @@ export interface TapOptions {
   sendBurstLimit?: number;
   /**
    * Carry a virtio-net header in front of every frame (IFF_VNET_HDR) and turn on checksum and
-   * TCP/IPv4 segmentation offload (TUN_F_CSUM | TUN_F_TSO4): super-frames of up to 64 KB both
-   * ways. Default false: plain frames, one per system call.
+   * TCP segmentation offload for IPv4 and IPv6 (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6):
+   * super-frames of up to 64 KB both ways. Default false: plain frames, one per system call.
    */
   vnetHeader?: boolean;
   /** The header's length with `vnetHeader`: 10 (struct virtio_net_hdr, the default) or 12. */
@@ -508,7 +508,7 @@ export class TapDevice extends BaseLink {
     if (this.vnetHeaderLength > 0) {
       header = this.txHeader;
       VirtioNetHeaderRepr.emit(headerOfOffload(offload), header);
-      if (offload?.gso === 'tcpv4') this.txGsoFrames.value++;
+      if (offload !== undefined && offload.gso !== 'none') this.txGsoFrames.value++;
       if (offload?.checksum === 'partial') this.txCsumPartial.value++;
     }
     if (logging()) log('tx %s', formatEthernet(frame));
@@ -667,7 +667,7 @@ export class TapDevice extends BaseLink {
       }
       const o = offload.value;
       if (o) {
-        if (o.gso === 'tcpv4') this.rxGsoFrames.value++;
+        if (o.gso !== 'none') this.rxGsoFrames.value++;
         if (o.checksum === 'partial') this.rxCsumPartial.value++;
         else if (o.checksum === 'valid') this.rxCsumValid.value++;
       }

@@ -66,9 +66,9 @@ export interface VirtioNetHeaderRepr {
 export type VirtioNetProblem =
   /** Fewer bytes than the header length: a read that cannot be a header and a frame. */
   | 'truncated'
-  /** A gso_type we did not ask for (TUNSETOFFLOAD enables TCPV4 only): UDP, TCPV6, unknown. */
+  /** A gso_type we did not ask for (TUNSETOFFLOAD enables TCPV4 and TCPV6 only): UDP, unknown. */
   | 'unsupported_gso'
-  /** gso_type TCPV4 with a gso_size of 0. */
+  /** gso_type TCPV4 or TCPV6 with a gso_size of 0. */
   | 'bad_gso_size'
   /** NEEDS_CSUM whose checksum field lies past the end of the frame. */
   | 'bad_csum_start';
@@ -139,8 +139,9 @@ export const PLAIN_VIRTIO_NET_HEADER: VirtioNetHeaderRepr = { flags: 0, gsoType:
  */
 export function offloadOfHeader(repr: VirtioNetHeaderRepr, frameLength: number): ParseResult<FrameOffload | undefined, VirtioNetProblem> {
   const gsoType = repr.gsoType & ~VirtioNetGso.ECN;
-  if (gsoType !== VirtioNetGso.NONE && gsoType !== VirtioNetGso.TCPV4) return fail('unsupported_gso');
-  if (gsoType === VirtioNetGso.TCPV4 && repr.gsoSize === 0) return fail('bad_gso_size');
+  if (gsoType !== VirtioNetGso.NONE && gsoType !== VirtioNetGso.TCPV4 && gsoType !== VirtioNetGso.TCPV6) return fail('unsupported_gso');
+  const tcp = gsoType === VirtioNetGso.TCPV4 || gsoType === VirtioNetGso.TCPV6;
+  if (tcp && repr.gsoSize === 0) return fail('bad_gso_size');
   const partial = (repr.flags & VirtioNetFlag.NEEDS_CSUM) !== 0;
   if (partial && repr.checksumStart + repr.checksumOffset + 2 > frameLength) return fail('bad_csum_start');
   if (!partial && (repr.flags & VirtioNetFlag.DATA_VALID) === 0 && gsoType === VirtioNetGso.NONE) return ok(undefined);
@@ -148,9 +149,9 @@ export function offloadOfHeader(repr: VirtioNetHeaderRepr, frameLength: number):
     checksum: partial ? 'partial' : repr.flags & VirtioNetFlag.DATA_VALID ? 'valid' : 'unverified',
     checksumStart: partial ? repr.checksumStart : 0,
     checksumOffset: partial ? repr.checksumOffset : 0,
-    gso: gsoType === VirtioNetGso.TCPV4 ? 'tcpv4' : 'none',
-    segmentSize: gsoType === VirtioNetGso.TCPV4 ? repr.gsoSize : 0,
-    headerLength: gsoType === VirtioNetGso.TCPV4 ? repr.headerLength : 0,
+    gso: gsoType === VirtioNetGso.TCPV4 ? 'tcpv4' : gsoType === VirtioNetGso.TCPV6 ? 'tcpv6' : 'none',
+    segmentSize: tcp ? repr.gsoSize : 0,
+    headerLength: tcp ? repr.headerLength : 0,
   });
 }
 
@@ -158,12 +159,12 @@ export function offloadOfHeader(repr: VirtioNetHeaderRepr, frameLength: number):
 export function headerOfOffload(offload: FrameOffload | undefined): VirtioNetHeaderRepr {
   if (!offload) return PLAIN_VIRTIO_NET_HEADER;
   const partial = offload.checksum === 'partial';
-  const tcpv4 = offload.gso === 'tcpv4';
+  const gso = offload.gso;
   return {
     flags: partial ? VirtioNetFlag.NEEDS_CSUM : offload.checksum === 'valid' ? VirtioNetFlag.DATA_VALID : 0,
-    gsoType: tcpv4 ? VirtioNetGso.TCPV4 : VirtioNetGso.NONE,
-    headerLength: tcpv4 ? offload.headerLength : 0,
-    gsoSize: tcpv4 ? offload.segmentSize : 0,
+    gsoType: gso === 'tcpv4' ? VirtioNetGso.TCPV4 : gso === 'tcpv6' ? VirtioNetGso.TCPV6 : VirtioNetGso.NONE,
+    headerLength: gso !== 'none' ? offload.headerLength : 0,
+    gsoSize: gso !== 'none' ? offload.segmentSize : 0,
     checksumStart: partial ? offload.checksumStart : 0,
     checksumOffset: partial ? offload.checksumOffset : 0,
   };

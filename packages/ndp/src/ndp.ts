@@ -29,6 +29,7 @@ import {
   writeEthernetAddresses,
   type Clock,
   type EtherTypeDispatcher,
+  type FrameOffload,
 } from '@tapstack/link';
 import { NeighbourTable, type NeighbourFamily, type NeighbourParams, type NeighbourUpdate, type NeighbourUpdateResult, type ResolveOutcome } from '@tapstack/neighbour';
 import { Ipv6Cidr, type Ipv6Layer, type Ipv6NeighbourResolver, type Ipv6Packet, type Ipv6AddressEvent } from '@tapstack/ipv6';
@@ -184,7 +185,7 @@ export class Ndp implements Ipv6NeighbourResolver {
       name: 'ndisc_cache',
       hooks: {
         solicit: (target, unicastTo, waiting) => this.sendSolicitation(target, unicastTo, waiting),
-        sendTo: (frame, mac) => this.sendTo(frame, mac),
+        sendTo: (frame, mac, offload) => this.sendTo(frame, mac, offload),
         failed: (target, frames) => this.resolutionFailed(target, frames),
         // Multicast next hops need no asking: the MAC is 33:33 and the group's last 32 bits (RFC 2464 7).
         noArpMac: (a) => (a.isMulticast ? a.multicastMac() : undefined),
@@ -361,12 +362,13 @@ export class Ndp implements Ipv6NeighbourResolver {
 
   // ================================================================ resolver
 
-  resolve(nextHop: Ipv6Address, frame: Uint8Array): ResolveOutcome {
+  resolve(nextHop: Ipv6Address, frame: Uint8Array, offload?: FrameOffload): ResolveOutcome {
     if (this.closed || frame.length < ETHERNET_HEADER_LENGTH) {
       this.counters.inc('resolve_dropped');
       return 'dropped';
     }
-    const outcome = this.table.output(nextHop, frame);
+    // a super-frame (TSO6) keeps its offload through the table, as ARP's do
+    const outcome = offload ? this.table.output(nextHop, frame, offload) : this.table.output(nextHop, frame);
     this.counters.inc(outcome === 'sent' ? 'resolve_sent' : outcome === 'queued' ? 'resolve_queued' : 'resolve_dropped');
     return outcome;
   }
@@ -380,9 +382,9 @@ export class Ndp implements Ipv6NeighbourResolver {
     return this.table.confirm(address);
   }
 
-  private sendTo(frame: Uint8Array, destination: MacAddress): boolean {
+  private sendTo(frame: Uint8Array, destination: MacAddress, offload?: FrameOffload): boolean {
     writeEthernetAddresses(frame, destination, this.mac);
-    if (this.dispatcher.send(frame)) return true;
+    if (offload ? this.dispatcher.send(frame, offload) : this.dispatcher.send(frame)) return true;
     this.counters.inc('tx_failed');
     return false;
   }

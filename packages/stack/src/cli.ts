@@ -18,7 +18,9 @@ export const USAGE = `usage:
                 [--no-ack-coalescing]
   tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
+                       (HOST: 10.0.0.1, fd00:10::1 or fe80::...%tap0)
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
+                       (an IPv6 HOST in brackets: http://[fd00:10::1]:8000/)
   tapstack plot CAPTURE.pcap [--conn N] [--from S] [--to S] > seq.svg
                        time-sequence graph of each TCP connection in a pcap (ours or any)
   tapstack plot --tcp-log FILE [--conn N] [--from S] [--to S] > cwnd.svg
@@ -115,8 +117,8 @@ export interface Services {
 
 export type Command =
   | { kind: 'up'; device: DeviceOptions; services: Services }
-  | { kind: 'connect'; device: DeviceOptions; host: Ipv4Address; port: number }
-  | { kind: 'get'; device: DeviceOptions; host: Ipv4Address; port: number; path: string }
+  | { kind: 'connect'; device: DeviceOptions; host: Ipv4Address | Ipv6Address; port: number }
+  | { kind: 'get'; device: DeviceOptions; host: Ipv4Address | Ipv6Address; port: number; path: string }
   | {
       kind: 'ping';
       device: DeviceOptions;
@@ -391,17 +393,20 @@ export function parseCommand(argv: readonly string[]): Command {
   if (command === 'connect') {
     const positionals = parsed.positionals;
     if (positionals.length !== 2) throw new UsageError('connect needs HOST and PORT, e.g. tapstack connect 10.0.0.1 7');
-    return { kind: 'connect', device, host: parseWith('HOST', positionals[0]!, parseIpv4), port: parseNumber('PORT', positionals[1]!, 1, 65535, true) };
+    const host = tcpHost('connect', positionals[0]!, ipv6On, tap, notes);
+    return { kind: 'connect', device, host, port: parseNumber('PORT', positionals[1]!, 1, 65535, true) };
   }
   if (command === 'get') {
     const positionals = parsed.positionals;
     if (positionals.length !== 1) throw new UsageError('get needs one URL, e.g. tapstack get http://10.0.0.1:8000/');
-    const m = /^http:\/\/([0-9.]+)(?::([0-9]+))?(\/[^\s]*)?$/.exec(positionals[0]!);
-    if (!m) throw new UsageError(`get ${positionals[0]}: expected http://ADDRESS[:PORT]/PATH with an IPv4 address (no names: the stack has no DNS)`);
+    // RFC 3986 3.2.2: an IPv6 address in a URL is in brackets (a zone as %25tap0, RFC 6874)
+    const m = /^http:\/\/([0-9.]+|\[[0-9a-fA-F:.]+(?:%25[^\]]+)?\])(?::([0-9]+))?(\/[^\s]*)?$/.exec(positionals[0]!);
+    if (!m) throw new UsageError(`get ${positionals[0]}: expected http://ADDRESS[:PORT]/PATH with an IPv4 address or an [IPv6] one (no names: the stack has no DNS)`);
+    const hostText = m[1]!.startsWith('[') ? m[1]!.slice(1, -1).replace('%25', '%') : m[1]!;
     return {
       kind: 'get',
       device,
-      host: parseWith('URL host', m[1]!, parseIpv4),
+      host: tcpHost('get', hostText, ipv6On, tap, notes),
       port: m[2] === undefined ? 80 : parseNumber('URL port', m[2], 1, 65535, true),
       path: m[3] ?? '/',
     };
@@ -430,4 +435,17 @@ export function parseCommand(argv: readonly string[]): Command {
     intervalMs: parseNumber('-i', str('interval') ?? '1', 0.001, 3600, false) * 1000,
     timeoutMs: parseNumber('-W', str('timeout') ?? '10', 0.001, 3600, false) * 1000,
   };
+}
+
+/**
+ * The HOST of `connect` and `get`: IPv4, or IPv6 (a `:` in it) with an optional `%zone` that must
+ * name our one link, as `ping` takes it.
+ */
+function tcpHost(command: string, text: string, ipv6On: boolean, tap: string, notes: string[]): Ipv4Address | Ipv6Address {
+  if (!text.includes(':')) return parseWith('HOST', text, parseIpv4);
+  if (!ipv6On) throw new UsageError(`${command} ${text}: IPv6 is off (--no-ipv6)`);
+  const { address, zone } = parseWith('HOST', text, parseIpv6WithZone);
+  if (zone !== undefined && zone !== tap) throw new UsageError(`${command} ${text}: the zone names the link; tapstack has one, ${tap}`);
+  if (address.isLinkLocal && zone === undefined) notes.push(`${command} ${text}: a link-local address without %zone; using ${tap}, the only link`);
+  return address;
 }

@@ -12,7 +12,7 @@ import { formatPing6Error, formatPing6Reply, formatPing6Summary } from '@tapstac
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
 import { describeServices, httpServer, tcpDiscard, tcpEcho, udpEcho as runUdpEcho } from './services.ts';
-import { jsonLinesSink, TcpError } from '@tapstack/tcp';
+import { formatTcpAddress, formatTcpEndpoint, jsonLinesSink, TcpError, toTcpAddress } from '@tapstack/tcp';
 import { runMemoryDemo } from './memory-demo.ts';
 import { runPlot } from './plot/command.ts';
 import { LineFile } from './line-file.ts';
@@ -189,7 +189,7 @@ function bringUp(d: DeviceOptions): Stack {
 }
 
 /** `ping -6 fd00:10::2` (or the link-local address) for the banner's try lines. */
-function ipv6Try(stack: Stack, d: DeviceOptions, udpEcho: number | undefined): string {
+function ipv6Try(stack: Stack, d: DeviceOptions, udpEcho: number | undefined, tcp: { tcpEcho?: number; http?: number } = {}): string {
   const usable = (stack.ipv6?.addresses.list() ?? []).filter((a) => a.state === 'preferred');
   const target = usable.find((a) => !a.address.isLinkLocal) ?? usable[0];
   if (!target) return '';
@@ -197,7 +197,10 @@ function ipv6Try(stack: Stack, d: DeviceOptions, udpEcho: number | undefined): s
   const inNs = d.netns ? `ip netns exec ${d.netns} ` : '';
   // the echo socket is bound to `::`: the same one answers over IPv6
   const udp = udpEcho !== undefined && !target.address.isLinkLocal ? `\n      printf hi | ${inNs}socat -t 1 - UDP6:[${text}]:${udpEcho}` : '';
-  return `\ntry:  ${inNs}ping -6 ${text}${udp}`;
+  // the TCP services listen on `::` too: the same servers over IPv6
+  const echo = tcp.tcpEcho !== undefined && !target.address.isLinkLocal ? `\n      printf hi | ${inNs}nc -6 -N ${text} ${tcp.tcpEcho}` : '';
+  const http = tcp.http !== undefined && !target.address.isLinkLocal ? `\n      ${inNs}curl -6 -g http://[${text}]:${tcp.http}/` : '';
+  return `\ntry:  ${inNs}ping -6 ${text}${udp}${echo}${http}`;
 }
 
 /** The IPv6 addresses for the banner: `fe80::...%tap0 (link-local), fd00:10::2/64`, duplicates marked. */
@@ -280,7 +283,7 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
     // IPv6 addresses are usable once DAD has passed (about a second): then they are printed.
     void stack.ndp?.settled().then(() => {
       if (stopping) return;
-      process.stdout.write(`IPv6: ${describeIpv6(stack, d.tap)}${d.hostIp6 ? ` (host side ${d.hostIp6.toString()})` : ''}${ipv6Try(stack, d, udpEcho)}\n`);
+      process.stdout.write(`IPv6: ${describeIpv6(stack, d.tap)}${d.hostIp6 ? ` (host side ${d.hostIp6.toString()})` : ''}${ipv6Try(stack, d, udpEcho, services)}\n`);
     });
     const rl = process.stdin.isTTY || !process.stdin.readableEnded ? createInterface({ input: process.stdin }) : undefined;
     rl?.on('line', (line) => {
@@ -370,10 +373,12 @@ async function ping6(c: Extract<Command, { kind: 'ping' }>, target: Ipv6Address)
 async function connect(c: Extract<Command, { kind: 'connect' }>): Promise<number> {
   const stack = bringUp(c.device);
   try {
+    // our IPv6 addresses are tentative until DAD is over (RFC 4862 5.4): no source to connect from before
+    if (typeof c.host !== 'number') await stack.ndp?.settled();
     return await new Promise<number>((resolve) => {
       const socket = stack.tcp.connect({ host: c.host, port: c.port });
       socket.on('connect', () => {
-        process.stderr.write(`connected to ${formatIpv4(c.host)}:${c.port} from ${socket.localAddress}:${socket.localPort}\n`);
+        process.stderr.write(`connected to ${formatTcpEndpoint(c.host, c.port)} from ${formatTcpEndpoint(toTcpAddress(socket.localAddress ?? '0.0.0.0'), socket.localPort ?? 0)}\n`);
         process.stdin.pipe(socket);
       });
       socket.on('data', (chunk: Buffer) => process.stdout.write(chunk));
@@ -396,16 +401,19 @@ async function get(c: Extract<Command, { kind: 'get' }>): Promise<number> {
   const stack = bringUp(c.device);
   const progress = !process.stdout.isTTY;
   try {
+    if (typeof c.host !== 'number') await stack.ndp?.settled();
     return await new Promise<number>((resolve) => {
       const req = http.request(
         {
-          host: formatIpv4(c.host),
+          // Node brackets an IPv6 host in the Host header itself
+          host: formatTcpAddress(c.host),
           port: c.port,
           path: c.path,
           // no `agent` option: with one (even agent: false) Node ignores createConnection and asks the kernel
           createConnection: () => {
-            process.stderr.write(`connecting from ${formatIpv4(stack.address)} (tapstack) to ${formatIpv4(c.host)}:${c.port}\n`);
-            return stack.tcp.connect({ host: c.host, port: c.port }) as never;
+            const socket = stack.tcp.connect({ host: c.host, port: c.port });
+            process.stderr.write(`connecting from ${socket.localAddress ?? formatIpv4(stack.address)} (tapstack) to ${formatTcpEndpoint(c.host, c.port)}\n`);
+            return socket as never;
           },
         },
         (res) => {

@@ -27,7 +27,13 @@ export function udpEcho(udp: UdpLayer, port: number): UdpSocket {
 
 /** RFC 862: every byte goes back. */
 export function tcpEcho(tcp: TcpLayer, port: number): TcpServer {
-  return tcp.createServer((socket) => socket.pipe(socket)).listen(port);
+  return tcp
+    .createServer((socket) => {
+      socket.pipe(socket);
+      // a reset, or the stack stopping with the connection open, ends it; nobody to tell (as discard)
+      socket.on('error', () => {});
+    })
+    .listen(port);
 }
 
 /** RFC 863: read and drop. */

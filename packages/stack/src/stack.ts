@@ -50,7 +50,7 @@ export interface StackOptions {
    */
   icmp?: Omit<IcmpLayerOptions, 'ipv4' | 'clock'>;
   /** TCP settings: connection tunables (Linux names), SYN backlog, SYN cookies, challenge-ACK limit. */
-  tcp?: Omit<TcpLayerOptions, 'ipv4' | 'icmp' | 'clock'>;
+  tcp?: Omit<TcpLayerOptions, 'ipv4' | 'icmp' | 'ipv6' | 'icmpv6' | 'clock'>;
   udp?: {
     /** Ports for sockets that name none (default 49152-65535). */
     ephemeralPorts?: { low: number; high: number };
@@ -159,10 +159,6 @@ export function createStack(options: StackOptions): Stack {
     ...(gateway !== undefined ? { gateway } : {}),
   });
   const icmp = new IcmpLayer({ ipv4, clock, ...options.icmp });
-  const tcp = new TcpLayer({ ipv4, icmp, clock, ...(options.random ? { random: options.random } : {}), ...options.tcp });
-  // Before TCP's timers act (a retransmission, a loss probe), the device is read: ACKs waiting
-  // there would have made them needless (Link.receivePending).
-  if (link.receivePending) tcp.timers.beforeFiring = () => link.receivePending?.();
 
   // IPv6 beside IPv4 (seed 003: nd_tbl beside arp_tbl): addresses, the layer, ICMPv6 on it, and
   // NDP resolving for the layer and receiving through ICMPv6.
@@ -184,7 +180,11 @@ export function createStack(options: StackOptions): Stack {
     });
     for (const a of v6.addresses ?? []) ndp.addAddress(typeof a === 'string' ? Ipv6Cidr.parse(a) : a);
   }
-  // UDP on both families when IPv6 is there: `udp.bind(7)` is then `::`, dual-stack.
+  // TCP and UDP on both families when IPv6 is there: `listen(80)` and `udp.bind(7)` are then `::`, dual-stack.
+  const tcp = new TcpLayer({ ipv4, icmp, ...(ipv6 && icmpv6 ? { ipv6, icmpv6 } : {}), clock, ...(options.random ? { random: options.random } : {}), ...options.tcp });
+  // Before TCP's timers act (a retransmission, a loss probe), the device is read: ACKs waiting
+  // there would have made them needless (Link.receivePending).
+  if (link.receivePending) tcp.timers.beforeFiring = () => link.receivePending?.();
   const udp = new UdpLayer({
     ipv4,
     icmp,

@@ -198,6 +198,23 @@ describe('parseCommand', () => {
     expect(() => parseCommand(['up', '--ip6', 'fd00:10::zz/64'])).toThrow(UsageError);
   });
 
+  it('connect and get take IPv6 hosts: bare or with the zone for connect, in brackets in a URL (a zone as %25)', () => {
+    const host = (c: Command): string => (c.kind === 'connect' || c.kind === 'get' ? (typeof c.host === 'number' ? formatIpv4(c.host) : c.host.toString()) : '');
+    const c = parseCommand(['connect', 'fd00:10::1', '7']);
+    expect([c.kind, host(c), c.kind === 'connect' && c.port]).toEqual(['connect', 'fd00:10::1', 7]);
+    expect(host(parseCommand(['connect', 'fe80::1%tap0', '7']))).toBe('fe80::1');
+    const g = parseCommand(['get', 'http://[fd00:10::1]:8000/file.bin']);
+    expect([host(g), g.kind === 'get' && g.port, g.kind === 'get' && g.path]).toEqual(['fd00:10::1', 8000, '/file.bin']);
+    expect(host(parseCommand(['get', 'http://[fe80::1%25tap0]/']))).toBe('fe80::1');
+    expect(host(parseCommand(['get', 'http://10.0.0.1/']))).toBe('10.0.0.1');
+    const ll = parseCommand(['connect', 'fe80::1', '7']);
+    expect(ll.kind === 'connect' && ll.device.notes.some((n) => /without %zone; using tap0/.test(n))).toBe(true);
+    expect(() => parseCommand(['get', 'http://fd00:10::1/'])).toThrow(UsageError);
+    expect(() => parseCommand(['connect', 'fe80::1%eth0', '7'])).toThrow(/one, tap0/);
+    expect(() => parseCommand(['connect', '--no-ipv6', 'fd00:10::1', '7'])).toThrow(/IPv6 is off/);
+    expect(() => parseCommand(['connect', 'fd00::10::1', '7'])).toThrow(UsageError);
+  });
+
   it('ping -6 and IPv6 targets (with the zone of a link-local one)', () => {
     const a = ping(['ping', '-6', 'fd00:10::1', '-s', '4000']);
     expect(typeof a.target !== 'number' && a.target.address.toString()).toBe('fd00:10::1');

@@ -58,11 +58,12 @@
  */
 import debugFactory from 'debug';
 import { match } from 'ts-pattern';
-import { TimerQueue, type Clock, type Deadline, type Ipv4Address } from '@tapstack/link';
+import { TimerQueue, type Clock, type Deadline } from '@tapstack/link';
+import type { TcpAddress } from './address.ts';
 import { INITIAL_WINDOW_SEGMENTS, NewReno, type CongestionControl, type CongestionControlChoice, type CongestionState } from './congestion.ts';
 import { Cubic } from './cubic.ts';
 import type { TcpErrorCode } from './errors.ts';
-import { mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
+import { IPV6_FIXED_HEADER_LENGTH, mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
 import { ReceiveAutotuner, sendBufferTarget } from './autotune.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
 import { SackScoreboard, type SentSegment } from './sack-scoreboard.ts';
@@ -265,7 +266,8 @@ export interface ConnectionHost {
 }
 
 export interface Endpoint {
-  readonly address: Ipv4Address;
+  /** IPv4's number or an Ipv6Address (address.ts). */
+  readonly address: TcpAddress;
   readonly port: number;
 }
 
@@ -329,6 +331,7 @@ const WORST_CASE_DELAYED_ACK_MS = 200;
 /** The ACK number's 3 duplicate rule (RFC 5681 3.2). */
 const DUP_ACK_THRESHOLD = 3;
 const TIMESTAMP_OPTION_BYTES = 12;
+const IPV4_HEADER_BYTES = 20;
 
 export class TcpConnection implements SocketConnection {
   state: TcpState;
@@ -539,13 +542,13 @@ export class TcpConnection implements SocketConnection {
     if (this.finReceived) socket.peerFinished();
   }
 
-  get localAddress(): Ipv4Address {
+  get localAddress(): TcpAddress {
     return this.local.address;
   }
   get localPort(): number {
     return this.local.port;
   }
-  get remoteAddress(): Ipv4Address {
+  get remoteAddress(): TcpAddress {
     return this.remote.address;
   }
   get remotePort(): number {
@@ -652,8 +655,10 @@ export class TcpConnection implements SocketConnection {
   /** An ICMP error about this connection (RFC 1122 4.2.3.9, RFC 5461, Linux tcp_v4_err). */
   icmpError(kind: 'refused' | 'unreachable' | 'fragmentation-needed', nextHopMtu = 0): void {
     if (kind === 'fragmentation-needed') {
-      // RFC 1191: lower the MSS to what the path carries (never below 68 - 40).
-      const pathMss = mssForMtu(nextHopMtu) - (this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0);
+      // RFC 1191 (IPv4) and RFC 8201 (IPv6, whose header is 40 bytes): lower the MSS to what the
+      // path carries (never below 68 - 40).
+      const ipHeader = typeof this.remote.address === 'number' ? IPV4_HEADER_BYTES : IPV6_FIXED_HEADER_LENGTH;
+      const pathMss = mssForMtu(nextHopMtu, ipHeader) - (this.timestampsOn ? TIMESTAMP_OPTION_BYTES : 0);
       if (nextHopMtu >= 68 && pathMss < this.mss) {
         this.mss = Math.max(28, pathMss);
         this.retransmitNow();

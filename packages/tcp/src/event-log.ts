@@ -15,7 +15,7 @@
  */
 import debugFactory from 'debug';
 import type { Clock } from '@tapstack/link';
-import { formatIpv4 } from '@tapstack/link';
+import { formatTcpEndpoint } from './address.ts';
 import type { ConnectionInfo, TcpConnection, TcpState } from './connection.ts';
 import { TcpFlag, type TcpRepr } from './header.ts';
 
@@ -141,8 +141,8 @@ export class TcpEventLog {
     let seen = this.seen.get(connection);
     if (!seen) {
       seen = {
-        local: `${formatIpv4(info.local.address)}:${info.local.port}`,
-        remote: `${formatIpv4(info.remote.address)}:${info.remote.port}`,
+        local: formatTcpEndpoint(info.local.address, info.local.port),
+        remote: formatTcpEndpoint(info.remote.address, info.remote.port),
         state: info.state,
         cwnd: info.cwnd,
         ssthresh: info.ssthresh,

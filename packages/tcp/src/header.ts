@@ -18,8 +18,10 @@
  * plain `TcpRepr` every other file speaks (the connection takes and makes `TcpRepr`s, never bytes).
  */
 import { foldChecksum, internetChecksum, IPV4_MIN_HEADER_LENGTH, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
+import { ipv6PseudoHeaderSum, ipv6PseudoHeaderSumAt } from '@tapstack/ipv6';
 import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
 import type { SegmentData } from './send-buffer.ts';
+import type { TcpAddress } from './address.ts';
 
 /** The flag bits of header byte 13. */
 export const TcpFlag = {
@@ -48,10 +50,15 @@ export const TCP_MIN_HEADER_LENGTH = 20;
 /** RFC 9293 3.7.1: the MSS a peer that sends no MSS option is taken to accept. */
 export const TCP_DEFAULT_MSS = 536;
 
-/** The MSS an IPv4 path of this MTU carries: the MTU less the two fixed headers (RFC 9293 3.7.1). */
-export function mssForMtu(mtu: number): number {
-  return mtu - IPV4_MIN_HEADER_LENGTH - TCP_MIN_HEADER_LENGTH;
+/**
+ * The MSS a path of this MTU carries: the MTU less the two fixed headers (RFC 9293 3.7.1), IPv4's
+ * 20 bytes by default; over IPv6 pass its 40 (RFC 8200 8.3: MTU - 60).
+ */
+export function mssForMtu(mtu: number, ipHeaderLength: number = IPV4_MIN_HEADER_LENGTH): number {
+  return mtu - ipHeaderLength - TCP_MIN_HEADER_LENGTH;
 }
+/** The fixed IPv6 header's length, for `mssForMtu` over IPv6. */
+export const IPV6_FIXED_HEADER_LENGTH = 40;
 export const TCP_MAX_HEADER_LENGTH = 60;
 /** RFC 7323 2.3: a shift count above 14 is used as 14. */
 export const TCP_MAX_WINDOW_SCALE = 14;
@@ -129,9 +136,28 @@ export type TcpCheckError =
   /** An option whose length is 0 or 1, runs past the header, or has the wrong length for its kind. */
   | 'bad_option_length';
 
-/** The Internet checksum of a segment under the IPv4 pseudo-header; 0 over a segment with a correct checksum. */
-export function tcpChecksum(bytes: Uint8Array, source: Ipv4Address, destination: Ipv4Address): number {
-  return internetChecksum(bytes, pseudoHeaderSum(source, destination, IpProtocol.TCP, bytes.length));
+/**
+ * The Internet checksum of a segment under its pseudo-header: IPv4's (RFC 9293 3.1) for IPv4
+ * addresses, IPv6's (RFC 8200 8.1: both 16-byte addresses, a 32-bit length, next header 6) for
+ * IPv6 ones. 0 over a segment with a correct checksum.
+ */
+export function tcpChecksum(bytes: Uint8Array, source: TcpAddress, destination: TcpAddress): number {
+  return internetChecksum(bytes, tcpPseudoHeaderSum(source, destination, bytes.length));
+}
+
+/** The partial (unfolded) sum of the pseudo-header of a segment of `length` bytes. */
+export function tcpPseudoHeaderSum(source: TcpAddress, destination: TcpAddress, length: number): number {
+  if (typeof source === 'number') return pseudoHeaderSum(source, destination as Ipv4Address, IpProtocol.TCP, length);
+  if (typeof destination === 'number') throw new TypeError('a TCP pseudo-header needs two addresses of one family');
+  return ipv6PseudoHeaderSum(source, destination, IpProtocol.TCP, length);
+}
+
+/**
+ * The checksum of a received IPv6 segment with the addresses read where they lie (`ipv6Packet`
+ * starts with the fixed header): no Ipv6Address is made per segment. 0 when it is right.
+ */
+export function tcp6ChecksumAt(bytes: Uint8Array, ipv6Packet: Uint8Array): number {
+  return internetChecksum(bytes, ipv6PseudoHeaderSumAt(ipv6Packet, 8, IpProtocol.TCP, bytes.length));
 }
 
 /**
@@ -266,12 +292,12 @@ export class TcpPacket {
   }
 
   /** True when the checksum is right for these addresses (TCP's checksum is never optional). */
-  verifyChecksum(source: Ipv4Address, destination: Ipv4Address): boolean {
+  verifyChecksum(source: TcpAddress, destination: TcpAddress): boolean {
     return tcpChecksum(this.bytes, source, destination) === 0;
   }
 
   /** Computes the checksum for these addresses and writes it. */
-  fillChecksum(source: Ipv4Address, destination: Ipv4Address): void {
+  fillChecksum(source: TcpAddress, destination: TcpAddress): void {
     this.checksum = 0;
     this.checksum = tcpChecksum(this.bytes, source, destination);
   }
@@ -421,7 +447,7 @@ export const TcpRepr = {
    * complemented, for a device to finish over the segment (virtio-net NEEDS_CSUM): the bytes are
    * not summed at all.
    */
-  emit(repr: TcpRepr, payload: Uint8Array | SegmentData, buffer: Uint8Array, source: Ipv4Address, destination: Ipv4Address, offset = 0, partialChecksum = false): void {
+  emit(repr: TcpRepr, payload: Uint8Array | SegmentData, buffer: Uint8Array, source: TcpAddress, destination: TcpAddress, offset = 0, partialChecksum = false): void {
     const headerLength = TcpRepr.headerLength(repr);
     if (headerLength > TCP_MAX_HEADER_LENGTH) throw new RangeError(`TCP options of ${headerLength - 20} bytes do not fit in 40`);
     const b = buffer.subarray(offset, offset + headerLength + payload.length);
@@ -444,7 +470,7 @@ export const TcpRepr = {
       if (payload instanceof Uint8Array) b.set(payload, headerLength);
       else payload.copyTo(b, headerLength);
     }
-    const sum = partialChecksum ? foldChecksum(pseudoHeaderSum(source, destination, IpProtocol.TCP, b.length)) : tcpChecksum(b, source, destination);
+    const sum = partialChecksum ? foldChecksum(tcpPseudoHeaderSum(source, destination, b.length)) : tcpChecksum(b, source, destination);
     b[TcpField.CHECKSUM] = sum >>> 8;
     b[TcpField.CHECKSUM + 1] = sum & 0xff;
   },
@@ -522,13 +548,14 @@ export function formatTcpOptions(bytes: Uint8Array, start: number, end: number):
  */
 export function formatTcp(
   bytes: Uint8Array,
-  source?: Ipv4Address,
-  destination?: Ipv4Address,
+  source?: TcpAddress,
+  destination?: TcpAddress,
   base?: { seq: number; ack: number },
 ): string {
   const checked = TcpPacket.check(bytes);
+  const text = (a: TcpAddress): string => (typeof a === 'number' ? formatIpv4(a) : a.toString());
   const prefix = (sp: number, dp: number): string =>
-    source !== undefined && destination !== undefined ? `${formatIpv4(source)}.${sp} > ${formatIpv4(destination)}.${dp}: ` : `${sp} > ${dp}: `;
+    source !== undefined && destination !== undefined ? `${text(source)}.${sp} > ${text(destination)}.${dp}: ` : `${sp} > ${dp}: `;
   if (!checked.ok) {
     if (bytes.length >= 4) return `${prefix((bytes[0]! << 8) | bytes[1]!, (bytes[2]! << 8) | bytes[3]!)}TCP [${checked.reason}], length ${bytes.length}`;
     return `TCP [${checked.reason}], length ${bytes.length}`;

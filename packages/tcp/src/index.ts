@@ -1,3 +1,4 @@
+export * from './address.ts';
 export * from './seq.ts';
 export * from './header.ts';
 export * from './errors.ts';

@@ -14,17 +14,21 @@
  * of MSS index, 22 bits of hash.
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import type { TcpAddress } from './address.ts';
 
-/** MSS values a cookie can carry (Linux's msstab for IPv4). */
+/**
+ * MSS values a cookie can carry (Linux's msstab for IPv4). IPv6 uses the same four: 1440 is
+ * IPv6's MSS on a 1500-byte link, and an IPv6 peer announcing 1440 gets 1440 back.
+ */
 export const COOKIE_MSS_TABLE = [536, 1300, 1440, 1460] as const;
 /** Seconds per cookie time step, and how many steps old a cookie may be (Linux: 64 s, 2 steps). */
 const COOKIE_STEP_S = 64;
 const COOKIE_MAX_AGE = 2;
 
 export interface FourTuple {
-  readonly localAddress: number;
+  readonly localAddress: TcpAddress;
   readonly localPort: number;
-  readonly remoteAddress: number;
+  readonly remoteAddress: TcpAddress;
   readonly remotePort: number;
 }
 
@@ -37,12 +41,18 @@ export class SequenceSecrets {
 
   /** The keyed hash F of RFC 6528 (HMAC-SHA-256, first 32 bits), with `extra` words mixed in. */
   hash(t: FourTuple, ...extra: number[]): number {
-    const b = Buffer.alloc(12 + 4 * extra.length);
-    b.writeUInt32BE(t.localAddress >>> 0, 0);
-    b.writeUInt32BE(t.remoteAddress >>> 0, 4);
-    b.writeUInt16BE(t.localPort, 8);
-    b.writeUInt16BE(t.remotePort, 10);
-    extra.forEach((w, i) => b.writeUInt32BE(w >>> 0, 12 + 4 * i));
+    const local = t.localAddress;
+    const remote = t.remoteAddress;
+    // IPv4: 4 bytes each, as before; IPv6: the 16 bytes of each address (RFC 6528 hashes the whole tuple).
+    const a = typeof local === 'number' ? 4 : 16;
+    const b = Buffer.alloc(2 * a + 4 + 4 * extra.length);
+    if (typeof local === 'number') b.writeUInt32BE(local >>> 0, 0);
+    else b.set(local.bytes, 0);
+    if (typeof remote === 'number') b.writeUInt32BE(remote >>> 0, a);
+    else b.set(remote.bytes, a);
+    b.writeUInt16BE(t.localPort, 2 * a);
+    b.writeUInt16BE(t.remotePort, 2 * a + 2);
+    extra.forEach((w, i) => b.writeUInt32BE(w >>> 0, 2 * a + 4 + 4 * i));
     return createHmac('sha256', this.key).update(b).digest().readUInt32BE(0);
   }
 

@@ -1,7 +1,8 @@
 /**
- * The TCP layer: protocol 6 in IPv4's dispatch table. It checks what arrives, finds the
- * connection or listener a segment belongs to, answers segments nobody wants with a RST, writes
- * the segments connections make, and passes ICMP errors to the connection they concern.
+ * The TCP layer: protocol 6 in IPv4's dispatch table, and next header 6 in IPv6's when the stack
+ * has IPv6. It checks what arrives, finds the connection or listener a segment belongs to,
+ * answers segments nobody wants with a RST, writes the segments connections make, and passes
+ * ICMP and ICMPv6 errors to the connection they concern.
  *
  * Receive: check the header and options (drops counted by reason), verify the checksum
  * (InCsumErrors), look the 4-tuple up among connections, then the port among listeners; a SYN to
@@ -9,22 +10,33 @@
  * anything else gets the RST of RFC 9293 3.10.7.1. Segments to broadcast or multicast addresses
  * are dropped without an answer (RFC 1122 4.2.3.10).
  *
+ * IPv6 is the same walk with the family's own pieces: the RFC 8200 8.1 pseudo-header in the
+ * checksum, the 4-tuple looked up by the header's address bytes (demux.ts), MSS = MTU - 60, the
+ * source address chosen for the peer (RFC 6724: a link-local peer gets our link-local address),
+ * and Packet Too Big lowering the connection's MSS (RFC 8201) as frag-needed does over IPv4. A
+ * listener bound to `::` (the default with IPv6) takes both families, like Linux with
+ * bindv6only=0; one bound to an IPv6 address only that address. With a virtio-net header,
+ * IPv6 connections send and receive super-frames too (TSO6, VIRTIO_NET_HDR_GSO_TCPV6).
+ *
  * Counters carry the names of Linux's /proc/net/snmp `Tcp:` line and /proc/net/netstat `TcpExt:`
  * (ActiveOpens, PassiveOpens, InSegs, OutRsts, SyncookiesSent, TCPChallengeACK, ...), so the
  * numbers read side by side with `nstat` on the kernel.
  */
 import debugFactory from 'debug';
 import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
+import type { Icmpv6ErrorReport, Icmpv6Layer } from '@tapstack/icmpv6';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
-import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, parseIpv4, TimerQueue, type Clock, type Ipv4Address } from '@tapstack/link';
+import type { Ipv6DeliveryInfo, Ipv6Layer, Ipv6Packet } from '@tapstack/ipv6';
+import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, Ipv6Address, TimerQueue, type Clock, type Ipv4Address } from '@tapstack/link';
+import { formatTcpAddress, formatTcpEndpoint, toTcpAddress, type TcpAddress } from './address.ts';
 import type { CongestionControlChoice } from './congestion.ts';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
 import { TcpEventLog, type TcpLogSink } from './event-log.ts';
-import { formatTcp, mssForMtu, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
-import { SequenceSecrets } from './isn.ts';
+import { formatTcp, IPV6_FIXED_HEADER_LENGTH, mssForMtu, tcp6ChecksumAt, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
+import { SequenceSecrets, type FourTuple } from './isn.ts';
 import type { SegmentData } from './send-buffer.ts';
 import { resetFor } from './reset.ts';
 import { TcpServer, type ListenerHost } from './server.ts';
@@ -91,6 +103,12 @@ export const TCP_COUNTERS = [
   'tx_failed',
   /** A connection stopped sending for this run: the link's burst limit was reached (resumed next turn). */
   'tx_burst_held',
+  // IPv6 only (the counters above count both families): segments in and out over IPv6, bad
+  // checksums among them, and connects that found no IPv6 source address for the peer
+  'Tcp6InSegs',
+  'Tcp6OutSegs',
+  'Tcp6InCsumErrors',
+  'tx_no_source',
 ] as const;
 export type TcpCounterName = (typeof TCP_COUNTERS)[number] | ConnectionCounter;
 
@@ -104,6 +122,10 @@ export interface TcpLayerOptions {
   ipv4: Ipv4Layer;
   /** ICMP errors about our segments reach connections through it. */
   icmp?: IcmpLayer;
+  /** TCP over IPv6 too (next header 6); listeners then bind `::` (both families) by default. */
+  ipv6?: Ipv6Layer;
+  /** ICMPv6 errors about our segments (Packet Too Big, unreachable) reach connections through it. */
+  icmpv6?: Icmpv6Layer;
   clock: Clock;
   /** Ephemeral ports for connect() (default 49152-65535, as UDP). */
   ephemeralPorts?: { low: number; high: number };
@@ -129,7 +151,8 @@ export interface TcpLayerOptions {
 
 export interface ConnectOptions {
   port: number;
-  host: string | Ipv4Address;
+  /** '10.0.0.1', 'fd00:10::1', '[fd00:10::1]', 'fe80::1%tap0', an IPv4 number or an Ipv6Address. */
+  host: string | TcpAddress;
   /** Local port (default: ephemeral). */
   localPort?: number;
   noDelay?: boolean;
@@ -137,13 +160,17 @@ export interface ConnectOptions {
   congestionControl?: CongestionControlChoice;
 }
 
-/** Writes one segment into IPv4's outgoing frame: header, options, data and checksum in one pass. */
+/**
+ * Writes one segment into the IP layer's outgoing frame: header, options, data and checksum in
+ * one pass. IPv4 and IPv6 both take it (their payload writers have the same shape); the
+ * addresses' family picks the pseudo-header.
+ */
 class SegmentWriter implements PayloadWriter {
   length = 0;
   repr: TcpRepr | undefined;
   payload: Uint8Array | SegmentData = EMPTY;
-  source: Ipv4Address = IPV4_UNSPECIFIED;
-  destination: Ipv4Address = IPV4_UNSPECIFIED;
+  source: TcpAddress = IPV4_UNSPECIFIED;
+  destination: TcpAddress = IPV4_UNSPECIFIED;
   /** The link finishes the checksum (a super-frame): write the pseudo-header's sum only. */
   partialChecksum = false;
 
@@ -160,7 +187,8 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   readonly params: Partial<TcpParams>;
   private readonly inSegs = this.counters.counter('InSegs');
   private readonly ipv4: Ipv4Layer;
-  private readonly connections = new ConnectionTable<TcpConnection>();
+  private readonly ipv6: Ipv6Layer | undefined;
+  private readonly connections: ConnectionTable<TcpConnection>;
   private readonly listeners = new Map<number, TcpServer>();
   /** Which listener a connection in SYN-RECEIVED came from. */
   private readonly pending = new Map<TcpConnection, TcpServer>();
@@ -181,12 +209,14 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
 
   constructor(options: TcpLayerOptions) {
     this.ipv4 = options.ipv4;
+    this.ipv6 = options.ipv6;
     this.clock = options.clock;
     this.timers = new TimerQueue(options.clock);
     this.params = options.params ?? {};
     this.secrets = new SequenceSecrets(options.secret);
     this.ephemeral = options.ephemeralPorts ?? { low: 49152, high: 65535 };
     this.random = options.random ?? Math.random;
+    this.connections = new ConnectionTable<TcpConnection>(this.random);
     this.synBacklog = options.synBacklog ?? 256;
     this.syncookies = options.syncookies ?? 1;
     this.challengeAckLimit = options.challengeAckLimit ?? 1000;
@@ -197,6 +227,15 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     options.icmp?.onError(IpProtocol.TCP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
+    this.ipv6?.register(IpProtocol.TCP, (packet, payload, info) => this.input6(packet, payload, info), { offloads: true });
+    options.icmpv6?.onError((report) => {
+      if (!this.isClosed) this.icmpv6Error(report);
+    });
+  }
+
+  /** What `listen(port)` binds without an address: `::` (both families) with IPv6, else 0.0.0.0. */
+  get defaultListenAddress(): TcpAddress {
+    return this.ipv6 ? Ipv6Address.UNSPECIFIED : IPV4_UNSPECIFIED;
   }
 
   /** A server like `net.createServer`: `stack.tcp.createServer(socket => ...).listen(80)`. */
@@ -209,10 +248,11 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   /** Opens a connection like `net.connect({ port, host })`; the socket emits 'connect' when it is established. */
   connect(options: ConnectOptions, onConnect?: () => void): TcpSocket {
     this.checkOpen();
-    const remoteAddress = typeof options.host === 'string' ? toAddress(options.host) : options.host;
+    const remoteAddress = toTcpAddress(options.host);
     if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) throw new TcpError('EINVAL', `port ${options.port} is not 1-65535`);
-    const localPort = options.localPort ?? this.pickEphemeral(remoteAddress, options.port);
-    const local = { address: this.ipv4.address.address, port: localPort };
+    const localAddress = this.sourceFor(remoteAddress);
+    const localPort = options.localPort ?? this.pickEphemeral(remoteAddress, options.port, localAddress);
+    const local = { address: localAddress, port: localPort };
     const remote = { address: remoteAddress, port: options.port };
     const socket = new TcpSocket({ hold: () => this.clock.hold() });
     if (onConnect) socket.once('connect', onConnect);
@@ -220,12 +260,12 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       local,
       remote,
       iss: this.secrets.isn(tuple(local.address, local.port, remote.address, remote.port), this.clock.now()),
-      localMss: mssForMtu(this.ipv4.mtu),
+      localMss: this.mssTowards(remoteAddress),
       params: options.congestionControl ? { ...this.params, congestionControl: options.congestionControl } : this.params,
     });
-    if (!this.connections.add(remoteAddress, options.port, localPort, connection)) {
+    if (!this.connections.add(remoteAddress, options.port, localPort, connection, localAddress)) {
       connection.abort();
-      throw new TcpError('EADDRINUSE', `${formatIpv4(local.address)}:${localPort} is already connected to ${formatIpv4(remoteAddress)}:${options.port}`);
+      throw new TcpError('EADDRINUSE', `${formatTcpEndpoint(local.address, localPort)} is already connected to ${formatTcpEndpoint(remoteAddress, options.port)}`);
     }
     this.counters.inc('ActiveOpens');
     this.sockets.set(connection, socket);
@@ -245,9 +285,14 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const rows = this.connections.values().map((c) => {
       const i = c.info();
       const srtt = i.srttMs === undefined ? '-' : i.srttMs.toFixed(1);
-      return `${i.state.padEnd(12)} ${String(i.receiveQueue).padStart(6)} ${String(i.sendQueue).padStart(6)}  ${`${formatIpv4(i.local.address)}:${i.local.port}`.padEnd(21)} ${`${formatIpv4(i.remote.address)}:${i.remote.port}`.padEnd(21)} ${i.congestionControl} rto:${i.rtoMs.toFixed(0)} srtt:${srtt} mss:${i.mss} cwnd:${i.cwnd} ssthresh:${i.ssthresh > 1e9 ? '-' : i.ssthresh} retrans:${i.retransmits}`;
+      return `${i.state.padEnd(12)} ${String(i.receiveQueue).padStart(6)} ${String(i.sendQueue).padStart(6)}  ${formatTcpEndpoint(i.local.address, i.local.port).padEnd(21)} ${formatTcpEndpoint(i.remote.address, i.remote.port).padEnd(21)} ${i.congestionControl} rto:${i.rtoMs.toFixed(0)} srtt:${srtt} mss:${i.mss} cwnd:${i.cwnd} ssthresh:${i.ssthresh > 1e9 ? '-' : i.ssthresh} retrans:${i.retransmits}`;
     });
-    const listening = [...this.listeners.entries()].map(([port, server]) => `${'LISTEN'.padEnd(12)} ${String(server.pendingCount).padStart(6)} ${String(server.backlog).padStart(6)}  ${`${formatIpv4(server.boundAddress)}:${port}`.padEnd(21)} ${'0.0.0.0:*'.padEnd(21)}`);
+    // ss's spelling: a `::` listener (both families) is `*:80`, its peer `*:*`
+    const listening = [...this.listeners.entries()].map(([port, server]) => {
+      const bound = server.boundAddress;
+      const peer = typeof bound === 'number' ? '0.0.0.0:*' : bound.isUnspecified ? '*:*' : '[::]:*';
+      return `${'LISTEN'.padEnd(12)} ${String(server.pendingCount).padStart(6)} ${String(server.backlog).padStart(6)}  ${formatTcpEndpoint(bound, port).padEnd(21)} ${peer.padEnd(21)}`;
+    });
     return [`${'State'.padEnd(12)} ${'Recv-Q'.padStart(6)} ${'Send-Q'.padStart(6)}  ${'Local Address:Port'.padEnd(21)} ${'Peer Address:Port'.padEnd(21)}`, ...listening, ...rows].join('\n');
   }
 
@@ -255,13 +300,14 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     return this.connections.size;
   }
 
-  /** Aborts every connection, closes every listener and leaves IPv4's table. Idempotent. */
+  /** Aborts every connection, closes every listener and leaves IPv4's (and IPv6's) table. Idempotent. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
     for (const server of [...this.listeners.values()]) server.close();
     for (const c of this.connections.values()) c.abort('ECONNABORTED');
     this.ipv4.unregister(IpProtocol.TCP);
+    this.ipv6?.unregister(IpProtocol.TCP);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -315,8 +361,58 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.reset(repr, data.length, destination, source);
   }
 
+  /**
+   * Takes one IPv6 packet whose upper layer is TCP (after any extension headers): the same walk
+   * as `input`, with the checksum over IPv6's pseudo-header and the connection found by the
+   * header's address bytes. Addresses become Ipv6Address values only for a listener or a RST.
+   */
+  input6(packet: Ipv6Packet, payload: Uint8Array, info: Ipv6DeliveryInfo): void {
+    const c = this.counters;
+    // RFC 1122 4.2.3.10 for IPv6 too: a SYN to a group opens nothing (IPv6 hands us none unless asked).
+    if (info.destinationKind !== 'unicast') return c.inc('rx_not_unicast');
+    const checked = TcpPacket.check(payload);
+    if (!checked.ok) {
+      c.inc('InErrs');
+      return c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
+    }
+    const segment = checked.value;
+    const header = packet.bytes;
+    // As over IPv4: a checksum the kernel checked, or left partial because the segment comes from
+    // its own stack (virtio-net header mode), is not summed again if it names our checksum field.
+    const offload = info.offload;
+    const vouched =
+      offload !== undefined &&
+      (offload.checksum === 'valid' ||
+        (offload.checksum === 'partial' && offload.checksumStart === ETHERNET_HEADER_LENGTH + info.payloadOffset && offload.checksumOffset === TcpField.CHECKSUM));
+    if (!vouched && tcp6ChecksumAt(segment.bytes, header) !== 0) {
+      c.inc('InErrs');
+      c.inc('InCsumErrors');
+      return c.inc('Tcp6InCsumErrors');
+    }
+    // a TSO6 super-frame counts as the segments it stands for
+    const segments = offload !== undefined && offload.gso === 'tcpv6' ? segmentsIn(segment.payload.length, offload.segmentSize) : 1;
+    this.inSegs.value += segments;
+    c.inc('Tcp6InSegs', segments);
+    if (logging()) log('in  %s', formatTcp(payload, packet.source, packet.destination));
+    const repr = TcpRepr.parse(segment);
+    const data = segment.payload;
+    // source then destination: bytes 8..40 of the fixed header, the order the table keeps them in
+    const connection = this.connections.getIpv6At(header, 8, repr.sourcePort, repr.destinationPort);
+    if (connection) {
+      connection.input(repr, data);
+      if (this.eventLog) this.eventLog.changed(connection);
+      return;
+    }
+    const source = packet.source;
+    const destination = packet.destination;
+    const server = this.listeners.get(repr.destinationPort);
+    if (server && server.accepts(destination)) return this.listen(server, source, destination, repr, data);
+    c.inc('rx_no_socket');
+    this.reset(repr, data.length, destination, source);
+  }
+
   /** A segment for a listener (RFC 9293 3.10.7.2, "If the state is LISTEN"). */
-  private listen(server: TcpServer, source: Ipv4Address, destination: Ipv4Address, seg: TcpRepr, data: Uint8Array): void {
+  private listen(server: TcpServer, source: TcpAddress, destination: TcpAddress, seg: TcpRepr, data: Uint8Array): void {
     const f = seg.flags;
     if (f & TcpFlag.RST) return;
     if (f & TcpFlag.ACK) {
@@ -336,7 +432,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       const cookie = this.secrets.cookie(t, seg.seq, seg.options.mss ?? TCP_DEFAULT_MSS, this.clock.now());
       this.counters.inc('SyncookiesSent');
       this.send(
-        { sourcePort: seg.destinationPort, destinationPort: seg.sourcePort, seq: cookie, ack: seqAdd(seg.seq, 1), flags: TcpFlag.SYN | TcpFlag.ACK, window: 0xffff, urgentPointer: 0, options: { mss: Math.min(seg.options.mss ?? TCP_DEFAULT_MSS, mssForMtu(this.ipv4.mtu)) } },
+        { sourcePort: seg.destinationPort, destinationPort: seg.sourcePort, seq: cookie, ack: seqAdd(seg.seq, 1), flags: TcpFlag.SYN | TcpFlag.ACK, window: 0xffff, urgentPointer: 0, options: { mss: Math.min(seg.options.mss ?? TCP_DEFAULT_MSS, this.mssTowards(source)) } },
         EMPTY,
         destination,
         source,
@@ -345,15 +441,15 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     }
     const connection = TcpConnection.accept(
       this,
-      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: this.secrets.isn(t, this.clock.now()), localMss: mssForMtu(this.ipv4.mtu), params: this.listenerParams(server) },
+      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: this.secrets.isn(t, this.clock.now()), localMss: this.mssTowards(source), params: this.listenerParams(server) },
       seg,
     );
-    this.connections.add(source, seg.sourcePort, seg.destinationPort, connection);
+    this.connections.add(source, seg.sourcePort, seg.destinationPort, connection, destination);
     this.pending.set(connection, server);
     server.pendingCount++;
   }
 
-  private acceptCookie(server: TcpServer, source: Ipv4Address, destination: Ipv4Address, seg: TcpRepr, data: Uint8Array): boolean {
+  private acceptCookie(server: TcpServer, source: TcpAddress, destination: TcpAddress, seg: TcpRepr, data: Uint8Array): boolean {
     const t = tuple(destination, seg.destinationPort, source, seg.sourcePort);
     const mss = this.secrets.checkCookie(t, seqAdd(seg.ack, -1), seqAdd(seg.seq, -1), this.clock.now());
     if (mss === undefined) {
@@ -363,11 +459,11 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.counters.inc('SyncookiesRecv');
     const connection = TcpConnection.fromCookie(
       this,
-      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: seqAdd(seg.ack, -1), localMss: mssForMtu(this.ipv4.mtu), params: this.listenerParams(server) },
+      { local: { address: destination, port: seg.destinationPort }, remote: { address: source, port: seg.sourcePort }, iss: seqAdd(seg.ack, -1), localMss: this.mssTowards(source), params: this.listenerParams(server) },
       seg,
       mss,
     );
-    this.connections.add(source, seg.sourcePort, seg.destinationPort, connection);
+    this.connections.add(source, seg.sourcePort, seg.destinationPort, connection, destination);
     this.pending.set(connection, server);
     server.pendingCount++;
     this.established(connection);
@@ -380,7 +476,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     return server.congestionControl ? { ...this.params, congestionControl: server.congestionControl } : this.params;
   }
 
-  private reset(seg: TcpRepr, payloadLength: number, local: Ipv4Address, remote: Ipv4Address): void {
+  private reset(seg: TcpRepr, payloadLength: number, local: TcpAddress, remote: TcpAddress): void {
     const rst = resetFor(seg, payloadLength);
     if (!rst) return;
     this.counters.inc('OutRsts');
@@ -409,6 +505,26 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     due.length = 0;
   }
 
+  /**
+   * An ICMPv6 error quoting one of our segments, found by the quote's 4-tuple. Packet Too Big
+   * lowers the connection's MSS to the new path MTU (RFC 8201 5.2; ICMPv6 has already lowered
+   * IPv6's path MTU entry); port unreachable (code 4) refuses a connection in SYN-SENT as IPv4's
+   * protocol/port unreachable does (Linux icmpv6_err_convert: ECONNREFUSED); the rest are soft
+   * errors (RFC 5461).
+   */
+  private icmpv6Error(report: Icmpv6ErrorReport): void {
+    const o = report.original;
+    if (o.nextHeader !== IpProtocol.TCP || o.payload.length < 8) return;
+    const sourcePort = (o.payload[0]! << 8) | o.payload[1]!;
+    const destinationPort = (o.payload[2]! << 8) | o.payload[3]!;
+    const connection = this.connections.find(o.destination, destinationPort, sourcePort, o.source);
+    if (!connection) return;
+    this.counters.inc('rx_icmp_errors');
+    if (report.kind === 'packet-too-big') connection.icmpError('fragmentation-needed', report.parameter);
+    else if (report.kind === 'destination-unreachable' && report.code === 4) connection.icmpError('refused');
+    else connection.icmpError('unreachable');
+  }
+
   // ---------------------------------------------------------------------------------------
   // ConnectionHost: what connections call
 
@@ -422,11 +538,16 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     if (this.eventLog) this.eventLog.sent(connection, repr, payload.length);
     // Longer than one segment can only be a super-frame the connection built for a GSO link
     // (asked only there: the segment size costs a look at the SACK blocks).
-    const segmentSize = payload.length > 0 && this.ipv4.gsoMaxSize > 0 ? connection.segmentSize : 0;
+    const segmentSize = payload.length > 0 && (typeof connection.remote.address === 'number' ? this.ipv4.gsoMaxSize : (this.ipv6?.gsoMaxSize ?? 0)) > 0 ? connection.segmentSize : 0;
     this.send(repr, payload, connection.local.address, connection.remote.address, payload.length > segmentSize ? segmentSize : 0);
   }
 
-  /** The link's super-frame limit (0: none), for connections deciding how much one send carries. */
+  /**
+   * The link's super-frame limit (0: none), for connections deciding how much one send carries.
+   * One link carries both families, so IPv6 connections read the same value; a connection sizes
+   * its super-frames for IPv4's 20-byte header, and the rare IPv6 one that comes out longer than
+   * the limit (at most 20 bytes, for some MSS values) is sent by IPv6 as fragments instead.
+   */
   get gsoMaxSize(): number {
     return this.ipv4.gsoMaxSize;
   }
@@ -501,7 +622,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
 
   forget(connection: TcpConnection): void {
     if (this.eventLog) this.eventLog.gone(connection);
-    this.connections.delete(connection.remote.address, connection.remote.port, connection.local.port, connection);
+    this.connections.delete(connection.remote.address, connection.remote.port, connection.local.port, connection, connection.local.address);
     this.sockets.delete(connection);
     const server = this.pending.get(connection);
     if (server) {
@@ -528,12 +649,19 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   // ---------------------------------------------------------------------------------------
   // ListenerHost: what servers call
 
-  bindListener(server: TcpServer, port: number, address: Ipv4Address): number {
+  bindListener(server: TcpServer, port: number, address: TcpAddress): number {
     this.checkOpen();
-    if (address !== 0 && address !== this.ipv4.address.address) {
+    if (typeof address !== 'number') {
+      const ipv6 = this.ipv6;
+      if (!ipv6) throw new TcpError('EADDRNOTAVAIL', `this stack has no IPv6, cannot listen on ${address.toString()}`);
+      // RFC 4862 5.4: a tentative (or duplicate) address is not ours to use yet
+      if (!address.isUnspecified && !ipv6.addresses.isAssigned(address)) {
+        throw new TcpError('EADDRNOTAVAIL', `${address.toString()} is not a usable address of this stack (see ipv6.addresses.show())`);
+      }
+    } else if (address !== 0 && address !== this.ipv4.address.address) {
       throw new TcpError('EADDRNOTAVAIL', `${formatIpv4(address)} is not an address of this stack (it has ${formatIpv4(this.ipv4.address.address)})`);
     }
-    const chosen = port === 0 ? this.pickEphemeral(IPV4_UNSPECIFIED, 0) : port;
+    const chosen = port === 0 ? this.pickEphemeral(IPV4_UNSPECIFIED, 0, IPV4_UNSPECIFIED) : port;
     if (this.listeners.has(chosen)) throw new TcpError('EADDRINUSE', `port ${chosen} is already listening; close that server or pick another port`);
     this.listeners.set(chosen, server);
     return chosen;
@@ -552,7 +680,8 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    * segments' data), the checksum and the cutting into segments of `segmentSize` bytes are left
    * to the link (virtio-net header mode): IPv4 passes the request on as the frame's offload.
    */
-  private send(repr: TcpRepr, payload: Uint8Array | SegmentData, source: Ipv4Address, destination: Ipv4Address, segmentSize = 0): void {
+  private send(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress, segmentSize = 0): void {
+    if (typeof destination !== 'number') return this.send6(repr, payload, source as Ipv6Address, destination, segmentSize);
     const w = this.writer;
     w.repr = repr;
     w.payload = payload;
@@ -562,7 +691,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     w.partialChecksum = segmentSize > 0;
     if (logging()) log('out %s', formatTcp(encodeForLog(repr, payload, source, destination), source, destination));
     const offload = segmentSize > 0 ? { checksumOffset: TcpField.CHECKSUM, segmentSize, transportHeaderLength: TcpRepr.headerLength(repr) } : undefined;
-    const outcome = this.ipv4.send({ destination, protocol: IpProtocol.TCP, payload: w, source, dontFragment: true, offload });
+    const outcome = this.ipv4.send({ destination, protocol: IpProtocol.TCP, payload: w, source: source as Ipv4Address, dontFragment: true, offload });
     if (segmentSize > 0) this.counters.inc('OutSegs', segmentsIn(payload.length, segmentSize) - 1);
     w.repr = undefined;
     w.payload = EMPTY;
@@ -570,14 +699,62 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     if (outcome !== 'sent' && outcome !== 'queued') this.counters.inc('tx_failed');
   }
 
-  private pickEphemeral(remote: Ipv4Address, remotePort: number): number {
+  /**
+   * The IPv6 send: the source is the connection's (chosen at connect or taken from the SYN), so
+   * the checksum is written with the segment. Never fragmented in practice: the MSS keeps a
+   * segment inside the path MTU (IPv6 routers do not fragment, RFC 8200 5).
+   */
+  private send6(repr: TcpRepr, payload: Uint8Array | SegmentData, source: Ipv6Address, destination: Ipv6Address, segmentSize = 0): void {
+    const ipv6 = this.ipv6;
+    if (!ipv6) return this.counters.inc('tx_failed');
+    const w = this.writer;
+    w.repr = repr;
+    w.payload = payload;
+    w.source = source;
+    w.destination = destination;
+    w.length = TcpRepr.bufferLength(repr, payload.length);
+    w.partialChecksum = segmentSize > 0;
+    if (logging()) log('out %s', formatTcp(encodeForLog(repr, payload, source, destination), source, destination));
+    // TSO6: as over IPv4, the device finishes the checksum and cuts the super-frame
+    const offload = segmentSize > 0 ? { checksumOffset: TcpField.CHECKSUM, segmentSize, transportHeaderLength: TcpRepr.headerLength(repr) } : undefined;
+    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: w, ...(offload ? { offload } : {}) });
+    w.repr = undefined;
+    w.payload = EMPTY;
+    w.partialChecksum = false;
+    const segments = segmentsIn(payload.length, segmentSize);
+    if (segments > 1) this.counters.inc('OutSegs', segments - 1);
+    this.counters.inc('Tcp6OutSegs', segments);
+    if (outcome !== 'sent' && outcome !== 'queued') this.counters.inc('tx_failed');
+  }
+
+  /** Our address for a connection to `remote`: IPv4's one, or IPv6's choice (RFC 6724: link-local for a link-local peer). */
+  private sourceFor(remote: TcpAddress): TcpAddress {
+    if (typeof remote === 'number') return this.ipv4.address.address;
+    const ipv6 = this.ipv6;
+    if (!ipv6) throw new TcpError('EADDRNOTAVAIL', `this stack has no IPv6, cannot connect to ${remote.toString()}`);
+    if (remote.isMulticast || remote.isUnspecified) throw new TcpError('EINVAL', `${remote.toString()} is not a unicast address`);
+    const source = ipv6.sourceFor(remote);
+    if (!source) {
+      this.counters.inc('tx_no_source');
+      throw new TcpError('EADDRNOTAVAIL', `no usable IPv6 address to reach ${remote.toString()} from (still tentative? see ipv6.addresses.show())`);
+    }
+    return source;
+  }
+
+  /** The MSS we announce towards `remote`: the route MTU less IPv4's 40 or IPv6's 60 bytes of headers. */
+  private mssTowards(remote: TcpAddress): number {
+    if (typeof remote === 'number' || !this.ipv6) return mssForMtu(this.ipv4.mtu);
+    return mssForMtu(this.ipv6.pathMtu(remote), IPV6_FIXED_HEADER_LENGTH);
+  }
+
+  private pickEphemeral(remote: TcpAddress, remotePort: number, local: TcpAddress): number {
     const { low, high } = this.ephemeral;
     const span = high - low + 1;
     const start = Math.floor(this.random() * span) % span;
     for (let i = 0; i < span; i++) {
       const port = low + ((start + i) % span);
       if (this.listeners.has(port)) continue;
-      if (remotePort === 0 ? this.connections.usesLocalPort(port) : this.connections.get(remote, remotePort, port)) continue;
+      if (remotePort === 0 ? this.connections.usesLocalPort(port) : this.connections.find(remote, remotePort, port, local)) continue;
       return port;
     }
     throw new TcpError('EAGAIN', `every ephemeral port ${low}-${high} is in use`);
@@ -588,20 +765,12 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   }
 }
 
-function tuple(localAddress: number, localPort: number, remoteAddress: number, remotePort: number) {
+function tuple(localAddress: TcpAddress, localPort: number, remoteAddress: TcpAddress, remotePort: number): FourTuple {
   return { localAddress, localPort, remoteAddress, remotePort };
 }
 
-function toAddress(text: string): Ipv4Address {
-  try {
-    return parseIpv4(text);
-  } catch (err) {
-    throw new TcpError('EINVAL', (err as Error).message);
-  }
-}
-
 /** The bytes of a segment, for a debug line only. */
-function encodeForLog(repr: TcpRepr, payload: Uint8Array | SegmentData, source: Ipv4Address, destination: Ipv4Address): Uint8Array {
+function encodeForLog(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress): Uint8Array {
   const b = new Uint8Array(TcpRepr.bufferLength(repr, payload.length));
   TcpRepr.emit(repr, payload, b, source, destination);
   return b;

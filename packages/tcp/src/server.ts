@@ -8,14 +8,17 @@
  * Node's servers have no accept queue to drain: each completed connection is handed over at once.
  */
 import { EventEmitter } from 'node:events';
-import { formatIpv4, IPV4_UNSPECIFIED, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import { IPV4_UNSPECIFIED } from '@tapstack/link';
+import { formatTcpAddress, tcpFamilyOf, toTcpAddress, type TcpAddress } from './address.ts';
 import type { CongestionControlChoice } from './congestion.ts';
 import { TcpError } from './errors.ts';
 import type { TcpSocket } from './socket.ts';
 
 /** What a server needs from the layer. */
 export interface ListenerHost {
-  bindListener(server: TcpServer, port: number, address: Ipv4Address): number;
+  bindListener(server: TcpServer, port: number, address: TcpAddress): number;
+  /** What `listen(port)` binds without an address: `::` (both families) with IPv6, else 0.0.0.0. */
+  readonly defaultListenAddress: TcpAddress;
   unbindListener(server: TcpServer, port: number): void;
   readonly clock: { hold(): () => void };
 }
@@ -29,7 +32,11 @@ export class TcpServer extends EventEmitter {
    * the listening socket is inherited); undefined takes the layer's.
    */
   congestionControl: CongestionControlChoice | undefined;
-  boundAddress: Ipv4Address = IPV4_UNSPECIFIED;
+  /**
+   * `::` takes both families (Linux's IPv6 socket with bindv6only=0), `0.0.0.0` IPv4 only, one of
+   * the stack's addresses only segments to it.
+   */
+  boundAddress: TcpAddress = IPV4_UNSPECIFIED;
   private port: number | undefined;
   private release: (() => void) | undefined;
   private readonly open = new Set<TcpSocket>();
@@ -42,15 +49,18 @@ export class TcpServer extends EventEmitter {
     return this.port !== undefined;
   }
 
-  /** Starts listening on `port` (0: an ephemeral one) of `address` (default: every address of the stack). */
-  listen(port: number, address?: string | Ipv4Address | (() => void), callback?: () => void): this {
+  /**
+   * Starts listening on `port` (0: an ephemeral one) of `address` (default: every address of the
+   * stack, both families when it has IPv6; text like '0.0.0.0', '::', 'fd00:10::2' or a value).
+   */
+  listen(port: number, address?: string | TcpAddress | (() => void), callback?: () => void): this {
     if (typeof address === 'function') {
       callback = address;
       address = undefined;
     }
     if (this.port !== undefined) throw new TcpError('EINVAL', `the server is already listening on port ${this.port}`);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TcpError('EINVAL', `port ${port} is not 0-65535`);
-    const bound = address === undefined ? IPV4_UNSPECIFIED : typeof address === 'string' ? parseIpv4(address) : address;
+    const bound = address === undefined ? this.host.defaultListenAddress : toTcpAddress(address);
     this.port = this.host.bindListener(this, port, bound);
     this.boundAddress = bound;
     this.release = this.host.clock.hold();
@@ -60,13 +70,15 @@ export class TcpServer extends EventEmitter {
   }
 
   /** Whether a SYN to `destination` is for this listener. */
-  accepts(destination: Ipv4Address): boolean {
-    return this.boundAddress === IPV4_UNSPECIFIED || this.boundAddress === destination;
+  accepts(destination: TcpAddress): boolean {
+    const bound = this.boundAddress;
+    if (typeof bound === 'number') return typeof destination === 'number' && (bound === IPV4_UNSPECIFIED || bound === destination);
+    return bound.isUnspecified || (typeof destination !== 'number' && bound.equals(destination));
   }
 
   /** `net.Server.address()`. */
   address(): { address: string; family: string; port: number } | null {
-    return this.port === undefined ? null : { address: formatIpv4(this.boundAddress), family: 'IPv4', port: this.port };
+    return this.port === undefined ? null : { address: formatTcpAddress(this.boundAddress), family: tcpFamilyOf(this.boundAddress), port: this.port };
   }
 
   /** Stops listening; open connections go on (as in net), the callback runs when they have all closed. */

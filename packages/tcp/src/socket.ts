@@ -10,7 +10,7 @@
  * false stops reading from the connection, so its receive window closes and the peer slows down.
  */
 import { Duplex } from 'node:stream';
-import { formatIpv4, type Ipv4Address } from '@tapstack/link';
+import { formatTcpAddress, tcpFamilyOf, type TcpAddress, type TcpFamily } from './address.ts';
 import { TcpError, type TcpErrorCode } from './errors.ts';
 
 /** What a socket asks of its connection. */
@@ -27,9 +27,9 @@ export interface SocketConnection {
   release(): void;
   setNoDelay(noDelay: boolean): void;
   setKeepAlive(enable: boolean, initialDelayMs: number): void;
-  readonly localAddress: Ipv4Address;
+  readonly localAddress: TcpAddress;
   readonly localPort: number;
-  readonly remoteAddress: Ipv4Address;
+  readonly remoteAddress: TcpAddress;
   readonly remotePort: number;
 }
 
@@ -89,7 +89,7 @@ export class TcpSocket extends Duplex implements SocketEvents {
   }
 
   get remoteAddress(): string | undefined {
-    return this.connection ? formatIpv4(this.connection.remoteAddress) : undefined;
+    return this.connection ? formatTcpAddress(this.connection.remoteAddress) : undefined;
   }
 
   get remotePort(): number | undefined {
@@ -97,21 +97,22 @@ export class TcpSocket extends Duplex implements SocketEvents {
   }
 
   get localAddress(): string | undefined {
-    return this.connection ? formatIpv4(this.connection.localAddress) : undefined;
+    return this.connection ? formatTcpAddress(this.connection.localAddress) : undefined;
   }
 
   get localPort(): number | undefined {
     return this.connection?.localPort;
   }
 
-  get remoteFamily(): string {
-    return 'IPv4';
+  /** 'IPv4' or 'IPv6', as net.Socket says it (IPv4 before the socket has a connection). */
+  get remoteFamily(): TcpFamily {
+    return this.connection ? tcpFamilyOf(this.connection.remoteAddress) : 'IPv4';
   }
 
   /** net.Socket's address(): the local end. */
   address(): { address: string; family: string; port: number } | Record<string, never> {
     const c = this.connection;
-    return c ? { address: formatIpv4(c.localAddress), family: 'IPv4', port: c.localPort } : {};
+    return c ? { address: formatTcpAddress(c.localAddress), family: tcpFamilyOf(c.localAddress), port: c.localPort } : {};
   }
 
   setNoDelay(noDelay = true): this {
@@ -263,7 +264,8 @@ export class TcpSocket extends Duplex implements SocketEvents {
 }
 
 function describeClose(code: TcpErrorCode, socket: TcpSocket): string {
-  const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+  const address = socket.remoteAddress ?? '?';
+  const peer = `${address.includes(':') ? `[${address}]` : address}:${socket.remotePort ?? '?'}`;
   switch (code) {
     case 'ECONNREFUSED':
       return `connect ECONNREFUSED ${peer}`;

@@ -4,7 +4,8 @@
  * digits. The ISNs are learned from the SYNs seen; a connection whose SYNs were not seen is
  * printed with absolute numbers. The table of connections is bounded (the oldest forgotten).
  */
-import { readIpv4, type Ipv4Address } from '@tapstack/link';
+import { readIpv4 } from '@tapstack/link';
+import type { TcpAddress } from './address.ts';
 import { formatTcp, TcpFlag } from './header.ts';
 
 const MAX_CONNECTIONS = 4096;
@@ -14,7 +15,7 @@ export class TcpTraceFormatter {
   private readonly isn = new Map<string, number>();
 
   /** One line for the segment `bytes` from `source` to `destination` (never throws). */
-  format(bytes: Uint8Array, source: Ipv4Address, destination: Ipv4Address): string {
+  format(bytes: Uint8Array, source: TcpAddress, destination: TcpAddress): string {
     if (bytes.length < 20) return formatTcp(bytes, source, destination);
     const sourcePort = (bytes[0]! << 8) | bytes[1]!;
     const destinationPort = (bytes[2]! << 8) | bytes[3]!;
