@@ -127,7 +127,7 @@ export class LwipTcp implements TcpTarget {
   }
 }
 
-class KernelTcp implements TcpTarget {
+export class KernelTcp implements TcpTarget {
   readonly name = 'kernel';
   readonly device = 'veth0';
   readonly pid = undefined;
@@ -275,7 +275,7 @@ export async function pingPong(t: TcpTarget, count: number): Promise<number> {
 }
 
 /** 1% random loss both ways on the host's device (../shared/tools/link-loss.sh), or off. */
-function setLoss(t: TcpTarget, percent: number | 'off'): void {
+export function setLoss(t: TcpTarget, percent: number | 'off'): void {
   t.client.exec('bash', [LINK_LOSS, t.device, String(percent)]);
 }
 

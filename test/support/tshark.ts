@@ -15,7 +15,8 @@ export interface TsharkQuery {
 /** One row a frame (lines with no field at all left out), one string a field, '' where absent. */
 export function tsharkFields(file: string, fields: readonly string[], query: TsharkQuery = {}): string[][] {
   const args = ['-r', file, ...(query.prefs ?? []).flatMap((p) => ['-o', p]), ...(query.filter !== undefined ? ['-Y', query.filter] : []), '-T', 'fields', ...fields.flatMap((f) => ['-e', f])];
-  const out = execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  // A large capture's fields run to megabytes (execFileSync's default limit is 1 MB).
+  const out = execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 256 * 1024 * 1024 });
   return out
     .split('\n')
     .filter((l) => l.trim() !== '')

@@ -5,13 +5,16 @@
  * The split is Linux's (struct tcp_congestion_ops), said in our words: the algorithm decides how
  * the window grows while all is well and how far it falls when a loss is found; the connection
  * does the loss recovery itself (fast retransmit, the window during recovery, the one-segment
- * window after a timeout) and tells the algorithm what happened. Four calls:
+ * window after a timeout) and tells the algorithm what happened. Four calls, and an optional fifth:
  *
  *   onAck(sample)             new data was acknowledged and no recovery runs: grow `cwnd`
  *                             (Linux's cong_avoid, with the RTT that pkts_acked would bring);
  *   ssthreshAfterLoss(loss)   a loss was found, by duplicate ACKs or the retransmission timer:
  *                             return the new slow-start threshold (Linux's ssthresh);
  *   onStateChange(state)      recovery began or ended, or a timeout happened (Linux's set_state);
+ *   undo()                    optional: the last reduction was a mistake (every retransmission
+ *                             proved spurious, RFC 3522/3708/5682): go back to the state before
+ *                             it; the connection restores cwnd and ssthresh itself;
  *   cwnd, ssthresh            the two numbers, in bytes, which the connection reads before each
  *                             send and also sets itself while it recovers.
  *
@@ -61,6 +64,11 @@ export interface CongestionControl {
   ssthreshAfterLoss(loss: LossSample): number;
   /** The congestion state changed (optional). */
   onStateChange?(state: CongestionState, now: number): void;
+  /**
+   * The last loss was spurious and the connection undid its reduction (Linux's undo_cwnd):
+   * forget what `ssthreshAfterLoss` changed (optional; cwnd and ssthresh are the connection's).
+   */
+  undo?(now: number): void;
 }
 
 /** Makes the algorithm for one connection; `mss` is the largest segment the connection may send. */

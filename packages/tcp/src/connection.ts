@@ -139,6 +139,8 @@ export interface TcpParams {
   rack: boolean;
   /** Tail loss probes (RFC 8985 7) with SACK (Linux tcp_early_retrans 3: on). */
   tailLossProbe: boolean;
+  /** F-RTO (RFC 5682 3.1, the SACK version) after a retransmission timeout (Linux tcp_frto 2: on). */
+  frto: boolean;
   /** Least time between two ACKs sent for out-of-window segments or challenge ACKs, ms (tcp_invalid_ratelimit, 500). */
   invalidRatelimitMs: number;
   rto: RtoLimits;
@@ -172,6 +174,7 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   windowScaling: true,
   rack: true,
   tailLossProbe: true,
+  frto: true,
   invalidRatelimitMs: 500,
   rto: DEFAULT_RTO_LIMITS,
   congestionControl: 'cubic',
@@ -200,6 +203,10 @@ export type ConnectionCounter =
   | 'TCPChallengeACK'
   | 'TCPFastRetrans'
   | 'TCPPartialUndo'
+  | 'TCPDSACKUndo'
+  | 'TCPFullUndo'
+  | 'TCPLossUndo'
+  | 'TCPSpuriousRTOs'
   | 'TCPDSACKRecv'
   | 'TCPSackRecovery'
   | 'TCPRenoRecovery'
@@ -328,6 +335,12 @@ export const ACK_COALESCING_MAX_BYTES = 65536;
 /** RFC 8985 7.2's WCDelAckT: the longest a peer may delay an ACK (Linux uses TCP_RTO_MIN, 200 ms). */
 const WORST_CASE_DELAYED_ACK_MS = 200;
 
+/** Added to 2 * SRTT when more than a segment is in flight (Linux's TCP_TIMEOUT_MIN, 2 jiffies). */
+const PTO_FLOOR_MS = 2;
+
+/** Recoveries without a D-SACK before RACK's reordering window falls back to one step (RFC 8985 6.2). */
+const RACK_REO_WND_PERSIST = 16;
+
 /** The ACK number's 3 duplicate rule (RFC 5681 3.2). */
 const DUP_ACK_THRESHOLD = 3;
 const TIMESTAMP_OPTION_BYTES = 12;
@@ -429,6 +442,32 @@ export class TcpConnection implements SocketConnection {
   /** A small last piece waits for a microtask (autocork); `uncorking` while that send runs. */
   private corked = false;
   private uncorking = false;
+  /**
+   * RACK's reordering window grows with D-SACKs (RFC 8985 6.2 step 4): the multiplier of
+   * min_RTT / 4, the recoveries left before it falls back to 1, and the round (SND.NXT when the
+   * last D-SACK counted) within which further D-SACKs count no more.
+   */
+  private rackReoWndMult = 1;
+  private rackReoWndPersist = 0;
+  private rackDsackRound: number | undefined;
+  /**
+   * Undo of a spurious recovery (RFC 3522 Eifel with timestamps, RFC 3708 with D-SACK; Linux's
+   * undo_marker, undo_retrans, retrans_stamp, prior_cwnd, prior_ssthresh): SND.UNA when the
+   * episode began (undefined: nothing to undo); its retransmissions not yet reported back as
+   * duplicates (-1: none sent yet); our TSval on its first retransmission; the window and
+   * threshold before it.
+   */
+  private undoMarker: number | undefined;
+  private undoRetrans = -1;
+  private retransStamp: number | undefined;
+  private priorCwnd = 0;
+  private priorSsthresh = 0;
+  /**
+   * F-RTO (RFC 5682) after a timeout: still judging whether it was spurious, and (step 2b) the
+   * next send is to be new data rather than the segments the timeout marked lost.
+   */
+  private frto = false;
+  private frtoSendNew = false;
   /** A segment being timed without timestamps (Karn: dropped if retransmitted). */
   private timedSeq: number | undefined;
   private timedAt = 0;
@@ -894,6 +933,10 @@ export class TcpConnection implements SocketConnection {
       // With SACK every ACK may carry news (blocks); without, only a duplicate counts.
       if (this.sackOn) this.sackAck(seg, 0, duplicate);
       else if (duplicate) this.duplicateAck();
+    } else if (ack === this.sndUna && this.sackOn && seg.options.sackBlocks !== undefined) {
+      // Nothing outstanding, yet a D-SACK may prove the last recovery spurious (Linux's tcp_ack
+      // looks at it on its no_queue path too).
+      this.sackAck(seg, 0, false);
     }
     // Window update (RFC 9293 3.10.7.4, fifth step): from newer segments only.
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
@@ -1007,6 +1050,8 @@ export class TcpConnection implements SocketConnection {
   /** Moves to a congestion state and tells the algorithm (Linux's tcp_set_ca_state calling set_state). */
   private congestionState(state: CongestionState): void {
     if (state === this.caState) return;
+    // RFC 8985 6.2 step 4: after 16 recoveries without a D-SACK the reordering window is back to one step.
+    if (state === 'open' && this.rackReoWndPersist > 0 && --this.rackReoWndPersist === 0) this.rackReoWndMult = 1;
     this.caState = state;
     this.cc.onStateChange?.(state, this.clock.now());
   }
@@ -1014,8 +1059,9 @@ export class TcpConnection implements SocketConnection {
   /**
    * What one ACK tells a SACK sender (RFC 6675 with PRR, RFC 6937; Linux's tcp_fastretrans_alert
    * and tcp_cwnd_reduction): the scoreboard takes the cumulative ACK and the blocks, losses are
-   * marked, recovery starts or ends, and the window for this ACK is set. `acked` is how far
-   * SND.UNA moved (already moved); `duplicate` says the ACK is a duplicate in RFC 5681's sense.
+   * marked (by RACK, or by DupThresh when RACK is off), recovery starts or ends, a spurious one
+   * is undone, and the window for this ACK is set. `acked` is how far SND.UNA moved (already
+   * moved); `duplicate` says the ACK is a duplicate in RFC 5681's sense.
    */
   private sackAck(seg: TcpRepr, acked: number, duplicate: boolean): void {
     const board = this.scoreboard;
@@ -1023,7 +1069,7 @@ export class TcpConnection implements SocketConnection {
     const fackBefore = board.highestSackedEnd();
     const cumulativelyAcked = acked > 0 ? board.acknowledge(this.sndUna) : [];
     const update = board.applySack(seg.options.sackBlocks ?? [], seg.ack, this.sndUna, this.sndMax, this.maxSndWnd);
-    if (update.dsack) this.host.count('TCPDSACKRecv');
+    if (update.dsack) this.dsackReceived(update.dsackBlock!);
     if (update.discarded > 0) this.host.count('TCPSACKDiscard', update.discarded);
     if (board.headIsSacked()) {
       // The peer acknowledged up to a segment it had SACKed, and not that segment: it dropped
@@ -1038,25 +1084,44 @@ export class TcpConnection implements SocketConnection {
       this.dupAcks++;
     }
     if (this.tlpEndSeq !== undefined) this.tailLossProbeAck(seg.ack, update.dsackBlock, duplicate && update.newlySacked.length === 0);
-    let newlyLost = board.markLostByDupThresh(this.mss);
+    let newlyLost = 0;
     if (this.params.rack) {
+      // RACK alone marks losses, as Linux's default (tcp_recovery 1): no DupThresh rule.
       for (const s of cumulativelyAcked) if (!s.sacked) this.rackDelivered(s, fackBefore);
       for (const s of update.newlySacked) this.rackDelivered(s, fackBefore);
       newlyLost += this.rackDetectLoss();
+    } else {
+      newlyLost += board.markLostByDupThresh(this.mss);
+      // Duplicate ACKs without blocks (a peer that SACKs little) still count (RFC 6675 5, DupAcks >= DupThresh).
+      if (this.caState === 'open' && this.dupAcks >= DUP_ACK_THRESHOLD && board.lostBytes() === 0 && board.records[0]) newlyLost += board.markLost(board.records[0]);
     }
-    // Duplicate ACKs without blocks (a peer that SACKs little) still count (RFC 6675 5, DupAcks >= DupThresh).
-    if (this.caState === 'open' && this.dupAcks >= DUP_ACK_THRESHOLD && board.lostBytes() === 0 && board.records[0]) newlyLost += board.markLost(board.records[0]);
+    if (this.caState === 'loss') {
+      // Data sent before the timeout and never retransmitted arrived (Linux's FLAG_ORIG_SACK_ACKED).
+      const original = (s: SentSegment): boolean => !s.everRetransmitted && seqLe(s.end, this.recover);
+      const originalDelivered = cumulativelyAcked.some((s) => !s.sacked && original(s)) || update.newlySacked.some(original);
+      if (this.processLoss(seg, acked, originalDelivered, update.newlySacked.length > 0 || duplicate)) {
+        if (acked > 0) this.congestionAck(acked);
+        return;
+      }
+    }
     if (this.caState !== 'open' && seqGe(this.sndUna, this.recover)) {
-      // Recovery ends when everything outstanding at its start is acknowledged; the window
-      // comes back to ssthresh (Linux tcp_end_cwnd_reduction).
-      // After a timeout ('loss') slow start simply goes on.
+      // Recovery ends when everything outstanding at its start is acknowledged: undone if it
+      // proved spurious, else the window comes back to ssthresh (Linux tcp_end_cwnd_reduction);
+      // after a timeout ('loss') slow start simply goes on.
       const ended = this.caState;
-      if (ended === 'recovery') this.cc.cwnd = Math.max(this.cc.ssthresh, this.mss);
+      const undone = this.tryUndo(seg, ended === 'loss' ? 'TCPLossUndo' : 'TCPFullUndo');
+      if (!undone && ended === 'recovery') this.cc.cwnd = Math.max(this.cc.ssthresh, this.mss);
       this.congestionState('open');
       if (newlyLost === 0 && board.lostBytes() === 0) {
         if (ended === 'loss' && acked > 0) this.congestionAck(acked);
         return;
       }
+    }
+    // RFC 3708: every retransmission of the episode came back as a duplicate (Linux
+    // tcp_try_undo_dsack, in recovery and, for a late D-SACK, after it).
+    if (this.caState !== 'loss' && this.undoMarker !== undefined && this.undoRetrans === 0) {
+      this.undo(false, 'TCPDSACKUndo');
+      this.congestionState('open');
     }
     if (this.caState === 'open' && board.lostBytes() > 0) this.enterSackRecovery();
     if (this.caState === 'recovery') this.prrUpdate(delivered, newlyLost > 0);
@@ -1064,10 +1129,123 @@ export class TcpConnection implements SocketConnection {
   }
 
   /**
+   * A D-SACK arrived (RFC 2883): one of our segments reached the peer twice. It counts against
+   * the episode's retransmissions when it names data sent since the episode began (RFC 3708 2,
+   * Linux's "dumb counting" of duplicates at or below SND.UNA: one per segment's worth of bytes),
+   * and it grows RACK's reordering window, once per round (RFC 8985 6.2 step 4).
+   */
+  private dsackReceived(block: SackBlock): void {
+    this.host.count('TCPDSACKRecv');
+    if (this.undoMarker !== undefined && this.undoRetrans > 0 && seqGt(block.right, this.undoMarker)) {
+      this.undoRetrans = Math.max(0, this.undoRetrans - Math.max(1, Math.ceil(seqDiff(block.right, block.left) / this.mss)));
+    }
+    if (this.rackDsackRound !== undefined && seqGe(this.sndUna, this.rackDsackRound)) this.rackDsackRound = undefined;
+    if (this.rackDsackRound === undefined) {
+      this.rackDsackRound = this.sndMax;
+      this.rackReoWndMult = Math.min(this.rackReoWndMult + 1, 255);
+      this.rackReoWndPersist = RACK_REO_WND_PERSIST;
+    }
+  }
+
+  /**
+   * An episode of loss recovery begins (fast recovery or a timeout): remember what to go back
+   * to if it proves spurious (Linux's tcp_init_undo with prior_cwnd and prior_ssthresh). The
+   * threshold to restore is at least three quarters of the window (tcp_current_ssthresh), so
+   * that an undo out of slow start ends it near where the window stood.
+   */
+  private beginUndoEpisode(): void {
+    this.priorCwnd = this.cc.cwnd;
+    this.priorSsthresh = Math.max(this.cc.ssthresh, Math.floor((this.cc.cwnd * 3) / 4));
+    this.undoMarker = this.sndUna;
+    // Retransmissions of an earlier episode still in the network may bring D-SACKs too.
+    const inFlight = this.scoreboard.retransmitsInFlight();
+    this.undoRetrans = inFlight > 0 ? inFlight : -1;
+    this.retransStamp = undefined;
+  }
+
+  /** A retransmission goes out: the episode has one more to prove spurious, and its first one's TSval is kept. */
+  private noteRetransmission(): void {
+    this.undoRetrans = this.undoRetrans < 0 ? 1 : this.undoRetrans + 1;
+    if (this.retransStamp === undefined) this.retransStamp = this.tsNow();
+  }
+
+  /**
+   * RFC 3522 (Eifel detection): the ACK echoes a TSval older than our first retransmission of
+   * the episode, so it was sent for an original transmission, and that original arrived (Linux
+   * tcp_packet_delayed). Timestamps on a millisecond clock: an original sent in the same
+   * millisecond as the retransmission cannot be told apart and proves nothing.
+   */
+  private originalWasDelayed(seg: TcpRepr): boolean {
+    const ts = seg.options.timestamps;
+    return this.timestampsOn && ts !== undefined && ts.echo !== 0 && this.retransStamp !== undefined && seqLt(ts.echo, this.retransStamp);
+  }
+
+  /** Undoes the episode if it proved spurious (Linux tcp_may_undo): by D-SACKs for all its retransmissions, or by Eifel. */
+  private tryUndo(seg: TcpRepr, counter: 'TCPFullUndo' | 'TCPLossUndo'): boolean {
+    if (this.undoMarker === undefined || !(this.undoRetrans === 0 || this.originalWasDelayed(seg))) return false;
+    this.undo(counter === 'TCPLossUndo', counter);
+    return true;
+  }
+
+  /**
+   * Undo (Linux tcp_undo_cwnd_reduction): the window and threshold go back to what they were
+   * before the episode (never lower than now), the algorithm forgets the loss, and, after a
+   * timeout, the segments it marked lost are no longer thought lost (they were not).
+   */
+  private undo(unmarkLost: boolean, counter: 'TCPFullUndo' | 'TCPLossUndo' | 'TCPDSACKUndo'): void {
+    this.cc.cwnd = Math.max(this.cc.cwnd, this.priorCwnd);
+    this.cc.ssthresh = Math.max(this.cc.ssthresh, this.priorSsthresh);
+    this.cc.undo?.(this.clock.now());
+    if (unmarkLost) this.scoreboard.clearLost();
+    this.undoMarker = undefined;
+    this.host.count(counter);
+    log('%d > %d: undo (%s): cwnd %d ssthresh %d', this.local.port, this.remote.port, counter, this.cc.cwnd, this.cc.ssthresh);
+  }
+
+  /**
+   * An ACK after a retransmission timeout (Linux tcp_process_loss, with F-RTO as RFC 5682 3.1's
+   * SACK version). True when it proved the timeout spurious and undid it. Otherwise F-RTO moves
+   * on: after the first ACK that advances SND.UNA new data goes out instead of the segments
+   * marked lost (step 2b); if the next ACK then reports SACKed or duplicate data the losses were
+   * real (step 3a) and recovery resends them; if instead it acknowledges data never
+   * retransmitted (`originalDelivered`), they were not (step 3b).
+   */
+  private processLoss(seg: TcpRepr, acked: number, originalDelivered: boolean, sackedOrDuplicate: boolean): boolean {
+    const recovered = seqGe(this.sndUna, this.recover);
+    if (acked > 0 && this.tryUndo(seg, 'TCPLossUndo')) return this.leaveLoss(false);
+    if (!this.frto) return false;
+    if (originalDelivered) {
+      this.undo(true, 'TCPLossUndo');
+      return this.leaveLoss(true);
+    }
+    if (seqGt(this.sndMax, this.recover)) {
+      if (sackedOrDuplicate) this.frto = false; // step 3a: the loss was real
+    } else if (acked > 0 && !recovered) {
+      // Step 2b: new data next, if there is some and the peer's window takes it.
+      this.recover = this.sndMax;
+      const unsent = this.sendBuffer.length - seqDiff(this.sndNxt, this.sndUna);
+      if (unsent > 0 && this.sndWnd > this.flightSize()) this.frtoSendNew = true;
+      else this.frto = false;
+    }
+    return false;
+  }
+
+  /** Out of the timeout's recovery after an undo (a spurious timeout when `spurious`: F-RTO found it). */
+  private leaveLoss(spurious: boolean): true {
+    if (spurious) this.host.count('TCPSpuriousRTOs');
+    this.frto = false;
+    this.frtoSendNew = false;
+    this.retransmits = 0;
+    this.congestionState('open');
+    return true;
+  }
+
+  /**
    * RFC 6675 5: enter fast recovery. ssthresh comes from the congestion control; PRR then
    * brings the window down to it over about one round trip instead of at once.
    */
   private enterSackRecovery(): void {
+    this.beginUndoEpisode();
     this.recover = this.sndMax;
     this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'duplicate-acks' });
     this.congestionState('recovery');
@@ -1106,13 +1284,14 @@ export class TcpConnection implements SocketConnection {
 
   /**
    * RACK's reordering window (RFC 8985 6.2 step 4, as Linux's tcp_rack_reo_wnd): a quarter of the
-   * least RTT, at most SRTT; none at all while no reordering has been seen and the connection is
-   * already recovering, or three segments are SACKed (then DupThresh would say lost anyway).
+   * least RTT times the multiplier D-SACKs grew (dsackReceived), at most SRTT; none at all while
+   * no reordering has been seen and the connection is already recovering, or three segments are
+   * SACKed (then DupThresh would say lost anyway).
    */
   private rackReorderWindow(): number {
     if (!this.rackReorderingSeen && (this.caState !== 'open' || this.scoreboard.sackedSegments >= DUP_ACK_THRESHOLD)) return 0;
-    const quarter = Number.isFinite(this.minRtt) ? this.minRtt / 4 : 0;
-    return Math.min(quarter, this.rto.srtt ?? quarter);
+    const window = Number.isFinite(this.minRtt) ? (this.minRtt / 4) * this.rackReoWndMult : 0;
+    return Math.min(window, this.rto.srtt ?? window);
   }
 
   /**
@@ -1157,8 +1336,10 @@ export class TcpConnection implements SocketConnection {
   /**
    * Arms the tail loss probe (RFC 8985 7.2) when data is in flight, the connection is not
    * recovering, and no probe is out: PTO = 2 * SRTT (1 s before any RTT sample), plus the
-   * worst-case delayed ACK (200 ms, Linux's TCP_RTO_MIN) when one segment is in flight, and no
-   * later than the retransmission timer.
+   * worst-case delayed ACK (200 ms, Linux's TCP_RTO_MIN) when one segment is in flight, else
+   * plus 2 ms (Linux's TCP_TIMEOUT_MIN: on a TAP the SRTT is well under a millisecond, and a
+   * probe at 2 * SRTT alone would fire whenever the peer is a little slow to be scheduled), and
+   * no later than the retransmission timer.
    */
   private scheduleLossProbe(): void {
     this.probeDeadline?.cancel();
@@ -1167,7 +1348,7 @@ export class TcpConnection implements SocketConnection {
     if (flight === 0 || !this.isSynchronized() || this.state === 'TIME-WAIT') return;
     const srtt = this.rto.srtt;
     let pto = srtt === undefined ? 1000 : 2 * srtt;
-    if (srtt !== undefined && flight <= this.mss) pto += WORST_CASE_DELAYED_ACK_MS;
+    if (srtt !== undefined) pto += flight <= this.mss ? WORST_CASE_DELAYED_ACK_MS : PTO_FLOOR_MS;
     pto = Math.min(pto, this.rto.rto);
     (this.probeDeadline ??= this.timers.deadline(() => this.lossProbe())).armIn(pto);
   }
@@ -1351,12 +1532,14 @@ export class TcpConnection implements SocketConnection {
     let sent = false;
     // With SACK the window limits the bytes in the network (RFC 6675 pipe), not SND.NXT - SND.UNA.
     let pipe = this.sackOn ? this.scoreboard.pipe() : 0;
-    if (this.sackOn) {
-      // NextSeg rule 1 (RFC 6675 4): segments judged lost go first, lowest first.
-      for (let lost = this.scoreboard.nextLost(); lost && pipe < this.cc.cwnd; lost = this.scoreboard.nextLost()) {
-        pipe += this.retransmitSegment(lost);
-        sent = true;
-      }
+    // NextSeg rule 1 (RFC 6675 4): segments judged lost go first, lowest first; but F-RTO's
+    // step 2b (RFC 5682) sends new data first, to see whether the timeout was spurious.
+    const frtoNew = this.frtoSendNew;
+    this.frtoSendNew = false;
+    if (this.sackOn && !frtoNew) {
+      const resent = this.retransmitLost(pipe);
+      pipe += resent;
+      sent = resent > 0;
     }
     for (;;) {
       const offset = seqDiff(this.sndNxt, this.sndUna);
@@ -1438,6 +1621,11 @@ export class TcpConnection implements SocketConnection {
       sent = true;
       if (fin || this.probeAllowance > 0) break; // a probe is one segment
     }
+    if (frtoNew && !seqGt(this.sndMax, this.recover)) {
+      // No new data could go: F-RTO cannot judge, conventional recovery resends the losses.
+      this.frto = false;
+      if (this.retransmitLost(pipe) > 0) sent = true;
+    }
     if (sent && !this.retransmitDeadline?.armed) this.armRetransmit();
     if (sent && this.probeAllowance === 0 && !this.probeDeadline?.armed) this.scheduleLossProbe();
   }
@@ -1445,6 +1633,13 @@ export class TcpConnection implements SocketConnection {
   /** The host held this connection back (its burst for one run was spent): send what the windows allow now. */
   resumeSending(): void {
     if (this.state !== 'CLOSED') this.trySend();
+  }
+
+  /** Resends the segments judged lost while the window allows, `pipe` bytes being in the network; returns the bytes sent. */
+  private retransmitLost(pipe: number): number {
+    let resent = 0;
+    for (let lost = this.scoreboard.nextLost(); lost && pipe + resent < this.cc.cwnd; lost = this.scoreboard.nextLost()) resent += this.retransmitSegment(lost);
+    return resent;
   }
 
   /**
@@ -1534,6 +1729,7 @@ export class TcpConnection implements SocketConnection {
     }
     this.totalRetransmits++;
     this.timedSeq = undefined;
+    this.noteRetransmission();
     this.emitData(segment.start, flags, data);
     this.scoreboard.retransmitted(segment, this.clock.now());
     return seqDiff(segment.end, segment.start);
@@ -1794,8 +1990,18 @@ export class TcpConnection implements SocketConnection {
       this.sendSyn();
       return;
     }
-    // RFC 5681 3.1 equation (4) with the algorithm's threshold; the loss window is one segment.
-    this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'timeout' });
+    // RFC 5681 3.1 equation (4) with the algorithm's threshold, once per episode (Linux's
+    // tcp_enter_loss: not again for a timeout during recovery, or a repeated one with no ACK
+    // between); the loss window is one segment.
+    const newEpisode = this.caState === 'open' || seqGe(this.sndUna, this.recover) || (this.caState === 'loss' && this.retransmits === 1);
+    if (newEpisode) {
+      this.beginUndoEpisode();
+      this.cc.ssthresh = this.cc.ssthreshAfterLoss({ now: this.clock.now(), flightBytes: this.flightSize(), mss: this.mss, cause: 'timeout' });
+    }
+    // F-RTO (RFC 5682 3.1 step 1; Linux: unless fast recovery was running, or again for a
+    // repeated timeout on the same SND.UNA, 3.2).
+    this.frto = this.sackOn && this.params.frto && (this.caState === 'open' || this.retransmits > 1);
+    this.frtoSendNew = false;
     this.cc.cwnd = this.mss;
     this.congestionState('loss');
     this.recover = this.sndMax;

@@ -66,6 +66,8 @@ export class Cubic implements CongestionControl {
   private afterTimeout = false;
   /** When an ACK last left nothing in flight (the application had nothing more to send), ms. */
   private idleSince: number | undefined;
+  /** The curve as it stood before the last loss, for `undo` (a spurious loss changes nothing). */
+  private beforeLoss: { wMax: number | undefined; cwndPrior: number | undefined; epochStart: number | undefined; cwndEpoch: number; k: number; wEst: number; afterTimeout: boolean } | undefined;
 
   constructor(mss: number, options: CubicOptions = {}) {
     this.cwnd = (options.initialSegments ?? INITIAL_WINDOW_SEGMENTS) * mss;
@@ -113,6 +115,7 @@ export class Cubic implements CongestionControl {
 
   ssthreshAfterLoss(loss: LossSample): number {
     const cwnd = this.cwnd / loss.mss;
+    this.beforeLoss = { wMax: this.wMax, cwndPrior: this.cwndPrior, epochStart: this.epochStart, cwndEpoch: this.cwndEpoch, k: this.k, wEst: this.wEst, afterTimeout: this.afterTimeout };
     if (loss.cause === 'timeout') {
       this.afterTimeout = true;
     } else {
@@ -129,6 +132,25 @@ export class Cubic implements CongestionControl {
   onStateChange(state: CongestionState): void {
     // Linux (bictcp_state) forgets the curve on a timeout; a new stage begins with the next ACK.
     if (state === 'loss') this.epochStart = undefined;
+  }
+
+  /**
+   * The loss was spurious (the connection proved every retransmission unneeded): the curve goes
+   * back to where it stood, W_max and the stage's start included, as if the loss had not been
+   * seen. (Linux's CUBIC only gets its window back, cwnd = max(cwnd, the window before); keeping
+   * the curve too spares a flow whose losses were all reordering the slow climb back to W_max.)
+   */
+  undo(): void {
+    const b = this.beforeLoss;
+    if (!b) return;
+    this.beforeLoss = undefined;
+    this.wMax = b.wMax;
+    this.cwndPrior = b.cwndPrior;
+    this.epochStart = b.epochStart;
+    this.cwndEpoch = b.cwndEpoch;
+    this.k = b.k;
+    this.wEst = b.wEst;
+    this.afterTimeout = b.afterTimeout;
   }
 
   private beginEpoch(now: number, cwnd: number): void {

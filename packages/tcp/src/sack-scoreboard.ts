@@ -290,6 +290,21 @@ export class SackScoreboard {
     }
   }
 
+  /**
+   * Forgets every loss mark (an undo: the losses were not real, Linux's tcp_undo_cwnd_reduction
+   * with unmark_loss). A retransmission still in the network stays counted in `pipe`.
+   */
+  clearLost(): void {
+    for (const s of this.segments) s.lost = false;
+  }
+
+  /** Records with a retransmission in the network (Linux's retrans_out, in segments). */
+  retransmitsInFlight(): number {
+    let n = 0;
+    for (const s of this.segments) if (s.retransmitInFlight) n++;
+    return n;
+  }
+
   /** Marks one record lost (RACK: also a lost retransmission), and forgets a retransmission of it in flight. */
   markLost(segment: SentSegment): number {
     if (segment.sacked || (segment.lost && !segment.retransmitInFlight)) return 0;

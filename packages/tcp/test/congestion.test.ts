@@ -113,6 +113,31 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.wMax).toBe(120);
   });
 
+  it('undo (a spurious loss): W_max, K and the stage go back to where they stood, so the curve goes on as if nothing happened', () => {
+    const c = cubicAfterLoss(100_000); // W_max 100, the stage begins at the first ACK
+    c.onAck(ack(1000, MSS));
+    const stage = { wMax: c.wMax, k: c.k, epochStart: c.epochStart, cwndEpoch: c.cwndEpoch, wEst: c.wEst, cwndPrior: c.cwndPrior };
+    expect(stage.wMax).toBe(100);
+    // a second loss at 80 segments, before W_max: fast convergence would lower W_max to 68
+    c.cwnd = 80_000;
+    c.ssthresh = c.ssthreshAfterLoss({ now: 5000, flightBytes: 80_000, mss: MSS, cause: 'duplicate-acks' });
+    expect(c.wMax).toBe(68);
+    expect(c.epochStart).toBeUndefined();
+    // ...which D-SACKs prove spurious: the connection restores cwnd and ssthresh, CUBIC its curve
+    c.undo();
+    expect({ wMax: c.wMax, k: c.k, epochStart: c.epochStart, cwndEpoch: c.cwndEpoch, wEst: c.wEst, cwndPrior: c.cwndPrior }).toEqual(stage);
+    c.undo(); // once only: nothing more to restore
+    expect(c.wMax).toBe(100);
+    // a timeout undone: the next stage is not the K = 0 one of RFC 9438 4.8
+    const t = cubicAfterLoss(100_000);
+    t.onAck(ack(1000, MSS));
+    t.ssthreshAfterLoss({ now: 2000, flightBytes: 90_000, mss: MSS, cause: 'timeout' });
+    t.onStateChange('loss');
+    t.undo();
+    t.onAck(ack(2100, MSS));
+    expect(t.k).toBeCloseTo(Math.cbrt((100 - 70) / 0.4), 9);
+  });
+
   it('after a timeout the first stage has K = 0 and W_max = cwnd_epoch (RFC 9438 4.8): W(t) = 0.4 t^3 + cwnd_epoch', () => {
     const c = new Cubic(MSS);
     c.cwnd = 100_000;

@@ -254,19 +254,19 @@ describe('RACK-TLP (RFC 8985), on by default as in Linux', () => {
     expect(h.counter('TCPTimeouts')).toBe(0);
   });
 
-  it('TLP: the last two segments are lost; 2 * SRTT after the last ACK the last segment is probed, its SACK lets RACK find the other, no timeout', () => {
+  it('TLP: the last two segments are lost; 2 * SRTT + 2 ms after the last ACK the last segment is probed, its SACK lets RACK find the other, no timeout', () => {
     const h = established();
     h.connection.write(new Uint8Array(4000));
     expect(h.takeSeqs()).toEqual([1001, 2001, 3001, 4001]);
     h.clock.advance(10);
-    h.ack(3001); // t = 20; 3001 and 4001 are lost; SRTT 10, so PTO = 20 ms
-    h.clock.advance(19);
+    h.ack(3001); // t = 20; 3001 and 4001 are lost; SRTT 10, so PTO = 2 * 10 + 2 ms (two segments in flight)
+    h.clock.advance(21);
     expect(h.takeSeqs()).toEqual([]);
     h.clock.advance(1);
     expect(h.takeSeqs()).toEqual([4001]); // the probe: the highest segment again (no new data to send)
     expect(h.counter('TCPLossProbes')).toBe(1);
     h.clock.advance(10);
-    h.ack(3001, [{ left: 4001, right: 5001 }]); // t = 50: the probe arrived
+    h.ack(3001, [{ left: 4001, right: 5001 }]); // t = 52: the probe arrived
     expect(h.takeSeqs()).toEqual([3001]);
     // pipe 0 (4001 SACKed, 3001 lost), DeliveredData 1000: SSRB allows min(2000, 1000 + 1000)
     expect(windows(h)).toEqual({ cwnd: 2000, ssthresh: 2000 });
@@ -281,7 +281,9 @@ describe('RACK-TLP (RFC 8985), on by default as in Linux', () => {
     const h = established();
     h.connection.write(new Uint8Array(16_000)); // 14 segments fit the initial window
     expect(h.takeSeqs().length).toBe(14);
-    h.clock.advance(20); // PTO: 2 * SRTT
+    h.clock.advance(21); // PTO: 2 * SRTT + 2 ms
+    expect(h.takeSeqs()).toEqual([]);
+    h.clock.advance(1);
     expect(h.takeSeqs()).toEqual([15001]);
     expect(h.counter('TCPLossProbes')).toBe(1);
     expect(h.counter('RetransSegs')).toBe(0);
@@ -289,9 +291,9 @@ describe('RACK-TLP (RFC 8985), on by default as in Linux', () => {
 
   it('RTO: when everything in flight and the probe are lost, the timer fires and resends from SND.UNA with a one-segment window', () => {
     const h = established();
-    h.connection.write(new Uint8Array(3000)); // t = 10, RTO 200 ms (the floor), PTO 20 ms
+    h.connection.write(new Uint8Array(3000)); // t = 10, RTO 200 ms (the floor), PTO 22 ms
     expect(h.takeSeqs()).toEqual([1001, 2001, 3001]);
-    h.clock.advance(20);
+    h.clock.advance(22);
     expect(h.takeSeqs()).toEqual([3001]); // the probe, lost too; the RTO is armed again after it
     h.clock.advance(199);
     expect(h.takeSeqs()).toEqual([]);
