@@ -101,6 +101,24 @@ describe('the series against tshark, on the kernel captures', () => {
   });
 });
 
+/** Polls a capture tcpdump is writing (-U) until the server's data direction, FIN included, is acknowledged. */
+async function untilAcknowledged(file: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let finished = false;
+    try {
+      const connections = tcpSeries(readCapture(readFileSync(file))).connections;
+      const d = connections.length === 1 ? dataDirection(connections[0]!) : undefined;
+      finished = d !== undefined && d.highestSeq > 2_000_000 && d.acks.some((a) => a.ack >= d.highestSeq);
+    } catch {
+      // tcpdump may be half-way through writing a record: read again on the next round
+    }
+    if (finished) return;
+    if (Date.now() > deadline) throw new Error(`the kernel's capture never showed the whole transfer acknowledged within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('a real transfer: tapstack up --pcap --tcp-log, curl, 2% loss each way', () => {
   it('the capture, tshark, the counters and the event log agree on every retransmission, and both graphs mark them', async () => {
     requireE2eCapabilities();
@@ -129,7 +147,10 @@ describe('a real transfer: tapstack up --pcap --tcp-log, curl, 2% loss each way'
     expect(curl.status, curl.stderr).toBe(0);
     expect(curl.stdout).toBe('2000000');
     ns.exec('bash', [LINK_LOSS, 'tap0', 'off']);
-    await new Promise((r) => setTimeout(r, 300));
+    // curl is done once it has the body, but our FIN (or a last segment) may have been lost and is
+    // resent after that: wait until the kernel's capture shows all of our sequence space, FIN
+    // included, acknowledged, so that it holds every segment our own capture does.
+    await untilAcknowledged(kernelPcap, 15_000);
     tcpdump.kill('SIGINT');
     await new Promise((r) => tcpdump.once('exit', r));
     const stopMark = up.output.length;

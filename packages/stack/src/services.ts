@@ -6,7 +6,7 @@
 import http from 'node:http';
 import { formatIpv4 } from '@tapstack/link';
 import type { UdpLayer, UdpSocket } from '@tapstack/udp';
-import type { TcpLayer, TcpServer } from '@tapstack/tcp';
+import { markUnchanging, type TcpLayer, type TcpServer } from '@tapstack/tcp';
 
 /**
  * A UDP echo (RFC 862) on both families: `bind(port)` is `::` when the stack has IPv6, so IPv4
@@ -50,12 +50,27 @@ export function tcpDiscard(tcp: TcpLayer, port: number): TcpServer {
 /** The largest body `GET /bytes/N` serves: 4 GiB. */
 export const MAX_BYTES = 4 * 1024 ** 3;
 const CHUNK = 64 * 1024;
+/** The pattern's period: byte i of a body is i mod 251 (a prime, so it does not line up with buffer sizes). */
+const PERIOD = 251;
 
-/** The fixed pattern `GET /bytes/N` sends: byte i is i mod 251 (a prime, so it does not line up with buffer sizes). */
-export function patternChunk(offset: number, length: number): Buffer {
-  const b = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) b[i] = (offset + i) % 251;
+/**
+ * The pattern, made once: CHUNK + PERIOD bytes, so that every chunk of the body, wherever it
+ * starts, is a view into it (from offset mod 251) and nothing is computed or allocated per chunk.
+ * Marked unchanging: the send buffer keeps references to it instead of copies, and its bytes are
+ * copied once, into the frames.
+ */
+const PATTERN = (() => {
+  const b = Buffer.from(new ArrayBuffer(CHUNK + PERIOD)); // memory of its own, not Node's shared pool
+  for (let i = 0; i < b.length; i++) b[i] = i % PERIOD;
+  markUnchanging(b);
   return b;
+})();
+
+/** Bytes `offset` to `offset + length` of the pattern `GET /bytes/N` sends (length at most 64 KiB): a view, never to be written. */
+export function patternChunk(offset: number, length: number): Buffer {
+  if (length > CHUNK) throw new RangeError(`a pattern chunk is at most ${CHUNK} bytes`);
+  const start = offset % PERIOD;
+  return PATTERN.subarray(start, start + length);
 }
 
 /**

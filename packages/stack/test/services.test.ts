@@ -9,7 +9,7 @@ import { Ipv4Repr } from '@tapstack/ipv4';
 import { buildUdpDatagram } from '@tapstack/udp';
 import { TcpSocket } from '@tapstack/tcp';
 import { createStack } from '../src/stack.ts';
-import { httpServer, udpEcho } from '../src/services.ts';
+import { httpServer, patternChunk, udpEcho } from '../src/services.ts';
 
 function datagramFrame(to: MacAddress, from: MacAddress, source: string, destination: string, sourcePort: number, destinationPort: number): Uint8Array {
   const udp = buildUdpDatagram(sourcePort, destinationPort, new TextEncoder().encode('echo?'), ipv4(source), ipv4(destination));
@@ -83,6 +83,47 @@ describe('the HTTP service', () => {
     // once, on the server's socket (the client never asked)
     expect(noDelay.mock.calls).toEqual([[true]]);
     noDelay.mockRestore();
+    socket.destroy();
+    client.close();
+    server.close();
+  });
+
+  it('has the pattern as literal bytes: byte i is i mod 251, from any offset', () => {
+    expect([...patternChunk(0, 4)]).toEqual([0, 1, 2, 3]);
+    expect([...patternChunk(249, 4)]).toEqual([249, 250, 0, 1]);
+    expect([...patternChunk(251 * 1000 + 5, 3)]).toEqual([5, 6, 7]);
+    const chunk = patternChunk(123_456, 64 * 1024);
+    expect(chunk.length).toBe(64 * 1024);
+    for (let i = 0; i < chunk.length; i += 997) expect(chunk[i]).toBe((123_456 + i) % 251);
+    expect(() => patternChunk(0, 64 * 1024 + 1)).toThrow(RangeError);
+  });
+
+  it('sends /bytes/N whole and in order, many 64 KiB chunks kept by reference in the send buffer', async () => {
+    const clock = new VirtualClock();
+    const [wireA, wireB] = MemoryLink.pair({ macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')], clock, latencyMs: 1 });
+    const client = createStack({ link: wireA, ip: '10.0.0.1/24', clock, arp: { announce: false } });
+    const server = createStack({ link: wireB, ip: '10.0.0.2/24', clock, arp: { announce: false } });
+    httpServer(server.tcp, 80, '10.0.0.2');
+    const total = 300_001;
+    const chunks: Buffer[] = [];
+    let ended = false;
+    const socket = client.tcp.connect({ host: '10.0.0.2', port: 80 }, () => {
+      socket.write(`GET /bytes/${total} HTTP/1.1\r\nhost: 10.0.0.2\r\nconnection: close\r\n\r\n`);
+    });
+    socket.on('data', (chunk: Buffer) => chunks.push(Buffer.from(chunk)));
+    socket.on('end', () => (ended = true));
+    for (let i = 0; i < 5000 && !ended; i++) {
+      clock.advance(1);
+      await new Promise((r) => setImmediate(r));
+    }
+    const response = Buffer.concat(chunks);
+    const bodyStart = response.indexOf('\r\n\r\n') + 4;
+    expect(response.subarray(0, bodyStart).toString('latin1')).toMatch(new RegExp(`^HTTP/1\\.1 200 OK\r\n[^]*content-length: ${total}\r\n`));
+    const body = response.subarray(bodyStart);
+    expect(body.length).toBe(total);
+    let wrong = 0;
+    for (let i = 0; i < body.length; i++) if (body[i] !== i % 251) wrong++;
+    expect(wrong).toBe(0);
     socket.destroy();
     client.close();
     server.close();

@@ -68,7 +68,7 @@ import { ReceiveAutotuner, sendBufferTarget } from './autotune.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
 import { SackScoreboard, type SentSegment } from './sack-scoreboard.ts';
 import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
-import { SendBuffer } from './send-buffer.ts';
+import { NO_DATA, SendBuffer, type SegmentData } from './send-buffer.ts';
 import { seqAdd, seqDiff, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax } from './seq.ts';
 import type { SocketConnection, SocketEvents } from './socket.ts';
 
@@ -235,8 +235,12 @@ export type ConnectionCounter =
 /** What a connection needs from the layer that owns it. */
 export interface ConnectionHost {
   readonly clock: Clock;
-  /** Sends one segment to the peer (the layer writes the bytes and the IPv4 header). */
-  output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void;
+  /**
+   * Sends one segment to the peer (the layer writes the bytes and the IPv4 header). `payload` is
+   * where the data lies in the send buffer, copied into the frame by the host; it is reused for
+   * the next segment, so a host that keeps the bytes copies them during the call.
+   */
+  output(connection: TcpConnection, repr: TcpRepr, payload: SegmentData): void;
   /** The connection reached ESTABLISHED (the listener queues it for accept). */
   established(connection: TcpConnection): void;
   /** The connection is over and may be forgotten. */
@@ -435,6 +439,9 @@ export class TcpConnection implements SocketConnection {
   private tlpRetransmitted = false;
   /** A loss probe may send one new segment beyond the congestion window. */
   private probeAllowance = 0;
+  /** A small last piece waits for a microtask (autocork); `uncorking` while that send runs. */
+  private corked = false;
+  private uncorking = false;
   /**
    * RACK's reordering window grows with D-SACKs (RFC 8985 6.2 step 4): the multiplier of
    * min_RTT / 4, the recoveries left before it falls back to 1, and the round (SND.NXT when the
@@ -667,7 +674,7 @@ export class TcpConnection implements SocketConnection {
     if (!this.isOpen) return;
     if (this.isSynchronized() && this.state !== 'TIME-WAIT') {
       this.host.count('OutRsts');
-      this.emit({ seq: this.sndMax, ack: 0, flags: TcpFlag.RST, window: 0 }, EMPTY, NO_OPTIONS);
+      this.emit({ seq: this.sndMax, ack: 0, flags: TcpFlag.RST, window: 0 }, NO_DATA, NO_OPTIONS);
       if (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT') this.host.count('EstabResets');
     }
     this.finish(error);
@@ -1551,19 +1558,31 @@ export class TcpConnection implements SocketConnection {
         }
         // SACK blocks on this segment take room from its data (Linux's tcp_current_mss does the same).
         const mss = this.mss - this.sackOptionBytes();
-        length = Math.min(this.largestSend(mss), unsent, room);
+        const largest = this.largestSend(mss);
+        length = Math.min(largest, unsent, room);
         // A super-frame carries whole segments only, unless it ends the data (tcp_mss_split_point).
         if (length > mss && length < unsent) length -= length % mss;
+        // TSO deferral (Linux's tcp_tso_should_defer): on a GSO link, when the window rather than
+        // the data cuts this super-frame short and data is in flight (so an ACK will come and
+        // open more room), wait for that ACK instead of sending a short one, unless a third of
+        // the window is free already (tcp_tso_win_divisor 3). Fewer, fuller super-frames: fewer
+        // system calls, and fewer ACKs from the peer, per byte.
+        if (largest > mss && length < largest && length < unsent && flight > 0 && this.probeAllowance === 0 && this.caState === 'open' && room < Math.min(this.cc.cwnd, this.sndWnd) / 3) break;
         if (length < mss && flight > 0) {
           // Nagle: a small last piece waits for the ACK of what is in flight (unless noDelay or it ends the stream).
           if (length === unsent && !this.noDelay && !this.finQueued) break;
+          // Autocorking (Linux's tcp_should_autocork), on a GSO link: a small last piece waits
+          // until the application's current run of code is over (a microtask), in case it
+          // writes more, as Node's http does chunk after chunk; then it goes, whatever came.
+          // Without it each 64 KiB write left a 376-byte runt: a fifth of the frames written.
+          if (length === unsent && largest > mss && !this.finQueued && this.probeAllowance === 0 && this.autocork()) break;
           // Sender-side silly window avoidance: a window-limited small segment waits too.
           if (length < unsent && length < this.maxSndWnd / 2) break;
         }
       }
       if (this.host.mayBurst !== undefined && !this.host.mayBurst(this)) break;
       const fin = this.finQueued && !this.finAcked && seqAdd(this.sndNxt, length) === finSeq;
-      const data = this.sendBuffer.read(offset, length);
+      const data = this.sendBuffer.range(offset, length);
       let flags = TcpFlag.ACK;
       if (length > 0 && length === unsent) flags |= TcpFlag.PSH;
       if (fin) flags |= TcpFlag.FIN;
@@ -1578,13 +1597,21 @@ export class TcpConnection implements SocketConnection {
       this.emitData(seq, flags, data);
       const end = seqAdd(seq, length + (fin ? 1 : 0));
       if (this.sackOn) {
-        // A super-frame (a GSO link) goes on the wire as segments: one record each, so SACK
-        // blocks can cover them one by one (Linux splits its TSO skbs the same way).
+        // A super-frame (a GSO link) is kept as two records, as Linux keeps a TSO skb whole: its
+        // segments but the last, and the last one alone (the one a tail loss probe sends again,
+        // RFC 8985 7.3). A SACK block covering part of a record cuts it at the block's edges
+        // (SackScoreboard.applySack, as tcp_sacktag_walk fragments an skb), so the scoreboard has
+        // per-segment detail only where the peer reported some, and each ACK walks two records
+        // per super-frame in flight instead of one per segment.
         const now = this.clock.now();
-        const segment = (this.host.gsoMaxSize ?? 0) > 0 ? Math.min(length, this.segmentSize) : length;
-        let start = seq;
-        for (let left = length; left > segment; left -= segment, start = seqAdd(start, segment)) this.scoreboard.sentNew(start, seqAdd(start, segment), now);
-        this.scoreboard.sentNew(start, end, now);
+        const size = this.segmentSize;
+        if (length > size) {
+          const last = seqAdd(seq, Math.floor((length - 1) / size) * size);
+          this.scoreboard.sentNew(seq, last, now, size);
+          this.scoreboard.sentNew(last, end, now);
+        } else {
+          this.scoreboard.sentNew(seq, end, now);
+        }
         pipe += length + (fin ? 1 : 0);
       }
       if (this.caState === 'recovery') this.prrOut += length;
@@ -1613,6 +1640,27 @@ export class TcpConnection implements SocketConnection {
     let resent = 0;
     for (let lost = this.scoreboard.nextLost(); lost && pipe + resent < this.cc.cwnd; lost = this.scoreboard.nextLost()) resent += this.retransmitSegment(lost);
     return resent;
+  }
+
+  /**
+   * Holds a small last piece back until the end of the current run of JavaScript: true when it
+   * is to wait (a send is now scheduled for then), false when that send is the one running.
+   */
+  private autocork(): boolean {
+    if (this.uncorking) return false;
+    if (!this.corked) {
+      this.corked = true;
+      queueMicrotask(() => {
+        this.corked = false;
+        this.uncorking = true;
+        try {
+          this.trySend();
+        } finally {
+          this.uncorking = false;
+        }
+      });
+    }
+    return true;
   }
 
   /**
@@ -1645,7 +1693,7 @@ export class TcpConnection implements SocketConnection {
     const length = Math.min(this.mss - this.sackOptionBytes(), this.sendBuffer.length);
     const fin = this.finSent && length === this.sendBuffer.length;
     if (length === 0 && !fin) return;
-    const data = this.sendBuffer.read(0, length);
+    const data = this.sendBuffer.range(0, length);
     this.host.count('RetransSegs');
     this.totalRetransmits++;
     this.timedSeq = undefined;
@@ -1670,7 +1718,7 @@ export class TcpConnection implements SocketConnection {
     }
     const fin = this.finSent && segment.end === seqAdd(finSeq, 1);
     const length = seqDiff(segment.end, segment.start) - (fin ? 1 : 0);
-    const data = this.sendBuffer.read(seqDiff(segment.start, this.sndUna), length);
+    const data = this.sendBuffer.range(seqDiff(segment.start, this.sndUna), length);
     let flags = TcpFlag.ACK;
     if (fin) flags |= TcpFlag.FIN;
     if (length > 0 && seqAdd(segment.start, length) === finSeq) flags |= TcpFlag.PSH;
@@ -1724,14 +1772,14 @@ export class TcpConnection implements SocketConnection {
     const space = Math.min(0xffff, this.receive ? this.receive.free : this.params.receiveBufferBytes);
     const window = space > segment ? space - (space % segment) : space;
     if (passive) this.lastAckSent = this.receive!.next;
-    this.output({ seq: this.iss, ack: passive ? this.receive!.next : 0, flags, window }, EMPTY, o);
+    this.output({ seq: this.iss, ack: passive ? this.receive!.next : 0, flags, window }, NO_DATA, o);
     if (passive) this.rcvAdvertisedEdge = seqAdd(this.receive!.next, window);
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
     this.armRetransmit();
   }
 
-  private emitData(seq: number, flags: number, data: Uint8Array): void {
+  private emitData(seq: number, flags: number, data: SegmentData): void {
     this.emit({ seq, ack: this.receive!.next, flags, window: 0 }, data, this.segmentOptions());
   }
 
@@ -1757,7 +1805,7 @@ export class TcpConnection implements SocketConnection {
     if (!this.receive) return;
     // SND.MAX, not SND.NXT: after a timeout SND.NXT goes back, but the peer has seen up to SND.MAX
     // and would find an ACK at the older number outside its window (Linux's snd_nxt never goes back).
-    this.emit({ seq: this.sndMax, ack: this.receive.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+    this.emit({ seq: this.sndMax, ack: this.receive.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
   }
 
   /** An ACK for an unacceptable segment: at most one per invalidRatelimitMs (Linux tcp_invalid_ratelimit). */
@@ -1799,14 +1847,14 @@ export class TcpConnection implements SocketConnection {
 
   private sendReset(seq: number): void {
     this.host.count('OutRsts');
-    this.output({ seq, ack: 0, flags: TcpFlag.RST, window: 0 }, EMPTY, NO_OPTIONS);
+    this.output({ seq, ack: 0, flags: TcpFlag.RST, window: 0 }, NO_DATA, NO_OPTIONS);
   }
 
   /**
    * Every segment but the SYNs leaves here: fills in ACK and window, remembers what it
    * acknowledged, and cancels a pending delayed ACK (this segment carries it).
    */
-  private emit(fields: { seq: number; ack: number; flags: number; window: number }, payload: Uint8Array, options: TcpOptions): void {
+  private emit(fields: { seq: number; ack: number; flags: number; window: number }, payload: SegmentData, options: TcpOptions): void {
     let window = 0;
     if (this.receive && this.state !== 'SYN-SENT') {
       window = this.windowToAdvertise();
@@ -1824,7 +1872,7 @@ export class TcpConnection implements SocketConnection {
     }
   }
 
-  private output(fields: { seq: number; ack: number; flags: number; window: number }, payload: Uint8Array, options: TcpOptions): void {
+  private output(fields: { seq: number; ack: number; flags: number; window: number }, payload: SegmentData, options: TcpOptions): void {
     if (payload.length === 0 && fields.flags === TcpFlag.ACK) this.host.count('TCPPureAcks');
     this.host.output(
       this,
@@ -1986,7 +2034,7 @@ export class TcpConnection implements SocketConnection {
     if (!this.isOpen || this.sndWnd > 0) return this.trySend();
     // Linux's zero-window probe: no data, at SND.UNA - 1, so the peer answers with an ACK.
     this.host.count('TCPWinProbe');
-    this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+    this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
     if (this.persistBackoff < 16) this.persistBackoff++;
     this.startPersist();
   }
@@ -2012,7 +2060,7 @@ export class TcpConnection implements SocketConnection {
     // A keepalive probe: no data, at SND.UNA - 1 (RFC 1122 4.2.3.6), answered by an ACK.
     this.keepaliveSent++;
     this.host.count('TCPKeepAlive');
-    this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, EMPTY, this.segmentOptions());
+    this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
     this.armKeepalive();
   }
 
@@ -2065,4 +2113,3 @@ export function windowScaleFor(bufferBytes: number): number {
   return shift;
 }
 
-const EMPTY = new Uint8Array(0);

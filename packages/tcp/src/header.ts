@@ -20,6 +20,7 @@
 import { foldChecksum, internetChecksum, IPV4_MIN_HEADER_LENGTH, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
 import { ipv6PseudoHeaderSum, ipv6PseudoHeaderSumAt } from '@tapstack/ipv6';
 import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
+import type { SegmentData } from './send-buffer.ts';
 import type { TcpAddress } from './address.ts';
 
 /** The flag bits of header byte 13. */
@@ -440,13 +441,13 @@ export const TcpRepr = {
 
   /**
    * Writes the segment into `buffer` (exactly `bufferLength` bytes from `offset`): header,
-   * options, `payload`, then the checksum for `source` and `destination`. Throws when the
+   * options, `payload` (bytes, or a send buffer's range copied straight in), then the checksum for `source` and `destination`. Throws when the
    * options do not fit in 40 bytes (a programming error, not network input).
    * With `partialChecksum` the checksum field gets only the pseudo-header's sum, folded and not
    * complemented, for a device to finish over the segment (virtio-net NEEDS_CSUM): the bytes are
    * not summed at all.
    */
-  emit(repr: TcpRepr, payload: Uint8Array, buffer: Uint8Array, source: TcpAddress, destination: TcpAddress, offset = 0, partialChecksum = false): void {
+  emit(repr: TcpRepr, payload: Uint8Array | SegmentData, buffer: Uint8Array, source: TcpAddress, destination: TcpAddress, offset = 0, partialChecksum = false): void {
     const headerLength = TcpRepr.headerLength(repr);
     if (headerLength > TCP_MAX_HEADER_LENGTH) throw new RangeError(`TCP options of ${headerLength - 20} bytes do not fit in 40`);
     const b = buffer.subarray(offset, offset + headerLength + payload.length);
@@ -465,7 +466,10 @@ export const TcpRepr = {
     b[TcpField.URGENT_POINTER] = repr.urgentPointer >>> 8;
     b[TcpField.URGENT_POINTER + 1] = repr.urgentPointer & 0xff;
     emitOptions(repr.options, b, TcpField.OPTIONS);
-    if (payload.length > 0) b.set(payload, headerLength);
+    if (payload.length > 0) {
+      if (payload instanceof Uint8Array) b.set(payload, headerLength);
+      else payload.copyTo(b, headerLength);
+    }
     const sum = partialChecksum ? foldChecksum(tcpPseudoHeaderSum(source, destination, b.length)) : tcpChecksum(b, source, destination);
     b[TcpField.CHECKSUM] = sum >>> 8;
     b[TcpField.CHECKSUM + 1] = sum & 0xff;

@@ -37,6 +37,7 @@ import { TcpError } from './errors.ts';
 import { TcpEventLog, type TcpLogSink } from './event-log.ts';
 import { formatTcp, IPV6_FIXED_HEADER_LENGTH, mssForMtu, tcp6ChecksumAt, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
 import { SequenceSecrets, type FourTuple } from './isn.ts';
+import type { SegmentData } from './send-buffer.ts';
 import { resetFor } from './reset.ts';
 import { TcpServer, type ListenerHost } from './server.ts';
 import { TcpSocket } from './socket.ts';
@@ -171,7 +172,7 @@ export interface ConnectOptions {
 class SegmentWriter implements PayloadWriter {
   length = 0;
   repr: TcpRepr | undefined;
-  payload: Uint8Array = EMPTY;
+  payload: Uint8Array | SegmentData = EMPTY;
   source: TcpAddress = IPV4_UNSPECIFIED;
   destination: TcpAddress = IPV4_UNSPECIFIED;
   /** The link finishes the checksum (a super-frame): write the pseudo-header's sum only. */
@@ -537,7 +538,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     return true;
   }
 
-  output(connection: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
+  output(connection: TcpConnection, repr: TcpRepr, payload: SegmentData): void {
     if (this.eventLog) this.eventLog.sent(connection, repr, payload.length);
     // Longer than one segment can only be a super-frame the connection built for a GSO link
     // (asked only there: the segment size costs a look at the SACK blocks).
@@ -683,7 +684,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    * segments' data), the checksum and the cutting into segments of `segmentSize` bytes are left
    * to the link (virtio-net header mode): IPv4 passes the request on as the frame's offload.
    */
-  private send(repr: TcpRepr, payload: Uint8Array, source: TcpAddress, destination: TcpAddress, segmentSize = 0): void {
+  private send(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress, segmentSize = 0): void {
     if (typeof destination !== 'number') return this.send6(repr, payload, source as Ipv6Address, destination, segmentSize);
     const w = this.writer;
     w.repr = repr;
@@ -707,7 +708,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    * the checksum is written with the segment. Never fragmented in practice: the MSS keeps a
    * segment inside the path MTU (IPv6 routers do not fragment, RFC 8200 5).
    */
-  private send6(repr: TcpRepr, payload: Uint8Array, source: Ipv6Address, destination: Ipv6Address, segmentSize = 0): void {
+  private send6(repr: TcpRepr, payload: Uint8Array | SegmentData, source: Ipv6Address, destination: Ipv6Address, segmentSize = 0): void {
     const ipv6 = this.ipv6;
     if (!ipv6) return this.counters.inc('tx_failed');
     const w = this.writer;
@@ -773,7 +774,7 @@ function tuple(localAddress: TcpAddress, localPort: number, remoteAddress: TcpAd
 }
 
 /** The bytes of a segment, for a debug line only. */
-function encodeForLog(repr: TcpRepr, payload: Uint8Array, source: TcpAddress, destination: TcpAddress): Uint8Array {
+function encodeForLog(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress): Uint8Array {
   const b = new Uint8Array(TcpRepr.bufferLength(repr, payload.length));
   TcpRepr.emit(repr, payload, b, source, destination);
   return b;

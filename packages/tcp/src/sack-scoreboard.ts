@@ -8,10 +8,11 @@
  * The peer's SACK blocks are hostile input. A block is used only if it lies between SND.UNA and
  * SND.MAX and is no bigger than the largest window the peer ever offered (Linux's
  * tcp_is_sackblock_valid); a first block below the cumulative ACK, or inside the second block,
- * is a D-SACK (RFC 2883 section 4): it reports a duplicate and marks nothing. A segment counts
- * as SACKed only when a block covers it whole (we never split records at a peer's say-so), so
- * the peer cannot make the scoreboard grow: records are made by our own sends only, and past
- * `maxRecords` new data is merged into the last record.
+ * is a D-SACK (RFC 2883 section 4): it reports a duplicate and marks nothing. A record counts
+ * as SACKed only when a block covers it whole. A record may stand for several segments (a
+ * super-frame on a GSO link): a valid block that covers part of one cuts it at the block's edge,
+ * as Linux fragments a TSO skb, but never past `maxRecords` records, so the peer cannot make the
+ * scoreboard grow without bound; past `maxRecords` new data is merged into the last record too.
  *
  * Everything is in sequence numbers (modulo 2^32) through seq.ts.
  */
@@ -32,6 +33,11 @@ export interface SentSegment {
   retransmitInFlight: boolean;
   /** The peer reported it in a SACK block. */
   sacked: boolean;
+  /**
+   * Bytes per segment when the record stands for several (a super-frame's segments but the
+   * last, on a GSO link); absent: the record is one segment. SACK blocks cut it only between segments.
+   */
+  segmentSize?: number;
   /**
    * Judged lost (by DupThresh, RACK, or a timeout). It stays marked after its retransmission
    * (as Linux's TCPCB_LOST), which `retransmitInFlight` tells apart.
@@ -80,12 +86,13 @@ export class SackScoreboard {
 
   /** The highest sequence number a SACK block has covered (HighSACK's end), or undefined. */
   highestSackedEnd(): number | undefined {
+    if (this.sackedCount === 0) return undefined; // the usual case: no walk
     for (let i = this.segments.length - 1; i >= 0; i--) if (this.segments[i]!.sacked) return this.segments[i]!.end;
     return undefined;
   }
 
-  /** New data [start, end) went out for the first time at `now`. */
-  sentNew(start: number, end: number, now: number): void {
+  /** New data [start, end) went out for the first time at `now`: one segment, or segments of `segmentSize` bytes. */
+  sentNew(start: number, end: number, now: number, segmentSize?: number): void {
     const last = this.segments[this.segments.length - 1];
     if (last && seqGt(end, last.end) && seqLt(start, last.end)) start = last.end;
     if (last && seqLe(end, last.end)) return; // nothing new
@@ -93,9 +100,12 @@ export class SackScoreboard {
       // Full: the new bytes join the last record (coarser, but bounded).
       last.end = end;
       last.sentAt = now;
+      last.segmentSize = undefined;
       return;
     }
-    this.segments.push({ start, end, sentAt: now, everRetransmitted: false, retransmitInFlight: false, sacked: false, lost: false });
+    const record: SentSegment = { start, end, sentAt: now, everRetransmitted: false, retransmitInFlight: false, sacked: false, lost: false };
+    if (segmentSize !== undefined && segmentSize > 0 && seqDiff(end, start) > segmentSize) record.segmentSize = segmentSize;
+    this.segments.push(record);
   }
 
   /** The record `segment` was sent again at `now`. */
@@ -115,6 +125,35 @@ export class SackScoreboard {
     segment.end = at;
     this.segments.splice(i + 1, 0, tail);
     return tail;
+  }
+
+  /**
+   * Cuts the record at `index` so that the segments `block` covers whole are one record; returns
+   * its index, or -1 when it covers none whole (a record of one segment, a block within a
+   * segment) or the cut would pass `maxRecords`. Every part keeps the marks.
+   */
+  private cutToBlock(index: number, block: SackBlock): number {
+    const s = this.segments[index]!;
+    const size = s.segmentSize;
+    if (size === undefined) return -1;
+    const length = seqDiff(s.end, s.start);
+    const from = Math.max(0, Math.ceil(seqDiff(block.left, s.start) / size) * size);
+    const to = Math.min(length, Math.floor(seqDiff(block.right, s.start) / size) * size);
+    if (to - from < size) return -1;
+    if (this.segments.length + (from > 0 ? 1 : 0) + (to < length ? 1 : 0) > this.maxRecords) return -1;
+    const end = s.end;
+    const piece = (a: number, b: number): SentSegment => {
+      const r: SentSegment = { ...s, start: seqAdd(s.start, a), end: seqAdd(s.start, b) };
+      if (b - a <= size) r.segmentSize = undefined;
+      return r;
+    };
+    const parts: SentSegment[] = [];
+    if (from > 0) parts.push(piece(0, from));
+    const covered = parts.length;
+    parts.push(piece(from, to));
+    if (to < length) parts.push({ ...piece(to, length), end });
+    this.segments.splice(index, 1, ...parts);
+    return index + covered;
   }
 
   /** The record holding sequence number `seq`, if any. */
@@ -186,10 +225,21 @@ export class SackScoreboard {
         update.discarded++;
         continue;
       }
-      for (const s of this.segments) {
+      for (let j = 0; j < this.segments.length; j++) {
+        let s = this.segments[j]!;
         if (seqLe(s.end, b.left)) continue;
         if (seqGe(s.start, b.right)) break;
-        if (s.sacked || seqLt(s.start, b.left) || seqGt(s.end, b.right)) continue; // only whole segments
+        if (s.sacked) continue;
+        if (seqLt(s.start, b.left) || seqGt(s.end, b.right)) {
+          // A record of several segments (a super-frame's) that the block covers in part is cut
+          // so that the segments it covers whole become a record of their own (Linux's
+          // tcp_match_skb_to_sack). Otherwise, or when the records are at their bound, it stays
+          // whole and unmarked: only whole records are SACKed.
+          const covered = this.cutToBlock(j, b);
+          if (covered < 0) continue;
+          j = covered;
+          s = this.segments[j]!;
+        }
         s.sacked = true;
         s.lost = false;
         s.retransmitInFlight = false;
@@ -210,6 +260,8 @@ export class SackScoreboard {
    * alone (RACK is what finds a lost retransmission).
    */
   markLostByDupThresh(mss: number): number {
+    // Nothing SACKed, nothing above anything: the walk would mark nothing (the usual case on a clean path).
+    if (this.sackedCount === 0) return 0;
     let sackedAbove = 0;
     let sackedBytesAbove = 0;
     let newly = 0;

@@ -3,14 +3,73 @@
  * SND.UNA on. Bytes before SND.NXT have been sent (and are kept for retransmission); the rest
  * waits for window. Bounded: `write` takes only what fits, and the socket waits for room.
  *
- * Stored as a queue of chunks copied from the writes (one copy per byte on the way in); a
- * segment's data is a view into one chunk when it fits inside it, otherwise a copy of the pieces.
+ * Stored as a queue of chunks, one per write. A write is copied in (the application may reuse its
+ * buffer as soon as the write is done, as with Node's sockets), unless its bytes were marked
+ * unchanging (`markUnchanging`): then the chunk is the application's own view, kept by reference.
+ * A segment's data never becomes an array of its own: `range` names where it lies, and the layer
+ * copies it from the chunks straight into the frame it builds. So a byte is copied twice on its
+ * way to the device (into the buffer, into the frame), or once when the application's buffer is
+ * unchanging, as Linux's sendfile(2) sends page-cache pages without copying them into the socket.
  */
+
+/**
+ * A segment's data as a connection hands it to its host: `length` bytes that `copyTo` writes into
+ * a frame. The object may be reused for the next segment: a host that keeps the bytes copies them
+ * (`segmentBytes`) during the call.
+ */
+export interface SegmentData {
+  readonly length: number;
+  /** Writes the `length` bytes into `target` from `offset` on. */
+  copyTo(target: Uint8Array, offset: number): void;
+}
+
+/** No data (ACKs, SYNs, RSTs). */
+export const NO_DATA: SegmentData = { length: 0, copyTo: () => {} };
+
+/** A segment's data as an array of its own (a copy). */
+export function segmentBytes(data: SegmentData): Uint8Array {
+  const out = new Uint8Array(data.length);
+  data.copyTo(out, 0);
+  return out;
+}
+
+/** Bytes given to `SegmentData` form: `copyTo` copies all of them. */
+export function bytesAsSegmentData(bytes: Uint8Array): SegmentData {
+  return { length: bytes.length, copyTo: (target, offset) => target.set(bytes, offset) };
+}
+
+const unchanging = new WeakSet<ArrayBufferLike>();
+
+/**
+ * A promise from the application: the bytes of `bytes.buffer` (the whole ArrayBuffer, not only
+ * this view) never change again. Writes of views into that memory are then kept by reference,
+ * not copied into the send buffer. Wrong use corrupts data on the wire, so mark only memory made
+ * for the purpose (never a Buffer from Node's shared pool: `Buffer.allocUnsafe` of less than 4 KB).
+ */
+export function markUnchanging(bytes: Uint8Array): void {
+  unchanging.add(bytes.buffer);
+}
+
+/** `markUnchanging` was called for this memory. */
+export function isUnchanging(bytes: Uint8Array): boolean {
+  return unchanging.has(bytes.buffer);
+}
+
 export class SendBuffer {
   private chunks: Uint8Array[] = [];
   /** Bytes of chunks[0] already acknowledged. */
   private headOffset = 0;
   private bytes = 0;
+  /**
+   * Where the last lookup ended: the chunk and its first byte's position counted from the start
+   * of chunks[0]. Segments are read in order, so the next lookup starts there instead of walking
+   * every chunk from the head (which costs O(chunks) per segment when the application writes small).
+   */
+  private cursorIndex = 0;
+  private cursorStart = 0;
+  private readonly view = new SendBufferRange(this);
+  /** Writes kept by reference (unchanging memory), for counters and tests. */
+  referencedWrites = 0;
 
   constructor(private size: number) {}
 
@@ -33,33 +92,57 @@ export class SendBuffer {
     return this.size - this.bytes;
   }
 
-  /** Copies as much of `data` as fits; returns the bytes taken. */
+  /** Takes as much of `data` as fits (a copy, or a reference to unchanging memory); returns the bytes taken. */
   write(data: Uint8Array): number {
     const n = Math.min(data.length, this.free);
     if (n <= 0) return 0;
-    this.chunks.push(data.slice(0, n));
+    if (unchanging.has(data.buffer)) {
+      this.chunks.push(n === data.length ? data : data.subarray(0, n));
+      this.referencedWrites++;
+    } else {
+      this.chunks.push(data.slice(0, n));
+    }
     this.bytes += n;
     return n;
   }
 
-  /** `length` bytes starting `offset` bytes after the first unacknowledged one. */
-  read(offset: number, length: number): Uint8Array {
-    if (offset < 0 || length < 0 || offset + length > this.bytes) throw new RangeError(`send buffer holds ${this.bytes} bytes, asked for ${offset}+${length}`);
-    if (length === 0) return EMPTY;
-    let skip = offset + this.headOffset;
-    let i = 0;
-    while (skip >= this.chunks[i]!.length) skip -= this.chunks[i++]!.length;
-    const first = this.chunks[i]!;
-    if (skip + length <= first.length) return first.subarray(skip, skip + length);
-    const out = new Uint8Array(length);
+  /**
+   * `length` bytes starting `offset` bytes after the first unacknowledged one, as `SegmentData`
+   * (nothing copied yet). The same object comes back from the next call: use it before.
+   */
+  range(offset: number, length: number): SegmentData {
+    this.check(offset, length);
+    this.view.offset = offset;
+    this.view.length = length;
+    return this.view;
+  }
+
+  /** Copies `length` bytes from `offset` into `target` at `at`. */
+  copyTo(offset: number, length: number, target: Uint8Array, at: number): void {
+    this.check(offset, length);
+    if (length === 0) return;
+    let i = this.locate(offset);
+    let skip = offset + this.headOffset - this.cursorStart;
     let filled = 0;
     while (filled < length) {
       const c = this.chunks[i++]!;
-      const piece = c.subarray(skip, Math.min(c.length, skip + length - filled));
-      out.set(piece, filled);
-      filled += piece.length;
+      const take = Math.min(c.length - skip, length - filled);
+      target.set(skip === 0 && take === c.length ? c : c.subarray(skip, skip + take), at + filled);
+      filled += take;
       skip = 0;
     }
+  }
+
+  /** `length` bytes from `offset` as one array: a view when they lie in one chunk, else a copy. */
+  read(offset: number, length: number): Uint8Array {
+    this.check(offset, length);
+    if (length === 0) return EMPTY;
+    const i = this.locate(offset);
+    const skip = offset + this.headOffset - this.cursorStart;
+    const first = this.chunks[i]!;
+    if (skip + length <= first.length) return first.subarray(skip, skip + length);
+    const out = new Uint8Array(length);
+    this.copyTo(offset, length, out, 0);
     return out;
   }
 
@@ -74,6 +157,13 @@ export class SendBuffer {
         this.chunks.shift();
         this.headOffset = 0;
         left -= inChunk;
+        // Positions count from chunks[0]: the cursor moves with it.
+        this.cursorIndex--;
+        this.cursorStart -= c.length;
+        if (this.cursorIndex < 0) {
+          this.cursorIndex = 0;
+          this.cursorStart = 0;
+        }
       } else {
         this.headOffset += left;
         left = 0;
@@ -85,6 +175,39 @@ export class SendBuffer {
     this.chunks = [];
     this.headOffset = 0;
     this.bytes = 0;
+    this.cursorIndex = 0;
+    this.cursorStart = 0;
+  }
+
+  private check(offset: number, length: number): void {
+    if (offset < 0 || length < 0 || offset + length > this.bytes) throw new RangeError(`send buffer holds ${this.bytes} bytes, asked for ${offset}+${length}`);
+  }
+
+  /** The index of the chunk holding byte `offset` (offset > 0 bytes held); leaves the cursor on it. */
+  private locate(offset: number): number {
+    const position = offset + this.headOffset;
+    let i = 0;
+    let start = 0;
+    if (position >= this.cursorStart && this.cursorIndex < this.chunks.length) {
+      i = this.cursorIndex;
+      start = this.cursorStart;
+    }
+    while (position - start >= this.chunks[i]!.length) start += this.chunks[i++]!.length;
+    this.cursorIndex = i;
+    this.cursorStart = start;
+    return i;
+  }
+}
+
+/** The reusable `SegmentData` of one send buffer. */
+class SendBufferRange implements SegmentData {
+  offset = 0;
+  length = 0;
+
+  constructor(private readonly buffer: SendBuffer) {}
+
+  copyTo(target: Uint8Array, offset: number): void {
+    this.buffer.copyTo(this.offset, this.length, target, offset);
   }
 }
 

@@ -8,6 +8,7 @@ import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpPar
 import type { TcpErrorCode } from '../src/errors.ts';
 import { NO_OPTIONS, TcpFlag, formatTcpFlags, type TcpOptions, type TcpRepr } from '../src/header.ts';
 import { seqAdd } from '../src/seq.ts';
+import { segmentBytes, type SegmentData } from '../src/send-buffer.ts';
 import type { SocketEvents } from '../src/socket.ts';
 
 const { SYN, ACK, FIN, RST, PSH } = TcpFlag;
@@ -30,8 +31,8 @@ class Harness implements ConnectionHost, SocketEvents {
   allowChallenges = true;
   connection!: TcpConnection;
 
-  output(_c: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
-    this.sent.push({ at: this.clock.now(), repr, payload: payload.slice() });
+  output(_c: TcpConnection, repr: TcpRepr, payload: SegmentData): void {
+    this.sent.push({ at: this.clock.now(), repr, payload: segmentBytes(payload) });
   }
   established(): void {
     this.events.push('established');

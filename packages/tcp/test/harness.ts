@@ -6,6 +6,7 @@ import { VirtualClock, ipv4 } from '@tapstack/link';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpParams } from '../src/connection.ts';
 import type { TcpErrorCode } from '../src/errors.ts';
 import { NO_OPTIONS, TcpFlag, type SackBlock, type TcpOptions, type TcpRepr } from '../src/header.ts';
+import { segmentBytes, type SegmentData } from '../src/send-buffer.ts';
 import type { SocketEvents } from '../src/socket.ts';
 
 export const ISS = 1000;
@@ -26,8 +27,8 @@ export class Harness implements ConnectionHost, SocketEvents {
   /** The peer's TSval clock (when timestamps are on). */
   peerTs = 1_000_000;
 
-  output(_c: TcpConnection, repr: TcpRepr, payload: Uint8Array): void {
-    this.sent.push({ at: this.clock.now(), repr, payload: payload.slice() });
+  output(_c: TcpConnection, repr: TcpRepr, payload: SegmentData): void {
+    this.sent.push({ at: this.clock.now(), repr, payload: segmentBytes(payload) });
   }
   established(): void {}
   forget(): void {}

@@ -29,6 +29,43 @@ describe('SackScoreboard', () => {
     expect(s.highestSackedEnd()).toBe(1600);
   });
 
+  it("cuts a super-frame's record between segments where a block covers part of it, edges rounded inwards", () => {
+    // a super-frame of six 100-byte segments 1000..1600: one record for five, the last alone
+    const s = new SackScoreboard();
+    s.sentNew(1000, 1500, 0, 100);
+    s.sentNew(1500, 1600, 0);
+    expect(s.records.map((r) => [r.start, r.end])).toEqual([[1000, 1500], [1500, 1600]]);
+    // 1150..1380 covers segments 1200..1300 whole: the record is cut at 1200 and 1300, only that one marked
+    const u = s.applySack([{ left: 1150, right: 1380 }], 1000, 1000, 1600, WINDOW);
+    expect(u.newlySackedBytes).toBe(100);
+    expect(s.records.map((r) => [r.start, r.end, r.sacked])).toEqual([
+      [1000, 1200, false],
+      [1200, 1300, true],
+      [1300, 1500, false],
+      [1500, 1600, false],
+    ]);
+    // a block inside one segment cuts nothing; a block to the end takes the rest whole
+    expect(s.applySack([{ left: 1310, right: 1390 }], 1000, 1000, 1600, WINDOW).newlySackedBytes).toBe(0);
+    expect(s.records.length).toBe(4);
+    expect(s.applySack([{ left: 1300, right: 1600 }], 1000, 1000, 1600, WINDOW).newlySackedBytes).toBe(300);
+    expect(s.records.map((r) => [r.start, r.end, r.sacked])).toEqual([
+      [1000, 1200, false],
+      [1200, 1300, true],
+      [1300, 1500, true],
+      [1500, 1600, true],
+    ]);
+    // DupThresh counts the bytes above: 1000..1200 is lost, and pipe is what is left
+    expect(s.markLostByDupThresh(100)).toBe(200);
+    expect(s.pipe()).toBe(0);
+  });
+
+  it('cuts no further than maxRecords, however a peer places its blocks', () => {
+    const s = new SackScoreboard(3);
+    s.sentNew(0, 4000, 0, 100);
+    for (let left = 50; left < 4000; left += 200) s.applySack([{ left, right: left + 150 }], 0, 0, 4000, WINDOW);
+    expect(s.records.length).toBeLessThanOrEqual(3);
+  });
+
   it('throws away blocks below SND.UNA, past SND.MAX, empty or inverted, or bigger than the window', () => {
     const s = tenSegments();
     const bad = [
