@@ -28,7 +28,7 @@ import type { Icmpv6ErrorReport, Icmpv6Layer } from '@tapstack/icmpv6';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
 import type { Ipv6DeliveryInfo, Ipv6Layer, Ipv6Packet } from '@tapstack/ipv6';
-import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, Ipv6Address, TimerQueue, type Clock, type Ipv4Address } from '@tapstack/link';
+import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, Ipv6Address, TimerQueue, type Clock, type FrameOffload, type Ipv4Address } from '@tapstack/link';
 import { formatTcpAddress, formatTcpEndpoint, toTcpAddress, type TcpAddress } from './address.ts';
 import type { CongestionControlChoice } from './congestion.ts';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
@@ -325,27 +325,14 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const c = this.counters;
     if (info.destinationKind !== 'unicast') return c.inc('rx_not_unicast');
     const payload = packet.payload;
-    const checked = TcpPacket.check(payload);
-    if (!checked.ok) {
-      c.inc('InErrs');
-      return c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
-    }
+    const segment = this.checkSegment(payload);
+    if (!segment) return;
     const source = packet.source;
     const destination = packet.destination;
-    const segment = checked.value;
-    // A checksum the kernel checked ('valid') or never computed because the segment comes from
-    // its own stack ('partial', virtio-net header mode) is not summed again: that is the saving.
-    // A 'partial' one must name our checksum field; one that names another is checked (and fails).
     const offload = info.offload;
-    const vouched =
-      offload !== undefined &&
-      (offload.checksum === 'valid' ||
-        (offload.checksum === 'partial' && offload.checksumStart === ETHERNET_HEADER_LENGTH + packet.headerLength && offload.checksumOffset === TcpField.CHECKSUM));
-    if (!vouched) {
-      if (!segment.verifyChecksum(source, destination)) {
-        c.inc('InErrs');
-        return c.inc('InCsumErrors');
-      }
+    if (!checksumVouched(offload, ETHERNET_HEADER_LENGTH + packet.headerLength) && !segment.verifyChecksum(source, destination)) {
+      c.inc('InErrs');
+      return c.inc('InCsumErrors');
     }
     // A super-frame counts as the segments it stands for, as Linux counts a GRO'd skb.
     if (offload !== undefined && offload.gso === 'tcpv4') this.inSegs.value += segmentsIn(segment.payload.length, offload.segmentSize);
@@ -354,15 +341,8 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const repr = TcpRepr.parse(segment);
     const data = segment.payload;
     const connection = this.connections.get(source, repr.sourcePort, repr.destinationPort);
-    if (connection) {
-      connection.input(repr, data);
-      if (this.eventLog) this.eventLog.changed(connection);
-      return;
-    }
-    const server = this.listeners.get(repr.destinationPort);
-    if (server && server.accepts(destination)) return this.listen(server, source, destination, repr, data);
-    c.inc('rx_no_socket');
-    this.reset(repr, data.length, destination, source);
+    if (connection) return this.toConnection(connection, repr, data);
+    this.toListener(repr, data, source, destination);
   }
 
   /**
@@ -374,21 +354,11 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const c = this.counters;
     // RFC 1122 4.2.3.10 for IPv6 too: a SYN to a group opens nothing (IPv6 hands us none unless asked).
     if (info.destinationKind !== 'unicast') return c.inc('rx_not_unicast');
-    const checked = TcpPacket.check(payload);
-    if (!checked.ok) {
-      c.inc('InErrs');
-      return c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
-    }
-    const segment = checked.value;
+    const segment = this.checkSegment(payload);
+    if (!segment) return;
     const header = packet.bytes;
-    // As over IPv4: a checksum the kernel checked, or left partial because the segment comes from
-    // its own stack (virtio-net header mode), is not summed again if it names our checksum field.
     const offload = info.offload;
-    const vouched =
-      offload !== undefined &&
-      (offload.checksum === 'valid' ||
-        (offload.checksum === 'partial' && offload.checksumStart === ETHERNET_HEADER_LENGTH + info.payloadOffset && offload.checksumOffset === TcpField.CHECKSUM));
-    if (!vouched && tcp6ChecksumAt(segment.bytes, header) !== 0) {
+    if (!checksumVouched(offload, ETHERNET_HEADER_LENGTH + info.payloadOffset) && tcp6ChecksumAt(segment.bytes, header) !== 0) {
       c.inc('InErrs');
       c.inc('InCsumErrors');
       return c.inc('Tcp6InCsumErrors');
@@ -402,16 +372,29 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const data = segment.payload;
     // source then destination: bytes 8..40 of the fixed header, the order the table keeps them in
     const connection = this.connections.getIpv6At(header, 8, repr.sourcePort, repr.destinationPort);
-    if (connection) {
-      connection.input(repr, data);
-      if (this.eventLog) this.eventLog.changed(connection);
-      return;
-    }
-    const source = packet.source;
-    const destination = packet.destination;
+    if (connection) return this.toConnection(connection, repr, data);
+    this.toListener(repr, data, packet.source, packet.destination);
+  }
+
+  /** The header checked (lengths, data offset, options); a failure is counted under its reason. */
+  private checkSegment(payload: Uint8Array): TcpPacket | undefined {
+    const checked = TcpPacket.check(payload);
+    if (checked.ok) return checked.value;
+    this.counters.inc('InErrs');
+    this.counters.inc(CHECK_FAILURE_COUNTER[checked.reason]);
+    return undefined;
+  }
+
+  private toConnection(connection: TcpConnection, repr: TcpRepr, data: Uint8Array): void {
+    connection.input(repr, data);
+    if (this.eventLog) this.eventLog.changed(connection);
+  }
+
+  /** A segment no connection owns: a listener's (a SYN, or an ACK carrying a SYN cookie), else a RST. */
+  private toListener(repr: TcpRepr, data: Uint8Array, source: TcpAddress, destination: TcpAddress): void {
     const server = this.listeners.get(repr.destinationPort);
     if (server && server.accepts(destination)) return this.listen(server, source, destination, repr, data);
-    c.inc('rx_no_socket');
+    this.counters.inc('rx_no_socket');
     this.reset(repr, data.length, destination, source);
   }
 
@@ -783,6 +766,19 @@ function encodeForLog(repr: TcpRepr, payload: Uint8Array | SegmentData, source: 
 const EMPTY = new Uint8Array(0);
 
 /** How many segments of `segmentSize` data bytes carry `dataLength` bytes (at least 1). */
+/**
+ * The device vouches for a segment's checksum when the kernel checked it ('valid'), or left it
+ * partial because the segment comes from its own stack (virtio-net header mode) and the partial
+ * sum names our checksum field (`transportStart`: where TCP's header begins in the frame). Such
+ * a checksum is not summed again: that is the saving. A partial sum naming another field is
+ * checked (and fails).
+ */
+function checksumVouched(offload: FrameOffload | undefined, transportStart: number): boolean {
+  if (offload === undefined) return false;
+  if (offload.checksum === 'valid') return true;
+  return offload.checksum === 'partial' && offload.checksumStart === transportStart && offload.checksumOffset === TcpField.CHECKSUM;
+}
+
 function segmentsIn(dataLength: number, segmentSize: number): number {
   return segmentSize > 0 ? Math.max(1, Math.ceil(dataLength / segmentSize)) : 1;
 }
