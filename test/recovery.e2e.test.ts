@@ -13,11 +13,11 @@
  *           namespace) a 10 MB download arrives whole (sha256); tshark's analysis finds as many
  *           retransmissions from us as our RetransSegs counter (so the clean check can fail).
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { requireE2eCapabilities, requireTools, type Netns } from './support/netns.ts';
+import { expectedBytes, sha256 } from './support/http-body.ts';
 import { perTest } from './support/per-test.ts';
 import { tsharkFields } from './support/tshark.ts';
 import { parseCounters, repoRoot, spawnTapstack, type Watched } from './support/watch.ts';
@@ -26,15 +26,6 @@ const { namespace, tempDir, defer } = perTest('recovery');
 
 const LINK_LOSS = join(repoRoot, '..', 'shared', 'tools', 'link-loss.sh');
 const MB10 = 10 * 1024 * 1024;
-
-const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
-
-/** What GET /bytes/N sends: byte i is i mod 251. */
-function expectedBytes(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = i % 251;
-  return b;
-}
 
 beforeAll(() => {
   requireE2eCapabilities();

@@ -10,37 +10,23 @@
  *   loss:   with 5% random loss each way on tap0 (../shared/tools/link-loss.sh, tc + BPF) the 10 MB
  *           curl and a 2 MB echo still arrive whole.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireE2eCapabilities, type Netns } from './support/netns.ts';
+import { requireE2eCapabilities, requireTools, type Netns } from './support/netns.ts';
+import { expectedBytes, sha256 } from './support/http-body.ts';
 import { perTest } from './support/per-test.ts';
 import { parseCounters, repoRoot, spawnTapstack, type Watched } from './support/watch.ts';
 
 const { namespace, tempDir, defer } = perTest('tcp');
 
-const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
-
-/** What GET /bytes/N sends: byte i is i mod 251. */
-function expectedBytes(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = i % 251;
-  return b;
-}
-
 const LINK_LOSS = join(repoRoot, '..', 'shared', 'tools', 'link-loss.sh');
 
 beforeAll(() => {
   requireE2eCapabilities();
-  for (const tool of ['curl', 'nc', 'ab', 'python3', 'tc']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      throw new Error(`the TCP end-to-end tests need \`${tool}\`: install it (bash .ci/run installs everything the tests use)`);
-    }
-  }
+  requireTools(['curl', 'nc', 'ab', 'python3', 'tc']);
 });
 
 async function upWithServices(ns: Netns, extra: string[] = []): Promise<Watched> {

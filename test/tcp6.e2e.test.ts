@@ -17,23 +17,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { requireE2eCapabilities, requireTools, type Netns } from './support/netns.ts';
+import { expectedBytes, sha256 } from './support/http-body.ts';
 import { perTest } from './support/per-test.ts';
 import { tsharkFields, tsharkFrames } from './support/tshark.ts';
 import { parseCounters, repoRoot, spawnTapstack, type Watched } from './support/watch.ts';
 
 const { namespace, tempDir, defer } = perTest('tcp6');
 
-const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 const TAPSTACK = join(repoRoot, 'packages/stack/bin/tapstack.js');
 /** The stack's link-local address for MAC 02:00:00:00:00:02 (modified EUI-64, RFC 4291 2.5.1). */
 const OUR_LINK_LOCAL = 'fe80::ff:fe00:2';
-
-/** What GET /bytes/N sends: byte i is i mod 251. */
-function expectedBytes(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = i % 251;
-  return b;
-}
 
 beforeAll(() => {
   requireE2eCapabilities();

@@ -12,35 +12,21 @@
  *   plain: ping, arping and a UDP echo (whose checksum the kernel now leaves partial: IPv4
  *          finishes it for UDP) still answer in header mode.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireE2eCapabilities, type Netns } from './support/netns.ts';
+import { requireE2eCapabilities, requireTools, type Netns } from './support/netns.ts';
+import { expectedBytes, sha256 } from './support/http-body.ts';
 import { perTest } from './support/per-test.ts';
 import { parseCounters, spawnTapstack, type Watched } from './support/watch.ts';
 
 const { namespace, tempDir, defer } = perTest('vnet');
 
-const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
-
-/** What GET /bytes/N sends: byte i is i mod 251. */
-function expectedBytes(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = i % 251;
-  return b;
-}
-
 beforeAll(() => {
   requireE2eCapabilities();
-  for (const tool of ['curl', 'nc', 'arping', 'ethtool', 'tshark', 'python3']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      throw new Error(`the virtio-net header tests need \`${tool}\`: install it (bash .ci/run installs everything the tests use)`);
-    }
-  }
+  requireTools(['curl', 'nc', 'arping', 'ethtool', 'tshark', 'python3']);
 });
 
 async function upWithVnet(ns: Netns, extra: string[] = []): Promise<Watched> {
