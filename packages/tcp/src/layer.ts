@@ -669,31 +669,31 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    */
   private send(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress, segmentSize = 0): void {
     if (typeof destination !== 'number') return this.send6(repr, payload, source as Ipv6Address, destination, segmentSize);
-    const w = this.writer;
-    w.repr = repr;
-    w.payload = payload;
-    w.source = source;
-    w.destination = destination;
-    w.length = TcpRepr.bufferLength(repr, payload.length);
-    w.partialChecksum = segmentSize > 0;
-    if (logging()) log('out %s', formatTcp(encodeForLog(repr, payload, source, destination), source, destination));
-    const offload = segmentSize > 0 ? { checksumOffset: TcpField.CHECKSUM, segmentSize, transportHeaderLength: TcpRepr.headerLength(repr) } : undefined;
-    const outcome = this.ipv4.send({ destination, protocol: IpProtocol.TCP, payload: w, source: source as Ipv4Address, dontFragment: true, offload });
-    if (segmentSize > 0) this.counters.inc('OutSegs', segmentsIn(payload.length, segmentSize) - 1);
-    w.repr = undefined;
-    w.payload = EMPTY;
-    w.partialChecksum = false;
-    if (outcome !== 'sent' && outcome !== 'queued') this.counters.inc('tx_failed');
+    const offload = this.loadWriter(repr, payload, source, destination, segmentSize);
+    const outcome = this.ipv4.send({ destination, protocol: IpProtocol.TCP, payload: this.writer, source: source as Ipv4Address, dontFragment: true, offload });
+    this.releaseWriter(payload.length, segmentSize, outcome === 'sent' || outcome === 'queued');
   }
 
   /**
    * The IPv6 send: the source is the connection's (chosen at connect or taken from the SYN), so
    * the checksum is written with the segment. Never fragmented in practice: the MSS keeps a
-   * segment inside the path MTU (IPv6 routers do not fragment, RFC 8200 5).
+   * segment inside the path MTU (IPv6 routers do not fragment, RFC 8200 5). TSO6 as over IPv4.
    */
   private send6(repr: TcpRepr, payload: Uint8Array | SegmentData, source: Ipv6Address, destination: Ipv6Address, segmentSize = 0): void {
     const ipv6 = this.ipv6;
     if (!ipv6) return this.counters.inc('tx_failed');
+    const offload = this.loadWriter(repr, payload, source, destination, segmentSize);
+    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: this.writer, ...(offload ? { offload } : {}) });
+    this.counters.inc('Tcp6OutSegs', segmentsIn(payload.length, segmentSize));
+    this.releaseWriter(payload.length, segmentSize, outcome === 'sent' || outcome === 'queued');
+  }
+
+  /**
+   * Points the layer's one segment writer at this segment (IP calls it to write the bytes in
+   * place). With `segmentSize`, a super-frame: the checksum is left partial and the returned
+   * offload asks the device to finish it and cut the data into segments of that size.
+   */
+  private loadWriter(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress, segmentSize: number) {
     const w = this.writer;
     w.repr = repr;
     w.payload = payload;
@@ -702,16 +702,18 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     w.length = TcpRepr.bufferLength(repr, payload.length);
     w.partialChecksum = segmentSize > 0;
     if (logging()) log('out %s', formatTcp(encodeForLog(repr, payload, source, destination), source, destination));
-    // TSO6: as over IPv4, the device finishes the checksum and cuts the super-frame
-    const offload = segmentSize > 0 ? { checksumOffset: TcpField.CHECKSUM, segmentSize, transportHeaderLength: TcpRepr.headerLength(repr) } : undefined;
-    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: w, ...(offload ? { offload } : {}) });
+    return segmentSize > 0 ? { checksumOffset: TcpField.CHECKSUM, segmentSize, transportHeaderLength: TcpRepr.headerLength(repr) } : undefined;
+  }
+
+  /** After the send: the writer lets go of the segment's data; a super-frame counts as its segments. */
+  private releaseWriter(payloadLength: number, segmentSize: number, sent: boolean): void {
+    const w = this.writer;
     w.repr = undefined;
     w.payload = EMPTY;
     w.partialChecksum = false;
-    const segments = segmentsIn(payload.length, segmentSize);
+    const segments = segmentsIn(payloadLength, segmentSize);
     if (segments > 1) this.counters.inc('OutSegs', segments - 1);
-    this.counters.inc('Tcp6OutSegs', segments);
-    if (outcome !== 'sent' && outcome !== 'queued') this.counters.inc('tx_failed');
+    if (!sent) this.counters.inc('tx_failed');
   }
 
   /** Our address for a connection to `remote`: IPv4's one, or IPv6's choice (RFC 6724: link-local for a link-local peer). */
