@@ -20,10 +20,12 @@ import {
   formatIpv4,
   isIpv4Loopback,
   isIpv4Multicast,
+  partialChecksumOffload,
   readEtherType,
   type Clock,
   type EtherTypeDispatcher,
   type FrameOffload,
+  type TransportOffloadRequest,
   type Ipv4Address,
 } from '@tapstack/link';
 import { checksumAdd, foldChecksum } from './checksum.ts';
@@ -158,18 +160,7 @@ export interface ProtocolOptions {
  * for on a link with `gsoMaxSize` (see `Ipv4Layer.gsoMaxSize`); elsewhere this layer does the
  * work itself (finishes the checksum) and the datagram must fit the MTU.
  */
-export interface Ipv4SendOffload {
-  /**
-   * Where the transport's checksum field is, from the start of the payload (16 for TCP). The
-   * transport wrote the pseudo-header's sum there, folded, not complemented, and left the rest
-   * of the checksum to the device.
-   */
-  readonly checksumOffset: number;
-  /** A TCP super-frame: data bytes per segment the kernel cuts it into (0: one segment). */
-  readonly segmentSize: number;
-  /** The transport header's length (TCP with options), for the device's hdr_len. */
-  readonly transportHeaderLength: number;
-}
+export type Ipv4SendOffload = TransportOffloadRequest;
 
 /** Writes a payload straight into the outgoing frame (saves a copy; ICMP echo replies use it). */
 export interface PayloadWriter {
@@ -679,18 +670,9 @@ function finishChecksumOfPayload(offload: Ipv4SendOffload, payload: Uint8Array):
   finishChecksum(payload, { checksum: 'partial', checksumStart: 0, checksumOffset: offload.checksumOffset, gso: 'none', segmentSize: 0, headerLength: 0 }, payload.length);
 }
 
-/** A transport's offload request in the frame's terms: offsets from the Ethernet header on. */
+/** A transport's offload request in the frame's terms; only TCP's data is cut into segments. */
 function frameOffload(offload: Ipv4SendOffload, protocol: number, payloadLength: number): FrameOffload {
-  const transportStart = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH;
-  const gso = protocol === IpProtocol.TCP && offload.segmentSize > 0 && payloadLength - offload.transportHeaderLength > offload.segmentSize;
-  return {
-    checksum: 'partial',
-    checksumStart: transportStart,
-    checksumOffset: offload.checksumOffset,
-    gso: gso ? 'tcpv4' : 'none',
-    segmentSize: gso ? offload.segmentSize : 0,
-    headerLength: gso ? transportStart + offload.transportHeaderLength : 0,
-  };
+  return partialChecksumOffload(offload, ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH, payloadLength, protocol === IpProtocol.TCP ? 'tcpv4' : 'none');
 }
 
 /** Where a received datagram starts in its frame, for Ipv4Packet.check. */

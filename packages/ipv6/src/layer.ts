@@ -27,10 +27,12 @@ import {
   EtherType,
   Ipv6Address,
   hotPathLogging,
+  partialChecksumOffload,
   readEtherType,
   type Clock,
   type EtherTypeDispatcher,
   type FrameOffload,
+  type TransportOffloadRequest,
 } from '@tapstack/link';
 import type { ResolveOutcome } from '@tapstack/neighbour';
 import { ipv6PseudoHeaderSum } from './checksum.ts';
@@ -170,14 +172,7 @@ export interface Ipv6SendRequest {
 }
 
 /** What a transport asks the device to do with one super-frame (`Ipv6SendRequest.offload`); IPv4's twin is Ipv4SendOffload. */
-export interface Ipv6SendOffload {
-  /** Where the transport's checksum field is, from the start of the payload (16 for TCP). */
-  readonly checksumOffset: number;
-  /** Data bytes per segment the device cuts the super-frame into. */
-  readonly segmentSize: number;
-  /** The transport header's length (TCP with options), for the device's hdr_len. */
-  readonly transportHeaderLength: number;
-}
+export type Ipv6SendOffload = TransportOffloadRequest;
 
 /** What `send` did: sent, queued (NDP resolving), dropped, or why it did not try. */
 export type Ipv6SendOutcome = 'sent' | 'queued' | 'dropped' | 'no_route' | 'no_source' | 'too_long' | 'closed';
@@ -691,16 +686,7 @@ export class Ipv6Layer {
   }
 }
 
-/** A transport's super-frame request in the frame's terms (offsets from the Ethernet header on); one segment's worth is no super-frame. */
+/** A transport's super-frame request in the frame's terms (offsets from the Ethernet header on). */
 function frameOffloadOf(offload: Ipv6SendOffload, payloadLength: number): FrameOffload {
-  const transportStart = ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH;
-  const gso = offload.segmentSize > 0 && payloadLength - offload.transportHeaderLength > offload.segmentSize;
-  return {
-    checksum: 'partial',
-    checksumStart: transportStart,
-    checksumOffset: offload.checksumOffset,
-    gso: gso ? 'tcpv6' : 'none',
-    segmentSize: gso ? offload.segmentSize : 0,
-    headerLength: gso ? transportStart + offload.transportHeaderLength : 0,
-  };
+  return partialChecksumOffload(offload, ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH, payloadLength, 'tcpv6');
 }

@@ -43,6 +43,40 @@ export interface FrameOffload {
 }
 
 /**
+ * What a transport asks of the device when it sends (through IPv4's or IPv6's `send`): its
+ * checksum left partial, and for a TCP super-frame the size of the segments to cut it into.
+ */
+export interface TransportOffloadRequest {
+  /**
+   * Where the transport's checksum field is, from the start of the IP payload (16 for TCP). The
+   * transport wrote the pseudo-header's sum there, folded, not complemented, and left the rest
+   * of the checksum to the device.
+   */
+  readonly checksumOffset: number;
+  /** A TCP super-frame: data bytes per segment the device cuts it into (0: one segment). */
+  readonly segmentSize: number;
+  /** The transport header's length (TCP with options), for the device's hdr_len. */
+  readonly transportHeaderLength: number;
+}
+
+/**
+ * A transport's request in the frame's terms: offsets from the Ethernet header on, the transport
+ * starting at `transportStart`. `gso` names the super-frame kind the IP layer can offer ('none'
+ * for a transport that cannot be cut); one segment's worth of data is no super-frame.
+ */
+export function partialChecksumOffload(request: TransportOffloadRequest, transportStart: number, payloadLength: number, gso: 'none' | 'tcpv4' | 'tcpv6'): FrameOffload {
+  const cut = gso !== 'none' && request.segmentSize > 0 && payloadLength - request.transportHeaderLength > request.segmentSize;
+  return {
+    checksum: 'partial',
+    checksumStart: transportStart,
+    checksumOffset: request.checksumOffset,
+    gso: cut ? gso : 'none',
+    segmentSize: cut ? request.segmentSize : 0,
+    headerLength: cut ? transportStart + request.transportHeaderLength : 0,
+  };
+}
+
+/**
  * Receives the frames of one wake-up. The array and the frames belong to the receiver.
  * `offloads`, when given, runs parallel to `frames`: `offloads[i]` says what the device knows
  * about `frames[i]` (undefined for a plain frame). Links without offloads never pass it.
