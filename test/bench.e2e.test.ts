@@ -152,6 +152,8 @@ describe('npm run bench -- --quick --floors', () => {
       // the delayed rows are tapstack's only: this kernel has no netem for the others
       const who = row.key.startsWith('delay_') ? ['tapstack'] : ['tapstack', 'lwip', 'kernel'];
       for (const name of who) {
+        // a row the bench could not measure holds null: say which, and what the other targets got
+        expect(typeof row.values[name], `${row.key} ${name} was not measured: ${JSON.stringify(row.values)}`).toBe('number');
         if (row.key === 'ab_failed') expect(row.values[name], `${row.key} ${name}`).toBe(0);
         else expect(row.values[name], `${row.key} ${name}`).toBeGreaterThan(0);
       }
