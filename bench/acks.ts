@@ -42,8 +42,8 @@ if (!('binary' in built)) throw new Error(`lwIP: ${built.error}`);
 const targets: { label: string; t: TcpTarget }[] = [];
 const rows: Record<string, Row> = {};
 try {
-  targets.push({ label: 'tapstack (one ACK per batch)', t: await TapstackTcp.start('tapstack', 'acks-a') });
-  targets.push({ label: 'tapstack --no-ack-coalescing', t: await TapstackTcp.start('tapstack', 'acks-b', ['--no-ack-coalescing']) });
+  targets.push({ label: 'tapstack (one ACK per batch)', t: await TapstackTcp.start('tapstack', 'acks-a', ['--no-vnet-hdr']) });
+  targets.push({ label: 'tapstack --no-ack-coalescing', t: await TapstackTcp.start('tapstack', 'acks-b', ['--no-vnet-hdr', '--no-ack-coalescing']) });
   targets.push({ label: 'lwIP', t: await LwipTcp.start('acks-l', built.binary) });
   for (const { label, t } of targets) {
     rows[label] = { mbits: [], pingPongUs: [], acksPerMib: [], coalescedShare: [] };

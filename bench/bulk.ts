@@ -19,7 +19,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median } from './table.ts';
-import { LwipTcp, TapstackTcp, buildLwip, curlDown, iperfUp, type TcpTarget } from './tcp.ts';
+import { LwipTcp, TapstackTcp, buildLwip, curlDown, iperfUp, withFrameMode, type TcpTarget } from './tcp.ts';
 
 const args = process.argv.slice(2);
 function option(name: string, fallback: number): number {
@@ -70,7 +70,8 @@ if (!('binary' in built)) throw new Error(`lwIP: ${built.error}`);
 const targets: (TapstackTcp | LwipTcp)[] = [];
 const results: Record<string, { up: Sample[]; down: Sample[] }> = { tapstack: { up: [], down: [] }, lwip: { up: [], down: [] } };
 try {
-  targets.push(await TapstackTcp.start('tapstack', 'bulk-a', extra));
+  // plain frames (the lwIP comparison) unless --tapstack-arg=--vnet-hdr asks for the header
+  targets.push(await TapstackTcp.start('tapstack', 'bulk-a', withFrameMode(extra, 'plain')));
   if (!tapstackOnly) targets.push(await LwipTcp.start('bulk-l', built.binary));
   // BULK_TXQLEN=N: an experiment, the kernel's tap0 queue towards the stack (txqueuelen) set to N
   if (process.env.BULK_TXQLEN) for (const t of targets) t.client.exec('ip', ['link', 'set', 'tap0', 'txqueuelen', process.env.BULK_TXQLEN]);

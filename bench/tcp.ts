@@ -37,7 +37,7 @@ export type TcpTargetName = 'tapstack' | 'lwip' | 'kernel';
 
 /** One thing that serves echo 7, discard 9 and HTTP 80 at 10.0.0.2, and where to measure it from. */
 export interface TcpTarget {
-  readonly name: TcpTargetName | 'tapstack-delay';
+  readonly name: TcpTargetName | 'tapstack-delay' | 'tapstack-vnet';
   /** The namespace of 10.0.0.1, where the clients run. */
   readonly client: Netns;
   /** The host's device in `client` towards the target: loss is set on it. */
@@ -49,14 +49,31 @@ export interface TcpTarget {
 
 // ------------------------------------------------------------------------------ the targets
 
+/**
+ * How `tapstack up` moves frames: 'plain' (--no-vnet-hdr, one frame per system call: the path the
+ * lwIP comparison and the teaching chapters use) or 'vnet' (the virtio-net header, the default).
+ * An explicit --vnet-hdr or --no-vnet-hdr among the extra arguments wins over `mode`.
+ */
+export type FrameMode = 'plain' | 'vnet';
+
+export function withFrameMode(extra: readonly string[], mode: FrameMode): string[] {
+  if (extra.includes('--vnet-hdr') || extra.includes('--no-vnet-hdr')) return [...extra];
+  return [mode === 'plain' ? '--no-vnet-hdr' : '--vnet-hdr', ...extra];
+}
+
+/** The mode the arguments give `tapstack up`, for the rows' labels. */
+export function frameModeOf(args: readonly string[]): FrameMode {
+  return args.includes('--no-vnet-hdr') ? 'plain' : 'vnet';
+}
+
 export class TapstackTcp implements TcpTarget {
   readonly device = 'tap0';
   private constructor(
-    readonly name: 'tapstack' | 'tapstack-delay',
+    readonly name: 'tapstack' | 'tapstack-delay' | 'tapstack-vnet',
     readonly target: TapstackTarget,
   ) {}
 
-  static async start(name: 'tapstack' | 'tapstack-delay', label: string, extra: readonly string[] = []): Promise<TapstackTcp> {
+  static async start(name: 'tapstack' | 'tapstack-delay' | 'tapstack-vnet', label: string, extra: readonly string[] = []): Promise<TapstackTcp> {
     return new TapstackTcp(name, await TapstackTarget.start(label, ['--tcp-echo', '7', '--tcp-discard', '9', '--http', '80', ...extra]));
   }
 
@@ -411,6 +428,11 @@ interface RowSpec {
   target?: { to: 'lwip' | 'kernel'; ratio: number };
   /** Only tapstack can be measured (the delayed rows: no netem for the others). */
   tapstackOnly?: string;
+  /**
+   * The row's tapstack figure comes from the second tapstack, with the virtio-net header; lwIP's
+   * and the kernel's from their `peerKey` figure (they have one mode: the same measurement).
+   */
+  vnet?: { peerKey: string };
 }
 
 export interface TcpRow {
@@ -428,8 +450,10 @@ export interface TcpRow {
 export interface TcpSection {
   counts: TcpCounts;
   lwip: { binary?: string; error?: string };
-  /** --tapstack-arg: what `tapstack up` got besides the services. */
+  /** What the plain `tapstack up` got besides the services (--no-vnet-hdr and any --tapstack-arg). */
   tapstackArgs: string[];
+  /** The same for the second tapstack, the one with the virtio-net header (the vnet rows). */
+  vnetArgs: string[];
   rows: TcpRow[];
   abFailed: Record<TcpTargetName, number[]>;
   idle: IdleConnections[];
@@ -439,13 +463,19 @@ export interface TcpSection {
 
 function rowSpecs(c: TcpCounts): RowSpec[] {
   const mib = (b: number): string => `${b / 1024 ** 2} MiB`;
+  // Rows of the plain tapstack (--no-vnet-hdr) say nothing; the virtio-net header's rows say `vnet`.
   return [
     { key: 'bulk_up', label: `bulk host -> target, Mbit/s (iperf -t ${c.iperfSeconds} into discard)`, better: 'higher', target: { to: 'lwip', ratio: 1 } },
     { key: 'bulk_down', label: `bulk target -> host, Mbit/s (curl ${mib(c.curlBytes)} of GET /bytes/N)`, better: 'higher', target: { to: 'lwip', ratio: 1 } },
+    { key: 'vnet_bulk_up', label: `  the same, tapstack vnet: host -> target, Mbit/s`, better: 'higher', target: { to: 'lwip', ratio: 2 }, vnet: { peerKey: 'bulk_up' } },
+    { key: 'vnet_bulk_down', label: `  the same, tapstack vnet: target -> host, Mbit/s`, better: 'higher', target: { to: 'lwip', ratio: 2 }, vnet: { peerKey: 'bulk_down' } },
     { key: 'fetch_1mib', label: `1 MiB fetch, ms (curl, mean of ${c.fetches})`, better: 'lower' },
     { key: 'ab', label: `ab -n ${c.abRequests} -c 10, requests/s (GET /bytes/1024)`, better: 'higher', target: { to: 'kernel', ratio: 0.7 } },
     { key: 'ab_failed', label: 'ab failed requests (the worst round)', better: 'lower' },
     { key: 'ping_pong', label: `1-byte ping-pong, us per round trip (${c.pingPongs} over one connection)`, better: 'lower', target: { to: 'lwip', ratio: 1.5 } },
+    // under loss tapstack runs as `tapstack up` does by default (vnet), with the plain rows beside
+    { key: 'vnet_loss_up', label: `1% loss both ways, tapstack vnet: host -> target, Mbit/s (iperf -t ${c.lossSeconds})`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, vnet: { peerKey: 'loss_up' } },
+    { key: 'vnet_loss_down', label: `1% loss both ways, tapstack vnet: target -> host, Mbit/s (curl for ${c.lossSeconds} s)`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, vnet: { peerKey: 'loss_down' } },
     { key: 'loss_up', label: `1% loss both ways: host -> target, Mbit/s (iperf -t ${c.lossSeconds})`, better: 'higher', target: { to: 'kernel', ratio: 0.25 } },
     { key: 'loss_down', label: `1% loss both ways: target -> host, Mbit/s (curl for ${c.lossSeconds} s)`, better: 'higher', target: { to: 'kernel', ratio: 0.25 } },
     { key: 'delay_loss_up', label: `10 ms each way + 1% loss: host -> target, Mbit/s`, better: 'higher', tapstackOnly: 'n/a (no netem)' },
@@ -481,6 +511,22 @@ async function measureTarget(t: TcpTarget, c: TcpCounts): Promise<Measured> {
   return m;
 }
 
+/** The second tapstack, with the virtio-net header: bulk both ways, and both ways under 1% loss. */
+async function measureVnet(t: TcpTarget, c: TcpCounts): Promise<Measured> {
+  const m: Measured = {};
+  process.stderr.write(`bench: tcp tapstack vnet: iperf, curl, 1% loss\n`);
+  m.vnet_bulk_up = await iperfUp(t, c.iperfSeconds);
+  m.vnet_bulk_down = await curlDown(t, c.curlBytes);
+  setLoss(t, 1);
+  try {
+    m.vnet_loss_up = await iperfUp(t, c.lossSeconds);
+    m.vnet_loss_down = await curlDownFor(t, c.lossSeconds);
+  } finally {
+    setLoss(t, 'off');
+  }
+  return m;
+}
+
 async function measureDelayed(t: TcpTarget, c: TcpCounts): Promise<Measured> {
   process.stderr.write(`bench: tcp tapstack --link-delay 10: 1% loss\n`);
   setLoss(t, 1);
@@ -503,21 +549,27 @@ function verdict(spec: RowSpec, values: Record<TcpTargetName, number>, abFailed:
 }
 
 export async function tcpSection(options: { quick: boolean; rounds: number; scratch: string; tapstackArgs?: readonly string[] }): Promise<TcpSection> {
-  const extra = [...(options.tapstackArgs ?? [])];
+  // The plain rows are the lwIP comparison (lwIP has no virtio-net header): --no-vnet-hdr unless
+  // --tapstack-arg says otherwise; the vnet rows come from a second tapstack with the header.
+  const given = [...(options.tapstackArgs ?? [])].filter((a) => a !== '--vnet-hdr' && a !== '--no-vnet-hdr');
+  const extra = withFrameMode(options.tapstackArgs ?? [], 'plain');
+  const vnetExtra = withFrameMode(given, 'vnet');
   const c = tcpCounts(options.quick, options.rounds);
   const built = buildLwip(options.scratch);
   if ('error' in built) process.stderr.write(`bench: lwIP not measured: ${built.error}\n`);
   const specs = rowSpecs(c);
   const results: Record<TcpTargetName, Measured[]> = { tapstack: [], lwip: [], kernel: [] };
   const delayed: Measured[] = [];
+  const vnet: Measured[] = [];
   const targets: TcpTarget[] = [];
-  const section: TcpSection = { counts: c, lwip: built, tapstackArgs: extra, rows: [], abFailed: { tapstack: [], lwip: [], kernel: [] }, idle: [] };
+  const section: TcpSection = { counts: c, lwip: built, tapstackArgs: extra, vnetArgs: vnetExtra, rows: [], abFailed: { tapstack: [], lwip: [], kernel: [] }, idle: [] };
   try {
     const tapstack = await TapstackTcp.start('tapstack', 'bench-tcp-a', extra);
     targets.push(tapstack);
     const lwip = 'binary' in built ? await LwipTcp.start('bench-tcp-l', built.binary) : undefined;
     if (lwip) targets.push(lwip);
     targets.push(await KernelTcp.start('bench-tcp-k'));
+    targets.push(await TapstackTcp.start('tapstack-vnet', 'bench-tcp-v', vnetExtra));
     const tapDelay = await TapstackTcp.start('tapstack-delay', 'bench-tcp-d', [...extra, '--link-delay', '10']);
     targets.push(tapDelay);
     // warm-up, not measured: ARP, the JIT, the first allocations
@@ -529,6 +581,7 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
       for (const t of targets) {
         process.stderr.write(`bench: tcp round ${round}/${c.rounds}: ${t.name}\n`);
         if (t.name === 'tapstack-delay') delayed.push(await measureDelayed(t, c));
+        else if (t.name === 'tapstack-vnet') vnet.push(await measureVnet(t, c));
         else results[t.name].push(await measureTarget(t, c));
       }
     }
@@ -539,8 +592,9 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
     for (const spec of specs) {
       const all = {} as Record<TcpTargetName, number[]>;
       for (const name of ['tapstack', 'lwip', 'kernel'] as const) {
-        const source = spec.tapstackOnly ? (name === 'tapstack' ? delayed : []) : results[name];
-        all[name] = source.map((m) => m[spec.key] ?? Number.NaN);
+        const source = spec.tapstackOnly ? (name === 'tapstack' ? delayed : []) : spec.vnet && name === 'tapstack' ? vnet : results[name];
+        const key = spec.vnet && name !== 'tapstack' ? spec.vnet.peerKey : spec.key;
+        all[name] = source.map((m) => m[key] ?? Number.NaN);
       }
       // failed requests: the worst round, not the median (a round with failures must show)
       const pick = spec.key === 'ab_failed' ? (v: number[]) => (v.length === 0 ? Number.NaN : Math.max(...v)) : median;
@@ -596,7 +650,7 @@ function ratio(x: number): string {
 export function formatTcpSection(s: TcpSection): string {
   const out: string[] = [];
   out.push(
-    `TCP from 10.0.0.1: tapstack${s.tapstackArgs.length ? ` (up ${s.tapstackArgs.join(' ')})` : ''} behind tap0, lwIP 2.1.3 behind tap0 (../shared/peers/lwip-tap), the kernel over veth (iperf -s, socat, ` +
+    `TCP from 10.0.0.1: tapstack (up ${s.tapstackArgs.join(' ')}; the vnet rows: up ${s.vnetArgs.join(' ')}) behind tap0, lwIP 2.1.3 behind tap0 (../shared/peers/lwip-tap), the kernel over veth (iperf -s, socat, ` +
       `our --http server on node:net); medians of ${s.counts.rounds} round(s), the targets in turn:`,
     '',
   );

@@ -35,7 +35,7 @@ const { values: args } = parseArgs({
 });
 const rounds = Number(args.rounds);
 const bytes = Number(args.mib) * 1024 * 1024;
-const extra = ['--http', '80', ...(args.plain ? [] : ['--vnet-hdr'])];
+const extra = ['--http', '80', args.plain ? '--no-vnet-hdr' : '--vnet-hdr'];
 
 /** User + system CPU time of a process so far, ms (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms). */
 function cpuMs(pid: number): number {

@@ -33,7 +33,7 @@ describe('tapstack up', () => {
     const ns = namespace('cli-up');
     const dir = tempDir();
     const pcap = join(dir, 'up.pcap');
-    const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--pcap', pcap]);
+    const up = spawnTapstack(ns, ['up', '--no-vnet-hdr', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--pcap', pcap]);
     await up.waitFor(/tapstack is up on tap0 in namespace \S+: 10\.0\.0\.2 at ([0-9a-f:]{17}) \(host side 10\.0\.0\.1\/24\)/);
     expect(up.output).toMatch(/try:\s+ping 10\.0\.0\.2/);
     // the banner says how to print the tables
@@ -80,7 +80,7 @@ describe('tapstack up', () => {
 
   it('--trace prints one decoded line per frame in and out, and SIGTERM also exits 0', async () => {
     const ns = namespace('cli-trace');
-    const up = spawnTapstack(ns, ['up', '--trace']);
+    const up = spawnTapstack(ns, ['up', '--no-vnet-hdr', '--trace']);
     await up.waitFor(/tapstack is up on tap0/);
     const ping = await ns.run('ping', ['-c', '1', '-W', '2', '10.0.0.2']);
     expect(ping.status).toBe(0);
@@ -91,7 +91,7 @@ describe('tapstack up', () => {
     expect(await up.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(ns.exec('ip', ['-o', 'link', 'show'])).not.toMatch(/tap0/);
     // --trace=rel: time since the first line, like tcpdump -ttttt
-    const rel = spawnTapstack(ns, ['up', '--trace=rel']);
+    const rel = spawnTapstack(ns, ['up', '--no-vnet-hdr', '--trace=rel']);
     await rel.waitFor(/^00:00:00\.000000 out [0-9a-f:]{17} > ff:ff:ff:ff:ff:ff, ARP/m);
     await rel.waitFor(/^00:00:0\d\.\d{6} out .*ARP/m, 15_000, rel.output.indexOf('00:00:00.000000') + 20);
     expect(await rel.stop('SIGTERM')).toEqual({ code: 0, signal: null });

@@ -30,7 +30,8 @@ beforeAll(() => {
 });
 
 async function upWithServices(ns: Netns, extra: string[] = []): Promise<Watched> {
-  const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7', '--tcp-discard', '9', '--http', '80', ...extra]);
+  // --no-vnet-hdr: the checks read single frames and segments on the wire, not 64 KB super-frames
+  const up = spawnTapstack(ns, ['up', '--no-vnet-hdr', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', '--tcp-echo', '7', '--tcp-discard', '9', '--http', '80', ...extra]);
   defer(() => void up.stop('SIGKILL'));
   await up.waitFor(/http on 10\.0\.0\.2:80/);
   return up;

@@ -1,6 +1,6 @@
 /**
- * The fast path against the real kernel: `tapstack up --vnet-hdr` opens tap0 with a virtio-net
- * header (IFF_VNET_HDR, TUN_F_CSUM | TUN_F_TSO4), so the kernel's TCP sends us super-frames of up
+ * The fast path against the real kernel: `tapstack up` (by default, or with --vnet-hdr) opens tap0
+ * with a virtio-net header (IFF_VNET_HDR, TUN_F_CSUM | TUN_F_TSO4), so the kernel's TCP sends us super-frames of up
  * to 64 KB with partial checksums, and takes ours. Each test runs in a namespace of its own
  * (10.0.0.0/24 only) and removes it.
  *
@@ -29,15 +29,16 @@ beforeAll(() => {
   requireTools(['curl', 'nc', 'arping', 'ethtool', 'tshark', 'python3']);
 });
 
+/** `tapstack up` with no mode flag (the header is the default), or with the extra's --vnet-hdr. */
 async function upWithVnet(ns: Netns, extra: string[] = []): Promise<Watched> {
-  const up = spawnTapstack(ns, ['up', '--vnet-hdr', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', ...extra]);
+  const up = spawnTapstack(ns, ['up', '--tap', 'tap0', '--ip', '10.0.0.2/24', '--host-ip', '10.0.0.1/24', ...extra]);
   defer(() => void up.stop('SIGKILL'));
   await up.waitFor(/10\.0\.0\.2/);
   return up;
 }
 
-describe('tapstack up --vnet-hdr', () => {
-  it('moves bulk TCP both ways in super-frames, whole (sha256), and records them in the pcap as they are', async () => {
+describe('tapstack up with the virtio-net header', () => {
+  it('by default moves bulk TCP both ways in super-frames, whole (sha256), and records them in the pcap as they are', async () => {
     const ns = namespace('vnet-bulk');
     const dir = tempDir();
     const pcap = join(dir, 'vnet.pcap');
@@ -92,7 +93,7 @@ describe('tapstack up --vnet-hdr', () => {
 
   it('still answers ping, arping and a UDP echo whose checksum the kernel left partial', async () => {
     const ns = namespace('vnet-plain');
-    const up = await upWithVnet(ns, ['--udp-echo', '7']);
+    const up = await upWithVnet(ns, ['--vnet-hdr', '--udp-echo', '7']);
 
     const ping = await ns.run('ping', ['-c', '3', '-i', '0.2', '-W', '5', '10.0.0.2']);
     expect(ping.stdout).toMatch(/3 packets transmitted, 3 received/);

@@ -12,7 +12,7 @@ import type { PlotCommand } from './plot/command.ts';
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
-                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
+                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--no-vnet-hdr]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
                 [--link-delay MS[/JITTER]] [--tcp-log FILE] [--delayed-ack MS] [--quickack]
                 [--no-ack-coalescing]
@@ -44,9 +44,13 @@ export const USAGE = `usage:
   --pcap FILE       record every frame in and out to FILE (Wireshark/tshark open it)
   --trace           print one line per frame in and out, with the time like tcpdump -tttt
                     (--trace=rel: seconds since the first line, like tcpdump -ttttt)
-  --vnet-hdr        the fast path: a virtio-net header on the TAP device, so TCP moves
-                    super-frames of up to 64 KB per system call with checksums offloaded
-                    (docs/01-link.md); counters tap.rx_gso_frames, tap.tx_gso_frames
+  --no-vnet-hdr     plain frames, one Ethernet frame per read() and write(): the slow path the
+                    chapters teach first (docs/01-link.md), and what the lwIP comparison uses.
+                    The default is the fast path: a virtio-net header on the TAP device, so TCP
+                    moves super-frames of up to 64 KB per system call with checksums offloaded
+                    (counters tap.rx_gso_frames, tap.tx_gso_frames); if the kernel refuses the
+                    header, tapstack says so in one line and runs plain. --vnet-hdr asks for the
+                    default explicitly
   --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
                     more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
@@ -97,7 +101,10 @@ export interface DeviceOptions {
   notes: string[];
   /** One line per frame: off, with the wall-clock time, or with the time since the first line. */
   trace: false | 'absolute' | 'relative';
-  /** --vnet-hdr: open the device in virtio-net header mode (TapOptions.vnetHeader). */
+  /**
+   * Open the device in virtio-net header mode (TapOptions.vnetHeader): the default, off with
+   * --no-vnet-hdr (plain frames). On means "if the kernel allows it": bringUp falls back to plain.
+   */
   vnetHeader: boolean;
   /** --tcp-log FILE: the TCP connection event log (JSON lines), or undefined. */
   tcpLog: string | undefined;
@@ -144,7 +151,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|link-delay|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -253,6 +260,7 @@ export function parseCommand(argv: readonly string[]): Command {
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
         'vnet-hdr': { type: 'boolean' },
+        'no-vnet-hdr': { type: 'boolean' },
         'link-delay': { type: 'string' },
         ...(command !== 'ping'
           ? { 'tcp-log': { type: 'string' }, 'delayed-ack': { type: 'string' }, quickack: { type: 'boolean' }, 'no-ack-coalescing': { type: 'boolean' } }
@@ -347,6 +355,7 @@ export function parseCommand(argv: readonly string[]): Command {
       jitterMs: jitter === undefined ? 0 : parseNumber('--link-delay jitter', jitter, 0, 60_000, false),
     };
   }
+  if (v['vnet-hdr'] === true && v['no-vnet-hdr'] === true) throw new UsageError('--vnet-hdr and --no-vnet-hdr contradict each other: pick one');
   const delayedAckText = str('delayed-ack');
   const tcpAcks = {
     ...(delayedAckText !== undefined ? { delayedAckMs: parseNumber('--delayed-ack', delayedAckText, 1, 500, false) } : {}),
@@ -367,7 +376,7 @@ export function parseCommand(argv: readonly string[]): Command {
     pcap,
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
-    vnetHeader: v['vnet-hdr'] === true,
+    vnetHeader: v['no-vnet-hdr'] !== true,
     tcpLog,
     linkDelay,
     ...(Object.keys(tcpAcks).length > 0 ? { tcpAcks } : {}),

@@ -81,14 +81,37 @@ function openTcpLog(d: DeviceOptions): LineFile | undefined {
   }
 }
 
+/**
+ * Opens the TAP device, with the virtio-net header unless --no-vnet-hdr. A kernel that refuses
+ * the header (TUNSETVNETHDRSZ or TUNSETOFFLOAD fails: an old kernel, a restricted container) costs
+ * speed only, so the stack says so once and runs on plain frames rather than not at all.
+ */
+export function openTap(d: Pick<DeviceOptions, 'tap' | 'mac' | 'netns' | 'vnetHeader'>, warn: (line: string) => void): TapDevice {
+  const open = (vnetHeader: boolean): TapDevice =>
+    TapDevice.open({
+      name: d.tap,
+      mtu: 1500,
+      ...(d.mac ? { mac: d.mac } : {}),
+      ...(d.netns ? { netns: d.netns } : {}),
+      ...(vnetHeader ? { vnetHeader: true } : {}),
+    });
+  if (!d.vnetHeader) return open(false);
+  try {
+    return open(true);
+  } catch (err) {
+    if (!(err instanceof TapError) || !isVnetHeaderRefusal(err.syscall)) throw err;
+    warn(`tapstack: the kernel refused the virtio-net header (${err.syscall}: ${err.errno ?? '?'}): running on plain frames, one per system call (as --no-vnet-hdr)`);
+    return open(false);
+  }
+}
+
+/** The setup steps of the header mode only (tap.cc's open): a failure there leaves plain frames possible. */
+function isVnetHeaderRefusal(syscall: string | undefined): boolean {
+  return syscall === 'ioctl(TUNSETVNETHDRSZ)' || syscall === 'ioctl(TUNSETOFFLOAD)';
+}
+
 function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
-  const tap = TapDevice.open({
-    name: d.tap,
-    mtu: 1500,
-    ...(d.mac ? { mac: d.mac } : {}),
-    ...(d.netns ? { netns: d.netns } : {}),
-    ...(d.vnetHeader ? { vnetHeader: true } : {}),
-  });
+  const tap = openTap(d, (line) => process.stderr.write(`${line}\n`));
   // --no-host-config means what --help says: the kernel's side of the device is the user's to set
   // up (link up, addresses); we do not even bring it up.
   if (d.hostIp) {
@@ -180,7 +203,7 @@ function bringUp(d: DeviceOptions): Stack {
     ipv6: d.ipv6 ? { addresses: d.ip6 } : false,
   });
   // The device's own counters join `stats`: batches each way (frames per wake-up, per write
-  // call), and with --vnet-hdr the super-frames.
+  // call), and with the virtio-net header (the default) the super-frames.
   if (device) stack.register({ name: 'tap', counters: device.tapCounters });
   // The link closes last (after TCP has aborted its connections and logged it): then the file.
   if (tcpLog) link.onClose(() => tcpLog.close());

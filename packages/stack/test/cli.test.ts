@@ -118,6 +118,16 @@ describe('parseCommand', () => {
     expect(parseCommand(['plot', 'run.pcap', '--to', '2'])).toEqual({ kind: 'plot', plot: { source: { kind: 'pcap', path: 'run.pcap' }, timeRange: [0, 2] } });
   });
 
+  it('the virtio-net header is on by default; --no-vnet-hdr gives plain frames; both at once is a mistake', () => {
+    expect(up(['up']).device.vnetHeader).toBe(true);
+    expect(up(['up', '--vnet-hdr']).device.vnetHeader).toBe(true);
+    expect(up(['up', '--no-vnet-hdr']).device.vnetHeader).toBe(false);
+    expect(ping(['ping', '10.0.0.1', '--no-vnet-hdr']).device.vnetHeader).toBe(false);
+    expect(usageError(['up', '--vnet-hdr', '--no-vnet-hdr'])).toMatch(/--vnet-hdr and --no-vnet-hdr contradict/);
+    expect(commandHelp('up')).toMatch(/--no-vnet-hdr {5}plain frames/);
+    expect(commandHelp('ping')).toMatch(/--no-vnet-hdr/);
+  });
+
   it('--tcp-log FILE on up, connect and get; not on ping', () => {
     expect(up(['up', '--tcp-log', '/tmp/tcp.jsonl']).device.tcpLog).toBe('/tmp/tcp.jsonl');
     expect(up(['up']).device.tcpLog).toBeUndefined();
