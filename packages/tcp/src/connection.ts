@@ -417,8 +417,14 @@ export class TcpConnection implements SocketConnection {
   private caState: 'open' | 'recovery' | 'loss' = 'open';
   /** RFC 6582's "recover" and RFC 6675's RecoveryPoint: SND.MAX when the loss was found. */
   private recover = 0;
-  /** With SACK: what was sent and what the peer reported (RFC 6675). Empty without SACK. */
-  private readonly scoreboard = new SackScoreboard();
+  /**
+   * With SACK: what was sent and what the peer reported (RFC 6675). Made when first used, so that
+   * a connection that has sent nothing (an idle one) does not carry its counts (about 200 bytes).
+   */
+  private scoreboardMade: SackScoreboard | undefined = undefined;
+  private get scoreboard(): SackScoreboard {
+    return (this.scoreboardMade ??= new SackScoreboard());
+  }
   /** Proportional Rate Reduction (RFC 6937): RecoverFS, prr_delivered and prr_out, bytes. */
   private prrRecoverFs = 0;
   private prrDelivered = 0;
@@ -2078,7 +2084,7 @@ export class TcpConnection implements SocketConnection {
     this.state = 'CLOSED';
     for (const d of [this.retransmitDeadline, this.persistDeadline, this.delayedAckDeadline, this.keepaliveDeadline, this.closeDeadline, this.rackDeadline, this.probeDeadline]) d?.cancel();
     this.sendBuffer.clear();
-    this.scoreboard.clear();
+    this.scoreboardMade?.clear();
     if (error) this.receive?.clear();
     if (!this.closedReported) {
       this.closedReported = true;
