@@ -89,6 +89,11 @@ export class SackScoreboard {
   private sackedTotal = 0;
   /** Records marked SACKed (Linux's sacked_out, in segments). */
   private sackedCount = 0;
+  /**
+   * The highest end of a SACKed record while there is one. Records go from the front only, and
+   * SACKed ones are cut and trimmed without moving their ends up, so this only has to grow.
+   */
+  private highSacked = 0;
   /** Bytes of records lost and not SACKed (lost_out). */
   private lostTotal = 0;
   /** Bytes of records not SACKed with a retransmission in the network (retrans_out). */
@@ -144,9 +149,7 @@ export class SackScoreboard {
 
   /** The highest sequence number a SACK block has covered (HighSACK's end), or undefined. */
   highestSackedEnd(): number | undefined {
-    if (this.sackedCount === 0) return undefined; // the usual case: no walk
-    for (let i = this.segments.length - 1; i >= this.head; i--) if (this.segments[i]!.sacked) return this.segments[i]!.end;
-    return undefined;
+    return this.sackedCount === 0 ? undefined : this.highSacked;
   }
 
   /** New data [start, end) went out for the first time at `now`: one segment, or segments of `segmentSize` bytes. */
@@ -503,6 +506,9 @@ export class SackScoreboard {
       }
       if (!(s.lost && !s.retransmitInFlight)) eligible.add(s);
     }
+    let high: number | undefined;
+    for (let i = this.segments.length - 1; i >= this.head && high === undefined; i--) if (this.segments[i]!.sacked) high = this.segments[i]!.end;
+    if (this.highestSackedEnd() !== high) throw new Error(`scoreboard: highest SACKed end is ${this.highestSackedEnd()}, a walk says ${high}`);
     const kept = { total: this.totalBytes, sacked: this.sackedTotal, sackedCount: this.sackedCount, lost: this.lostTotal, retrans: this.retransTotal, retransCount: this.retransCount, pending: this.pendingTotal, pendingCount: this.pendingCount };
     const walked = { total, sacked, sackedCount, lost, retrans, retransCount, pending, pendingCount };
     for (const k of Object.keys(walked) as (keyof typeof walked)[]) {
@@ -529,6 +535,7 @@ export class SackScoreboard {
     if (s.sacked) {
       this.sackedTotal += bytes;
       this.sackedCount += sign;
+      if (sign > 0 && (this.sackedCount === 1 || seqGt(s.end, this.highSacked))) this.highSacked = s.end;
       return;
     }
     if (s.lost) this.lostTotal += bytes;
