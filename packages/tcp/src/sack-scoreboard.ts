@@ -111,7 +111,7 @@ export class SackScoreboard {
   /** The send-time order's ends: least recently sent, most recently sent. */
   private oldest: SentSegment | undefined = undefined;
   private newest: SentSegment | undefined = undefined;
-  /** What the last `rackMarkLost` found besides the bytes: how long until the next record is due, and lost retransmissions. */
+  /** What the last `rackMarkLost` found besides the bytes: ms until the last record it judged not yet due is due (0: none), and lost retransmissions. */
   rackWait = 0;
   rackLostRetransmits = 0;
 
