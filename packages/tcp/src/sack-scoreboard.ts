@@ -114,6 +114,8 @@ export class SackScoreboard {
   /** What the last `rackMarkLost` found besides the bytes: ms until the last record it judged not yet due is due (0: none), and lost retransmissions. */
   rackWait = 0;
   rackLostRetransmits = 0;
+  /** What the last `acknowledge` freed (reused, so that an ACK allocates nothing here). */
+  private readonly freed: SentSegment[] = [];
 
   constructor(readonly maxRecords = 4096) {}
 
@@ -255,18 +257,20 @@ export class SackScoreboard {
    * SND.UNA moved to `una`: records wholly below it go (returned, oldest first); one that
    * straddles it is trimmed. A record SACKed earlier that is now at SND.UNA means the peer
    * dropped data it had SACKed: the caller checks `headIsSacked` for that (reneging). Costs the
-   * records it frees: the rest of the queue is not touched.
+   * records it frees: the rest of the queue is not touched. The array returned is the same one
+   * every time (no allocation per ACK): it holds this call's records until the next call.
    */
   acknowledge(una: number): readonly SentSegment[] {
-    const from = this.head;
-    let n = from;
+    const gone = this.freed;
+    gone.length = 0;
+    let n = this.head;
     while (n < this.segments.length && seqLe(this.segments[n]!.end, una)) {
       const s = this.segments[n]!;
       this.count(s, -1);
       if (s.inSendOrder) this.unlinkSent(s);
+      gone.push(s);
       n++;
     }
-    const gone = n > from ? this.segments.slice(from, n) : NOTHING;
     this.head = n;
     const head = this.segments[n];
     if (head && seqLt(head.start, una)) {
@@ -474,6 +478,7 @@ export class SackScoreboard {
   clear(): void {
     this.segments = [];
     this.head = 0;
+    this.freed.length = 0;
     this.oldest = this.newest = undefined;
     this.recount();
   }
@@ -623,8 +628,6 @@ export class SackScoreboard {
     }
   }
 }
-
-const NOTHING: readonly SentSegment[] = [];
 
 /**
  * A SACK block we may use (RFC 2018, Linux tcp_is_sackblock_valid): non-empty, at or above
