@@ -66,6 +66,7 @@ import type { TcpErrorCode } from './errors.ts';
 import { IPV6_FIXED_HEADER_LENGTH, mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
 import { ReceiveAutotuner, sendBufferTarget } from './autotune.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
+import { sackBlocksToSend } from './sack-blocks.ts';
 import { SackScoreboard, type SentSegment } from './sack-scoreboard.ts';
 import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
 import { NO_DATA, SendBuffer, type SegmentData } from './send-buffer.ts';
@@ -401,6 +402,8 @@ export class TcpConnection implements SocketConnection {
   private tsRecentAt = 0;
   /** A duplicate segment to report in the first SACK block of our next ACK (D-SACK, RFC 2883). */
   private dsackPending: SackBlock | undefined;
+  /** The sequence number of the latest out-of-order segment taken: its block leads our SACK option (RFC 2018 4). */
+  private newestOutOfOrderSeq: number | undefined;
   /** Our last ACK number sent, for the TS.Recent rule (RFC 7323 4.3). */
   private lastAckSent = 0;
   private readonly tsOffset: number;
@@ -1471,7 +1474,10 @@ export class TcpConnection implements SocketConnection {
       if (seqLt(seg.seq, nextBefore)) this.noteDuplicate(seg.seq, Math.min(payload.length, seqDiff(nextBefore, seg.seq)));
       else if (outcome.duplicate === payload.length) this.noteDuplicate(seg.seq, payload.length);
     }
-    if (outcome.outOfOrder) this.host.count('TCPOFOQueue');
+    if (outcome.outOfOrder) {
+      this.host.count('TCPOFOQueue');
+      this.newestOutOfOrderSeq = seg.seq;
+    }
     // The receiver's RTT for autotuning: how old the timestamp is that the peer echoes on its data.
     const ts = seg.options.timestamps;
     if (this.timestampsOn && ts && ts.echo !== 0 && outcome.delivered > 0) this.receiveTuner.rttSample(seqDiff(this.tsNow(), ts.echo));
@@ -1786,7 +1792,7 @@ export class TcpConnection implements SocketConnection {
     let sackBlocks: SackBlock[] | undefined;
     const room = ts ? 3 : 4;
     if (this.sackOn && this.receive && this.receive.outOfOrderBytes > 0) {
-      sackBlocks = this.receive.outOfOrderRanges().slice(-room).reverse();
+      sackBlocks = sackBlocksToSend(this.receive.outOfOrderRanges(), this.newestOutOfOrderSeq, room);
     }
     if (this.dsackPending) {
       // D-SACK: the duplicate first, then the usual blocks (RFC 2883 4), once.
