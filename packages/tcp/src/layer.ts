@@ -177,6 +177,8 @@ class SegmentWriter implements PayloadWriter {
   destination: TcpAddress = IPV4_UNSPECIFIED;
   /** The link finishes the checksum (a super-frame): write the pseudo-header's sum only. */
   partialChecksum = false;
+  /** Header, options, data and checksum: every byte of the segment is written. */
+  readonly writesEveryByte = true;
 
   write(target: Uint8Array): void {
     TcpRepr.emit(this.repr!, this.payload, target, this.source, this.destination, 0, this.partialChecksum);
