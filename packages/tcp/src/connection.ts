@@ -949,25 +949,24 @@ export class TcpConnection implements SocketConnection {
     }
     // Our FIN acknowledged?
     const finAcked = this.finSent && this.sndUna === this.sndMax;
-    if (finAcked) this.finAcked = true;
-    match(this.state)
-      .with('FIN-WAIT-1', () => {
-        if (finAcked) {
-          this.state = 'FIN-WAIT-2';
-          if (this.orphaned) this.armCloseTimer(this.params.finTimeoutMs);
-        }
-      })
-      .with('CLOSING', () => {
-        if (finAcked) this.enterTimeWait();
-      })
-      .with('LAST-ACK', () => {
-        if (finAcked) this.finish(undefined);
-      })
-      .with('TIME-WAIT', () => {
-        // a retransmitted FIN: acknowledged below; restart the 2 MSL wait
-      })
-      .otherwise(() => {});
+    if (finAcked) {
+      this.finAcked = true;
+      this.finAckedIn(this.state);
+    }
     return this.isOpen;
+  }
+
+  /** What our FIN being acknowledged does in each state (only then: a match per ACK cost 8% of an upload's profile). */
+  private finAckedIn(state: TcpState): void {
+    match(state)
+      .with('FIN-WAIT-1', () => {
+        this.state = 'FIN-WAIT-2';
+        if (this.orphaned) this.armCloseTimer(this.params.finTimeoutMs);
+      })
+      .with('CLOSING', () => this.enterTimeWait())
+      .with('LAST-ACK', () => this.finish(undefined))
+      // TIME-WAIT: a retransmitted FIN, acknowledged by the caller, which restarts the 2 MSL wait
+      .otherwise(() => {});
   }
 
   /** SND.UNA advances to `ack`. */
