@@ -172,6 +172,8 @@ export interface PayloadWriter {
    * held an earlier frame (see `Link.copiesFrames`). Absent: the target starts zeroed.
    */
   readonly writesEveryByte?: boolean;
+  /** `write` into `frame` from `offset` on, without a view of the payload's bytes (optional; TCP's segments). */
+  writeAt?(frame: Uint8Array, offset: number): void;
 }
 
 export interface Ipv4SendRequest {
@@ -497,9 +499,10 @@ export class Ipv4Layer {
       // 2. build: one frame, the payload behind room for the headers, the headers written over it
       const payload = request.payload;
       const frame = this.frameFor(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength, payload instanceof Uint8Array || payload.writesEveryByte === true);
-      const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
-      if (payload instanceof Uint8Array) target.set(payload);
-      else payload.write(target);
+      const at = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH;
+      if (payload instanceof Uint8Array) frame.set(payload, at);
+      else if (payload.writeAt) payload.writeAt(frame, at);
+      else payload.write(frame.subarray(at));
       this.writeHeaderInPlace(frame, request, identification, payloadLength);
       // 3. resolve and send
       if (offload) return this.resolveAndSend(nextHop, frame, frameOffload(offload, request.protocol, payloadLength));

@@ -1795,8 +1795,9 @@ export class TcpConnection implements SocketConnection {
       sackBlocks = [this.dsackPending, ...(sackBlocks ?? [])].slice(0, room);
       this.dsackPending = undefined;
     }
-    if (!ts && !sackBlocks) return NO_OPTIONS;
-    return { ...(ts ? { timestamps: ts } : {}), ...(sackBlocks ? { sackBlocks } : {}) };
+    // one object of one shape per case, not spreads of temporaries (this runs for every segment)
+    if (sackBlocks) return ts ? { timestamps: ts, sackBlocks } : { sackBlocks };
+    return ts ? { timestamps: ts } : NO_OPTIONS;
   }
 
   /** Sends an ACK now (and so cancels a delayed one). */

@@ -607,29 +607,34 @@ export const TcpRepr = {
   emit(repr: TcpRepr, payload: Uint8Array | SegmentData, buffer: Uint8Array, source: TcpAddress, destination: TcpAddress, offset = 0, partialChecksum = false): void {
     const headerLength = TcpRepr.headerLength(repr);
     if (headerLength > TCP_MAX_HEADER_LENGTH) throw new RangeError(`TCP options of ${headerLength - 20} bytes do not fit in 40`);
-    const b = buffer.subarray(offset, offset + headerLength + payload.length);
-    b[0] = repr.sourcePort >>> 8;
-    b[1] = repr.sourcePort & 0xff;
-    b[2] = repr.destinationPort >>> 8;
-    b[3] = repr.destinationPort & 0xff;
-    writeU32(b, TcpField.SEQ, repr.seq);
-    writeU32(b, TcpField.ACK, repr.flags & TcpFlag.ACK ? repr.ack : 0);
-    b[TcpField.DATA_OFFSET] = (headerLength / 4) << 4;
-    b[TcpField.FLAGS] = repr.flags & 0xff;
-    b[TcpField.WINDOW] = repr.window >>> 8;
-    b[TcpField.WINDOW + 1] = repr.window & 0xff;
-    b[TcpField.CHECKSUM] = 0;
-    b[TcpField.CHECKSUM + 1] = 0;
-    b[TcpField.URGENT_POINTER] = repr.urgentPointer >>> 8;
-    b[TcpField.URGENT_POINTER + 1] = repr.urgentPointer & 0xff;
-    emitOptions(repr.options, b, TcpField.OPTIONS);
+    // written at `offset` into the buffer itself: a view of the segment per send costs more than the header's writes
+    const b = buffer;
+    const o = offset;
+    const length = headerLength + payload.length;
+    if (o + length > b.length) throw new RangeError(`a segment of ${length} bytes does not fit at ${o} in ${b.length}`);
+    b[o] = repr.sourcePort >>> 8;
+    b[o + 1] = repr.sourcePort & 0xff;
+    b[o + 2] = repr.destinationPort >>> 8;
+    b[o + 3] = repr.destinationPort & 0xff;
+    writeU32(b, o + TcpField.SEQ, repr.seq);
+    writeU32(b, o + TcpField.ACK, repr.flags & TcpFlag.ACK ? repr.ack : 0);
+    b[o + TcpField.DATA_OFFSET] = (headerLength / 4) << 4;
+    b[o + TcpField.FLAGS] = repr.flags & 0xff;
+    b[o + TcpField.WINDOW] = repr.window >>> 8;
+    b[o + TcpField.WINDOW + 1] = repr.window & 0xff;
+    b[o + TcpField.CHECKSUM] = 0;
+    b[o + TcpField.CHECKSUM + 1] = 0;
+    b[o + TcpField.URGENT_POINTER] = repr.urgentPointer >>> 8;
+    b[o + TcpField.URGENT_POINTER + 1] = repr.urgentPointer & 0xff;
+    emitOptions(repr.options, b, o + TcpField.OPTIONS);
     if (payload.length > 0) {
-      if (payload instanceof Uint8Array) b.set(payload, headerLength);
-      else payload.copyTo(b, headerLength);
+      if (payload instanceof Uint8Array) b.set(payload, o + headerLength);
+      else payload.copyTo(b, o + headerLength);
     }
-    const sum = partialChecksum ? foldChecksum(tcpPseudoHeaderSum(source, destination, b.length)) : tcpChecksum(b, source, destination);
-    b[TcpField.CHECKSUM] = sum >>> 8;
-    b[TcpField.CHECKSUM + 1] = sum & 0xff;
+    const pseudo = tcpPseudoHeaderSum(source, destination, length);
+    const sum = partialChecksum ? foldChecksum(pseudo) : internetChecksum(b, pseudo, o, o + length);
+    b[o + TcpField.CHECKSUM] = sum >>> 8;
+    b[o + TcpField.CHECKSUM + 1] = sum & 0xff;
   },
 };
 

@@ -183,6 +183,10 @@ class SegmentWriter implements PayloadWriter {
   write(target: Uint8Array): void {
     TcpRepr.emit(this.repr!, this.payload, target, this.source, this.destination, 0, this.partialChecksum);
   }
+
+  writeAt(frame: Uint8Array, offset: number): void {
+    TcpRepr.emit(this.repr!, this.payload, frame, this.source, this.destination, offset, this.partialChecksum);
+  }
 }
 
 export class TcpLayer implements ConnectionHost, ListenerHost {

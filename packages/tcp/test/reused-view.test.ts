@@ -6,8 +6,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Ipv4Packet } from '@tapstack/ipv4';
+import { ipv4 } from '@tapstack/link';
 import { fixtureFrames, fixtureNames, hex } from '../../../test/support/fixtures.ts';
 import { ReusedTcpRepr, TcpPacket, TcpRepr, type TcpOptions } from '../src/header.ts';
+
+const A = ipv4('10.0.0.1');
+const B = ipv4('10.0.0.2');
 
 /** The kernel's SYN from linux-tcp-echo-session.pcap (frame 1): MSS, SACK-permitted, timestamps, window scale. */
 const SYN = hex(`
@@ -122,5 +126,18 @@ describe('a re-pointed TcpPacket and a reused Repr', () => {
       const frame = inFrame(segment, 34);
       expect(TcpPacket.checkAt(frame, 34, 34 + segment.length)).toBe(reason);
     }
+  });
+
+  it('emit at an offset into a frame writes what emit into a buffer of its own writes, and nothing around it', () => {
+    const repr = TcpRepr.parse(new TcpPacket(SACK_ACK));
+    const data = SACK_ACK.subarray(52);
+    const alone = new Uint8Array(TcpRepr.bufferLength(repr, data.length));
+    TcpRepr.emit(repr, data, alone, A, B);
+    const frame = new Uint8Array(34 + alone.length + 5).fill(0xee);
+    TcpRepr.emit(repr, data, frame, A, B, 34);
+    expect([...frame.subarray(34, 34 + alone.length)]).toEqual([...alone]);
+    expect(frame.subarray(0, 34).every((b) => b === 0xee) && frame.subarray(34 + alone.length).every((b) => b === 0xee)).toBe(true);
+    expect(new TcpPacket(frame, 34, 34 + alone.length).verifyChecksum(A, B)).toBe(true);
+    expect(() => TcpRepr.emit(repr, data, frame, A, B, 40)).toThrow(RangeError);
   });
 });
