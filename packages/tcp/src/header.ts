@@ -380,7 +380,10 @@ export class ReusedTcpOptions implements TcpOptions {
   /** One array per block count (1-4, RFC 2018 3: at most 4 fit in 40 bytes), its blocks rewritten. */
   private readonly blocks: { left: number; right: number }[][] = [1, 2, 3, 4].map((n) => Array.from({ length: n }, () => ({ left: 0, right: 0 })));
 
-  /** Reads the options of a checked option list, `bytes[start..end)`, clearing those absent. */
+  /**
+   * Reads the options of a checked option list, `bytes[start..end)`, clearing those absent. An
+   * unchecked list is read up to its first malformed option, never past `end`.
+   */
   read(bytes: Uint8Array, start: number, end: number): void {
     this.mss = undefined;
     this.windowScale = undefined;
@@ -394,7 +397,9 @@ export class ReusedTcpOptions implements TcpOptions {
         i++;
         continue;
       }
-      const length = bytes[i + 1]!;
+      const length = bytes[i + 1] ?? 0;
+      // checked lists never stop here; an unchecked one must not loop or read past its end
+      if (length < 2 || i + length > end) break;
       switch (kind) {
         case TcpOptionKind.MSS:
           this.mss = (bytes[i + 2]! << 8) | bytes[i + 3]!;
@@ -413,6 +418,7 @@ export class ReusedTcpOptions implements TcpOptions {
         case TcpOptionKind.SACK: {
           // a checked list: 10, 18, 26 or 34 bytes; more than 4 blocks cannot fit in 40 bytes
           const count = Math.min(4, (length - 2) >>> 3);
+          if (count === 0) break;
           const blocks = this.blocks[count - 1]!;
           for (let b = 0; b < count; b++) {
             blocks[b]!.left = readU32(bytes, i + 2 + 8 * b);

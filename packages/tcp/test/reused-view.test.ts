@@ -140,4 +140,18 @@ describe('a re-pointed TcpPacket and a reused Repr', () => {
     expect(new TcpPacket(frame, 34, 34 + alone.length).verifyChecksum(A, B)).toBe(true);
     expect(() => TcpRepr.emit(repr, data, frame, A, B, 40)).toThrow(RangeError);
   });
+
+  it('readInto on unchecked bytes stops at a malformed option instead of looping or reading past the header', () => {
+    const repr = new ReusedTcpRepr();
+    for (const options of [[2, 0], [2, 1], [5, 9, 0, 0, 0, 0, 0, 0, 0], [8, 40], [2, 4, 5, 180, 3, 0]]) {
+      const segment = new Uint8Array(20 + Math.ceil(options.length / 4) * 4);
+      segment[12] = (segment.length / 4) << 4;
+      segment.set(options, 20);
+      expect(TcpPacket.check(segment).ok).toBe(false);
+      TcpRepr.readInto(new TcpPacket(segment), repr);
+      expect(repr.options.sackBlocks).toBeUndefined();
+      expect(repr.options.timestamps).toBeUndefined();
+    }
+  });
 });
+
