@@ -136,10 +136,13 @@ describe('parseCommand', () => {
     expect(() => parseCommand(['ping', '10.0.0.1', '--quickack'])).toThrow();
   });
 
-  it('--link-reorder P: the probability a frame is held behind the next one; none by default', () => {
+  it('--link-reorder P[/MS]: the probability a frame is held behind the next one; none by default', () => {
     expect(up(['up']).device.linkReorder).toBeUndefined();
-    expect(up(['up', '--link-reorder', '0.02']).device.linkReorder).toBe(0.02);
+    expect(up(['up', '--link-reorder', '0.02']).device.linkReorder).toEqual({ probability: 0.02, holdMs: 0 });
+    expect(up(['up', '--link-reorder', '0.02/4.5']).device.linkReorder).toEqual({ probability: 0.02, holdMs: 4.5 });
     expect(usageError(['up', '--link-reorder', '2'])).toMatch(/--link-reorder 2: expected a number from 0 to 1/);
+    expect(usageError(['up', '--link-reorder', '0.1/2/3'])).toMatch(/expected P or P\/MS/);
+    expect(usageError(['up', '--link-reorder', '0.1/-1'])).toMatch(/--link-reorder hold -1: expected a number/);
     expect(usageError(['up', '--link-reorder', 'some'])).toMatch(/--link-reorder some: expected a number/);
   });
 

@@ -1116,12 +1116,17 @@ export class TcpConnection implements SocketConnection {
       this.dupAcks++;
     }
     if (this.tlpEndSeq !== undefined) this.tailLossProbeAck(seg.ack, update.dsackBlock, duplicate && update.newlySacked.length === 0);
+    // A partial ACK that timestamps show was for original transmissions (Linux
+    // tcp_try_undo_partial, before losses are marked): undone, and then losses are judged with
+    // the reordering now known (a real one starts a new recovery below, as in Linux); or, with a
+    // resend still out, nothing more is marked lost on this ACK.
+    const partial = this.caState === 'recovery' && acked > 0 && seqLt(this.sndUna, this.recover) ? this.tryPartialUndo(seg, seqAdd(this.sndUna, -acked)) : 'no';
     let newlyLost = 0;
     if (this.params.rack) {
       // RACK alone marks losses, as Linux's default (tcp_recovery 1): no DupThresh rule.
       for (const s of cumulativelyAcked) if (!s.sacked) this.rackDelivered(s, fackBefore);
       for (const s of update.newlySacked) this.rackDelivered(s, fackBefore);
-      newlyLost += this.rackDetectLoss();
+      if (partial !== 'held') newlyLost += this.rackDetectLoss();
     } else {
       newlyLost += board.markLostByDupThresh(this.mss);
       // Duplicate ACKs without blocks (a peer that SACKs little) still count (RFC 6675 5, DupAcks >= DupThresh).
@@ -1148,12 +1153,6 @@ export class TcpConnection implements SocketConnection {
         if (ended === 'loss' && acked > 0) this.congestionAck(acked);
         return;
       }
-    }
-    // A partial ACK that timestamps show was for original transmissions (Linux
-    // tcp_try_undo_partial): undone, and losses judged again with the reordering now known; if
-    // RACK still finds some, a new recovery begins below, as in Linux.
-    if (this.caState === 'recovery' && acked > 0 && seqLt(this.sndUna, this.recover) && this.tryPartialUndo(seg, seqAdd(this.sndUna, -acked))) {
-      newlyLost = this.params.rack ? this.rackDetectLoss() : 0;
     }
     // RFC 3708: every retransmission of the episode came back as a duplicate (Linux
     // tcp_try_undo_dsack, in recovery and, for a late D-SACK, after it).
@@ -1251,17 +1250,17 @@ export class TcpConnection implements SocketConnection {
    * TSval older than the episode's first retransmission, so the hole was filled by a delayed
    * original, not by our resend: the path reorders, by as much as the data that was above the
    * hole (tcp_check_sack_reordering). With no retransmission of the episode still in the network
-   * the reduction is undone and recovery left ('open': we have no Disorder state); with one
-   * still out, Linux waits, and so does this (the episode may still prove spurious in full).
-   * `priorUna` is SND.UNA before this ACK.
+   * the reduction is undone and recovery left ('open': we have no Disorder state): 'undone'.
+   * With one still out, Linux waits (the episode may still prove spurious in full) and marks
+   * nothing more lost on this ACK: 'held'. `priorUna` is SND.UNA before this ACK.
    */
-  private tryPartialUndo(seg: TcpRepr, priorUna: number): boolean {
-    if (this.undoMarker === undefined || !this.originalWasDelayed(seg)) return false;
+  private tryPartialUndo(seg: TcpRepr, priorUna: number): 'undone' | 'held' | 'no' {
+    if (this.undoMarker === undefined || !this.originalWasDelayed(seg)) return 'no';
     this.reorderingSeen(priorUna);
-    if (this.sackOn && this.scoreboard.retransmitsInFlight() > 0) return false;
+    if (this.sackOn && this.scoreboard.retransmitsInFlight() > 0) return 'held';
     this.undo(true, 'TCPPartialUndo');
     this.congestionState('open');
-    return true;
+    return 'undone';
   }
 
   /**
@@ -1297,7 +1296,7 @@ export class TcpConnection implements SocketConnection {
     }
     if (seqLt(this.sndUna, this.recover)) {
       // Undone: open again, and the window grows with this ACK as with any other.
-      if (this.tryPartialUndo(seg, priorUna)) return this.congestionAck(acked);
+      if (this.tryPartialUndo(seg, priorUna) === 'undone') return this.congestionAck(acked);
       // Deflate by what was acknowledged, then add back one segment (RFC 6582 3.2 step 3).
       this.cc.cwnd = Math.max(this.mss, this.cc.cwnd - acked + this.mss);
       this.retransmitFirst();
