@@ -74,6 +74,7 @@ export const TCP_COUNTERS = [
   'TCPDSACKUndo',
   'TCPFullUndo',
   'TCPLossUndo',
+  'TCPTSReorder',
   'TCPSpuriousRTOs',
   'TCPOFOQueue',
   'TCPPureAcks',
