@@ -19,6 +19,14 @@
 //                              native arena, copies them into ONE new ArrayBuffer, writes the
 //                              frame lengths into `lengths` (a Uint32Array owned by JS) and
 //                              makes ONE call into JS: onFrames(buffer, count).
+//   handle.start(..., ioThreads = true)
+//                              the same, with the system calls on two threads of the addon
+//                              instead (see "The I/O threads" below): a reader thread fills
+//                              batches and wakes the loop with uv_async_send, a writer thread
+//                              writes the batches writeBatch hands it. No uv_poll then.
+//   handle.takeTxFailures(status)
+//                              with the threads: frames the writer could not write, not yet
+//                              reported by a writeBatch (close() asks after the writer stopped).
 //   handle.write(frame, header?)
 //                              write(2) on the non-blocking fd, on the calling thread (no thread
 //                              pool): bytes written, or -errno (-EAGAIN when the queue is full).
@@ -154,6 +162,11 @@ struct IoThreads {
   uint32_t rx_head = 0;   // under rx_mutex
   uint32_t rx_ready = 0;  // under rx_mutex
   std::atomic<int> rx_error{0};  // the reader's read(2) failed with this errno and it stopped
+  // The reader holds a batch open while the main thread has not taken the last one (it is busy
+  // with JavaScript): the batch grows instead of the ring filling with batches of one frame. When
+  // the main thread takes, it writes taken_fd so that the held batch goes up at once.
+  int taken_fd = -1;
+  std::atomic<bool> reader_holding{false};
 };
 
 struct Tap {
@@ -408,17 +421,26 @@ void on_poll(uv_poll_t* handle, int status, int events) {
 
 // ---- The I/O threads ----------------------------------------------------------------------
 
-// Blocks until `fd` has `events` or close() wrote stop_fd. False: stop (or poll failed).
-bool wait_for(Tap* t, short events) {
+enum class Woken { device, taken, stop };
+
+// Blocks until `fd` has `events`, close() wrote stop_fd, or (with `taken`) the main thread took the
+// ready batches. POLLERR/POLLHUP count as the device: the next read/write says why.
+Woken wait_for(Tap* t, short events, bool taken = false) {
   IoThreads* io = t->io;
-  struct pollfd fds[2] = {{t->fd, events, 0}, {io->stop_fd, POLLIN, 0}};
+  struct pollfd fds[3] = {{t->fd, events, 0}, {io->stop_fd, POLLIN, 0}, {io->taken_fd, POLLIN, 0}};
   for (;;) {
-    if (io->stop.load()) return false;
-    int r = poll(fds, 2, -1);
+    if (io->stop.load()) return Woken::stop;
+    int r = poll(fds, taken ? 3 : 2, -1);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return false;
-    if (fds[1].revents) return false;
-    return true;  // events, or POLLERR/POLLHUP: the next read/write says why
+    if (r < 0 || fds[1].revents) return Woken::stop;
+    if (taken && fds[2].revents) {
+      uint64_t n;
+      if (read(io->taken_fd, &n, sizeof n) < 0) {
+        // EAGAIN: another wake-up took it first; nothing to do
+      }
+      return Woken::taken;
+    }
+    return Woken::device;
   }
 }
 
@@ -450,7 +472,7 @@ void writer_main(Tap* t) {
           continue;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK) break;
-        if (!wait_for(t, POLLOUT)) {
+        if (wait_for(t, POLLOUT) == Woken::stop) {
           errno = ECANCELED;
           break;
         }
@@ -502,8 +524,26 @@ void reader_main(Tap* t) {
         err = errno;
         break;
       }
-      if (batch.count > 0) break;  // what we have goes up now: no waiting for more
-      if (!wait_for(t, POLLIN)) return;
+      if (batch.count > 0) {
+        // What we have goes up now if the main thread has nothing to do; if it has not yet taken
+        // the last batch, it is busy: hold this one open and read on until it takes that one.
+        io->reader_holding.store(true);
+        uint32_t ready;
+        {
+          std::lock_guard<std::mutex> lock(io->rx_mutex);
+          ready = io->rx_ready;
+        }
+        if (ready == 0) {
+          io->reader_holding.store(false);
+          break;
+        }
+        Woken woken = wait_for(t, POLLIN, true);
+        io->reader_holding.store(false);
+        if (woken == Woken::stop) return;
+        if (woken == Woken::taken) break;
+        continue;
+      }
+      if (wait_for(t, POLLIN) == Woken::stop) return;
     }
     if (err) io->rx_error.store(err);
     if (batch.count > 0) {
@@ -535,7 +575,8 @@ void stop_threads(Tap* t) {
   if (io->writer.joinable()) io->writer.join();
   if (io->reader.joinable()) io->reader.join();
   close(io->stop_fd);
-  io->stop_fd = -1;
+  close(io->taken_fd);
+  io->stop_fd = io->taken_fd = -1;
 }
 
 // The process is ending with the device still open (unref): the threads stop before Node does.
@@ -602,6 +643,12 @@ void deliver_ready(Tap* t) {
       // From here those batches are the reader's again.
     }
     io->rx_wake.notify_one();
+    if (io->reader_holding.load()) {
+      uint64_t one = 1;
+      if (write(io->taken_fd, &one, sizeof one) < 0) {
+        // cannot overflow in practice; the reader also goes up at its next EAGAIN
+      }
+    }
     if (ok) {
       napi_value count_value;
       napi_create_uint32(env, count, &count_value);
@@ -708,12 +755,14 @@ napi_value start_threads(napi_env env, Tap* t, uv_loop_t* loop) {
   for (TxBatch& b : io->tx) ok = ok && (b.bytes = static_cast<uint8_t*>(malloc(kTxBufferBytes))) != nullptr;
   for (RxBatch& b : io->rx) ok = ok && (b.bytes = static_cast<uint8_t*>(malloc(kArena))) != nullptr;
   io->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  int err = !ok ? ENOMEM : io->stop_fd < 0 ? errno : 0;
+  io->taken_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int err = !ok ? ENOMEM : io->stop_fd < 0 || io->taken_fd < 0 ? errno : 0;
   int r = err ? 0 : uv_async_init(loop, &t->wake, on_wake);
   if (err || r < 0) {
     for (TxBatch& b : io->tx) free(b.bytes);
     for (RxBatch& b : io->rx) free(b.bytes);
     if (io->stop_fd >= 0) close(io->stop_fd);
+    if (io->taken_fd >= 0) close(io->taken_fd);
     delete io;
     throw_errno(env, err ? err : -r, err ? "malloc/eventfd" : "uv_async_init");
     return nullptr;

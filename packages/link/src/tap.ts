@@ -13,6 +13,12 @@
  * tun driver takes one frame per write. A full device queue (EAGAIN) parks the frames not yet
  * written in a bounded queue that drains when the fd turns writable.
  *
+ * That is the path with `ioThreads: false`. By default (`ioThreads: true`) the same read(2)s and
+ * write(2)s run on two threads of the addon beside the JavaScript: a reader thread fills batches
+ * and wakes the loop, a writer thread writes the batches writeBatch hands it (a copy, so the
+ * staging buffer is free again at once). What JavaScript sees is the same: batches of frames in,
+ * batches out, frames parked when the addon's four send buffers are all in flight.
+ *
  * With `vnetHeader: true` the device also carries a virtio-net header in front of every frame
  * (virtio-net.ts): the kernel then hands us TCP super-frames of up to 64 KB with checksums it
  * vouches for, and takes ours, so one system call moves up to 64 KB. Received frames come up
