@@ -928,6 +928,7 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
   const uint8_t* at = static_cast<const uint8_t*>(frames);
   size_t left = frames_length;
   uint32_t done = 0;
+  int direct_index = -1;  // with the threads: the free batch that takes what the direct writes could not
   if (t->closed) {
     status[0] += static_cast<int32_t>(count);
     status[1] = EBADF;
@@ -947,6 +948,7 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
     int index = free_tx_batch(io, &idle);
     if (idle && valid == count && count <= kDirectWriteFrames) {
       // a few frames and nothing in flight: written below, on this thread, in order
+      direct_index = index;
     } else if (index < 0) {
       // Every batch is in flight: nothing taken, the caller parks the frames and waits for
       // onWritable (wantWritable(true)), which comes when the writer frees a batch.
@@ -978,7 +980,23 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
     do {
       n = write(t->fd, at, length);
     } while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (direct_index >= 0) {
+        // The device is full: the rest goes to the writer, which waits for POLLOUT (the batch is
+        // free and ours: the writer was idle and only this thread submits).
+        TxBatch& batch = t->io->tx[direct_index];
+        size_t bytes = 0;
+        batch.count = 0;
+        for (uint32_t i = done; i < count; i++) {
+          batch.lengths[batch.count++] = lengths[i];
+          bytes += lengths[i];
+        }
+        memcpy(batch.bytes, at, bytes);  // all inside `frames`: checked above (valid == count)
+        submit_tx_batch(t->io);
+        done = count;
+      }
+      break;
+    }
     if (n < 0) {
       status[0]++;
       status[1] = errno;
