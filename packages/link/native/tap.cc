@@ -27,6 +27,7 @@
 //   handle.takeTxFailures(status)
 //                              with the threads: frames the writer could not write, not yet
 //                              reported by a writeBatch (close() asks after the writer stopped).
+//   handle.txRoom()            with the threads: frames writeBatch takes now without parking them.
 //   handle.write(frame, header?)
 //                              write(2) on the non-blocking fd, on the calling thread (no thread
 //                              pool): bytes written, or -errno (-EAGAIN when the queue is full).
@@ -1027,6 +1028,22 @@ napi_value TakeTxFailures(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// txRoom(): with the threads, the frames writeBatch can take now without parking them (the free
+// send batches, kMaxBatch frames each); without, -1 (no limit of ours: the kernel's EAGAIN is).
+napi_value TxRoom(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Tap* t = unwrap_this(env, info, &argc, nullptr);
+  if (!t) return nullptr;
+  int32_t room = -1;
+  if (t->io && !t->closed) {
+    std::lock_guard<std::mutex> lock(t->io->tx_mutex);
+    room = static_cast<int32_t>((kTxBuffers - t->io->tx_pending) * kMaxBatch);
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, room, &result));
+  return result;
+}
+
 napi_value ReadNow(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   Tap* t = unwrap_this(env, info, &argc, nullptr);
@@ -1295,7 +1312,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
     napi_callback cb;
   } methods[] = {
       {"start", Start},   {"write", Write}, {"writeBatch", WriteBatch}, {"readNow", ReadNow}, {"wantWritable", WantWritable}, {"configure", Configure},
-      {"hostMac", HostMac}, {"takeTxFailures", TakeTxFailures}, {"ref", Ref},   {"unref", Unref},               {"close", Close},
+      {"hostMac", HostMac}, {"takeTxFailures", TakeTxFailures}, {"txRoom", TxRoom}, {"ref", Ref},   {"unref", Unref},               {"close", Close},
   };
   for (const Method& m : methods) {
     CHECK(napi_create_function(env, m.name, NAPI_AUTO_LENGTH, m.cb, nullptr, &fn));

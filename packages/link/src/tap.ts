@@ -201,6 +201,8 @@ export interface TapHandle {
    * status[0] (the last errno in status[1]); close() asks once more after the writer stopped. Optional.
    */
   takeTxFailures?(status: Int32Array): void;
+  /** With I/O threads: frames writeBatch would take now (free send buffers); -1 without. Optional. */
+  txRoom?(): number;
   /** Reads what the device holds now and hands it to onFrames before returning (Link.receivePending). Optional. */
   readNow?(): void;
   wantWritable(on: boolean): void;
@@ -522,9 +524,17 @@ export class TapDevice extends BaseLink {
     return this.txQueue.length - this.txHead;
   }
 
-  /** See TapOptions.sendBurstLimit. */
+  /**
+   * See TapOptions.sendBurstLimit. With I/O threads also no more than the addon's send buffers
+   * can take now (at least 1): the writer thread may be slower than the JavaScript that stages
+   * (each write(2) runs the kernel's receive path), and a sender that went on regardless would
+   * fill the parking queue and lose frames to tx_dropped_queue_full. TCP reads this once per run.
+   */
   override get sendBurstLimit(): number {
-    return this.burstLimit;
+    const room = this.ioThreads && !this.closed ? (this.handle.txRoom?.() ?? -1) : -1;
+    if (room < 0) return this.burstLimit;
+    const left = Math.max(1, room - this.txStaged - this.txQueueLength);
+    return this.burstLimit > 0 ? Math.min(this.burstLimit, left) : left;
   }
 
   /** Frames staged for the next batch write. */
@@ -545,8 +555,12 @@ export class TapDevice extends BaseLink {
     if (staging === undefined) return this.writeNow(frame, header);
     const length = this.vnetHeaderLength + frame.length;
     if (this.txStaged === TX_STAGING_FRAMES || this.txStagedBytes + length > staging.length) this.flush();
-    // Frames parked after EAGAIN go first: behind them, not around them.
-    if (this.txHead < this.txQueue.length) return this.enqueue(frame, header);
+    // Frames parked after EAGAIN go first: behind them, not around them. (With I/O threads a
+    // flush the addon had no room for keeps its frames staged: a frame that does not fit beside
+    // them is parked behind them.)
+    if (this.txHead < this.txQueue.length || this.txStaged === TX_STAGING_FRAMES || this.txStagedBytes + length > staging.length) {
+      return this.enqueue(frame, header);
+    }
     // The one copy on the way out: the caller may reuse its buffer once send() returns.
     if (header) staging.set(header, this.txStagedBytes);
     staging.set(frame, this.txStagedBytes + this.vnetHeaderLength);
@@ -576,6 +590,15 @@ export class TapDevice extends BaseLink {
     this.txBatches.value++;
     if (count > this.txBatchMax.value) this.txBatchMax.value = count;
     this.countWriteFailures();
+    if (done === 0 && this.ioThreads) {
+      // All the addon's send buffers are in flight: the frames stay staged, as they are, until
+      // it frees one (onWritable), instead of a copy each in the parking queue.
+      this.txStaged = count;
+      this.txStagedBytes = this.txLengths.subarray(0, count).reduce((sum, length) => sum + length, 0);
+      this.tapCounters.inc('tx_eagain');
+      this.handle.wantWritable(true);
+      return;
+    }
     if (done < count) {
       this.tapCounters.inc('tx_eagain');
       let offset = 0;
@@ -640,7 +663,11 @@ export class TapDevice extends BaseLink {
   }
 
   private onWritable(): void {
-    if (this.txStaging !== undefined && this.txStaged === 0) return this.drainParked(this.txStaging);
+    if (this.txStaged > 0) {
+      this.flush(); // frames kept staged while the addon's send buffers were full (I/O threads)
+      if (this.txStaged > 0) return;
+    }
+    if (this.txStaging !== undefined) return this.drainParked(this.txStaging);
     while (this.txHead < this.txQueue.length) {
       const frame = this.txQueue[this.txHead]!;
       const n = this.handle.write(frame);
