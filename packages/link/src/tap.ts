@@ -524,6 +524,11 @@ export class TapDevice extends BaseLink {
     return this.txQueue.length - this.txHead;
   }
 
+  /** `send` copies every frame (into the staging buffer, or a parked copy) before it returns. */
+  get copiesFrames(): boolean {
+    return true;
+  }
+
   /**
    * See TapOptions.sendBurstLimit. With I/O threads also no more than the addon's send buffers
    * can take now (at least 1): the writer thread may be slower than the JavaScript that stages
