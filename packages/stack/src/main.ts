@@ -86,7 +86,7 @@ function openTcpLog(d: DeviceOptions): LineFile | undefined {
  * the header (TUNSETVNETHDRSZ or TUNSETOFFLOAD fails: an old kernel, a restricted container) costs
  * speed only, so the stack says so once and runs on plain frames rather than not at all.
  */
-export function openTap(d: Pick<DeviceOptions, 'tap' | 'mac' | 'netns' | 'vnetHeader'>, warn: (line: string) => void): TapDevice {
+export function openTap(d: Pick<DeviceOptions, 'tap' | 'mac' | 'netns' | 'vnetHeader'> & Partial<Pick<DeviceOptions, 'ioThreads'>>, warn: (line: string) => void): TapDevice {
   const open = (vnetHeader: boolean): TapDevice =>
     TapDevice.open({
       name: d.tap,
@@ -94,6 +94,7 @@ export function openTap(d: Pick<DeviceOptions, 'tap' | 'mac' | 'netns' | 'vnetHe
       ...(d.mac ? { mac: d.mac } : {}),
       ...(d.netns ? { netns: d.netns } : {}),
       ...(vnetHeader ? { vnetHeader: true } : {}),
+      ...(d.ioThreads === false ? { ioThreads: false } : {}),
     });
   if (!d.vnetHeader) return open(false);
   try {
