@@ -180,6 +180,20 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   congestionControl: 'cubic',
 };
 
+/**
+ * The complete params for a partial set, one object per partial set: every connection a layer or
+ * a listener opens with the same settings shares it instead of holding a copy of its own (30-odd
+ * fields, about 200 bytes of every idle connection). Params are read, never written, by a
+ * connection, so sharing them changes nothing but the memory.
+ */
+const completedParams = new WeakMap<Partial<TcpParams>, TcpParams>();
+function completeParams(partial: Partial<TcpParams> | undefined): TcpParams {
+  if (partial === undefined) return DEFAULT_TCP_PARAMS;
+  let complete = completedParams.get(partial);
+  if (complete === undefined) completedParams.set(partial, (complete = { ...DEFAULT_TCP_PARAMS, ...partial }));
+  return complete;
+}
+
 /** The algorithm a `congestionControl` choice names, made for one connection. */
 export function createCongestionControl(choice: CongestionControlChoice, mss: number): CongestionControl {
   if (typeof choice === 'function') return choice(mss);
@@ -507,7 +521,7 @@ export class TcpConnection implements SocketConnection {
     this.timers = host.timers ?? new TimerQueue(host.clock);
     this.local = options.local;
     this.remote = options.remote;
-    this.params = { ...DEFAULT_TCP_PARAMS, ...options.params };
+    this.params = completeParams(options.params);
     this.state = state;
     this.iss = options.iss >>> 0;
     this.sndUna = this.iss;
