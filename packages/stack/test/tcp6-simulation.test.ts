@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { Icmpv6Repr, quoteInvokingPacket } from '@tapstack/icmpv6';
 import { finishChecksum } from '@tapstack/ipv4';
-import { ipv6PseudoHeaderSum, Ipv6Repr } from '@tapstack/ipv6';
+import { ipv6PseudoHeaderSum, Ipv6Repr, upperLayerMessage } from '@tapstack/ipv6';
 import { checksumAdd, foldChecksum } from '@tapstack/ipv4';
 import { EtherType, FaultInjector, Ipv6Address, LinkWrapper, MacAddress, MemoryLink, VirtualClock, buildEthernetFrame, ipv6, seededRandom, type FrameOffload, type Link } from '@tapstack/link';
 import { readFileSync } from 'node:fs';
@@ -244,7 +244,7 @@ describe("IPv6's send with a transport's offload", () => {
     b.start();
     clock.advance(5000);
     const got: Uint8Array[] = [];
-    b.ipv6!.register(253, (_packet, payload) => got.push(payload.slice()));
+    b.ipv6!.register(253, (packet, info) => got.push(upperLayerMessage(packet, info).slice()));
     const offload = { checksumOffset: 16, segmentSize: 1428, transportHeaderLength: 20 };
     // NDP first (a super-frame is not queued while a neighbour resolves, as with ARP)
     a.ipv6!.send({ destination: B6, source: A6, nextHeader: 253, payload: partial(100, A6, B6) });
