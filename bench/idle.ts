@@ -41,4 +41,4 @@ for (let round = 0; round < rounds; round++) {
     t.close();
   }
 }
-if (perConnection.length) console.log(`median: ${median(perConnection).toLocaleString('en')} bytes per idle connection (${perConnection.join(', ')})`);
+if (perConnection.length) console.log(`median: ${Math.round(median(perConnection)).toLocaleString('en')} bytes per idle connection (${perConnection.join(', ')})`);
