@@ -686,7 +686,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const ipv6 = this.ipv6;
     if (!ipv6) return this.counters.inc('tx_failed');
     const offload = this.loadWriter(repr, payload, source, destination, segmentSize);
-    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: this.writer, ...(offload ? { offload } : {}) });
+    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: this.writer, offload });
     this.counters.inc('Tcp6OutSegs', segmentsIn(payload.length, segmentSize));
     this.releaseWriter(payload.length, segmentSize, outcome === 'sent' || outcome === 'queued');
   }
