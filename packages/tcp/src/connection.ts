@@ -1437,6 +1437,9 @@ export class TcpConnection implements SocketConnection {
   /** The handshake is complete: tell the layer and the socket; a FIN asked for meanwhile goes next. */
   private becomeEstablished(): void {
     this.state = 'ESTABLISHED';
+    // The handshake's retransmission deadline (and its closure) is done with unless data waits
+    // on it: an idle connection does not keep one; the first data sent makes it again.
+    if (!this.retransmitDeadline?.armed) this.retransmitDeadline = undefined;
     if (this.receive) this.rcvAdvertisedEdge = seqMax(this.rcvAdvertisedEdge, this.receive.next);
     this.host.established(this);
     this.socket?.connectionEstablished();

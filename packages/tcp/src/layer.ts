@@ -196,7 +196,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private readonly listeners = new Map<number, TcpServer>();
   /** Which listener a connection in SYN-RECEIVED came from. */
   private readonly pending = new Map<TcpConnection, TcpServer>();
-  private readonly sockets = new Map<TcpConnection, TcpSocket>();
   private readonly secrets: SequenceSecrets;
   private readonly writer = new SegmentWriter();
   private readonly eventLog: TcpEventLog | undefined;
@@ -272,7 +271,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       throw new TcpError('EADDRINUSE', `${formatTcpEndpoint(local.address, localPort)} is already connected to ${formatTcpEndpoint(remoteAddress, options.port)}`);
     }
     this.counters.inc('ActiveOpens');
-    this.sockets.set(connection, socket);
     socket.attach(connection);
     connection.attach(socket);
     if (options.noDelay) socket.setNoDelay(true);
@@ -604,7 +602,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       return;
     }
     const socket = new TcpSocket({ hold: () => this.clock.hold() });
-    this.sockets.set(connection, socket);
     socket.attach(connection);
     connection.attach(socket);
     server.deliver(socket);
@@ -613,7 +610,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   forget(connection: TcpConnection): void {
     if (this.eventLog) this.eventLog.gone(connection);
     this.connections.delete(connection.remote.address, connection.remote.port, connection.local.port, connection, connection.local.address);
-    this.sockets.delete(connection);
     const server = this.pending.get(connection);
     if (server) {
       this.pending.delete(connection);
