@@ -431,8 +431,14 @@ export class TcpConnection implements SocketConnection {
   private caState: 'open' | 'recovery' | 'loss' = 'open';
   /** RFC 6582's "recover" and RFC 6675's RecoveryPoint: SND.MAX when the loss was found. */
   private recover = 0;
-  /** With SACK: what was sent and what the peer reported (RFC 6675). Empty without SACK. */
-  private readonly scoreboard = new SackScoreboard();
+  /**
+   * With SACK: what was sent and what the peer reported (RFC 6675). Made when first used, so that
+   * a connection that has sent nothing (an idle one) does not carry its counts (about 200 bytes).
+   */
+  private scoreboardMade: SackScoreboard | undefined = undefined;
+  private get scoreboard(): SackScoreboard {
+    return (this.scoreboardMade ??= new SackScoreboard());
+  }
   /** Proportional Rate Reduction (RFC 6937): RecoverFS, prr_delivered and prr_out, bytes. */
   private prrRecoverFs = 0;
   private prrDelivered = 0;
@@ -1107,7 +1113,7 @@ export class TcpConnection implements SocketConnection {
     } else {
       newlyLost += board.markLostByDupThresh(this.mss);
       // Duplicate ACKs without blocks (a peer that SACKs little) still count (RFC 6675 5, DupAcks >= DupThresh).
-      if (this.caState === 'open' && this.dupAcks >= DUP_ACK_THRESHOLD && board.lostBytes() === 0 && board.records[0]) newlyLost += board.markLost(board.records[0]);
+      if (this.caState === 'open' && this.dupAcks >= DUP_ACK_THRESHOLD && board.lostBytes() === 0 && board.first()) newlyLost += board.markLost(board.first()!);
     }
     if (this.caState === 'loss') {
       // Data sent before the timeout and never retransmitted arrived (Linux's FLAG_ORIG_SACK_ACKED).
@@ -1318,20 +1324,12 @@ export class TcpConnection implements SocketConnection {
     if (this.rackXmitTime === -Infinity) return 0;
     const now = this.clock.now();
     const reorderWindow = this.rackReorderWindow();
-    let newly = 0;
-    let wait = 0;
-    for (const s of this.scoreboard.records) {
-      if (s.sacked || (s.lost && !s.retransmitInFlight)) continue;
-      const sentBefore = s.sentAt < this.rackXmitTime || (s.sentAt === this.rackXmitTime && seqLt(s.end, this.rackEndSeq));
-      if (!sentBefore) continue;
-      const remaining = s.sentAt + this.rackRtt + reorderWindow - now;
-      if (remaining <= 0) {
-        if (s.retransmitInFlight) this.host.count('TCPLostRetransmit');
-        newly += this.scoreboard.markLost(s);
-      } else {
-        wait = Math.max(wait, remaining);
-      }
-    }
+    // The scoreboard keeps the records RACK may judge in the order they were last sent (Linux's
+    // tsorted_sent_queue), so the walk stops at the first one sent after the delivered one.
+    const board = this.scoreboard;
+    const newly = board.rackMarkLost(this.rackXmitTime, this.rackEndSeq, this.rackRtt, reorderWindow, now);
+    if (board.rackLostRetransmits > 0) this.host.count('TCPLostRetransmit', board.rackLostRetransmits);
+    const wait = board.rackWait;
     if (wait > 0) (this.rackDeadline ??= this.timers.deadline(() => this.rackTimeout())).armIn(wait);
     else this.rackDeadline?.cancel();
     return newly;
@@ -1381,8 +1379,7 @@ export class TcpConnection implements SocketConnection {
     this.probeAllowance = 0;
     this.tlpRetransmitted = false;
     if (this.sndMax === before) {
-      let last: SentSegment | undefined;
-      for (let i = this.scoreboard.records.length - 1; i >= 0 && !last; i--) if (!this.scoreboard.records[i]!.sacked) last = this.scoreboard.records[i];
+      const last = this.scoreboard.lastNotSacked();
       if (!last) return;
       this.retransmitSegment(last);
       this.tlpRetransmitted = true;
@@ -2104,7 +2101,7 @@ export class TcpConnection implements SocketConnection {
     this.state = 'CLOSED';
     for (const d of [this.retransmitDeadline, this.persistDeadline, this.delayedAckDeadline, this.keepaliveDeadline, this.closeDeadline, this.rackDeadline, this.probeDeadline]) d?.cancel();
     this.sendBuffer.clear();
-    this.scoreboard.clear();
+    this.scoreboardMade?.clear();
     if (error) this.receive?.clear();
     if (!this.closedReported) {
       this.closedReported = true;
