@@ -1545,12 +1545,15 @@ export class TcpConnection implements SocketConnection {
     if (!this.isSynchronized() || this.state === 'TIME-WAIT') return;
     let sent = false;
     // With SACK the window limits the bytes in the network (RFC 6675 pipe), not SND.NXT - SND.UNA.
-    let pipe = this.sackOn ? this.scoreboard.pipe() : 0;
+    // (An unmade scoreboard has nothing in the pipe and nothing lost: asking it would make one
+    // for every idle connection as its handshake completes.)
+    const board = this.sackOn ? this.scoreboardMade : undefined;
+    let pipe = board ? board.pipe() : 0;
     // NextSeg rule 1 (RFC 6675 4): segments judged lost go first, lowest first; but F-RTO's
     // step 2b (RFC 5682) sends new data first, to see whether the timeout was spurious.
     const frtoNew = this.frtoSendNew;
     this.frtoSendNew = false;
-    if (this.sackOn && !frtoNew) {
+    if (board && !frtoNew) {
       const resent = this.retransmitLost(pipe);
       pipe += resent;
       sent = resent > 0;

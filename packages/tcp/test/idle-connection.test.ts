@@ -26,7 +26,7 @@ describe('an idle connection keeps what it needs only', () => {
     expect(connect(h, undefined, 40003).params).toBe(DEFAULT_TCP_PARAMS);
   });
 
-  it("lets the handshake's retransmission deadline go once established, and makes one again for the first data", () => {
+  it("lets the handshake's retransmission deadline go once established and makes no scoreboard; the first data makes both", () => {
     const h = new Harness();
     const c = (h.connection = connect(h, undefined, 40000));
     c.attach(h);
@@ -36,8 +36,10 @@ describe('an idle connection keeps what it needs only', () => {
     h.peer(TcpFlag.SYN | TcpFlag.ACK, PEER_ISS, ISS + 1, undefined, { mss: 1000 });
     expect(c.state).toBe('ESTABLISHED');
     expect(c['retransmitDeadline']).toBeUndefined();
+    expect(c['scoreboardMade']).toBeUndefined(); // nothing sent yet: no SACK scoreboard
     c.write(new Uint8Array(100));
     expect(c['retransmitDeadline']?.armed).toBe(true);
+    expect(c['scoreboardMade']).toBeDefined();
   });
 
   it('two stacks: connections opened and held idle, then data on each, all of it delivered', async () => {
