@@ -33,7 +33,7 @@ describe('an idle connection keeps what it needs only', () => {
     expect(c['retransmitDeadline']?.armed).toBe(true); // the SYN's
     h.take();
     h.clock.advance(10);
-    h.peer(TcpFlag.SYN | TcpFlag.ACK, PEER_ISS, ISS + 1, undefined, { mss: 1000 });
+    h.peer(TcpFlag.SYN | TcpFlag.ACK, PEER_ISS, ISS + 1, undefined, { mss: 1000, sackPermitted: true });
     expect(c.state).toBe('ESTABLISHED');
     expect(c['retransmitDeadline']).toBeUndefined();
     expect(c['scoreboardMade']).toBeUndefined(); // nothing sent yet: no SACK scoreboard
