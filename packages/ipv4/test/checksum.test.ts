@@ -50,6 +50,22 @@ describe('internetChecksum', () => {
     );
   });
 
+  it('agrees with the definition for views at every alignment of their memory (the aligned-word path)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 256, maxLength: 1600 }), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 7 }), (data, at, from) => {
+        // the same bytes at another offset of another buffer, summed from an even or odd start
+        const memory = new Uint8Array(data.length + 16).fill(0x5a);
+        memory.set(data, at);
+        const view = memory.subarray(at, at + data.length);
+        expect(internetChecksum(view, 0, from)).toBe(referenceChecksum(data.subarray(from)));
+        expect(internetChecksum(data, 0, from)).toBe(referenceChecksum(data.subarray(from)));
+        memory.fill(0xff, at, at + 4);
+        data.fill(0xff, 0, 4);
+        expect(internetChecksum(view)).toBe(referenceChecksum(data));
+      }),
+    );
+  });
+
   it('handles the largest datagram without losing carries (all 0xff)', () => {
     const bytes = new Uint8Array(65535).fill(0xff);
     expect(internetChecksum(bytes)).toBe(referenceChecksum(bytes));

@@ -19,6 +19,12 @@ export interface FaultOptions {
   corrupt?: number;
   /** Probability that a frame is held back and delivered after the next one. */
   reorder?: number;
+  /**
+   * When set, a frame picked by `reorder` is instead held this many milliseconds (on `clock`)
+   * while the frames after it pass, as netem's reorder does with its delay: the reordering a
+   * TCP sender sees then lasts a time, not one frame (up to `delayLimit` frames held at once).
+   */
+  reorderDelayMs?: number;
   /** Milliseconds every frame is held before it is passed on (default 0: none). */
   delayMs?: number;
   /**
@@ -120,6 +126,9 @@ export class FaultInjector extends LinkWrapper {
   private readonly jitterMs: number;
   private readonly delayRx: DelayLine | undefined;
   private readonly delayTx: DelayLine | undefined;
+  /** Frames held by `reorderDelayMs`, each on its own timer. */
+  private readonly reorderTimers = new Set<Timer>();
+  private readonly limit: number;
 
   constructor(
     inner: Link,
@@ -130,12 +139,13 @@ export class FaultInjector extends LinkWrapper {
       const p = options[k] ?? 0;
       if (!(p >= 0 && p <= 1)) throw new RangeError(`fault probability ${k}=${p} must be between 0 and 1`);
     }
-    for (const k of ['delayMs', 'jitterMs'] as const) {
+    for (const k of ['delayMs', 'jitterMs', 'reorderDelayMs'] as const) {
       const ms = options[k] ?? 0;
       if (!(ms >= 0 && ms <= 60_000)) throw new RangeError(`${k}=${ms} must be between 0 and 60000 ms`);
     }
     const limit = options.delayLimit ?? 10_000;
     if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`delayLimit=${limit} must be a positive integer`);
+    this.limit = limit;
     this.random = seededRandom(options.seed ?? 1);
     this.clock = options.clock ?? new SystemClock();
     this.delayMs = options.delayMs ?? 0;
@@ -192,6 +202,13 @@ export class FaultInjector extends LinkWrapper {
       out.push(new Uint8Array(f));
       this.faultCounters.inc('duplicated');
     }
+    if ((o.reorderDelayMs ?? 0) > 0) {
+      if (this.reorderTimers.size < this.limit && this.random() < (o.reorder ?? 0)) {
+        this.holdFor(out.shift()!, dir, o.reorderDelayMs!);
+        this.faultCounters.inc('reordered');
+      }
+      return out;
+    }
     const held = dir === 'rx' ? this.heldRx : this.heldTx;
     if (held) {
       out.push(held);
@@ -204,6 +221,23 @@ export class FaultInjector extends LinkWrapper {
       this.faultCounters.inc('reordered');
     }
     return out;
+  }
+
+  /** Passes a copy of `frame` on after `ms` (through the delay line, if there is one), whatever went past it meanwhile. */
+  private holdFor(frame: Uint8Array, dir: 'rx' | 'tx', ms: number): void {
+    const copy = new Uint8Array(frame);
+    const timer = this.clock.setTimer(ms, () => {
+      this.reorderTimers.delete(timer);
+      if (dir === 'rx') {
+        if (this.delayRx) this.delay(this.delayRx, [copy], undefined);
+        else this.deliverUp([copy]);
+      } else if (this.delayTx) {
+        this.delay(this.delayTx, [copy], undefined);
+      } else {
+        this.inner.send(copy);
+      }
+    });
+    this.reorderTimers.add(timer);
   }
 
   override send(frame: Uint8Array, offload?: FrameOffload): boolean {
@@ -240,6 +274,8 @@ export class FaultInjector extends LinkWrapper {
   }
 
   override close(): void {
+    for (const t of this.reorderTimers) t.cancel();
+    this.reorderTimers.clear();
     this.delayRx?.close();
     this.delayTx?.close();
     super.close();

@@ -124,6 +124,13 @@ export interface Link {
    */
   send(frame: Uint8Array, offload?: FrameOffload): boolean;
   /**
+   * True when `send` has copied the frame (or written it) by the time it returns, so the sender
+   * may build its next frame in the same memory (the TAP device copies into its staging buffer).
+   * Absent or false: the link may keep the frame (an in-memory wire, a delay line), and each
+   * frame needs memory of its own.
+   */
+  readonly copiesFrames?: boolean;
+  /**
    * Puts on the medium at once whatever `send` staged. A link may hold sent frames for a moment
    * to hand the device a batch (the TAP device does, until the end of the current run of
    * JavaScript at the latest); the dispatcher calls this at the end of each received batch,

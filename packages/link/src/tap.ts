@@ -493,6 +493,11 @@ export class TapDevice extends BaseLink {
     return this.txQueue.length - this.txHead;
   }
 
+  /** `send` copies every frame (into the staging buffer, or a parked copy) before it returns. */
+  get copiesFrames(): boolean {
+    return true;
+  }
+
   /** See TapOptions.sendBurstLimit. */
   override get sendBurstLimit(): number {
     return this.burstLimit;

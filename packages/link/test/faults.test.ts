@@ -221,12 +221,42 @@ describe('FaultInjector', () => {
       expect(arrivals).toEqual([]);
     });
 
+    it('reorderDelayMs: a frame picked by reorder is held that long while later ones pass, on both sides; close() drops what is held', async () => {
+      const { clock, a, b, injector, sender, arrivals } = delayed({ reorder: 1, reorderDelayMs: 3 });
+      sender.send(numbered(0));
+      sender.send(numbered(1));
+      clock.advance(1);
+      await settle(a, b);
+      expect(arrivals).toEqual([]);
+      clock.advance(2);
+      await settle(a, b);
+      expect(arrivals).toEqual([{ id: 0, at: 3 }, { id: 1, at: 3 }]);
+      expect(injector.faultCounters.get('reordered')).toBe(2);
+      // with a delay line too: held 3 ms, then the line's 10 ms; a frame not picked passes it
+      const rx = delayed({ reorder: 0.5, reorderDelayMs: 3, delayMs: 10, direction: 'rx', seed: 2 }, 'receiver');
+      for (let i = 0; i < 8; i++) rx.sender.send(numbered(i));
+      await settle(rx.a, rx.b);
+      rx.clock.advance(20);
+      await settle(rx.a, rx.b);
+      const held = rx.injector.faultCounters.get('reordered');
+      expect(held).toBeGreaterThan(0);
+      expect(held).toBeLessThan(8);
+      expect(rx.arrivals.filter((x) => x.at === 10).length).toBe(8 - held);
+      expect(rx.arrivals.filter((x) => x.at === 13).length).toBe(held);
+      expect(rx.arrivals.map((x) => x.id).sort((p, q) => p - q)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      sender.send(numbered(9));
+      expect(clock.pending).toBe(1);
+      injector.close();
+      expect(clock.pending).toBe(0);
+    });
+
     it('refuses a negative or absurd delay and a bad limit', () => {
       const [a] = MemoryLink.pair();
       expect(() => withFaults(a, { delayMs: -1 })).toThrow(RangeError);
       expect(() => withFaults(a, { jitterMs: Number.NaN })).toThrow(RangeError);
       expect(() => withFaults(a, { delayMs: 1e9 })).toThrow(RangeError);
       expect(() => withFaults(a, { delayMs: 1, delayLimit: 0 })).toThrow(RangeError);
+      expect(() => withFaults(a, { reorder: 0.1, reorderDelayMs: -2 })).toThrow(RangeError);
     });
   });
 });

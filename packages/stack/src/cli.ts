@@ -14,8 +14,8 @@ export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
                 [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
-                [--link-delay MS[/JITTER]] [--tcp-log FILE] [--delayed-ack MS] [--quickack]
-                [--no-ack-coalescing]
+                [--link-delay MS[/JITTER]] [--link-reorder P[/MS]] [--tcp-log FILE] [--delayed-ack MS]
+                [--quickack] [--no-ack-coalescing]
   tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
                        (HOST: 10.0.0.1, fd00:10::1 or fe80::...%tap0)
@@ -49,6 +49,10 @@ export const USAGE = `usage:
                     (docs/01-link.md); counters tap.rx_gso_frames, tap.tx_gso_frames
   --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
                     more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
+  --link-reorder P[/MS]  hold back each frame with probability P (0-1, seeded) behind the
+                    next one in its direction, both ways, or with /MS for MS milliseconds while
+                    later frames pass (netem's reorder): TCP sees late segments and ACKs, and
+                    undoes the recoveries they cause (docs/05-tcp.md)
   --udp-echo PORT   (up) run a UDP echo service on PORT: every datagram goes back to its sender
   --tcp-echo PORT   (up) TCP echo (RFC 862) on PORT
   --tcp-discard PORT (up) TCP discard (RFC 863) on PORT: reads and drops
@@ -103,6 +107,8 @@ export interface DeviceOptions {
   tcpLog: string | undefined;
   /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
   linkDelay: { delayMs: number; jitterMs: number } | undefined;
+  /** --link-reorder: the fault injector's probability of holding a frame back, and for how long, ms (0: behind the next frame). */
+  linkReorder?: { probability: number; holdMs: number } | undefined;
   /** --delayed-ack, --quickack, --no-ack-coalescing: TCP's ACK timing (undefined: the defaults). */
   tcpAcks?: { delayedAckMs?: number; quickAck?: boolean; ackCoalescing?: boolean } | undefined;
 }
@@ -144,7 +150,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -254,6 +260,7 @@ export function parseCommand(argv: readonly string[]): Command {
         trace: { type: 'boolean' },
         'vnet-hdr': { type: 'boolean' },
         'link-delay': { type: 'string' },
+        'link-reorder': { type: 'string' },
         ...(command !== 'ping'
           ? { 'tcp-log': { type: 'string' }, 'delayed-ack': { type: 'string' }, quickack: { type: 'boolean' }, 'no-ack-coalescing': { type: 'boolean' } }
           : {}),
@@ -347,6 +354,16 @@ export function parseCommand(argv: readonly string[]): Command {
       jitterMs: jitter === undefined ? 0 : parseNumber('--link-delay jitter', jitter, 0, 60_000, false),
     };
   }
+  const linkReorderText = str('link-reorder');
+  let linkReorder: DeviceOptions['linkReorder'];
+  if (linkReorderText !== undefined) {
+    const [probability, hold, extra] = linkReorderText.split('/');
+    if (extra !== undefined) throw new UsageError(`--link-reorder ${linkReorderText}: expected P or P/MS, e.g. 0.01 or 0.01/5`);
+    linkReorder = {
+      probability: parseNumber('--link-reorder', probability!, 0, 1, false),
+      holdMs: hold === undefined ? 0 : parseNumber('--link-reorder hold', hold, 0, 60_000, false),
+    };
+  }
   const delayedAckText = str('delayed-ack');
   const tcpAcks = {
     ...(delayedAckText !== undefined ? { delayedAckMs: parseNumber('--delayed-ack', delayedAckText, 1, 500, false) } : {}),
@@ -370,6 +387,7 @@ export function parseCommand(argv: readonly string[]): Command {
     vnetHeader: v['vnet-hdr'] === true,
     tcpLog,
     linkDelay,
+    ...(linkReorder !== undefined ? { linkReorder } : {}),
     ...(Object.keys(tcpAcks).length > 0 ? { tcpAcks } : {}),
   };
   if (command === 'up') {

@@ -107,8 +107,13 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
         onError: (error) => process.stderr.write(`tapstack: --pcap ${file}: capture stopped (${error.message}); the stack keeps running\n`),
       })
     : tap;
-  // --link-delay sits above the capture: the pcap shows the frames as the device carries them.
-  return d.linkDelay ? withFaults(captured, { delayMs: d.linkDelay.delayMs, jitterMs: d.linkDelay.jitterMs }) : captured;
+  // --link-delay and --link-reorder sit above the capture: the pcap shows the frames as the
+  // device carries them (in the order the kernel sent and took them).
+  if (!d.linkDelay && !d.linkReorder) return captured;
+  return withFaults(captured, {
+    ...(d.linkDelay ? { delayMs: d.linkDelay.delayMs, jitterMs: d.linkDelay.jitterMs } : {}),
+    ...(d.linkReorder ? { reorder: d.linkReorder.probability, reorderDelayMs: d.linkReorder.holdMs } : {}),
+  });
 }
 
 /**
@@ -276,6 +281,10 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       );
     }
     process.stdout.write(describeServices(stack.address, services, d.netns ? `ip netns exec ${d.netns} ` : ''));
+    if (d.linkReorder) {
+      const { probability, holdMs } = d.linkReorder;
+      process.stdout.write(`link reorder: ${probability * 100}% of the frames held ${holdMs > 0 ? `${holdMs} ms while later ones pass` : 'behind the next one'}, each way (--link-reorder)\n`);
+    }
     if (d.linkDelay) {
       const { delayMs, jitterMs } = d.linkDelay;
       process.stdout.write(`link delay: ${delayMs} ms each way${jitterMs > 0 ? ` plus up to ${jitterMs} ms of jitter` : ''} (--link-delay), so ${2 * delayMs} ms more round trip\n`);

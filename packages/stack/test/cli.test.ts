@@ -136,6 +136,16 @@ describe('parseCommand', () => {
     expect(() => parseCommand(['ping', '10.0.0.1', '--quickack'])).toThrow();
   });
 
+  it('--link-reorder P[/MS]: the probability a frame is held behind the next one; none by default', () => {
+    expect(up(['up']).device.linkReorder).toBeUndefined();
+    expect(up(['up', '--link-reorder', '0.02']).device.linkReorder).toEqual({ probability: 0.02, holdMs: 0 });
+    expect(up(['up', '--link-reorder', '0.02/4.5']).device.linkReorder).toEqual({ probability: 0.02, holdMs: 4.5 });
+    expect(usageError(['up', '--link-reorder', '2'])).toMatch(/--link-reorder 2: expected a number from 0 to 1/);
+    expect(usageError(['up', '--link-reorder', '0.1/2/3'])).toMatch(/expected P or P\/MS/);
+    expect(usageError(['up', '--link-reorder', '0.1/-1'])).toMatch(/--link-reorder hold -1: expected a number/);
+    expect(usageError(['up', '--link-reorder', 'some'])).toMatch(/--link-reorder some: expected a number/);
+  });
+
   it('--link-delay MS[/JITTER]: the delay each way and the jitter, in ms; none by default', () => {
     expect(up(['up']).device.linkDelay).toBeUndefined();
     expect(up(['up', '--link-delay', '10']).device.linkDelay).toEqual({ delayMs: 10, jitterMs: 0 });

@@ -270,6 +270,56 @@ describe('a simulated lossy transfer: the capture, the counters and the event lo
     b.close();
   });
 
+  it('a wire that reorders: each undo the sender counted is in the log and is a marker on the cwnd line, at the window after it', async () => {
+    const clock = new VirtualClock();
+    const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 5, macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')] });
+    const reordering = new FaultInjector(wireA, { reorder: 0.02, direction: 'rx', seed: 3 });
+    const lines: string[] = [];
+    const a = createStack({ link: reordering, ip: '10.0.0.1/24', clock, arp: { announce: false } });
+    const b = createStack({ link: wireB, ip: '10.0.0.2/24', clock, arp: { announce: false }, tcp: { tcpLog: jsonLinesSink((l) => lines.push(l)) } });
+    const data = Buffer.alloc(512 * 1024, 7);
+    b.tcp
+      .createServer((s) => {
+        s.on('error', () => {});
+        s.end(data);
+      })
+      .listen(80);
+    const socket = a.tcp.connect({ host: '10.0.0.2', port: 80 });
+    let received = 0;
+    let ended = false;
+    socket.on('data', (c: Buffer) => (received += c.length));
+    socket.on('end', () => (ended = true));
+    socket.on('error', () => {});
+    while (!ended && clock.now() < 120_000) {
+      clock.advance(1);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(received).toBe(data.length);
+    const c = b.tcp.counters;
+    const counted = c.get('TCPDSACKUndo') + c.get('TCPFullUndo') + c.get('TCPPartialUndo') + c.get('TCPLossUndo');
+    expect(counted).toBeGreaterThan(0);
+    const log = readTcpLog(lines.join(''));
+    expect(log.badLines).toBe(0);
+    const server = log.connections.filter((conn) => conn.local === '10.0.0.2:80');
+    const undos = server[0]!.events.filter((e) => e.event === 'undo');
+    expect(undos.length).toBe(counted);
+    const svg = tcpLogSvg(server);
+    expect(marks(svg, 'undo')).toBe(counted);
+    expect(marks(svg, 'undo-jump')).toBe(counted);
+    expect(svg).toContain(`${counted} undone`);
+    // each marker names its undo and the window it restored
+    for (const u of undos) expect(svg).toContain(`<title>undo (${u.undo}): cwnd ${u.cwndBefore} to ${u.cwndAfter}</title>`);
+    a.close();
+    b.close();
+  });
+
+  it('an undo line without its windows is not a record (the marker could not be drawn)', () => {
+    const undo = '{"t":0.1,"event":"undo","local":"10.0.0.2:80","remote":"10.0.0.1:1","state":"ESTABLISHED","undo":"dsack","cwndBefore":7000,"ssthreshBefore":5000,"cwndAfter":14000,"ssthreshAfter":null,"cwnd":14000,"ssthresh":null,"srtt":1,"rttvar":0.5,"rto":200,"inflight":0}';
+    const log = readTcpLog([undo, undo.replace('"cwndBefore":7000,', ''), undo.replace('"undo":"dsack",', '')].join('\n'));
+    expect(log.badLineNumbers).toEqual([2, 3]);
+    expect(marks(tcpLogSvg(log.connections), 'undo')).toBe(1);
+  });
+
   it('readTcpLog skips lines that are not records and says which', () => {
     const good = '{"t":0,"event":"open","local":"10.0.0.2:80","remote":"10.0.0.1:1","state":"SYN-RECEIVED","cwnd":14480,"ssthresh":null,"srtt":null,"rttvar":null,"rto":1000,"inflight":0}';
     const log = readTcpLog([good, 'not json', '{"t":"soon"}', '', good.replace('"open"', '"cwnd"')].join('\n'));

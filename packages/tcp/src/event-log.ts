@@ -2,7 +2,8 @@
  * The TCP event log (`tapstack up --tcp-log FILE`, `createStack({ tcp: { tcpLog } })`): one
  * record per thing a connection's sender does that a reader wants to see over time: the state
  * changes, each RTT measurement, each change of cwnd or ssthresh, each retransmission, each
- * retransmission timeout, the entry into fast recovery and the exit from it. Every record carries
+ * retransmission timeout, the entry into fast recovery and the exit from it, and each undo of a
+ * recovery that proved spurious (RFC 3522, 3708, 5682; Linux's undo). Every record carries
  * the 4-tuple and the values the sender runs on at that moment (cwnd, ssthresh, srtt, rttvar,
  * rto, bytes in flight), so `tapstack plot --tcp-log FILE` can draw them against time. The fields
  * are listed in docs/05-tcp.md.
@@ -16,12 +17,12 @@
 import debugFactory from 'debug';
 import type { Clock } from '@tapstack/link';
 import { formatTcpEndpoint } from './address.ts';
-import type { ConnectionInfo, TcpConnection, TcpState } from './connection.ts';
+import type { ConnectionInfo, TcpConnection, TcpState, UndoKind, UndoRecord } from './connection.ts';
 import { TcpFlag, type TcpRepr } from './header.ts';
 
 const log = debugFactory('tapstack:tcp');
 
-export type TcpLogEventKind = 'open' | 'state' | 'rtt' | 'cwnd' | 'retransmit' | 'timeout' | 'recovery-enter' | 'recovery-exit';
+export type TcpLogEventKind = 'open' | 'state' | 'rtt' | 'cwnd' | 'retransmit' | 'timeout' | 'recovery-enter' | 'recovery-exit' | 'undo';
 
 /** One line of the log. Times in seconds, windows in bytes, RTTs in milliseconds. */
 export interface TcpLogEvent {
@@ -39,6 +40,17 @@ export interface TcpLogEvent {
   /** For 'retransmit': the first sequence number, relative to our ISN (the SYN is 0), and the sequence space it takes. */
   readonly seq?: number;
   readonly length?: number;
+  /**
+   * For 'undo': which evidence proved the recovery spurious ('dsack', 'full', 'partial' or 'loss',
+   * as ConnectionInfo's UndoKind), and cwnd and ssthresh just before and just after the undo
+   * (ssthresh null while "infinite"). The record's own cwnd and ssthresh are those after the
+   * whole segment was taken in, which may have grown the window further.
+   */
+  readonly undo?: UndoKind;
+  readonly cwndBefore?: number;
+  readonly ssthreshBefore?: number | null;
+  readonly cwndAfter?: number;
+  readonly ssthreshAfter?: number | null;
   /** Congestion window and slow-start threshold, bytes (ssthresh null while still "infinite"). */
   readonly cwnd: number;
   readonly ssthresh: number | null;
@@ -64,6 +76,7 @@ export function formatTcpLogEvent(e: TcpLogEvent): string {
     ...(e.from !== undefined ? { from: e.from } : {}),
     ...(e.sample !== undefined ? { sample: e.sample } : {}),
     ...(e.seq !== undefined ? { seq: e.seq, length: e.length } : {}),
+    ...(e.undo !== undefined ? { undo: e.undo, cwndBefore: e.cwndBefore, ssthreshBefore: e.ssthreshBefore, cwndAfter: e.cwndAfter, ssthreshAfter: e.ssthreshAfter } : {}),
     cwnd: e.cwnd,
     ssthresh: e.ssthresh,
     srtt: e.srtt,
@@ -88,6 +101,8 @@ interface Seen {
   samples: number;
   rto: number;
   inRecovery: boolean;
+  /** The last undo logged (the connection keeps its last one; a new object is a new undo). */
+  lastUndo: UndoRecord | undefined;
   /** Highest sequence number sent, relative to the ISN, + 1 (0: nothing yet). */
   highest: number;
 }
@@ -96,6 +111,8 @@ interface Seen {
 const INFINITE_SSTHRESH = 2 ** 31;
 
 const round3 = (v: number): number => Math.round(v * 1000) / 1000;
+/** An ssthresh as the log writes it: null while "infinite". */
+const finite = (ssthresh: number): number | null => (ssthresh >= INFINITE_SSTHRESH ? null : ssthresh);
 
 /** Turns what the layer sees into records (see the file comment); one per TcpLayer. */
 export class TcpEventLog {
@@ -149,6 +166,7 @@ export class TcpEventLog {
         samples: info.rttSamples,
         rto: info.rtoMs,
         inRecovery: info.inRecovery,
+        lastUndo: info.lastUndo,
         highest: 0,
       };
       this.seen.set(connection, seen);
@@ -163,6 +181,11 @@ export class TcpEventLog {
       // The RTO grew without a measurement: only the timer's backoff does that (RFC 6298 5.5).
       seen.rto = info.rtoMs;
       this.emit('timeout', seen, info);
+    }
+    if (info.lastUndo !== seen.lastUndo && info.lastUndo !== undefined) {
+      const u = info.lastUndo;
+      seen.lastUndo = u;
+      this.emit('undo', seen, info, { undo: u.kind, cwndBefore: u.cwndBefore, ssthreshBefore: finite(u.ssthreshBefore), cwndAfter: u.cwndAfter, ssthreshAfter: finite(u.ssthreshAfter) });
     }
     if (info.inRecovery !== seen.inRecovery) {
       seen.inRecovery = info.inRecovery;
@@ -182,7 +205,7 @@ export class TcpEventLog {
     return seen;
   }
 
-  private emit(event: TcpLogEventKind, seen: Seen, info: ConnectionInfo, extra: { from?: TcpState; sample?: number; seq?: number; length?: number } = {}): void {
+  private emit(event: TcpLogEventKind, seen: Seen, info: ConnectionInfo, extra: Partial<Pick<TcpLogEvent, 'from' | 'sample' | 'seq' | 'length' | 'undo' | 'cwndBefore' | 'ssthreshBefore' | 'cwndAfter' | 'ssthreshAfter'>> = {}): void {
     if (this.failed) return;
     const record: TcpLogEvent = {
       t: Math.round((this.clock.now() - this.start) * 1000) / 1e6,
@@ -192,7 +215,7 @@ export class TcpEventLog {
       state: info.state,
       ...extra,
       cwnd: info.cwnd,
-      ssthresh: info.ssthresh >= INFINITE_SSTHRESH ? null : info.ssthresh,
+      ssthresh: finite(info.ssthresh),
       srtt: info.srttMs === undefined ? null : round3(info.srttMs),
       rttvar: info.srttMs === undefined ? null : round3(info.rttvarMs),
       rto: round3(info.rtoMs),

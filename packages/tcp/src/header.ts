@@ -202,105 +202,250 @@ function walkOptions(bytes: Uint8Array, start: number, end: number, visit?: (kin
 }
 
 /**
- * A zero-copy view of a TCP segment (header, options and data). On network input construct it
- * with `TcpPacket.check`, which validates the data offset and the option list once.
+ * A zero-copy view of a TCP segment (header, options and data) at `buffer[start..end)`. On
+ * network input construct it with `TcpPacket.check`, which validates the data offset and the
+ * option list once; the receive path instead re-points one view per layer at each segment
+ * (`checkAt`, then `repoint`), as IPv4 does with its packets, so a segment costs no view of
+ * its own: fields are read from the buffer where they lie.
  */
 export class TcpPacket {
-  private readonly view: DataView;
+  private buf: Uint8Array;
+  private from: number;
+  private to: number;
+  /** The segment's bytes as one view, made on first use. */
+  private view: Uint8Array | undefined;
 
-  /** Wraps `bytes` without checking; use `check` for network input. */
-  constructor(readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  /** Wraps `buffer[start..end)` (by default all of it) without checking; use `check` for network input. */
+  constructor(buffer: Uint8Array, start = 0, end = buffer.length) {
+    this.buf = buffer;
+    this.from = start;
+    this.to = end;
+    this.view = start === 0 && end === buffer.length ? buffer : undefined;
   }
 
   /** Checks the length, the data offset and the option list; never throws. */
   static check(bytes: Uint8Array): ParseResult<TcpPacket, TcpCheckError> {
-    if (bytes.length < TCP_MIN_HEADER_LENGTH) return fail('truncated');
-    const headerLength = (bytes[TcpField.DATA_OFFSET]! >>> 4) * 4;
-    if (headerLength < TCP_MIN_HEADER_LENGTH || headerLength > bytes.length) return fail('bad_data_offset');
-    if (headerLength > TCP_MIN_HEADER_LENGTH && !walkOptions(bytes, TcpField.OPTIONS, headerLength)) return fail('bad_option_length');
-    return ok(new TcpPacket(bytes));
+    const failure = TcpPacket.checkAt(bytes, 0, bytes.length);
+    return failure === undefined ? ok(new TcpPacket(bytes)) : fail(failure);
+  }
+
+  /**
+   * `check` without a result or a view: undefined when the segment at `buffer[start..end)`
+   * passes, else why not. The receive path uses this, then `repoint`s its one view.
+   */
+  static checkAt(buffer: Uint8Array, start: number, end: number): TcpCheckError | undefined {
+    if (end - start < TCP_MIN_HEADER_LENGTH) return 'truncated';
+    const headerLength = (buffer[start + TcpField.DATA_OFFSET]! >>> 4) * 4;
+    if (headerLength < TCP_MIN_HEADER_LENGTH || headerLength > end - start) return 'bad_data_offset';
+    if (headerLength > TCP_MIN_HEADER_LENGTH && !walkOptions(buffer, start + TcpField.OPTIONS, start + headerLength)) return 'bad_option_length';
+    return undefined;
+  }
+
+  /**
+   * Points this view at another segment, `buffer[start..end)`, without checking (see
+   * `checkAt`). Anything that kept this view sees the new segment from now on.
+   */
+  repoint(buffer: Uint8Array, start: number, end: number): void {
+    this.buf = buffer;
+    this.from = start;
+    this.to = end;
+    this.view = undefined;
+  }
+
+  /** The whole segment, header and data (a view, made on first use). */
+  get bytes(): Uint8Array {
+    return (this.view ??= this.buf.subarray(this.from, this.to));
+  }
+  /** The bytes the segment lies in (a received frame), from `start` to `end`. */
+  get buffer(): Uint8Array {
+    return this.buf;
+  }
+  get start(): number {
+    return this.from;
+  }
+  get end(): number {
+    return this.to;
   }
 
   get sourcePort(): number {
-    return this.view.getUint16(TcpField.SOURCE_PORT);
+    return this.u16(TcpField.SOURCE_PORT);
   }
   set sourcePort(port: number) {
-    this.view.setUint16(TcpField.SOURCE_PORT, port);
+    this.setU16(TcpField.SOURCE_PORT, port);
   }
 
   get destinationPort(): number {
-    return this.view.getUint16(TcpField.DESTINATION_PORT);
+    return this.u16(TcpField.DESTINATION_PORT);
   }
   set destinationPort(port: number) {
-    this.view.setUint16(TcpField.DESTINATION_PORT, port);
+    this.setU16(TcpField.DESTINATION_PORT, port);
   }
 
   get seq(): number {
-    return this.view.getUint32(TcpField.SEQ);
+    return readU32(this.buf, this.from + TcpField.SEQ);
   }
   set seq(value: number) {
-    this.view.setUint32(TcpField.SEQ, value >>> 0);
+    writeU32(this.buf, this.from + TcpField.SEQ, value >>> 0);
   }
 
   get ack(): number {
-    return this.view.getUint32(TcpField.ACK);
+    return readU32(this.buf, this.from + TcpField.ACK);
   }
   set ack(value: number) {
-    this.view.setUint32(TcpField.ACK, value >>> 0);
+    writeU32(this.buf, this.from + TcpField.ACK, value >>> 0);
   }
 
   /** Header length in bytes (the data offset field times 4). */
   get headerLength(): number {
-    return (this.bytes[TcpField.DATA_OFFSET]! >>> 4) * 4;
+    return (this.buf[this.from + TcpField.DATA_OFFSET]! >>> 4) * 4;
   }
 
   /** The 8 flag bits (TcpFlag). */
   get flags(): number {
-    return this.bytes[TcpField.FLAGS]!;
+    return this.buf[this.from + TcpField.FLAGS]!;
   }
   set flags(value: number) {
-    this.bytes[TcpField.FLAGS] = value & 0xff;
+    this.buf[this.from + TcpField.FLAGS] = value & 0xff;
   }
 
   get window(): number {
-    return this.view.getUint16(TcpField.WINDOW);
+    return this.u16(TcpField.WINDOW);
   }
   set window(value: number) {
-    this.view.setUint16(TcpField.WINDOW, value);
+    this.setU16(TcpField.WINDOW, value);
   }
 
   get checksum(): number {
-    return this.view.getUint16(TcpField.CHECKSUM);
+    return this.u16(TcpField.CHECKSUM);
   }
   set checksum(value: number) {
-    this.view.setUint16(TcpField.CHECKSUM, value);
+    this.setU16(TcpField.CHECKSUM, value);
   }
 
   get urgentPointer(): number {
-    return this.view.getUint16(TcpField.URGENT_POINTER);
+    return this.u16(TcpField.URGENT_POINTER);
   }
 
-  /** The option bytes (between the fixed header and the data). */
+  /** The option bytes (between the fixed header and the data; a view). */
   get options(): Uint8Array {
-    return this.bytes.subarray(TcpField.OPTIONS, this.headerLength);
+    return this.buf.subarray(this.from + TcpField.OPTIONS, this.from + this.headerLength);
   }
 
-  /** The data after the header (a view, not a copy). */
+  /** Bytes of data after the header. */
+  get payloadLength(): number {
+    return this.to - this.from - this.headerLength;
+  }
+
+  /** The data after the header (a view, not a copy; one shared empty array when there is none). */
   get payload(): Uint8Array {
-    return this.bytes.subarray(this.headerLength);
+    const at = this.from + this.headerLength;
+    return at === this.to ? EMPTY_PAYLOAD : this.buf.subarray(at, this.to);
   }
 
   /** True when the checksum is right for these addresses (TCP's checksum is never optional). */
   verifyChecksum(source: TcpAddress, destination: TcpAddress): boolean {
-    return tcpChecksum(this.bytes, source, destination) === 0;
+    return internetChecksum(this.buf, tcpPseudoHeaderSum(source, destination, this.to - this.from), this.from, this.to) === 0;
   }
 
   /** Computes the checksum for these addresses and writes it. */
   fillChecksum(source: TcpAddress, destination: TcpAddress): void {
     this.checksum = 0;
-    this.checksum = tcpChecksum(this.bytes, source, destination);
+    this.checksum = internetChecksum(this.buf, tcpPseudoHeaderSum(source, destination, this.to - this.from), this.from, this.to);
   }
+
+  private u16(field: number): number {
+    return (this.buf[this.from + field]! << 8) | this.buf[this.from + field + 1]!;
+  }
+  private setU16(field: number, value: number): void {
+    this.buf[this.from + field] = (value >>> 8) & 0xff;
+    this.buf[this.from + field + 1] = value & 0xff;
+  }
+}
+
+const EMPTY_PAYLOAD = new Uint8Array(0);
+
+/**
+ * Options read into one object that is rewritten for every segment (`TcpRepr.readInto`): every
+ * field is present, undefined when the segment does not carry the option, and the SACK blocks
+ * and timestamps are objects of its own, overwritten in place. Whoever keeps a value past the
+ * segment copies it.
+ */
+export class ReusedTcpOptions implements TcpOptions {
+  mss: number | undefined = undefined;
+  windowScale: number | undefined = undefined;
+  sackPermitted: boolean | undefined = undefined;
+  sackBlocks: readonly SackBlock[] | undefined = undefined;
+  timestamps: { readonly value: number; readonly echo: number } | undefined = undefined;
+  private readonly ts = { value: 0, echo: 0 };
+  /** One array per block count (1-4, RFC 2018 3: at most 4 fit in 40 bytes), its blocks rewritten. */
+  private readonly blocks: { left: number; right: number }[][] = [1, 2, 3, 4].map((n) => Array.from({ length: n }, () => ({ left: 0, right: 0 })));
+
+  /**
+   * Reads the options of a checked option list, `bytes[start..end)`, clearing those absent. An
+   * unchecked list is read up to its first malformed option, never past `end`.
+   */
+  read(bytes: Uint8Array, start: number, end: number): void {
+    this.mss = undefined;
+    this.windowScale = undefined;
+    this.sackPermitted = undefined;
+    this.sackBlocks = undefined;
+    this.timestamps = undefined;
+    for (let i = start; i < end; ) {
+      const kind = bytes[i]!;
+      if (kind === TcpOptionKind.END) break;
+      if (kind === TcpOptionKind.NOP) {
+        i++;
+        continue;
+      }
+      const length = bytes[i + 1] ?? 0;
+      // checked lists never stop here; an unchecked one must not loop or read past its end
+      if (length < 2 || i + length > end) break;
+      switch (kind) {
+        case TcpOptionKind.MSS:
+          this.mss = (bytes[i + 2]! << 8) | bytes[i + 3]!;
+          break;
+        case TcpOptionKind.WINDOW_SCALE:
+          this.windowScale = bytes[i + 2]!;
+          break;
+        case TcpOptionKind.SACK_PERMITTED:
+          this.sackPermitted = true;
+          break;
+        case TcpOptionKind.TIMESTAMPS:
+          this.ts.value = readU32(bytes, i + 2);
+          this.ts.echo = readU32(bytes, i + 6);
+          this.timestamps = this.ts;
+          break;
+        case TcpOptionKind.SACK: {
+          // a checked list: 10, 18, 26 or 34 bytes; more than 4 blocks cannot fit in 40 bytes
+          const count = Math.min(4, (length - 2) >>> 3);
+          if (count === 0) break;
+          const blocks = this.blocks[count - 1]!;
+          for (let b = 0; b < count; b++) {
+            blocks[b]!.left = readU32(bytes, i + 2 + 8 * b);
+            blocks[b]!.right = readU32(bytes, i + 6 + 8 * b);
+          }
+          this.sackBlocks = blocks;
+          break;
+        }
+      }
+      i += length;
+    }
+  }
+}
+
+/**
+ * A TcpRepr rewritten for every segment (`TcpRepr.readInto`): the receive path's one, so that
+ * reading a segment allocates nothing. Valid until the next segment is read into it.
+ */
+export class ReusedTcpRepr implements TcpRepr {
+  sourcePort = 0;
+  destinationPort = 0;
+  seq = 0;
+  ack = 0;
+  flags = 0;
+  window = 0;
+  urgentPointer = 0;
+  readonly options = new ReusedTcpOptions();
 }
 
 /** Reads the options this stack understands out of a checked option list. */
@@ -425,8 +570,26 @@ export const TcpRepr = {
       flags: packet.flags,
       window: packet.window,
       urgentPointer: packet.urgentPointer,
-      options: packet.headerLength > TCP_MIN_HEADER_LENGTH ? parseOptions(packet.bytes, TcpField.OPTIONS, packet.headerLength) : NO_OPTIONS,
+      options: packet.headerLength > TCP_MIN_HEADER_LENGTH ? parseOptions(packet.buffer, packet.start + TcpField.OPTIONS, packet.start + packet.headerLength) : NO_OPTIONS,
     };
+  },
+
+  /**
+   * `parse` into `into` instead of a new object: the fields read where they lie in the buffer,
+   * the options into `into.options` (absent ones cleared). Allocates nothing.
+   */
+  readInto(packet: TcpPacket, into: ReusedTcpRepr): ReusedTcpRepr {
+    const b = packet.buffer;
+    const o = packet.start;
+    into.sourcePort = (b[o]! << 8) | b[o + 1]!;
+    into.destinationPort = (b[o + 2]! << 8) | b[o + 3]!;
+    into.seq = readU32(b, o + TcpField.SEQ);
+    into.ack = readU32(b, o + TcpField.ACK);
+    into.flags = b[o + TcpField.FLAGS]!;
+    into.window = (b[o + TcpField.WINDOW]! << 8) | b[o + TcpField.WINDOW + 1]!;
+    into.urgentPointer = (b[o + TcpField.URGENT_POINTER]! << 8) | b[o + TcpField.URGENT_POINTER + 1]!;
+    into.options.read(b, o + TcpField.OPTIONS, o + packet.headerLength);
+    return into;
   },
 
   /** Header length in bytes for these options (20 + options, at most 60). */
@@ -450,29 +613,34 @@ export const TcpRepr = {
   emit(repr: TcpRepr, payload: Uint8Array | SegmentData, buffer: Uint8Array, source: TcpAddress, destination: TcpAddress, offset = 0, partialChecksum = false): void {
     const headerLength = TcpRepr.headerLength(repr);
     if (headerLength > TCP_MAX_HEADER_LENGTH) throw new RangeError(`TCP options of ${headerLength - 20} bytes do not fit in 40`);
-    const b = buffer.subarray(offset, offset + headerLength + payload.length);
-    b[0] = repr.sourcePort >>> 8;
-    b[1] = repr.sourcePort & 0xff;
-    b[2] = repr.destinationPort >>> 8;
-    b[3] = repr.destinationPort & 0xff;
-    writeU32(b, TcpField.SEQ, repr.seq);
-    writeU32(b, TcpField.ACK, repr.flags & TcpFlag.ACK ? repr.ack : 0);
-    b[TcpField.DATA_OFFSET] = (headerLength / 4) << 4;
-    b[TcpField.FLAGS] = repr.flags & 0xff;
-    b[TcpField.WINDOW] = repr.window >>> 8;
-    b[TcpField.WINDOW + 1] = repr.window & 0xff;
-    b[TcpField.CHECKSUM] = 0;
-    b[TcpField.CHECKSUM + 1] = 0;
-    b[TcpField.URGENT_POINTER] = repr.urgentPointer >>> 8;
-    b[TcpField.URGENT_POINTER + 1] = repr.urgentPointer & 0xff;
-    emitOptions(repr.options, b, TcpField.OPTIONS);
+    // written at `offset` into the buffer itself: a view of the segment per send costs more than the header's writes
+    const b = buffer;
+    const o = offset;
+    const length = headerLength + payload.length;
+    if (o + length > b.length) throw new RangeError(`a segment of ${length} bytes does not fit at ${o} in ${b.length}`);
+    b[o] = repr.sourcePort >>> 8;
+    b[o + 1] = repr.sourcePort & 0xff;
+    b[o + 2] = repr.destinationPort >>> 8;
+    b[o + 3] = repr.destinationPort & 0xff;
+    writeU32(b, o + TcpField.SEQ, repr.seq);
+    writeU32(b, o + TcpField.ACK, repr.flags & TcpFlag.ACK ? repr.ack : 0);
+    b[o + TcpField.DATA_OFFSET] = (headerLength / 4) << 4;
+    b[o + TcpField.FLAGS] = repr.flags & 0xff;
+    b[o + TcpField.WINDOW] = repr.window >>> 8;
+    b[o + TcpField.WINDOW + 1] = repr.window & 0xff;
+    b[o + TcpField.CHECKSUM] = 0;
+    b[o + TcpField.CHECKSUM + 1] = 0;
+    b[o + TcpField.URGENT_POINTER] = repr.urgentPointer >>> 8;
+    b[o + TcpField.URGENT_POINTER + 1] = repr.urgentPointer & 0xff;
+    emitOptions(repr.options, b, o + TcpField.OPTIONS);
     if (payload.length > 0) {
-      if (payload instanceof Uint8Array) b.set(payload, headerLength);
-      else payload.copyTo(b, headerLength);
+      if (payload instanceof Uint8Array) b.set(payload, o + headerLength);
+      else payload.copyTo(b, o + headerLength);
     }
-    const sum = partialChecksum ? foldChecksum(tcpPseudoHeaderSum(source, destination, b.length)) : tcpChecksum(b, source, destination);
-    b[TcpField.CHECKSUM] = sum >>> 8;
-    b[TcpField.CHECKSUM + 1] = sum & 0xff;
+    const pseudo = tcpPseudoHeaderSum(source, destination, length);
+    const sum = partialChecksum ? foldChecksum(pseudo) : internetChecksum(b, pseudo, o, o + length);
+    b[o + TcpField.CHECKSUM] = sum >>> 8;
+    b[o + TcpField.CHECKSUM + 1] = sum & 0xff;
   },
 };
 

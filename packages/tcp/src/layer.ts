@@ -35,7 +35,7 @@ import { TcpConnection, type ConnectionCounter, type ConnectionHost, type Connec
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
 import { TcpEventLog, type TcpLogSink } from './event-log.ts';
-import { formatTcp, IPV6_FIXED_HEADER_LENGTH, mssForMtu, tcp6ChecksumAt, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
+import { formatTcp, IPV6_FIXED_HEADER_LENGTH, mssForMtu, ReusedTcpRepr, tcp6ChecksumAt, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
 import { SequenceSecrets, type FourTuple } from './isn.ts';
 import type { SegmentData } from './send-buffer.ts';
 import { resetFor } from './reset.ts';
@@ -74,6 +74,7 @@ export const TCP_COUNTERS = [
   'TCPDSACKUndo',
   'TCPFullUndo',
   'TCPLossUndo',
+  'TCPTSReorder',
   'TCPSpuriousRTOs',
   'TCPOFOQueue',
   'TCPPureAcks',
@@ -177,9 +178,15 @@ class SegmentWriter implements PayloadWriter {
   destination: TcpAddress = IPV4_UNSPECIFIED;
   /** The link finishes the checksum (a super-frame): write the pseudo-header's sum only. */
   partialChecksum = false;
+  /** Header, options, data and checksum: every byte of the segment is written. */
+  readonly writesEveryByte = true;
 
   write(target: Uint8Array): void {
     TcpRepr.emit(this.repr!, this.payload, target, this.source, this.destination, 0, this.partialChecksum);
+  }
+
+  writeAt(frame: Uint8Array, offset: number): void {
+    TcpRepr.emit(this.repr!, this.payload, frame, this.source, this.destination, offset, this.partialChecksum);
   }
 }
 
@@ -207,6 +214,11 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private challengeWindowStart = 0;
   private challengeCount = 0;
   private isClosed = false;
+  /** The receive path's one segment view and Repr, re-pointed and rewritten for each segment. */
+  private readonly rxSegment = new TcpPacket(EMPTY);
+  private readonly rxRepr = new ReusedTcpRepr();
+  /** A segment is being handled (one fed in from inside it gets a view and a Repr of its own). */
+  private receiving = false;
   /** Connections whose ACK waits for the end of the batch being received (ackCoalescing). */
   private readonly acksDue: TcpConnection[] = [];
 
@@ -322,8 +334,8 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   input(packet: Ipv4Packet, info: Ipv4DeliveryInfo): void {
     const c = this.counters;
     if (info.destinationKind !== 'unicast') return c.inc('rx_not_unicast');
-    const payload = packet.payload;
-    const segment = this.checkSegment(payload);
+    const start = packet.payloadOffset;
+    const segment = this.checkSegment(packet.buffer, start, start + packet.payloadLength);
     if (!segment) return;
     const source = packet.source;
     const destination = packet.destination;
@@ -333,14 +345,13 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       return c.inc('InCsumErrors');
     }
     // A super-frame counts as the segments it stands for, as Linux counts a GRO'd skb.
-    if (offload !== undefined && offload.gso === 'tcpv4') this.inSegs.value += segmentsIn(segment.payload.length, offload.segmentSize);
+    if (offload !== undefined && offload.gso === 'tcpv4') this.inSegs.value += segmentsIn(segment.payloadLength, offload.segmentSize);
     else this.inSegs.value++;
-    if (logging()) log('in  %s', formatTcp(payload, source, destination));
-    const repr = TcpRepr.parse(segment);
-    const data = segment.payload;
-    const connection = this.connections.get(source, repr.sourcePort, repr.destinationPort);
-    if (connection) return this.toConnection(connection, repr, data);
-    this.toListener(repr, data, source, destination);
+    if (logging()) log('in  %s', formatTcp(segment.bytes, source, destination));
+    const connection = this.connections.get(source, segment.sourcePort, segment.destinationPort);
+    if (connection) return this.toConnection(connection, segment);
+    // a listener may keep what it reads (a SYN's options in a new connection): a Repr of its own
+    this.toListener(TcpRepr.parse(segment), segment.payload, source, destination);
   }
 
   /**
@@ -355,39 +366,57 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     // RFC 1122 4.2.3.10 for IPv6 too: a SYN to a group opens nothing (IPv6 hands us none unless asked).
     if (info.destinationKind !== 'unicast') return c.inc('rx_not_unicast');
     const payload = upperLayerMessage(packet, info);
-    const segment = this.checkSegment(payload);
+    const segment = this.checkSegment(payload, 0, payload.length);
     if (!segment) return;
     const header = packet.bytes;
     const offload = info.offload;
-    if (!checksumVouched(offload, ETHERNET_HEADER_LENGTH + info.payloadOffset) && tcp6ChecksumAt(segment.bytes, header) !== 0) {
+    if (!checksumVouched(offload, ETHERNET_HEADER_LENGTH + info.payloadOffset) && tcp6ChecksumAt(payload, header) !== 0) {
       c.inc('InErrs');
       c.inc('InCsumErrors');
       return c.inc('Tcp6InCsumErrors');
     }
     // a TSO6 super-frame counts as the segments it stands for
-    const segments = offload !== undefined && offload.gso === 'tcpv6' ? segmentsIn(segment.payload.length, offload.segmentSize) : 1;
+    const segments = offload !== undefined && offload.gso === 'tcpv6' ? segmentsIn(segment.payloadLength, offload.segmentSize) : 1;
     this.inSegs.value += segments;
     c.inc('Tcp6InSegs', segments);
     if (logging()) log('in  %s', formatTcp(payload, packet.source, packet.destination));
-    const repr = TcpRepr.parse(segment);
-    const data = segment.payload;
     // source then destination: bytes 8..40 of the fixed header, the order the table keeps them in
-    const connection = this.connections.getIpv6At(header, 8, repr.sourcePort, repr.destinationPort);
-    if (connection) return this.toConnection(connection, repr, data);
-    this.toListener(repr, data, packet.source, packet.destination);
+    const connection = this.connections.getIpv6At(header, 8, segment.sourcePort, segment.destinationPort);
+    if (connection) return this.toConnection(connection, segment);
+    this.toListener(TcpRepr.parse(segment), segment.payload, packet.source, packet.destination);
   }
 
-  /** The header checked (lengths, data offset, options); a failure is counted under its reason. */
-  private checkSegment(payload: Uint8Array): TcpPacket | undefined {
-    const checked = TcpPacket.check(payload);
-    if (checked.ok) return checked.value;
-    this.counters.inc('InErrs');
-    this.counters.inc(CHECK_FAILURE_COUNTER[checked.reason]);
-    return undefined;
+  /**
+   * The header at `buffer[start..end)` checked (lengths, data offset, options) and the layer's one
+   * view re-pointed at it (a view of its own when a segment arrives from inside another's
+   * handling); a failure is counted under its reason.
+   */
+  private checkSegment(buffer: Uint8Array, start: number, end: number): TcpPacket | undefined {
+    const failure = TcpPacket.checkAt(buffer, start, end);
+    if (failure !== undefined) {
+      this.counters.inc('InErrs');
+      this.counters.inc(CHECK_FAILURE_COUNTER[failure]);
+      return undefined;
+    }
+    if (this.receiving) return new TcpPacket(buffer, start, end);
+    this.rxSegment.repoint(buffer, start, end);
+    return this.rxSegment;
   }
 
-  private toConnection(connection: TcpConnection, repr: TcpRepr, data: Uint8Array): void {
-    connection.input(repr, data);
+  /**
+   * A segment for a connection, read into the layer's one reused Repr: the connection reads it
+   * during `input` and keeps values, never the Repr or its options. A segment fed in from inside
+   * that (re-entry) gets a Repr of its own.
+   */
+  private toConnection(connection: TcpConnection, segment: TcpPacket): void {
+    const reentered = this.receiving;
+    const repr = reentered ? TcpRepr.parse(segment) : TcpRepr.readInto(segment, this.rxRepr);
+    this.receiving = true;
+    try {
+      connection.input(repr, segment.payload);
+    } finally {
+      this.receiving = reentered;
+    }
     if (this.eventLog) this.eventLog.changed(connection);
   }
 

@@ -15,9 +15,9 @@ afterEach(() => {
 const FIELDS = ['t', 'event', 'local', 'remote', 'state', 'cwnd', 'ssthresh', 'srtt', 'rttvar', 'rto', 'inflight'];
 const SERVER = '10.0.0.2:80';
 
-/** B serves `bytes` on port 80; A fetches them over a wire that drops `drop` of what reaches A. */
-async function transfer(bytes: number, drop: number, tcpLog: (e: TcpLogEvent) => void): Promise<Pair> {
-  const p = pair({ faults: { drop, direction: 'rx', seed: 3 }, latencyMs: 5, tcp: { tcpLog } });
+/** B serves `bytes` on port 80; A fetches them over a wire that drops `drop` of what reaches A (or reorders `reorder` of it). */
+async function transfer(bytes: number, drop: number, tcpLog: (e: TcpLogEvent) => void, reorder = 0): Promise<Pair> {
+  const p = pair({ faults: { drop, reorder, direction: 'rx', seed: 3 }, latencyMs: 5, tcp: { tcpLog } });
   pairs.push(p);
   const data = pattern(bytes);
   p.b.tcp
@@ -123,6 +123,52 @@ describe('tcpLog: one JSON line per connection event', () => {
     expect(server.filter((e) => e.event === 'retransmit').length).toBe(p.b.tcp.counters.get('RetransSegs'));
     // RFC 6298 5.5: each timeout at least doubles the RTO it fired with (up to the 120 s ceiling).
     for (const t of timeouts) expect(t.rto).toBeGreaterThanOrEqual(400);
+  });
+
+  it('a transfer over a wire that reorders: each undo the sender counted is an undo line, its window and threshold back up', async () => {
+    const events: TcpLogEvent[] = [];
+    const p = await transfer(512 * 1024, 0, (e) => events.push(e), 0.02);
+    expect(p.faultsA!.faultCounters.get('reordered')).toBeGreaterThan(0);
+    const undos = events.filter((e) => e.local === SERVER && e.event === 'undo');
+    const c = p.b.tcp.counters;
+    const counted = c.get('TCPDSACKUndo') + c.get('TCPFullUndo') + c.get('TCPPartialUndo') + c.get('TCPLossUndo');
+    expect(counted).toBeGreaterThan(0);
+    expect(undos.length).toBe(counted);
+    for (const u of undos) {
+      expect(['dsack', 'full', 'partial', 'loss']).toContain(u.undo);
+      expect(u.cwndAfter!).toBeGreaterThanOrEqual(u.cwndBefore!);
+      // null is "infinite": an undo never lowers ssthresh
+      if (u.ssthreshAfter !== null) expect(u.ssthreshAfter!).toBeGreaterThanOrEqual(u.ssthreshBefore!);
+      expect(u.cwnd).toBeGreaterThanOrEqual(u.cwndAfter!);
+    }
+    expect(undos.filter((u) => u.undo === 'dsack').length).toBe(c.get('TCPDSACKUndo'));
+    // the client sent no data: nothing of its own to undo
+    expect(events.filter((e) => e.local !== SERVER && e.event === 'undo')).toEqual([]);
+  });
+
+  it('formats an undo record with its kind and the windows before and after it', () => {
+    const line = formatTcpLogEvent({
+      t: 0.25,
+      event: 'undo',
+      local: '10.0.0.2:80',
+      remote: '10.0.0.1:41866',
+      state: 'ESTABLISHED',
+      undo: 'partial',
+      cwndBefore: 7410,
+      ssthreshBefore: 4940,
+      cwndAfter: 14600,
+      ssthreshAfter: null,
+      cwnd: 18552,
+      ssthresh: null,
+      srtt: 10,
+      rttvar: 5,
+      rto: 200,
+      inflight: 5928,
+    });
+    expect(line).toBe(
+      '{"t":0.25,"event":"undo","local":"10.0.0.2:80","remote":"10.0.0.1:41866","state":"ESTABLISHED","undo":"partial","cwndBefore":7410,' +
+        '"ssthreshBefore":4940,"cwndAfter":14600,"ssthreshAfter":null,"cwnd":18552,"ssthresh":null,"srtt":10,"rttvar":5,"rto":200,"inflight":5928}',
+    );
   });
 
   it('formats a record as one JSON line, fields in the documented order', () => {

@@ -2,14 +2,16 @@
  * The sender's own view of a transfer, from a `--tcp-log` file (packages/tcp/src/event-log.ts):
  * cwnd, ssthresh and the bytes in flight against time on the left axis, the smoothed RTT on the
  * right one; each retransmission a red tick at the foot of the graph, each retransmission
- * timeout a dashed red line, each fast recovery a shaded band. Slow start is the steep climb of
- * cwnd, a loss the drop to ssthresh (fast recovery) or to one segment (timeout).
+ * timeout a dashed red line, each fast recovery a shaded band, each undo of a recovery that
+ * proved spurious a green triangle on the cwnd line where the window went back up (with a line
+ * from where it stood). Slow start is the steep climb of cwnd, a loss the drop to ssthresh (fast
+ * recovery) or to one segment (timeout).
  *
  * Reading is separate from drawing (`readTcpLog`, then `tcpLogSvg`), and reading never throws
  * on what it reads: lines that are not records are counted and skipped.
  */
 import type { TcpLogEvent } from '@tapstack/tcp';
-import { axes, clippedGroup, formatBytes, heading, legend, LinearScale, niceTicks, px, stepPath, svgDocument, timeAxis, type PlotArea } from './svg.ts';
+import { axes, clippedGroup, escapeXml, formatBytes, heading, legend, LinearScale, niceTicks, px, stepPath, svgDocument, timeAxis, type PlotArea } from './svg.ts';
 
 export interface TcpLogConnection {
   /** 1-based, in order of first appearance (--conn N). */
@@ -26,7 +28,7 @@ export interface TcpLog {
   readonly badLines: number;
 }
 
-const KINDS = new Set(['open', 'state', 'rtt', 'cwnd', 'retransmit', 'timeout', 'recovery-enter', 'recovery-exit']);
+const KINDS = new Set(['open', 'state', 'rtt', 'cwnd', 'retransmit', 'timeout', 'recovery-enter', 'recovery-exit', 'undo']);
 
 function isRecord(v: unknown): v is TcpLogEvent {
   if (typeof v !== 'object' || v === null) return false;
@@ -35,7 +37,9 @@ function isRecord(v: unknown): v is TcpLogEvent {
   const numOrNull = (k: string): boolean => r[k] === null || num(k);
   return (
     num('t') && typeof r.event === 'string' && KINDS.has(r.event) && typeof r.local === 'string' && typeof r.remote === 'string' &&
-    typeof r.state === 'string' && num('cwnd') && numOrNull('ssthresh') && numOrNull('srtt') && numOrNull('rttvar') && num('rto') && num('inflight')
+    typeof r.state === 'string' && num('cwnd') && numOrNull('ssthresh') && numOrNull('srtt') && numOrNull('rttvar') && num('rto') && num('inflight') &&
+    // an undo line carries its kind and the window before and after (the marker is drawn from them)
+    (r.event !== 'undo' || (typeof r.undo === 'string' && num('cwndBefore') && num('cwndAfter')))
   );
 }
 
@@ -76,7 +80,8 @@ const STYLE =
   '.retransmission{stroke:#d62728;stroke-width:1.5}.timeout{stroke:#d62728;stroke-width:1.2;stroke-dasharray:4 3}.recovery{fill:#d62728;fill-opacity:0.08}' +
   '.legend-cwnd{stroke:#1f3f8f;stroke-width:2}.legend-ssthresh{stroke:#ff7f0e;stroke-width:2;stroke-dasharray:6 3}.legend-inflight{stroke:#8c8c8c;stroke-width:2}' +
   '.legend-srtt{stroke:#2ca02c;stroke-width:2}.legend-retransmission{stroke:#d62728;stroke-width:3}.legend-timeout{stroke:#d62728;stroke-width:2;stroke-dasharray:4 3}' +
-  '.legend-recovery{stroke:#d62728;stroke-opacity:0.25;stroke-width:8}';
+  '.legend-recovery{stroke:#d62728;stroke-opacity:0.25;stroke-width:8}' +
+  '.undo{fill:#2ca02c;stroke:#1f3f8f;stroke-width:0.8}.undo-jump{stroke:#2ca02c;stroke-width:1.5;stroke-dasharray:2 2}.legend-undo{stroke:#2ca02c;stroke-width:6}';
 
 /** An SVG with one graph per connection, stacked. */
 export function tcpLogSvg(connections: readonly TcpLogConnection[], options: { width?: number; height?: number; timeRange?: readonly [number, number] } = {}): string {
@@ -118,6 +123,7 @@ function graphBody(c: TcpLogConnection, n: number, width: number, height: number
   const yRtt = new LinearScale(0, rttTop, area.bottom, area.top);
   const retransmits = events.filter((e) => e.event === 'retransmit' && inRange(e));
   const timeouts = events.filter((e) => e.event === 'timeout' && inRange(e));
+  const undos = events.filter((e) => e.event === 'undo' && inRange(e));
   const clipId = `tcp-log-${n}`;
 
   const out: string[] = [];
@@ -126,7 +132,7 @@ function graphBody(c: TcpLogConnection, n: number, width: number, height: number
       area,
       `connection ${c.index}: ${c.local} > ${c.remote}`,
       `${visible.length} events ${range ? `from ${range[0]} to ${range[1]} s` : `over ${last.toFixed(3)} s`}: ${retransmits.length} retransmissions, ${timeouts.length} timeouts, ` +
-        `${visible.filter((e) => e.event === 'recovery-enter').length} fast recoveries, ${visible.filter((e) => e.event === 'rtt').length} RTT samples`,
+        `${visible.filter((e) => e.event === 'recovery-enter').length} fast recoveries, ${undos.length} undone, ${visible.filter((e) => e.event === 'rtt').length} RTT samples`,
     ),
   );
   out.push(
@@ -138,6 +144,7 @@ function graphBody(c: TcpLogConnection, n: number, width: number, height: number
       { className: 'retransmission', label: 'retransmission' },
       { className: 'timeout', label: 'timeout' },
       { className: 'recovery', label: 'fast recovery' },
+      { className: 'undo', label: 'undo' },
     ]),
   );
   out.push(
@@ -171,8 +178,20 @@ function graphBody(c: TcpLogConnection, n: number, width: number, height: number
     const at = px(x.at(e.t - t0));
     out.push(`<line class="retransmission" x1="${at}" y1="${px(area.bottom)}" x2="${at}" y2="${px(area.bottom - 12)}"/>`);
   }
+  // An undo: from the window before it up to the window after it, a triangle at the top, its kind on hover.
+  for (const e of undos) out.push(undoMark(x.at(e.t - t0), y, e));
   out.push('</g>');
   return out.join('\n');
+}
+
+function undoMark(at: number, y: LinearScale, e: TcpLogEvent): string {
+  const after = y.at(e.cwndAfter ?? e.cwnd);
+  const before = y.at(e.cwndBefore ?? e.cwnd);
+  const title = `<title>${escapeXml(`undo (${e.undo ?? '?'}): cwnd ${e.cwndBefore ?? '?'} to ${e.cwndAfter ?? e.cwnd}`)}</title>`;
+  return (
+    `<line class="undo-jump" x1="${px(at)}" y1="${px(before)}" x2="${px(at)}" y2="${px(after)}"/>` +
+    `<path class="undo" d="M${px(at)} ${px(after - 5)}L${px(at + 5)} ${px(after + 4)}L${px(at - 5)} ${px(after + 4)}Z">${title}</path>`
+  );
 }
 
 function band(x: LinearScale, area: PlotArea, from: number, to: number): string {
