@@ -19,6 +19,15 @@
 //                              native arena, copies them into ONE new ArrayBuffer, writes the
 //                              frame lengths into `lengths` (a Uint32Array owned by JS) and
 //                              makes ONE call into JS: onFrames(buffer, count).
+//   handle.start(..., ioThreads = true)
+//                              the same, with the system calls on two threads of the addon
+//                              instead (see "The I/O threads" below): a reader thread fills
+//                              batches and wakes the loop with uv_async_send, a writer thread
+//                              writes the batches writeBatch hands it. No uv_poll then.
+//   handle.takeTxFailures(status)
+//                              with the threads: frames the writer could not write, not yet
+//                              reported by a writeBatch (close() asks after the writer stopped).
+//   handle.txRoom()            with the threads: frames writeBatch takes now without parking them.
 //   handle.write(frame, header?)
 //                              write(2) on the non-blocking fd, on the calling thread (no thread
 //                              pool): bytes written, or -errno (-EAGAIN when the queue is full).
@@ -69,7 +78,14 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 namespace {
 
@@ -83,6 +99,76 @@ static_assert(kSlot >= 65535 + 14 + sizeof(struct virtio_net_hdr_mrg_rxbuf), "a 
 constexpr uint32_t kMaxBatch = 256;
 // 256 full 1500-MTU frames need 388 KB; the arena also holds at least 16 jumbo frames.
 constexpr size_t kArena = 16 * kSlot;
+
+// The I/O threads (start(..., ioThreads = true)). The tun driver takes one frame per write(2) and
+// gives one per read(2); on the plain path that is ~73,500 system calls per 100 MiB each way, and
+// on the main thread they share one core with the JavaScript that builds and parses the frames.
+// With the threads, a writer thread does the writes and a reader thread the reads, beside the
+// JavaScript, on the machine's other core. Both hand batches over through small fixed rings, so
+// neither side can make the other grow: a full ring stops the producer (JS sees backpressure, the
+// reader stops reading and the kernel's queue holds or drops, as it does today).
+//
+// Send side: a ring of kTxBuffers batches. A batch is a copy of what JS staged (frames back to back
+// and their lengths): JS may refill its staging buffer as soon as writeBatch returns.
+constexpr uint32_t kTxBuffers = 4;
+constexpr size_t kTxBufferBytes = 512 * 1024 + kSlot;  // JS stages 512 KiB at most; one write() frame at most kSlot
+// Batches of at most this many frames go out on the calling thread when the writer is idle: a
+// ping-pong's single frame does not pay a thread wake-up (measured: docs/01-link.md).
+constexpr uint32_t kDirectWriteFrames = 2;
+// Receive side: a ring of kRxBuffers batches, each an arena like the one above.
+constexpr uint32_t kRxBuffers = 4;
+
+struct TxBatch {
+  uint8_t* bytes = nullptr;  // kTxBufferBytes, allocated at start
+  uint32_t lengths[kMaxBatch];
+  uint32_t count = 0;
+};
+
+struct RxBatch {
+  uint8_t* bytes = nullptr;  // kArena, allocated at start
+  uint32_t lengths[kMaxBatch];
+  uint32_t count = 0;
+  size_t used = 0;
+};
+
+// Everything the threads share with the main thread. Who owns what:
+//  - tx[i]: a batch in [tx_head, tx_head + tx_pending) (mod kTxBuffers) belongs to the writer thread
+//    from the moment the main thread raises tx_pending (under tx_mutex) until the writer lowers it
+//    again after its last write(2) of that batch; every other batch belongs to the main thread,
+//    which fills the one at tx_head + tx_pending before it raises tx_pending.
+//  - rx[i]: a batch in [rx_head, rx_head + rx_ready) belongs to the main thread from the moment the
+//    reader raises rx_ready until the main thread has copied it into an ArrayBuffer and raised
+//    rx_head (both under rx_mutex); the one at rx_head + rx_ready (when rx_ready < kRxBuffers) is the
+//    reader's, which it fills; the rest are free.
+//  - the threads never touch napi values, the lengths array of JS, or the uv handles except
+//    uv_async_send (the one libuv call that is safe from any thread).
+struct IoThreads {
+  std::thread writer;
+  std::thread reader;
+  int stop_fd = -1;  // eventfd: written once by close() to wake a thread blocked in poll()
+  std::atomic<bool> stop{false};
+
+  std::mutex tx_mutex;
+  std::condition_variable tx_wake;  // main -> writer: a batch was submitted, or stop
+  TxBatch tx[kTxBuffers];
+  uint32_t tx_head = 0;     // under tx_mutex
+  uint32_t tx_pending = 0;  // under tx_mutex
+  std::atomic<bool> want_writable{false};   // main thread waits for a free tx batch
+  std::atomic<int32_t> tx_failed{0};        // frames the kernel refused (not EAGAIN), not yet reported
+  std::atomic<int32_t> tx_last_errno{0};
+
+  std::mutex rx_mutex;
+  std::condition_variable rx_wake;  // main -> reader: a batch was taken, or stop
+  RxBatch rx[kRxBuffers];
+  uint32_t rx_head = 0;   // under rx_mutex
+  uint32_t rx_ready = 0;  // under rx_mutex
+  std::atomic<int> rx_error{0};  // the reader's read(2) failed with this errno and it stopped
+  // The reader holds a batch open while the main thread has not taken the last one (it is busy
+  // with JavaScript): the batch grows instead of the ring filling with batches of one frame. When
+  // the main thread takes, it writes taken_fd so that the held batch goes up at once.
+  int taken_fd = -1;
+  std::atomic<bool> reader_holding{false};
+};
 
 struct Tap {
   napi_env env = nullptr;
@@ -102,6 +188,11 @@ struct Tap {
   uint32_t* lengths = nullptr;
   napi_async_context async_context = nullptr;
   uint8_t* arena = nullptr;
+  // With I/O threads: no uv_poll; the threads wake the loop with `wake`.
+  IoThreads* io = nullptr;
+  uv_async_t wake;
+  bool error_reported = false;
+  bool cleanup_hook = false;
 };
 
 const char* errno_name(int err) {
@@ -160,9 +251,17 @@ void throw_errno(napi_env env, int err, const char* syscall) {
 void maybe_free(Tap* t) {
   if (t->handle_closed && t->finalized) {
     free(t->arena);
+    if (t->io) {
+      for (TxBatch& b : t->io->tx) free(b.bytes);
+      for (RxBatch& b : t->io->rx) free(b.bytes);
+      delete t->io;
+    }
     delete t;
   }
 }
+
+void stop_threads(Tap* t);
+void cleanup_threads(void* data);
 
 void on_handle_closed(uv_handle_t* handle) {
   Tap* t = static_cast<Tap*>(handle->data);
@@ -182,7 +281,16 @@ void drop_ref(napi_env env, napi_ref* ref) {
 void close_tap(Tap* t, bool in_finalizer) {
   if (t->closed) return;
   t->closed = true;
-  if (t->started) {
+  if (t->io) {
+    // The threads go first (before the fd closes under them, and before the async handle they
+    // wake): stop_threads joins them, after the writer has written what it was given.
+    stop_threads(t);
+    if (t->cleanup_hook) {
+      napi_remove_env_cleanup_hook(t->env, cleanup_threads, t);
+      t->cleanup_hook = false;
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&t->wake), on_handle_closed);
+  } else if (t->started) {
     uv_poll_stop(&t->poll);  // also removes the fd from epoll before we close it
     uv_close(reinterpret_cast<uv_handle_t*>(&t->poll), on_handle_closed);
   } else {
@@ -311,6 +419,301 @@ void on_poll(uv_poll_t* handle, int status, int events) {
   }
 }
 
+
+// ---- The I/O threads ----------------------------------------------------------------------
+
+enum class Woken { device, taken, stop };
+
+// Blocks until `fd` has `events`, close() wrote stop_fd, or (with `taken`) the main thread took the
+// ready batches. POLLERR/POLLHUP count as the device: the next read/write says why.
+Woken wait_for(Tap* t, short events, bool taken = false) {
+  IoThreads* io = t->io;
+  struct pollfd fds[3] = {{t->fd, events, 0}, {io->stop_fd, POLLIN, 0}, {io->taken_fd, POLLIN, 0}};
+  for (;;) {
+    if (io->stop.load()) return Woken::stop;
+    int r = poll(fds, taken ? 3 : 2, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || fds[1].revents) return Woken::stop;
+    if (taken && fds[2].revents) {
+      uint64_t n;
+      if (read(io->taken_fd, &n, sizeof n) < 0) {
+        // EAGAIN: another wake-up took it first; nothing to do
+      }
+      return Woken::taken;
+    }
+    return Woken::device;
+  }
+}
+
+// The writer thread: takes submitted batches in order and writes their frames in order, one
+// write(2) each. EAGAIN (the device queue is full) waits for POLLOUT and tries the same frame again,
+// so nothing is reordered or skipped; a frame the kernel refuses otherwise is counted in tx_failed.
+// After stop it still writes what it was given (close() flushes the last ACK or RST first), unless
+// the device would make it wait: then the rest is counted as failed.
+void writer_main(Tap* t) {
+  IoThreads* io = t->io;
+  for (;;) {
+    uint32_t index;
+    {
+      std::unique_lock<std::mutex> lock(io->tx_mutex);
+      io->tx_wake.wait(lock, [io] { return io->tx_pending > 0 || io->stop.load(); });
+      if (io->tx_pending == 0) return;  // stopped, nothing left
+      index = io->tx_head;
+    }
+    // tx[index] is ours until tx_pending drops below.
+    TxBatch& batch = io->tx[index];
+    const uint8_t* at = batch.bytes;
+    for (uint32_t i = 0; i < batch.count; i++) {
+      uint32_t length = batch.lengths[i];
+      ssize_t n;
+      for (;;) {
+        n = write(t->fd, at, length);
+        if (n >= 0 || errno == EINTR) {
+          if (n >= 0) break;
+          continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+        if (wait_for(t, POLLOUT) == Woken::stop) {
+          errno = ECANCELED;
+          break;
+        }
+      }
+      if (n < 0) {
+        io->tx_failed.fetch_add(1);
+        io->tx_last_errno.store(errno);
+      }
+      at += length;
+    }
+    {
+      std::lock_guard<std::mutex> lock(io->tx_mutex);
+      io->tx_head = (io->tx_head + 1) % kTxBuffers;
+      io->tx_pending--;
+      // From here tx[index] is the main thread's again.
+    }
+    if (io->want_writable.load()) uv_async_send(&t->wake);
+  }
+}
+
+// The reader thread: fills the free batch at rx_head + rx_ready with read(2)s until the device has
+// nothing more (EAGAIN) or the batch is full, then hands it over (rx_ready++) and wakes the loop.
+// With every batch handed over and not yet taken it waits, and reads nothing: the kernel's queue
+// holds what comes (and drops past txqueuelen), as when the main thread is busy without threads.
+void reader_main(Tap* t) {
+  IoThreads* io = t->io;
+  for (;;) {
+    uint32_t index;
+    {
+      std::unique_lock<std::mutex> lock(io->rx_mutex);
+      io->rx_wake.wait(lock, [io] { return io->rx_ready < kRxBuffers || io->stop.load(); });
+      if (io->stop.load()) return;
+      index = (io->rx_head + io->rx_ready) % kRxBuffers;
+    }
+    // rx[index] is ours until we raise rx_ready.
+    RxBatch& batch = io->rx[index];
+    batch.count = 0;
+    batch.used = 0;
+    int err = 0;
+    while (batch.count < kMaxBatch && kArena - batch.used >= kSlot) {
+      ssize_t n = read(t->fd, batch.bytes + batch.used, kSlot);
+      if (n > 0) {
+        batch.lengths[batch.count++] = static_cast<uint32_t>(n);
+        batch.used += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        err = errno;
+        break;
+      }
+      if (batch.count > 0) {
+        // What we have goes up now if the main thread has nothing to do; if it has not yet taken
+        // the last batch, it is busy: hold this one open and read on until it takes that one.
+        io->reader_holding.store(true);
+        uint32_t ready;
+        {
+          std::lock_guard<std::mutex> lock(io->rx_mutex);
+          ready = io->rx_ready;
+        }
+        if (ready == 0) {
+          io->reader_holding.store(false);
+          break;
+        }
+        Woken woken = wait_for(t, POLLIN, true);
+        io->reader_holding.store(false);
+        if (woken == Woken::stop) return;
+        if (woken == Woken::taken) break;
+        continue;
+      }
+      if (wait_for(t, POLLIN) == Woken::stop) return;
+    }
+    if (err) io->rx_error.store(err);
+    if (batch.count > 0) {
+      std::lock_guard<std::mutex> lock(io->rx_mutex);
+      io->rx_ready++;
+      // From here rx[index] is the main thread's.
+    }
+    uv_async_send(&t->wake);
+    if (err) return;  // the device failed (deleted?): the main thread reports it
+  }
+}
+
+// Stops and joins both threads. Only the main thread (or the env's cleanup) calls it; no napi.
+void stop_threads(Tap* t) {
+  IoThreads* io = t->io;
+  if (!io || io->stop.exchange(true)) return;
+  uint64_t one = 1;
+  if (write(io->stop_fd, &one, sizeof one) < 0) {
+    // an eventfd write fails only on overflow; the flag and the condition variables still stop them
+  }
+  {
+    std::lock_guard<std::mutex> lock(io->tx_mutex);
+  }
+  io->tx_wake.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(io->rx_mutex);
+  }
+  io->rx_wake.notify_all();
+  if (io->writer.joinable()) io->writer.join();
+  if (io->reader.joinable()) io->reader.join();
+  close(io->stop_fd);
+  close(io->taken_fd);
+  io->stop_fd = io->taken_fd = -1;
+}
+
+// The process is ending with the device still open (unref): the threads stop before Node does.
+void cleanup_threads(void* data) {
+  Tap* t = static_cast<Tap*>(data);
+  t->cleanup_hook = false;
+  stop_threads(t);
+}
+
+// Frames the writer could not write since the last call: added to status[0] (last errno in status[1]).
+void take_tx_failures(Tap* t, int32_t* status) {
+  if (!t->io) return;
+  int32_t failed = t->io->tx_failed.exchange(0);
+  if (failed > 0) {
+    status[0] += failed;
+    status[1] = t->io->tx_last_errno.load();
+  }
+}
+
+// Main thread: hands over everything the reader has ready, up to kMaxBatch frames per onFrames call
+// (several ready batches join into one ArrayBuffer), and frees each batch before calling JS so the
+// reader can go on reading while JS works.
+void deliver_ready(Tap* t) {
+  IoThreads* io = t->io;
+  while (!t->closed) {
+    uint32_t head, ready;
+    {
+      std::lock_guard<std::mutex> lock(io->rx_mutex);
+      head = io->rx_head;
+      ready = io->rx_ready;
+    }
+    if (ready == 0) return;
+    // Which of the ready batches fit one call.
+    uint32_t take = 0, count = 0;
+    size_t used = 0;
+    while (take < ready) {
+      RxBatch& b = io->rx[(head + take) % kRxBuffers];
+      if (take > 0 && count + b.count > kMaxBatch) break;
+      count += b.count;
+      used += b.used;
+      take++;
+    }
+    napi_env env = t->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    void* data = nullptr;
+    napi_value buffer = nullptr;
+    bool ok = napi_create_arraybuffer(env, used, &data, &buffer) == napi_ok;
+    uint32_t at = 0;
+    size_t offset = 0;
+    for (uint32_t i = 0; i < take; i++) {
+      RxBatch& b = io->rx[(head + i) % kRxBuffers];
+      if (ok) {
+        memcpy(static_cast<uint8_t*>(data) + offset, b.bytes, b.used);  // the one copy per frame
+        memcpy(t->lengths + at, b.lengths, b.count * sizeof(uint32_t));
+      }
+      offset += b.used;
+      at += b.count;
+    }
+    {
+      std::lock_guard<std::mutex> lock(io->rx_mutex);
+      io->rx_head = (io->rx_head + take) % kRxBuffers;
+      io->rx_ready -= take;
+      // From here those batches are the reader's again.
+    }
+    io->rx_wake.notify_one();
+    if (io->reader_holding.load()) {
+      uint64_t one = 1;
+      if (write(io->taken_fd, &one, sizeof one) < 0) {
+        // cannot overflow in practice; the reader also goes up at its next EAGAIN
+      }
+    }
+    if (ok) {
+      napi_value count_value;
+      napi_create_uint32(env, count, &count_value);
+      napi_value argv[2] = {buffer, count_value};
+      call_js(t, t->on_frames, 2, argv);
+    }
+    napi_close_handle_scope(env, scope);
+  }
+}
+
+// Main thread, on uv_async_send from either thread: frames first, then a read error (after the
+// frames that came before it), then a free send batch for a sender that waits for one.
+void on_wake(uv_async_t* handle) {
+  Tap* t = static_cast<Tap*>(handle->data);
+  if (t->closed) return;
+  IoThreads* io = t->io;
+  deliver_ready(t);
+  if (t->closed) return;
+  int err = io->rx_error.load();
+  if (err && !t->error_reported) {
+    uint32_t ready;
+    {
+      std::lock_guard<std::mutex> lock(io->rx_mutex);
+      ready = io->rx_ready;
+    }
+    if (ready == 0) {
+      t->error_reported = true;
+      report_error(t, err, "read");
+      if (t->closed) return;
+    }
+  }
+  if (io->want_writable.load()) {
+    bool free_batch;
+    {
+      std::lock_guard<std::mutex> lock(io->tx_mutex);
+      free_batch = io->tx_pending < kTxBuffers;
+    }
+    if (free_batch) {
+      napi_handle_scope scope;
+      napi_open_handle_scope(t->env, &scope);
+      call_js(t, t->on_writable, 0, nullptr);
+      napi_close_handle_scope(t->env, scope);
+    }
+  }
+}
+
+// Main thread: the batch the writer takes next, or -1 when all are in flight. The caller fills it
+// and then calls submit(); until then the writer does not look at it.
+int free_tx_batch(IoThreads* io, bool* writer_idle) {
+  std::lock_guard<std::mutex> lock(io->tx_mutex);
+  if (writer_idle) *writer_idle = io->tx_pending == 0;
+  if (io->tx_pending == kTxBuffers) return -1;
+  return static_cast<int>((io->tx_head + io->tx_pending) % kTxBuffers);
+}
+
+void submit_tx_batch(IoThreads* io) {
+  {
+    std::lock_guard<std::mutex> lock(io->tx_mutex);
+    io->tx_pending++;
+    // From here the batch is the writer's.
+  }
+  io->tx_wake.notify_one();
+}
+
 Tap* unwrap_this(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
   napi_value self;
   if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok) return nullptr;
@@ -347,10 +750,37 @@ bool typed_array_data(napi_env env, napi_value value, napi_typedarray_type want,
   return false;
 }
 
-// start(lengths: Uint32Array, onFrames, onWritable, onError)
+napi_value start_threads(napi_env env, Tap* t, uv_loop_t* loop) {
+  IoThreads* io = new IoThreads();
+  bool ok = true;
+  for (TxBatch& b : io->tx) ok = ok && (b.bytes = static_cast<uint8_t*>(malloc(kTxBufferBytes))) != nullptr;
+  for (RxBatch& b : io->rx) ok = ok && (b.bytes = static_cast<uint8_t*>(malloc(kArena))) != nullptr;
+  io->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  io->taken_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int err = !ok ? ENOMEM : io->stop_fd < 0 || io->taken_fd < 0 ? errno : 0;
+  int r = err ? 0 : uv_async_init(loop, &t->wake, on_wake);
+  if (err || r < 0) {
+    for (TxBatch& b : io->tx) free(b.bytes);
+    for (RxBatch& b : io->rx) free(b.bytes);
+    if (io->stop_fd >= 0) close(io->stop_fd);
+    if (io->taken_fd >= 0) close(io->taken_fd);
+    delete io;
+    throw_errno(env, err ? err : -r, err ? "malloc/eventfd" : "uv_async_init");
+    return nullptr;
+  }
+  t->wake.data = t;
+  t->io = io;
+  t->started = true;
+  io->writer = std::thread(writer_main, t);
+  io->reader = std::thread(reader_main, t);
+  if (napi_add_env_cleanup_hook(env, cleanup_threads, t) == napi_ok) t->cleanup_hook = true;
+  return nullptr;
+}
+
+// start(lengths: Uint32Array, onFrames, onWritable, onError, ioThreads?: boolean)
 napi_value Start(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   Tap* t = unwrap_open(env, info, &argc, argv);
   if (!t) return nullptr;
   if (t->started) {
@@ -390,6 +820,13 @@ napi_value Start(napi_env env, napi_callback_info info) {
 
   uv_loop_t* loop = nullptr;
   CHECK(napi_get_uv_event_loop(env, &loop));
+  bool io_threads = false;
+  if (argc >= 5) {
+    napi_valuetype vt;
+    CHECK(napi_typeof(env, argv[4], &vt));
+    if (vt == napi_boolean) CHECK(napi_get_value_bool(env, argv[4], &io_threads));
+  }
+  if (io_threads) return start_threads(env, t, loop);
   int r = uv_poll_init(loop, &t->poll, t->fd);
   if (r < 0) {
     throw_errno(env, -r, "uv_poll_init");
@@ -426,6 +863,26 @@ napi_value Write(napi_env env, napi_callback_info info) {
   if (vt != napi_undefined &&
       !typed_array_data(env, argv[1], napi_uint8_array, "tap addon: the header must be a Uint8Array", &header, &header_length)) {
     return nullptr;
+  }
+  if (t->io) {
+    // Behind what the writer holds, never around it: an idle writer lets us write here and now,
+    // otherwise the frame becomes a batch of its own (or waits, -EAGAIN, when all are in flight).
+    bool idle = false;
+    int index = free_tx_batch(t->io, &idle);
+    if (index < 0 || (!idle && header_length + length > kTxBufferBytes)) {
+      CHECK(napi_create_int32(env, -EAGAIN, &result));
+      return result;
+    }
+    if (!idle) {
+      TxBatch& batch = t->io->tx[index];  // ours until submitted
+      if (header_length > 0) memcpy(batch.bytes, header, header_length);
+      memcpy(batch.bytes + header_length, data, length);
+      batch.lengths[0] = static_cast<uint32_t>(header_length + length);
+      batch.count = 1;
+      submit_tx_batch(t->io);
+      CHECK(napi_create_int32(env, static_cast<int32_t>(header_length + length), &result));
+      return result;
+    }
   }
   ssize_t n;
   if (header_length > 0) {
@@ -472,10 +929,45 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
   const uint8_t* at = static_cast<const uint8_t*>(frames);
   size_t left = frames_length;
   uint32_t done = 0;
+  int direct_index = -1;  // with the threads: the free batch that takes what the direct writes could not
   if (t->closed) {
     status[0] += static_cast<int32_t>(count);
     status[1] = EBADF;
     done = count;
+  } else if (t->io) {
+    IoThreads* io = t->io;
+    take_tx_failures(t, status);
+    // The frames that lie inside `frames`; the rest are refused, as below.
+    uint32_t valid = 0;
+    size_t total = 0;
+    while (valid < count && lengths[valid] <= frames_length - total) total += lengths[valid++];
+    if (total > kTxBufferBytes || count > kMaxBatch) {
+      napi_throw_range_error(env, nullptr, "tap addon: writeBatch larger than a send batch (512 KiB, 256 frames)");
+      return nullptr;
+    }
+    bool idle = false;
+    int index = free_tx_batch(io, &idle);
+    if (idle && valid == count && count <= kDirectWriteFrames) {
+      // a few frames and nothing in flight: written below, on this thread, in order
+      direct_index = index;
+    } else if (index < 0) {
+      // Every batch is in flight: nothing taken, the caller parks the frames and waits for
+      // onWritable (wantWritable(true)), which comes when the writer frees a batch.
+      napi_value result;
+      CHECK(napi_create_uint32(env, 0, &result));
+      return result;
+    } else {
+      if (valid < count) {
+        status[0] += static_cast<int32_t>(count - valid);
+        status[1] = EINVAL;
+      }
+      TxBatch& batch = io->tx[index];  // ours until submitted
+      memcpy(batch.bytes, frames, total);
+      memcpy(batch.lengths, lengths, valid * sizeof(uint32_t));
+      batch.count = valid;
+      if (valid > 0) submit_tx_batch(io);
+      done = count;
+    }
   }
   for (; done < count; done++) {
     size_t length = lengths[done];
@@ -489,7 +981,23 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
     do {
       n = write(t->fd, at, length);
     } while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (direct_index >= 0) {
+        // The device is full: the rest goes to the writer, which waits for POLLOUT (the batch is
+        // free and ours: the writer was idle and only this thread submits).
+        TxBatch& batch = t->io->tx[direct_index];
+        size_t bytes = 0;
+        batch.count = 0;
+        for (uint32_t i = done; i < count; i++) {
+          batch.lengths[batch.count++] = lengths[i];
+          bytes += lengths[i];
+        }
+        memcpy(batch.bytes, at, bytes);  // all inside `frames`: checked above (valid == count)
+        submit_tx_batch(t->io);
+        done = count;
+      }
+      break;
+    }
     if (n < 0) {
       status[0]++;
       status[1] = errno;
@@ -502,10 +1010,47 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// takeTxFailures(status: Int32Array): frames the writer thread could not write since the last
+// writeBatch, added to status[0] (the last errno in status[1]). For close(), after the writer is joined.
+napi_value TakeTxFailures(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Tap* t = unwrap_this(env, info, &argc, argv);
+  if (!t) return nullptr;
+  void* status_data;
+  size_t status_count;
+  if (argc < 1 || !typed_array_data(env, argv[0], napi_int32_array, "tap addon: takeTxFailures takes an Int32Array", &status_data, &status_count)) return nullptr;
+  if (status_count < 2) {
+    napi_throw_range_error(env, nullptr, "tap addon: status shorter than 2");
+    return nullptr;
+  }
+  take_tx_failures(t, static_cast<int32_t*>(status_data));
+  return nullptr;
+}
+
+// txRoom(): with the threads, the frames writeBatch can take now without parking them (the free
+// send batches, kMaxBatch frames each); without, -1 (no limit of ours: the kernel's EAGAIN is).
+napi_value TxRoom(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Tap* t = unwrap_this(env, info, &argc, nullptr);
+  if (!t) return nullptr;
+  int32_t room = -1;
+  if (t->io && !t->closed) {
+    std::lock_guard<std::mutex> lock(t->io->tx_mutex);
+    room = static_cast<int32_t>((kTxBuffers - t->io->tx_pending) * kMaxBatch);
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, room, &result));
+  return result;
+}
+
 napi_value ReadNow(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   Tap* t = unwrap_this(env, info, &argc, nullptr);
-  if (t && t->started && !t->closed) read_batch(t);
+  if (t && t->started && !t->closed) {
+    if (t->io) deliver_ready(t);  // what the reader has ready (it reads on by itself)
+    else read_batch(t);
+  }
   return nullptr;
 }
 
@@ -518,6 +1063,12 @@ napi_value WantWritable(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_bool(env, argv[0], &on));
   if (on == t->want_writable) return nullptr;
   t->want_writable = on;
+  if (t->io) {
+    t->io->want_writable.store(on);
+    // A batch may have been freed before the flag was up: look once more, on the loop.
+    if (on) uv_async_send(&t->wake);
+    return nullptr;
+  }
   int r = uv_poll_start(&t->poll, UV_READABLE | (on ? UV_WRITABLE : 0), on_poll);
   if (r < 0) throw_errno(env, -r, "uv_poll_start");
   return nullptr;
@@ -528,7 +1079,7 @@ napi_value set_keeps_loop_alive(napi_env env, napi_callback_info info, bool keep
   size_t argc = 0;
   Tap* t = unwrap_this(env, info, &argc, nullptr);
   if (!t || !t->started || t->closed) return nullptr;
-  uv_handle_t* handle = reinterpret_cast<uv_handle_t*>(&t->poll);
+  uv_handle_t* handle = t->io ? reinterpret_cast<uv_handle_t*>(&t->wake) : reinterpret_cast<uv_handle_t*>(&t->poll);
   if (keep) {
     uv_ref(handle);
   } else {
@@ -761,7 +1312,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
     napi_callback cb;
   } methods[] = {
       {"start", Start},   {"write", Write}, {"writeBatch", WriteBatch}, {"readNow", ReadNow}, {"wantWritable", WantWritable}, {"configure", Configure},
-      {"hostMac", HostMac}, {"ref", Ref},   {"unref", Unref},               {"close", Close},
+      {"hostMac", HostMac}, {"takeTxFailures", TakeTxFailures}, {"txRoom", TxRoom}, {"ref", Ref},   {"unref", Unref},               {"close", Close},
   };
   for (const Method& m : methods) {
     CHECK(napi_create_function(env, m.name, NAPI_AUTO_LENGTH, m.cb, nullptr, &fn));

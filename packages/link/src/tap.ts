@@ -13,6 +13,12 @@
  * tun driver takes one frame per write. A full device queue (EAGAIN) parks the frames not yet
  * written in a bounded queue that drains when the fd turns writable.
  *
+ * That is the path with `ioThreads: false`. By default (`ioThreads: true`) the same read(2)s and
+ * write(2)s run on two threads of the addon beside the JavaScript: a reader thread fills batches
+ * and wakes the loop, a writer thread writes the batches writeBatch hands it (a copy, so the
+ * staging buffer is free again at once). What JavaScript sees is the same: batches of frames in,
+ * batches out, frames parked when the addon's four send buffers are all in flight.
+ *
  * With `vnetHeader: true` the device also carries a virtio-net header in front of every frame
  * (virtio-net.ts): the kernel then hands us TCP super-frames of up to 64 KB with checksums it
  * vouches for, and takes ours, so one system call moves up to 64 KB. Received frames come up
@@ -106,6 +112,13 @@ export interface TapOptions {
   vnetHeader?: boolean;
   /** The header's length with `vnetHeader`: 10 (struct virtio_net_hdr, the default) or 12. */
   vnetHeaderLength?: 10 | 12;
+  /**
+   * Do the read(2)s and write(2)s on two threads of the addon, beside the JavaScript (default
+   * true). The tun driver moves one frame per system call, so on the plain path the system calls
+   * are most of the work; with the threads they run on another core. false: everything on the
+   * main thread, as the chapter first explains it (docs/01-link.md).
+   */
+  ioThreads?: boolean;
 }
 
 export interface HostConfig {
@@ -171,6 +184,8 @@ export interface TapHandle {
     onFrames: (buffer: ArrayBuffer, count: number) => void,
     onWritable: () => void,
     onError: (error: NativeError) => void,
+    /** Read and write on threads of the addon (TapOptions.ioThreads); a handle may ignore it. */
+    ioThreads?: boolean,
   ): void;
   /** Bytes written, or -errno. With `header` (virtio-net header mode) it goes in front, in the same write. */
   write(frame: Uint8Array, header?: Uint8Array): number;
@@ -181,6 +196,13 @@ export interface TapHandle {
    * last errno in status[1]. Optional: a handle without it gets one `write` per frame, at once.
    */
   writeBatch?(frames: Uint8Array, lengths: Uint32Array, count: number, status: Int32Array): number;
+  /**
+   * With I/O threads: frames the writer thread could not write since the last writeBatch, added to
+   * status[0] (the last errno in status[1]); close() asks once more after the writer stopped. Optional.
+   */
+  takeTxFailures?(status: Int32Array): void;
+  /** With I/O threads: frames writeBatch would take now (free send buffers); -1 without. Optional. */
+  txRoom?(): number;
   /** Reads what the device holds now and hands it to onFrames before returning (Link.receivePending). Optional. */
   readNow?(): void;
   wantWritable(on: boolean): void;
@@ -206,6 +228,8 @@ const EAGAIN = 11;
 const TX_STAGING_BYTES = 512 * 1024;
 const TX_STAGING_FRAMES = 256;
 const DEFAULT_SEND_BURST_LIMIT = 256;
+/** TapOptions.ioThreads: measured in docs/01-link.md. */
+const DEFAULT_IO_THREADS = true;
 
 const VNET_PROBLEM_COUNTER: Record<VirtioNetProblem, TapCounterName> = {
   truncated: 'rx_vnet_truncated',
@@ -305,6 +329,8 @@ export class TapDevice extends BaseLink {
   private isRef = true;
   /** 0 for plain frames; 10 or 12 in virtio-net header mode. */
   readonly vnetHeaderLength: number;
+  /** Whether the system calls run on the addon's threads (TapOptions.ioThreads). */
+  readonly ioThreads: boolean;
   /** The header written in front of the next frame (vnet mode), reused for every write. */
   private readonly txHeader: Uint8Array;
   /** Staged frames (each behind its virtio-net header, in vnet mode), back to back, and their lengths. */
@@ -337,6 +363,7 @@ export class TapDevice extends BaseLink {
     maxBatch: number,
     vnetHeaderLength: number,
     sendBurstLimit: number,
+    ioThreads: boolean,
   ) {
     super(handle.ifname, mac, mtu);
     this.burstLimit = sendBurstLimit;
@@ -353,7 +380,9 @@ export class TapDevice extends BaseLink {
       (buffer, count) => this.onFrames(buffer, count),
       () => this.onWritable(),
       (error) => this.onDeviceError(error),
+      ioThreads,
     );
+    this.ioThreads = ioThreads;
   }
 
   /** Opens (creates) the device. Throws TapError with a message that names the fix. */
@@ -371,6 +400,7 @@ export class TapDevice extends BaseLink {
       maxBatch?: number;
       vnetHeaderLength?: 0 | 10 | 12;
       sendBurstLimit?: number;
+      ioThreads?: boolean;
     } = {},
   ): TapDevice {
     return new TapDevice(
@@ -382,6 +412,7 @@ export class TapDevice extends BaseLink {
       options.maxBatch ?? 256,
       options.vnetHeaderLength ?? 0,
       options.sendBurstLimit ?? DEFAULT_SEND_BURST_LIMIT,
+      options.ioThreads ?? false,
     );
   }
 
@@ -417,7 +448,7 @@ export class TapDevice extends BaseLink {
       handle.close();
       throw new TapError('EINVAL_OPTION', `sendBurstLimit ${burst} must be a whole number >= 0`);
     }
-    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst);
+    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, options.ioThreads ?? DEFAULT_IO_THREADS);
     log('opened %s%s, mac %s, mtu %d%s', device.ifname, netns ? ` in netns ${netns}` : '', device.mac, mtu, vnetHeaderLength ? `, virtio-net header ${vnetHeaderLength} bytes` : '');
     return device;
   }
@@ -498,9 +529,17 @@ export class TapDevice extends BaseLink {
     return true;
   }
 
-  /** See TapOptions.sendBurstLimit. */
+  /**
+   * See TapOptions.sendBurstLimit. With I/O threads also no more than the addon's send buffers
+   * can take now (at least 1): the writer thread may be slower than the JavaScript that stages
+   * (each write(2) runs the kernel's receive path), and a sender that went on regardless would
+   * fill the parking queue and lose frames to tx_dropped_queue_full. TCP reads this once per run.
+   */
   override get sendBurstLimit(): number {
-    return this.burstLimit;
+    const room = this.ioThreads && !this.closed ? (this.handle.txRoom?.() ?? -1) : -1;
+    if (room < 0) return this.burstLimit;
+    const left = Math.max(1, room - this.txStaged - this.txQueueLength);
+    return this.burstLimit > 0 ? Math.min(this.burstLimit, left) : left;
   }
 
   /** Frames staged for the next batch write. */
@@ -521,8 +560,12 @@ export class TapDevice extends BaseLink {
     if (staging === undefined) return this.writeNow(frame, header);
     const length = this.vnetHeaderLength + frame.length;
     if (this.txStaged === TX_STAGING_FRAMES || this.txStagedBytes + length > staging.length) this.flush();
-    // Frames parked after EAGAIN go first: behind them, not around them.
-    if (this.txHead < this.txQueue.length) return this.enqueue(frame, header);
+    // Frames parked after EAGAIN go first: behind them, not around them. (With I/O threads a
+    // flush the addon had no room for keeps its frames staged: a frame that does not fit beside
+    // them is parked behind them.)
+    if (this.txHead < this.txQueue.length || this.txStaged === TX_STAGING_FRAMES || this.txStagedBytes + length > staging.length) {
+      return this.enqueue(frame, header);
+    }
     // The one copy on the way out: the caller may reuse its buffer once send() returns.
     if (header) staging.set(header, this.txStagedBytes);
     staging.set(frame, this.txStagedBytes + this.vnetHeaderLength);
@@ -551,10 +594,15 @@ export class TapDevice extends BaseLink {
     const done = this.handle.writeBatch!(staging, this.txLengths, count, status);
     this.txBatches.value++;
     if (count > this.txBatchMax.value) this.txBatchMax.value = count;
-    if (status[0]! > 0) {
-      this.tapCounters.inc('tx_write_errors', status[0]!);
-      if (log.enabled) log('write on %s failed for %d frame(s): errno %d', this.ifname, status[0], status[1]);
-      status[0] = 0;
+    this.countWriteFailures();
+    if (done === 0 && this.ioThreads) {
+      // All the addon's send buffers are in flight: the frames stay staged, as they are, until
+      // it frees one (onWritable), instead of a copy each in the parking queue.
+      this.txStaged = count;
+      this.txStagedBytes = this.txLengths.subarray(0, count).reduce((sum, length) => sum + length, 0);
+      this.tapCounters.inc('tx_eagain');
+      this.handle.wantWritable(true);
+      return;
     }
     if (done < count) {
       this.tapCounters.inc('tx_eagain');
@@ -620,6 +668,11 @@ export class TapDevice extends BaseLink {
   }
 
   private onWritable(): void {
+    if (this.txStaged > 0) {
+      this.flush(); // frames kept staged while the addon's send buffers were full (I/O threads)
+      if (this.txStaged > 0) return;
+    }
+    if (this.txStaging !== undefined) return this.drainParked(this.txStaging);
     while (this.txHead < this.txQueue.length) {
       const frame = this.txQueue[this.txHead]!;
       const n = this.handle.write(frame);
@@ -630,6 +683,44 @@ export class TapDevice extends BaseLink {
     this.txQueue = [];
     this.txHead = 0;
     this.handle.wantWritable(false);
+  }
+
+  /**
+   * The parked frames, in order, through writeBatch: staged again a batch at a time (with I/O
+   * threads a single write() could only become a batch of one frame). Stops where the device (or
+   * the writer thread's ring) takes no more; the next onWritable goes on from there.
+   */
+  private drainParked(staging: Uint8Array): void {
+    while (this.txHead < this.txQueue.length) {
+      let count = 0;
+      let bytes = 0;
+      for (let i = this.txHead; i < this.txQueue.length && count < TX_STAGING_FRAMES; i++) {
+        const frame = this.txQueue[i]!;
+        if (bytes + frame.length > staging.length) break;
+        staging.set(frame, bytes);
+        this.txLengths[count++] = frame.length;
+        bytes += frame.length;
+      }
+      const status = this.txStatus;
+      const done = this.handle.writeBatch!(staging, this.txLengths, count, status);
+      this.txBatches.value++;
+      this.countWriteFailures();
+      for (let i = 0; i < done; i++) this.txQueue[this.txHead++] = undefined as unknown as Uint8Array;
+      if (done < count) return; // still full: wait for the next writable wake-up
+    }
+    this.txQueue = [];
+    this.txHead = 0;
+    this.handle.wantWritable(false);
+  }
+
+  /** Adds the frames writeBatch (or the writer thread) reported refused to tx_write_errors. */
+  private countWriteFailures(): void {
+    const status = this.txStatus;
+    if (status[0]! > 0) {
+      this.tapCounters.inc('tx_write_errors', status[0]!);
+      if (log.enabled) log('write on %s failed for %d frame(s): errno %d', this.ifname, status[0], status[1]);
+      status[0] = 0;
+    }
   }
 
   private onFrames(buffer: ArrayBuffer, count: number): void {
@@ -700,7 +791,9 @@ export class TapDevice extends BaseLink {
 
   protected release(): void {
     this.flush(); // what was sent before close() goes out (a RST, the last ACK)
-    this.handle.close();
+    this.handle.close(); // with I/O threads: after the writer wrote what it holds, and stopped
+    this.handle.takeTxFailures?.(this.txStatus);
+    this.countWriteFailures();
     this.txQueue = [];
     this.txHead = 0;
     log('closed %s', this.ifname);

@@ -274,11 +274,50 @@ describe('TapDevice send batching (scripted handle with writeBatch)', () => {
     expect(tap.send(new Uint8Array([7]))).toBe(false); // behind a full queue: dropped, not reordered
     handle.room = Infinity;
     handle.onWritable();
-    expect(handle.written).toEqual([[3], [4], [5]]);
+    // the parked frames go out staged again, as one batch (with I/O threads a single write()
+    // would become a batch of its own)
+    expect(handle.batches.at(-1)).toEqual([[3], [4], [5]]);
+    expect(handle.written).toEqual([]);
     expect(handle.writableWanted).toBe(false);
     tap.send(new Uint8Array([8]));
     await Promise.resolve();
     expect(handle.batches.at(-1)).toEqual([[8]]);
+  });
+
+  it('with I/O threads: a batch the addon has no room for stays staged, in order, and the burst limit is the room left', async () => {
+    /** Plays the addon's threaded writeBatch: all of a batch, or nothing while its buffers are in flight. */
+    class ThreadedHandle extends BatchingHandle {
+      ringRoom = 512;
+      override writeBatch(frames: Uint8Array, lengths: Uint32Array, count: number, status: Int32Array): number {
+        if (count > this.ringRoom) return 0;
+        this.ringRoom -= count;
+        return super.writeBatch(frames, lengths, count, status);
+      }
+      txRoom(): number {
+        return this.ringRoom;
+      }
+    }
+    const handle = new ThreadedHandle();
+    const tap = TapDevice.fromHandle(handle, { ioThreads: true, sendBurstLimit: 256 });
+    expect(tap.sendBurstLimit).toBe(256);
+    handle.ringRoom = 3;
+    expect(tap.sendBurstLimit).toBe(3);
+    for (let i = 1; i <= 5; i++) tap.send(new Uint8Array([i]));
+    expect(tap.sendBurstLimit).toBe(1); // never 0, which would mean no limit
+    await Promise.resolve();
+    expect(handle.batches).toEqual([]); // 5 frames, room for 3: nothing taken
+    expect(tap.txStagedFrames).toBe(5); // kept staged, not copied into the parking queue
+    expect(tap.txQueueLength).toBe(0);
+    expect(tap.tapCounters.get('tx_eagain')).toBe(1);
+    expect(handle.writableWanted).toBe(true);
+    tap.send(new Uint8Array([6]));
+    handle.ringRoom = 512;
+    handle.onWritable();
+    expect(handle.batches).toEqual([[[1], [2], [3], [4], [5], [6]]]);
+    expect(tap.txStagedFrames).toBe(0);
+    expect(handle.writableWanted).toBe(false);
+    expect(tap.counters.get('tx_frames')).toBe(6);
+    expect(tap.tapCounters.get('tx_dropped_queue_full')).toBe(0);
   });
 
   it('counts frames the kernel refuses and goes on with the rest', async () => {

@@ -12,7 +12,7 @@ import type { PlotCommand } from './plot/command.ts';
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
-                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr]
+                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--vnet-hdr] [--no-io-threads]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
                 [--link-delay MS[/JITTER]] [--link-reorder P[/MS]] [--tcp-log FILE] [--delayed-ack MS]
                 [--quickack] [--no-ack-coalescing]
@@ -47,6 +47,8 @@ export const USAGE = `usage:
   --vnet-hdr        the fast path: a virtio-net header on the TAP device, so TCP moves
                     super-frames of up to 64 KB per system call with checksums offloaded
                     (docs/01-link.md); counters tap.rx_gso_frames, tap.tx_gso_frames
+  --no-io-threads   do the TAP device's read(2)s and write(2)s on the main thread instead of
+                    the addon's two I/O threads (docs/01-link.md)
   --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
                     more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --link-reorder P[/MS]  hold back each frame with probability P (0-1, seeded) behind the
@@ -103,6 +105,8 @@ export interface DeviceOptions {
   trace: false | 'absolute' | 'relative';
   /** --vnet-hdr: open the device in virtio-net header mode (TapOptions.vnetHeader). */
   vnetHeader: boolean;
+  /** false with --no-io-threads (TapOptions.ioThreads). */
+  ioThreads: boolean;
   /** --tcp-log FILE: the TCP connection event log (JSON lines), or undefined. */
   tcpLog: string | undefined;
   /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
@@ -150,7 +154,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-io-threads|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-io-threads|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -259,6 +263,7 @@ export function parseCommand(argv: readonly string[]): Command {
         pcap: { type: 'string' },
         trace: { type: 'boolean' },
         'vnet-hdr': { type: 'boolean' },
+        'no-io-threads': { type: 'boolean' },
         'link-delay': { type: 'string' },
         'link-reorder': { type: 'string' },
         ...(command !== 'ping'
@@ -385,6 +390,7 @@ export function parseCommand(argv: readonly string[]): Command {
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
     vnetHeader: v['vnet-hdr'] === true,
+    ioThreads: v['no-io-threads'] !== true,
     tcpLog,
     linkDelay,
     ...(linkReorder !== undefined ? { linkReorder } : {}),

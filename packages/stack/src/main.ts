@@ -88,6 +88,7 @@ function openDevice(d: DeviceOptions, capture: PcapWriter | undefined): Link {
     ...(d.mac ? { mac: d.mac } : {}),
     ...(d.netns ? { netns: d.netns } : {}),
     ...(d.vnetHeader ? { vnetHeader: true } : {}),
+    ...(d.ioThreads ? {} : { ioThreads: false }),
   });
   // --no-host-config means what --help says: the kernel's side of the device is the user's to set
   // up (link up, addresses); we do not even bring it up.
