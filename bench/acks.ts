@@ -13,17 +13,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { benchOptions } from './options.ts';
 import { median } from './table.ts';
 import { LwipTcp, TapstackTcp, buildLwip, iperfUp, pingPong, type TcpTarget } from './tcp.ts';
 
-const args = process.argv.slice(2);
-function option(name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-}
-const rounds = option('--rounds', 3);
-const seconds = option('--seconds', 5);
-const pingPongs = option('--pingpongs', 5000);
+const { rounds, seconds, pingpongs: pingPongs } = benchOptions({ numbers: { rounds: 3, seconds: 5, pingpongs: 5000 } }).numbers;
 
 function counter(text: string, name: string): number {
   const m = new RegExp(`(^|\\s)${name.replace('.', '\\.')}\\s+(\\d+)`, 'm').exec(text);

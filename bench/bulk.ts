@@ -18,20 +18,15 @@ import { readFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { benchOptions } from './options.ts';
 import { median } from './table.ts';
 import { LwipTcp, TapstackTcp, buildLwip, curlDown, iperfUp, withFrameMode, type TcpTarget } from './tcp.ts';
 
-const args = process.argv.slice(2);
-function option(name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-}
-const rounds = option('--rounds', 3);
-const seconds = option('--seconds', 5);
-const mib = option('--mib', 100);
-const rows = (args.includes('--rows') ? args[args.indexOf('--rows') + 1]! : 'up,down').split(',');
-const tapstackOnly = args.includes('--tapstack-only');
-const extra = args.filter((a) => a.startsWith('--tapstack-arg=')).map((a) => a.slice('--tapstack-arg='.length));
+const options = benchOptions({ numbers: { rounds: 3, seconds: 5, mib: 100 }, lists: { rows: 'up,down' }, flags: ['tapstack-only'] });
+const { rounds, seconds, mib } = options.numbers;
+const rows = options.lists.rows;
+const tapstackOnly = options.flags['tapstack-only'];
+const extra = options.tapstackArgs;
 
 /** utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s). */
 function cpuSeconds(pid: number): number {

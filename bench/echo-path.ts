@@ -10,14 +10,18 @@
  */
 import { buildArpFrame } from '@tapstack/arp';
 import { IcmpRepr } from '@tapstack/icmp';
+import { Icmpv6Repr, NdiscRepr } from '@tapstack/icmpv6';
 import { Ipv4Repr } from '@tapstack/ipv4';
-import { BaseLink, EtherType, MacAddress, parseIpv4, type Ipv4Address } from '@tapstack/link';
+import { Ipv6Repr } from '@tapstack/ipv6';
+import { BaseLink, EtherType, Ipv6Address, MacAddress, buildEthernetFrame, ipv6, parseIpv4, type Ipv4Address } from '@tapstack/link';
 import { createStack, type Stack } from '@tapstack/stack';
 
 export const STACK_MAC = MacAddress.parse('02:00:00:00:00:02');
 export const PEER_MAC = MacAddress.parse('02:00:00:00:00:01');
 export const STACK_IP = parseIpv4('10.0.0.2');
 export const PEER_IP = parseIpv4('10.0.0.1');
+export const STACK_IP6 = ipv6('fd00:10::2');
+export const PEER_IP6 = ipv6('fd00:10::1');
 
 /** A link with nothing behind it but a counter (and an ARP answer for the pinger's address). */
 export class CountingLink extends BaseLink {
@@ -37,6 +41,11 @@ export class CountingLink extends BaseLink {
       this.answerArp(frame);
       return true;
     }
+    // a neighbour solicitation (ICMPv6 135 right after the fixed header): NDP's ARP
+    if (frame[12] === 0x86 && frame[13] === 0xdd && frame[20] === 58 && frame[54] === 135) {
+      this.answerNeighbourSolicitation(frame);
+      return true;
+    }
     this.sent++;
     this.sentBytes += frame.length;
     this.last = frame;
@@ -49,6 +58,26 @@ export class CountingLink extends BaseLink {
   }
 
   protected release(): void {}
+
+  /** The pinger's neighbour advertisement for PEER_IP6, when the stack solicits it (as the ARP answer). */
+  private answerNeighbourSolicitation(request: Uint8Array): void {
+    if (request.length < 78 || !PEER_IP6.equals(Ipv6Address.fromBytes(request, 62))) return;
+    const asker = Ipv6Address.fromBytes(request, 22);
+    const icmp = NdiscRepr.build(
+      { kind: 'neighbor-advertisement', router: false, solicited: true, override: true, target: PEER_IP6, options: [{ kind: 'target-link-layer-address', address: PEER_MAC }] },
+      PEER_IP6,
+      asker,
+    );
+    const ip = Ipv6Repr.build({ source: PEER_IP6, destination: asker, nextHeader: 58, hopLimit: 255, trafficClass: 0, flowLabel: 0 }, icmp);
+    this.arpAnswers.push(buildEthernetFrame({ destination: STACK_MAC, source: PEER_MAC, etherType: EtherType.IPV6 }, ip));
+    if (this.arpAnswers.length === 1) {
+      queueMicrotask(() => {
+        const answers = this.arpAnswers;
+        this.arpAnswers = [];
+        this.deliver(answers);
+      });
+    }
+  }
 
   private answerArp(request: Uint8Array): void {
     // A request (opcode 1) for the pinger's address: the pinger answers it.
@@ -102,6 +131,15 @@ export function echoRequestFrame(dataLength = 56, sequence = 1, identifier = 0x1
   return frame;
 }
 
+/** An Ethernet frame carrying an ICMPv6 echo request from PEER_IP6 to STACK_IP6 (`ping -6`'s). */
+export function echo6RequestFrame(dataLength = 56, sequence = 1, identifier = 0x1234): Uint8Array {
+  const data = new Uint8Array(dataLength);
+  for (let i = 0; i < dataLength; i++) data[i] = i & 0xff;
+  const icmp = Icmpv6Repr.build({ kind: 'echo-request', identifier, sequence, data }, PEER_IP6, STACK_IP6);
+  const ip = Ipv6Repr.build({ source: PEER_IP6, destination: STACK_IP6, nextHeader: 58, hopLimit: 64, trafficClass: 0, flowLabel: 0 }, icmp);
+  return buildEthernetFrame({ destination: STACK_MAC, source: PEER_MAC, etherType: EtherType.IPV6 }, ip);
+}
+
 /** The pinger's ARP request for the stack's address (how the kernel starts a ping). */
 export function arpRequestFrame(): Uint8Array {
   return buildArpFrame(MacAddress.BROADCAST, PEER_MAC, {
@@ -121,17 +159,24 @@ export interface EchoPath {
   close(): void;
 }
 
-/** A stack on a CountingLink with the pinger already known (it ARPed for us first). */
-export function createEchoPath(options: { batchSize?: number; dataLength?: number } = {}): EchoPath {
+/**
+ * A stack on a CountingLink with the pinger already known (it ARPed for us first). With `ipv6`
+ * the requests are ICMPv6 echoes to fd00:10::2 (no DAD, router solicitation or MLD, so nothing
+ * but the echoes and one neighbour solicitation goes out), and the first reply waits for NDP.
+ */
+export function createEchoPath(options: { batchSize?: number; dataLength?: number; ipv6?: boolean } = {}): EchoPath {
   const batchSize = options.batchSize ?? 32;
   const link = new CountingLink();
-  const stack = createStack({ link, ip: '10.0.0.2/24', arp: { announce: false } });
-  link.feed([arpRequestFrame()]);
+  const ndp = { dad: false, routerSolicitation: false, slaac: false, mld: false, delays: false };
+  const stack = createStack({ link, ip: '10.0.0.2/24', arp: { announce: false }, ...(options.ipv6 ? { ipv6: { addresses: ['fd00:10::2/64'], ndp } } : {}) });
+  const request = options.ipv6 ? echo6RequestFrame : echoRequestFrame;
+  if (options.ipv6) stack.start();
+  else link.feed([arpRequestFrame()]);
   // The frames of one wake-up back to back, as the addon's arena holds them after its reads.
-  const first = echoRequestFrame(options.dataLength ?? 56, 1);
+  const first = request(options.dataLength ?? 56, 1);
   const frameLength = first.length;
   const arena = new Uint8Array(frameLength * batchSize);
-  for (let i = 0; i < batchSize; i++) arena.set(i === 0 ? first : echoRequestFrame(options.dataLength ?? 56, i + 1), i * frameLength);
+  for (let i = 0; i < batchSize; i++) arena.set(i === 0 ? first : request(options.dataLength ?? 56, i + 1), i * frameLength);
   return {
     stack,
     link,

@@ -9,12 +9,19 @@
  *    and neighbour table size before and after.
  *  - arpFloodInMemory: 10,000 senders with 10,000 different addresses (only possible in memory: a
  *    real namespace here is limited to one /24). The table must stay within gc_thresh3.
+ *  - idleConnectionsInMemory: the heap per idle TCP connection between two in-memory stacks, and
+ *    what it is made of (bench/idle.ts --in-memory).
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
-import { setFlagsFromString } from 'node:v8';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { buildArpFrame } from '@tapstack/arp';
-import { MacAddress, VirtualClock, type Ipv4Address } from '@tapstack/link';
+import { MacAddress, MemoryLink, VirtualClock, type Ipv4Address } from '@tapstack/link';
 import { createStack } from '@tapstack/stack';
+import { tcpDiscard } from '../packages/stack/src/services.ts';
+import type { TcpSocket } from '@tapstack/tcp';
 import { CountingLink } from './echo-path.ts';
 import { ping } from './ping.ts';
 import { TapstackTarget } from './targets.ts';
@@ -152,5 +159,105 @@ export function arpFloodInMemory(senders: number): ArpFloodInMemoryResult {
     };
   } finally {
     stack.close();
+  }
+}
+
+export interface IdleConnectionsInMemoryResult {
+  connections: number;
+  /** Heap growth per idle connection, both ends counted (client and server are both tapstack). */
+  heapBytesPerPair: number;
+  /** What the growth is made of: V8's object kinds (constructor names) by bytes per connection pair. */
+  breakdown: { name: string; bytesPerPair: number; countPerPair: number }[];
+}
+
+/** Self sizes of the heap's objects by constructor name (one heap snapshot). */
+function heapByConstructor(): Map<string, { bytes: number; count: number }> {
+  const snapshot = JSON.parse(readHeapSnapshot()) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const fields = snapshot.snapshot.meta.node_fields;
+  const stride = fields.length;
+  const typeAt = fields.indexOf('type');
+  const nameAt = fields.indexOf('name');
+  const sizeAt = fields.indexOf('self_size');
+  const types = snapshot.snapshot.meta.node_types[0];
+  const out = new Map<string, { bytes: number; count: number }>();
+  for (let i = 0; i < snapshot.nodes.length; i += stride) {
+    const type = types[snapshot.nodes[i + typeAt]!]!;
+    const name = type === 'object' || type === 'closure' ? `${type === 'closure' ? 'closure ' : ''}${snapshot.strings[snapshot.nodes[i + nameAt]!]}` : `(${type})`;
+    const e = out.get(name) ?? { bytes: 0, count: 0 };
+    e.bytes += snapshot.nodes[i + sizeAt]!;
+    e.count++;
+    out.set(name, e);
+  }
+  return out;
+}
+
+function readHeapSnapshot(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'idle-heap-'));
+  try {
+    return readFileSync(writeHeapSnapshot(join(dir, 'h.heapsnapshot')), 'utf8');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `count` idle connections between two in-memory stacks (a client and a server with the discard
+ * service, as `tapstack up --tcp-discard 9` runs it) on the virtual clock: the heap's growth per
+ * connection, without the RSS's noise (allocator slack, code, other helpers' load). Both ends are
+ * tapstack, so the figure is a client's and a server's connection together; `breakdown` (a heap
+ * snapshot before and after) says what they are made of.
+ */
+export async function idleConnectionsInMemory(count: number, breakdown = true): Promise<IdleConnectionsInMemoryResult> {
+  const clock = new VirtualClock();
+  const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 1 });
+  const server = createStack({ link: wireB, ip: '10.0.0.2/24', clock, arp: { announce: false }, ipv6: false });
+  const client = createStack({ link: wireA, ip: '10.0.0.1/24', clock, arp: { announce: false }, ipv6: false });
+  const discard = tcpDiscard(server.tcp, 9);
+  const sockets: TcpSocket[] = [];
+  const settle = async (ms: number): Promise<void> => {
+    for (let i = 0; i < ms; i++) {
+      clock.advance(1);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  };
+  try {
+    // a warm-up (as the RSS row's 200): the paths compiled, ARP resolved, the tables' first growth
+    const warm = Array.from({ length: 200 }, () => client.tcp.connect({ host: '10.0.0.2', port: 9 }));
+    await settle(50);
+    for (const s of warm) s.destroy();
+    await settle(200);
+    collectGarbage();
+    const before = breakdown ? heapByConstructor() : undefined;
+    collectGarbage();
+    const heapBefore = process.memoryUsage().heapUsed;
+    for (let i = 0; i < count; i++) {
+      sockets.push(client.tcp.connect({ host: '10.0.0.2', port: 9 }));
+      if (i % 100 === 99) await settle(1);
+    }
+    await settle(1000); // handshakes done, delayed ACKs and the other first timers past
+    collectGarbage();
+    const heapAfter = process.memoryUsage().heapUsed;
+    const after = breakdown ? heapByConstructor() : undefined;
+    const established = server.tcp.connectionInfo().filter((c) => c.state === 'ESTABLISHED').length;
+    if (established !== count) throw new Error(`${established} of ${count} connections established`);
+    const rows: IdleConnectionsInMemoryResult['breakdown'] = [];
+    if (before && after) {
+      for (const [name, a] of after) {
+        const b = before.get(name) ?? { bytes: 0, count: 0 };
+        const bytes = (a.bytes - b.bytes) / count;
+        if (Math.abs(bytes) >= 4) rows.push({ name, bytesPerPair: Math.round(bytes), countPerPair: Math.round(((a.count - b.count) / count) * 100) / 100 });
+      }
+      rows.sort((x, y) => y.bytesPerPair - x.bytesPerPair);
+    }
+    return { connections: count, heapBytesPerPair: Math.round((heapAfter - heapBefore) / count), breakdown: rows };
+  } finally {
+    for (const s of sockets) s.destroy();
+    discard.close();
+    client.close();
+    server.close();
   }
 }

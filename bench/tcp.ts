@@ -326,7 +326,7 @@ export interface IdleConnections {
 }
 
 /** Opens `count` connections to the discard port from one client and holds them; RSS before and with them. */
-async function idleConnections(t: TcpTarget & { pid: number }, count: number, settleMs: number): Promise<IdleConnections | undefined> {
+export async function idleConnections(t: TcpTarget & { pid: number }, count: number, settleMs: number): Promise<IdleConnections | undefined> {
   // a warm-up: the accept path compiled and its first allocations made
   await t.client.run('python3', ['-c', IDLE_CONNECTIONS.replace('sys.stdin.read()', ''), ADDRESS, '9', '200'], 60_000);
   await sleep(settleMs);

@@ -104,10 +104,14 @@ export interface Icmpv6ErrorReport {
 }
 export type Icmpv6ErrorListener = (error: Icmpv6ErrorReport) => void;
 
-/** Receives the NDP messages (types 133-137): NDP parses and validates them (Ndp.input). */
+/**
+ * Receives the NDP messages (types 133-137): NDP parses and validates them (Ndp.input). IPv6's
+ * handler contract goes on up: `packet` is IPv6's one view, re-pointed at the next packet, so
+ * keep what is read from it (addresses, the hop limit), not it; `message` is a view of the bytes.
+ */
 export type NdpMessageHandler = (packet: Ipv6Packet, message: Uint8Array, linkSource: MacAddress | undefined) => void;
 
-/** Receives MLD queries (type 130): the host's listener part of MLD answers them (@tapstack/ndp). */
+/** Receives MLD queries (type 130): the host's listener part of MLD answers them (@tapstack/ndp). `packet` as for NDP. */
 export type MldQueryHandler = (packet: Ipv6Packet, message: Uint8Array) => void;
 
 export type Icmpv6ErrorOutcome = Ipv6SendOutcome | 'about_error' | 'about_group' | 'about_bad_source' | 'rate_limited_global' | 'rate_limited_host';
@@ -148,7 +152,7 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
       counters: this.counters,
       firstIdentifier: Math.floor((options.random ?? Math.random)() * 0x10000) & 0xffff,
     });
-    this.ipv6.register(ICMPV6, (packet, payload, info) => this.input(packet, payload, info), { multicast: true });
+    this.ipv6.register(ICMPV6, (packet, info) => this.input(packet, info), { multicast: true });
     this.ipv6.setErrorReporter(this);
   }
 
@@ -170,15 +174,24 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
   // ---------------------------------------------------------------------------------------
   // Receive
 
-  private input(packet: Ipv6Packet, message: Uint8Array, info: Ipv6DeliveryInfo): void {
+  /**
+   * IPv6's handler (its allocation-free contract: `packet` and `info` are re-pointed at the next
+   * packet, the bytes are ours). The checksum and an echo request are handled where the message
+   * lies; the rarer messages get a view of it of their own.
+   */
+  private input(packet: Ipv6Packet, info: Ipv6DeliveryInfo): void {
     const c = this.counters;
     this.rxMessages.value++;
-    if (message.length < 4) return c.inc('rx_truncated');
+    const b = packet.buffer;
+    const start = packet.start + info.payloadOffset;
+    const end = packet.end;
+    if (end - start < 4) return c.inc('rx_truncated');
     // RFC 4443 2.3: the sum over the pseudo-header and the whole message must come out as 0xffff.
-    const sum = checksumAdd(message, ipv6PseudoHeaderSumAt(packet.buffer, packet.sourceOffset, ICMPV6, message.length));
+    const sum = checksumAdd(b, ipv6PseudoHeaderSumAt(b, packet.sourceOffset, ICMPV6, end - start), start, end);
     if (foldChecksum(sum) !== 0xffff) return c.inc('rx_bad_checksum');
-    const type = message[0]!;
-    if (type === Type.ECHO_REQUEST) return this.answerEcho(packet, message, info);
+    const type = b[start]!;
+    if (type === Type.ECHO_REQUEST) return this.answerEcho(packet, start, info);
+    const message = b.subarray(start, end);
     if (type === Type.ECHO_REPLY) {
       if (message.length < 8) return c.inc('rx_truncated');
       c.inc('rx_echo_replies');
@@ -209,23 +222,32 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
    * pseudo-header's sum. To a multicast request the source must be one of our unicast addresses,
    * so the reply is a new packet with its checksum computed over the new pseudo-header.
    */
-  private answerEcho(request: Ipv6Packet, message: Uint8Array, info: Ipv6DeliveryInfo): void {
+  /** The in-place reply's send request, one rewritten per echo (sendInPlace reads it during the call only). */
+  private readonly echoReplyRequest = { destination: Ipv6Address.UNSPECIFIED, source: Ipv6Address.UNSPECIFIED, nextHeader: ICMPV6 };
+
+  private answerEcho(request: Ipv6Packet, start: number, info: Ipv6DeliveryInfo): void {
     this.rxEchoRequests.value++;
+    const b = request.buffer;
+    const end = request.end;
+    const so = request.sourceOffset;
+    // an unspecified (::) or multicast source gets no reply, read from the bytes
+    if (b[so] === 0xff || isUnspecifiedAt(b, so)) return this.counters.inc('tx_error_about_bad_source');
     const destination = request.source;
-    if (destination.isUnspecified || destination.isMulticast) return this.counters.inc('tx_error_about_bad_source');
     let outcome: Ipv6SendOutcome;
     const frame = info.frame;
     if (info.destinationKind === 'unicast' && frame !== undefined && info.payloadOffset === IPV6_HEADER_LENGTH) {
       const source = request.destination; // read before the header is rewritten
-      const checksum = updateChecksum((message[2]! << 8) | message[3]!, Type.ECHO_REQUEST << 8, Type.ECHO_REPLY << 8);
-      message[0] = Type.ECHO_REPLY;
-      message[2] = checksum >>> 8;
-      message[3] = checksum & 0xff;
-      const end = 14 + IPV6_HEADER_LENGTH + message.length;
-      outcome = this.ipv6.sendInPlace(frame.length === end ? frame : frame.subarray(0, end), { destination, source, nextHeader: ICMPV6 });
+      const checksum = updateChecksum((b[start + 2]! << 8) | b[start + 3]!, Type.ECHO_REQUEST << 8, Type.ECHO_REPLY << 8);
+      b[start] = Type.ECHO_REPLY;
+      b[start + 2] = checksum >>> 8;
+      b[start + 3] = checksum & 0xff;
+      const reply = this.echoReplyRequest;
+      reply.destination = destination;
+      reply.source = source;
+      outcome = this.ipv6.sendInPlace(frame.length === end ? frame : frame.subarray(0, end), reply);
     } else {
       const source = info.destinationKind === 'unicast' ? request.destination : this.ipv6.sourceFor(destination);
-      const reply = new Uint8Array(message);
+      const reply = b.slice(start, end);
       reply[0] = Type.ECHO_REPLY;
       reply[2] = 0;
       reply[3] = 0;
@@ -377,4 +399,10 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
 /** The Ethernet source of a frame (bytes 6-11). */
 function linkSourceOf(frame: Uint8Array): MacAddress | undefined {
   return frame.length >= 14 ? MacAddress.fromBytes(frame.subarray(6, 12)) : undefined;
+}
+
+/** The unspecified address (::) at `bytes[offset]`, read without making an address. */
+function isUnspecifiedAt(bytes: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < 16; i++) if (bytes[offset + i] !== 0) return false;
+  return true;
 }

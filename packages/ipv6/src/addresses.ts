@@ -101,12 +101,16 @@ export class Ipv6Addresses {
    * key cost more than comparing it with the few addresses an interface has (16 at most).
    */
   isAssigned(address: Ipv6Address): boolean {
-    const b = address.bytes;
+    return this.isAssignedAt(address.bytes, 0);
+  }
+
+  /** `isAssigned` for the 16 bytes at `bytes[offset]` (a received header's), without making an address. */
+  isAssignedAt(bytes: Uint8Array, offset: number): boolean {
     for (const e of this.entries.values()) {
       if (e.state !== 'preferred' && e.state !== 'deprecated') continue;
       const a = e.address.bytes;
       let i = 15;
-      while (i >= 0 && a[i] === b[i]) i--;
+      while (i >= 0 && a[i] === bytes[offset + i]) i--;
       if (i < 0) return true;
     }
     return false;

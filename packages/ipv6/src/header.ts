@@ -94,14 +94,41 @@ export type Ipv6CheckFailure = 'truncated' | 'bad_version' | 'bad_payload_length
  */
 export class Ipv6Packet {
   private view: Uint8Array | undefined;
+  private buf: Uint8Array;
+  private from: number;
+  private to: number;
 
   /** Wraps the packet at `buffer[start..end)` without checking; use `Ipv6Packet.check` for network input. */
-  constructor(
-    readonly buffer: Uint8Array,
-    readonly start = 0,
-    readonly end = buffer.length,
-  ) {
+  constructor(buffer: Uint8Array, start = 0, end = buffer.length) {
+    this.buf = buffer;
+    this.from = start;
+    this.to = end;
     if (start === 0 && end === buffer.length) this.view = buffer;
+  }
+
+  /** The bytes the packet lies in (a whole frame on the receive path: the packet from byte 14). */
+  get buffer(): Uint8Array {
+    return this.buf;
+  }
+  /** Where the packet starts in `buffer`. */
+  get start(): number {
+    return this.from;
+  }
+  /** Where it ends in `buffer`: 40 + payload length after `start` (Ethernet padding left out). */
+  get end(): number {
+    return this.to;
+  }
+
+  /**
+   * Points this view at another packet, `buffer[start..end)`, without checking: the receive
+   * path's one view, re-pointed at each packet instead of made anew (see `Ipv6Handler`).
+   * Anything that kept this view sees the new packet from now on.
+   */
+  repoint(buffer: Uint8Array, start: number, end: number): void {
+    this.buf = buffer;
+    this.from = start;
+    this.to = end;
+    this.view = undefined;
   }
 
   /**
@@ -112,12 +139,26 @@ export class Ipv6Packet {
    */
   static check(bytes: Uint8Array, options: { offset?: number } = {}): ParseResult<Ipv6Packet, Ipv6CheckFailure> {
     const start = options.offset ?? 0;
-    const length = bytes.length - start;
-    if (length < IPV6_HEADER_LENGTH) return fail('truncated');
-    if (bytes[start]! >>> 4 !== 6) return fail('bad_version');
-    const payloadLength = (bytes[start + 4]! << 8) | bytes[start + 5]!;
-    if (IPV6_HEADER_LENGTH + payloadLength > length) return fail('bad_payload_length');
-    return ok(new Ipv6Packet(bytes, start, start + IPV6_HEADER_LENGTH + payloadLength));
+    const failure = Ipv6Packet.checkAt(bytes, start);
+    if (failure !== undefined) return fail(failure);
+    return ok(new Ipv6Packet(bytes, start, Ipv6Packet.endAt(bytes, start)));
+  }
+
+  /**
+   * `check` where the packet lies, without making anything: the failure, or undefined for a
+   * good packet, which then ends at `Ipv6Packet.endAt(bytes, start)`. The layer's receive path
+   * re-points its one view (`repoint`), so a good packet costs no allocation.
+   */
+  static checkAt(bytes: Uint8Array, start: number): Ipv6CheckFailure | undefined {
+    if (bytes.length - start < IPV6_HEADER_LENGTH) return 'truncated';
+    if (bytes[start]! >>> 4 !== 6) return 'bad_version';
+    if (Ipv6Packet.endAt(bytes, start) > bytes.length) return 'bad_payload_length';
+    return undefined;
+  }
+
+  /** Where the packet at `bytes[start]` ends by its payload length field (40 + payload length on). */
+  static endAt(bytes: Uint8Array, start: number): number {
+    return start + IPV6_HEADER_LENGTH + ((bytes[start + Ipv6Field.PAYLOAD_LENGTH]! << 8) | bytes[start + Ipv6Field.PAYLOAD_LENGTH + 1]!);
   }
 
   /**
@@ -133,71 +174,72 @@ export class Ipv6Packet {
 
   /** The whole packet, header and payload (a view, made on first use). */
   get bytes(): Uint8Array {
-    return (this.view ??= this.buffer.subarray(this.start, this.end));
+    return (this.view ??= this.buf.subarray(this.from, this.to));
   }
 
   get version(): number {
-    return this.buffer[this.start]! >>> 4;
+    return this.buf[this.from]! >>> 4;
   }
   /** DSCP (6 bits) and ECN (2 bits), as in IPv4's second byte. */
   get trafficClass(): number {
-    return ((this.buffer[this.start]! & 0x0f) << 4) | (this.buffer[this.start + 1]! >>> 4);
+    return ((this.buf[this.from]! & 0x0f) << 4) | (this.buf[this.from + 1]! >>> 4);
   }
   get flowLabel(): number {
-    return ((this.buffer[this.start + 1]! & 0x0f) << 16) | (this.buffer[this.start + 2]! << 8) | this.buffer[this.start + 3]!;
+    return ((this.buf[this.from + 1]! & 0x0f) << 16) | (this.buf[this.from + 2]! << 8) | this.buf[this.from + 3]!;
   }
   get payloadLength(): number {
-    return (this.buffer[this.start + Ipv6Field.PAYLOAD_LENGTH]! << 8) | this.buffer[this.start + Ipv6Field.PAYLOAD_LENGTH + 1]!;
+    return (this.buf[this.from + Ipv6Field.PAYLOAD_LENGTH]! << 8) | this.buf[this.from + Ipv6Field.PAYLOAD_LENGTH + 1]!;
   }
   /** The type of what follows the fixed header: an extension header or the upper layer. */
   get nextHeader(): number {
-    return this.buffer[this.start + Ipv6Field.NEXT_HEADER]!;
+    return this.buf[this.from + Ipv6Field.NEXT_HEADER]!;
   }
   get hopLimit(): number {
-    return this.buffer[this.start + Ipv6Field.HOP_LIMIT]!;
+    return this.buf[this.from + Ipv6Field.HOP_LIMIT]!;
   }
+  /** The source address (one of the recent ones when its bytes match: see `recentAddressAt`). */
   get source(): Ipv6Address {
-    return Ipv6Address.fromBytes(this.buffer, this.start + Ipv6Field.SOURCE);
+    return recentAddressAt(this.buf, this.from + Ipv6Field.SOURCE);
   }
   get destination(): Ipv6Address {
-    return Ipv6Address.fromBytes(this.buffer, this.start + Ipv6Field.DESTINATION);
+    return recentAddressAt(this.buf, this.from + Ipv6Field.DESTINATION);
   }
   /** Where the source address starts in `buffer`. */
   get sourceOffset(): number {
-    return this.start + Ipv6Field.SOURCE;
+    return this.from + Ipv6Field.SOURCE;
   }
   /** Where the destination address starts in `buffer`. */
   get destinationOffset(): number {
-    return this.start + Ipv6Field.DESTINATION;
+    return this.from + Ipv6Field.DESTINATION;
   }
   /** True when the destination is multicast (ff00::/8), read without making an address. */
   get destinationIsMulticast(): boolean {
-    return this.buffer[this.start + Ipv6Field.DESTINATION] === 0xff;
+    return this.buf[this.from + Ipv6Field.DESTINATION] === 0xff;
   }
   /** The 40 header bytes (a view). */
   get header(): Uint8Array {
-    return this.buffer.subarray(this.start, this.start + IPV6_HEADER_LENGTH);
+    return this.buf.subarray(this.from, this.from + IPV6_HEADER_LENGTH);
   }
   /** Everything after the fixed header up to the payload length: extension headers and upper layer (a view). */
   get payload(): Uint8Array {
-    return this.buffer.subarray(this.start + IPV6_HEADER_LENGTH, this.end);
+    return this.buf.subarray(this.from + IPV6_HEADER_LENGTH, this.to);
   }
 
   set hopLimit(value: number) {
-    this.buffer[this.start + Ipv6Field.HOP_LIMIT] = value;
+    this.buf[this.from + Ipv6Field.HOP_LIMIT] = value;
   }
   set nextHeader(value: number) {
-    this.buffer[this.start + Ipv6Field.NEXT_HEADER] = value;
+    this.buf[this.from + Ipv6Field.NEXT_HEADER] = value;
   }
   set payloadLength(value: number) {
-    this.buffer[this.start + Ipv6Field.PAYLOAD_LENGTH] = value >>> 8;
-    this.buffer[this.start + Ipv6Field.PAYLOAD_LENGTH + 1] = value & 0xff;
+    this.buf[this.from + Ipv6Field.PAYLOAD_LENGTH] = value >>> 8;
+    this.buf[this.from + Ipv6Field.PAYLOAD_LENGTH + 1] = value & 0xff;
   }
   set source(address: Ipv6Address) {
-    address.writeTo(this.buffer, this.start + Ipv6Field.SOURCE);
+    address.writeTo(this.buf, this.from + Ipv6Field.SOURCE);
   }
   set destination(address: Ipv6Address) {
-    address.writeTo(this.buffer, this.start + Ipv6Field.DESTINATION);
+    address.writeTo(this.buf, this.from + Ipv6Field.DESTINATION);
   }
 }
 
@@ -247,20 +289,7 @@ export const Ipv6Repr = {
     if (repr.payloadLength < 0 || repr.payloadLength > IPV6_MAX_PAYLOAD_LENGTH) {
       throw new RangeError(`IPv6 payload of ${repr.payloadLength} bytes: 0..65535`);
     }
-    const b = buffer;
-    const o = offset;
-    const tc = repr.trafficClass & 0xff;
-    const flow = repr.flowLabel & 0xfffff;
-    b[o] = 0x60 | (tc >>> 4);
-    b[o + 1] = ((tc & 0x0f) << 4) | (flow >>> 16);
-    b[o + 2] = (flow >>> 8) & 0xff;
-    b[o + 3] = flow & 0xff;
-    b[o + 4] = repr.payloadLength >>> 8;
-    b[o + 5] = repr.payloadLength & 0xff;
-    b[o + 6] = repr.nextHeader & 0xff;
-    b[o + 7] = repr.hopLimit & 0xff;
-    repr.source.writeTo(b, o + Ipv6Field.SOURCE);
-    repr.destination.writeTo(b, o + Ipv6Field.DESTINATION);
+    emitIpv6Header(buffer, offset, repr.source, repr.destination, repr.nextHeader, repr.hopLimit, repr.trafficClass, repr.flowLabel, repr.payloadLength);
   },
 
   /** A new buffer with the header emitted and `payload` after it (payloadLength is taken from it). */
@@ -291,4 +320,58 @@ export function formatIpv6Packet(bytes: Uint8Array, formatPayload?: Ipv6PayloadF
   const body = formatPayload?.(p);
   if (body !== undefined) return head + body;
   return `${head}${ipNextHeaderName(p.nextHeader)}, length ${p.payloadLength}`;
+}
+
+/**
+ * `Ipv6Repr.emit` from the fields themselves, for a send path that would otherwise make a Repr
+ * object per packet only to emit it (the layer's `send` and `sendInPlace`). Unchecked.
+ */
+export function emitIpv6Header(
+  b: Uint8Array,
+  o: number,
+  source: Ipv6Address,
+  destination: Ipv6Address,
+  nextHeader: number,
+  hopLimit: number,
+  trafficClass: number,
+  flowLabel: number,
+  payloadLength: number,
+): void {
+  const tc = trafficClass & 0xff;
+  const flow = flowLabel & 0xfffff;
+  b[o] = 0x60 | (tc >>> 4);
+  b[o + 1] = ((tc & 0x0f) << 4) | (flow >>> 16);
+  b[o + 2] = (flow >>> 8) & 0xff;
+  b[o + 3] = flow & 0xff;
+  b[o + 4] = payloadLength >>> 8;
+  b[o + 5] = payloadLength & 0xff;
+  b[o + 6] = nextHeader & 0xff;
+  b[o + 7] = hopLimit & 0xff;
+  source.writeTo(b, o + Ipv6Field.SOURCE);
+  destination.writeTo(b, o + Ipv6Field.DESTINATION);
+}
+
+/**
+ * The addresses `Ipv6Packet.source` and `destination` made last, handed out again while the same
+ * bytes come (a peer that pings or talks to us sends the same two addresses packet after packet).
+ * An address is a value whose bytes nobody modifies, so sharing one is safe, and a shared one
+ * keeps its text key, which NDP's neighbour table looks it up by. Eight at most, replaced in
+ * turn, so a flood of made-up sources costs what it did before and no memory.
+ */
+const RECENT_ADDRESSES = 8;
+const recentAddresses: Ipv6Address[] = [];
+let nextRecent = 0;
+
+function recentAddressAt(buffer: Uint8Array, offset: number): Ipv6Address {
+  for (let r = 0; r < recentAddresses.length; r++) {
+    const a = recentAddresses[r]!;
+    const b = a.bytes;
+    let i = 15;
+    while (i >= 0 && b[i] === buffer[offset + i]) i--;
+    if (i < 0) return a;
+  }
+  const made = Ipv6Address.fromBytes(buffer, offset);
+  recentAddresses[nextRecent] = made;
+  nextRecent = (nextRecent + 1) % RECENT_ADDRESSES;
+  return made;
 }

@@ -36,7 +36,7 @@ import {
 } from '@tapstack/link';
 import type { ResolveOutcome } from '@tapstack/neighbour';
 import { ipv6PseudoHeaderSum } from './checksum.ts';
-import { IPV6_HEADER_LENGTH, IPV6_MAX_PAYLOAD_LENGTH, IPV6_MIN_MTU, Ipv6Packet, Ipv6Repr, formatIpv6Packet, type Ipv6CheckFailure } from './header.ts';
+import { IPV6_HEADER_LENGTH, IPV6_MAX_PAYLOAD_LENGTH, IPV6_MIN_MTU, Ipv6Packet, Ipv6Repr, emitIpv6Header, formatIpv6Packet, type Ipv6CheckFailure } from './header.ts';
 import { walkExtensionHeaders } from './extension.ts';
 import { fragmentIpv6 } from './fragment.ts';
 import { IPV6_REASSEMBLY_COUNTERS, Ipv6Reassembler, type Ipv6ReassemblyLimits } from './reassembly.ts';
@@ -105,7 +105,10 @@ const CHECK_FAILURE_COUNTER: Record<Ipv6CheckFailure, Ipv6CounterName> = {
   bad_payload_length: 'rx_bad_payload_length',
 };
 
-/** How a packet handed to an upper layer was addressed. */
+/**
+ * How a packet handed to an upper layer was addressed. The layer keeps one of these and rewrites
+ * it for every packet (see `Ipv6Handler`): read it during the call, copy what you need.
+ */
 export interface Ipv6DeliveryInfo {
   /** To one of our addresses, or to a group we joined. */
   readonly destinationKind: 'unicast' | 'multicast';
@@ -113,24 +116,43 @@ export interface Ipv6DeliveryInfo {
   readonly linkGroup: boolean;
   /** Rebuilt from fragments. */
   readonly reassembled: boolean;
-  /** Where the upper-layer message starts in `packet.bytes` (40 plus the extension headers walked). */
+  /**
+   * Where the upper-layer message starts, counted from the packet's start (40 plus the extension
+   * headers walked): the message is `packet.buffer[packet.start + payloadOffset .. packet.end)`.
+   */
   readonly payloadOffset: number;
   /**
    * The Ethernet frame it arrived in, when it came whole in one frame (the packet is this frame
    * from byte 14 on). The handler owns it and may turn it into its answer (`sendInPlace`).
    */
-  readonly frame?: Uint8Array;
+  readonly frame: Uint8Array | undefined;
   /**
    * What the device said about the frame (virtio-net header mode), for protocols registered
    * with `offloads: true` only (TCP): a transport checksum the kernel checked ('valid') or never
    * computed ('partial'). Other protocols get the checksum finished by this layer first, as
    * IPv4 does for them (`finishChecksum`).
    */
-  readonly offload?: FrameOffload;
+  readonly offload: FrameOffload | undefined;
 }
 
-/** Receives one packet for a next header; `payload` is the upper-layer message. */
-export type Ipv6Handler = (packet: Ipv6Packet, payload: Uint8Array, info: Ipv6DeliveryInfo) => void;
+/**
+ * Receives one packet for a next header, IPv4's contract (`Ipv4Handler`) for IPv6: nothing is
+ * allocated to deliver it. `packet` is the layer's one view, re-pointed at every packet, and
+ * `info` its one delivery info, so both are valid only during the call: keep values read from
+ * them (`Ipv6Repr.parse(packet)`, `{ ...info }`), never the objects. The bytes are the
+ * handler's (the link hands each frame up once): it may keep `packet.buffer` or any view of
+ * it, or write into it (ICMPv6 turns an echo request into its reply in place). The upper-layer
+ * message lies at `packet.start + info.payloadOffset` up to `packet.end`; `upperLayerMessage`
+ * makes a Uint8Array of it for a handler that wants one (an allocation, as IPv4's
+ * `packet.payload`). `packet.source` and `packet.destination` make addresses on the spot too;
+ * `packet.sourceOffset` and `destinationOffset` say where their bytes are.
+ */
+export type Ipv6Handler = (packet: Ipv6Packet, info: Ipv6DeliveryInfo) => void;
+
+/** The upper-layer message of a delivered packet, as a view of its bytes (made on the spot). */
+export function upperLayerMessage(packet: Ipv6Packet, info: Ipv6DeliveryInfo): Uint8Array {
+  return packet.buffer.subarray(packet.start + info.payloadOffset, packet.end);
+}
 
 export interface Ipv6ProtocolOptions {
   /** Also deliver packets sent to a multicast group we joined (default false). */
@@ -267,6 +289,11 @@ export class Ipv6Layer {
   private readonly pathMtus = new Map<string, { mtu: number; until: number }>();
   private reporter: Ipv6ErrorReporter | undefined;
   private loopback: Uint8Array[] = [];
+  /** The receive path's one packet view and one delivery info, re-pointed per packet (see Ipv6Handler). */
+  private readonly rxView = new Ipv6Packet(new Uint8Array(IPV6_HEADER_LENGTH));
+  private readonly rxInfo: MutableDeliveryInfo = newDeliveryInfo();
+  /** A handler is running (a packet fed in from inside one gets views of its own). */
+  private delivering = false;
   private nextIdentification: number;
   private closed = false;
 
@@ -318,41 +345,50 @@ export class Ipv6Layer {
     const c = this.counters;
     this.inReceives.value++;
     if (logging()) log('in  %s', formatIpv6Packet(frame.subarray(ETHERNET_HEADER_LENGTH)));
-    const checked = Ipv6Packet.check(frame, { offset: ETHERNET_HEADER_LENGTH });
-    if (!checked.ok) {
-      c.inc(checked.reason === 'bad_payload_length' ? 'Ip6InTruncatedPkts' : 'Ip6InHdrErrors');
-      c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
+    // Checked where it lies in the frame, then the layer's one view is pointed at it: nothing is
+    // allocated for a packet to one of our unicast addresses (see Ipv6Handler).
+    const failure = Ipv6Packet.checkAt(frame, ETHERNET_HEADER_LENGTH);
+    if (failure !== undefined) {
+      c.inc(failure === 'bad_payload_length' ? 'Ip6InTruncatedPkts' : 'Ip6InHdrErrors');
+      c.inc(CHECK_FAILURE_COUNTER[failure]);
       return;
     }
-    const packet = checked.value;
-    const b = packet.buffer;
+    // A handler that feeds a frame back in (re-entry, rare) gets views of its own, so the view
+    // its caller is still reading is not re-pointed under it.
+    const reentered = this.delivering;
+    const packet = reentered ? new Ipv6Packet(frame) : this.rxView;
+    packet.repoint(frame, ETHERNET_HEADER_LENGTH, Ipv6Packet.endAt(frame, ETHERNET_HEADER_LENGTH));
     const so = packet.sourceOffset;
     // RFC 4291 2.7: a multicast address is never a source; ::1 never comes from the wire (RFC 4291 2.5.3).
-    if (b[so] === 0xff) return this.hdrError('rx_source_multicast');
-    const source = packet.source;
-    if (source.isLoopback) return this.hdrError('rx_source_loopback');
-    if (this.addresses.isAssigned(source)) return this.hdrError('rx_source_is_ours');
-    const destination = packet.destination;
+    if (frame[so] === 0xff) return this.hdrError('rx_source_multicast');
+    if (isLoopbackAt(frame, so)) return this.hdrError('rx_source_loopback');
+    if (this.addresses.isAssignedAt(frame, so)) return this.hdrError('rx_source_is_ours');
+    const dof = packet.destinationOffset;
     let kind: Ipv6DeliveryInfo['destinationKind'];
-    if (destination.isMulticast) {
-      if (!this.addresses.isMember(destination)) {
+    if (frame[dof] === 0xff) {
+      if (!this.addresses.isMember(packet.destination)) {
         c.inc('Ip6InAddrErrors');
         return c.inc('rx_not_for_us');
       }
       kind = 'multicast';
       c.inc('Ip6InMcastPkts');
-    } else if (this.addresses.isAssigned(destination)) {
+    } else if (this.addresses.isAssignedAt(frame, dof)) {
       kind = 'unicast';
     } else {
       // RFC 4862 5.4: a tentative address is not ours yet; a host does not forward (RFC 8504 5.1).
       c.inc('Ip6InAddrErrors');
-      return c.inc(this.addresses.isTentative(destination) ? 'rx_destination_tentative' : 'rx_not_for_us');
+      return c.inc(this.addresses.isTentative(packet.destination) ? 'rx_destination_tentative' : 'rx_not_for_us');
     }
-    const linkGroup = (frame[0]! & 1) === 1;
-    const info = { destinationKind: kind, linkGroup, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame, ...(offload ? { offload } : {}) };
+    const info = reentered ? newDeliveryInfo() : this.rxInfo;
+    info.destinationKind = kind;
+    info.linkGroup = (frame[0]! & 1) === 1;
+    info.reassembled = false;
+    info.payloadOffset = IPV6_HEADER_LENGTH;
+    info.frame = frame;
+    info.offload = offload;
     const next = packet.nextHeader;
     // The common case, an upper layer right after the fixed header, without walking anything.
-    if (this.protocols[next] !== undefined) return this.deliver(packet, next, IPV6_HEADER_LENGTH, info);
+    if (this.protocols[next] !== undefined) return this.deliver(packet, next, info);
     this.walk(packet, info);
   }
 
@@ -361,16 +397,24 @@ export class Ipv6Layer {
    * an upper layer we have (delivered at its offset), a fragment, nothing (next header 59), or a
    * refusal, with the parameter problem the walker says to send.
    */
-  private walk(packet: Ipv6Packet, info: Ipv6DeliveryInfo): void {
+  private walk(packet: Ipv6Packet, info: MutableDeliveryInfo): void {
     const c = this.counters;
     const result = walkExtensionHeaders(packet, { isUpperLayer: this.isUpperLayer });
     switch (result.kind) {
       case 'upper-layer':
-        return this.deliver(packet, result.nextHeader, result.offset, { ...info, payloadOffset: result.offset });
+        info.payloadOffset = result.offset;
+        return this.deliver(packet, result.nextHeader, info);
       case 'fragment': {
         if (info.reassembled) return c.inc('rx_nested_fragment'); // a fragment inside a reassembled packet
         const r = this.reassembly.input(packet, { offset: result.offset, nextHeaderFieldOffset: result.nextHeaderFieldOffset });
-        if (r.kind === 'complete') return this.walk(r.packet, { destinationKind: info.destinationKind, linkGroup: info.linkGroup, reassembled: true, payloadOffset: IPV6_HEADER_LENGTH });
+        if (r.kind === 'complete') {
+          // a packet of its own (the reassembler's bytes), with an info of its own
+          const whole = newDeliveryInfo();
+          whole.destinationKind = info.destinationKind;
+          whole.linkGroup = info.linkGroup;
+          whole.reassembled = true;
+          return this.walk(r.packet, whole);
+        }
         if (r.kind === 'parameter-problem') {
           const problem = r.parameterProblem;
           this.reportError('parameter-problem', packet.bytes, { linkGroup: info.linkGroup, destinationKind: info.destinationKind, local: false, code: problem.code, pointer: problem.pointer });
@@ -397,8 +441,8 @@ export class Ipv6Layer {
     this.counters.inc(reason);
   }
 
-  /** Hands the upper-layer message at `offset` (of the packet) to the handler of `nextHeader`. */
-  private deliver(packet: Ipv6Packet, nextHeader: number, offset: number, info: Ipv6DeliveryInfo): void {
+  /** Hands the upper-layer message at `info.payloadOffset` (of the packet) to the handler of `nextHeader`. */
+  private deliver(packet: Ipv6Packet, nextHeader: number, info: MutableDeliveryInfo): void {
     const c = this.counters;
     const entry = this.protocols[nextHeader];
     if (!entry) {
@@ -410,20 +454,24 @@ export class Ipv6Layer {
       c.inc('Ip6InDiscards');
       return c.inc('rx_group_unwanted');
     }
-    if (info.offload && !entry.offloads) {
+    const o = info.offload;
+    if (o !== undefined && !entry.offloads) {
       // A plain frame's view for a protocol that does not read offloads: a partial checksum that
       // starts where this upper layer does is finished (one that starts elsewhere is left, and
       // the protocol's own check drops the packet).
-      const o = info.offload;
-      if (o.checksum === 'partial' && info.frame && o.checksumStart === ETHERNET_HEADER_LENGTH + offset) finishChecksum(info.frame, o, ETHERNET_HEADER_LENGTH + packet.bytes.length);
-      info = { destinationKind: info.destinationKind, linkGroup: info.linkGroup, reassembled: info.reassembled, payloadOffset: info.payloadOffset, ...(info.frame ? { frame: info.frame } : {}) };
+      if (o.checksum === 'partial' && info.frame && o.checksumStart === ETHERNET_HEADER_LENGTH + info.payloadOffset) finishChecksum(info.frame, o, packet.end);
+      info.offload = undefined;
     }
     this.inDelivers.value++;
+    const outer = this.delivering;
+    this.delivering = true;
     try {
-      entry.handler(packet, packet.bytes.subarray(offset), info);
+      entry.handler(packet, info);
     } catch (err) {
       c.inc('rx_handler_error');
       log('handler for next header %d threw: %O', nextHeader, err);
+    } finally {
+      this.delivering = outer;
     }
   }
 
@@ -609,19 +657,7 @@ export class Ipv6Layer {
   private writeHeader(frame: Uint8Array, request: Omit<Ipv6SendRequest, 'payload'>, source: Ipv6Address, payloadLength: number): void {
     frame[12] = EtherType.IPV6 >>> 8;
     frame[13] = EtherType.IPV6 & 0xff;
-    Ipv6Repr.emit(
-      {
-        source,
-        destination: request.destination,
-        nextHeader: request.nextHeader,
-        hopLimit: request.hopLimit ?? this.hopLimit,
-        trafficClass: request.trafficClass ?? 0,
-        flowLabel: 0,
-        payloadLength,
-      },
-      frame,
-      ETHERNET_HEADER_LENGTH,
-    );
+    emitIpv6Header(frame, ETHERNET_HEADER_LENGTH, source, request.destination, request.nextHeader, request.hopLimit ?? this.hopLimit, request.trafficClass ?? 0, 0, payloadLength);
     const at = request.checksumOffset;
     if (at !== undefined) {
       const start = ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH;
@@ -668,7 +704,7 @@ export class Ipv6Layer {
         for (const bytes of batch) {
           if (this.closed) return;
           const p = new Ipv6Packet(bytes);
-          this.deliver(p, p.nextHeader, IPV6_HEADER_LENGTH, { destinationKind: 'unicast', linkGroup: false, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH });
+          this.deliver(p, p.nextHeader, newDeliveryInfo());
         }
       });
     }
@@ -689,4 +725,25 @@ export class Ipv6Layer {
 /** A transport's super-frame request in the frame's terms (offsets from the Ethernet header on). */
 function frameOffloadOf(offload: Ipv6SendOffload, payloadLength: number): FrameOffload {
   return partialChecksumOffload(offload, ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH, payloadLength, 'tcpv6');
+}
+
+/** Ipv6DeliveryInfo as the layer writes it: every field present, so the one object keeps its shape. */
+interface MutableDeliveryInfo {
+  destinationKind: Ipv6DeliveryInfo['destinationKind'];
+  linkGroup: boolean;
+  reassembled: boolean;
+  payloadOffset: number;
+  frame: Uint8Array | undefined;
+  offload: FrameOffload | undefined;
+}
+
+/** A delivery info for a unicast packet whole in its bytes (the shape of the layer's reused one). */
+function newDeliveryInfo(): MutableDeliveryInfo {
+  return { destinationKind: 'unicast', linkGroup: false, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame: undefined, offload: undefined };
+}
+
+/** ::1 at `bytes[offset]` (RFC 4291 2.5.3), read without making an address. */
+function isLoopbackAt(bytes: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < 15; i++) if (bytes[offset + i] !== 0) return false;
+  return bytes[offset + 15] === 1;
 }

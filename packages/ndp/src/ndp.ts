@@ -107,9 +107,16 @@ export type NdpCounterName = (typeof NDP_COUNTERS)[number];
  */
 export const IPV6_NEIGHBOUR_FAMILY: NeighbourFamily<Ipv6Address> = { key: wordsKey, format: (a) => a.toString() };
 
+// The last address asked about and its key: the receive path hands out the same address object
+// while a peer keeps talking (Ipv6Packet's recent addresses), so a reply's next hop is usually it.
+let lastKeyed: Ipv6Address | undefined;
+let lastKey = '';
+
 function wordsKey(a: Ipv6Address): string {
+  if (a === lastKeyed) return lastKey;
   const b = a.bytes;
-  return String.fromCharCode(
+  lastKeyed = a;
+  return (lastKey = String.fromCharCode(
     (b[0]! << 8) | b[1]!,
     (b[2]! << 8) | b[3]!,
     (b[4]! << 8) | b[5]!,
@@ -118,7 +125,7 @@ function wordsKey(a: Ipv6Address): string {
     (b[10]! << 8) | b[11]!,
     (b[12]! << 8) | b[13]!,
     (b[14]! << 8) | b[15]!,
-  );
+  ));
 }
 
 /** RFC 4861 10 and RFC 4862 5.1 constants (Linux's defaults agree). */

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { Icmpv6Repr, quoteInvokingPacket } from '@tapstack/icmpv6';
 import { finishChecksum } from '@tapstack/ipv4';
-import { ipv6PseudoHeaderSum, Ipv6Repr } from '@tapstack/ipv6';
+import { ipv6PseudoHeaderSum, Ipv6Repr, upperLayerMessage } from '@tapstack/ipv6';
 import { checksumAdd, foldChecksum } from '@tapstack/ipv4';
 import { EtherType, FaultInjector, Ipv6Address, LinkWrapper, MacAddress, MemoryLink, VirtualClock, buildEthernetFrame, ipv6, seededRandom, type FrameOffload, type Link } from '@tapstack/link';
 import { readFileSync } from 'node:fs';
@@ -189,16 +189,22 @@ class SegmentingLink extends LinkWrapper {
   }
 }
 
+/** Stacks A (fd00:10::1, on a SegmentingLink) and B (fd00:10::2) on a 64 KB wire, their addresses through DAD. */
+function segmentingPair(): { clock: VirtualClock; linkA: SegmentingLink; a: Stack; b: Stack } {
+  const clock = new VirtualClock();
+  const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 1, mtu: 65535, macs: [MAC_A, MAC_B] });
+  const linkA = new SegmentingLink(wireA!);
+  const a = createStack({ link: linkA, ip: '10.0.0.1/24', clock, random: seededRandom(1), ipv6: { addresses: ['fd00:10::1/64'] } });
+  const b = createStack({ link: wireB!, ip: '10.0.0.2/24', clock, random: seededRandom(2), ipv6: { addresses: ['fd00:10::2/64'] } });
+  a.start();
+  b.start();
+  clock.advance(5000);
+  return { clock, linkA, a, b };
+}
+
 describe('TCP over IPv6 with TSO6 (a link that segments)', () => {
   it('sends whole-MSS super-frames of up to 64 KB (GSO_TCPV6), the checksum left to the link; 2 MiB arrive intact', async () => {
-    const clock = new VirtualClock();
-    const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 1, mtu: 65535, macs: [MAC_A, MAC_B] });
-    const linkA = new SegmentingLink(wireA!);
-    const a = createStack({ link: linkA, ip: '10.0.0.1/24', clock, random: seededRandom(1), ipv6: { addresses: ['fd00:10::1/64'] } });
-    const b = createStack({ link: wireB!, ip: '10.0.0.2/24', clock, random: seededRandom(2), ipv6: { addresses: ['fd00:10::2/64'] } });
-    a.start();
-    b.start();
-    clock.advance(5000);
+    const { clock, linkA, a, b } = segmentingPair();
     const data = pattern(2 * 1024 * 1024, 9);
     let received: ReturnType<typeof collect> | undefined;
     b.tcp.createServer((socket) => (received = collect(socket))).listen(9);
@@ -235,16 +241,9 @@ describe("IPv6's send with a transport's offload", () => {
     (~foldChecksum(checksumAdd(p, ipv6PseudoHeaderSum(source, destination, 253, p.length))) & 0xffff) === 0;
 
   it('over the super-frame limit: fragments, the checksum finished first; within it: one tcpv6 super-frame', async () => {
-    const clock = new VirtualClock();
-    const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 1, mtu: 65535, macs: [MAC_A, MAC_B] });
-    const linkA = new SegmentingLink(wireA!);
-    const a = createStack({ link: linkA, ip: '10.0.0.1/24', clock, random: seededRandom(1), ipv6: { addresses: ['fd00:10::1/64'] } });
-    const b = createStack({ link: wireB!, ip: '10.0.0.2/24', clock, random: seededRandom(2), ipv6: { addresses: ['fd00:10::2/64'] } });
-    a.start();
-    b.start();
-    clock.advance(5000);
+    const { clock, linkA, a, b } = segmentingPair();
     const got: Uint8Array[] = [];
-    b.ipv6!.register(253, (_packet, payload) => got.push(payload.slice()));
+    b.ipv6!.register(253, (packet, info) => got.push(upperLayerMessage(packet, info).slice()));
     const offload = { checksumOffset: 16, segmentSize: 1428, transportHeaderLength: 20 };
     // NDP first (a super-frame is not queued while a neighbour resolves, as with ARP)
     a.ipv6!.send({ destination: B6, source: A6, nextHeader: 253, payload: partial(100, A6, B6) });

@@ -27,7 +27,7 @@ import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
 import type { Icmpv6ErrorReport, Icmpv6Layer } from '@tapstack/icmpv6';
 import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
-import type { Ipv6DeliveryInfo, Ipv6Layer, Ipv6Packet } from '@tapstack/ipv6';
+import { upperLayerMessage, type Ipv6DeliveryInfo, type Ipv6Layer, type Ipv6Packet } from '@tapstack/ipv6';
 import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, Ipv6Address, TimerQueue, type Clock, type FrameOffload, type Ipv4Address } from '@tapstack/link';
 import { formatTcpAddress, formatTcpEndpoint, toTcpAddress, type TcpAddress } from './address.ts';
 import type { CongestionControlChoice } from './congestion.ts';
@@ -203,7 +203,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private readonly listeners = new Map<number, TcpServer>();
   /** Which listener a connection in SYN-RECEIVED came from. */
   private readonly pending = new Map<TcpConnection, TcpServer>();
-  private readonly sockets = new Map<TcpConnection, TcpSocket>();
   private readonly secrets: SequenceSecrets;
   private readonly writer = new SegmentWriter();
   private readonly eventLog: TcpEventLog | undefined;
@@ -243,7 +242,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     options.icmp?.onError(IpProtocol.TCP, (report) => {
       if (!this.isClosed) this.icmpError(report);
     });
-    this.ipv6?.register(IpProtocol.TCP, (packet, payload, info) => this.input6(packet, payload, info), { offloads: true });
+    this.ipv6?.register(IpProtocol.TCP, (packet, info) => this.input6(packet, info), { offloads: true });
     options.icmpv6?.onError((report) => {
       if (!this.isClosed) this.icmpv6Error(report);
     });
@@ -284,7 +283,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       throw new TcpError('EADDRINUSE', `${formatTcpEndpoint(local.address, localPort)} is already connected to ${formatTcpEndpoint(remoteAddress, options.port)}`);
     }
     this.counters.inc('ActiveOpens');
-    this.sockets.set(connection, socket);
     socket.attach(connection);
     connection.attach(socket);
     if (options.noDelay) socket.setNoDelay(true);
@@ -360,11 +358,14 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    * Takes one IPv6 packet whose upper layer is TCP (after any extension headers): the same walk
    * as `input`, with the checksum over IPv6's pseudo-header and the connection found by the
    * header's address bytes. Addresses become Ipv6Address values only for a listener or a RST.
+   * IPv6's handler contract: `packet` and `info` are re-pointed at the next packet (nothing here
+   * keeps them); the segment's bytes are ours to keep.
    */
-  input6(packet: Ipv6Packet, payload: Uint8Array, info: Ipv6DeliveryInfo): void {
+  input6(packet: Ipv6Packet, info: Ipv6DeliveryInfo): void {
     const c = this.counters;
     // RFC 1122 4.2.3.10 for IPv6 too: a SYN to a group opens nothing (IPv6 hands us none unless asked).
     if (info.destinationKind !== 'unicast') return c.inc('rx_not_unicast');
+    const payload = upperLayerMessage(packet, info);
     const segment = this.checkSegment(payload, 0, payload.length);
     if (!segment) return;
     const header = packet.bytes;
@@ -630,7 +631,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
       return;
     }
     const socket = new TcpSocket({ hold: () => this.clock.hold() });
-    this.sockets.set(connection, socket);
     socket.attach(connection);
     connection.attach(socket);
     server.deliver(socket);
@@ -639,7 +639,6 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   forget(connection: TcpConnection): void {
     if (this.eventLog) this.eventLog.gone(connection);
     this.connections.delete(connection.remote.address, connection.remote.port, connection.local.port, connection, connection.local.address);
-    this.sockets.delete(connection);
     const server = this.pending.get(connection);
     if (server) {
       this.pending.delete(connection);
@@ -712,7 +711,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     const ipv6 = this.ipv6;
     if (!ipv6) return this.counters.inc('tx_failed');
     const offload = this.loadWriter(repr, payload, source, destination, segmentSize);
-    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: this.writer, ...(offload ? { offload } : {}) });
+    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: this.writer, offload });
     this.counters.inc('Tcp6OutSegs', segmentsIn(payload.length, segmentSize));
     this.releaseWriter(payload.length, segmentSize, outcome === 'sent' || outcome === 'queued');
   }

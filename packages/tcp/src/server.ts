@@ -116,11 +116,23 @@ export class TcpServer extends EventEmitter {
       return;
     }
     this.open.add(socket);
-    socket.once('close', () => this.open.delete(socket));
+    socket.acceptedBy = this;
+    socket.on('close', leaveServer);
     this.emit('connection', socket);
+  }
+
+  /** @internal A socket it accepted closed. */
+  socketClosed(socket: TcpSocket): void {
+    this.open.delete(socket);
   }
 
   get connections(): number {
     return this.open.size;
   }
+}
+
+// One 'close' listener for every accepted socket (an emitter calls it with the socket as `this`):
+// a closure and once()'s wrapper for each were about 150 bytes of every idle connection.
+function leaveServer(this: TcpSocket): void {
+  this.acceptedBy?.socketClosed(this);
 }

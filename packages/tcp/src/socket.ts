@@ -12,6 +12,7 @@
 import { Duplex } from 'node:stream';
 import { formatTcpAddress, tcpFamilyOf, type TcpAddress, type TcpFamily } from './address.ts';
 import { TcpError, type TcpErrorCode } from './errors.ts';
+import type { TcpServer } from './server.ts';
 
 /** What a socket asks of its connection. */
 export interface SocketConnection {
@@ -60,6 +61,11 @@ export interface TcpSocketOptions {
 export class TcpSocket extends Duplex implements SocketEvents {
   /** True until the handshake completes (net.Socket's `connecting`). */
   connecting = true;
+  /**
+   * @internal The TcpServer that accepted it (undefined for a socket that connected). Not named
+   * `server` as net.Socket's is: Node's http.Server sets `socket.server` to itself.
+   */
+  acceptedBy: TcpServer | undefined = undefined;
   private connection: SocketConnection | undefined;
   /** A write waiting for room in the send buffer: the rest of its data and its callback. */
   private pendingWrite: { data: Uint8Array; callback: (error?: Error | null) => void } | undefined;

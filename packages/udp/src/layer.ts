@@ -25,11 +25,11 @@ import { match } from 'ts-pattern';
 import { UnreachableCode, type IcmpErrorReport, type IcmpLayer } from '@tapstack/icmp';
 import type { Icmpv6ErrorReport, Icmpv6Layer } from '@tapstack/icmpv6';
 import { IpProtocol, type Ipv4DeliveryInfo, type Ipv4Layer, type Ipv4Packet, type PayloadWriter } from '@tapstack/ipv4';
-import type { Ipv6DeliveryInfo, Ipv6Layer, Ipv6Packet, Ipv6PayloadWriter } from '@tapstack/ipv6';
+import { upperLayerMessage, type Ipv6DeliveryInfo, type Ipv6Layer, type Ipv6Packet, type Ipv6PayloadWriter } from '@tapstack/ipv6';
 import { Counters, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, Ipv6Address, type Ipv4Address } from '@tapstack/link';
 import { icmpErrno, icmpv6Errno, UdpIcmpError, UdpSocketError } from './errors.ts';
 import { DEFAULT_EPHEMERAL_PORTS, formatUdpAddress, formatUdpEndpoint, PortTable, type UdpAddress } from './ports.ts';
-import { UdpSocket, type UdpReceiveQueueLimits, type UdpSendOutcome, type UdpSocketHost } from './socket.ts';
+import { UdpSocket, type UdpDatagram, type UdpReceiveQueueLimits, type UdpSendOutcome, type UdpSocketHost } from './socket.ts';
 import { formatUdp, UDP_HEADER_LENGTH, udp6ChecksumAt, UdpField, UdpPacket, writeUdp6Header, writeUdpHeader, type UdpCheckError } from './udp.ts';
 
 const log = debugFactory('tapstack:udp');
@@ -168,7 +168,7 @@ export class UdpLayer {
       if (!this.isClosed) this.icmpError(report);
     });
     // Multicast to a group we joined (ff02::1 and the like) goes to the wildcard sockets.
-    this.ipv6?.register(IpProtocol.UDP, (packet, payload, info) => this.input6(packet, payload, info), { multicast: true });
+    this.ipv6?.register(IpProtocol.UDP, (packet, info) => this.input6(packet, info), { multicast: true });
     this.icmpv6?.onError((report) => {
       if (!this.isClosed) this.icmpv6Error(report);
     });
@@ -237,40 +237,20 @@ export class UdpLayer {
       c.inc('rx_bad_checksum');
       return;
     }
-    const port = udp.destinationPort;
     if (udp.sourcePort === 0) c.inc('rx_source_port_zero');
     if (source === IPV4_UNSPECIFIED) c.inc('rx_source_unspecified');
     const datagram = { family: 'IPv4', data: udp.payload, address: source, port: udp.sourcePort, destination } as const;
-    match(info.destinationKind)
-      .with('unicast', () => {
-        const socket = this.ports.lookup(port, destination);
-        if (!socket) {
-          c.inc('rx_no_port');
-          this.portUnreachable(packet, info);
-          return;
-        }
-        c.inc('rx_datagrams');
-        if (!socket.deliver(datagram)) c.inc('rx_queue_full');
-      })
-      .with('broadcast', 'multicast', () => {
-        // RFC 1122 4.1.3.1 / 3.2.2: never an ICMP error about a broadcast or multicast datagram.
-        const sockets = this.ports.lookupAll(port, destination);
-        if (sockets.length === 0) {
-          c.inc('rx_ignored_broadcast');
-          return;
-        }
-        c.inc('rx_datagrams');
-        for (const s of sockets) if (!s.deliver(datagram)) c.inc('rx_queue_full');
-      })
-      .exhaustive();
+    if (!this.toSockets(datagram, udp.destinationPort, info.destinationKind !== 'unicast')) this.portUnreachable(packet, info);
   }
 
   /**
-   * Takes one IPv6 packet whose upper layer is UDP (after any extension headers). Never throws
-   * on its content.
+   * Takes one IPv6 packet whose upper layer is UDP (after any extension headers), under IPv6's
+   * handler contract: `packet` and `info` are re-pointed at the next packet, so what a socket
+   * keeps is the datagram's own values and a view of the bytes. Never throws on its content.
    */
-  input6(packet: Ipv6Packet, payload: Uint8Array, info: Ipv6DeliveryInfo): void {
+  input6(packet: Ipv6Packet, info: Ipv6DeliveryInfo): void {
     const c = this.counters;
+    const payload = upperLayerMessage(packet, info);
     const checked = UdpPacket.check(payload);
     if (!checked.ok) {
       c.inc(CHECK_FAILURE_COUNTER[checked.reason]);
@@ -285,7 +265,7 @@ export class UdpLayer {
       c.inc('Udp6InCsumErrors');
       return;
     }
-    if (udp6ChecksumAt(udp.bytes, packet.bytes) !== 0) {
+    if (udp6ChecksumAt(udp.bytes, packet.buffer, packet.sourceOffset) !== 0) {
       c.inc('rx_bad_checksum');
       c.inc('Udp6InCsumErrors');
       return;
@@ -293,44 +273,50 @@ export class UdpLayer {
     const source = packet.source;
     const destination = packet.destination;
     if (logging()) log('in  %s', formatUdp(udp.bytes, source, destination));
-    const port = udp.destinationPort;
     if (udp.sourcePort === 0) c.inc('rx_source_port_zero');
     if (source.isUnspecified) c.inc('rx_source_unspecified');
     const datagram = { family: 'IPv6', data: udp.payload, address: source, port: udp.sourcePort, destination } as const;
-    match(info.destinationKind)
-      .with('unicast', () => {
-        const socket = this.ports.lookup(port, destination);
-        if (!socket) {
-          c.inc('rx_no_port');
-          c.inc('Udp6NoPorts');
-          this.portUnreachable6(packet, info);
-          return;
-        }
-        c.inc('rx_datagrams');
-        c.inc('Udp6InDatagrams');
-        if (!socket.deliver(datagram)) {
-          c.inc('rx_queue_full');
-          c.inc('Udp6RcvbufErrors');
-        }
-      })
-      .with('multicast', () => {
-        // RFC 4443 2.4 (e.2): no error about a datagram sent to a group.
-        const sockets = this.ports.lookupAll(port, destination);
-        if (sockets.length === 0) {
-          c.inc('rx_ignored_broadcast');
-          c.inc('Udp6IgnoredMulti');
-          return;
-        }
-        c.inc('rx_datagrams');
-        c.inc('Udp6InDatagrams');
-        for (const s of sockets) {
-          if (!s.deliver(datagram)) {
-            c.inc('rx_queue_full');
-            c.inc('Udp6RcvbufErrors');
-          }
-        }
-      })
-      .exhaustive();
+    if (!this.toSockets(datagram, udp.destinationPort, info.destinationKind === 'multicast')) this.portUnreachable6(packet, info);
+  }
+
+  /**
+   * What receiving does the same for both families once a datagram is checked: a unicast one
+   * goes to the socket bound to its port and address (false when there is none: the caller
+   * answers port unreachable), a broadcast or multicast one to every socket that matches, and
+   * never an error about it (RFC 1122 4.1.3.1, 3.2.2; RFC 4443 2.4 (e.2)). IPv6 keeps Linux's
+   * Udp6* counters beside the shared ones.
+   */
+  private toSockets(datagram: UdpDatagram, port: number, group: boolean): boolean {
+    const c = this.counters;
+    const six = datagram.family === 'IPv6';
+    if (!group) {
+      const socket = this.ports.lookup(port, datagram.destination);
+      if (!socket) {
+        c.inc('rx_no_port');
+        if (six) c.inc('Udp6NoPorts');
+        return false;
+      }
+      this.toSocket(socket, datagram, six);
+      return true;
+    }
+    const sockets = this.ports.lookupAll(port, datagram.destination);
+    if (sockets.length === 0) {
+      c.inc('rx_ignored_broadcast');
+      if (six) c.inc('Udp6IgnoredMulti');
+      return true;
+    }
+    for (const s of sockets) this.toSocket(s, datagram, six);
+    return true;
+  }
+
+  private toSocket(socket: UdpSocket, datagram: UdpDatagram, six: boolean): void {
+    const c = this.counters;
+    c.inc('rx_datagrams');
+    if (six) c.inc('Udp6InDatagrams');
+    if (!socket.deliver(datagram)) {
+      c.inc('rx_queue_full');
+      if (six) c.inc('Udp6RcvbufErrors');
+    }
   }
 
   private portUnreachable6(packet: Ipv6Packet, info: Ipv6DeliveryInfo): void {

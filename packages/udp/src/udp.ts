@@ -148,10 +148,11 @@ export function udp6Checksum(bytes: Uint8Array, source: Ipv6Address, destination
 
 /**
  * `udp6Checksum` with the addresses read where they lie in a received packet (the fixed header's
- * bytes 8..40 of `ipv6Packet`): no address objects on the receive path.
+ * bytes 8..40 of `ipv6Packet`, or 32 bytes from `addressesOffset` of a frame): no address
+ * objects on the receive path.
  */
-export function udp6ChecksumAt(bytes: Uint8Array, ipv6Packet: Uint8Array): number {
-  return internetChecksum(bytes, ipv6PseudoHeaderSumAt(ipv6Packet, 8, IpProtocol.UDP, bytes.length));
+export function udp6ChecksumAt(bytes: Uint8Array, ipv6Packet: Uint8Array, addressesOffset = 8): number {
+  return internetChecksum(bytes, ipv6PseudoHeaderSumAt(ipv6Packet, addressesOffset, IpProtocol.UDP, bytes.length));
 }
 
 /** The parsed form of a UDP header: what a socket layer needs, addresses live in the IP header. */
