@@ -13,8 +13,8 @@
  * tun driver takes one frame per write. A full device queue (EAGAIN) parks the frames not yet
  * written in a bounded queue that drains when the fd turns writable.
  *
- * That is the path with `ioThreads: false`. By default (`ioThreads: true`) the same read(2)s and
- * write(2)s run on two threads of the addon beside the JavaScript: a reader thread fills batches
+ * That is the path with `ioThreads: false`. On plain frames the default is `ioThreads: true`: the
+ * same read(2)s and write(2)s run on two threads of the addon beside the JavaScript: a reader thread fills batches
  * and wakes the loop, a writer thread writes the batches writeBatch hands it (a copy, so the
  * staging buffer is free again at once). What JavaScript sees is the same: batches of frames in,
  * batches out, frames parked when the addon's four send buffers are all in flight.
@@ -113,10 +113,12 @@ export interface TapOptions {
   /** The header's length with `vnetHeader`: 10 (struct virtio_net_hdr, the default) or 12. */
   vnetHeaderLength?: 10 | 12;
   /**
-   * Do the read(2)s and write(2)s on two threads of the addon, beside the JavaScript (default
-   * true). The tun driver moves one frame per system call, so on the plain path the system calls
-   * are most of the work; with the threads they run on another core. false: everything on the
-   * main thread, as the chapter first explains it (docs/01-link.md).
+   * Do the read(2)s and write(2)s on two threads of the addon, beside the JavaScript. The tun
+   * driver moves one frame per system call, so on the plain path the system calls are most of the
+   * work; with the threads they run on another core. Default: true on plain frames, false with
+   * `vnetHeader` (64 KB per system call leaves the threads little to win, and each hand-off costs a
+   * wake-up: measured slower there, docs/01-link.md). false: everything on the main thread, as the
+   * chapter first explains it.
    */
   ioThreads?: boolean;
 }
@@ -228,8 +230,10 @@ const EAGAIN = 11;
 const TX_STAGING_BYTES = 512 * 1024;
 const TX_STAGING_FRAMES = 256;
 const DEFAULT_SEND_BURST_LIMIT = 256;
-/** TapOptions.ioThreads: measured in docs/01-link.md. */
-const DEFAULT_IO_THREADS = true;
+/** TapOptions.ioThreads's default: threads where the system calls are per frame (measured in docs/01-link.md). */
+function defaultIoThreads(vnetHeaderLength: number): boolean {
+  return vnetHeaderLength === 0;
+}
 
 const VNET_PROBLEM_COUNTER: Record<VirtioNetProblem, TapCounterName> = {
   truncated: 'rx_vnet_truncated',
@@ -448,7 +452,7 @@ export class TapDevice extends BaseLink {
       handle.close();
       throw new TapError('EINVAL_OPTION', `sendBurstLimit ${burst} must be a whole number >= 0`);
     }
-    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, options.ioThreads ?? DEFAULT_IO_THREADS);
+    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, options.ioThreads ?? defaultIoThreads(vnetHeaderLength));
     log('opened %s%s, mac %s, mtu %d%s', device.ifname, netns ? ` in netns ${netns}` : '', device.mac, mtu, vnetHeaderLength ? `, virtio-net header ${vnetHeaderLength} bytes` : '');
     return device;
   }

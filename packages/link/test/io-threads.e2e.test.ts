@@ -70,6 +70,17 @@ describe('TapDevice I/O threads (two devices on a bridge, in a namespace)', () =
     ns.exec('ip', ['link', 'set', name, 'up']);
   }
 
+  it('by default the threads run on plain frames and not with the virtio-net header', () => {
+    const plain = TapDevice.open({ name: 'tapp', netns: ns.name });
+    const vnet = TapDevice.open({ name: 'tapv', netns: ns.name, vnetHeader: true });
+    const forced = TapDevice.open({ name: 'tapf', netns: ns.name, vnetHeader: true, ioThreads: true });
+    try {
+      expect([plain.ioThreads, vnet.ioThreads, forced.ioThreads]).toEqual([true, false, true]);
+    } finally {
+      for (const device of [plain, vnet, forced]) device.close();
+    }
+  });
+
   it.each([true, false])(`carries ${FRAMES.toLocaleString('en')} numbered frames each way at once, in order, none lost or counted twice (ioThreads %s)`, async (ioThreads) => {
     const a = TapDevice.open({ name: 'tapa', netns: ns.name, ioThreads });
     const b = TapDevice.open({ name: 'tapb', netns: ns.name, ioThreads });

@@ -12,7 +12,7 @@ import type { PlotCommand } from './plot/command.ts';
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
-                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--no-vnet-hdr] [--no-io-threads]
+                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--no-vnet-hdr] [--[no-]io-threads]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
                 [--link-delay MS[/JITTER]] [--link-reorder P[/MS]] [--tcp-log FILE] [--delayed-ack MS]
                 [--quickack] [--no-ack-coalescing]
@@ -52,7 +52,8 @@ export const USAGE = `usage:
                     header, tapstack says so in one line and runs plain. --vnet-hdr asks for the
                     default explicitly
   --no-io-threads   do the TAP device's read(2)s and write(2)s on the main thread instead of
-                    the addon's two I/O threads (docs/01-link.md)
+                    the addon's two I/O threads (docs/01-link.md); the threads are on by default
+                    with --no-vnet-hdr and off with the header; --io-threads turns them on
   --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
                     more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --link-reorder P[/MS]  hold back each frame with probability P (0-1, seeded) behind the
@@ -112,8 +113,8 @@ export interface DeviceOptions {
    * --no-vnet-hdr (plain frames). On means "if the kernel allows it": bringUp falls back to plain.
    */
   vnetHeader: boolean;
-  /** false with --no-io-threads (TapOptions.ioThreads). */
-  ioThreads: boolean;
+  /** false with --no-io-threads, true with --io-threads, else the device's default (TapOptions.ioThreads). */
+  ioThreads: boolean | undefined;
   /** --tcp-log FILE: the TCP connection event log (JSON lines), or undefined. */
   tcpLog: string | undefined;
   /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
@@ -161,7 +162,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -272,6 +273,7 @@ export function parseCommand(argv: readonly string[]): Command {
         'vnet-hdr': { type: 'boolean' },
         'no-vnet-hdr': { type: 'boolean' },
         'no-io-threads': { type: 'boolean' },
+        'io-threads': { type: 'boolean' },
         'link-delay': { type: 'string' },
         'link-reorder': { type: 'string' },
         ...(command !== 'ping'
@@ -368,6 +370,7 @@ export function parseCommand(argv: readonly string[]): Command {
     };
   }
   if (v['vnet-hdr'] === true && v['no-vnet-hdr'] === true) throw new UsageError('--vnet-hdr and --no-vnet-hdr contradict each other: pick one');
+  if (v['io-threads'] === true && v['no-io-threads'] === true) throw new UsageError('--io-threads and --no-io-threads contradict each other: pick one');
   const linkReorderText = str('link-reorder');
   let linkReorder: DeviceOptions['linkReorder'];
   if (linkReorderText !== undefined) {
@@ -399,7 +402,7 @@ export function parseCommand(argv: readonly string[]): Command {
     notes,
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
     vnetHeader: v['no-vnet-hdr'] !== true,
-    ioThreads: v['no-io-threads'] !== true,
+    ioThreads: v['no-io-threads'] === true ? false : v['io-threads'] === true ? true : undefined,
     tcpLog,
     linkDelay,
     ...(linkReorder !== undefined ? { linkReorder } : {}),

@@ -94,7 +94,7 @@ export function openTap(d: Pick<DeviceOptions, 'tap' | 'mac' | 'netns' | 'vnetHe
       ...(d.mac ? { mac: d.mac } : {}),
       ...(d.netns ? { netns: d.netns } : {}),
       ...(vnetHeader ? { vnetHeader: true } : {}),
-      ...(d.ioThreads === false ? { ioThreads: false } : {}),
+      ...(d.ioThreads !== undefined ? { ioThreads: d.ioThreads } : {}),
     });
   if (!d.vnetHeader) return open(false);
   try {

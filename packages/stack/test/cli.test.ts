@@ -128,6 +128,14 @@ describe('parseCommand', () => {
     expect(commandHelp('ping')).toMatch(/--no-vnet-hdr/);
   });
 
+  it('the I/O threads are left to the device unless --io-threads or --no-io-threads says; both at once is a mistake', () => {
+    expect(up(['up']).device.ioThreads).toBeUndefined();
+    expect(up(['up', '--io-threads']).device.ioThreads).toBe(true);
+    expect(up(['up', '--no-io-threads']).device.ioThreads).toBe(false);
+    expect(usageError(['up', '--io-threads', '--no-io-threads'])).toMatch(/--io-threads and --no-io-threads contradict/);
+    expect(commandHelp('up')).toMatch(/--io-threads turns them on/);
+  });
+
   it('--tcp-log FILE on up, connect and get; not on ping', () => {
     expect(up(['up', '--tcp-log', '/tmp/tcp.jsonl']).device.tcpLog).toBe('/tmp/tcp.jsonl');
     expect(up(['up']).device.tcpLog).toBeUndefined();
