@@ -1,8 +1,9 @@
 /**
  * The TAP addon's I/O threads (TapOptions.ioThreads) against the main-thread path: 1-byte
- * ping-pong round trips on the echo port for tapstack with the threads (the default), tapstack
- * --no-io-threads and lwIP, in the same run, round after round: a hand-off between threads costs a
- * wake-up, and this says whether it costs latency. Bulk: bench/bulk.ts (--tapstack-arg=--no-io-threads).
+ * ping-pong round trips on the echo port for tapstack with and without the threads, on plain frames
+ * and with the virtio-net header (tapstack up's default), and lwIP, in the same run, round after
+ * round: a hand-off between threads costs a wake-up, and this says what it costs a round trip.
+ * Bulk: bench/bulk.ts (--tapstack-arg=--io-threads).
  *
  *   npx tsx bench/io-threads.ts [--rounds 3] [--pingpongs 5000]
  *
@@ -27,8 +28,10 @@ if (!('binary' in built)) throw new Error(`lwIP: ${built.error}`);
 const targets: { label: string; t: TcpTarget }[] = [];
 const us: Record<string, number[]> = {};
 try {
-  targets.push({ label: 'tapstack (I/O threads)', t: await TapstackTcp.start('tapstack', 'iot-a') });
-  targets.push({ label: 'tapstack --no-io-threads', t: await TapstackTcp.start('tapstack', 'iot-b', ['--no-io-threads']) });
+  targets.push({ label: 'tapstack --no-vnet-hdr --io-threads', t: await TapstackTcp.start('tapstack', 'iot-a', ['--no-vnet-hdr', '--io-threads']) });
+  targets.push({ label: 'tapstack --no-vnet-hdr --no-io-threads', t: await TapstackTcp.start('tapstack', 'iot-b', ['--no-vnet-hdr', '--no-io-threads']) });
+  targets.push({ label: 'tapstack (default: virtio-net header, no threads)', t: await TapstackTcp.start('tapstack', 'iot-c') });
+  targets.push({ label: 'tapstack --io-threads (virtio-net header)', t: await TapstackTcp.start('tapstack', 'iot-d', ['--io-threads']) });
   targets.push({ label: 'lwIP', t: await LwipTcp.start('iot-l', built.binary) });
   for (const { label, t } of targets) {
     us[label] = [];

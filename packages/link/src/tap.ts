@@ -13,8 +13,8 @@
  * tun driver takes one frame per write. A full device queue (EAGAIN) parks the frames not yet
  * written in a bounded queue that drains when the fd turns writable.
  *
- * That is the path with `ioThreads: false`. On plain frames the default is `ioThreads: true`: the
- * same read(2)s and write(2)s run on two threads of the addon beside the JavaScript: a reader thread fills batches
+ * That is the path by default (`ioThreads: false`). With `ioThreads: true` the same read(2)s and
+ * write(2)s run on two threads of the addon beside the JavaScript: a reader thread fills batches
  * and wakes the loop, a writer thread writes the batches writeBatch hands it (a copy, so the
  * staging buffer is free again at once). What JavaScript sees is the same: batches of frames in,
  * batches out, frames parked when the addon's four send buffers are all in flight.
@@ -115,10 +115,10 @@ export interface TapOptions {
   /**
    * Do the read(2)s and write(2)s on two threads of the addon, beside the JavaScript. The tun
    * driver moves one frame per system call, so on the plain path the system calls are most of the
-   * work; with the threads they run on another core. Default: true on plain frames, false with
-   * `vnetHeader` (64 KB per system call leaves the threads little to win, and each hand-off costs a
-   * wake-up: measured slower there, docs/01-link.md). false: everything on the main thread, as the
-   * chapter first explains it.
+   * work; with the threads they run on another core, and plain bulk transfers go faster. Default
+   * false: each hand-off costs a thread wake-up, which a ping-pong pays on every round trip, and
+   * with `vnetHeader` (64 KB per system call) the threads made bulk slower too (measured in
+   * docs/01-link.md). false: everything on the main thread, as the chapter first explains it.
    */
   ioThreads?: boolean;
 }
@@ -230,10 +230,8 @@ const EAGAIN = 11;
 const TX_STAGING_BYTES = 512 * 1024;
 const TX_STAGING_FRAMES = 256;
 const DEFAULT_SEND_BURST_LIMIT = 256;
-/** TapOptions.ioThreads's default: threads where the system calls are per frame (measured in docs/01-link.md). */
-function defaultIoThreads(vnetHeaderLength: number): boolean {
-  return vnetHeaderLength === 0;
-}
+/** TapOptions.ioThreads's default (measured in docs/01-link.md). */
+const DEFAULT_IO_THREADS = false;
 
 const VNET_PROBLEM_COUNTER: Record<VirtioNetProblem, TapCounterName> = {
   truncated: 'rx_vnet_truncated',
@@ -452,7 +450,7 @@ export class TapDevice extends BaseLink {
       handle.close();
       throw new TapError('EINVAL_OPTION', `sendBurstLimit ${burst} must be a whole number >= 0`);
     }
-    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, options.ioThreads ?? defaultIoThreads(vnetHeaderLength));
+    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, options.ioThreads ?? DEFAULT_IO_THREADS);
     log('opened %s%s, mac %s, mtu %d%s', device.ifname, netns ? ` in netns ${netns}` : '', device.mac, mtu, vnetHeaderLength ? `, virtio-net header ${vnetHeaderLength} bytes` : '');
     return device;
   }

@@ -12,7 +12,7 @@ import type { PlotCommand } from './plot/command.ts';
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
-                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--no-vnet-hdr] [--[no-]io-threads]
+                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--no-vnet-hdr] [--io-threads]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
                 [--link-delay MS[/JITTER]] [--link-reorder P[/MS]] [--tcp-log FILE] [--delayed-ack MS]
                 [--quickack] [--no-ack-coalescing]
@@ -51,9 +51,9 @@ export const USAGE = `usage:
                     (counters tap.rx_gso_frames, tap.tx_gso_frames); if the kernel refuses the
                     header, tapstack says so in one line and runs plain. --vnet-hdr asks for the
                     default explicitly
-  --no-io-threads   do the TAP device's read(2)s and write(2)s on the main thread instead of
-                    the addon's two I/O threads (docs/01-link.md); the threads are on by default
-                    with --no-vnet-hdr and off with the header; --io-threads turns them on
+  --io-threads      do the TAP device's read(2)s and write(2)s on two threads of the addon
+                    beside the JavaScript: faster plain bulk transfers, slower round trips
+                    (docs/01-link.md); --no-io-threads, the default, keeps them on the main thread
   --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
                     more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --link-reorder P[/MS]  hold back each frame with probability P (0-1, seeded) behind the
