@@ -156,6 +156,9 @@ describe('npm run bench -- --quick --floors', () => {
       // the delayed rows are tapstack's only: this kernel has no netem for the others
       const who = row.key.startsWith('delay_') ? ['tapstack'] : ['tapstack', 'lwip', 'kernel'];
       for (const name of who) {
+        // lwIP under 1% loss each way (no SACK, a 500 ms timer) sometimes gets nothing through in a
+        // quick run's few seconds (seen in CI); that is the peer's figure, not ours: it may be null
+        if (name === 'lwip' && row.key.includes('loss_') && row.values[name] === null) continue;
         // a row the bench could not measure holds null: say which, and what the other targets got
         expect(typeof row.values[name], `${row.key} ${name} was not measured: ${JSON.stringify(row.values)}`).toBe('number');
         if (row.key === 'ab_failed') expect(row.values[name], `${row.key} ${name}`).toBe(0);
