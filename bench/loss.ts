@@ -13,13 +13,14 @@
  */
 import { parseArgs } from 'node:util';
 import { median } from './table.ts';
-import { KernelTcp, TapstackTcp, curlDownFor, iperfUp, setLoss, withFrameMode, type FrameMode, type TcpTarget } from './tcp.ts';
+import { KernelTcp, TapstackTcp, curlDownFor, iperfUp, underLoss, withFrameMode, type FrameMode, type KernelFrames, type TcpTarget } from './tcp.ts';
 
 const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '5' },
     modes: { type: 'string', default: 'vnet,plain' },
+    kernels: { type: 'string', default: 'offload,plain' },
     'tapstack-arg': { type: 'string', multiple: true },
   },
 });
@@ -28,6 +29,10 @@ const seconds = Number(args.seconds);
 const modes = args.modes.split(',').map((m) => {
   if (m !== 'vnet' && m !== 'plain') throw new Error(`--modes: vnet or plain, not ${m}`);
   return m as FrameMode;
+});
+const kernelFrames = args.kernels.split(',').map((k) => {
+  if (k !== 'offload' && k !== 'plain') throw new Error(`--kernels: offload or plain, not ${k}`);
+  return k as KernelFrames;
 });
 const given = (args['tapstack-arg'] ?? []).filter((a) => a !== '--vnet-hdr' && a !== '--no-vnet-hdr');
 
@@ -43,25 +48,19 @@ function parseCounters(text: string): Map<string, number> {
   return m;
 }
 
-async function row(t: TcpTarget, what: 'up' | 'down'): Promise<number> {
-  setLoss(t, 1);
-  try {
-    return what === 'up' ? await iperfUp(t, seconds) : await curlDownFor(t, seconds);
-  } finally {
-    setLoss(t, 'off');
-  }
-}
+const row = (t: TcpTarget, what: 'up' | 'down'): Promise<number> =>
+  underLoss(t, () => (what === 'up' ? iperfUp(t, seconds) : curlDownFor(t, seconds)));
 
-type Who = FrameMode | 'kernel';
+type Who = FrameMode | 'kernel' | 'kernel-plain';
 const results = new Map<string, number[]>();
 const costs = new Map<string, Map<string, number>[]>();
 const push = <T>(m: Map<string, T[]>, k: string, v: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(v);
 const tapstacks = new Map<FrameMode, TapstackTcp>();
-let kernel: KernelTcp | undefined;
+const kernels: KernelTcp[] = [];
 try {
   for (const mode of modes) tapstacks.set(mode, await TapstackTcp.start('tapstack', `rec-loss-${mode === 'vnet' ? 'v' : 'p'}`, withFrameMode(given, mode)));
-  kernel = await KernelTcp.start('rec-loss-k');
-  const everyone: [Who, TcpTarget][] = [...tapstacks, ['kernel', kernel]];
+  for (const frames of kernelFrames) kernels.push(await KernelTcp.start(`rec-loss-k${frames === 'plain' ? 'p' : ''}`, frames));
+  const everyone: [Who, TcpTarget][] = [...tapstacks, ...kernels.map((k): [Who, TcpTarget] => [k.name, k])];
   for (const [, t] of everyone) await iperfUp(t, 1); // warm-up: ARP, the JIT
   for (let round = 1; round <= rounds; round++) {
     for (const what of ['up', 'down'] as const) {
@@ -77,26 +76,33 @@ try {
           push(costs, `${who} ${what}`, cost);
           const c = [...cost].filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`).join(', ');
           line.push(`tapstack ${who} ${mbit.toFixed(1)} (${c})`);
-        } else line.push(`kernel ${mbit.toFixed(1)}`);
+        } else line.push(`${who} ${mbit.toFixed(1)}`);
       }
       process.stderr.write(`round ${round} ${what} Mbit/s: ${line.join('; ')}\n`);
     }
   }
 } finally {
   for (const t of tapstacks.values()) t.close();
-  kernel?.close();
+  for (const k of kernels) k.close();
 }
 for (const what of ['up', 'down'] as const) {
-  const kern = median(results.get(`kernel ${what}`)!);
-  const kernAll = results.get(`kernel ${what}`)!.map((v) => v.toFixed(0)).join('/');
+  const references = kernels.map((k) => {
+    const all = results.get(`${k.name} ${what}`)!;
+    return { name: k.name, median: median(all), all: all.map((v) => v.toFixed(0)).join('/') };
+  });
   for (const mode of modes) {
     const all = results.get(`${mode} ${what}`)!;
     const tap = median(all);
     const sum = (k: string): number => costs.get(`${mode} ${what}`)!.reduce((s, m) => s + (m.get(k) ?? 0), 0);
+    // the ratio of each round to the kernels' figures of the same round, then their median
+    const perRound = (k: string): string => {
+      const ks = results.get(`${k} ${what}`)!;
+      return median(all.map((v, i) => v / ks[i]!)).toFixed(3);
+    };
     console.log(
-      `1% loss ${what}, tapstack ${mode}: ${tap.toFixed(1)} Mbit/s, kernel ${kern.toFixed(1)} Mbit/s, ratio ${(tap / kern).toFixed(3)} ` +
-        `(medians of ${rounds}: tapstack ${all.map((v) => v.toFixed(0)).join('/')}, kernel ${kernAll}); ` +
-        `summed over rounds: ${WATCHED.map((k) => `${k} ${sum(k)}`).join(', ')}`,
+      `1% loss ${what}, tapstack ${mode}: ${tap.toFixed(1)} Mbit/s (${all.map((v) => v.toFixed(0)).join('/')}); ` +
+        references.map((r) => `${r.name} ${r.median.toFixed(1)} (${r.all}), ratio ${(tap / r.median).toFixed(3)} (per round ${perRound(r.name)})`).join('; ') +
+        `; medians of ${rounds}; summed over rounds: ${WATCHED.map((k) => `${k} ${sum(k)}`).join(', ')}`,
     );
   }
 }

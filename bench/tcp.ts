@@ -15,7 +15,11 @@
  * 1-byte ping-pong over one connection to the echo port; the two bulk rows again with 1% random
  * loss both ways (../shared/tools/link-loss.sh on the host's device: tap0 or veth0), and with
  * 10 ms of delay each way plus that loss. The kernel here has no netem, so the delay comes from
- * our link fault injector (`tapstack up --link-delay 10`): only tapstack gets those rows.
+ * our link fault injector (`tapstack up --link-delay 10`): only tapstack gets those rows. The
+ * lossy rows of the plain tapstack are also set beside a second kernel whose veth pair has
+ * TSO/GSO/GRO off (`kernel-plain`): the kernel's download then crosses the pair as 1514-byte
+ * frames, lost one at a time as our plain frames are, where the first kernel's 64 KB skbs are
+ * lost whole.
  * Then memory: tapstack's and lwIP's RSS at 10,000 idle connections, and tapstack's RSS sampled
  * through a 10 GiB transfer.
  */
@@ -37,7 +41,7 @@ export type TcpTargetName = 'tapstack' | 'lwip' | 'kernel';
 
 /** One thing that serves echo 7, discard 9 and HTTP 80 at 10.0.0.2, and where to measure it from. */
 export interface TcpTarget {
-  readonly name: TcpTargetName | 'tapstack-delay' | 'tapstack-vnet';
+  readonly name: TcpTargetName | 'tapstack-delay' | 'tapstack-vnet' | 'kernel-plain';
   /** The namespace of 10.0.0.1, where the clients run. */
   readonly client: Netns;
   /** The host's device in `client` towards the target: loss is set on it. */
@@ -144,16 +148,33 @@ export class LwipTcp implements TcpTarget {
   }
 }
 
+/**
+ * How the kernel's veth pair carries TCP: 'offload' as veth comes (TSO, GSO and GRO on: one skb
+ * of up to 64 KB crosses the pair, and link-loss.sh drops such an skb whole), or 'plain' with
+ * `ethtool -K vethN tso off gso off gro off` on both ends, so that the sender's frames cross the
+ * pair one 1514-byte frame at a time, as our plain (--no-vnet-hdr) frames cross tap0: the
+ * like-for-like reference for the plain loss rows.
+ */
+export type KernelFrames = 'offload' | 'plain';
+
 export class KernelTcp implements TcpTarget {
-  readonly name = 'kernel';
   readonly device = 'veth0';
   readonly pid = undefined;
-  private constructor(private readonly pair: KernelTarget) {}
+  private constructor(
+    private readonly pair: KernelTarget,
+    readonly name: 'kernel' | 'kernel-plain',
+  ) {}
 
-  static async start(label: string): Promise<KernelTcp> {
+  static async start(label: string, frames: KernelFrames = 'offload'): Promise<KernelTcp> {
     const pair = KernelTarget.start(label);
     try {
       const c = pair.responder;
+      if (frames === 'plain') {
+        // Both ends: the sender segments before the pair (no TSO/GSO), the receiver does not merge
+        // frames again before tc's ingress hook sees them (no GRO).
+        pair.pinger.exec('ethtool', ['-K', 'veth0', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+        c.exec('ethtool', ['-K', 'veth1', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+      }
       // discard: iperf's own server reads and drops; echo: socat copies each connection to itself
       c.spawn('iperf', ['-s', '-p', '9'], { stdio: 'ignore' });
       c.spawn('socat', ['TCP-LISTEN:7,fork,reuseaddr,backlog=1024', 'PIPE'], { stdio: 'ignore' });
@@ -168,13 +189,17 @@ export class KernelTcp implements TcpTarget {
       }
       // iperf and socat listen within milliseconds; wait until both ports answer
       for (const port of [7, 9]) await waitForPort(pair.pinger, port);
-      return new KernelTcp(pair);
+      return new KernelTcp(pair, frames === 'plain' ? 'kernel-plain' : 'kernel');
     } catch (err) {
       pair.close();
       throw err;
     }
   }
 
+  /** The namespace of the 10.0.0.2 side (the servers), e.g. for a capture on veth1. */
+  get responder(): Netns {
+    return this.pair.responder;
+  }
   get client(): Netns {
     return this.pair.pinger;
   }
@@ -294,6 +319,21 @@ export async function pingPong(t: TcpTarget, count: number): Promise<number> {
 /** 1% random loss both ways on the host's device (../shared/tools/link-loss.sh), or off. */
 export function setLoss(t: TcpTarget, percent: number | 'off'): void {
   t.client.exec('bash', [LINK_LOSS, t.device, String(percent)]);
+}
+
+/** Runs `measure` with 1% loss both ways on the target's device, and takes the loss off again, also when it throws. */
+export async function underLoss<T>(t: TcpTarget, measure: () => Promise<T>): Promise<T> {
+  setLoss(t, 1);
+  try {
+    return await measure();
+  } finally {
+    setLoss(t, 'off');
+  }
+}
+
+/** The two lossy rows: iperf up, then curl down, both under 1% loss. */
+async function lossRows(t: TcpTarget, seconds: number): Promise<{ up: number; down: number }> {
+  return underLoss(t, async () => ({ up: await iperfUp(t, seconds), down: await curlDownFor(t, seconds) }));
 }
 
 function failed(what: string, detail: string): number {
@@ -435,6 +475,11 @@ interface RowSpec {
    * and the kernel's from their `peerKey` figure (they have one mode: the same measurement).
    */
   vnet?: { peerKey: string };
+  /**
+   * The row's kernel figure comes from the kernel with TSO/GSO/GRO off on its veth pair (the
+   * like-for-like reference for plain frames); tapstack's (plain) and lwIP's from `peerKey`.
+   */
+  kernelPlain?: { peerKey: string };
 }
 
 export interface TcpRow {
@@ -480,6 +525,10 @@ function rowSpecs(c: TcpCounts): RowSpec[] {
     { key: 'vnet_loss_down', label: `1% loss both ways, tapstack vnet: target -> host, Mbit/s (curl for ${c.lossSeconds} s)`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, vnet: { peerKey: 'loss_down' } },
     { key: 'loss_up', label: `1% loss both ways: host -> target, Mbit/s (iperf -t ${c.lossSeconds})`, better: 'higher', target: { to: 'kernel', ratio: 0.25 } },
     { key: 'loss_down', label: `1% loss both ways: target -> host, Mbit/s (curl for ${c.lossSeconds} s)`, better: 'higher', target: { to: 'kernel', ratio: 0.25 } },
+    // the same two figures of ours (and lwIP's) beside the kernel on plain frames: veth with
+    // TSO/GSO/GRO off, so that the kernel's download is lost one 1514-byte frame at a time too
+    { key: 'plain_loss_up', label: `  the same, kernel plain frames (veth TSO/GSO/GRO off): host -> target`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, kernelPlain: { peerKey: 'loss_up' } },
+    { key: 'plain_loss_down', label: `  the same, kernel plain frames (veth TSO/GSO/GRO off): target -> host`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, kernelPlain: { peerKey: 'loss_down' } },
     { key: 'delay_loss_up', label: `10 ms each way + 1% loss: host -> target, Mbit/s`, better: 'higher', tapstackOnly: 'n/a (no netem)' },
     { key: 'delay_loss_down', label: `10 ms each way + 1% loss: target -> host, Mbit/s`, better: 'higher', tapstackOnly: 'n/a (no netem)' },
   ];
@@ -503,13 +552,9 @@ async function measureTarget(t: TcpTarget, c: TcpCounts): Promise<Measured> {
   step('ping-pong');
   m.ping_pong = await pingPong(t, c.pingPongs);
   step('1% loss');
-  setLoss(t, 1);
-  try {
-    m.loss_up = await iperfUp(t, c.lossSeconds);
-    m.loss_down = await curlDownFor(t, c.lossSeconds);
-  } finally {
-    setLoss(t, 'off');
-  }
+  const loss = await lossRows(t, c.lossSeconds);
+  m.loss_up = loss.up;
+  m.loss_down = loss.down;
   return m;
 }
 
@@ -519,24 +564,23 @@ async function measureVnet(t: TcpTarget, c: TcpCounts): Promise<Measured> {
   process.stderr.write(`bench: tcp tapstack vnet: iperf, curl, 1% loss\n`);
   m.vnet_bulk_up = await iperfUp(t, c.iperfSeconds);
   m.vnet_bulk_down = await curlDown(t, c.curlBytes);
-  setLoss(t, 1);
-  try {
-    m.vnet_loss_up = await iperfUp(t, c.lossSeconds);
-    m.vnet_loss_down = await curlDownFor(t, c.lossSeconds);
-  } finally {
-    setLoss(t, 'off');
-  }
+  const loss = await lossRows(t, c.lossSeconds);
+  m.vnet_loss_up = loss.up;
+  m.vnet_loss_down = loss.down;
   return m;
 }
 
 async function measureDelayed(t: TcpTarget, c: TcpCounts): Promise<Measured> {
   process.stderr.write(`bench: tcp tapstack --link-delay 10: 1% loss\n`);
-  setLoss(t, 1);
-  try {
-    return { delay_loss_up: await iperfUp(t, c.lossSeconds), delay_loss_down: await curlDownFor(t, c.lossSeconds) };
-  } finally {
-    setLoss(t, 'off');
-  }
+  const loss = await lossRows(t, c.lossSeconds);
+  return { delay_loss_up: loss.up, delay_loss_down: loss.down };
+}
+
+/** The kernel with TSO/GSO/GRO off on its veth pair: the lossy rows only (the plain rows' like-for-like reference). */
+async function measureKernelPlain(t: TcpTarget, c: TcpCounts): Promise<Measured> {
+  process.stderr.write(`bench: tcp kernel, plain frames: 1% loss\n`);
+  const loss = await lossRows(t, c.lossSeconds);
+  return { plain_loss_up: loss.up, plain_loss_down: loss.down };
 }
 
 function verdict(spec: RowSpec, values: Record<TcpTargetName, number>, abFailed: number): { ratio: number; target: string; met: string } {
@@ -563,6 +607,7 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
   const results: Record<TcpTargetName, Measured[]> = { tapstack: [], lwip: [], kernel: [] };
   const delayed: Measured[] = [];
   const vnet: Measured[] = [];
+  const kernelPlain: Measured[] = [];
   const targets: TcpTarget[] = [];
   const section: TcpSection = { counts: c, lwip: built, tapstackArgs: extra, vnetArgs: vnetExtra, rows: [], abFailed: { tapstack: [], lwip: [], kernel: [] }, idle: [] };
   try {
@@ -571,6 +616,7 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
     const lwip = 'binary' in built ? await LwipTcp.start('bench-tcp-l', built.binary) : undefined;
     if (lwip) targets.push(lwip);
     targets.push(await KernelTcp.start('bench-tcp-k'));
+    targets.push(await KernelTcp.start('bench-tcp-kp', 'plain'));
     targets.push(await TapstackTcp.start('tapstack-vnet', 'bench-tcp-v', vnetExtra));
     const tapDelay = await TapstackTcp.start('tapstack-delay', 'bench-tcp-d', [...extra, '--link-delay', '10']);
     targets.push(tapDelay);
@@ -584,6 +630,7 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
         process.stderr.write(`bench: tcp round ${round}/${c.rounds}: ${t.name}\n`);
         if (t.name === 'tapstack-delay') delayed.push(await measureDelayed(t, c));
         else if (t.name === 'tapstack-vnet') vnet.push(await measureVnet(t, c));
+        else if (t.name === 'kernel-plain') kernelPlain.push(await measureKernelPlain(t, c));
         else results[t.name].push(await measureTarget(t, c));
       }
     }
@@ -594,8 +641,12 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
     for (const spec of specs) {
       const all = {} as Record<TcpTargetName, number[]>;
       for (const name of ['tapstack', 'lwip', 'kernel'] as const) {
-        const source = spec.tapstackOnly ? (name === 'tapstack' ? delayed : []) : spec.vnet && name === 'tapstack' ? vnet : results[name];
-        const key = spec.vnet && name !== 'tapstack' ? spec.vnet.peerKey : spec.key;
+        const source = spec.tapstackOnly
+          ? name === 'tapstack' ? delayed : []
+          : spec.vnet && name === 'tapstack' ? vnet
+          : spec.kernelPlain && name === 'kernel' ? kernelPlain
+          : results[name];
+        const key = spec.vnet && name !== 'tapstack' ? spec.vnet.peerKey : spec.kernelPlain && name !== 'kernel' ? spec.kernelPlain.peerKey : spec.key;
         all[name] = source.map((m) => m[key] ?? Number.NaN);
       }
       // failed requests: the worst round, not the median (a round with failures must show)
@@ -653,7 +704,7 @@ export function formatTcpSection(s: TcpSection): string {
   const out: string[] = [];
   out.push(
     `TCP from 10.0.0.1: tapstack (up ${s.tapstackArgs.join(' ')}; the vnet rows: up ${s.vnetArgs.join(' ')}) behind tap0, lwIP 2.1.3 behind tap0 (../shared/peers/lwip-tap), the kernel over veth (iperf -s, socat, ` +
-      `our --http server on node:net); medians of ${s.counts.rounds} round(s), the targets in turn:`,
+      `our --http server on node:net; in the "kernel plain frames" rows a second veth pair with TSO/GSO/GRO off); medians of ${s.counts.rounds} round(s), the targets in turn:`,
     '',
   );
   const header = ['figure', 'tapstack', 'lwIP', 'kernel', 'tapstack/lwIP', 'tapstack/kernel', 'target', 'met'];

@@ -149,6 +149,8 @@ describe('npm run bench -- --quick --floors', () => {
       'vnet_loss_down',
       'loss_up',
       'loss_down',
+      'plain_loss_up',
+      'plain_loss_down',
       'delay_loss_up',
       'delay_loss_down',
     ]);
