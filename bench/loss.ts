@@ -9,7 +9,16 @@
  * retransmission that was not needed, as there is no reordering on a TAP), timeouts, loss probes,
  * recoveries and undos, and the ACKs it sent (OutSegs on the upload).
  *
- *   npx tsx bench/loss.ts [--rounds 3] [--seconds 5] [--modes vnet,plain] [--tapstack-arg --tcp-log ...]
+ * Kernels beside them (`--kernels`, each a veth pair of its own): `offload`, the pair as it comes
+ * (TSO/GSO/GRO on) with the namespace's default congestion control (bbr on this machine, which
+ * does not back off on random loss); `plain`, TSO/GSO/GRO off on both ends, so that the data the
+ * kernel sends down crosses the pair as 1514-byte frames and is lost one frame at a time, as ours
+ * on tap0; `-cubic` after either sets the server's route to CUBIC (`ip route ... congctl`), our
+ * default. `plain-cubic` is the like-for-like reference of our plain rows. Up, the kernel is the
+ * sender for all of them (the client's namespace keeps its default) and its egress hands tc GSO
+ * bundles whatever the device's offloads (link-loss.sh), so that row loses the same way for all.
+ *
+ *   npx tsx bench/loss.ts [--rounds 3] [--seconds 5] [--modes vnet,plain] [--kernels offload,plain,plain-cubic] [--tapstack-arg --tcp-log ...]
  */
 import { parseArgs } from 'node:util';
 import { median } from './table.ts';
@@ -20,7 +29,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '5' },
     modes: { type: 'string', default: 'vnet,plain' },
-    kernels: { type: 'string', default: 'offload,plain' },
+    kernels: { type: 'string', default: 'offload,plain,plain-cubic' },
     'tapstack-arg': { type: 'string', multiple: true },
   },
 });
@@ -30,9 +39,11 @@ const modes = args.modes.split(',').map((m) => {
   if (m !== 'vnet' && m !== 'plain') throw new Error(`--modes: vnet or plain, not ${m}`);
   return m as FrameMode;
 });
-const kernelFrames = args.kernels.split(',').map((k) => {
-  if (k !== 'offload' && k !== 'plain') throw new Error(`--kernels: offload or plain, not ${k}`);
-  return k as KernelFrames;
+const KERNELS = ['offload', 'plain', 'offload-cubic', 'plain-cubic'] as const;
+type KernelName = (typeof KERNELS)[number];
+const kernelNames = args.kernels.split(',').map((k) => {
+  if (!(KERNELS as readonly string[]).includes(k)) throw new Error(`--kernels: ${KERNELS.join(', ')}, not ${k}`);
+  return k as KernelName;
 });
 const given = (args['tapstack-arg'] ?? []).filter((a) => a !== '--vnet-hdr' && a !== '--no-vnet-hdr');
 
@@ -51,16 +62,19 @@ function parseCounters(text: string): Map<string, number> {
 const row = (t: TcpTarget, what: 'up' | 'down'): Promise<number> =>
   underLoss(t, () => (what === 'up' ? iperfUp(t, seconds) : curlDownFor(t, seconds)));
 
-type Who = FrameMode | 'kernel' | 'kernel-plain';
+type Who = FrameMode | `kernel-${KernelName}`;
 const results = new Map<string, number[]>();
 const costs = new Map<string, Map<string, number>[]>();
 const push = <T>(m: Map<string, T[]>, k: string, v: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(v);
 const tapstacks = new Map<FrameMode, TapstackTcp>();
-const kernels: KernelTcp[] = [];
+const kernels: [Who, KernelTcp][] = [];
 try {
   for (const mode of modes) tapstacks.set(mode, await TapstackTcp.start('tapstack', `rec-loss-${mode === 'vnet' ? 'v' : 'p'}`, withFrameMode(given, mode)));
-  for (const frames of kernelFrames) kernels.push(await KernelTcp.start(`rec-loss-k${frames === 'plain' ? 'p' : ''}`, frames));
-  const everyone: [Who, TcpTarget][] = [...tapstacks, ...kernels.map((k): [Who, TcpTarget] => [k.name, k])];
+  for (const [i, name] of kernelNames.entries()) {
+    const frames = name.split('-')[0] as KernelFrames;
+    kernels.push([`kernel-${name}`, await KernelTcp.start(`rec-loss-k${i}`, frames, name.endsWith('-cubic') ? 'cubic' : undefined)]);
+  }
+  const everyone: [Who, TcpTarget][] = [...tapstacks, ...kernels];
   for (const [, t] of everyone) await iperfUp(t, 1); // warm-up: ARP, the JIT
   for (let round = 1; round <= rounds; round++) {
     for (const what of ['up', 'down'] as const) {
@@ -83,12 +97,12 @@ try {
   }
 } finally {
   for (const t of tapstacks.values()) t.close();
-  for (const k of kernels) k.close();
+  for (const [, k] of kernels) k.close();
 }
 for (const what of ['up', 'down'] as const) {
-  const references = kernels.map((k) => {
-    const all = results.get(`${k.name} ${what}`)!;
-    return { name: k.name, median: median(all), all: all.map((v) => v.toFixed(0)).join('/') };
+  const references = kernels.map(([name]) => {
+    const all = results.get(`${name} ${what}`)!;
+    return { name, median: median(all), all: all.map((v) => v.toFixed(0)).join('/') };
   });
   for (const mode of modes) {
     const all = results.get(`${mode} ${what}`)!;

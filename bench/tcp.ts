@@ -17,9 +17,10 @@
  * 10 ms of delay each way plus that loss. The kernel here has no netem, so the delay comes from
  * our link fault injector (`tapstack up --link-delay 10`): only tapstack gets those rows. The
  * lossy rows of the plain tapstack are also set beside a second kernel whose veth pair has
- * TSO/GSO/GRO off (`kernel-plain`): the kernel's download then crosses the pair as 1514-byte
- * frames, lost one at a time as our plain frames are, where the first kernel's 64 KB skbs are
- * lost whole.
+ * TSO/GSO/GRO off and whose server sends with CUBIC (`kernel-plain`): the kernel's download then
+ * crosses the pair as 1514-byte frames, lost one at a time as our plain frames are, where the
+ * first kernel's 64 KB skbs are lost whole, and its window answers random loss as ours does (the
+ * first kernel runs this machine's default, bbr, which does not back off on random loss).
  * Then memory: tapstack's and lwIP's RSS at 10,000 idle connections, and tapstack's RSS sampled
  * through a 10 GiB transfer.
  */
@@ -165,10 +166,19 @@ export class KernelTcp implements TcpTarget {
     readonly name: 'kernel' | 'kernel-plain',
   ) {}
 
-  static async start(label: string, frames: KernelFrames = 'offload'): Promise<KernelTcp> {
+  /**
+   * `congestionControl`: the algorithm of the responder's connections (it sends the download),
+   * set on its route to 10.0.0.0/24 (`ip route ... congctl`, RTAX_CC_ALGO), or undefined for the
+   * namespace's default. This machine's default is bbr, which does not take random loss for
+   * congestion, where ours is CUBIC; a namespace may only choose a default among
+   * net.ipv4.tcp_allowed_congestion_control (reno bbr here, a root-namespace setting we leave
+   * alone), while a route's algorithm is the namespace's own.
+   */
+  static async start(label: string, frames: KernelFrames = 'offload', congestionControl?: 'cubic' | 'bbr' | 'reno'): Promise<KernelTcp> {
     const pair = KernelTarget.start(label);
     try {
       const c = pair.responder;
+      if (congestionControl) c.exec('ip', ['route', 'replace', '10.0.0.0/24', 'dev', 'veth1', 'proto', 'kernel', 'scope', 'link', 'src', ADDRESS, 'congctl', congestionControl]);
       if (frames === 'plain') {
         // Both ends: the sender segments before the pair (no TSO/GSO), the receiver does not merge
         // frames again before tc's ingress hook sees them (no GRO).
@@ -526,9 +536,10 @@ function rowSpecs(c: TcpCounts): RowSpec[] {
     { key: 'loss_up', label: `1% loss both ways: host -> target, Mbit/s (iperf -t ${c.lossSeconds})`, better: 'higher', target: { to: 'kernel', ratio: 0.25 } },
     { key: 'loss_down', label: `1% loss both ways: target -> host, Mbit/s (curl for ${c.lossSeconds} s)`, better: 'higher', target: { to: 'kernel', ratio: 0.25 } },
     // the same two figures of ours (and lwIP's) beside the kernel on plain frames: veth with
-    // TSO/GSO/GRO off, so that the kernel's download is lost one 1514-byte frame at a time too
-    { key: 'plain_loss_up', label: `  the same, kernel plain frames (veth TSO/GSO/GRO off): host -> target`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, kernelPlain: { peerKey: 'loss_up' } },
-    { key: 'plain_loss_down', label: `  the same, kernel plain frames (veth TSO/GSO/GRO off): target -> host`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, kernelPlain: { peerKey: 'loss_down' } },
+    // TSO/GSO/GRO off, so that the kernel's download is lost one 1514-byte frame at a time too,
+    // and CUBIC sending it, as ours does (the machine's default, bbr, ignores random loss)
+    { key: 'plain_loss_up', label: `  the same, kernel plain frames + CUBIC: host -> target`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, kernelPlain: { peerKey: 'loss_up' } },
+    { key: 'plain_loss_down', label: `  the same, kernel plain frames + CUBIC: target -> host`, better: 'higher', target: { to: 'kernel', ratio: 0.25 }, kernelPlain: { peerKey: 'loss_down' } },
     { key: 'delay_loss_up', label: `10 ms each way + 1% loss: host -> target, Mbit/s`, better: 'higher', tapstackOnly: 'n/a (no netem)' },
     { key: 'delay_loss_down', label: `10 ms each way + 1% loss: target -> host, Mbit/s`, better: 'higher', tapstackOnly: 'n/a (no netem)' },
   ];
@@ -616,7 +627,8 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
     const lwip = 'binary' in built ? await LwipTcp.start('bench-tcp-l', built.binary) : undefined;
     if (lwip) targets.push(lwip);
     targets.push(await KernelTcp.start('bench-tcp-k'));
-    targets.push(await KernelTcp.start('bench-tcp-kp', 'plain'));
+    // the plain rows' reference: plain frames, and CUBIC as ours (this machine's default is bbr)
+    targets.push(await KernelTcp.start('bench-tcp-kp', 'plain', 'cubic'));
     targets.push(await TapstackTcp.start('tapstack-vnet', 'bench-tcp-v', vnetExtra));
     const tapDelay = await TapstackTcp.start('tapstack-delay', 'bench-tcp-d', [...extra, '--link-delay', '10']);
     targets.push(tapDelay);
@@ -704,7 +716,7 @@ export function formatTcpSection(s: TcpSection): string {
   const out: string[] = [];
   out.push(
     `TCP from 10.0.0.1: tapstack (up ${s.tapstackArgs.join(' ')}; the vnet rows: up ${s.vnetArgs.join(' ')}) behind tap0, lwIP 2.1.3 behind tap0 (../shared/peers/lwip-tap), the kernel over veth (iperf -s, socat, ` +
-      `our --http server on node:net; in the "kernel plain frames" rows a second veth pair with TSO/GSO/GRO off); medians of ${s.counts.rounds} round(s), the targets in turn:`,
+      `our --http server on node:net; in the "kernel plain frames + CUBIC" rows a second veth pair with TSO/GSO/GRO off and CUBIC on the server's route); medians of ${s.counts.rounds} round(s), the targets in turn:`,
     '',
   );
   const header = ['figure', 'tapstack', 'lwIP', 'kernel', 'tapstack/lwIP', 'tapstack/kernel', 'target', 'met'];
