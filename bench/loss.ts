@@ -18,7 +18,10 @@
  * sender for all of them (the client's namespace keeps its default) and its egress hands tc GSO
  * bundles whatever the device's offloads (link-loss.sh), so that row loses the same way for all.
  *
- *   npx tsx bench/loss.ts [--rounds 3] [--seconds 5] [--modes vnet,plain] [--kernels offload,plain,plain-cubic] [--tapstack-arg --tcp-log ...]
+ * `--compare ARG` (repeatable) adds a plain tapstack with those arguments as well (`plain+ARG...`):
+ * an A/B of a switch in one run, e.g. `--modes plain --compare=--no-sack-compression`.
+ *
+ *   npx tsx bench/loss.ts [--rounds 3] [--seconds 5] [--modes vnet,plain] [--kernels offload,plain,plain-cubic] [--compare ARG]... [--tapstack-arg --tcp-log ...]
  */
 import { parseArgs } from 'node:util';
 import { median } from './table.ts';
@@ -31,6 +34,8 @@ const { values: args } = parseArgs({
     modes: { type: 'string', default: 'vnet,plain' },
     kernels: { type: 'string', default: 'offload,plain,plain-cubic' },
     'tapstack-arg': { type: 'string', multiple: true },
+    // one more plain tapstack with these arguments too, for a change measured in the same run
+    compare: { type: 'string', multiple: true },
   },
 });
 const rounds = Number(args.rounds);
@@ -48,7 +53,7 @@ const kernelNames = args.kernels.split(',').map((k) => {
 const given = (args['tapstack-arg'] ?? []).filter((a) => a !== '--vnet-hdr' && a !== '--no-vnet-hdr');
 
 /** The counters a row of loss recovery is judged by (TcpLayer's names, as Linux's netstat -s). */
-const WATCHED = ['RetransSegs', 'TCPDSACKRecv', 'TCPTimeouts', 'TCPLossProbes', 'TCPSackRecovery', 'TCPLostRetransmit', 'TCPDSACKUndo', 'TCPLossUndo', 'TCPFullUndo', 'TCPSpuriousRTOs', 'OutSegs'];
+const WATCHED = ['RetransSegs', 'TCPDSACKRecv', 'TCPTimeouts', 'TCPLossProbes', 'TCPSackRecovery', 'TCPLostRetransmit', 'TCPDSACKUndo', 'TCPLossUndo', 'TCPFullUndo', 'TCPSpuriousRTOs', 'TCPAckCompressed', 'OutSegs'];
 
 function parseCounters(text: string): Map<string, number> {
   const m = new Map<string, number>();
@@ -62,14 +67,17 @@ function parseCounters(text: string): Map<string, number> {
 const row = (t: TcpTarget, what: 'up' | 'down'): Promise<number> =>
   underLoss(t, () => (what === 'up' ? iperfUp(t, seconds) : curlDownFor(t, seconds)));
 
-type Who = FrameMode | `kernel-${KernelName}`;
+type Who = FrameMode | `kernel-${KernelName}` | `plain+${string}`;
 const results = new Map<string, number[]>();
 const costs = new Map<string, Map<string, number>[]>();
 const push = <T>(m: Map<string, T[]>, k: string, v: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(v);
-const tapstacks = new Map<FrameMode, TapstackTcp>();
+const tapstacks = new Map<Who, TapstackTcp>();
+const compare = args.compare ?? [];
+const compared: Who = `plain+${compare.join(' ')}`;
 const kernels: [Who, KernelTcp][] = [];
 try {
   for (const mode of modes) tapstacks.set(mode, await TapstackTcp.start('tapstack', `rec-loss-${mode === 'vnet' ? 'v' : 'p'}`, withFrameMode(given, mode)));
+  if (compare.length > 0) tapstacks.set(compared, await TapstackTcp.start('tapstack', 'rec-loss-pb', withFrameMode([...given, ...compare], 'plain')));
   for (const [i, name] of kernelNames.entries()) {
     const frames = name.split('-')[0] as KernelFrames;
     kernels.push([`kernel-${name}`, await KernelTcp.start(`rec-loss-k${i}`, frames, name.endsWith('-cubic') ? 'cubic' : undefined)]);
@@ -104,7 +112,7 @@ for (const what of ['up', 'down'] as const) {
     const all = results.get(`${name} ${what}`)!;
     return { name, median: median(all), all: all.map((v) => v.toFixed(0)).join('/') };
   });
-  for (const mode of modes) {
+  for (const mode of [...modes, ...(compare.length > 0 ? [compared] : [])]) {
     const all = results.get(`${mode} ${what}`)!;
     const tap = median(all);
     const sum = (k: string): number => costs.get(`${mode} ${what}`)!.reduce((s, m) => s + (m.get(k) ?? 0), 0);

@@ -15,7 +15,7 @@ export const USAGE = `usage:
                 [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--no-vnet-hdr] [--io-threads]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
                 [--link-delay MS[/JITTER]] [--link-reorder P[/MS]] [--tcp-log FILE] [--delayed-ack MS]
-                [--quickack] [--no-ack-coalescing]
+                [--quickack] [--no-ack-coalescing] [--no-sack-compression]
   tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
                        (HOST: 10.0.0.1, fd00:10::1 or fe80::...%tap0)
@@ -70,6 +70,8 @@ export const USAGE = `usage:
                     (default 40, Linux's TCP_DELACK_MIN)
   --quickack        (up, connect, get) never hold an ACK for the delayed-ACK timer (TCP_QUICKACK)
   --no-ack-coalescing (up, connect, get) an ACK per two segments, not one per received batch
+  --no-sack-compression (up, connect, get) an ACK for every out-of-order segment, not three
+                    and then one per received batch (Linux's tcp_comp_sack_nr)
   --conn N          (plot) draw only connection N, as numbered on stderr (default: all)
   --from S, --to S  (plot) draw only the seconds from --from to --to after each connection's start
   -6                ping over IPv6 (ping; implied by an IPv6 TARGET such as fd00:10::1 or
@@ -121,8 +123,8 @@ export interface DeviceOptions {
   linkDelay: { delayMs: number; jitterMs: number } | undefined;
   /** --link-reorder: the fault injector's probability of holding a frame back, and for how long, ms (0: behind the next frame). */
   linkReorder?: { probability: number; holdMs: number } | undefined;
-  /** --delayed-ack, --quickack, --no-ack-coalescing: TCP's ACK timing (undefined: the defaults). */
-  tcpAcks?: { delayedAckMs?: number; quickAck?: boolean; ackCoalescing?: boolean } | undefined;
+  /** --delayed-ack, --quickack, --no-ack-coalescing, --no-sack-compression: TCP's ACK timing (undefined: the defaults). */
+  tcpAcks?: { delayedAckMs?: number; quickAck?: boolean; ackCoalescing?: boolean; sackCompression?: boolean } | undefined;
 }
 
 /** The services `up` runs, each on its port. */
@@ -162,7 +164,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing|no-sack-compression) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -277,7 +279,7 @@ export function parseCommand(argv: readonly string[]): Command {
         'link-delay': { type: 'string' },
         'link-reorder': { type: 'string' },
         ...(command !== 'ping'
-          ? { 'tcp-log': { type: 'string' }, 'delayed-ack': { type: 'string' }, quickack: { type: 'boolean' }, 'no-ack-coalescing': { type: 'boolean' } }
+          ? { 'tcp-log': { type: 'string' }, 'delayed-ack': { type: 'string' }, quickack: { type: 'boolean' }, 'no-ack-coalescing': { type: 'boolean' }, 'no-sack-compression': { type: 'boolean' } }
           : {}),
         ...(command === 'up'
           ? { 'udp-echo': { type: 'string' }, 'tcp-echo': { type: 'string' }, 'tcp-discard': { type: 'string' }, http: { type: 'string' } }
@@ -386,6 +388,7 @@ export function parseCommand(argv: readonly string[]): Command {
     ...(delayedAckText !== undefined ? { delayedAckMs: parseNumber('--delayed-ack', delayedAckText, 1, 500, false) } : {}),
     ...(v.quickack === true ? { quickAck: true } : {}),
     ...(v['no-ack-coalescing'] === true ? { ackCoalescing: false } : {}),
+    ...(v['no-sack-compression'] === true ? { sackCompression: false } : {}),
   };
   const device: DeviceOptions = {
     tap,

@@ -147,6 +147,7 @@ describe('parseCommand', () => {
     expect(up(['up']).device.tcpAcks).toBeUndefined();
     expect(up(['up', '--delayed-ack', '10', '--quickack', '--no-ack-coalescing']).device.tcpAcks).toEqual({ delayedAckMs: 10, quickAck: true, ackCoalescing: false });
     expect(up(['up', '--quickack']).device.tcpAcks).toEqual({ quickAck: true });
+    expect(up(['up', '--no-sack-compression']).device.tcpAcks).toEqual({ sackCompression: false });
     const get = parseCommand(['get', 'http://10.0.0.1/', '--delayed-ack', '5']);
     expect(get.kind === 'get' && get.device.tcpAcks).toEqual({ delayedAckMs: 5 });
     expect(() => parseCommand(['up', '--delayed-ack', '0'])).toThrow(UsageError);

@@ -127,6 +127,16 @@ export interface TcpParams {
    * gives Linux. On by default; it needs a host that runs batches (TcpLayer on a link).
    */
   ackCoalescing: boolean;
+  /**
+   * SACK compression (Linux's tcp_comp_sack_nr, on by default there): while a hole is open, the
+   * first three out-of-order segments at one RCV.NXT are acknowledged at once (the duplicate
+   * ACKs a sender's fast retransmit counts), and the ones after them share one ACK at the end of
+   * the received batch, carrying the SACK blocks as they stand then, up to 44 of them per ACK.
+   * Without it every out-of-order segment gets an ACK of its own (RFC 5681 4.2's SHOULD), which
+   * on plain frames is one write(2) per segment for as long as a loss is being repaired. Needs
+   * ackCoalescing and SACK; a host that runs no batches sends at once as before.
+   */
+  sackCompression: boolean;
   /** Keepalive: idle time, probe interval (ms) and probes (tcp_keepalive_time/intvl/probes: 7200 s, 75 s, 9). */
   keepaliveTimeMs: number;
   keepaliveIntervalMs: number;
@@ -167,6 +177,7 @@ export const DEFAULT_TCP_PARAMS: TcpParams = {
   delayedAckMs: 40,
   quickAck: false,
   ackCoalescing: true,
+  sackCompression: true,
   keepaliveTimeMs: 7_200_000,
   keepaliveIntervalMs: 75_000,
   keepaliveProbes: 9,
@@ -240,6 +251,7 @@ export type ConnectionCounter =
   | 'DelayedACKs'
   | 'TCPPureAcks'
   | 'tx_acks_coalesced'
+  | 'TCPAckCompressed'
   | 'TCPKeepAlive'
   | 'TCPWinProbe'
   | 'TCPSynRetrans'
@@ -371,6 +383,14 @@ const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
  * however many frames one NAPI poll brings; a TAP read may bring 256 full frames (370 KB).
  */
 export const ACK_COALESCING_MAX_BYTES = 65536;
+
+/**
+ * SACK compression's limits, Linux's: the out-of-order segments at one RCV.NXT acknowledged at
+ * once (TCP_FASTRETRANS_THRESH, the duplicate ACKs a sender counts) and the most that may share
+ * one ACK after them (net.ipv4.tcp_comp_sack_nr).
+ */
+export const SACK_COMPRESSION_IMMEDIATE = 3;
+export const SACK_COMPRESSION_MAX = 44;
 
 /** RFC 8985 7.2's WCDelAckT: the longest a peer may delay an ACK (Linux uses TCP_RTO_MIN, 200 ms). */
 const WORST_CASE_DELAYED_ACK_MS = 200;
@@ -544,6 +564,10 @@ export class TcpConnection implements SocketConnection {
   private ackPending = 0;
   /** An ACK waits for the end of the receive batch (the host will call flushAck). */
   private ackDeferred = false;
+  /** SACK compression: the RCV.NXT the out-of-order arrivals are counted at, how many came, and how many wait unacknowledged. */
+  private sackCompressNext = 0;
+  private sackCompressSeen = 0;
+  private sackCompressed = 0;
   private keepaliveDeadline: Deadline | undefined;
   private keepaliveOn = false;
   private keepaliveIdleMs: number;
@@ -1628,8 +1652,29 @@ export class TcpConnection implements SocketConnection {
     }
     // ACK at once for out-of-order data, a filled hole or a duplicate (RFC 5681 4.2, RFC 9293 3.8.6.3);
     // otherwise at least every second full-sized segment, or after the delayed-ACK time.
+    if (outcome.outOfOrder && !outcome.filledHole && outcome.duplicate === 0 && outcome.delivered === 0 && this.compressSack(receive.next)) return;
     const immediate = outcome.outOfOrder || outcome.filledHole || outcome.duplicate > 0 || outcome.delivered === 0;
     this.scheduleAck(immediate, outcome.delivered);
+  }
+
+  /**
+   * New out-of-order data behind a hole at `next`: true when its ACK may wait for the end of the
+   * received batch (SACK compression, Linux's __tcp_ack_snd_check with tcp_comp_sack_nr): not
+   * for the first three at one RCV.NXT, which the sender counts as duplicate ACKs, nor once 44
+   * wait. Linux holds them on a timer (5% of the RTT, at most 1 ms); the batch end comes sooner.
+   */
+  private compressSack(next: number): boolean {
+    if (!this.params.sackCompression || !this.params.ackCoalescing || !this.sackOn) return false;
+    if (next !== this.sackCompressNext) {
+      this.sackCompressNext = next;
+      this.sackCompressSeen = 0;
+    }
+    if (++this.sackCompressSeen <= SACK_COMPRESSION_IMMEDIATE || this.sackCompressed >= SACK_COMPRESSION_MAX) return false;
+    this.ackSoon();
+    if (!this.ackDeferred) return true; // no batch: ackSoon sent it now
+    this.sackCompressed++;
+    this.host.count('TCPAckCompressed');
+    return true;
   }
 
   /** The FIN at sequence number `finSeq` arrived. */
@@ -2015,6 +2060,7 @@ export class TcpConnection implements SocketConnection {
     if (flags & TcpFlag.ACK) {
       this.ackPending = 0;
       this.ackDeferred = false;
+      this.sackCompressed = 0;
       this.delayedAckDeadline?.cancel();
     }
   }

@@ -80,6 +80,7 @@ export const TCP_COUNTERS = [
   'TCPPureAcks',
   'DelayedACKs',
   'tx_acks_coalesced',
+  'TCPAckCompressed',
   'TCPKeepAlive',
   'TCPWinProbe',
   'TCPSynRetrans',

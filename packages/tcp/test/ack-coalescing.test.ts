@@ -152,6 +152,59 @@ describe('ACK coalescing per received batch', () => {
   });
 });
 
+describe('SACK compression (Linux tcp_comp_sack_nr): out-of-order segments behind one hole', () => {
+  /** Segment 0 in order, then segments 2..n+1 behind the hole at 1 (MSS-sized). */
+  const behindHole = (n: number): [number, number][] => Array.from({ length: n }, (_, i): [number, number] => [(i + 2) * MSS, MSS]);
+
+  it('the first three go at once (the duplicate ACKs a sender counts), the rest share one ACK at the batch end with the SACK block as it stands then', () => {
+    const h = connection();
+    h.batch([[0, MSS]]);
+    h.clock.advance(40); // the delayed ACK for segment 0
+    h.take();
+    const { during, after } = h.batch(behindHole(8));
+    expect(during).toEqual([
+      { ack: 1000, window: 15_000, sack: [[2000, 3000]] },
+      { ack: 1000, window: 15_000, sack: [[2000, 4000]] },
+      { ack: 1000, window: 15_000, sack: [[2000, 5000]] },
+    ]);
+    expect(after).toEqual([{ ack: 1000, window: 15_000, sack: [[2000, 10_000]] }]);
+    expect(h.counter('TCPAckCompressed')).toBe(5);
+    // the next batch behind the same hole: nothing at once, the count of three is per RCV.NXT
+    const next = h.batch([[10_000, MSS]]);
+    expect(next).toEqual({ during: [], after: [{ ack: 1000, window: 15_000, sack: [[2000, 11_000]] }] });
+    // the hole fills: at once, as before
+    expect(h.batch([[1000, MSS]]).during).toEqual([{ ack: 11_000, window: 5_000, sack: [] }]);
+  });
+
+  it('at most 44 wait for one ACK: the 45th after the first three goes at once', () => {
+    const h = connection({ receiveBufferBytes: 256 * 1024 });
+    h.batch([[0, MSS]]);
+    h.clock.advance(40);
+    h.take();
+    const { during, after } = h.batch(behindHole(50));
+    expect(during.map((a) => a.sack[0]![1] / MSS)).toEqual([3, 4, 5, 50]);
+    expect(after.map((a) => a.sack[0]![1] / MSS)).toEqual([52]);
+    expect(h.counter('TCPAckCompressed')).toBe(46);
+  });
+
+  it('off (sackCompression: false), or with no batch running, every out-of-order segment is acknowledged at once', () => {
+    const off = connection({ sackCompression: false });
+    off.batch([[0, MSS]]);
+    off.clock.advance(40);
+    off.take();
+    const a = off.batch(behindHole(8));
+    expect(a.during.map((x) => x.sack[0]![1] / MSS)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(a.after).toEqual([]);
+    const unbatched = connection();
+    unbatched.peer(TcpFlag.ACK, DATA, ISS + 1, new Uint8Array(MSS));
+    unbatched.clock.advance(40);
+    unbatched.take();
+    for (const [seq, length] of behindHole(6)) unbatched.peer(TcpFlag.ACK, DATA + seq, ISS + 1, new Uint8Array(length));
+    expect(acks(unbatched.take()).map((x) => x.sack[0]![1] / MSS)).toEqual([3, 4, 5, 6, 7, 8]);
+    expect(unbatched.counter('TCPAckCompressed')).toBe(0);
+  });
+});
+
 describe('ACKs in a ping-pong', () => {
   it('an answer written while the data is handed up carries the ACK, and no delayed ACK follows it', () => {
     const h = connection();
