@@ -18,8 +18,9 @@
  * sender for all of them (the client's namespace keeps its default) and its egress hands tc GSO
  * bundles whatever the device's offloads (link-loss.sh), so that row loses the same way for all.
  *
- * `--compare ARG` (repeatable) adds a plain tapstack with those arguments as well (`plain+ARG...`):
- * an A/B of a switch in one run, e.g. `--modes plain --compare=--no-sack-compression`.
+ * `--compare ARG` (repeatable) adds a plain tapstack (`--compare-mode vnet`: one with the header)
+ * with those arguments as well (`plain+ARG...`): an A/B of a switch in one run, e.g.
+ * `--modes plain --compare=--no-sack-compression`.
  *
  *   npx tsx bench/loss.ts [--rounds 3] [--seconds 5] [--modes vnet,plain] [--kernels offload,plain,plain-cubic] [--compare ARG]... [--tapstack-arg --tcp-log ...]
  */
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     'tapstack-arg': { type: 'string', multiple: true },
     // one more plain tapstack with these arguments too, for a change measured in the same run
     compare: { type: 'string', multiple: true },
+    'compare-mode': { type: 'string', default: 'plain' },
   },
 });
 const rounds = Number(args.rounds);
@@ -67,17 +69,18 @@ function parseCounters(text: string): Map<string, number> {
 const row = (t: TcpTarget, what: 'up' | 'down'): Promise<number> =>
   underLoss(t, () => (what === 'up' ? iperfUp(t, seconds) : curlDownFor(t, seconds)));
 
-type Who = FrameMode | `kernel-${KernelName}` | `plain+${string}`;
+type Who = FrameMode | `kernel-${KernelName}` | `${FrameMode}+${string}`;
 const results = new Map<string, number[]>();
 const costs = new Map<string, Map<string, number>[]>();
 const push = <T>(m: Map<string, T[]>, k: string, v: T): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(v);
 const tapstacks = new Map<Who, TapstackTcp>();
 const compare = args.compare ?? [];
-const compared: Who = `plain+${compare.join(' ')}`;
+const compareMode = args['compare-mode'] === 'vnet' ? 'vnet' : 'plain';
+const compared: Who = `${compareMode}+${compare.join(' ')}`;
 const kernels: [Who, KernelTcp][] = [];
 try {
   for (const mode of modes) tapstacks.set(mode, await TapstackTcp.start('tapstack', `rec-loss-${mode === 'vnet' ? 'v' : 'p'}`, withFrameMode(given, mode)));
-  if (compare.length > 0) tapstacks.set(compared, await TapstackTcp.start('tapstack', 'rec-loss-pb', withFrameMode([...given, ...compare], 'plain')));
+  if (compare.length > 0) tapstacks.set(compared, await TapstackTcp.start('tapstack', 'rec-loss-pb', withFrameMode([...given, ...compare], compareMode)));
   for (const [i, name] of kernelNames.entries()) {
     const frames = name.split('-')[0] as KernelFrames;
     kernels.push([`kernel-${name}`, await KernelTcp.start(`rec-loss-k${i}`, frames, name.endsWith('-cubic') ? 'cubic' : undefined)]);

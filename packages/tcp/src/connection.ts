@@ -1650,9 +1650,10 @@ export class TcpConnection implements SocketConnection {
       this.pendingFinSeq = undefined;
       this.receiveFin(receive.next);
     }
+    // More data behind an open hole: after the first three, its ACK may wait for the batch end.
+    if (outcome.outOfOrder && !outcome.filledHole && outcome.duplicate === 0 && outcome.delivered === 0 && this.compressSack(receive.next)) return;
     // ACK at once for out-of-order data, a filled hole or a duplicate (RFC 5681 4.2, RFC 9293 3.8.6.3);
     // otherwise at least every second full-sized segment, or after the delayed-ACK time.
-    if (outcome.outOfOrder && !outcome.filledHole && outcome.duplicate === 0 && outcome.delivered === 0 && this.compressSack(receive.next)) return;
     const immediate = outcome.outOfOrder || outcome.filledHole || outcome.duplicate > 0 || outcome.delivered === 0;
     this.scheduleAck(immediate, outcome.delivered);
   }
