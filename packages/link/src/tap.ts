@@ -13,8 +13,8 @@
  * tun driver takes one frame per write. A full device queue (EAGAIN) parks the frames not yet
  * written in a bounded queue that drains when the fd turns writable.
  *
- * That is the path by default (`ioThreads: false`). With `ioThreads: true` the addon also has a
- * writer thread: writeBatch still writes a batch of one or two frames itself while the thread is
+ * That is the whole path with `ioThreads: false` (the default with the virtio-net header). With
+ * `ioThreads: true` (the default on plain frames) the addon also has a writer thread: writeBatch still writes a batch of one or two frames itself while the thread is
  * idle, and hands the thread larger ones (a copy, so the staging buffer is free again at once),
  * and every batch while the thread still holds one, so that frames keep their order. While the
  * thread is busy, the device is read when it finishes a batch rather than at every frame the kernel
@@ -119,8 +119,10 @@ export interface TapOptions {
    * tun driver takes one frame per system call and runs the kernel's receive path for it, so on the
    * plain path a bulk send's writes are a large part of the work; the thread runs them on another
    * core. Small batches while the thread is idle (a ping-pong's frame) are still written at once
-   * on the main thread, and reading stays there: no thread wake-up on a round trip. Default false:
-   * everything on the main thread, as the chapter first explains it (measured in docs/01-link.md).
+   * on the main thread, and reading stays there: no thread wake-up on a round trip. Default: true
+   * on plain frames, false with `vnetHeader` (64 KB per write(2): there the hand-offs cost more than
+   * they saved; measured in docs/01-link.md). false: everything on the main thread, as the chapter
+   * first explains it.
    */
   ioThreads?: boolean;
 }
@@ -238,8 +240,14 @@ const EAGAIN = 11;
 const TX_STAGING_BYTES = 512 * 1024;
 const TX_STAGING_FRAMES = 256;
 const DEFAULT_SEND_BURST_LIMIT = 256;
-/** TapOptions.ioThreads's default (measured in docs/01-link.md). */
-const DEFAULT_IO_THREADS = false;
+/**
+ * TapOptions.ioThreads's default (measured in docs/01-link.md): the writer thread on plain frames,
+ * where a bulk send is one write(2) per 1514 bytes; not with the virtio-net header, where one
+ * write moves up to 64 KB and the hand-off cost more than it saved.
+ */
+function defaultIoThreads(vnetHeaderLength: number): boolean {
+  return vnetHeaderLength === 0;
+}
 
 const VNET_PROBLEM_COUNTER: Record<VirtioNetProblem, TapCounterName> = {
   truncated: 'rx_vnet_truncated',
@@ -463,7 +471,8 @@ export class TapDevice extends BaseLink {
       handle.close();
       throw new TapError('EINVAL_OPTION', `sendBurstLimit ${burst} must be a whole number >= 0`);
     }
-    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, options.ioThreads ?? DEFAULT_IO_THREADS);
+    const ioThreads = options.ioThreads ?? defaultIoThreads(vnetHeaderLength);
+    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, ioThreads);
     log('opened %s%s, mac %s, mtu %d%s', device.ifname, netns ? ` in netns ${netns}` : '', device.mac, mtu, vnetHeaderLength ? `, virtio-net header ${vnetHeaderLength} bytes` : '');
     return device;
   }

@@ -1,9 +1,11 @@
 /**
- * The addon's I/O threads (TapOptions.ioThreads) against the real kernel: two TAP devices joined
- * by a bridge inside a network namespace of this file, so that what one device's writer thread
- * writes comes back through the other device's reader thread. Numbered frames both ways at once
- * catch a frame reordered, lost or counted twice in the hand-off between JavaScript and the threads;
- * a process that closes both devices in the middle of a flood must neither crash nor hang.
+ * The addon's writer thread (TapOptions.ioThreads) against the real kernel: two TAP devices joined
+ * by a bridge inside a network namespace of this file, so that what one device writes (on the main
+ * thread or through its writer thread) comes back through the other device. Numbered frames both
+ * ways at once catch a frame reordered, lost or counted twice in the hand-off between JavaScript,
+ * the main thread's own writes and the writer, also across the switch from one to the other; a
+ * close() while the writer holds a batch must write all of it first; a device deleted or closed in
+ * the middle of a flood must neither crash nor hang the process.
  * No IP is used at all: frames carry a local experimental EtherType (IEEE 802 0x88B5).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -70,14 +72,15 @@ describe('TapDevice I/O threads (two devices on a bridge, in a namespace)', () =
     ns.exec('ip', ['link', 'set', name, 'up']);
   }
 
-  it('the threads are off unless asked for, with or without the virtio-net header', () => {
+  it('the writer thread is on by default on plain frames, off with the virtio-net header, and either way when asked', () => {
     const plain = TapDevice.open({ name: 'tapp', netns: ns.name });
     const vnet = TapDevice.open({ name: 'tapv', netns: ns.name, vnetHeader: true });
     const asked = TapDevice.open({ name: 'tapf', netns: ns.name, vnetHeader: true, ioThreads: true });
+    const declined = TapDevice.open({ name: 'tapn', netns: ns.name, ioThreads: false });
     try {
-      expect([plain.ioThreads, vnet.ioThreads, asked.ioThreads]).toEqual([false, false, true]);
+      expect([plain.ioThreads, vnet.ioThreads, asked.ioThreads, declined.ioThreads]).toEqual([true, false, true, false]);
     } finally {
-      for (const device of [plain, vnet, asked]) device.close();
+      for (const device of [plain, vnet, asked, declined]) device.close();
     }
   });
 
