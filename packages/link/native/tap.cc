@@ -114,9 +114,10 @@ constexpr size_t kArena = 16 * kSlot;
 // the writer still holds one (frames must not pass each other), goes to the writer through a small
 // fixed ring. A full ring makes writeBatch take nothing: JS keeps the frames staged and waits for
 // onWritable, so neither side grows.
-// Reading stays on the main thread (uv_poll, as without the thread): a reader thread, measured
-// (docs/01-link.md), added a second wake-up to every received batch and cost a ping-pong more than
-// it saved a bulk transfer.
+// Reading stays on the main thread (uv_poll, as without the thread; while the writer is busy,
+// clocked by its batches instead: pause_poll below). A reader thread, measured (docs/01-link.md),
+// added a second wake-up to every received batch and cost a ping-pong more than it saved a bulk
+// transfer.
 //
 // The ring: kTxBuffers batches. A batch is a copy of what JS staged (frames back to back and their
 // lengths): JS may refill its staging buffer as soon as writeBatch returns.
@@ -157,7 +158,7 @@ struct IoThreads {
   uint32_t tx_pending = 0;  // under tx_mutex
   std::atomic<bool> want_writable{false};   // main thread waits for a free tx batch
   // The main thread reads when the writer finishes a batch instead of when the fd turns readable
-  // (see read_on_writer below): the writer then wakes the loop after every batch.
+  // (pause_poll): the writer then wakes the loop after every batch.
   std::atomic<bool> read_on_writer{false};
   std::atomic<int32_t> tx_failed{0};        // frames the kernel refused (not EAGAIN), not yet reported
   std::atomic<int32_t> tx_last_errno{0};
