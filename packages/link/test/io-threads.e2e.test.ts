@@ -211,6 +211,39 @@ describe('TapDevice I/O threads (two devices on a bridge, in a namespace)', () =
     }
   }, 60_000);
 
+  it('a ping-pong of single frames never wakes the writer: each goes out on the main thread', async () => {
+    const a = TapDevice.open({ name: 'tappa', netns: ns.name, ioThreads: true });
+    const b = TapDevice.open({ name: 'tappb', netns: ns.name, ioThreads: true });
+    try {
+      bridge('br5', [a, b]);
+      const toB = new Expecting(6);
+      const toA = new Expecting(7);
+      a.setReceiver((frames) => {
+        for (const f of frames) toA.take(f);
+      });
+      b.setReceiver((frames) => {
+        for (const f of frames) toB.take(f);
+      });
+      const rounds = 200;
+      for (let seq = 0; seq < rounds; seq++) {
+        a.send(numberedFrame(a.mac, b.mac, 6, seq));
+        await until(() => `frame ${seq} did not reach b`, () => toB.next === seq + 1);
+        b.send(numberedFrame(b.mac, a.mac, 7, seq));
+        await until(() => `frame ${seq} did not come back to a`, () => toA.next === seq + 1);
+      }
+      expect([toB.problems, toA.problems]).toEqual([[], []]);
+      for (const d of [a, b]) {
+        expect(d.tapCounters.get('tx_batches')).toBe(rounds);
+        expect(d.tapCounters.get('tx_handoff_batches')).toBe(0);
+        expect(d.tapCounters.get('tx_handoff_frames')).toBe(0);
+      }
+    } finally {
+      a.close();
+      b.close();
+      ns.exec('ip', ['link', 'del', 'br5']);
+    }
+  }, 60_000);
+
   it('close() while the writer holds a batch: the writer writes all of it first, in order', async () => {
     const b = TapDevice.open({ name: 'tapwb', netns: ns.name });
     try {
