@@ -1146,8 +1146,10 @@ export class TcpConnection implements SocketConnection {
     let newlyLost = 0;
     if (this.params.rack) {
       // RACK alone marks losses, as Linux's default (tcp_recovery 1): no DupThresh rule.
-      for (const s of cumulativelyAcked) if (!s.sacked) this.rackDelivered(s, fackBefore);
-      for (const s of update.newlySacked) this.rackDelivered(s, fackBefore);
+      const ts = seg.options.timestamps;
+      const echo = this.timestampsOn && ts !== undefined && ts.echo !== 0 ? ts.echo : undefined;
+      for (const s of cumulativelyAcked) if (!s.sacked) this.rackDelivered(s, fackBefore, echo);
+      for (const s of update.newlySacked) this.rackDelivered(s, fackBefore, echo);
       if (partial !== 'held') newlyLost += this.rackDetectLoss();
     } else {
       newlyLost += board.markLostByDupThresh(this.mss);
@@ -1411,13 +1413,21 @@ export class TcpConnection implements SocketConnection {
    * RACK (RFC 8985 6.2 steps 2 and 3): a segment was delivered (cumulatively acknowledged or
    * SACKed). If it was sent after the one RACK remembers, it becomes the one; a segment that
    * was never retransmitted and lies below the highest SACKed byte was reordered by the path.
+   * `echo` is the ACK's TSecr, if it has one.
    */
-  private rackDelivered(s: SentSegment, fackBefore: number | undefined): void {
+  private rackDelivered(s: SentSegment, fackBefore: number | undefined, echo: number | undefined): void {
     const now = this.clock.now();
     const rtt = now - s.sentAt;
-    // An ACK for a retransmitted segment quicker than any round trip must be for the original
-    // transmission: it says nothing about when the retransmission arrived (step 2).
-    if (s.everRetransmitted && rtt < this.minRtt) return;
+    if (s.everRetransmitted) {
+      // Which transmission of a resent segment arrived (step 2)? An ACK echoing a TSval older
+      // than the retransmission's was sent for an earlier one. Taken for the retransmission, it
+      // would move RACK's clock to the resend and judge everything sent before it lost, which on
+      // a real clock with late ACKs (a busy process, a queue: every round trip above min_RTT) is
+      // everything still unacknowledged. Linux's tcp_rack_advance has only the next test.
+      if (echo !== undefined && s.retransmitTsval !== 0 && seqLt(echo, s.retransmitTsval)) return;
+      // Without timestamps: an ACK quicker than any round trip must be for the original.
+      if (rtt < this.minRtt) return;
+    }
     if (!s.everRetransmitted && fackBefore !== undefined && seqLt(s.end, fackBefore)) this.rackReorderingSeen = true;
     if (s.sentAt > this.rackXmitTime || (s.sentAt === this.rackXmitTime && seqGt(s.end, this.rackEndSeq))) {
       this.rackXmitTime = s.sentAt;
@@ -1877,7 +1887,7 @@ export class TcpConnection implements SocketConnection {
     this.timedSeq = undefined;
     this.noteRetransmission();
     this.emitData(segment.start, flags, data);
-    this.scoreboard.retransmitted(segment, this.clock.now());
+    this.scoreboard.retransmitted(segment, this.clock.now(), this.timestampsOn ? this.tsNow() : 0);
     return seqDiff(segment.end, segment.start);
   }
 

@@ -40,6 +40,11 @@ export interface SentSegment {
   sentAt: number;
   /** Retransmitted at least once (Karn: its ACK says nothing of the RTT). */
   everRetransmitted: boolean;
+  /**
+   * The TSval its last retransmission carried (0: never retransmitted, or no timestamps): an ACK
+   * echoing an older one was sent for an earlier transmission (RFC 8985 6.2 step 2, RACK reads it).
+   */
+  retransmitTsval: number;
   /** A retransmission of it is in the network (RFC 6675 pipe counts it once more). */
   retransmitInFlight: boolean;
   /** The peer reported it in a SACK block. */
@@ -172,7 +177,7 @@ export class SackScoreboard {
       }
       return;
     }
-    const record: SentSegment = { start, end, sentAt: now, everRetransmitted: false, retransmitInFlight: false, sacked: false, lost: false };
+    const record: SentSegment = { start, end, sentAt: now, everRetransmitted: false, retransmitTsval: 0, retransmitInFlight: false, sacked: false, lost: false };
     if (segmentSize !== undefined && segmentSize > 0 && seqDiff(end, start) > segmentSize) record.segmentSize = segmentSize;
     this.segments.push(record);
     this.count(record, 1);
@@ -180,10 +185,11 @@ export class SackScoreboard {
   }
 
   /** The record `segment` was sent again at `now`: it moves to the newest end of the send-time order. */
-  retransmitted(segment: SentSegment, now: number): void {
+  retransmitted(segment: SentSegment, now: number, tsval = 0): void {
     this.count(segment, -1);
     segment.sentAt = now;
     segment.everRetransmitted = true;
+    segment.retransmitTsval = tsval;
     segment.retransmitInFlight = true;
     this.count(segment, 1);
     if (segment.inSendOrder) this.unlinkSent(segment);
