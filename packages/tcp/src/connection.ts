@@ -325,6 +325,11 @@ export interface ConnectionInfo {
   readonly inflight: number;
   /** In fast recovery (SACK-based, RFC 6675, or NewReno's) since a loss was found. */
   readonly inRecovery: boolean;
+  /**
+   * Fast recoveries entered so far: an undo and a new recovery on one ACK leave `inRecovery` true
+   * before and after, and this tells the event log that one recovery ended and another began.
+   */
+  readonly recoveries: number;
   /** The congestion control's name (ss -ti shows it first: cubic). */
   readonly congestionControl: string;
   readonly cwnd: number;
@@ -463,6 +468,8 @@ export class TcpConnection implements SocketConnection {
    * retransmission timeout, until the same).
    */
   private caState: 'open' | 'recovery' | 'loss' = 'open';
+  /** Fast recoveries entered (ConnectionInfo.recoveries). */
+  private recoveries = 0;
   /** RFC 6582's "recover" and RFC 6675's RecoveryPoint: SND.MAX when the loss was found. */
   private recover = 0;
   /**
@@ -783,6 +790,7 @@ export class TcpConnection implements SocketConnection {
       lastRttMs: this.rto.latest,
       inflight: this.flightSize(),
       inRecovery: this.caState === 'recovery',
+      recoveries: this.recoveries,
       congestionControl: this.cc.name,
       cwnd: this.cc.cwnd,
       ssthresh: this.cc.ssthresh,
@@ -1107,6 +1115,7 @@ export class TcpConnection implements SocketConnection {
     // RFC 8985 6.2 step 4: after 16 recoveries without a D-SACK the reordering window is back to one step.
     if (state === 'open' && this.rackReoWndPersist > 0 && --this.rackReoWndPersist === 0) this.rackReoWndMult = 1;
     this.caState = state;
+    if (state === 'recovery') this.recoveries++;
     this.cc.onStateChange?.(state, this.clock.now());
   }
 
