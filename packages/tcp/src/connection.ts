@@ -491,6 +491,8 @@ export class TcpConnection implements SocketConnection {
   private rackXmitTime = -Infinity;
   private rackEndSeq = 0;
   private rackRtt = 0;
+  /** The send time of the latest-sent segment this ACK delivered so far (RACK.rtt is its round trip). */
+  private rackAckLatestSent = -Infinity;
   private rackReorderingSeen = false;
   private minRtt = Infinity;
   private rackDeadline: Deadline | undefined;
@@ -1157,6 +1159,7 @@ export class TcpConnection implements SocketConnection {
       // RACK alone marks losses, as Linux's default (tcp_recovery 1): no DupThresh rule.
       const ts = seg.options.timestamps;
       const echo = this.timestampsOn && ts !== undefined && ts.echo !== 0 ? ts.echo : undefined;
+      this.rackAckLatestSent = -Infinity;
       for (const s of cumulativelyAcked) if (!s.sacked) this.rackDelivered(s, fackBefore, echo);
       for (const s of update.newlySacked) this.rackDelivered(s, fackBefore, echo);
       if (partial !== 'held') newlyLost += this.rackDetectLoss();
@@ -1438,10 +1441,18 @@ export class TcpConnection implements SocketConnection {
       if (rtt < this.minRtt) return;
     }
     if (!s.everRetransmitted && fackBefore !== undefined && seqLt(s.end, fackBefore)) this.rackReorderingSeen = true;
+    // RACK.rtt is the round trip of the latest-sent segment this ACK delivered (step 2 takes them
+    // in send order and keeps the last), even one sent before RACK.xmit_ts: an ACK that delivers
+    // only a late original says that the round trip is now that long, and RACK waits as long
+    // before calling the segments sent with it lost (keeping an older, shorter RACK.rtt instead
+    // judged them against a round trip the path no longer has).
+    if (s.sentAt >= this.rackAckLatestSent) {
+      this.rackAckLatestSent = s.sentAt;
+      this.rackRtt = rtt;
+    }
     if (s.sentAt > this.rackXmitTime || (s.sentAt === this.rackXmitTime && seqGt(s.end, this.rackEndSeq))) {
       this.rackXmitTime = s.sentAt;
       this.rackEndSeq = s.end;
-      this.rackRtt = rtt;
       if (!s.everRetransmitted && rtt < this.minRtt) this.minRtt = rtt;
     }
   }

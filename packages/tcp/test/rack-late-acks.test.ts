@@ -61,3 +61,40 @@ describe('RACK: an ACK for an original is not taken for its retransmission (RFC 
     expect(h.takeSeqs()).toEqual([seq(4), seq(5), seq(6), seq(7)]);
   });
 });
+
+describe('RACK.rtt is the round trip of the latest-sent segment each ACK delivers (RFC 8985 6.2 step 2)', () => {
+  it('an ACK that delivers only an older segment, later than before, stretches RACK.rtt: the segments sent with it get as long before they are judged lost', () => {
+    const h = established({ timestamps: true });
+    const original = tenSent(h);
+    // t = 20: 9 arrived first (10 ms round trip); 0-8, sent in the same instant, get RACK.rtt
+    // plus the reordering window (2.5 ms, reordering seen below) from their sending: t = 22.5
+    h.clock.advance(10);
+    h.ack(seq(0), [{ left: seq(9), right: seq(10) }], original);
+    // t = 22: 5 arrives, 12 ms after it was sent: the path's round trip is now 12 ms, so 0-8 are
+    // due at t = 24.5. With RACK.rtt left at 10 ms (5 was sent before 9) they were due at 22.5.
+    h.clock.advance(2);
+    h.ack(seq(0), [{ left: seq(5), right: seq(6) }, { left: seq(9), right: seq(10) }], original);
+    h.clock.advance(1);
+    expect(h.takeSeqs()).toEqual([]);
+    expect(h.counter('RetransSegs')).toBe(0);
+    // t = 23: they were only late
+    h.ack(seq(10), [], original);
+    h.clock.advance(5);
+    expect(h.counter('RetransSegs')).toBe(0);
+    expect(h.counter('TCPSackRecovery')).toBe(0);
+  });
+
+  it('its twin: nothing more arrives, and at t = 24.5 RACK judges 0-4 and 6-8 lost', () => {
+    const h = established({ timestamps: true });
+    const original = tenSent(h);
+    h.clock.advance(10);
+    h.ack(seq(0), [{ left: seq(9), right: seq(10) }], original);
+    h.clock.advance(2);
+    h.ack(seq(0), [{ left: seq(5), right: seq(6) }, { left: seq(9), right: seq(10) }], original);
+    h.clock.advance(2);
+    expect(h.takeSeqs()).toEqual([]);
+    h.clock.advance(0.5);
+    expect(h.counter('TCPSackRecovery')).toBe(1);
+    expect(h.takeSeqs()[0]).toBe(seq(0));
+  });
+});
