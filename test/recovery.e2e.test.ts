@@ -3,7 +3,8 @@
  *
  *   clean:  on a clean link (tap0's queue long enough that the kernel drops nothing on its way
  *           to us: checked) a 10 MB download (our sender) and a 5 MB upload (the kernel's) are
- *           captured with --pcap; tshark's expert analysis finds no retransmission of any kind
+ *           captured with --pcap, the stack sharing its CPU with a busy loop all the while (a
+ *           busy process is where spurious resends came from); tshark's expert analysis finds no retransmission of any kind
  *           from us (spurious ones included; the kernel's are reported), every segment after the
  *           SYNs carries timestamps, each side's TSval never goes back, and every TSecr echoes a
  *           TSval the other side sent; the kernel's tcp_info (what `ss -ti` shows) for a
@@ -13,6 +14,7 @@
  *           namespace) a 10 MB download arrives whole (sha256); tshark's analysis finds as many
  *           retransmissions from us as our RetransSegs counter (so the clean check can fail).
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +31,7 @@ const MB10 = 10 * 1024 * 1024;
 
 beforeAll(() => {
   requireE2eCapabilities();
-  requireTools(['curl', 'nc', 'python3', 'tshark', 'tc']);
+  requireTools(['curl', 'nc', 'python3', 'tshark', 'tc', 'taskset']);
 });
 
 async function up(ns: Netns, extra: string[] = []): Promise<Watched> {
@@ -64,12 +66,25 @@ const RETRANSMISSION = 'tcp.analysis.retransmission || tcp.analysis.fast_retrans
 
 const tshark = (pcap: string, filter: string, fields: string[]): string[][] => tsharkFields(pcap, fields, { filter });
 
+/** Frames the kernel dropped at its per-CPU input backlog, all CPUs (/proc/net/softnet_stat, second column). */
+function softnetDrops(): number {
+  return readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n').reduce((sum, line) => sum + parseInt(line.split(' ')[1]!, 16), 0);
+}
+
 describe('loss recovery against the kernel', () => {
   it("a clean link: tshark finds no retransmission, spurious or not, and sound timestamps; the kernel's tcp_info (ss -ti) shows ts, sack and wscale; no timeout or undo", async () => {
     const ns = namespace('rec-clean');
     const dir = tempDir();
     const pcap = join(dir, 'clean.pcap');
-    const stack = await up(ns, ['--pcap', pcap]);
+    const log = join(dir, 'tcp.jsonl');
+    const stack = await up(ns, ['--pcap', pcap, '--tcp-log', log]);
+    const dropsBefore = softnetDrops();
+    // A busy process (the issue's case: timers due while ACKs wait unread, late ACKs, long runs
+    // of JavaScript): the stack shares one CPU with a busy loop for the whole transfer. Our
+    // resends on a quiet link must not depend on the machine being idle.
+    execFileSync('taskset', ['-pc', '0', String(stack.child.pid)], { stdio: 'ignore' });
+    const hog = spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' });
+    defer(() => void hog.kill('SIGKILL'));
     // A clean link: the kernel queues frames for us on tap0 (txqueuelen 1000 by default) and drops
     // what does not fit while we are off the CPU: that is loss on the way to us (ACKs of the
     // download, data of the upload). A longer queue keeps this link clean; checked below.
@@ -81,6 +96,7 @@ describe('loss recovery against the kernel', () => {
     expect(sha256(readFileSync(file))).toBe(sha256(expectedBytes(MB10)));
     const upload = await ns.run('sh', ['-c', `head -c ${5 * 1024 * 1024} /dev/urandom | nc -N -w 10 10.0.0.2 9`], 60_000);
     expect(upload.status).toBe(0);
+    hog.kill('SIGKILL');
 
     // What `ss -ti` shows for the kernel's side of a connection to us: the options negotiated
     // (tcp_info's tcpi_options and wscale byte, read with getsockopt as ss reads it over
@@ -93,8 +109,13 @@ describe('loss recovery against the kernel', () => {
     const mark = stack.output.length;
     expect(await stack.stop('SIGINT')).toEqual({ code: 0, signal: null });
     const counters = parseCounters(stack.output.slice(mark));
+    // Should it fail: what our sender did and when (its --tcp-log), and what the kernel dropped
+    // outside the link's own counters (the per-CPU input backlog all namespaces share).
+    const why = (): string =>
+      `${[...counters].filter(([k]) => k.startsWith('tcp.')).join(' ')}\nkernel backlog drops during the test: ${softnetDrops() - dropsBefore}, load ${readFileSync('/proc/loadavg', 'utf8').trim()}\n` +
+      readFileSync(log, 'utf8').split('\n').filter((l) => /"event":"(retransmit|timeout|recovery-enter|undo)"/.test(l)).slice(0, 30).join('\n');
     for (const name of ['tcp.RetransSegs', 'tcp.TCPTimeouts', 'tcp.TCPDSACKRecv', 'tcp.TCPDSACKUndo', 'tcp.TCPFullUndo', 'tcp.TCPLossUndo', 'tcp.TCPSpuriousRTOs']) {
-      expect([name, counters.get(name) ?? 0], [...counters].filter(([k]) => k.startsWith('tcp.')).join(' ')).toEqual([name, 0]);
+      expect([name, counters.get(name) ?? 0], why()).toEqual([name, 0]);
     }
 
     // tshark's own analysis of what we sent: no retransmission of any kind, nothing spurious
@@ -102,7 +123,7 @@ describe('loss recovery against the kernel', () => {
     // too). The kernel's direction is only reported (and our D-SACKs answering it): its TLP fires
     // at 2 * SRTT + 2 jiffies, a few ms here, whenever our process is off the CPU that long on a
     // loaded machine; that is our receive path's latency, not loss recovery.
-    expect(tshark(pcap, `ip.src == 10.0.0.2 && (${RETRANSMISSION})`, ['frame.number', '_ws.col.Info'])).toEqual([]);
+    expect(tshark(pcap, `ip.src == 10.0.0.2 && (${RETRANSMISSION})`, ['frame.number', '_ws.col.Info']), why()).toEqual([]);
     const kernels = tshark(pcap, `ip.src == 10.0.0.1 && (${RETRANSMISSION})`, ['frame.number', '_ws.col.Info']);
     if (kernels.length > 0) console.log(`the kernel retransmitted ${kernels.length} segment(s) to us:\n${kernels.map((r) => r.join(' ')).join('\n')}`);
 
