@@ -66,6 +66,12 @@ const RETRANSMISSION = 'tcp.analysis.retransmission || tcp.analysis.fast_retrans
 
 const tshark = (pcap: string, filter: string, fields: string[]): string[][] => tsharkFields(pcap, fields, { filter });
 
+/** The first CPU this process may run on (a container's cpuset need not start at 0). */
+function firstAllowedCpu(): string {
+  const list = /^Cpus_allowed_list:\s*(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return list?.[1] ?? '0';
+}
+
 /** Frames the kernel dropped at its per-CPU input backlog, all CPUs (/proc/net/softnet_stat, second column). */
 function softnetDrops(): number {
   return readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n').reduce((sum, line) => sum + parseInt(line.split(' ')[1]!, 16), 0);
@@ -82,8 +88,9 @@ describe('loss recovery against the kernel', () => {
     // A busy process (the issue's case: timers due while ACKs wait unread, late ACKs, long runs
     // of JavaScript): the stack shares one CPU with a busy loop for the whole transfer. Our
     // resends on a quiet link must not depend on the machine being idle.
-    execFileSync('taskset', ['-pc', '0', String(stack.child.pid)], { stdio: 'ignore' });
-    const hog = spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' });
+    const cpu = firstAllowedCpu();
+    execFileSync('taskset', ['-pc', cpu, String(stack.child.pid)], { stdio: 'ignore' });
+    const hog = spawn('taskset', ['-c', cpu, process.execPath, '-e', 'for (;;) {}'], { stdio: 'ignore' });
     defer(() => void hog.kill('SIGKILL'));
     // A clean link: the kernel queues frames for us on tap0 (txqueuelen 1000 by default) and drops
     // what does not fit while we are off the CPU: that is loss on the way to us (ACKs of the
