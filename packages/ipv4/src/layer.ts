@@ -275,6 +275,7 @@ export class Ipv4Layer {
   /** The receive path's one datagram view and one delivery info, re-pointed per datagram (see Ipv4Handler). */
   /** The reused memory outgoing frames are built in, on a link that copies them (frameFor). */
   private txScratch: Uint8Array | undefined;
+  /** The view of it handed out last, handed out again for a frame of the same length. */
   private txScratchView: Uint8Array | undefined;
   private readonly rxView = new Ipv4Packet(EMPTY);
   private readonly rxInfo: MutableDeliveryInfo = newDeliveryInfo();

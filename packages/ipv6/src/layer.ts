@@ -298,6 +298,7 @@ export class Ipv6Layer {
   private loopback: Uint8Array[] = [];
   /** The reused memory outgoing frames are built in, on a link that copies them (frameFor). */
   private txScratch: Uint8Array | undefined;
+  /** The view of it handed out last, handed out again for a frame of the same length. */
   private txScratchView: Uint8Array | undefined;
   /** The receive path's one packet view and one delivery info, re-pointed per packet (see Ipv6Handler). */
   private readonly rxView = new Ipv6Packet(new Uint8Array(IPV6_HEADER_LENGTH));
