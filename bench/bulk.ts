@@ -1,7 +1,8 @@
 /**
  * Only the two plain bulk rows of the TCP bench, for work on the send and receive paths: iperf
  * into the discard port (host -> stack) and curl fetching 100 MiB (stack -> host), for tapstack
- * and lwIP in the same run, round after round, with the same-run ratio. Beside each figure it
+ * and lwIP in the same run, round after round, with the same-run ratio. tapstack's plain frames
+ * run with the TAP addon's writer thread, their default (--tapstack-arg=--no-io-threads: without). Beside each figure it
  * reads the server's CPU time from /proc (user + system over the transfer's wall time): a stack
  * that is busy 55% of a transfer's time waited the rest, for the peer, the window or the device.
  *

@@ -20,14 +20,15 @@
 //                              frame lengths into `lengths` (a Uint32Array owned by JS) and
 //                              makes ONE call into JS: onFrames(buffer, count).
 //   handle.start(..., ioThreads = true)
-//                              the same, with the system calls on two threads of the addon
-//                              instead (see "The I/O threads" below): a reader thread fills
-//                              batches and wakes the loop with uv_async_send, a writer thread
-//                              writes the batches writeBatch hands it. No uv_poll then.
+//                              the same reading, plus a writer thread (see "The writer thread"
+//                              below): writeBatch writes a small batch itself while the thread
+//                              is idle and hands it the large ones (and everything while it is
+//                              busy); the thread wakes the loop with uv_async_send when it frees
+//                              a send buffer that a waiting sender wants.
 //   handle.takeTxFailures(status)
-//                              with the threads: frames the writer could not write, not yet
+//                              with the writer thread: frames the writer could not write, not yet
 //                              reported by a writeBatch (close() asks after the writer stopped).
-//   handle.txRoom()            with the threads: frames writeBatch takes now without parking them.
+//   handle.txRoom()            with the writer thread: frames writeBatch takes now without parking them.
 //   handle.write(frame, header?)
 //                              write(2) on the non-blocking fd, on the calling thread (no thread
 //                              pool): bytes written, or -errno (-EAGAIN when the queue is full).
@@ -42,6 +43,8 @@
 //                              device queue filled (EAGAIN; the rest are the caller's to keep).
 //                              A frame the kernel refuses otherwise is counted in status[0] (the
 //                              last errno in status[1]) and skipped, as a lost frame would be.
+//                              With the writer thread, status[2] and status[3] (when `status` has
+//                              them) count the batches and frames handed to the thread.
 //   handle.readNow()           reads what the device holds now, as a readable wake-up would, and
 //                              hands it to onFrames before returning: for a timer that is about
 //                              to act (a retransmission) on news older than what waits unread.
@@ -100,52 +103,52 @@ constexpr uint32_t kMaxBatch = 256;
 // 256 full 1500-MTU frames need 388 KB; the arena also holds at least 16 jumbo frames.
 constexpr size_t kArena = 16 * kSlot;
 
-// The I/O threads (start(..., ioThreads = true)). The tun driver takes one frame per write(2) and
-// gives one per read(2); on the plain path that is ~73,500 system calls per 100 MiB each way, and
-// on the main thread they share one core with the JavaScript that builds and parses the frames.
-// With the threads, a writer thread does the writes and a reader thread the reads, beside the
-// JavaScript, on the machine's other core. Both hand batches over through small fixed rings, so
-// neither side can make the other grow: a full ring stops the producer (JS sees backpressure, the
-// reader stops reading and the kernel's queue holds or drops, as it does today).
+// The writer thread (start(..., ioThreads = true)). The tun driver takes one frame per write(2), and
+// each write runs the kernel's receive path for that frame (for a download: IP, TCP, the socket,
+// waking the reader of the socket) before it returns; on the plain path that is ~73,500 writes per
+// 100 MiB, on the main thread between the JavaScript that builds the frames. A writer thread does
+// them beside the JavaScript instead, on the machine's other core, but a hand-off costs a thread
+// wake-up (a futex, a few microseconds, and the cache lines that move with the batch). So the
+// hand-off is hybrid: a small batch while the writer is idle is written on the calling thread, as
+// without the thread (a ping-pong's one frame pays no wake-up); a large batch, or any batch while
+// the writer still holds one (frames must not pass each other), goes to the writer through a small
+// fixed ring. A full ring makes writeBatch take nothing: JS keeps the frames staged and waits for
+// onWritable, so neither side grows.
+// Reading stays on the main thread (uv_poll, as without the thread; while the writer is busy,
+// clocked by its batches instead: pause_poll below). A reader thread, measured (docs/01-link.md),
+// added a second wake-up to every received batch and cost a ping-pong more than it saved a bulk
+// transfer.
 //
-// Send side: a ring of kTxBuffers batches. A batch is a copy of what JS staged (frames back to back
-// and their lengths): JS may refill its staging buffer as soon as writeBatch returns.
+// The ring: kTxBuffers batches. A batch is a copy of what JS staged (frames back to back and their
+// lengths): JS may refill its staging buffer as soon as writeBatch returns.
 constexpr uint32_t kTxBuffers = 4;
 constexpr size_t kTxBufferBytes = 512 * 1024 + kSlot;  // JS stages 512 KiB at most; one write() frame at most kSlot
-// Batches of at most this many frames go out on the calling thread when the writer is idle: a
-// ping-pong's single frame does not pay a thread wake-up (measured: docs/01-link.md).
+// Batches of at most this many frames go out on the calling thread when the writer is idle.
 constexpr uint32_t kDirectWriteFrames = 2;
-// Receive side: a ring of kRxBuffers batches, each an arena like the one above.
-constexpr uint32_t kRxBuffers = 4;
 
 struct TxBatch {
   uint8_t* bytes = nullptr;  // kTxBufferBytes, allocated at start
   uint32_t lengths[kMaxBatch];
   uint32_t count = 0;
+  size_t used = 0;  // bytes
 };
 
-struct RxBatch {
-  uint8_t* bytes = nullptr;  // kArena, allocated at start
-  uint32_t lengths[kMaxBatch];
-  uint32_t count = 0;
-  size_t used = 0;
-};
-
-// Everything the threads share with the main thread. Who owns what:
-//  - tx[i]: a batch in [tx_head, tx_head + tx_pending) (mod kTxBuffers) belongs to the writer thread
-//    from the moment the main thread raises tx_pending (under tx_mutex) until the writer lowers it
-//    again after its last write(2) of that batch; every other batch belongs to the main thread,
-//    which fills the one at tx_head + tx_pending before it raises tx_pending.
-//  - rx[i]: a batch in [rx_head, rx_head + rx_ready) belongs to the main thread from the moment the
-//    reader raises rx_ready until the main thread has copied it into an ArrayBuffer and raised
-//    rx_head (both under rx_mutex); the one at rx_head + rx_ready (when rx_ready < kRxBuffers) is the
-//    reader's, which it fills; the rest are free.
-//  - the threads never touch napi values, the lengths array of JS, or the uv handles except
-//    uv_async_send (the one libuv call that is safe from any thread).
+// What the writer thread shares with the main thread. Who owns what, when:
+//  - tx[i]: a batch in [tx_head, tx_head + tx_pending) (mod kTxBuffers) is submitted: the one at
+//    tx_head belongs to the writer thread from the moment it takes it (under tx_mutex) until it
+//    lowers tx_pending after its last write(2) of it. A submitted batch behind tx_head is not
+//    started yet: the main thread may still append frames to the last one, but only while it holds
+//    tx_mutex, which the writer needs to take a batch. Every other batch belongs to the main
+//    thread, which fills the one at tx_head + tx_pending before it raises tx_pending.
+//  - the fd: both threads write(2) on it, never at once for frames of one sender: the main thread
+//    writes directly only while tx_pending is 0 (the writer holds nothing and waits), and hands
+//    everything to the writer otherwise. The main thread also reads it (reads and writes of a tun
+//    fd do not interfere).
+//  - the thread never touches napi values, JS memory (the staging buffer, `lengths`), or the uv
+//    handles except uv_async_send (the one libuv call that is safe from any thread).
 struct IoThreads {
   std::thread writer;
-  std::thread reader;
-  int stop_fd = -1;  // eventfd: written once by close() to wake a thread blocked in poll()
+  int stop_fd = -1;  // eventfd: written once by close() to wake the writer blocked in poll()
   std::atomic<bool> stop{false};
 
   std::mutex tx_mutex;
@@ -154,20 +157,11 @@ struct IoThreads {
   uint32_t tx_head = 0;     // under tx_mutex
   uint32_t tx_pending = 0;  // under tx_mutex
   std::atomic<bool> want_writable{false};   // main thread waits for a free tx batch
+  // The main thread reads when the writer finishes a batch instead of when the fd turns readable
+  // (pause_poll): the writer then wakes the loop after every batch.
+  std::atomic<bool> read_on_writer{false};
   std::atomic<int32_t> tx_failed{0};        // frames the kernel refused (not EAGAIN), not yet reported
   std::atomic<int32_t> tx_last_errno{0};
-
-  std::mutex rx_mutex;
-  std::condition_variable rx_wake;  // main -> reader: a batch was taken, or stop
-  RxBatch rx[kRxBuffers];
-  uint32_t rx_head = 0;   // under rx_mutex
-  uint32_t rx_ready = 0;  // under rx_mutex
-  std::atomic<int> rx_error{0};  // the reader's read(2) failed with this errno and it stopped
-  // The reader holds a batch open while the main thread has not taken the last one (it is busy
-  // with JavaScript): the batch grows instead of the ring filling with batches of one frame. When
-  // the main thread takes, it writes taken_fd so that the held batch goes up at once.
-  int taken_fd = -1;
-  std::atomic<bool> reader_holding{false};
 };
 
 struct Tap {
@@ -179,7 +173,9 @@ struct Tap {
   bool started = false;
   bool closed = false;
   bool want_writable = false;
-  bool handle_closed = false;  // uv_close finished (or never needed)
+  bool keep_alive = true;   // ref()/unref(): whether the device keeps the loop alive
+  bool poll_paused = false; // with the writer: reads wait for its batches (read_on_writer)
+  bool handle_closed = false;  // every uv_close finished (or none was needed)
   bool finalized = false;      // the JS wrapper is gone
   napi_ref on_frames = nullptr;
   napi_ref on_writable = nullptr;
@@ -188,9 +184,10 @@ struct Tap {
   uint32_t* lengths = nullptr;
   napi_async_context async_context = nullptr;
   uint8_t* arena = nullptr;
-  // With I/O threads: no uv_poll; the threads wake the loop with `wake`.
+  // With the writer thread: it wakes the loop with `wake` when it frees a send batch.
   IoThreads* io = nullptr;
   uv_async_t wake;
+  int open_handles = 0;  // uv handles started and not yet closed (poll, and wake with the thread)
   bool error_reported = false;
   bool cleanup_hook = false;
 };
@@ -253,7 +250,6 @@ void maybe_free(Tap* t) {
     free(t->arena);
     if (t->io) {
       for (TxBatch& b : t->io->tx) free(b.bytes);
-      for (RxBatch& b : t->io->rx) free(b.bytes);
       delete t->io;
     }
     delete t;
@@ -265,8 +261,10 @@ void cleanup_threads(void* data);
 
 void on_handle_closed(uv_handle_t* handle) {
   Tap* t = static_cast<Tap*>(handle->data);
-  t->handle_closed = true;
-  maybe_free(t);
+  if (--t->open_handles == 0) {
+    t->handle_closed = true;
+    maybe_free(t);
+  }
 }
 
 void drop_ref(napi_env env, napi_ref* ref) {
@@ -282,20 +280,20 @@ void close_tap(Tap* t, bool in_finalizer) {
   if (t->closed) return;
   t->closed = true;
   if (t->io) {
-    // The threads go first (before the fd closes under them, and before the async handle they
-    // wake): stop_threads joins them, after the writer has written what it was given.
+    // The writer goes first (before the fd closes under it, and before the async handle it
+    // wakes): stop_threads joins it, after it has written what it was given.
     stop_threads(t);
     if (t->cleanup_hook) {
       napi_remove_env_cleanup_hook(t->env, cleanup_threads, t);
       t->cleanup_hook = false;
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&t->wake), on_handle_closed);
-  } else if (t->started) {
+  }
+  if (t->started) {
     uv_poll_stop(&t->poll);  // also removes the fd from epoll before we close it
     uv_close(reinterpret_cast<uv_handle_t*>(&t->poll), on_handle_closed);
-  } else {
-    t->handle_closed = true;
   }
+  if (t->open_handles == 0) t->handle_closed = true;
   if (t->fd >= 0) close(t->fd);
   if (t->ctl >= 0) close(t->ctl);
   t->fd = -1;
@@ -420,37 +418,28 @@ void on_poll(uv_poll_t* handle, int status, int events) {
 }
 
 
-// ---- The I/O threads ----------------------------------------------------------------------
+// ---- The writer thread -------------------------------------------------------------------
 
-enum class Woken { device, taken, stop };
-
-// Blocks until `fd` has `events`, close() wrote stop_fd, or (with `taken`) the main thread took the
-// ready batches. POLLERR/POLLHUP count as the device: the next read/write says why.
-Woken wait_for(Tap* t, short events, bool taken = false) {
+// Blocks until the fd is writable or close() wrote stop_fd; false on stop. POLLERR/POLLHUP count
+// as writable: the next write says why.
+bool wait_writable(Tap* t) {
   IoThreads* io = t->io;
-  struct pollfd fds[3] = {{t->fd, events, 0}, {io->stop_fd, POLLIN, 0}, {io->taken_fd, POLLIN, 0}};
+  struct pollfd fds[2] = {{t->fd, POLLOUT, 0}, {io->stop_fd, POLLIN, 0}};
   for (;;) {
-    if (io->stop.load()) return Woken::stop;
-    int r = poll(fds, taken ? 3 : 2, -1);
+    if (io->stop.load()) return false;
+    int r = poll(fds, 2, -1);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0 || fds[1].revents) return Woken::stop;
-    if (taken && fds[2].revents) {
-      uint64_t n;
-      if (read(io->taken_fd, &n, sizeof n) < 0) {
-        // EAGAIN: another wake-up took it first; nothing to do
-      }
-      return Woken::taken;
-    }
-    return Woken::device;
+    return r >= 0 && !fds[1].revents;
   }
 }
 
 // The writer thread: takes submitted batches in order and writes their frames in order, one
 // write(2) each. EAGAIN (the device queue is full) waits for POLLOUT and tries the same frame again,
-// so nothing is reordered or skipped; a frame the kernel refuses otherwise is counted in tx_failed.
-// After stop it still writes what it was given (close() flushes the last ACK or RST first), unless
-// the device would make it wait: then the rest is counted as failed.
+// so nothing is reordered or skipped; a frame the kernel refuses otherwise (EBADFD once the device
+// is deleted) is counted in tx_failed. After stop it still writes what it was given (close() flushes
+// the last ACK or RST first), unless the device would make it wait: then the rest is counted as failed.
 void writer_main(Tap* t) {
+  pthread_setname_np(pthread_self(), "tap-writer");  // for top -H and /proc/<pid>/task/*/comm
   IoThreads* io = t->io;
   for (;;) {
     uint32_t index;
@@ -460,7 +449,7 @@ void writer_main(Tap* t) {
       if (io->tx_pending == 0) return;  // stopped, nothing left
       index = io->tx_head;
     }
-    // tx[index] is ours until tx_pending drops below.
+    // tx[index] is ours until tx_pending drops below; from here nobody appends to it.
     TxBatch& batch = io->tx[index];
     const uint8_t* at = batch.bytes;
     for (uint32_t i = 0; i < batch.count; i++) {
@@ -468,12 +457,10 @@ void writer_main(Tap* t) {
       ssize_t n;
       for (;;) {
         n = write(t->fd, at, length);
-        if (n >= 0 || errno == EINTR) {
-          if (n >= 0) break;
-          continue;
-        }
+        if (n >= 0) break;
+        if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) break;
-        if (wait_for(t, POLLOUT) == Woken::stop) {
+        if (!wait_writable(t)) {
           errno = ECANCELED;
           break;
         }
@@ -490,97 +477,28 @@ void writer_main(Tap* t) {
       io->tx_pending--;
       // From here tx[index] is the main thread's again.
     }
-    if (io->want_writable.load()) uv_async_send(&t->wake);
+    if (io->want_writable.load() || io->read_on_writer.load()) uv_async_send(&t->wake);
   }
 }
 
-// The reader thread: fills the free batch at rx_head + rx_ready with read(2)s until the device has
-// nothing more (EAGAIN) or the batch is full, then hands it over (rx_ready++) and wakes the loop.
-// With every batch handed over and not yet taken it waits, and reads nothing: the kernel's queue
-// holds what comes (and drops past txqueuelen), as when the main thread is busy without threads.
-void reader_main(Tap* t) {
-  IoThreads* io = t->io;
-  for (;;) {
-    uint32_t index;
-    {
-      std::unique_lock<std::mutex> lock(io->rx_mutex);
-      io->rx_wake.wait(lock, [io] { return io->rx_ready < kRxBuffers || io->stop.load(); });
-      if (io->stop.load()) return;
-      index = (io->rx_head + io->rx_ready) % kRxBuffers;
-    }
-    // rx[index] is ours until we raise rx_ready.
-    RxBatch& batch = io->rx[index];
-    batch.count = 0;
-    batch.used = 0;
-    int err = 0;
-    while (batch.count < kMaxBatch && kArena - batch.used >= kSlot) {
-      ssize_t n = read(t->fd, batch.bytes + batch.used, kSlot);
-      if (n > 0) {
-        batch.lengths[batch.count++] = static_cast<uint32_t>(n);
-        batch.used += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        err = errno;
-        break;
-      }
-      if (batch.count > 0) {
-        // What we have goes up now if the main thread has nothing to do; if it has not yet taken
-        // the last batch, it is busy: hold this one open and read on until it takes that one.
-        io->reader_holding.store(true);
-        uint32_t ready;
-        {
-          std::lock_guard<std::mutex> lock(io->rx_mutex);
-          ready = io->rx_ready;
-        }
-        if (ready == 0) {
-          io->reader_holding.store(false);
-          break;
-        }
-        Woken woken = wait_for(t, POLLIN, true);
-        io->reader_holding.store(false);
-        if (woken == Woken::stop) return;
-        if (woken == Woken::taken) break;
-        continue;
-      }
-      if (wait_for(t, POLLIN) == Woken::stop) return;
-    }
-    if (err) io->rx_error.store(err);
-    if (batch.count > 0) {
-      std::lock_guard<std::mutex> lock(io->rx_mutex);
-      io->rx_ready++;
-      // From here rx[index] is the main thread's.
-    }
-    uv_async_send(&t->wake);
-    if (err) return;  // the device failed (deleted?): the main thread reports it
-  }
-}
-
-// Stops and joins both threads. Only the main thread (or the env's cleanup) calls it; no napi.
+// Stops and joins the writer. Only the main thread (or the env's cleanup) calls it; no napi.
 void stop_threads(Tap* t) {
   IoThreads* io = t->io;
   if (!io || io->stop.exchange(true)) return;
   uint64_t one = 1;
   if (write(io->stop_fd, &one, sizeof one) < 0) {
-    // an eventfd write fails only on overflow; the flag and the condition variables still stop them
+    // an eventfd write fails only on overflow; the flag and the condition variable still stop it
   }
   {
     std::lock_guard<std::mutex> lock(io->tx_mutex);
   }
   io->tx_wake.notify_all();
-  {
-    std::lock_guard<std::mutex> lock(io->rx_mutex);
-  }
-  io->rx_wake.notify_all();
   if (io->writer.joinable()) io->writer.join();
-  if (io->reader.joinable()) io->reader.join();
   close(io->stop_fd);
-  close(io->taken_fd);
-  io->stop_fd = io->taken_fd = -1;
+  io->stop_fd = -1;
 }
 
-// The process is ending with the device still open (unref): the threads stop before Node does.
+// The process is ending with the device still open (unref): the thread stops before Node does.
 void cleanup_threads(void* data) {
   Tap* t = static_cast<Tap*>(data);
   t->cleanup_hook = false;
@@ -597,89 +515,62 @@ void take_tx_failures(Tap* t, int32_t* status) {
   }
 }
 
-// Main thread: hands over everything the reader has ready, up to kMaxBatch frames per onFrames call
-// (several ready batches join into one ArrayBuffer), and frees each batch before calling JS so the
-// reader can go on reading while JS works.
-void deliver_ready(Tap* t) {
-  IoThreads* io = t->io;
-  while (!t->closed) {
-    uint32_t head, ready;
-    {
-      std::lock_guard<std::mutex> lock(io->rx_mutex);
-      head = io->rx_head;
-      ready = io->rx_ready;
-    }
-    if (ready == 0) return;
-    // Which of the ready batches fit one call.
-    uint32_t take = 0, count = 0;
-    size_t used = 0;
-    while (take < ready) {
-      RxBatch& b = io->rx[(head + take) % kRxBuffers];
-      if (take > 0 && count + b.count > kMaxBatch) break;
-      count += b.count;
-      used += b.used;
-      take++;
-    }
-    napi_env env = t->env;
-    napi_handle_scope scope;
-    napi_open_handle_scope(env, &scope);
-    void* data = nullptr;
-    napi_value buffer = nullptr;
-    bool ok = napi_create_arraybuffer(env, used, &data, &buffer) == napi_ok;
-    uint32_t at = 0;
-    size_t offset = 0;
-    for (uint32_t i = 0; i < take; i++) {
-      RxBatch& b = io->rx[(head + i) % kRxBuffers];
-      if (ok) {
-        memcpy(static_cast<uint8_t*>(data) + offset, b.bytes, b.used);  // the one copy per frame
-        memcpy(t->lengths + at, b.lengths, b.count * sizeof(uint32_t));
-      }
-      offset += b.used;
-      at += b.count;
-    }
-    {
-      std::lock_guard<std::mutex> lock(io->rx_mutex);
-      io->rx_head = (io->rx_head + take) % kRxBuffers;
-      io->rx_ready -= take;
-      // From here those batches are the reader's again.
-    }
-    io->rx_wake.notify_one();
-    if (io->reader_holding.load()) {
-      uint64_t one = 1;
-      if (write(io->taken_fd, &one, sizeof one) < 0) {
-        // cannot overflow in practice; the reader also goes up at its next EAGAIN
-      }
-    }
-    if (ok) {
-      napi_value count_value;
-      napi_create_uint32(env, count, &count_value);
-      napi_value argv[2] = {buffer, count_value};
-      call_js(t, t->on_frames, 2, argv);
-    }
-    napi_close_handle_scope(env, scope);
-  }
+// Which handle keeps the loop alive for an open, ref()'d device: the poll, or while it is paused
+// the writer's wake-up (the poll stopped is inactive, and a device that waits for its writer must
+// not let the process end under it).
+void update_refs(Tap* t) {
+  uv_handle_t* poll = reinterpret_cast<uv_handle_t*>(&t->poll);
+  if (t->keep_alive) uv_ref(poll);
+  else uv_unref(poll);
+  if (!t->io) return;
+  uv_handle_t* wake = reinterpret_cast<uv_handle_t*>(&t->wake);
+  if (t->keep_alive && t->poll_paused) uv_ref(wake);
+  else uv_unref(wake);
 }
 
-// Main thread, on uv_async_send from either thread: frames first, then a read error (after the
-// frames that came before it), then a free send batch for a sender that waits for one.
+// Reading clocked by the writer. Under a sustained bulk send the writer always holds a batch, and
+// every frame it writes makes the kernel answer at once (an ACK for every second segment). Woken
+// by each answer, the main thread would run a turn of JavaScript for one or two ACKs and hand the
+// writer a batch of two or three segments: measured, 5 frames per batch against 246 without the
+// thread, and the JavaScript per batch cost more than the writer saved. So while the writer holds a
+// batch, the main thread stops watching the fd and reads when the writer finishes one: the answers
+// to the whole batch at once, and the next batch is as large as without the thread, while the writer
+// writes the one before it. With the writer idle the poll is back, as without the thread: a
+// ping-pong is read the moment it arrives.
+void pause_poll(Tap* t) {
+  if (t->poll_paused) return;
+  t->io->read_on_writer.store(true);  // before the batch is submitted: the writer sees it when it is done
+  uv_poll_stop(&t->poll);
+  t->poll_paused = true;
+  update_refs(t);
+}
+
+void resume_poll(Tap* t) {
+  if (!t->poll_paused) return;
+  t->poll_paused = false;
+  t->io->read_on_writer.store(false);
+  int r = uv_poll_start(&t->poll, UV_READABLE, on_poll);
+  update_refs(t);
+  if (r < 0) report_error(t, -r, "uv_poll_start");
+}
+
+// Main thread, on uv_async_send from the writer, which finished a batch: what the device holds
+// (while the poll is paused), then the poll back if the writer is idle now, then a free send batch
+// for a sender that found them all in flight (onWritable).
 void on_wake(uv_async_t* handle) {
   Tap* t = static_cast<Tap*>(handle->data);
   if (t->closed) return;
   IoThreads* io = t->io;
-  deliver_ready(t);
-  if (t->closed) return;
-  int err = io->rx_error.load();
-  if (err && !t->error_reported) {
-    uint32_t ready;
+  if (t->poll_paused) {
+    read_batch(t);
+    if (t->closed) return;
+    bool idle;
     {
-      std::lock_guard<std::mutex> lock(io->rx_mutex);
-      ready = io->rx_ready;
+      std::lock_guard<std::mutex> lock(io->tx_mutex);
+      idle = io->tx_pending == 0;
     }
-    if (ready == 0) {
-      t->error_reported = true;
-      report_error(t, err, "read");
-      if (t->closed) return;
-    }
+    if (idle) resume_poll(t);
+    if (t->closed) return;
   }
   if (io->want_writable.load()) {
     bool free_batch;
@@ -696,8 +587,9 @@ void on_wake(uv_async_t* handle) {
   }
 }
 
-// Main thread: the batch the writer takes next, or -1 when all are in flight. The caller fills it
-// and then calls submit(); until then the writer does not look at it.
+// Main thread: the batch the writer takes next, or -1 when all are in flight; *writer_idle says
+// whether the writer holds nothing. The caller fills the batch and then calls submit(); until then
+// the writer does not look at it.
 int free_tx_batch(IoThreads* io, bool* writer_idle) {
   std::lock_guard<std::mutex> lock(io->tx_mutex);
   if (writer_idle) *writer_idle = io->tx_pending == 0;
@@ -712,6 +604,40 @@ void submit_tx_batch(IoThreads* io) {
     // From here the batch is the writer's.
   }
   io->tx_wake.notify_one();
+}
+
+// Main thread: hands `count` frames (back to back in `frames`, `bytes` in all) to the writer, behind
+// everything it holds; false when the ring has no room (nothing taken). While the writer is busy
+// with one batch and the next is already waiting, the frames join that waiting batch: under a
+// sustained send the writer then takes a few large batches instead of many small ones, and the
+// room writeBatch reports (txRoom, the sender's burst limit) is counted in frames, not in batches.
+bool hand_to_writer(Tap* t, const uint8_t* frames, const uint32_t* lengths, uint32_t count, size_t bytes) {
+  IoThreads* io = t->io;
+  pause_poll(t);  // before the writer can be done with it
+  int index;
+  {
+    std::lock_guard<std::mutex> lock(io->tx_mutex);
+    if (io->tx_pending >= 2) {
+      TxBatch& waiting = io->tx[(io->tx_head + io->tx_pending - 1) % kTxBuffers];
+      if (waiting.count + count <= kMaxBatch && waiting.used + bytes <= kTxBufferBytes) {
+        // not started (it is behind tx_head), and the writer cannot start it while we hold the mutex
+        memcpy(waiting.bytes + waiting.used, frames, bytes);
+        memcpy(waiting.lengths + waiting.count, lengths, count * sizeof(uint32_t));
+        waiting.count += count;
+        waiting.used += bytes;
+        return true;
+      }
+    }
+    if (io->tx_pending == kTxBuffers) return false;
+    index = static_cast<int>((io->tx_head + io->tx_pending) % kTxBuffers);
+  }
+  TxBatch& batch = io->tx[index];  // free, ours until submitted
+  memcpy(batch.bytes, frames, bytes);
+  memcpy(batch.lengths, lengths, count * sizeof(uint32_t));
+  batch.count = count;
+  batch.used = bytes;
+  submit_tx_batch(io);
+  return true;
 }
 
 Tap* unwrap_this(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
@@ -750,29 +676,26 @@ bool typed_array_data(napi_env env, napi_value value, napi_typedarray_type want,
   return false;
 }
 
+// The writer thread and its wake-up handle, beside the poll that Start() has set up already.
 napi_value start_threads(napi_env env, Tap* t, uv_loop_t* loop) {
   IoThreads* io = new IoThreads();
   bool ok = true;
   for (TxBatch& b : io->tx) ok = ok && (b.bytes = static_cast<uint8_t*>(malloc(kTxBufferBytes))) != nullptr;
-  for (RxBatch& b : io->rx) ok = ok && (b.bytes = static_cast<uint8_t*>(malloc(kArena))) != nullptr;
   io->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  io->taken_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  int err = !ok ? ENOMEM : io->stop_fd < 0 || io->taken_fd < 0 ? errno : 0;
+  int err = !ok ? ENOMEM : io->stop_fd < 0 ? errno : 0;
   int r = err ? 0 : uv_async_init(loop, &t->wake, on_wake);
   if (err || r < 0) {
     for (TxBatch& b : io->tx) free(b.bytes);
-    for (RxBatch& b : io->rx) free(b.bytes);
     if (io->stop_fd >= 0) close(io->stop_fd);
-    if (io->taken_fd >= 0) close(io->taken_fd);
     delete io;
     throw_errno(env, err ? err : -r, err ? "malloc/eventfd" : "uv_async_init");
     return nullptr;
   }
+  t->open_handles++;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&t->wake));  // the poll alone keeps the loop alive (ref/unref)
   t->wake.data = t;
   t->io = io;
-  t->started = true;
   io->writer = std::thread(writer_main, t);
-  io->reader = std::thread(reader_main, t);
   if (napi_add_env_cleanup_hook(env, cleanup_threads, t) == napi_ok) t->cleanup_hook = true;
   return nullptr;
 }
@@ -826,19 +749,20 @@ napi_value Start(napi_env env, napi_callback_info info) {
     CHECK(napi_typeof(env, argv[4], &vt));
     if (vt == napi_boolean) CHECK(napi_get_value_bool(env, argv[4], &io_threads));
   }
-  if (io_threads) return start_threads(env, t, loop);
   int r = uv_poll_init(loop, &t->poll, t->fd);
   if (r < 0) {
     throw_errno(env, -r, "uv_poll_init");
     return nullptr;
   }
   t->poll.data = t;
+  t->open_handles++;
   t->started = true;
   r = uv_poll_start(&t->poll, UV_READABLE, on_poll);
   if (r < 0) {
     throw_errno(env, -r, "uv_poll_start");
     return nullptr;
   }
+  if (io_threads) return start_threads(env, t, loop);
   return nullptr;
 }
 
@@ -879,6 +803,8 @@ napi_value Write(napi_env env, napi_callback_info info) {
       memcpy(batch.bytes + header_length, data, length);
       batch.lengths[0] = static_cast<uint32_t>(header_length + length);
       batch.count = 1;
+      batch.used = header_length + length;
+      pause_poll(t);
       submit_tx_batch(t->io);
       CHECK(napi_create_int32(env, static_cast<int32_t>(header_length + length), &result));
       return result;
@@ -898,6 +824,13 @@ napi_value Write(napi_env env, napi_callback_info info) {
   }
   CHECK(napi_create_int32(env, n < 0 ? -errno : static_cast<int32_t>(n), &result));
   return result;
+}
+
+// status[2] and status[3], when the caller's status has them: batches and frames handed to the writer.
+void count_handoff(int32_t* status, size_t status_count, uint32_t frames) {
+  if (status_count < 4) return;
+  status[2]++;
+  status[3] += static_cast<int32_t>(frames);
 }
 
 // writeBatch(frames: Uint8Array, lengths: Uint32Array, count: number, status: Int32Array): frames done
@@ -929,7 +862,7 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
   const uint8_t* at = static_cast<const uint8_t*>(frames);
   size_t left = frames_length;
   uint32_t done = 0;
-  int direct_index = -1;  // with the threads: the free batch that takes what the direct writes could not
+  bool direct = false;  // with the writer thread: written here because it was idle
   if (t->closed) {
     status[0] += static_cast<int32_t>(count);
     status[1] = EBADF;
@@ -946,13 +879,13 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
       return nullptr;
     }
     bool idle = false;
-    int index = free_tx_batch(io, &idle);
+    free_tx_batch(io, &idle);
     if (idle && valid == count && count <= kDirectWriteFrames) {
       // a few frames and nothing in flight: written below, on this thread, in order
-      direct_index = index;
-    } else if (index < 0) {
-      // Every batch is in flight: nothing taken, the caller parks the frames and waits for
-      // onWritable (wantWritable(true)), which comes when the writer frees a batch.
+      direct = true;
+    } else if (valid > 0 && !hand_to_writer(t, static_cast<const uint8_t*>(frames), lengths, valid, total)) {
+      // The ring is full: nothing taken, the caller keeps the frames and waits for onWritable
+      // (wantWritable(true)), which comes when the writer frees a batch.
       napi_value result;
       CHECK(napi_create_uint32(env, 0, &result));
       return result;
@@ -961,11 +894,7 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
         status[0] += static_cast<int32_t>(count - valid);
         status[1] = EINVAL;
       }
-      TxBatch& batch = io->tx[index];  // ours until submitted
-      memcpy(batch.bytes, frames, total);
-      memcpy(batch.lengths, lengths, valid * sizeof(uint32_t));
-      batch.count = valid;
-      if (valid > 0) submit_tx_batch(io);
+      if (valid > 0) count_handoff(status, status_count, valid);
       done = count;
     }
   }
@@ -982,18 +911,13 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
       n = write(t->fd, at, length);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (direct_index >= 0) {
-        // The device is full: the rest goes to the writer, which waits for POLLOUT (the batch is
-        // free and ours: the writer was idle and only this thread submits).
-        TxBatch& batch = t->io->tx[direct_index];
-        size_t bytes = 0;
-        batch.count = 0;
-        for (uint32_t i = done; i < count; i++) {
-          batch.lengths[batch.count++] = lengths[i];
-          bytes += lengths[i];
-        }
-        memcpy(batch.bytes, at, bytes);  // all inside `frames`: checked above (valid == count)
-        submit_tx_batch(t->io);
+      if (direct) {
+        // The device is full: the rest goes to the writer, which waits for POLLOUT (a free batch:
+        // the writer was idle and only this thread submits; all inside `frames`, checked above).
+        size_t rest = 0;
+        for (uint32_t i = done; i < count; i++) rest += lengths[i];
+        hand_to_writer(t, at, lengths + done, count - done, rest);
+        count_handoff(status, status_count, count - done);
         done = count;
       }
       break;
@@ -1028,16 +952,19 @@ napi_value TakeTxFailures(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// txRoom(): with the threads, the frames writeBatch can take now without parking them (the free
-// send batches, kMaxBatch frames each); without, -1 (no limit of ours: the kernel's EAGAIN is).
+// txRoom(): with the writer thread, the frames writeBatch can take now without parking them (the
+// free send batches, kMaxBatch frames each, and what still fits the waiting one); without, -1 (no
+// limit of ours: the kernel's EAGAIN is).
 napi_value TxRoom(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   Tap* t = unwrap_this(env, info, &argc, nullptr);
   if (!t) return nullptr;
   int32_t room = -1;
   if (t->io && !t->closed) {
-    std::lock_guard<std::mutex> lock(t->io->tx_mutex);
-    room = static_cast<int32_t>((kTxBuffers - t->io->tx_pending) * kMaxBatch);
+    IoThreads* io = t->io;
+    std::lock_guard<std::mutex> lock(io->tx_mutex);
+    room = static_cast<int32_t>((kTxBuffers - io->tx_pending) * kMaxBatch);
+    if (io->tx_pending >= 2) room += static_cast<int32_t>(kMaxBatch - io->tx[(io->tx_head + io->tx_pending - 1) % kTxBuffers].count);
   }
   napi_value result;
   CHECK(napi_create_int32(env, room, &result));
@@ -1048,8 +975,7 @@ napi_value ReadNow(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   Tap* t = unwrap_this(env, info, &argc, nullptr);
   if (t && t->started && !t->closed) {
-    if (t->io) deliver_ready(t);  // what the reader has ready (it reads on by itself)
-    else read_batch(t);
+    read_batch(t);
   }
   return nullptr;
 }
@@ -1079,12 +1005,8 @@ napi_value set_keeps_loop_alive(napi_env env, napi_callback_info info, bool keep
   size_t argc = 0;
   Tap* t = unwrap_this(env, info, &argc, nullptr);
   if (!t || !t->started || t->closed) return nullptr;
-  uv_handle_t* handle = t->io ? reinterpret_cast<uv_handle_t*>(&t->wake) : reinterpret_cast<uv_handle_t*>(&t->poll);
-  if (keep) {
-    uv_ref(handle);
-  } else {
-    uv_unref(handle);
-  }
+  t->keep_alive = keep;
+  update_refs(t);
   return nullptr;
 }
 

@@ -13,11 +13,13 @@
  * tun driver takes one frame per write. A full device queue (EAGAIN) parks the frames not yet
  * written in a bounded queue that drains when the fd turns writable.
  *
- * That is the path by default (`ioThreads: false`). With `ioThreads: true` the same read(2)s and
- * write(2)s run on two threads of the addon beside the JavaScript: a reader thread fills batches
- * and wakes the loop, a writer thread writes the batches writeBatch hands it (a copy, so the
- * staging buffer is free again at once). What JavaScript sees is the same: batches of frames in,
- * batches out, frames parked when the addon's four send buffers are all in flight.
+ * That is the whole path with `ioThreads: false` (the default with the virtio-net header). With
+ * `ioThreads: true` (the default on plain frames) the addon also has a writer thread: writeBatch still writes a batch of one or two frames itself while the thread is
+ * idle, and hands the thread larger ones (a copy, so the staging buffer is free again at once),
+ * and every batch while the thread still holds one, so that frames keep their order. While the
+ * thread is busy, the device is read when it finishes a batch rather than at every frame the kernel
+ * answers. What JavaScript sees is the same: batches of frames in, batches out, frames kept staged
+ * when the addon's send buffers are all in flight.
  *
  * With `vnetHeader: true` the device also carries a virtio-net header in front of every frame
  * (virtio-net.ts): the kernel then hands us TCP super-frames of up to 64 KB with checksums it
@@ -113,12 +115,14 @@ export interface TapOptions {
   /** The header's length with `vnetHeader`: 10 (struct virtio_net_hdr, the default) or 12. */
   vnetHeaderLength?: 10 | 12;
   /**
-   * Do the read(2)s and write(2)s on two threads of the addon, beside the JavaScript. The tun
-   * driver moves one frame per system call, so on the plain path the system calls are most of the
-   * work; with the threads they run on another core, and plain bulk transfers go faster. Default
-   * false: each hand-off costs a thread wake-up, which a ping-pong pays on every round trip, and
-   * with `vnetHeader` (64 KB per system call) the threads made bulk slower too (measured in
-   * docs/01-link.md). false: everything on the main thread, as the chapter first explains it.
+   * Give the write(2)s of large batches to a writer thread of the addon, beside the JavaScript. The
+   * tun driver takes one frame per system call and runs the kernel's receive path for it, so on the
+   * plain path a bulk send's writes are a large part of the work; the thread runs them on another
+   * core. Small batches while the thread is idle (a ping-pong's frame) are still written at once
+   * on the main thread, and reading stays there: no thread wake-up on a round trip. Default: true
+   * on plain frames, false with `vnetHeader` (64 KB per write(2): there the hand-offs cost more than
+   * they saved; measured in docs/01-link.md). false: everything on the main thread, as the chapter
+   * first explains it.
    */
   ioThreads?: boolean;
 }
@@ -143,6 +147,12 @@ export const TAP_COUNTERS = [
   'tx_batches',
   /** Frames in the largest send batch so far. */
   'tx_batch_max',
+  /**
+   * With the writer thread (ioThreads): batches (and their frames) handed to the thread; the other
+   * batches were written on the main thread (small ones while the writer was idle).
+   */
+  'tx_handoff_batches',
+  'tx_handoff_frames',
   /** write(2) said EAGAIN: the frame (and those behind it) were queued until the device is writable. */
   'tx_eagain',
   'tx_queued',
@@ -203,7 +213,7 @@ export interface TapHandle {
    * status[0] (the last errno in status[1]); close() asks once more after the writer stopped. Optional.
    */
   takeTxFailures?(status: Int32Array): void;
-  /** With I/O threads: frames writeBatch would take now (free send buffers); -1 without. Optional. */
+  /** With I/O threads: frames writeBatch would take now (room in the send buffers); -1 without. Optional. */
   txRoom?(): number;
   /** Reads what the device holds now and hands it to onFrames before returning (Link.receivePending). Optional. */
   readNow?(): void;
@@ -230,8 +240,14 @@ const EAGAIN = 11;
 const TX_STAGING_BYTES = 512 * 1024;
 const TX_STAGING_FRAMES = 256;
 const DEFAULT_SEND_BURST_LIMIT = 256;
-/** TapOptions.ioThreads's default (measured in docs/01-link.md). */
-const DEFAULT_IO_THREADS = false;
+/**
+ * TapOptions.ioThreads's default (measured in docs/01-link.md): the writer thread on plain frames,
+ * where a bulk send is one write(2) per 1514 bytes; not with the virtio-net header, where one
+ * write moves up to 64 KB and the hand-off cost more than it saved.
+ */
+function defaultIoThreads(vnetHeaderLength: number): boolean {
+  return vnetHeaderLength === 0;
+}
 
 const VNET_PROBLEM_COUNTER: Record<VirtioNetProblem, TapCounterName> = {
   truncated: 'rx_vnet_truncated',
@@ -338,8 +354,11 @@ export class TapDevice extends BaseLink {
   /** Staged frames (each behind its virtio-net header, in vnet mode), back to back, and their lengths. */
   private readonly txStaging: Uint8Array | undefined;
   private readonly txLengths = new Uint32Array(TX_STAGING_FRAMES);
-  /** writeBatch's report: frames refused (not EAGAIN), and the last errno. */
-  private readonly txStatus = new Int32Array(2);
+  /**
+   * writeBatch's report: frames refused (not EAGAIN), the last errno, and (with the writer thread)
+   * the batches and frames it handed to the thread instead of writing them itself.
+   */
+  private readonly txStatus = new Int32Array(4);
   private txStaged = 0;
   private txStagedBytes = 0;
   private flushQueued = false;
@@ -349,6 +368,8 @@ export class TapDevice extends BaseLink {
   };
   private readonly txBatches = this.tapCounters.counter('tx_batches');
   private readonly txBatchMax = this.tapCounters.counter('tx_batch_max');
+  private readonly txHandoffBatches = this.tapCounters.counter('tx_handoff_batches');
+  private readonly txHandoffFrames = this.tapCounters.counter('tx_handoff_frames');
   private readonly burstLimit: number;
   private readonly rxGsoFrames = this.tapCounters.counter('rx_gso_frames');
   private readonly rxCsumPartial = this.tapCounters.counter('rx_csum_partial');
@@ -450,7 +471,8 @@ export class TapDevice extends BaseLink {
       handle.close();
       throw new TapError('EINVAL_OPTION', `sendBurstLimit ${burst} must be a whole number >= 0`);
     }
-    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, options.ioThreads ?? DEFAULT_IO_THREADS);
+    const ioThreads = options.ioThreads ?? defaultIoThreads(vnetHeaderLength);
+    const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, ioThreads);
     log('opened %s%s, mac %s, mtu %d%s', device.ifname, netns ? ` in netns ${netns}` : '', device.mac, mtu, vnetHeaderLength ? `, virtio-net header ${vnetHeaderLength} bytes` : '');
     return device;
   }
@@ -715,9 +737,15 @@ export class TapDevice extends BaseLink {
     this.handle.wantWritable(false);
   }
 
-  /** Adds the frames writeBatch (or the writer thread) reported refused to tx_write_errors. */
+  /** Adds the frames writeBatch (or the writer thread) reported refused to tx_write_errors, and the hand-offs. */
   private countWriteFailures(): void {
     const status = this.txStatus;
+    if (status[2]! > 0) {
+      this.txHandoffBatches.value += status[2]!;
+      this.txHandoffFrames.value += status[3]!;
+      status[2] = 0;
+      status[3] = 0;
+    }
     if (status[0]! > 0) {
       this.tapCounters.inc('tx_write_errors', status[0]!);
       if (log.enabled) log('write on %s failed for %d frame(s): errno %d', this.ifname, status[0], status[1]);

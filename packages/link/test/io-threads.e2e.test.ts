@@ -1,9 +1,11 @@
 /**
- * The addon's I/O threads (TapOptions.ioThreads) against the real kernel: two TAP devices joined
- * by a bridge inside a network namespace of this file, so that what one device's writer thread
- * writes comes back through the other device's reader thread. Numbered frames both ways at once
- * catch a frame reordered, lost or counted twice in the hand-off between JavaScript and the threads;
- * a process that closes both devices in the middle of a flood must neither crash nor hang.
+ * The addon's writer thread (TapOptions.ioThreads) against the real kernel: two TAP devices joined
+ * by a bridge inside a network namespace of this file, so that what one device writes (on the main
+ * thread or through its writer thread) comes back through the other device. Numbered frames both
+ * ways at once catch a frame reordered, lost or counted twice in the hand-off between JavaScript,
+ * the main thread's own writes and the writer, also across the switch from one to the other; a
+ * close() while the writer holds a batch must write all of it first; a device deleted or closed in
+ * the middle of a flood must neither crash nor hang the process.
  * No IP is used at all: frames carry a local experimental EtherType (IEEE 802 0x88B5).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -70,14 +72,15 @@ describe('TapDevice I/O threads (two devices on a bridge, in a namespace)', () =
     ns.exec('ip', ['link', 'set', name, 'up']);
   }
 
-  it('the threads are off unless asked for, with or without the virtio-net header', () => {
+  it('the writer thread is on by default on plain frames, off with the virtio-net header, and either way when asked', () => {
     const plain = TapDevice.open({ name: 'tapp', netns: ns.name });
     const vnet = TapDevice.open({ name: 'tapv', netns: ns.name, vnetHeader: true });
     const asked = TapDevice.open({ name: 'tapf', netns: ns.name, vnetHeader: true, ioThreads: true });
+    const declined = TapDevice.open({ name: 'tapn', netns: ns.name, ioThreads: false });
     try {
-      expect([plain.ioThreads, vnet.ioThreads, asked.ioThreads]).toEqual([false, false, true]);
+      expect([plain.ioThreads, vnet.ioThreads, asked.ioThreads, declined.ioThreads]).toEqual([true, false, true, false]);
     } finally {
-      for (const device of [plain, vnet, asked]) device.close();
+      for (const device of [plain, vnet, asked, declined]) device.close();
     }
   });
 
@@ -147,6 +150,153 @@ describe('TapDevice I/O threads (two devices on a bridge, in a namespace)', () =
       }
     }
   }, 120_000);
+
+  /** Resolves when `check` is true, polling each turn of the loop; rejects after `ms` with `what`. */
+  function until(what: () => string, check: () => boolean, ms = 10_000): Promise<void> {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const poll = (): void => {
+        if (check()) return resolve();
+        if (Date.now() - started > ms) return reject(new Error(what()));
+        setTimeout(poll, 5);
+      };
+      poll();
+    });
+  }
+
+  it('writes a small batch itself while the writer is idle, hands it the large ones and all behind them: one order, exact counters', async () => {
+    const a = TapDevice.open({ name: 'tapsa', netns: ns.name, ioThreads: true });
+    const b = TapDevice.open({ name: 'tapsb', netns: ns.name });
+    try {
+      bridge('br2', [a, b]);
+      const toB = new Expecting(3);
+      b.setReceiver((frames) => {
+        for (const f of frames) toB.take(f);
+      });
+      // Each burst is one run of JavaScript, so one writeBatch (the flush is a microtask queued
+      // before our await's). A phase starts with the writer idle (everything before it arrived): its
+      // first burst of 1 goes out on this thread; the 200 behind it go to the writer, and the small
+      // bursts right after them find it busy and must queue behind, not pass it. Under 1000 frames per
+      // phase: the bridge port's queue towards b holds them all while b waits for its turn to read.
+      const phase = [1, 200, 1, 2, 1, 150, 2, 1];
+      const phases = 40;
+      let sent = 0;
+      for (let p = 0; p < phases; p++) {
+        for (const burst of phase) {
+          for (let i = 0; i < burst; i++) a.send(numberedFrame(a.mac, b.mac, 3, sent++));
+          await Promise.resolve();
+        }
+        await until(() => `phase ${p}: ${toB.next} of ${sent} frames arrived (${JSON.stringify(a.tapCounters.snapshot())})`, () => toB.next === sent);
+      }
+      expect(toB.problems).toEqual([]);
+      expect(toB.next).toBe(sent);
+      const frames = phases * phase.reduce((sum, n) => sum + n, 0);
+      expect(a.counters.get('tx_frames')).toBe(frames);
+      const batches = a.tapCounters.get('tx_batches');
+      const handedBatches = a.tapCounters.get('tx_handoff_batches');
+      const handedFrames = a.tapCounters.get('tx_handoff_frames');
+      // both ways were taken: the bursts of 200 and 150 always by the writer, each phase's first
+      // frame on this thread (the writer idle); whatever a full ring refused was staged and counted again
+      expect(batches).toBeGreaterThanOrEqual(phases * phase.length);
+      expect(handedBatches).toBeGreaterThanOrEqual(2 * phases);
+      expect(handedBatches).toBeLessThanOrEqual(batches - phases);
+      expect(handedFrames).toBeGreaterThanOrEqual(350 * phases);
+      expect(handedFrames).toBeLessThanOrEqual(frames - phases);
+      expect(a.tapCounters.get('tx_write_errors')).toBe(0);
+      expect(a.tapCounters.get('tx_dropped_queue_full')).toBe(0);
+    } finally {
+      a.close();
+      b.close();
+      ns.exec('ip', ['link', 'del', 'br2']);
+    }
+  }, 60_000);
+
+  it('a ping-pong of single frames never wakes the writer: each goes out on the main thread', async () => {
+    const a = TapDevice.open({ name: 'tappa', netns: ns.name, ioThreads: true });
+    const b = TapDevice.open({ name: 'tappb', netns: ns.name, ioThreads: true });
+    try {
+      bridge('br5', [a, b]);
+      const toB = new Expecting(6);
+      const toA = new Expecting(7);
+      a.setReceiver((frames) => {
+        for (const f of frames) toA.take(f);
+      });
+      b.setReceiver((frames) => {
+        for (const f of frames) toB.take(f);
+      });
+      const rounds = 200;
+      for (let seq = 0; seq < rounds; seq++) {
+        a.send(numberedFrame(a.mac, b.mac, 6, seq));
+        await until(() => `frame ${seq} did not reach b`, () => toB.next === seq + 1);
+        b.send(numberedFrame(b.mac, a.mac, 7, seq));
+        await until(() => `frame ${seq} did not come back to a`, () => toA.next === seq + 1);
+      }
+      expect([toB.problems, toA.problems]).toEqual([[], []]);
+      for (const d of [a, b]) {
+        expect(d.tapCounters.get('tx_batches')).toBe(rounds);
+        expect(d.tapCounters.get('tx_handoff_batches')).toBe(0);
+        expect(d.tapCounters.get('tx_handoff_frames')).toBe(0);
+      }
+    } finally {
+      a.close();
+      b.close();
+      ns.exec('ip', ['link', 'del', 'br5']);
+    }
+  }, 60_000);
+
+  it('close() while the writer holds a batch: the writer writes all of it first, in order', async () => {
+    const b = TapDevice.open({ name: 'tapwb', netns: ns.name });
+    try {
+      for (let round = 0; round < 5; round++) {
+        const a = TapDevice.open({ name: 'tapwa', netns: ns.name, ioThreads: true });
+        bridge(`br3`, [a, b]);
+        const toB = new Expecting(4);
+        b.setReceiver((frames) => {
+          for (const f of frames) toB.take(f);
+        });
+        for (let seq = 0; seq < 256; seq++) a.send(numberedFrame(a.mac, b.mac, 4, seq));
+        a.flush(); // 256 frames: handed to the writer, which is writing them while close() runs
+        a.close();
+        expect(a.tapCounters.get('tx_handoff_frames')).toBe(256);
+        expect(a.tapCounters.get('tx_write_errors')).toBe(0);
+        await until(() => `round ${round}: ${toB.next} of 256 frames arrived`, () => toB.next === 256);
+        expect(toB.problems).toEqual([]);
+        ns.exec('ip', ['link', 'del', 'br3']);
+      }
+    } finally {
+      b.close();
+    }
+  }, 60_000);
+
+  it('a device deleted under a flood through the writer closes with the reason, and nothing hangs', async () => {
+    const a = TapDevice.open({ name: 'tapda', netns: ns.name, ioThreads: true });
+    const b = TapDevice.open({ name: 'tapdb', netns: ns.name });
+    let closed = false;
+    a.onClose(() => (closed = true));
+    try {
+      bridge('br4', [a, b]);
+      let received = 0;
+      b.setReceiver((frames) => (received += frames.length));
+      const frame = numberedFrame(a.mac, b.mac, 5, 1454); // 1514 bytes
+      const flood = (): void => {
+        if (closed) return;
+        for (let i = 0; i < 512; i++) a.send(frame);
+        setImmediate(flood);
+      };
+      flood();
+      await until(() => `only ${received} frames arrived`, () => received > 2000);
+      ns.exec('ip', ['link', 'del', 'tapda']);
+      await until(() => 'the device did not notice its deletion', () => closed);
+      expect(a.failure?.errno).toBe('EBADFD');
+      expect(a.failure?.message).toMatch(/TAP device tapda in network namespace .* was deleted/);
+      expect(a.tapCounters.get('tx_handoff_batches')).toBeGreaterThan(0);
+      expect(a.send(frame)).toBe(false);
+    } finally {
+      a.close();
+      b.close();
+      ns.exec('ip', ['link', 'del', 'br4']);
+    }
+  }, 60_000);
 
   it('close() in the middle of a flood both ways: no crash, no hang, the process exits', async () => {
     const code = `

@@ -51,9 +51,11 @@ export const USAGE = `usage:
                     (counters tap.rx_gso_frames, tap.tx_gso_frames); if the kernel refuses the
                     header, tapstack says so in one line and runs plain. --vnet-hdr asks for the
                     default explicitly
-  --io-threads      do the TAP device's read(2)s and write(2)s on two threads of the addon
-                    beside the JavaScript: faster plain bulk transfers, slower round trips
-                    (docs/01-link.md); --no-io-threads, the default, keeps them on the main thread
+  --io-threads      give the TAP device's large batches of write(2)s to a writer thread of the
+                    addon, beside the JavaScript (small ones, a round trip's, stay on the main
+                    thread): the default on plain frames (--no-vnet-hdr), where it lifts bulk
+                    transfers; not with the virtio-net header, where it cost (docs/01-link.md).
+                    --no-io-threads keeps every system call on the main thread
   --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
                     more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --link-reorder P[/MS]  hold back each frame with probability P (0-1, seeded) behind the

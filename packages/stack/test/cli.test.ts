@@ -133,7 +133,7 @@ describe('parseCommand', () => {
     expect(up(['up', '--io-threads']).device.ioThreads).toBe(true);
     expect(up(['up', '--no-io-threads']).device.ioThreads).toBe(false);
     expect(usageError(['up', '--io-threads', '--no-io-threads'])).toMatch(/--io-threads and --no-io-threads contradict/);
-    expect(commandHelp('up')).toMatch(/--io-threads {6}do the TAP device's read/);
+    expect(commandHelp('up')).toMatch(/--io-threads {6}give the TAP device's large batches of write\(2\)s to a writer thread/);
   });
 
   it('--tcp-log FILE on up, connect and get; not on ping', () => {
