@@ -46,7 +46,7 @@ function verdict(bytes: Uint8Array): string {
     return r.ok ? '  -> valid (RFC 4861)' : `  -> invalid: ${r.reason}`;
   }
   if (message.value.type === Icmpv6Type.MULTICAST_LISTENER_REPORT_V2 || message.value.type === Icmpv6Type.MULTICAST_LISTENER_QUERY) {
-    const reason = validateMld(message.value, context);
+    const reason = validateMld(message.value, { ...context, routerAlert: walk.routerAlert });
     return reason === undefined ? '  -> valid (RFC 3810)' : `  -> invalid: ${reason}`;
   }
   return '';

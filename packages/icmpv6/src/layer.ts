@@ -112,7 +112,8 @@ export type Icmpv6ErrorListener = (error: Icmpv6ErrorReport) => void;
 export type NdpMessageHandler = (packet: Ipv6Packet, message: Uint8Array, linkSource: MacAddress | undefined) => void;
 
 /** Receives MLD queries (type 130): the host's listener part of MLD answers them (@tapstack/ndp). `packet` as for NDP. */
-export type MldQueryHandler = (packet: Ipv6Packet, message: Uint8Array) => void;
+/** `routerAlert`: the packet's router alert value (Ipv6DeliveryInfo.routerAlert), which a query must carry. */
+export type MldQueryHandler = (packet: Ipv6Packet, message: Uint8Array, routerAlert: number | undefined) => void;
 
 export type Icmpv6ErrorOutcome = Ipv6SendOutcome | 'about_error' | 'about_group' | 'about_bad_source' | 'rate_limited_global' | 'rate_limited_host';
 
@@ -205,7 +206,7 @@ export class Icmpv6Layer implements Ipv6ErrorReporter {
     }
     if (type === Type.MLD_QUERY && this.mldQuery) {
       c.inc('rx_mld_queries');
-      return this.mldQuery(packet, message);
+      return this.mldQuery(packet, message, info.routerAlert);
     }
     // RFC 3810 6: an MLDv2 host ignores other hosts' reports (there is no report suppression in v2).
     if (type === Type.MLD_QUERY || type === Type.MLDV1_REPORT || type === Type.MLDV1_DONE || type === Type.MLDV2_REPORT) {

@@ -250,15 +250,17 @@ export function mldQueryIntervalSeconds(code: number): number {
 }
 
 /** Why a received MLD message is refused (RFC 3810 5.1.14, 5.2.13 and 7.4: link-local scope). */
-export type MldInvalidReason = 'bad_hop_limit' | 'source_not_link_local' | 'bad_code' | 'bad_checksum';
+export type MldInvalidReason = 'bad_hop_limit' | 'no_router_alert' | 'source_not_link_local' | 'bad_code' | 'bad_checksum';
 
 /**
- * RFC 3810 5.1.14 and 5.2.13: MLD messages come with hop limit 1 and (RFC 3810 7.4, 7.6) a
- * link-local source (reports may come from :: while the host has no address yet, 5.2.13).
- * The router alert is the extension-header walker's business.
+ * RFC 3810 5.1.14 and 5.2.13: MLD messages come with hop limit 1, the router alert option in a
+ * hop-by-hop header (RFC 2710 3, RFC 3810 5: `routerAlert`, the option's value as the
+ * extension-header walker read it, 0 for MLD) and (RFC 3810 7.4, 7.6) a link-local source
+ * (reports may come from :: while the host has no address yet, 5.2.13).
  */
-export function validateMld(packet: Icmpv6Packet, context: { source: Ipv6Address; destination: Ipv6Address; hopLimit: number }): MldInvalidReason | undefined {
+export function validateMld(packet: Icmpv6Packet, context: { source: Ipv6Address; destination: Ipv6Address; hopLimit: number; routerAlert: number | undefined }): MldInvalidReason | undefined {
   if (context.hopLimit !== MLD_HOP_LIMIT) return 'bad_hop_limit';
+  if (context.routerAlert !== 0) return 'no_router_alert';
   if (!context.source.isLinkLocal && !(packet.type === Icmpv6Type.MULTICAST_LISTENER_REPORT_V2 && context.source.isUnspecified)) return 'source_not_link_local';
   if (packet.code !== 0) return 'bad_code';
   if (!packet.verifyChecksum(context.source, context.destination)) return 'bad_checksum';

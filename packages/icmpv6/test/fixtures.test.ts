@@ -49,7 +49,7 @@ describe('every frame of the Linux IPv6 captures', () => {
         if (!r.ok) throw new Error(r.reason);
         rebuilt = NdiscRepr.build(r.value, packet.source, packet.destination);
       } else if (p.type === Icmpv6Type.MULTICAST_LISTENER_REPORT_V2) {
-        expect(validateMld(p, context)).toBeUndefined();
+        expect(validateMld(p, { ...context, routerAlert: walk.routerAlert })).toBeUndefined();
         expect(walk.routerAlert).toBe(0);
         const r = MldReportRepr.parse(p);
         if (!r.ok) throw new Error(r.reason);

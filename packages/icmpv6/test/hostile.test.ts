@@ -47,7 +47,7 @@ function throughEverything(bytes: Uint8Array): number {
     if (!r.ok) reasons++;
     expect(typeof (r.ok ? r.value : r.reason)).not.toBe('undefined');
   }
-  validateMld(p, { source: A, destination: B, hopLimit: 1 });
+  validateMld(p, { source: A, destination: B, hopLimit: 1, routerAlert: 0 });
   return reasons;
 }
 

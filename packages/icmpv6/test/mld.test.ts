@@ -87,9 +87,12 @@ describe('MLD query (RFC 3810 5.1, RFC 2710)', () => {
     if (v1.ok) expect(MldQueryRepr.build(v1.value, ipv6('fe80::1'), Ipv6Address.ALL_NODES)).toEqual(QUERY_V1);
     expect(MldQueryRepr.parse(new Icmpv6Packet(QUERY_V2.subarray(0, 26)))).toEqual({ ok: false, reason: 'bad_length' });
     expect(MldQueryRepr.parse(new Icmpv6Packet(QUERY_V2.subarray(0, 20)))).toEqual({ ok: false, reason: 'too_short' });
-    expect(validateMld(new Icmpv6Packet(QUERY_V2), { source: ipv6('fe80::1'), destination: Ipv6Address.ALL_NODES, hopLimit: 1 })).toBeUndefined();
-    expect(validateMld(new Icmpv6Packet(QUERY_V2), { source: ipv6('fe80::1'), destination: Ipv6Address.ALL_NODES, hopLimit: 2 })).toBe('bad_hop_limit');
-    expect(validateMld(new Icmpv6Packet(QUERY_V2), { source: ipv6('fd00:10::1'), destination: Ipv6Address.ALL_NODES, hopLimit: 1 })).toBe('source_not_link_local');
+    expect(validateMld(new Icmpv6Packet(QUERY_V2), { source: ipv6('fe80::1'), destination: Ipv6Address.ALL_NODES, hopLimit: 1, routerAlert: 0 })).toBeUndefined();
+    expect(validateMld(new Icmpv6Packet(QUERY_V2), { source: ipv6('fe80::1'), destination: Ipv6Address.ALL_NODES, hopLimit: 2, routerAlert: 0 })).toBe('bad_hop_limit');
+    expect(validateMld(new Icmpv6Packet(QUERY_V2), { source: ipv6('fd00:10::1'), destination: Ipv6Address.ALL_NODES, hopLimit: 1, routerAlert: 0 })).toBe('source_not_link_local');
+    // RFC 2710 3, RFC 3810 5 and 5.1.14: without the router alert (or with another value than MLD's 0) it is refused
+    expect(validateMld(new Icmpv6Packet(QUERY_V2), { source: ipv6('fe80::1'), destination: Ipv6Address.ALL_NODES, hopLimit: 1, routerAlert: undefined })).toBe('no_router_alert');
+    expect(validateMld(new Icmpv6Packet(QUERY_V2), { source: ipv6('fe80::1'), destination: Ipv6Address.ALL_NODES, hopLimit: 1, routerAlert: 1 })).toBe('no_router_alert');
   });
 
   it('decodes the floating-point codes', () => {

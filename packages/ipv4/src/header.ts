@@ -19,7 +19,7 @@
  * |                 Options (IHL > 5), kept as bytes              |
  * +---------------------------------------------------------------+
  */
-import { ETHERNET_HEADER_LENGTH, EtherType, fail, formatIpv4, IPV4_SOURCE_FIELD, ok, readIpv4, writeEtherType, writeIpv4, type Ipv4Address, type ParseResult } from '@tapstack/link';
+import { ETHERNET_HEADER_LENGTH, EtherType, fail, formatIpv4, IPV4_SOURCE_FIELD, ok, PacketView, readIpv4, writeEtherType, writeIpv4, type Ipv4Address, type ParseResult } from '@tapstack/link';
 import { checksumAdd, foldChecksum, internetChecksum } from './checksum.ts';
 
 /** The header without options. */
@@ -91,33 +91,14 @@ export type Ipv4CheckFailure =
  * somebody asks for it. Why: in V8 making a typed-array view (`subarray`) costs 50-80 ns, more
  * than all of IPv4's checks on a datagram together, and the echo path does not need one.
  */
-export class Ipv4Packet {
-  private view: Uint8Array | undefined;
-  private buf: Uint8Array;
-  private from: number;
-  private to: number;
-
+export class Ipv4Packet extends PacketView {
   /**
    * Wraps the datagram at `buffer[start..end)` (by default all of `buffer`) without checking;
-   * use `Ipv4Packet.check` for network input.
+   * use `Ipv4Packet.check` for network input. The receive path's one view per layer is
+   * re-pointed at each datagram instead (PacketView.repoint, see `Ipv4Handler`).
    */
   constructor(buffer: Uint8Array, start = 0, end = buffer.length) {
-    this.buf = buffer;
-    this.from = start;
-    this.to = end;
-    if (start === 0 && end === buffer.length) this.view = buffer;
-  }
-
-  /**
-   * Points this view at another datagram, `buffer[start..end)`, without checking: the receive
-   * path's one view per layer, re-pointed at each datagram instead of made anew (see
-   * `Ipv4Handler`). Anything that kept this view sees the new datagram from now on.
-   */
-  repoint(buffer: Uint8Array, start: number, end: number): void {
-    this.buf = buffer;
-    this.from = start;
-    this.to = end;
-    this.view = undefined;
+    super(buffer, start, end);
   }
 
   /**
@@ -171,23 +152,10 @@ export class Ipv4Packet {
     return ok(new Ipv4Packet(bytes));
   }
 
-  /** The whole datagram, header and payload (a view, made on first use). */
-  get bytes(): Uint8Array {
-    return (this.view ??= this.buf.subarray(this.from, this.to));
-  }
+  // repoint, bytes, buffer, start and end: PacketView's. A received datagram lies in its whole
+  // Ethernet frame (`buffer`, from `start` 14): with `payloadOffset` and `payloadLength` a
+  // handler reads its payload where it lies, without the view `payload` makes.
 
-  /**
-   * The bytes the datagram lies in: a received datagram's whole Ethernet frame (it starts at
-   * `start`, 14), or the datagram alone. With `payloadOffset` and `payloadLength` a handler reads
-   * its payload where it lies, without the view `payload` makes.
-   */
-  get buffer(): Uint8Array {
-    return this.buf;
-  }
-  /** Where the datagram starts in `buffer`. */
-  get start(): number {
-    return this.from;
-  }
   /** Where the payload starts in `buffer` (`start` + the header length). */
   get payloadOffset(): number {
     return this.from + (this.buf[this.from]! & 0x0f) * 4;

@@ -20,7 +20,7 @@
  * it, RFC 8200 8.1), no fragment fields (a fragment header does that, and only the source
  * fragments), and the payload length counts what follows the 40 bytes, extension headers included.
  */
-import { fail, Ipv6Address, ok, type ParseResult } from '@tapstack/link';
+import { fail, Ipv6Address, ok, PacketView, type ParseResult } from '@tapstack/link';
 
 /** The fixed header; extension headers follow it and count in the payload length. */
 export const IPV6_HEADER_LENGTH = 40;
@@ -92,43 +92,14 @@ export type Ipv6CheckFailure = 'truncated' | 'bad_version' | 'bad_payload_length
  * read into new Ipv6Address values on each access: hot paths that only compare or checksum them
  * read the buffer (`sourceOffset`, `ipv6PseudoHeaderSumOf`).
  */
-export class Ipv6Packet {
-  private view: Uint8Array | undefined;
-  private buf: Uint8Array;
-  private from: number;
-  private to: number;
-
-  /** Wraps the packet at `buffer[start..end)` without checking; use `Ipv6Packet.check` for network input. */
-  constructor(buffer: Uint8Array, start = 0, end = buffer.length) {
-    this.buf = buffer;
-    this.from = start;
-    this.to = end;
-    if (start === 0 && end === buffer.length) this.view = buffer;
-  }
-
-  /** The bytes the packet lies in (a whole frame on the receive path: the packet from byte 14). */
-  get buffer(): Uint8Array {
-    return this.buf;
-  }
-  /** Where the packet starts in `buffer`. */
-  get start(): number {
-    return this.from;
-  }
-  /** Where it ends in `buffer`: 40 + payload length after `start` (Ethernet padding left out). */
-  get end(): number {
-    return this.to;
-  }
-
+export class Ipv6Packet extends PacketView {
   /**
-   * Points this view at another packet, `buffer[start..end)`, without checking: the receive
-   * path's one view, re-pointed at each packet instead of made anew (see `Ipv6Handler`).
-   * Anything that kept this view sees the new packet from now on.
+   * Wraps the packet at `buffer[start..end)` without checking; use `Ipv6Packet.check` for
+   * network input. The receive path's one view is re-pointed at each packet instead
+   * (PacketView.repoint, see `Ipv6Handler`); `end` is 40 + payload length after `start`.
    */
-  repoint(buffer: Uint8Array, start: number, end: number): void {
-    this.buf = buffer;
-    this.from = start;
-    this.to = end;
-    this.view = undefined;
+  constructor(buffer: Uint8Array, start = 0, end = buffer.length) {
+    super(buffer, start, end);
   }
 
   /**
@@ -172,10 +143,7 @@ export class Ipv6Packet {
     return ok(new Ipv6Packet(bytes));
   }
 
-  /** The whole packet, header and payload (a view, made on first use). */
-  get bytes(): Uint8Array {
-    return (this.view ??= this.buf.subarray(this.from, this.to));
-  }
+  // repoint, bytes, buffer, start and end: PacketView's
 
   get version(): number {
     return this.buf[this.from]! >>> 4;

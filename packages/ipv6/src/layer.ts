@@ -133,6 +133,11 @@ export interface Ipv6DeliveryInfo {
    * IPv4 does for them (`finishChecksum`).
    */
   readonly offload: FrameOffload | undefined;
+  /**
+   * The value of the router alert option (RFC 2711) when a hop-by-hop header carried one: 0
+   * marks an MLD message, which must carry it (RFC 2710 3, RFC 3810 5); undefined when absent.
+   */
+  readonly routerAlert: number | undefined;
 }
 
 /**
@@ -397,6 +402,7 @@ export class Ipv6Layer {
     info.payloadOffset = IPV6_HEADER_LENGTH;
     info.frame = frame;
     info.offload = offload;
+    info.routerAlert = undefined;
     const next = packet.nextHeader;
     // The common case, an upper layer right after the fixed header, without walking anything.
     if (this.protocols[next] !== undefined) return this.deliver(packet, next, info);
@@ -414,6 +420,7 @@ export class Ipv6Layer {
     switch (result.kind) {
       case 'upper-layer':
         info.payloadOffset = result.offset;
+        info.routerAlert = result.routerAlert;
         return this.deliver(packet, result.nextHeader, info);
       case 'fragment': {
         if (info.reassembled) return c.inc('rx_nested_fragment'); // a fragment inside a reassembled packet
@@ -776,11 +783,12 @@ interface MutableDeliveryInfo {
   payloadOffset: number;
   frame: Uint8Array | undefined;
   offload: FrameOffload | undefined;
+  routerAlert: number | undefined;
 }
 
 /** A delivery info for a unicast packet whole in its bytes (the shape of the layer's reused one). */
 function newDeliveryInfo(): MutableDeliveryInfo {
-  return { destinationKind: 'unicast', linkGroup: false, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame: undefined, offload: undefined };
+  return { destinationKind: 'unicast', linkGroup: false, reassembled: false, payloadOffset: IPV6_HEADER_LENGTH, frame: undefined, offload: undefined, routerAlert: undefined };
 }
 
 /** ::1 at `bytes[offset]` (RFC 4291 2.5.3), read without making an address. */

@@ -168,6 +168,12 @@ describe('formatIpv6Packet', () => {
     expect(formatIpv6Packet(ECHO_REQUEST.subarray(0, 12))).toBe('IP6 [truncated, length 12]');
   });
 
+  it('prints an IPv4-mapped source dotted, as tcpdump does (RFC 5952 5)', () => {
+    const mapped = ECHO_REQUEST.slice();
+    mapped.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1], 8);
+    expect(formatIpv6Packet(mapped)).toBe('IP6 ::ffff:10.0.0.1 > fd00:10::2: ICMPv6, length 64');
+  });
+
   it('never throws on random bytes or truncations', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), (b) => typeof formatIpv6Packet(b) === 'string'));
     for (let n = 0; n <= ECHO_REQUEST.length; n++) expect(typeof formatIpv6Packet(ECHO_REQUEST.subarray(0, n))).toBe('string');

@@ -7,6 +7,7 @@ export * from './timer-queue.ts';
 export * from './counters.ts';
 export * from './random.ts';
 export * from './ethernet.ts';
+export * from './packet-view.ts';
 export * from './link.ts';
 export * from './memory.ts';
 export * from './faults.ts';

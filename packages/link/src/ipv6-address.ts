@@ -116,9 +116,18 @@ export class Ipv6Address {
     return (this.bytes[2 * i]! << 8) | this.bytes[2 * i + 1]!;
   }
 
-  /** RFC 5952 text (lower case, longest run of two or more zero groups as `::`, first one on a tie); also the Map key. */
+  /**
+   * RFC 5952 text (lower case, longest run of two or more zero groups as `::`, first one on a
+   * tie); also the Map key. An IPv4-mapped address (::ffff:0:0/96, RFC 4291 2.5.5.2) ends in its
+   * IPv4 address dotted, `::ffff:10.0.0.1`, as RFC 5952 5 recommends and Linux prints it.
+   */
   toString(): string {
     if (this.text !== undefined) return this.text;
+    if (this.isIpv4Mapped) {
+      const b = this.bytes;
+      this.text = `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+      return this.text;
+    }
     const words = Array.from({ length: 8 }, (_, i) => this.word(i));
     let bestStart = -1;
     let bestLength = 1;
@@ -141,6 +150,13 @@ export class Ipv6Address {
         ? hex(words)
         : `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLength))}`;
     return this.text;
+  }
+
+  /** In ::ffff:0:0/96 (RFC 4291 2.5.5.2): an IPv4 address as an IPv6 socket sees it. */
+  get isIpv4Mapped(): boolean {
+    const b = this.bytes;
+    for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
+    return b[10] === 0xff && b[11] === 0xff;
   }
 
   /** The canonical text, computed once: what Maps and the neighbour table key on. */

@@ -8,14 +8,13 @@
  * the middle of a flood must neither crash nor hang the process.
  * No IP is used at all: frames carry a local experimental EtherType (IEEE 802 0x88B5).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, requireE2eCapabilities } from '../../../test/support/netns.ts';
+import { runTsSnippet } from '../../../test/support/subprocess.ts';
 import { MacAddress } from '../src/mac.ts';
 import { TapDevice } from '../src/tap.ts';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const LOCAL_EXPERIMENTAL = 0x88b5;
 const FRAMES = 100_000;
 /**
@@ -325,27 +324,7 @@ describe('TapDevice I/O threads (two devices on a bridge, in a namespace)', () =
         console.log(JSON.stringify({ received, sent: a.counters.get('tx_frames') + b.counters.get('tx_frames') }));
       }, 500);
     `;
-    const r = await new Promise<{ status: number | null; stdout: string; stderr: string; timedOut: boolean }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
-        cwd: REPO,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, TAP_NETNS: ns.name },
-      });
-      let stdout = '';
-      let stderr = '';
-      let timedOut = false;
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, 20_000);
-      child.on('error', reject);
-      child.on('close', (status) => {
-        clearTimeout(timer);
-        resolve({ status, stdout, stderr, timedOut });
-      });
-    });
+    const r = await runTsSnippet(code, { timeoutMs: 20_000, env: { ...process.env, TAP_NETNS: ns.name } });
     expect(r.stderr).toBe('');
     expect(r.timedOut).toBe(false);
     expect(r.status).toBe(0);

@@ -30,6 +30,20 @@ describe('Ipv6Address', () => {
     expect(ipv6('fd00:10::').toString()).toBe('fd00:10::');
   });
 
+  it('prints an IPv4-mapped address with its IPv4 tail dotted (RFC 4291 2.5.5.2, RFC 5952 5), and parses it back', () => {
+    for (const text of ['::ffff:10.0.0.1', '::ffff:0.0.0.0', '::ffff:255.255.255.255', '::ffff:192.0.2.128']) {
+      expect(ipv6(text).toString()).toBe(text);
+      expect(ipv6(ipv6(text).toString()).equals(ipv6(text))).toBe(true);
+    }
+    expect(ipv6('0:0:0:0:0:FFFF:0A00:0001').toString()).toBe('::ffff:10.0.0.1');
+    expect(ipv6('::ffff:10.0.0.1').key).toBe('::ffff:10.0.0.1');
+    // only ::ffff:0:0/96 is mapped: neighbours of it keep the hexadecimal form
+    expect(ipv6('::fffe:a00:1').toString()).toBe('::fffe:a00:1');
+    expect(ipv6('1::ffff:a00:1').toString()).toBe('1::ffff:a00:1');
+    expect(ipv6('::1:ffff:a00:1').toString()).toBe('::1:ffff:a00:1');
+    expect(ipv6('::a00:1').toString()).toBe('::a00:1'); // IPv4-compatible (deprecated, RFC 4291 2.5.5.1): hexadecimal, as the kernel's %pI6c prints it
+  });
+
   it('derives the link-local address from a MAC by modified EUI-64 (RFC 4291 appendix A)', () => {
     const mac = MacAddress.parse('02:00:00:00:0a:02');
     expect(hex(interfaceIdFromMac(mac))).toBe('000000fffe000a02');

@@ -3,13 +3,13 @@
  * creates (and deletes in afterAll, also on failure); only 10.0.0.0/24 is used, inside it.
  * Fails, never skips, without root, /dev/net/tun or the tools.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, requireE2eCapabilities } from '../../../test/support/netns.ts';
+import { runTsSnippet } from '../../../test/support/subprocess.ts';
 import { buildEthernetFrame, EtherType } from '../src/ethernet.ts';
 import { formatIpv4, ipv4, readIpv4, writeIpv4 } from '../src/ipv4-address.ts';
 import type { Link } from '../src/link.ts';
@@ -17,7 +17,6 @@ import { MacAddress } from '../src/mac.ts';
 import { readPcap, withCapture } from '../src/pcap.ts';
 import { TapDevice, TapError } from '../src/tap.ts';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const HOST_IP = ipv4('10.0.0.1');
 const STACK_IP = ipv4('10.0.0.2');
 
@@ -86,27 +85,6 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 5_
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** Runs a snippet in a fresh node process (with tsx) and resolves with its exit code and output. */
-function runNode(code: string, timeoutMs: number): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      resolve({ status, signal, stdout, stderr, timedOut });
-    });
-  });
 }
 
 describe('TapDevice in a network namespace', () => {
@@ -324,14 +302,14 @@ describe('TapDevice and the life of the process', () => {
 
   it('an open device keeps the process alive (ref is the default)', async () => {
     process.env.TAP_NETNS = ns.name;
-    const r = await runNode(open('tapref'), 3_000);
+    const r = await runTsSnippet(open('tapref'), { timeoutMs: 3_000 });
     expect(r.stdout).toContain('open tapref');
     expect(r.timedOut).toBe(true);
   });
 
   it('unref() lets the process exit with the device open', async () => {
     process.env.TAP_NETNS = ns.name;
-    const r = await runNode(`${open('tapunref')} tap.unref();`, 15_000);
+    const r = await runTsSnippet(`${open('tapunref')} tap.unref();`, { timeoutMs: 15_000 });
     expect(r.stderr).toBe('');
     expect(r.timedOut).toBe(false);
     expect(r.status).toBe(0);
@@ -339,7 +317,7 @@ describe('TapDevice and the life of the process', () => {
 
   it('close() leaves nothing that keeps the process alive', async () => {
     process.env.TAP_NETNS = ns.name;
-    const r = await runNode(`${open('tapclose')} setTimeout(() => tap.close(), 100);`, 15_000);
+    const r = await runTsSnippet(`${open('tapclose')} setTimeout(() => tap.close(), 100);`, { timeoutMs: 15_000 });
     expect(r.stderr).toBe('');
     expect(r.timedOut).toBe(false);
     expect(r.status).toBe(0);

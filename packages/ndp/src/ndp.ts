@@ -58,6 +58,7 @@ export const NDP_COUNTERS = [
   'rx_mld_specific_queries',
   'rx_mld_query_not_member',
   'rx_mld_invalid',
+  'rx_mld_no_router_alert',
   'rx_ra_not_link_local',
   'rx_ns_dad_bad_destination',
   'rx_ns_not_for_us',
@@ -265,7 +266,7 @@ export class Ndp implements Ipv6NeighbourResolver {
       if (e.kind === 'joined' && this.started) this.reportGroup(e.group);
       if (e.kind === 'left' && this.started && this.options.mld && !this.closed) this.mld.left(e.group);
     });
-    if (this.options.mld) this.icmpv6.setMldQueryHandler((packet, message) => this.mld.query(packet, message));
+    if (this.options.mld) this.icmpv6.setMldQueryHandler((packet, message, routerAlert) => this.mld.query(packet, message, routerAlert));
   }
 
   // ================================================================ start: link-local, DAD, RS

@@ -106,6 +106,31 @@ describe('MLDv2 queries (RFC 3810 6.2, 6.3)', () => {
     stack.close();
   });
 
+  it('a query without the router alert (RFC 2710 3, RFC 3810 5.1.14), or with a value other than MLD\'s 0, is dropped and counted; with it, answered', () => {
+    const { clock, stack, send, query, sentPackets } = withRawPeer();
+    stack.start();
+    clock.advance(5000);
+    sentPackets();
+    // the same query straight after the fixed header, no hop-by-hop header at all
+    send(Ipv6Address.ALL_NODES.multicastMac(), ROUTER, Ipv6Address.ALL_NODES, 1, GENERAL_QUERY);
+    // behind a hop-by-hop header whose router alert says RSVP (1, RFC 2711 2.1), not MLD
+    const rsvp = new Uint8Array(8 + GENERAL_QUERY.length);
+    rsvp.set(hex('3a00050200010100'));
+    rsvp.set(GENERAL_QUERY, 8);
+    send(Ipv6Address.ALL_NODES.multicastMac(), ROUTER, Ipv6Address.ALL_NODES, 1, rsvp, 0);
+    clock.advance(2000);
+    expect(sentPackets().filter((p) => p.nextHeader === 0)).toHaveLength(0);
+    expect(stack.ndp!.counters.get('rx_mld_no_router_alert')).toBe(2);
+    expect(stack.ndp!.counters.get('rx_mld_general_queries')).toBe(0);
+    query(Ipv6Address.ALL_NODES, GENERAL_QUERY);
+    clock.advance(1000);
+    const reports = sentPackets().filter((p) => p.nextHeader === 0);
+    expect(reports).toHaveLength(1);
+    expect(toHex(reports[0]!.bytes.subarray(40, 48))).toBe('3a00050200000100');
+    expect(stack.ndp!.counters.get('rx_mld_no_router_alert')).toBe(2);
+    stack.close();
+  });
+
   it('the answer waits a random time below the maximum response delay; a joined group is in it, after the solicited-node group', () => {
     const { clock, stack, query, sentPackets, icmpOf } = withRawPeer();
     stack.start();

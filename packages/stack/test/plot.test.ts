@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FaultInjector, MacAddress, MemoryLink, MemoryPcapSink, PcapWriter, VirtualClock, readPcap, withCapture, type PcapRecord } from '@tapstack/link';
+import { FaultInjector, MacAddress, MemoryLink, MemoryPcapSink, PcapWriter, VirtualClock, readPcap, withCapture, type FaultOptions, type PcapRecord } from '@tapstack/link';
 import { jsonLinesSink } from '@tapstack/tcp';
 import { createStack } from '../src/stack.ts';
 import { readTcpLog, tcpLogSvg } from '../src/plot/tcp-log-chart.ts';
@@ -222,34 +222,45 @@ describe('timeSequenceSvg on a tiny literal series', () => {
   });
 });
 
+/**
+ * B (10.0.0.2, port 80) sends `bytes` to A (10.0.0.1) over a 5 ms wire on the virtual clock,
+ * with the `faults` on A's side of it (what B sends towards A), B's --tcp-log in `lines` and
+ * what B's side of the wire carries in `pcap`; resolves when A has read to the end (or after
+ * 120 s of virtual time), with how much it read. The caller closes the stacks.
+ */
+async function transferFromB(faults: FaultOptions, bytes: number) {
+  const clock = new VirtualClock();
+  const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 5, macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')] });
+  const faulty = new FaultInjector(wireA, faults);
+  const pcap = new MemoryPcapSink();
+  const captured = withCapture(wireB, new PcapWriter(pcap, { now: () => Math.round(clock.now() * 1000) }));
+  const lines: string[] = [];
+  const a = createStack({ link: faulty, ip: '10.0.0.1/24', clock, arp: { announce: false } });
+  const b = createStack({ link: captured, ip: '10.0.0.2/24', clock, arp: { announce: false }, tcp: { tcpLog: jsonLinesSink((l) => lines.push(l)) } });
+  const data = Buffer.alloc(bytes, 7);
+  b.tcp
+    .createServer((s) => {
+      s.on('error', () => {}); // ECONNABORTED when the test closes the stacks
+      s.end(data);
+    })
+    .listen(80);
+  const socket = a.tcp.connect({ host: '10.0.0.2', port: 80 });
+  let received = 0;
+  let ended = false;
+  socket.on('data', (c: Buffer) => (received += c.length));
+  socket.on('end', () => (ended = true));
+  socket.on('error', () => {});
+  while (!ended && clock.now() < 120_000) {
+    clock.advance(1);
+    await new Promise((r) => setImmediate(r));
+  }
+  return { a, b, faulty, pcap, lines, received };
+}
+
 describe('a simulated lossy transfer: the capture, the counters and the event log agree', () => {
   it('the series finds every retransmission the sender counted and logged, and the cwnd graph marks each', async () => {
-    const clock = new VirtualClock();
-    const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 5, macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')] });
-    const lossy = new FaultInjector(wireA, { drop: 0.02, direction: 'rx', seed: 5 });
-    const sink = new MemoryPcapSink();
-    const captured = withCapture(wireB, new PcapWriter(sink, { now: () => Math.round(clock.now() * 1000) }));
-    const lines: string[] = [];
-    const a = createStack({ link: lossy, ip: '10.0.0.1/24', clock, arp: { announce: false } });
-    const b = createStack({ link: captured, ip: '10.0.0.2/24', clock, arp: { announce: false }, tcp: { tcpLog: jsonLinesSink((l) => lines.push(l)) } });
-    const data = Buffer.alloc(256 * 1024, 7);
-    b.tcp
-      .createServer((s) => {
-        s.on('error', () => {}); // ECONNABORTED when the test closes the stacks
-        s.end(data);
-      })
-      .listen(80);
-    const socket = a.tcp.connect({ host: '10.0.0.2', port: 80 });
-    let received = 0;
-    let ended = false;
-    socket.on('data', (c: Buffer) => (received += c.length));
-    socket.on('end', () => (ended = true));
-    socket.on('error', () => {});
-    while (!ended && clock.now() < 120_000) {
-      clock.advance(1);
-      await new Promise((r) => setImmediate(r));
-    }
-    expect(received).toBe(data.length);
+    const { a, b, faulty: lossy, pcap: sink, lines, received } = await transferFromB({ drop: 0.02, direction: 'rx', seed: 5 }, 256 * 1024);
+    expect(received).toBe(256 * 1024);
     expect(lossy.faultCounters.get('dropped')).toBeGreaterThan(0);
 
     const d = dataDirection(tcpSeries(readPcap(sink.bytes())).connections[0]!);
@@ -271,30 +282,8 @@ describe('a simulated lossy transfer: the capture, the counters and the event lo
   });
 
   it('a wire that reorders: each undo the sender counted is in the log and is a marker on the cwnd line, at the window after it', async () => {
-    const clock = new VirtualClock();
-    const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 5, macs: [MacAddress.parse('02:00:00:00:0a:01'), MacAddress.parse('02:00:00:00:0b:02')] });
-    const reordering = new FaultInjector(wireA, { reorder: 0.02, direction: 'rx', seed: 3 });
-    const lines: string[] = [];
-    const a = createStack({ link: reordering, ip: '10.0.0.1/24', clock, arp: { announce: false } });
-    const b = createStack({ link: wireB, ip: '10.0.0.2/24', clock, arp: { announce: false }, tcp: { tcpLog: jsonLinesSink((l) => lines.push(l)) } });
-    const data = Buffer.alloc(512 * 1024, 7);
-    b.tcp
-      .createServer((s) => {
-        s.on('error', () => {});
-        s.end(data);
-      })
-      .listen(80);
-    const socket = a.tcp.connect({ host: '10.0.0.2', port: 80 });
-    let received = 0;
-    let ended = false;
-    socket.on('data', (c: Buffer) => (received += c.length));
-    socket.on('end', () => (ended = true));
-    socket.on('error', () => {});
-    while (!ended && clock.now() < 120_000) {
-      clock.advance(1);
-      await new Promise((r) => setImmediate(r));
-    }
-    expect(received).toBe(data.length);
+    const { a, b, lines, received } = await transferFromB({ reorder: 0.02, direction: 'rx', seed: 3 }, 512 * 1024);
+    expect(received).toBe(512 * 1024);
     const c = b.tcp.counters;
     const counted = c.get('TCPDSACKUndo') + c.get('TCPFullUndo') + c.get('TCPPartialUndo') + c.get('TCPLossUndo');
     expect(counted).toBeGreaterThan(0);

@@ -174,26 +174,43 @@ describe('TCP over IPv6 between two stacks', () => {
  */
 class SegmentingLink extends LinkWrapper {
   readonly superFrames: FrameOffload[] = [];
+  /** Length of each super-frame as it leaves A (Ethernet header included). */
+  readonly superFrameLengths: number[] = [];
+  /** When set, each received frame it returns true for is dropped (a hole that never fills). */
+  dropReceived: ((frame: Uint8Array) => boolean) | undefined;
+
+  constructor(inner: Link, private readonly ethernetMtu = 1500) {
+    super(inner);
+  }
   override get mtu(): number {
-    return 1500;
+    return this.ethernetMtu;
   }
   override get gsoMaxSize(): number {
     return 65535;
   }
   override send(frame: Uint8Array, offload?: FrameOffload): boolean {
     if (offload) {
-      if (offload.gso !== 'none') this.superFrames.push(offload);
+      if (offload.gso !== 'none') {
+        this.superFrames.push(offload);
+        this.superFrameLengths.push(frame.length);
+      }
       if (offload.checksum === 'partial') finishChecksum(frame, offload, frame.length);
     }
     return this.inner.send(frame);
   }
+  protected override receive(frames: readonly Uint8Array[], offloads?: readonly (FrameOffload | undefined)[]): void {
+    const drop = this.dropReceived;
+    if (drop === undefined) return this.deliverUp(frames, offloads);
+    const kept = frames.filter((f) => !drop(f));
+    this.deliverUp(kept, offloads === undefined ? undefined : offloads.filter((_, i) => !drop(frames[i]!)));
+  }
 }
 
 /** Stacks A (fd00:10::1, on a SegmentingLink) and B (fd00:10::2) on a 64 KB wire, their addresses through DAD. */
-function segmentingPair(): { clock: VirtualClock; linkA: SegmentingLink; a: Stack; b: Stack } {
+function segmentingPair(ethernetMtu = 1500): { clock: VirtualClock; linkA: SegmentingLink; a: Stack; b: Stack } {
   const clock = new VirtualClock();
   const [wireA, wireB] = MemoryLink.pair({ clock, latencyMs: 1, mtu: 65535, macs: [MAC_A, MAC_B] });
-  const linkA = new SegmentingLink(wireA!);
+  const linkA = new SegmentingLink(wireA!, ethernetMtu);
   const a = createStack({ link: linkA, ip: '10.0.0.1/24', clock, random: seededRandom(1), ipv6: { addresses: ['fd00:10::1/64'] } });
   const b = createStack({ link: wireB!, ip: '10.0.0.2/24', clock, random: seededRandom(2), ipv6: { addresses: ['fd00:10::2/64'] } });
   a.start();
@@ -220,6 +237,47 @@ describe('TCP over IPv6 with TSO6 (a link that segments)', () => {
     expect(Math.max(...supers.map((o) => o.headerLength))).toBe(14 + 40 + 32);
     expect(a.tcp.counters.get('Tcp6OutSegs')).toBeGreaterThan(2 * 1024 * 1024 / 1428);
     expect(b.tcp.counters.get('InCsumErrors')).toBe(0);
+    expect(a.ipv6!.counters.get('Ip6FragOKs')).toBe(0);
+    a.close();
+    b.close();
+  });
+
+  it('sizes super-frames for the 40-byte IPv6 header: none exceeds 64 KB even with a SACK block in a 44-byte TCP header', async () => {
+    // MTU 1319: MSS 1259, 1247 data bytes with timestamps, 1235 beside a one-block SACK option
+    // (12 bytes). 53 segments of 1235 are 65,455 bytes: the most under IPv4's 20-byte header and
+    // a 60-byte TCP header, but 40 + 44 + 65,455 = 65,539 is over IPv6's 65,535 (RFC 8200 3).
+    const { clock, linkA, a, b } = segmentingPair(1319);
+    // B sends A 3,000 bytes; its first segment is dropped every time it comes, so A holds the
+    // rest out of order and every segment A sends carries a SACK block for it (RFC 2018 4).
+    let hole: number | undefined;
+    linkA.dropReceived = (frame) => {
+      if (frame.length <= 14 + 40 + 20 || frame[12] !== 0x86 || frame[13] !== 0xdd || frame[20] !== 6) return false;
+      const tcpAt = 14 + 40;
+      const payload = frame.length - tcpAt - (frame[tcpAt + 12]! >>> 4) * 4;
+      if (payload === 0) return false;
+      const seq = new DataView(frame.buffer, frame.byteOffset).getUint32(tcpAt + 4);
+      hole ??= seq;
+      return seq === hole;
+    };
+    const data = pattern(2 * 1024 * 1024, 11);
+    let received: ReturnType<typeof collect> | undefined;
+    b.tcp.createServer((socket) => {
+      received = collect(socket);
+      socket.write(Buffer.from(pattern(3000, 4)));
+    }).listen(9);
+    const client = a.tcp.connect({ host: B6, port: 9 });
+    client.on('error', () => {});
+    await runUntil(clock, () => hole !== undefined, 5_000);
+    clock.advance(20);
+    client.end(Buffer.from(data));
+    await runUntil(clock, () => received?.ended === true, 120_000);
+    expect(sha256(received!.bytes())).toBe(sha256(data));
+    expect(linkA.superFrames.length).toBeGreaterThan(5);
+    // the SACK block was there: some super-frames carried a 44-byte TCP header
+    expect(Math.max(...linkA.superFrames.map((o) => o.headerLength))).toBe(14 + 40 + 44);
+    expect(linkA.superFrames.every((o) => o.segmentSize === 1235 || o.segmentSize === 1247)).toBe(true);
+    expect(Math.max(...linkA.superFrameLengths)).toBeLessThanOrEqual(14 + 65535);
+    // nothing fell back to fragments, as the too-long super-frames did before
     expect(a.ipv6!.counters.get('Ip6FragOKs')).toBe(0);
     a.close();
     b.close();

@@ -1828,11 +1828,15 @@ export class TcpConnection implements SocketConnection {
 
   /**
    * Bytes one send may carry: one MSS, or on a link that segments for us (gsoMaxSize) as many
-   * whole MSS as fit in a datagram under its 20-byte IPv4 and largest (60-byte) TCP header.
+   * whole MSS as fit in a datagram under its IP header (IPv4's 20 bytes, IPv6's 40: sized for
+   * IPv4 a TSO6 super-frame with SACK blocks came out up to 20 bytes over 64 KB and went out as
+   * fragments) and the largest (60-byte) TCP header.
    */
   private largestSend(mss: number): number {
     const gso = this.host.gsoMaxSize ?? 0;
-    return gso > 0 ? Math.max(1, Math.floor((gso - 80) / mss)) * mss : mss;
+    if (gso === 0) return mss;
+    const ipHeader = typeof this.remote.address === 'number' ? IPV4_HEADER_BYTES : IPV6_FIXED_HEADER_LENGTH;
+    return Math.max(1, Math.floor((gso - ipHeader - 60) / mss)) * mss;
   }
 
   /** Data bytes per segment right now (the MSS less the SACK blocks our next segment carries). */

@@ -19,7 +19,7 @@
  */
 import { foldChecksum, internetChecksum, IPV4_MIN_HEADER_LENGTH, IpProtocol, pseudoHeaderSum } from '@tapstack/ipv4';
 import { ipv6PseudoHeaderSum, ipv6PseudoHeaderSumAt } from '@tapstack/ipv6';
-import { fail, formatIpv4, ok, type Ipv4Address, type ParseResult } from '@tapstack/link';
+import { fail, formatIpv4, ok, PacketView, type Ipv4Address, type ParseResult } from '@tapstack/link';
 import type { SegmentData } from './send-buffer.ts';
 import type { TcpAddress } from './address.ts';
 
@@ -208,19 +208,10 @@ function walkOptions(bytes: Uint8Array, start: number, end: number, visit?: (kin
  * (`checkAt`, then `repoint`), as IPv4 does with its packets, so a segment costs no view of
  * its own: fields are read from the buffer where they lie.
  */
-export class TcpPacket {
-  private buf: Uint8Array;
-  private from: number;
-  private to: number;
-  /** The segment's bytes as one view, made on first use. */
-  private view: Uint8Array | undefined;
-
+export class TcpPacket extends PacketView {
   /** Wraps `buffer[start..end)` (by default all of it) without checking; use `check` for network input. */
   constructor(buffer: Uint8Array, start = 0, end = buffer.length) {
-    this.buf = buffer;
-    this.from = start;
-    this.to = end;
-    this.view = start === 0 && end === buffer.length ? buffer : undefined;
+    super(buffer, start, end);
   }
 
   /** Checks the length, the data offset and the option list; never throws. */
@@ -241,31 +232,7 @@ export class TcpPacket {
     return undefined;
   }
 
-  /**
-   * Points this view at another segment, `buffer[start..end)`, without checking (see
-   * `checkAt`). Anything that kept this view sees the new segment from now on.
-   */
-  repoint(buffer: Uint8Array, start: number, end: number): void {
-    this.buf = buffer;
-    this.from = start;
-    this.to = end;
-    this.view = undefined;
-  }
-
-  /** The whole segment, header and data (a view, made on first use). */
-  get bytes(): Uint8Array {
-    return (this.view ??= this.buf.subarray(this.from, this.to));
-  }
-  /** The bytes the segment lies in (a received frame), from `start` to `end`. */
-  get buffer(): Uint8Array {
-    return this.buf;
-  }
-  get start(): number {
-    return this.from;
-  }
-  get end(): number {
-    return this.to;
-  }
+  // repoint, bytes, buffer, start and end: PacketView's (a received segment lies in its frame)
 
   get sourcePort(): number {
     return this.u16(TcpField.SOURCE_PORT);

@@ -584,8 +584,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   /**
    * The link's super-frame limit (0: none), for connections deciding how much one send carries.
    * One link carries both families, so IPv6 connections read the same value; a connection sizes
-   * its super-frames for IPv4's 20-byte header, and the rare IPv6 one that comes out longer than
-   * the limit (at most 20 bytes, for some MSS values) is sent by IPv6 as fragments instead.
+   * its super-frames for its own family's IP header (TcpConnection.largestSend).
    */
   get gsoMaxSize(): number {
     return this.ipv4.gsoMaxSize;

@@ -19,34 +19,50 @@ const INFINITE = Number.MAX_SAFE_INTEGER;
 /** The initial window: 10 segments of our own MSS (1460), RFC 6928. */
 const IW = 14_600;
 
-/** Ten segments sent at t = 10; returns the TSval they carried and, after `advance` ms, nothing else. */
-function tenSent(h: Harness): number {
-  h.connection.write(new Uint8Array(10 * MSS));
+/**
+ * How every episode here starts: `written` segments written at t = 0, of which the first `sent`
+ * go out (the initial window); `wait` ms later `provoke` (the ACKs that start a recovery; none
+ * for a timeout) makes the sender resend exactly one segment, segment 0, with the TSval of that
+ * moment, and leaves the windows at `windows`. Returns the TSval of the original (every segment
+ * of the first flight carries it) and of the resend: the echo in the peer's next ACK tells which
+ * of the two filled the hole.
+ */
+function episode(o: {
+  sack: boolean;
+  written: number;
+  sent: number;
+  wait: number;
+  provoke?: (h: Harness, original: number) => void;
+  windows: { cwnd: number; ssthresh: number };
+}): { h: Harness; original: number; resend: number } {
+  const h = established({ sack: o.sack, timestamps: true });
+  h.connection.write(new Uint8Array(o.written * MSS));
   const sent = h.take();
-  expect(sent.map((s) => s.repr.seq)).toEqual(Array.from({ length: 10 }, (_, i) => seq(i)));
-  return sent[0]!.repr.options.timestamps!.value;
-}
-
-/** The one data segment sent since the last look, and its TSval. */
-function resent(h: Harness): { seq: number; tsval: number } {
+  expect(sent.map((s) => s.repr.seq)).toEqual(Array.from({ length: o.sent }, (_, i) => seq(i)));
+  const original = sent[0]!.repr.options.timestamps!.value;
+  h.clock.advance(o.wait);
+  o.provoke?.(h, original);
   const data = h.take().filter((s) => s.payload.length > 0);
   expect(data.length).toBe(1);
-  return { seq: data[0]!.repr.seq, tsval: data[0]!.repr.options.timestamps!.value };
+  expect(data[0]!.repr.seq).toBe(seq(0));
+  const resend = data[0]!.repr.options.timestamps!.value;
+  expect(resend).toBe(original + o.wait);
+  expect(windows(h)).toEqual(o.windows);
+  return { h, original, resend };
 }
 
 describe('partial undo with SACK (Linux tcp_try_undo_partial)', () => {
   /** Segment 0 late; 1-3 SACKed: RACK resends 0 at once (three SACKed, no reordering seen yet). */
   function recovering(): { h: Harness; original: number; resend: number } {
-    const h = established({ timestamps: true });
-    const original = tenSent(h);
-    h.clock.advance(10);
-    h.ack(seq(0), [{ left: seq(1), right: seq(4) }], original);
-    const r = resent(h);
-    expect(r.seq).toBe(seq(0));
-    expect(r.tsval).toBe(original + 10);
-    // PRR: pipe 6 segments > ssthresh, so ceil(3 * 988 * 4940 / 9880) = 1482 beyond the pipe
-    expect(windows(h)).toEqual({ cwnd: 6 * MSS + 1482, ssthresh: 5 * MSS });
-    return { h, original, resend: r.tsval };
+    return episode({
+      sack: true,
+      written: 10,
+      sent: 10,
+      wait: 10,
+      provoke: (h, original) => h.ack(seq(0), [{ left: seq(1), right: seq(4) }], original),
+      // PRR: pipe 6 segments > ssthresh, so ceil(3 * 988 * 4940 / 9880) = 1482 beyond the pipe
+      windows: { cwnd: 6 * MSS + 1482, ssthresh: 5 * MSS },
+    });
   }
 
   it('the hole is filled by the late original (the ACK to 4 echoes its TSval) while 4-9 are still out: undone, recovery left, reordering of 4 segments learnt', () => {
@@ -90,7 +106,10 @@ describe('partial undo with SACK (Linux tcp_try_undo_partial)', () => {
 
   it('a retransmission of the episode still in the network: reordering is learnt, but nothing is undone yet (Linux waits for it)', () => {
     const h = established({ timestamps: true });
-    const original = tenSent(h);
+    h.connection.write(new Uint8Array(10 * MSS));
+    const sent = h.take();
+    expect(sent.map((s) => s.repr.seq)).toEqual(Array.from({ length: 10 }, (_, i) => seq(i)));
+    const original = sent[0]!.repr.options.timestamps!.value;
     h.clock.advance(10);
     // 0 and 4 missing, 1-3 and 5-7 SACKed: RACK resends both
     h.ack(seq(0), [{ left: seq(1), right: seq(4) }, { left: seq(5), right: seq(8) }], original);
@@ -109,15 +128,18 @@ describe('partial undo with SACK (Linux tcp_try_undo_partial)', () => {
 describe('undo without SACK (NewReno, Linux tcp_try_undo_partial / tcp_try_undo_recovery / tcp_try_undo_loss)', () => {
   /** Segment 0 late; three duplicate ACKs: fast retransmit of 0, cwnd ssthresh + 3 segments. */
   function fastRetransmit(): { h: Harness; original: number; resend: number } {
-    const h = established({ sack: false, timestamps: true });
-    const original = tenSent(h);
-    h.clock.advance(10);
-    for (let i = 0; i < 3; i++) h.ack(seq(0), [], original);
-    const r = resent(h);
-    expect(r.seq).toBe(seq(0));
-    expect(h.counter('TCPRenoRecovery')).toBe(1);
-    expect(windows(h)).toEqual({ cwnd: 5 * MSS + 3 * MSS, ssthresh: 5 * MSS });
-    return { h, original, resend: r.tsval };
+    const e = episode({
+      sack: false,
+      written: 10,
+      sent: 10,
+      wait: 10,
+      provoke: (h, original) => {
+        for (let i = 0; i < 3; i++) h.ack(seq(0), [], original);
+      },
+      windows: { cwnd: 5 * MSS + 3 * MSS, ssthresh: 5 * MSS },
+    });
+    expect(e.h.counter('TCPRenoRecovery')).toBe(1);
+    return e;
   }
 
   it('partial undo: the partial ACK echoes the original; undone, open again, and the reordering estimate is all that was sent (10 segments)', () => {
@@ -180,16 +202,9 @@ describe('undo without SACK (NewReno, Linux tcp_try_undo_partial / tcp_try_undo_
 
   /** 20 segments written: the initial window takes 14; no ACK comes, the RTO fires at t = 210 and resends 0 (go-back-N). */
   function timedOut(): { h: Harness; original: number; resend: number } {
-    const h = established({ sack: false, timestamps: true });
-    h.connection.write(new Uint8Array(20 * MSS));
-    const sent = h.take();
-    expect(sent.map((s) => s.repr.seq)).toEqual(Array.from({ length: 14 }, (_, i) => seq(i)));
-    h.clock.advance(200);
-    const r = resent(h);
-    expect(r.seq).toBe(seq(0));
-    expect(h.counter('TCPTimeouts')).toBe(1);
-    expect(windows(h)).toEqual({ cwnd: MSS, ssthresh: 7 * MSS });
-    return { h, original: sent[0]!.repr.options.timestamps!.value, resend: r.tsval };
+    const e = episode({ sack: false, written: 20, sent: 14, wait: 200, windows: { cwnd: MSS, ssthresh: 7 * MSS } });
+    expect(e.h.counter('TCPTimeouts')).toBe(1);
+    return e;
   }
 
   it('loss undo: the first ACK after the timeout echoes the original (Eifel): the window is back, and sending goes on after the 14 segments instead of going back', () => {
