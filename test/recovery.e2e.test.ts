@@ -3,7 +3,8 @@
  *
  *   clean:  on a clean link (tap0's queue long enough that the kernel drops nothing on its way
  *           to us: checked) a 10 MB download (our sender) and a 5 MB upload (the kernel's) are
- *           captured with --pcap; tshark's expert analysis finds no retransmission of any kind
+ *           captured with --pcap (and --tcp-log: a failure prints our resends, timeouts and
+ *           undos, the kernel's backlog drops and the load); tshark's expert analysis finds no retransmission of any kind
  *           from us (spurious ones included; the kernel's are reported), every segment after the
  *           SYNs carries timestamps, each side's TSval never goes back, and every TSecr echoes a
  *           TSval the other side sent; the kernel's tcp_info (what `ss -ti` shows) for a
@@ -64,12 +65,19 @@ const RETRANSMISSION = 'tcp.analysis.retransmission || tcp.analysis.fast_retrans
 
 const tshark = (pcap: string, filter: string, fields: string[]): string[][] => tsharkFields(pcap, fields, { filter });
 
+/** Frames the kernel dropped at its per-CPU input backlog, all CPUs (/proc/net/softnet_stat, second column). */
+function softnetDrops(): number {
+  return readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n').reduce((sum, line) => sum + parseInt(line.split(' ')[1]!, 16), 0);
+}
+
 describe('loss recovery against the kernel', () => {
   it("a clean link: tshark finds no retransmission, spurious or not, and sound timestamps; the kernel's tcp_info (ss -ti) shows ts, sack and wscale; no timeout or undo", async () => {
     const ns = namespace('rec-clean');
     const dir = tempDir();
     const pcap = join(dir, 'clean.pcap');
-    const stack = await up(ns, ['--pcap', pcap]);
+    const log = join(dir, 'tcp.jsonl');
+    const stack = await up(ns, ['--pcap', pcap, '--tcp-log', log]);
+    const dropsBefore = softnetDrops();
     // A clean link: the kernel queues frames for us on tap0 (txqueuelen 1000 by default) and drops
     // what does not fit while we are off the CPU: that is loss on the way to us (ACKs of the
     // download, data of the upload). A longer queue keeps this link clean; checked below.
@@ -93,8 +101,13 @@ describe('loss recovery against the kernel', () => {
     const mark = stack.output.length;
     expect(await stack.stop('SIGINT')).toEqual({ code: 0, signal: null });
     const counters = parseCounters(stack.output.slice(mark));
+    // Should it fail: what our sender did and when (its --tcp-log), and what the kernel dropped
+    // outside the link's own counters (the per-CPU input backlog all namespaces share).
+    const why = (): string =>
+      `${[...counters].filter(([k]) => k.startsWith('tcp.')).join(' ')}\nkernel backlog drops during the test: ${softnetDrops() - dropsBefore}, load ${readFileSync('/proc/loadavg', 'utf8').trim()}\n` +
+      readFileSync(log, 'utf8').split('\n').filter((l) => /"event":"(retransmit|timeout|recovery-enter|undo)"/.test(l)).slice(0, 30).join('\n');
     for (const name of ['tcp.RetransSegs', 'tcp.TCPTimeouts', 'tcp.TCPDSACKRecv', 'tcp.TCPDSACKUndo', 'tcp.TCPFullUndo', 'tcp.TCPLossUndo', 'tcp.TCPSpuriousRTOs']) {
-      expect([name, counters.get(name) ?? 0], [...counters].filter(([k]) => k.startsWith('tcp.')).join(' ')).toEqual([name, 0]);
+      expect([name, counters.get(name) ?? 0], why()).toEqual([name, 0]);
     }
 
     // tshark's own analysis of what we sent: no retransmission of any kind, nothing spurious
@@ -102,7 +115,7 @@ describe('loss recovery against the kernel', () => {
     // too). The kernel's direction is only reported (and our D-SACKs answering it): its TLP fires
     // at 2 * SRTT + 2 jiffies, a few ms here, whenever our process is off the CPU that long on a
     // loaded machine; that is our receive path's latency, not loss recovery.
-    expect(tshark(pcap, `ip.src == 10.0.0.2 && (${RETRANSMISSION})`, ['frame.number', '_ws.col.Info'])).toEqual([]);
+    expect(tshark(pcap, `ip.src == 10.0.0.2 && (${RETRANSMISSION})`, ['frame.number', '_ws.col.Info']), why()).toEqual([]);
     const kernels = tshark(pcap, `ip.src == 10.0.0.1 && (${RETRANSMISSION})`, ['frame.number', '_ws.col.Info']);
     if (kernels.length > 0) console.log(`the kernel retransmitted ${kernels.length} segment(s) to us:\n${kernels.map((r) => r.join(' ')).join('\n')}`);
 

@@ -309,6 +309,28 @@ describe('a simulated lossy transfer: the capture, the counters and the event lo
     expect(marks(tcpLogSvg(log.connections), 'undo')).toBe(1);
   });
 
+  it('an undo and a new recovery at one instant (undo, recovery-exit, recovery-enter): two shaded bands, the first ending and the second starting there', () => {
+    const at = (t: number, event: string, extra = ''): string =>
+      `{"t":${t},"event":"${event}","local":"10.0.0.2:80","remote":"10.0.0.1:1","state":"ESTABLISHED",${extra}"cwnd":14000,"ssthresh":7000,"srtt":10,"rttvar":5,"rto":200,"inflight":7000}`;
+    const lines = [
+      at(0, 'open'),
+      at(0.1, 'recovery-enter'),
+      at(0.2, 'undo', '"undo":"partial","cwndBefore":7000,"ssthreshBefore":7000,"cwndAfter":14000,"ssthreshAfter":null,'),
+      at(0.2, 'recovery-exit'),
+      at(0.2, 'recovery-enter'),
+      at(0.3, 'recovery-exit'),
+      at(0.4, 'cwnd'),
+    ];
+    const svg = tcpLogSvg(readTcpLog(lines.join('\n')).connections, { width: 800 });
+    const bands = [...svg.matchAll(/<rect class="recovery" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(bands).toHaveLength(2);
+    const [first, second] = bands as [number[], number[]];
+    // the first band ends where the second begins (the undo's instant), and they are equally wide (0.1 s each)
+    expect(first[0]! + first[1]!).toBeCloseTo(second[0]!, 1);
+    expect(first[1]!).toBeCloseTo(second[1]!, 1);
+    expect(svg).toContain('2 fast recoveries, 1 undone');
+  });
+
   it('readTcpLog skips lines that are not records and says which', () => {
     const good = '{"t":0,"event":"open","local":"10.0.0.2:80","remote":"10.0.0.1:1","state":"SYN-RECEIVED","cwnd":14480,"ssthresh":null,"srtt":null,"rttvar":null,"rto":1000,"inflight":0}';
     const log = readTcpLog([good, 'not json', '{"t":"soon"}', '', good.replace('"open"', '"cwnd"')].join('\n'));

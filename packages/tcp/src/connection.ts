@@ -327,6 +327,11 @@ export interface ConnectionInfo {
   readonly inflight: number;
   /** In fast recovery (SACK-based, RFC 6675, or NewReno's) since a loss was found. */
   readonly inRecovery: boolean;
+  /**
+   * Fast recoveries entered so far: an undo and a new recovery on one ACK leave `inRecovery` true
+   * before and after, and this tells the event log that one recovery ended and another began.
+   */
+  readonly recoveries: number;
   /** The congestion control's name (ss -ti shows it first: cubic). */
   readonly congestionControl: string;
   readonly cwnd: number;
@@ -477,6 +482,8 @@ export class TcpConnection implements SocketConnection {
    * retransmission timeout, until the same).
    */
   private caState: 'open' | 'recovery' | 'loss' = 'open';
+  /** Fast recoveries entered (ConnectionInfo.recoveries). */
+  private recoveries = 0;
   /** RFC 6582's "recover" and RFC 6675's RecoveryPoint: SND.MAX when the loss was found. */
   private recover = 0;
   /**
@@ -498,6 +505,8 @@ export class TcpConnection implements SocketConnection {
   private rackXmitTime = -Infinity;
   private rackEndSeq = 0;
   private rackRtt = 0;
+  /** The send time of the latest-sent segment this ACK delivered so far (RACK.rtt is its round trip). */
+  private rackAckLatestSent = -Infinity;
   private rackReorderingSeen = false;
   private minRtt = Infinity;
   private rackDeadline: Deadline | undefined;
@@ -797,6 +806,7 @@ export class TcpConnection implements SocketConnection {
       lastRttMs: this.rto.latest,
       inflight: this.flightSize(),
       inRecovery: this.caState === 'recovery',
+      recoveries: this.recoveries,
       congestionControl: this.cc.name,
       cwnd: this.cc.cwnd,
       ssthresh: this.cc.ssthresh,
@@ -1121,6 +1131,7 @@ export class TcpConnection implements SocketConnection {
     // RFC 8985 6.2 step 4: after 16 recoveries without a D-SACK the reordering window is back to one step.
     if (state === 'open' && this.rackReoWndPersist > 0 && --this.rackReoWndPersist === 0) this.rackReoWndMult = 1;
     this.caState = state;
+    if (state === 'recovery') this.recoveries++;
     this.cc.onStateChange?.(state, this.clock.now());
   }
 
@@ -1160,8 +1171,11 @@ export class TcpConnection implements SocketConnection {
     let newlyLost = 0;
     if (this.params.rack) {
       // RACK alone marks losses, as Linux's default (tcp_recovery 1): no DupThresh rule.
-      for (const s of cumulativelyAcked) if (!s.sacked) this.rackDelivered(s, fackBefore);
-      for (const s of update.newlySacked) this.rackDelivered(s, fackBefore);
+      const ts = seg.options.timestamps;
+      const echo = this.timestampsOn && ts !== undefined && ts.echo !== 0 ? ts.echo : undefined;
+      this.rackAckLatestSent = -Infinity;
+      for (const s of cumulativelyAcked) if (!s.sacked) this.rackDelivered(s, fackBefore, echo);
+      for (const s of update.newlySacked) this.rackDelivered(s, fackBefore, echo);
       if (partial !== 'held') newlyLost += this.rackDetectLoss();
     } else {
       newlyLost += board.markLostByDupThresh(this.mss);
@@ -1425,18 +1439,34 @@ export class TcpConnection implements SocketConnection {
    * RACK (RFC 8985 6.2 steps 2 and 3): a segment was delivered (cumulatively acknowledged or
    * SACKed). If it was sent after the one RACK remembers, it becomes the one; a segment that
    * was never retransmitted and lies below the highest SACKed byte was reordered by the path.
+   * `echo` is the ACK's TSecr, if it has one.
    */
-  private rackDelivered(s: SentSegment, fackBefore: number | undefined): void {
+  private rackDelivered(s: SentSegment, fackBefore: number | undefined, echo: number | undefined): void {
     const now = this.clock.now();
     const rtt = now - s.sentAt;
-    // An ACK for a retransmitted segment quicker than any round trip must be for the original
-    // transmission: it says nothing about when the retransmission arrived (step 2).
-    if (s.everRetransmitted && rtt < this.minRtt) return;
+    if (s.everRetransmitted) {
+      // Which transmission of a resent segment arrived (step 2)? An ACK echoing a TSval older
+      // than the retransmission's was sent for an earlier one. Taken for the retransmission, it
+      // would move RACK's clock to the resend and judge everything sent before it lost, which on
+      // a real clock with late ACKs (a busy process, a queue: every round trip above min_RTT) is
+      // everything still unacknowledged. Linux's tcp_rack_advance has only the next test.
+      if (echo !== undefined && s.retransmitTsval !== 0 && seqLt(echo, s.retransmitTsval)) return;
+      // Without timestamps: an ACK quicker than any round trip must be for the original.
+      if (rtt < this.minRtt) return;
+    }
     if (!s.everRetransmitted && fackBefore !== undefined && seqLt(s.end, fackBefore)) this.rackReorderingSeen = true;
+    // RACK.rtt is the round trip of the latest-sent segment this ACK delivered (step 2 takes them
+    // in send order and keeps the last), even one sent before RACK.xmit_ts: an ACK that delivers
+    // only a late original says that the round trip is now that long, and RACK waits as long
+    // before calling the segments sent with it lost (keeping an older, shorter RACK.rtt instead
+    // judged them against a round trip the path no longer has).
+    if (s.sentAt >= this.rackAckLatestSent) {
+      this.rackAckLatestSent = s.sentAt;
+      this.rackRtt = rtt;
+    }
     if (s.sentAt > this.rackXmitTime || (s.sentAt === this.rackXmitTime && seqGt(s.end, this.rackEndSeq))) {
       this.rackXmitTime = s.sentAt;
       this.rackEndSeq = s.end;
-      this.rackRtt = rtt;
       if (!s.everRetransmitted && rtt < this.minRtt) this.minRtt = rtt;
     }
   }
@@ -1899,7 +1929,7 @@ export class TcpConnection implements SocketConnection {
     this.timedSeq = undefined;
     this.noteRetransmission();
     this.emitData(segment.start, flags, data);
-    this.scoreboard.retransmitted(segment, this.clock.now());
+    this.scoreboard.retransmitted(segment, this.clock.now(), this.timestampsOn ? this.tsNow() : 0);
     return seqDiff(segment.end, segment.start);
   }
 

@@ -101,6 +101,8 @@ interface Seen {
   samples: number;
   rto: number;
   inRecovery: boolean;
+  /** ConnectionInfo.recoveries when last seen. */
+  recoveries: number;
   /** The last undo logged (the connection keeps its last one; a new object is a new undo). */
   lastUndo: UndoRecord | undefined;
   /** Highest sequence number sent, relative to the ISN, + 1 (0: nothing yet). */
@@ -166,6 +168,7 @@ export class TcpEventLog {
         samples: info.rttSamples,
         rto: info.rtoMs,
         inRecovery: info.inRecovery,
+        recoveries: info.recoveries,
         lastUndo: info.lastUndo,
         highest: 0,
       };
@@ -187,9 +190,16 @@ export class TcpEventLog {
       seen.lastUndo = u;
       this.emit('undo', seen, info, { undo: u.kind, cwndBefore: u.cwndBefore, ssthreshBefore: finite(u.ssthreshBefore), cwndAfter: u.cwndAfter, ssthreshAfter: finite(u.ssthreshAfter) });
     }
-    if (info.inRecovery !== seen.inRecovery) {
+    if (info.inRecovery !== seen.inRecovery || info.recoveries !== seen.recoveries) {
+      // In the order they happened: the recovery that was running ends (an undo, or the end of
+      // recovery, just before), then a new one begins (and may have ended on the same segment),
+      // so that a reader of the log, and the plot's shaded bands, see each episode on its own.
+      const entered = info.recoveries !== seen.recoveries;
+      if (seen.inRecovery) this.emit('recovery-exit', seen, info);
+      if (entered) this.emit('recovery-enter', seen, info);
+      if (entered && !info.inRecovery) this.emit('recovery-exit', seen, info);
       seen.inRecovery = info.inRecovery;
-      this.emit(info.inRecovery ? 'recovery-enter' : 'recovery-exit', seen, info);
+      seen.recoveries = info.recoveries;
     }
     if (info.cwnd !== seen.cwnd || info.ssthresh !== seen.ssthresh) {
       seen.cwnd = info.cwnd;

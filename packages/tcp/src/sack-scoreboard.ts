@@ -40,6 +40,11 @@ export interface SentSegment {
   sentAt: number;
   /** Retransmitted at least once (Karn: its ACK says nothing of the RTT). */
   everRetransmitted: boolean;
+  /**
+   * The TSval its last retransmission carried (0: never retransmitted, or no timestamps): an ACK
+   * echoing an older one was sent for an earlier transmission (RFC 8985 6.2 step 2, RACK reads it).
+   */
+  retransmitTsval: number;
   /** A retransmission of it is in the network (RFC 6675 pipe counts it once more). */
   retransmitInFlight: boolean;
   /** The peer reported it in a SACK block. */
@@ -108,6 +113,12 @@ export class SackScoreboard {
    * `nextLost` searches from here. Undefined: from the first record.
    */
   private lostHint: number | undefined = undefined;
+  /**
+   * Where the last DupThresh walk stopped (Linux's lost_skb_hint and lost_cnt_hint): every record
+   * below `seq` is SACKed, judged lost, or has a retransmission in flight, and `sacked`/`sackedBytes`
+   * are the SACKed records and bytes below it. Undefined: the next walk starts at SND.UNA.
+   */
+  private dupThreshHint: { seq: number; sacked: number; sackedBytes: number } | undefined = undefined;
   /** The send-time order's ends: least recently sent, most recently sent. */
   private oldest: SentSegment | undefined = undefined;
   private newest: SentSegment | undefined = undefined;
@@ -172,7 +183,7 @@ export class SackScoreboard {
       }
       return;
     }
-    const record: SentSegment = { start, end, sentAt: now, everRetransmitted: false, retransmitInFlight: false, sacked: false, lost: false };
+    const record: SentSegment = { start, end, sentAt: now, everRetransmitted: false, retransmitTsval: 0, retransmitInFlight: false, sacked: false, lost: false };
     if (segmentSize !== undefined && segmentSize > 0 && seqDiff(end, start) > segmentSize) record.segmentSize = segmentSize;
     this.segments.push(record);
     this.count(record, 1);
@@ -180,10 +191,11 @@ export class SackScoreboard {
   }
 
   /** The record `segment` was sent again at `now`: it moves to the newest end of the send-time order. */
-  retransmitted(segment: SentSegment, now: number): void {
+  retransmitted(segment: SentSegment, now: number, tsval = 0): void {
     this.count(segment, -1);
     segment.sentAt = now;
     segment.everRetransmitted = true;
+    segment.retransmitTsval = tsval;
     segment.retransmitInFlight = true;
     this.count(segment, 1);
     if (segment.inSendOrder) this.unlinkSent(segment);
@@ -199,6 +211,8 @@ export class SackScoreboard {
     this.count(segment, -1);
     const tail: SentSegment = { ...segment, start: at, olderSent: undefined, newerSent: undefined, inSendOrder: false };
     segment.end = at;
+    // a SACKed record below the DupThresh hint is one more SACKed record there (the bytes stay)
+    if (segment.sacked && this.dupThreshHint !== undefined && seqLt(segment.start, this.dupThreshHint.seq)) this.dupThreshBelow(1, 0);
     this.count(segment, 1);
     this.count(tail, 1);
     this.segments.splice(i + 1, 0, tail);
@@ -264,8 +278,11 @@ export class SackScoreboard {
     const gone = this.freed;
     gone.length = 0;
     let n = this.head;
+    const hint = this.dupThreshHint;
+    if (hint !== undefined && !seqGt(hint.seq, una)) this.dupThreshHint = undefined;
     while (n < this.segments.length && seqLe(this.segments[n]!.end, una)) {
       const s = this.segments[n]!;
+      if (s.sacked && this.dupThreshHint !== undefined) this.dupThreshBelow(-1, -seqDiff(s.end, s.start));
       this.count(s, -1);
       if (s.inSendOrder) this.unlinkSent(s);
       gone.push(s);
@@ -274,6 +291,7 @@ export class SackScoreboard {
     this.head = n;
     const head = this.segments[n];
     if (head && seqLt(head.start, una)) {
+      if (head.sacked && this.dupThreshHint !== undefined && seqLt(head.start, this.dupThreshHint.seq)) this.dupThreshBelow(0, -seqDiff(una, head.start));
       this.count(head, -1);
       head.start = una;
       this.count(head, 1);
@@ -345,6 +363,7 @@ export class SackScoreboard {
         this.count(s, 1);
         if (s.inSendOrder) this.unlinkSent(s);
         const bytes = seqDiff(s.end, s.start);
+        if (this.dupThreshHint !== undefined && seqLt(s.start, this.dupThreshHint.seq)) this.dupThreshBelow(1, bytes);
         update.newlySackedBytes += bytes;
         update.newlySacked.push(s);
       }
@@ -361,20 +380,37 @@ export class SackScoreboard {
   markLostByDupThresh(mss: number): number {
     // Nothing SACKed, nothing above anything: the walk would mark nothing (the usual case on a clean path).
     if (this.sackedCount === 0) return 0;
-    let sackedAbove = 0;
-    let sackedBytesAbove = 0;
+    // "Above a record" is the scoreboard's count less what lies below it, so the walk goes up from
+    // SND.UNA (or from where the last one stopped: below there nothing is left to judge) and stops
+    // at the first record that is not lost: what lies above it has fewer SACKed records and bytes
+    // above it still (Linux's tcp_mark_head_lost, from lost_skb_hint). It costs the records of
+    // the holes being repaired, not the whole window, on each ACK that SACKs something.
+    const hint = this.dupThreshHint;
+    let i = hint === undefined ? this.head : this.firstEndingAfter(hint.seq);
+    let sackedBelow = hint?.sacked ?? 0;
+    let sackedBytesBelow = hint?.sackedBytes ?? 0;
     let newly = 0;
-    for (let i = this.segments.length - 1; i >= this.head; i--) {
+    for (; i < this.segments.length; i++) {
       const s = this.segments[i]!;
+      const bytes = seqDiff(s.end, s.start);
       if (s.sacked) {
-        sackedAbove++;
-        sackedBytesAbove += seqDiff(s.end, s.start);
+        sackedBelow++;
+        sackedBytesBelow += bytes;
         continue;
       }
-      if (s.lost || s.retransmitInFlight) continue;
-      if (sackedAbove >= DUP_THRESH || sackedBytesAbove > (DUP_THRESH - 1) * mss) newly += this.markLost(s);
+      if (!(this.sackedCount - sackedBelow >= DUP_THRESH || this.sackedTotal - sackedBytesBelow > (DUP_THRESH - 1) * mss)) break;
+      if (!s.lost && !s.retransmitInFlight) newly += this.markLost(s);
     }
+    const stop = this.segments[i];
+    this.dupThreshHint = stop === undefined ? undefined : { seq: stop.start, sacked: sackedBelow, sackedBytes: sackedBytesBelow };
     return newly;
+  }
+
+  /** A SACKed record below the DupThresh hint came (1), went (-1), or shrank: its counts follow. */
+  private dupThreshBelow(records: number, bytes: number): void {
+    const hint = this.dupThreshHint!;
+    hint.sacked += records;
+    hint.sackedBytes += bytes;
   }
 
   /** After a retransmission timeout every record not SACKed is lost (RFC 6675 5.1, Linux tcp_enter_loss). */
@@ -511,6 +547,21 @@ export class SackScoreboard {
       }
       if (!(s.lost && !s.retransmitInFlight)) eligible.add(s);
     }
+    const hint = this.dupThreshHint;
+    if (hint !== undefined) {
+      let below = 0;
+      let bytesBelow = 0;
+      for (let i = this.head; i < this.segments.length && seqLt(this.segments[i]!.start, hint.seq); i++) {
+        const s = this.segments[i]!;
+        if (s.sacked) {
+          below++;
+          bytesBelow += seqDiff(s.end, s.start);
+        } else if (!s.lost && !s.retransmitInFlight) {
+          throw new Error(`scoreboard: record ${s.start} below the DupThresh hint ${hint.seq} was never judged`);
+        }
+      }
+      if (below !== hint.sacked || bytesBelow !== hint.sackedBytes) throw new Error(`scoreboard: DupThresh hint counts ${hint.sacked}/${hint.sackedBytes}, a walk says ${below}/${bytesBelow}`);
+    }
     let high: number | undefined;
     for (let i = this.segments.length - 1; i >= this.head && high === undefined; i--) if (this.segments[i]!.sacked) high = this.segments[i]!.end;
     if (this.highestSackedEnd() !== high) throw new Error(`scoreboard: highest SACKed end is ${this.highestSackedEnd()}, a walk says ${high}`);
@@ -557,6 +608,7 @@ export class SackScoreboard {
     this.totalBytes = this.sackedTotal = this.sackedCount = this.lostTotal = 0;
     this.retransTotal = this.retransCount = this.pendingTotal = this.pendingCount = 0;
     this.lostHint = undefined;
+    this.dupThreshHint = undefined;
     const order: SentSegment[] = [];
     for (let i = this.head; i < this.segments.length; i++) {
       const s = this.segments[i]!;

@@ -4,7 +4,8 @@
  * the run (and so every line of the log) is the same each time.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatTcpLogEvent, jsonLinesSink, type TcpLogEvent } from '../src/event-log.ts';
+import { formatTcpLogEvent, jsonLinesSink, TcpEventLog, type TcpLogEvent } from '../src/event-log.ts';
+import { established } from './harness.ts';
 import { collect, IP_B, pair, pattern, runUntil, type Pair } from './support.ts';
 
 let pairs: Pair[] = [];
@@ -144,6 +145,37 @@ describe('tcpLog: one JSON line per connection event', () => {
     expect(undos.filter((u) => u.undo === 'dsack').length).toBe(c.get('TCPDSACKUndo'));
     // the client sent no data: nothing of its own to undo
     expect(events.filter((e) => e.local !== SERVER && e.event === 'undo')).toEqual([]);
+  });
+
+  it('an undo and a new recovery on one ACK: the log says undo, recovery-exit, recovery-enter, in that order (exact, virtual clock)', () => {
+    // One connection driven by hand (harness.ts: MSS 988 with timestamps, RTT 10 ms). Segments
+    // 0-9 go at t = 10 and 10-13 at t = 15; at t = 20 the peer SACKs 1-3, so RACK resends 0 and
+    // recovery begins. At t = 21 the late original of 0 fills the hole (the ACK to 4 echoes its
+    // TSval: a partial undo) and the same ACK SACKs 10-13, sent 5 ms after 4-9: those are lost
+    // for RACK (5 ms > its 2.5 ms window), so a new recovery begins on that ACK.
+    const MSS = 988;
+    const seq = (i: number): number => 1001 + i * MSS;
+    const h = established({ timestamps: true });
+    const events: TcpLogEvent[] = [];
+    const log = new TcpEventLog(h.clock, (e) => events.push(e));
+    log.changed(h.connection);
+    h.connection.write(new Uint8Array(10 * MSS));
+    const original = h.take()[0]!.repr.options.timestamps!.value;
+    h.clock.advance(5);
+    h.connection.write(new Uint8Array(4 * MSS));
+    expect(h.takeSeqs()).toEqual([seq(10), seq(11), seq(12), seq(13)]);
+    h.clock.advance(5);
+    h.ack(seq(0), [{ left: seq(1), right: seq(4) }], original);
+    log.changed(h.connection);
+    expect(h.takeSeqs()).toEqual([seq(0)]);
+    h.clock.advance(1);
+    h.ack(seq(4), [{ left: seq(10), right: seq(14) }], original);
+    log.changed(h.connection);
+    expect(h.counter('TCPPartialUndo')).toBe(1);
+    expect(h.counter('TCPSackRecovery')).toBe(2);
+    expect(h.connection.info().inRecovery).toBe(true);
+    const episode = events.filter((e) => e.event === 'recovery-enter' || e.event === 'recovery-exit' || e.event === 'undo');
+    expect(episode.map((e) => `${e.t * 1000} ${e.event}`)).toEqual(['10 recovery-enter', '11 undo', '11 recovery-exit', '11 recovery-enter']);
   });
 
   it('formats an undo record with its kind and the windows before and after it', () => {
