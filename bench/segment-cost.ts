@@ -6,7 +6,7 @@
  * and CPU ms per MiB (/proc/PID/stat), with the rate beside them. For issue 14's segment-cost
  * work; run it with `--repo` pointed at another checkout (main) for the figures before.
  *
- *   npx tsx bench/segment-cost.ts [--rounds 3] [--mib 100] [--seconds 5] [--repo DIR]
+ *   npx tsx bench/segment-cost.ts [--rounds 3] [--mib 100] [--seconds 5] [--repo DIR] [--vnet] [--netns PREFIX]
  *
  * Down: curl fetching `GET /bytes/N`. Up: iperf (iperf2) into the discard port. The namespace is
  * segcost-*, deleted afterwards; only 10.0.0.0/24 inside.
@@ -26,6 +26,10 @@ const { values: args } = parseArgs({
     mib: { type: 'string', default: '100' },
     seconds: { type: 'string', default: '5' },
     repo: { type: 'string', default: fileURLToPath(new URL('..', import.meta.url)) },
+    /** The virtio-net header on (the stack's default since session 5); off by default here: this bench is about the plain path. */
+    vnet: { type: 'boolean', default: false },
+    /** The namespace's name prefix (helpers working side by side each use their own). */
+    netns: { type: 'string', default: 'segcost' },
   },
 });
 const rounds = Number(args.rounds);
@@ -37,10 +41,10 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-const ns = Netns.create('segcost-a');
+const ns = Netns.create(`${args.netns}-a`);
 quietIpv6(ns);
 const binary = join(resolve(args.repo!), 'packages/stack/bin/tapstack.js');
-const child = ns.spawn(process.execPath, ['--trace-gc-nvp', '--max-semi-space-size=1', binary, 'up', '--http', '80', '--tcp-discard', '9'], { stdio: ['pipe', 'pipe', 'pipe'] });
+const child = ns.spawn(process.execPath, ['--trace-gc-nvp', '--max-semi-space-size=1', binary, 'up', args.vnet ? '--vnet-hdr' : '--no-vnet-hdr', '--http', '80', '--tcp-discard', '9'], { stdio: ['pipe', 'pipe', 'pipe'] });
 let output = '';
 child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
 child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -4,7 +4,7 @@
  * alternating, each in a namespace of its own. For working on the send path without the whole
  * bench (issue 14, "with the virtio-net header on, bulk at least 2x lwIP").
  *
- *   npx tsx bench/vnet-down.ts [--rounds 5] [--mib 100] [--plain] [--prof DIR] [--strace FILE] [--no-lwip] [--node-arg=--trace-gc ...]
+ *   npx tsx bench/vnet-down.ts [--rounds 5] [--mib 100] [--plain] [--prof DIR] [--strace FILE] [--no-lwip] [--node-arg=--trace-gc ...] [--netns PREFIX] [--repo DIR]
  *
  * --prof DIR runs tapstack under `node --cpu-prof --cpu-prof-dir=DIR` (the profile is written when
  * it quits, after the rounds); --strace FILE counts its system calls (`strace -c -f`) over the
@@ -31,6 +31,10 @@ const { values: args } = parseArgs({
     strace: { type: 'string' },
     'no-lwip': { type: 'boolean', default: false },
     'node-arg': { type: 'string', multiple: true, default: [] },
+    /** The namespaces' name prefix (helpers working side by side each use their own). */
+    netns: { type: 'string', default: 'vnetdown' },
+    /** The checkout whose tapstack runs (another worktree, main, for the figures before a change). */
+    repo: { type: 'string', default: fileURLToPath(new URL('..', import.meta.url)) },
   },
 });
 const rounds = Number(args.rounds);
@@ -44,10 +48,10 @@ function cpuMs(pid: number): number {
 }
 
 // tapstack up, as TapstackTarget starts it, with node's profiler when asked
-const ns = Netns.create('vnetdown-a');
+const ns = Netns.create(`${args.netns}-a`);
 quietIpv6(ns);
 const nodeArgs = [...(args.prof ? ['--cpu-prof', `--cpu-prof-dir=${args.prof}`] : []), ...(args['node-arg'] ?? [])];
-const child = ns.spawn(process.execPath, [...nodeArgs, fileURLToPath(new URL('../packages/stack/bin/tapstack.js', import.meta.url)), 'up', ...extra], { stdio: ['pipe', 'pipe', 'pipe'] });
+const child = ns.spawn(process.execPath, [...nodeArgs, join(args.repo!, 'packages/stack/bin/tapstack.js'), 'up', ...extra], { stdio: ['pipe', 'pipe', 'pipe'] });
 let output = '';
 child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
 child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -61,7 +65,7 @@ try {
   if (!args['no-lwip']) {
     const built = buildLwip(mkdtempSync(join(tmpdir(), 'vnetdown-lwip-')));
     if ('error' in built) throw new Error(built.error);
-    const lns = Netns.create('vnetdown-l');
+    const lns = Netns.create(`${args.netns}-l`);
     lwipNs = lns;
     quietIpv6(lns);
     const lwip = lns.spawn(built.binary, ['tap0', '10.0.0.2', '10.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });

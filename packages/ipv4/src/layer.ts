@@ -275,6 +275,8 @@ export class Ipv4Layer {
   /** The receive path's one datagram view and one delivery info, re-pointed per datagram (see Ipv4Handler). */
   /** The reused memory outgoing frames are built in, on a link that copies them (frameFor). */
   private txScratch: Uint8Array | undefined;
+  /** The view of it handed out last, handed out again for a frame of the same length. */
+  private txScratchView: Uint8Array | undefined;
   private readonly rxView = new Ipv4Packet(EMPTY);
   private readonly rxInfo: MutableDeliveryInfo = newDeliveryInfo();
   /** A handler is running (a datagram fed in from inside one gets views of its own). */
@@ -482,6 +484,8 @@ export class Ipv4Layer {
    *      with options or larger than the MTU, the frames fragment.ts makes;
    *   3. resolve and send: the neighbour resolver fills in the MACs and sends each frame, or
    *      queues it while ARP asks.
+   * The request is read during the call only (what is kept, a queued frame, is bytes of its own),
+   * so a caller may rewrite one request object for every datagram: TCP does, per segment.
    */
   send(request: Ipv4SendRequest): Ipv4SendOutcome {
     const optionsLength = request.options?.length ?? 0;
@@ -559,7 +563,14 @@ export class Ipv4Layer {
       scratch = new Uint8Array(Math.max(length, ETHERNET_HEADER_LENGTH + Math.max(this.mtu, this.gsoMaxSize)));
       this.txScratch = scratch;
     }
-    return scratch.subarray(0, length);
+    // A view of the frame's length, kept for the next frame of the same length (most are full
+    // segments): a new view per frame was the largest allocation left on a download's send path.
+    let view = this.txScratchView;
+    if (view === undefined || view.length !== length || view.buffer !== scratch.buffer) {
+      view = scratch.subarray(0, length);
+      this.txScratchView = view;
+    }
+    return view;
   }
 
   /** Stage 2 for a plain datagram: the EtherType and a 20-byte header, written in place. */

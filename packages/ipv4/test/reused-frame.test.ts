@@ -77,4 +77,32 @@ describe('Ipv4Layer.send builds frames in reused memory', () => {
     expect(third!.frame.buffer).toBe(second!.frame.buffer);
     expect(payloadOf(queued!.frame).every((x) => x === 0xaa)).toBe(true);
   });
+
+  it('one request object rewritten for every datagram (as TCP does), and frames of one length in one view: each frame is right when sent', () => {
+    const { resolver, layer } = setup(true);
+    const seen: { destination: number; payload: number[] }[] = [];
+    const resolve = resolver.resolve.bind(resolver);
+    resolver.resolve = (nextHop, frame, offload) => {
+      const p = new Ipv4Packet(frame.subarray(14));
+      seen.push({ destination: p.destination, payload: [...p.payload] });
+      return resolve(nextHop, frame, offload);
+    };
+    const request = { destination: PEER, protocol: 6, payload: writer(100, 0xaa, true) };
+    layer.send(request);
+    request.destination = ipv4('10.0.0.3');
+    request.payload = writer(100, 0xbb, true);
+    layer.send(request);
+    request.payload = writer(60, 0xcc, true);
+    layer.send(request);
+    const [a, b, c] = resolver.sent;
+    // the same length: the same view of the one buffer; another length: a view of its own on it
+    expect(b!.frame).toBe(a!.frame);
+    expect(c!.frame).not.toBe(a!.frame);
+    expect(c!.frame.buffer).toBe(a!.frame.buffer);
+    expect(seen).toEqual([
+      { destination: PEER, payload: new Array(100).fill(0xaa) },
+      { destination: ipv4('10.0.0.3'), payload: new Array(100).fill(0xbb) },
+      { destination: ipv4('10.0.0.3'), payload: new Array(60).fill(0xcc) },
+    ]);
+  });
 });

@@ -170,6 +170,13 @@ export interface Ipv6ProtocolOptions {
 export interface Ipv6PayloadWriter {
   readonly length: number;
   write(target: Uint8Array): void;
+  /**
+   * True when `write` sets every one of the `length` bytes: the frame may then be memory that
+   * held an earlier frame (see `Link.copiesFrames`). Absent: the target starts zeroed.
+   */
+  readonly writesEveryByte?: boolean;
+  /** `write` into `frame` from `offset` on, without a view of the payload's bytes (optional; TCP's segments). */
+  writeAt?(frame: Uint8Array, offset: number): void;
 }
 
 export interface Ipv6SendRequest {
@@ -294,6 +301,10 @@ export class Ipv6Layer {
   private readonly pathMtus = new Map<string, { mtu: number; until: number }>();
   private reporter: Ipv6ErrorReporter | undefined;
   private loopback: Uint8Array[] = [];
+  /** The reused memory outgoing frames are built in, on a link that copies them (frameFor). */
+  private txScratch: Uint8Array | undefined;
+  /** The view of it handed out last, handed out again for a frame of the same length. */
+  private txScratchView: Uint8Array | undefined;
   /** The receive path's one packet view and one delivery info, re-pointed per packet (see Ipv6Handler). */
   private readonly rxView = new Ipv6Packet(new Uint8Array(IPV6_HEADER_LENGTH));
   private readonly rxInfo: MutableDeliveryInfo = newDeliveryInfo();
@@ -561,6 +572,9 @@ export class Ipv6Layer {
   /**
    * Sends one packet: 1. route (next hop, source address), 2. build the frame (header, payload,
    * upper-layer checksum), 3. NDP resolves the next hop's MAC and sends, or queues while it asks.
+   * The request is read during the call only, so a caller may rewrite one request object for
+   * every packet (TCP does, per segment); on a link that copies frames, a payload writer that
+   * writes every byte is written into one reused frame buffer, as IPv4 does.
    */
   send(request: Ipv6SendRequest): Ipv6SendOutcome {
     const c = this.counters;
@@ -580,29 +594,53 @@ export class Ipv6Layer {
       return 'no_source';
     }
     if (!destination.isMulticast && this.addresses.isAssigned(destination)) return this.deliverLocally(request, source);
-    const route = this.routes.lookup(destination);
-    if (route.kind === 'none') {
+    const nextHop = this.routes.nextHop(destination);
+    if (nextHop === undefined) {
       c.inc('Ip6OutNoRoutes');
       return 'no_route';
     }
-    if (route.kind === 'multicast') c.inc('Ip6OutMcastPkts');
+    if (destination.isMulticast) c.inc('Ip6OutMcastPkts');
     const mtu = this.pathMtu(destination);
     const offload = request.offload;
     // A super-frame goes whole to a link that cuts it (up to gsoMaxSize); anywhere else its
     // checksum is finished here and it must fit the MTU like any packet.
     const gso = offload !== undefined && this.gsoMaxSize > 0 && IPV6_HEADER_LENGTH + payloadLength <= this.gsoMaxSize;
-    if (!gso && IPV6_HEADER_LENGTH + payloadLength > mtu) return this.sendFragments(request, source, route.nextHop, mtu);
-    const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH + payloadLength);
-    const payload = frame.subarray(ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH);
-    if (request.payload instanceof Uint8Array) payload.set(request.payload);
-    else request.payload.write(payload);
+    if (!gso && IPV6_HEADER_LENGTH + payloadLength > mtu) return this.sendFragments(request, source, nextHop, mtu);
+    const writer = request.payload;
+    const at = ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH;
+    const frame = this.frameFor(at + payloadLength, writer instanceof Uint8Array || writer.writesEveryByte === true);
+    if (writer instanceof Uint8Array) frame.set(writer, at);
+    else if (writer.writeAt) writer.writeAt(frame, at);
+    else writer.write(frame.subarray(at));
     this.writeHeader(frame, request, source, payloadLength);
     if (offload !== undefined) {
       const o = frameOffloadOf(offload, payloadLength);
-      if (gso) return this.resolveAndSend(route.nextHop, frame, o);
+      if (gso) return this.resolveAndSend(nextHop, frame, o);
       finishChecksum(frame, o, frame.length);
     }
-    return this.resolveAndSend(route.nextHop, frame);
+    return this.resolveAndSend(nextHop, frame);
+  }
+
+  /**
+   * Memory for one outgoing frame of `length` bytes: IPv4's `frameFor`. On a link that copies each
+   * frame before `send` returns, a frame whose bytes are all written anew is built in one reused
+   * buffer; elsewhere, or once NDP has queued the last one (it owns that frame now), a new one.
+   */
+  private frameFor(length: number, overwritten: boolean): Uint8Array {
+    if (!overwritten || this.dispatcher.link.copiesFrames !== true) return new Uint8Array(length);
+    let scratch = this.txScratch;
+    if (scratch === undefined || scratch.length < length) {
+      scratch = new Uint8Array(Math.max(length, ETHERNET_HEADER_LENGTH + Math.max(this.mtu, this.gsoMaxSize)));
+      this.txScratch = scratch;
+    }
+    // A view of the frame's length, kept for the next frame of the same length (most are full
+    // segments): a new view per frame was the largest allocation left on a download's send path.
+    let view = this.txScratchView;
+    if (view === undefined || view.length !== length || view.buffer !== scratch.buffer) {
+      view = scratch.subarray(0, length);
+      this.txScratchView = view;
+    }
+    return view;
   }
 
   /**
@@ -685,8 +723,11 @@ export class Ipv6Layer {
       return 'dropped';
     }
     const r = offload ? resolver.resolve(nextHop, frame, offload) : resolver.resolve(nextHop, frame);
-    if (r === 'queued') this.counters.inc('tx_queued');
-    else if (r === 'dropped') this.counters.inc('Ip6OutDiscards');
+    if (r === 'queued') {
+      this.counters.inc('tx_queued');
+      // NDP keeps the frame until the neighbour answers: the next frame needs memory of its own
+      if (frame.buffer === this.txScratch?.buffer) this.txScratch = undefined;
+    } else if (r === 'dropped') this.counters.inc('Ip6OutDiscards');
     return r;
   }
 

@@ -65,17 +65,33 @@ export class Ipv6Routes {
     private readonly coveredByAddressPrefix: (destination: Ipv6Address) => boolean = (d) => addressPrefixes().some((p) => p.contains(d)),
   ) {}
 
-  /** Looks up the next hop for `destination`. */
+  /** Looks up the next hop for `destination`, and what kind of hop it is. */
   lookup(destination: Ipv6Address): Ipv6NextHop {
-    if (destination.isMulticast) return { kind: 'multicast', nextHop: destination };
-    if (destination.isLinkLocal || this.isOnLink(destination)) return { kind: 'on-link', nextHop: destination };
+    const nextHop = this.nextHop(destination);
+    return nextHop ? { kind: this.lastKind, nextHop } : { kind: 'none' };
+  }
+
+  /**
+   * `lookup` without a result object: the next hop alone (the destination itself when it is
+   * on-link), undefined when there is no route. The IPv6 layer asks this for every packet it sends.
+   */
+  nextHop(destination: Ipv6Address): Ipv6Address | undefined {
+    if (destination.isMulticast) return this.found('multicast', destination);
+    if (destination.isLinkLocal || this.isOnLink(destination)) return this.found('on-link', destination);
     if (this.redirects.size > 0) {
       const r = this.redirects.get(destination.key);
-      if (r && r.until > this.clock.now()) return { kind: r.onLink ? 'on-link' : 'router', nextHop: r.nextHop };
+      if (r && r.until > this.clock.now()) return this.found(r.onLink ? 'on-link' : 'router', r.nextHop);
       if (r) this.redirects.delete(destination.key);
     }
-    const router = this.defaultRouter();
-    return router ? { kind: 'router', nextHop: router } : { kind: 'none' };
+    return this.found('router', this.defaultRouter());
+  }
+
+  /** What the last `nextHop` found (read by `lookup` right after it). */
+  private lastKind: 'multicast' | 'on-link' | 'router' = 'on-link';
+
+  private found(kind: 'multicast' | 'on-link' | 'router', nextHop: Ipv6Address | undefined): Ipv6Address | undefined {
+    this.lastKind = kind;
+    return nextHop;
   }
 
   isOnLink(destination: Ipv6Address): boolean {

@@ -63,7 +63,7 @@ import type { TcpAddress } from './address.ts';
 import { INITIAL_WINDOW_SEGMENTS, NewReno, type CongestionControl, type CongestionControlChoice, type CongestionState } from './congestion.ts';
 import { Cubic } from './cubic.ts';
 import type { TcpErrorCode } from './errors.ts';
-import { IPV6_FIXED_HEADER_LENGTH, mssForMtu, NO_OPTIONS, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpOptions, type TcpRepr } from './header.ts';
+import { IPV6_FIXED_HEADER_LENGTH, mssForMtu, ReusedTcpOptions, ReusedTcpRepr, TCP_DEFAULT_MSS, TCP_MAX_WINDOW_SCALE, TcpFlag, segmentLength, type SackBlock, type TcpRepr } from './header.ts';
 import { ReceiveAutotuner, sendBufferTarget } from './autotune.ts';
 import { ReceiveBuffer } from './receive-buffer.ts';
 import { sackBlocksToSend } from './sack-blocks.ts';
@@ -264,9 +264,11 @@ export type ConnectionCounter =
 export interface ConnectionHost {
   readonly clock: Clock;
   /**
-   * Sends one segment to the peer (the layer writes the bytes and the IPv4 header). `payload` is
-   * where the data lies in the send buffer, copied into the frame by the host; it is reused for
-   * the next segment, so a host that keeps the bytes copies them during the call.
+   * Sends one segment to the peer (the layer writes the bytes and the IPv4 header). `repr` and
+   * `payload` are reused for the next segment: `repr` is the one description all connections
+   * fill in (connection.ts `OUTGOING`), `payload` names where the data lies in the send buffer
+   * and is copied into the frame by the host. A host that keeps either copies it during the
+   * call (`TcpRepr.copy`, `segmentBytes`).
    */
   output(connection: TcpConnection, repr: TcpRepr, payload: SegmentData): void;
   /** The connection reached ESTABLISHED (the listener queues it for accept). */
@@ -415,6 +417,18 @@ const MAX_REORDERING = 300;
 const UNDO_KINDS = { TCPDSACKUndo: 'dsack', TCPFullUndo: 'full', TCPPartialUndo: 'partial', TCPLossUndo: 'loss' } as const satisfies Record<string, UndoKind>;
 type UndoCounter = keyof typeof UNDO_KINDS;
 const TIMESTAMP_OPTION_BYTES = 12;
+
+/** The options an outgoing segment carries: none (a RST), a SYN's, or those of every later segment. */
+type OutgoingOptions = 'none' | 'syn' | 'segment';
+
+/**
+ * The description of the segment being sent, one for every connection of the process: `output`
+ * writes a segment's fields and options into it right before `ConnectionHost.output`, and the
+ * host writes the segment's bytes before that call returns, so it is free again once the call
+ * is over. A host that keeps a description copies it (`TcpRepr.copy`). A Repr, an options object
+ * and a timestamps object per segment were what the send path allocated (docs/performance.md).
+ */
+const OUTGOING = new ReusedTcpRepr();
 const IPV4_HEADER_BYTES = 20;
 
 export class TcpConnection implements SocketConnection {
@@ -764,7 +778,7 @@ export class TcpConnection implements SocketConnection {
     if (!this.isOpen) return;
     if (this.isSynchronized() && this.state !== 'TIME-WAIT') {
       this.host.count('OutRsts');
-      this.emit({ seq: this.sndMax, ack: 0, flags: TcpFlag.RST, window: 0 }, NO_DATA, NO_OPTIONS);
+      this.emit(this.sndMax, 0, TcpFlag.RST, NO_DATA, 'none');
       if (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT') this.host.count('EstabResets');
     }
     this.finish(error);
@@ -1762,6 +1776,10 @@ export class TcpConnection implements SocketConnection {
       pipe += resent;
       sent = resent > 0;
     }
+    // One send time for every new segment of this call, read at the first: Linux stamps every
+    // skb of one tcp_write_xmit with the tcp_mstamp it refreshed once at the start (RACK's
+    // ordering only needs it not to run backwards). A clock read per segment was ~1% of a download.
+    let sentAt: number | undefined;
     for (;;) {
       const offset = seqDiff(this.sndNxt, this.sndUna);
       const unsent = this.sendBuffer.length - offset;
@@ -1824,7 +1842,7 @@ export class TcpConnection implements SocketConnection {
         // (SackScoreboard.applySack, as tcp_sacktag_walk fragments an skb), so the scoreboard has
         // per-segment detail only where the peer reported some, and each ACK walks two records
         // per super-frame in flight instead of one per segment.
-        const now = this.clock.now();
+        const now = (sentAt ??= this.clock.now());
         const size = this.segmentSize;
         if (length > size) {
           const last = seqAdd(seq, Math.floor((length - 1) / size) * size);
@@ -1978,11 +1996,7 @@ export class TcpConnection implements SocketConnection {
   }
 
   private sendSyn(): void {
-    const o: { -readonly [K in keyof TcpOptions]: TcpOptions[K] } = { mss: this.localMss };
     const passive = this.state === 'SYN-RECEIVED';
-    if (passive ? this.windowScalingOn : this.params.windowScaling) o.windowScale = this.rcvWscale;
-    if (this.params.sack && (!passive || this.sackOn)) o.sackPermitted = true;
-    if (this.params.timestamps && (!passive || this.timestampsOn)) o.timestamps = { value: this.tsNow(), echo: passive ? this.tsRecent : 0 };
     const flags = passive ? TcpFlag.SYN | TcpFlag.ACK : TcpFlag.SYN;
     if (this.retransmits > 0) {
       this.host.count('TCPSynRetrans');
@@ -1998,22 +2012,35 @@ export class TcpConnection implements SocketConnection {
     const space = Math.min(0xffff, this.receive ? this.receive.free : this.params.receiveBufferBytes);
     const window = space > segment ? space - (space % segment) : space;
     if (passive) this.lastAckSent = this.receive!.next;
-    this.output({ seq: this.iss, ack: passive ? this.receive!.next : 0, flags, window }, NO_DATA, o);
+    this.output(this.iss, passive ? this.receive!.next : 0, flags, window, NO_DATA, 'syn');
     if (passive) this.rcvAdvertisedEdge = seqAdd(this.receive!.next, window);
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
     this.armRetransmit();
   }
 
+  /**
+   * A SYN's options (RFC 9293 3.7.1, RFC 7323, RFC 2018): MSS always; window scale, SACK-permitted
+   * and timestamps when configured, and in a SYN-ACK only those the peer's SYN offered.
+   */
+  private synOptionsInto(o: ReusedTcpOptions): void {
+    const passive = this.state === 'SYN-RECEIVED';
+    o.mss = this.localMss;
+    if (passive ? this.windowScalingOn : this.params.windowScaling) o.windowScale = this.rcvWscale;
+    if (this.params.sack && (!passive || this.sackOn)) o.sackPermitted = true;
+    if (this.params.timestamps && (!passive || this.timestampsOn)) o.setTimestamps(this.tsNow(), passive ? this.tsRecent : 0);
+  }
+
   private emitData(seq: number, flags: number, data: SegmentData): void {
-    this.emit({ seq, ack: this.receive!.next, flags, window: 0 }, data, this.segmentOptions());
+    this.emit(seq, this.receive!.next, flags, data, 'segment');
   }
 
   /** Options on every segment after the SYN: timestamps when on, SACK blocks for out-of-order data. */
-  private segmentOptions(): TcpOptions {
-    const ts = this.timestampsOn ? { value: this.tsNow(), echo: this.tsRecent } : undefined;
+  private segmentOptionsInto(o: ReusedTcpOptions): void {
+    const timestamps = this.timestampsOn;
+    if (timestamps) o.setTimestamps(this.tsNow(), this.tsRecent);
     let sackBlocks: SackBlock[] | undefined;
-    const room = ts ? 3 : 4;
+    const room = timestamps ? 3 : 4;
     if (this.sackOn && this.receive && this.receive.outOfOrderBytes > 0) {
       sackBlocks = sackBlocksToSend(this.receive.outOfOrderRanges(), this.newestOutOfOrderSeq, room);
     }
@@ -2022,9 +2049,7 @@ export class TcpConnection implements SocketConnection {
       sackBlocks = [this.dsackPending, ...(sackBlocks ?? [])].slice(0, room);
       this.dsackPending = undefined;
     }
-    // one object of one shape per case, not spreads of temporaries (this runs for every segment)
-    if (sackBlocks) return ts ? { timestamps: ts, sackBlocks } : { sackBlocks };
-    return ts ? { timestamps: ts } : NO_OPTIONS;
+    if (sackBlocks) o.sackBlocks = sackBlocks;
   }
 
   /** Sends an ACK now (and so cancels a delayed one). */
@@ -2032,7 +2057,7 @@ export class TcpConnection implements SocketConnection {
     if (!this.receive) return;
     // SND.MAX, not SND.NXT: after a timeout SND.NXT goes back, but the peer has seen up to SND.MAX
     // and would find an ACK at the older number outside its window (Linux's snd_nxt never goes back).
-    this.emit({ seq: this.sndMax, ack: this.receive.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
+    this.emit(this.sndMax, this.receive.next, TcpFlag.ACK, NO_DATA, 'segment');
   }
 
   /** An ACK for an unacceptable segment: at most one per invalidRatelimitMs (Linux tcp_invalid_ratelimit). */
@@ -2074,14 +2099,14 @@ export class TcpConnection implements SocketConnection {
 
   private sendReset(seq: number): void {
     this.host.count('OutRsts');
-    this.output({ seq, ack: 0, flags: TcpFlag.RST, window: 0 }, NO_DATA, NO_OPTIONS);
+    this.output(seq, 0, TcpFlag.RST, 0, NO_DATA, 'none');
   }
 
   /**
-   * Every segment but the SYNs leaves here: fills in ACK and window, remembers what it
+   * Every segment but the SYNs leaves here: fills in the window, remembers what it
    * acknowledged, and cancels a pending delayed ACK (this segment carries it).
    */
-  private emit(fields: { seq: number; ack: number; flags: number; window: number }, payload: SegmentData, options: TcpOptions): void {
+  private emit(seq: number, ack: number, flags: number, payload: SegmentData, options: OutgoingOptions): void {
     let window = 0;
     if (this.receive && this.state !== 'SYN-SENT') {
       window = this.windowToAdvertise();
@@ -2089,9 +2114,8 @@ export class TcpConnection implements SocketConnection {
       if (seqGt(edge, this.rcvAdvertisedEdge)) this.rcvAdvertisedEdge = edge;
       else window = Math.max(0, seqDiff(this.rcvAdvertisedEdge, this.receive.next));
     }
-    const flags = fields.flags;
-    if (flags & TcpFlag.ACK) this.lastAckSent = fields.ack;
-    this.output({ seq: fields.seq, ack: fields.ack, flags, window: Math.min(0xffff, window >>> this.rcvWscale) }, payload, options);
+    if (flags & TcpFlag.ACK) this.lastAckSent = ack;
+    this.output(seq, ack, flags, Math.min(0xffff, window >>> this.rcvWscale), payload, options);
     if (flags & TcpFlag.ACK) {
       this.ackPending = 0;
       this.ackDeferred = false;
@@ -2100,13 +2124,24 @@ export class TcpConnection implements SocketConnection {
     }
   }
 
-  private output(fields: { seq: number; ack: number; flags: number; window: number }, payload: SegmentData, options: TcpOptions): void {
-    if (payload.length === 0 && fields.flags === TcpFlag.ACK) this.host.count('TCPPureAcks');
-    this.host.output(
-      this,
-      { sourcePort: this.local.port, destinationPort: this.remote.port, seq: fields.seq, ack: fields.ack, flags: fields.flags, window: fields.window, urgentPointer: 0, options },
-      payload,
-    );
+  /**
+   * Describes the segment in the shared `OUTGOING` Repr (every field and option written anew, so
+   * nothing of the previous segment's is left in it) and hands it to the host.
+   */
+  private output(seq: number, ack: number, flags: number, window: number, payload: SegmentData, options: OutgoingOptions): void {
+    if (payload.length === 0 && flags === TcpFlag.ACK) this.host.count('TCPPureAcks');
+    const repr = OUTGOING;
+    repr.sourcePort = this.local.port;
+    repr.destinationPort = this.remote.port;
+    repr.seq = seq;
+    repr.ack = ack;
+    repr.flags = flags;
+    repr.window = window;
+    repr.urgentPointer = 0;
+    repr.options.clear();
+    if (options === 'segment') this.segmentOptionsInto(repr.options);
+    else if (options === 'syn') this.synOptionsInto(repr.options);
+    this.host.output(this, repr, payload);
     this.host.count('OutSegs');
   }
 
@@ -2263,7 +2298,7 @@ export class TcpConnection implements SocketConnection {
     if (!this.isOpen || this.sndWnd > 0) return this.trySend();
     // Linux's zero-window probe: no data, at SND.UNA - 1, so the peer answers with an ACK.
     this.host.count('TCPWinProbe');
-    this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
+    this.emit(seqAdd(this.sndUna, -1), this.receive!.next, TcpFlag.ACK, NO_DATA, 'segment');
     if (this.persistBackoff < 16) this.persistBackoff++;
     this.startPersist();
   }
@@ -2289,7 +2324,7 @@ export class TcpConnection implements SocketConnection {
     // A keepalive probe: no data, at SND.UNA - 1 (RFC 1122 4.2.3.6), answered by an ACK.
     this.keepaliveSent++;
     this.host.count('TCPKeepAlive');
-    this.emit({ seq: seqAdd(this.sndUna, -1), ack: this.receive!.next, flags: TcpFlag.ACK, window: 0 }, NO_DATA, this.segmentOptions());
+    this.emit(seqAdd(this.sndUna, -1), this.receive!.next, TcpFlag.ACK, NO_DATA, 'segment');
     this.armKeepalive();
   }
 

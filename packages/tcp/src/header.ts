@@ -332,10 +332,10 @@ export class TcpPacket extends PacketView {
 const EMPTY_PAYLOAD = new Uint8Array(0);
 
 /**
- * Options read into one object that is rewritten for every segment (`TcpRepr.readInto`): every
- * field is present, undefined when the segment does not carry the option, and the SACK blocks
- * and timestamps are objects of its own, overwritten in place. Whoever keeps a value past the
- * segment copies it.
+ * Options rewritten for every segment: read into by `TcpRepr.readInto` on the receive path, and
+ * filled in by a connection for each segment it sends. Every field is present, undefined when
+ * the segment does not carry the option, and the SACK blocks and timestamps are objects of its
+ * own, overwritten in place. Whoever keeps a value past the segment copies it (`TcpRepr.copy`).
  */
 export class ReusedTcpOptions implements TcpOptions {
   mss: number | undefined = undefined;
@@ -348,15 +348,30 @@ export class ReusedTcpOptions implements TcpOptions {
   private readonly blocks: { left: number; right: number }[][] = [1, 2, 3, 4].map((n) => Array.from({ length: n }, () => ({ left: 0, right: 0 })));
 
   /**
-   * Reads the options of a checked option list, `bytes[start..end)`, clearing those absent. An
-   * unchecked list is read up to its first malformed option, never past `end`.
+   * No options: what a segment about to be described starts from, so that nothing of the
+   * previous segment's (a SYN's MSS, an ACK's SACK blocks) is carried into the next.
    */
-  read(bytes: Uint8Array, start: number, end: number): void {
+  clear(): void {
     this.mss = undefined;
     this.windowScale = undefined;
     this.sackPermitted = undefined;
     this.sackBlocks = undefined;
     this.timestamps = undefined;
+  }
+
+  /** The timestamps option (RFC 7323 3), written into the object this one keeps for it. */
+  setTimestamps(value: number, echo: number): void {
+    this.ts.value = value;
+    this.ts.echo = echo;
+    this.timestamps = this.ts;
+  }
+
+  /**
+   * Reads the options of a checked option list, `bytes[start..end)`, clearing those absent. An
+   * unchecked list is read up to its first malformed option, never past `end`.
+   */
+  read(bytes: Uint8Array, start: number, end: number): void {
+    this.clear();
     for (let i = start; i < end; ) {
       const kind = bytes[i]!;
       if (kind === TcpOptionKind.END) break;
@@ -401,8 +416,10 @@ export class ReusedTcpOptions implements TcpOptions {
 }
 
 /**
- * A TcpRepr rewritten for every segment (`TcpRepr.readInto`): the receive path's one, so that
- * reading a segment allocates nothing. Valid until the next segment is read into it.
+ * A TcpRepr rewritten for every segment, so that a segment costs no objects of its own: the
+ * receive path reads each segment into the layer's one (`TcpRepr.readInto`), and the send path
+ * describes each outgoing segment in one that the connections share (connection.ts, `OUTGOING`).
+ * Valid until the next segment is written into it.
  */
 export class ReusedTcpRepr implements TcpRepr {
   sourcePort = 0;
@@ -557,6 +574,22 @@ export const TcpRepr = {
     into.urgentPointer = (b[o + TcpField.URGENT_POINTER]! << 8) | b[o + TcpField.URGENT_POINTER + 1]!;
     into.options.read(b, o + TcpField.OPTIONS, o + packet.headerLength);
     return into;
+  },
+
+  /**
+   * A Repr of its own with the same values (options and SACK blocks copied): for whoever keeps a
+   * segment's description past the call that handed it over (a reused one is rewritten next).
+   */
+  copy(repr: TcpRepr): TcpRepr {
+    const o = repr.options;
+    const options: { -readonly [K in keyof TcpOptions]: TcpOptions[K] } = {};
+    if (o.mss !== undefined) options.mss = o.mss;
+    if (o.windowScale !== undefined) options.windowScale = o.windowScale;
+    if (o.sackPermitted) options.sackPermitted = true;
+    if (o.sackBlocks) options.sackBlocks = o.sackBlocks.map((b) => ({ left: b.left, right: b.right }));
+    if (o.timestamps) options.timestamps = { value: o.timestamps.value, echo: o.timestamps.echo };
+    const { sourcePort, destinationPort, seq, ack, flags, window, urgentPointer } = repr;
+    return { sourcePort, destinationPort, seq, ack, flags, window, urgentPointer, options };
   },
 
   /** Header length in bytes for these options (20 + options, at most 60). */

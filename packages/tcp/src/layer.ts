@@ -25,10 +25,10 @@
 import debugFactory from 'debug';
 import type { IcmpErrorReport, IcmpLayer } from '@tapstack/icmp';
 import type { Icmpv6ErrorReport, Icmpv6Layer } from '@tapstack/icmpv6';
-import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, PayloadWriter } from '@tapstack/ipv4';
+import type { Ipv4DeliveryInfo, Ipv4Layer, Ipv4Packet, Ipv4SendRequest, PayloadWriter } from '@tapstack/ipv4';
 import { IpProtocol } from '@tapstack/ipv4';
-import { upperLayerMessage, type Ipv6DeliveryInfo, type Ipv6Layer, type Ipv6Packet } from '@tapstack/ipv6';
-import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, Ipv6Address, TimerQueue, type Clock, type FrameOffload, type Ipv4Address } from '@tapstack/link';
+import { upperLayerMessage, type Ipv6DeliveryInfo, type Ipv6Layer, type Ipv6Packet, type Ipv6SendRequest } from '@tapstack/ipv6';
+import { Counters, ETHERNET_HEADER_LENGTH, formatIpv4, hotPathLogging, IPV4_UNSPECIFIED, Ipv6Address, TimerQueue, type Clock, type FrameOffload, type Ipv4Address, type TransportOffloadRequest } from '@tapstack/link';
 import { formatTcpAddress, formatTcpEndpoint, toTcpAddress, type TcpAddress } from './address.ts';
 import type { CongestionControlChoice } from './congestion.ts';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type ConnectionInfo, type TcpParams } from './connection.ts';
@@ -166,6 +166,20 @@ export interface ConnectOptions {
   congestionControl?: CongestionControlChoice;
 }
 
+/** IPv4's send request with the fields a segment changes writable (the layer rewrites one per segment). */
+interface SegmentRequest4 extends Ipv4SendRequest {
+  destination: Ipv4Address;
+  source: Ipv4Address;
+  offload: TransportOffloadRequest | undefined;
+}
+
+/** The same for IPv6. */
+interface SegmentRequest6 extends Ipv6SendRequest {
+  destination: Ipv6Address;
+  source: Ipv6Address;
+  offload: TransportOffloadRequest | undefined;
+}
+
 /**
  * Writes one segment into the IP layer's outgoing frame: header, options, data and checksum in
  * one pass. IPv4 and IPv6 both take it (their payload writers have the same shape); the
@@ -206,6 +220,14 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private readonly pending = new Map<TcpConnection, TcpServer>();
   private readonly secrets: SequenceSecrets;
   private readonly writer = new SegmentWriter();
+  /**
+   * The send requests handed to IPv4 and IPv6, one per family, rewritten for every segment: IP
+   * reads a request during `send` only (the frame is built before it returns). The segment's
+   * bytes come from `writer`, its offload (a super-frame) from `offload`.
+   */
+  private readonly request4: SegmentRequest4 = { destination: IPV4_UNSPECIFIED, source: IPV4_UNSPECIFIED, protocol: IpProtocol.TCP, payload: this.writer, dontFragment: true, offload: undefined };
+  private readonly request6: SegmentRequest6 = { destination: Ipv6Address.UNSPECIFIED, source: Ipv6Address.UNSPECIFIED, nextHeader: IpProtocol.TCP, payload: this.writer, offload: undefined };
+  private readonly offload = { checksumOffset: TcpField.CHECKSUM, segmentSize: 0, transportHeaderLength: 0 };
   private readonly eventLog: TcpEventLog | undefined;
   private readonly ephemeral: { low: number; high: number };
   private readonly random: () => number;
@@ -697,8 +719,12 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    */
   private send(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress, segmentSize = 0): void {
     if (typeof destination !== 'number') return this.send6(repr, payload, source as Ipv6Address, destination, segmentSize);
-    const offload = this.loadWriter(repr, payload, source, destination, segmentSize);
-    const outcome = this.ipv4.send({ destination, protocol: IpProtocol.TCP, payload: this.writer, source: source as Ipv4Address, dontFragment: true, offload });
+    const request = this.request4;
+    request.destination = destination;
+    request.source = source as Ipv4Address;
+    request.offload = this.loadWriter(repr, payload, source, destination, segmentSize);
+    const outcome = this.ipv4.send(request);
+    request.offload = undefined;
     this.releaseWriter(payload.length, segmentSize, outcome === 'sent' || outcome === 'queued');
   }
 
@@ -710,8 +736,12 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   private send6(repr: TcpRepr, payload: Uint8Array | SegmentData, source: Ipv6Address, destination: Ipv6Address, segmentSize = 0): void {
     const ipv6 = this.ipv6;
     if (!ipv6) return this.counters.inc('tx_failed');
-    const offload = this.loadWriter(repr, payload, source, destination, segmentSize);
-    const outcome = ipv6.send({ destination, source, nextHeader: IpProtocol.TCP, payload: this.writer, offload });
+    const request = this.request6;
+    request.destination = destination;
+    request.source = source;
+    request.offload = this.loadWriter(repr, payload, source, destination, segmentSize);
+    const outcome = ipv6.send(request);
+    request.offload = undefined;
     this.counters.inc('Tcp6OutSegs', segmentsIn(payload.length, segmentSize));
     this.releaseWriter(payload.length, segmentSize, outcome === 'sent' || outcome === 'queued');
   }
@@ -721,16 +751,21 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
    * place). With `segmentSize`, a super-frame: the checksum is left partial and the returned
    * offload asks the device to finish it and cut the data into segments of that size.
    */
-  private loadWriter(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress, segmentSize: number) {
+  private loadWriter(repr: TcpRepr, payload: Uint8Array | SegmentData, source: TcpAddress, destination: TcpAddress, segmentSize: number): TransportOffloadRequest | undefined {
     const w = this.writer;
+    const headerLength = TcpRepr.headerLength(repr);
     w.repr = repr;
     w.payload = payload;
     w.source = source;
     w.destination = destination;
-    w.length = TcpRepr.bufferLength(repr, payload.length);
+    w.length = headerLength + payload.length;
     w.partialChecksum = segmentSize > 0;
     if (logging()) log('out %s', formatTcp(encodeForLog(repr, payload, source, destination), source, destination));
-    return segmentSize > 0 ? { checksumOffset: TcpField.CHECKSUM, segmentSize, transportHeaderLength: TcpRepr.headerLength(repr) } : undefined;
+    if (segmentSize === 0) return undefined;
+    const offload = this.offload;
+    offload.segmentSize = segmentSize;
+    offload.transportHeaderLength = headerLength;
+    return offload;
   }
 
   /** After the send: the writer lets go of the segment's data; a super-frame counts as its segments. */

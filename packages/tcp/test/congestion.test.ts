@@ -8,7 +8,7 @@ import { VirtualClock, ipv4 } from '@tapstack/link';
 import { NewReno, type AckSample, type CongestionControl } from '../src/congestion.ts';
 import { TcpConnection, type ConnectionHost } from '../src/connection.ts';
 import { CUBIC_ALPHA, Cubic } from '../src/cubic.ts';
-import { NO_OPTIONS, TcpFlag, type TcpRepr } from '../src/header.ts';
+import { NO_OPTIONS, TcpFlag, TcpRepr } from '../src/header.ts';
 import { seqAdd } from '../src/seq.ts';
 
 const MSS = 1000;
@@ -206,7 +206,7 @@ function connection(cc?: CongestionControl | 'newreno' | 'cubic'): { c: TcpConne
   const sent: TcpRepr[] = [];
   const host: ConnectionHost = {
     clock,
-    output: (_c, repr) => void sent.push(repr),
+    output: (_c, repr) => void sent.push(TcpRepr.copy(repr)),
     established: () => {},
     forget: () => {},
     count: () => {},

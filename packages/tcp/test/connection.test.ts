@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { VirtualClock, ipv4 } from '@tapstack/link';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpParams } from '../src/connection.ts';
 import type { TcpErrorCode } from '../src/errors.ts';
-import { NO_OPTIONS, TcpFlag, formatTcpFlags, type TcpOptions, type TcpRepr } from '../src/header.ts';
+import { NO_OPTIONS, TcpFlag, formatTcpFlags, type TcpOptions, TcpRepr } from '../src/header.ts';
 import { seqAdd } from '../src/seq.ts';
 import { segmentBytes, type SegmentData } from '../src/send-buffer.ts';
 import type { SocketEvents } from '../src/socket.ts';
@@ -32,7 +32,7 @@ class Harness implements ConnectionHost, SocketEvents {
   connection!: TcpConnection;
 
   output(_c: TcpConnection, repr: TcpRepr, payload: SegmentData): void {
-    this.sent.push({ at: this.clock.now(), repr, payload: segmentBytes(payload) });
+    this.sent.push({ at: this.clock.now(), repr: TcpRepr.copy(repr), payload: segmentBytes(payload) });
   }
   established(): void {
     this.events.push('established');

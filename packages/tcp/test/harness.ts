@@ -5,7 +5,7 @@
 import { VirtualClock, ipv4 } from '@tapstack/link';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpParams } from '../src/connection.ts';
 import type { TcpErrorCode } from '../src/errors.ts';
-import { NO_OPTIONS, TcpFlag, type SackBlock, type TcpOptions, type TcpRepr } from '../src/header.ts';
+import { NO_OPTIONS, TcpFlag, type SackBlock, type TcpOptions, TcpRepr } from '../src/header.ts';
 import { segmentBytes, type SegmentData } from '../src/send-buffer.ts';
 import type { SocketEvents } from '../src/socket.ts';
 
@@ -28,7 +28,7 @@ export class Harness implements ConnectionHost, SocketEvents {
   peerTs = 1_000_000;
 
   output(_c: TcpConnection, repr: TcpRepr, payload: SegmentData): void {
-    this.sent.push({ at: this.clock.now(), repr, payload: segmentBytes(payload) });
+    this.sent.push({ at: this.clock.now(), repr: TcpRepr.copy(repr), payload: segmentBytes(payload) });
   }
   established(): void {}
   forget(): void {}
