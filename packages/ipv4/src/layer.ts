@@ -27,6 +27,7 @@ import {
   type FrameOffload,
   type TransportOffloadRequest,
   type Ipv4Address,
+  FrameMemory,
 } from '@tapstack/link';
 import { checksumAdd, foldChecksum } from './checksum.ts';
 import { Ipv4Cidr } from './cidr.ts';
@@ -272,11 +273,9 @@ export class Ipv4Layer {
   private nextId: number;
   private closed = false;
   private loopback: Uint8Array[] = [];
+  /** The memory outgoing frames are built in: one reused buffer on a link that copies them. */
+  private readonly txMemory = new FrameMemory();
   /** The receive path's one datagram view and one delivery info, re-pointed per datagram (see Ipv4Handler). */
-  /** The reused memory outgoing frames are built in, on a link that copies them (frameFor). */
-  private txScratch: Uint8Array | undefined;
-  /** The view of it handed out last, handed out again for a frame of the same length. */
-  private txScratchView: Uint8Array | undefined;
   private readonly rxView = new Ipv4Packet(EMPTY);
   private readonly rxInfo: MutableDeliveryInfo = newDeliveryInfo();
   /** A handler is running (a datagram fed in from inside one gets views of its own). */
@@ -502,7 +501,11 @@ export class Ipv4Layer {
     if (plain) {
       // 2. build: one frame, the payload behind room for the headers, the headers written over it
       const payload = request.payload;
-      const frame = this.frameFor(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength, payload instanceof Uint8Array || payload.writesEveryByte === true);
+      const frame = this.txMemory.frame(
+        ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payloadLength,
+        (payload instanceof Uint8Array || payload.writesEveryByte === true) && this.dispatcher.link.copiesFrames === true,
+        ETHERNET_HEADER_LENGTH + Math.max(this.mtu, this.gsoMaxSize),
+      );
       const at = ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH;
       if (payload instanceof Uint8Array) frame.set(payload, at);
       else if (payload.writeAt) payload.writeAt(frame, at);
@@ -547,30 +550,6 @@ export class Ipv4Layer {
     this.txPackets.value++;
     this.writeHeaderInPlace(frame, request, this.allocateIdentification(), payloadLength);
     return this.resolveAndSend(nextHop, frame);
-  }
-
-  /**
-   * Memory for one outgoing frame of `length` bytes. On a link that copies each frame before
-   * `send` returns (the TAP device's staging buffer), every frame whose bytes are all written
-   * anew is built in the one reused buffer: a new ArrayBuffer per frame, zeroed and later
-   * collected, was a large part of the send path's cost (docs/performance.md). Elsewhere, or
-   * when the resolver queued the last one (waiting for ARP, it owns that frame now), a new one.
-   */
-  private frameFor(length: number, overwritten: boolean): Uint8Array {
-    if (!overwritten || this.dispatcher.link.copiesFrames !== true) return new Uint8Array(length);
-    let scratch = this.txScratch;
-    if (scratch === undefined || scratch.length < length) {
-      scratch = new Uint8Array(Math.max(length, ETHERNET_HEADER_LENGTH + Math.max(this.mtu, this.gsoMaxSize)));
-      this.txScratch = scratch;
-    }
-    // A view of the frame's length, kept for the next frame of the same length (most are full
-    // segments): a new view per frame was the largest allocation left on a download's send path.
-    let view = this.txScratchView;
-    if (view === undefined || view.length !== length || view.buffer !== scratch.buffer) {
-      view = scratch.subarray(0, length);
-      this.txScratchView = view;
-    }
-    return view;
   }
 
   /** Stage 2 for a plain datagram: the EtherType and a 20-byte header, written in place. */
@@ -653,7 +632,7 @@ export class Ipv4Layer {
     if (r === 'queued') {
       this.counters.inc('tx_queued');
       // the resolver keeps the frame until ARP answers: the next frame needs memory of its own
-      if (frame.buffer === this.txScratch?.buffer) this.txScratch = undefined;
+      this.txMemory.kept(frame);
     }
     else if (r === 'dropped') this.counters.inc('tx_dropped');
     return r;

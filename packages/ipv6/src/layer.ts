@@ -33,6 +33,7 @@ import {
   type EtherTypeDispatcher,
   type FrameOffload,
   type TransportOffloadRequest,
+  FrameMemory,
 } from '@tapstack/link';
 import type { ResolveOutcome } from '@tapstack/neighbour';
 import { ipv6PseudoHeaderSum } from './checksum.ts';
@@ -301,10 +302,8 @@ export class Ipv6Layer {
   private readonly pathMtus = new Map<string, { mtu: number; until: number }>();
   private reporter: Ipv6ErrorReporter | undefined;
   private loopback: Uint8Array[] = [];
-  /** The reused memory outgoing frames are built in, on a link that copies them (frameFor). */
-  private txScratch: Uint8Array | undefined;
-  /** The view of it handed out last, handed out again for a frame of the same length. */
-  private txScratchView: Uint8Array | undefined;
+  /** The memory outgoing frames are built in: one reused buffer on a link that copies them. */
+  private readonly txMemory = new FrameMemory();
   /** The receive path's one packet view and one delivery info, re-pointed per packet (see Ipv6Handler). */
   private readonly rxView = new Ipv6Packet(new Uint8Array(IPV6_HEADER_LENGTH));
   private readonly rxInfo: MutableDeliveryInfo = newDeliveryInfo();
@@ -608,7 +607,11 @@ export class Ipv6Layer {
     if (!gso && IPV6_HEADER_LENGTH + payloadLength > mtu) return this.sendFragments(request, source, nextHop, mtu);
     const writer = request.payload;
     const at = ETHERNET_HEADER_LENGTH + IPV6_HEADER_LENGTH;
-    const frame = this.frameFor(at + payloadLength, writer instanceof Uint8Array || writer.writesEveryByte === true);
+    const frame = this.txMemory.frame(
+      at + payloadLength,
+      (writer instanceof Uint8Array || writer.writesEveryByte === true) && this.dispatcher.link.copiesFrames === true,
+      ETHERNET_HEADER_LENGTH + Math.max(this.mtu, this.gsoMaxSize),
+    );
     if (writer instanceof Uint8Array) frame.set(writer, at);
     else if (writer.writeAt) writer.writeAt(frame, at);
     else writer.write(frame.subarray(at));
@@ -619,28 +622,6 @@ export class Ipv6Layer {
       finishChecksum(frame, o, frame.length);
     }
     return this.resolveAndSend(nextHop, frame);
-  }
-
-  /**
-   * Memory for one outgoing frame of `length` bytes: IPv4's `frameFor`. On a link that copies each
-   * frame before `send` returns, a frame whose bytes are all written anew is built in one reused
-   * buffer; elsewhere, or once NDP has queued the last one (it owns that frame now), a new one.
-   */
-  private frameFor(length: number, overwritten: boolean): Uint8Array {
-    if (!overwritten || this.dispatcher.link.copiesFrames !== true) return new Uint8Array(length);
-    let scratch = this.txScratch;
-    if (scratch === undefined || scratch.length < length) {
-      scratch = new Uint8Array(Math.max(length, ETHERNET_HEADER_LENGTH + Math.max(this.mtu, this.gsoMaxSize)));
-      this.txScratch = scratch;
-    }
-    // A view of the frame's length, kept for the next frame of the same length (most are full
-    // segments): a new view per frame was the largest allocation left on a download's send path.
-    let view = this.txScratchView;
-    if (view === undefined || view.length !== length || view.buffer !== scratch.buffer) {
-      view = scratch.subarray(0, length);
-      this.txScratchView = view;
-    }
-    return view;
   }
 
   /**
@@ -726,7 +707,7 @@ export class Ipv6Layer {
     if (r === 'queued') {
       this.counters.inc('tx_queued');
       // NDP keeps the frame until the neighbour answers: the next frame needs memory of its own
-      if (frame.buffer === this.txScratch?.buffer) this.txScratch = undefined;
+      this.txMemory.kept(frame);
     } else if (r === 'dropped') this.counters.inc('Ip6OutDiscards');
     return r;
   }

@@ -8,6 +8,7 @@ export * from './counters.ts';
 export * from './random.ts';
 export * from './ethernet.ts';
 export * from './packet-view.ts';
+export * from './frame-memory.ts';
 export * from './link.ts';
 export * from './memory.ts';
 export * from './faults.ts';
