@@ -295,6 +295,8 @@ interface Report {
   machine: { cpus: number; model: string; kernel: string; node: string; loadBefore: number[]; loadAfter?: number[] };
   quick: boolean;
   rounds: number;
+  /** How many requests each ping sent (the loss figures are percentages of these). */
+  pingCounts: typeof counts;
   ping?: PingSection;
   ping6?: Ping6Section;
   inMemory?: EchoPathFigure;
@@ -426,6 +428,7 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', kernel: release(), node: process.version, loadBefore: loadavg() },
     quick,
     rounds,
+    pingCounts: counts,
   };
   if (!skip.has('ping')) report.ping = await pingSection();
   if (!skip.has('ping6')) report.ping6 = await ping6Section({ rounds, counts });

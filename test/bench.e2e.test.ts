@@ -19,6 +19,44 @@ interface FigureJson {
   kernel: number;
 }
 
+/** bench/run.ts's ping counts, as its JSON report carries them. */
+interface PingCounts {
+  rtt: number;
+  serial: number;
+  flood: number;
+  bulk: number;
+  frag: number;
+}
+
+/** What each loss row's ping sent, and how many requests it keeps in flight (-l). */
+function pingRuns(c: PingCounts): Record<string, { sent: number; inFlight: number }> {
+  return {
+    serial_loss: { sent: c.serial, inFlight: 1 },
+    flood_loss: { sent: c.flood, inFlight: 32 },
+    bulk_loss: { sent: c.bulk, inFlight: 32 },
+    frag_loss: { sent: c.frag, inFlight: 1 },
+    serial6_loss: { sent: c.serial, inFlight: 1 },
+    flood6_loss: { sent: c.flood, inFlight: 32 },
+  };
+}
+
+/**
+ * Nothing was lost but, at most, the replies still in flight when ping stopped. iputils ping waits
+ * only twice its slowest round trip after its last request before it prints the summary (its
+ * schedule_exit), and a fast responder's slowest round trip is short: the C floor's is about
+ * 0.1 ms, and once on a loaded CI machine it was descheduled for longer than that right at the end
+ * and 20 of its 5,000 replies (0.4%) came too late to count. `ping -w` does not help: it stops at
+ * the count-th reply and counts the requests sent after it as lost. So the check is that what
+ * went unanswered fits in the in-flight window of the last requests (32 for `-l 32`, 1 for a
+ * serial run); one request more than that fails it.
+ */
+function expectOnlyTailUnanswered(lossPercent: number, run: { sent: number; inFlight: number }, label: string): void {
+  const unanswered = Math.round((lossPercent * run.sent) / 100);
+  expect(unanswered, `${label}: ${lossPercent}% of ${run.sent} unanswered, more than the ${run.inFlight} in flight at the end`).toBeLessThanOrEqual(
+    run.inFlight,
+  );
+}
+
 describe('npm run bench -- --quick --floors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapstack-bench-'));
   const jsonFile = join(dir, 'bench.json');
@@ -53,16 +91,19 @@ describe('npm run bench -- --quick --floors', () => {
     expect(run.stdout).toMatch(/UDP echo, datagrams\/s/);
   });
 
-  it('measured every ping figure for both stacks, in both placements, with nothing lost', () => {
+  it('measured every ping figure for both stacks, in both placements, losing none but the replies in flight at the end', () => {
     const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
+      pingCounts: PingCounts;
       ping: { figures: Record<string, FigureJson[]>; floors: Record<string, { key: string; medians: Record<string, number> }[]> };
     };
+    const runs = pingRuns(report.pingCounts);
     for (const placement of ['free', 'same-cpu']) {
       // the bare responders answered too (C on the TAP device, node + the addon)
       for (const row of report.ping.floors[placement]!) {
         for (const who of ['tapstack', 'node-floor', 'c-floor', 'kernel']) {
-          if (row.key.endsWith('_loss')) expect(row.medians[who], `${placement} ${row.key} ${who}`).toBe(0);
-          else expect(row.medians[who], `${placement} ${row.key} ${who}`).toBeGreaterThan(0);
+          const label = `${placement} ${row.key} ${who}`;
+          if (row.key.endsWith('_loss')) expectOnlyTailUnanswered(row.medians[who]!, runs[row.key]!, label);
+          else expect(row.medians[who], label).toBeGreaterThan(0);
         }
       }
     }
@@ -82,8 +123,8 @@ describe('npm run bench -- --quick --floors', () => {
       ]);
       for (const f of figures) {
         if (f.key.endsWith('_loss')) {
-          expect(f.tapstack, `${placement} ${f.key}`).toBe(0);
-          expect(f.kernel, `${placement} ${f.key}`).toBe(0);
+          expectOnlyTailUnanswered(f.tapstack, runs[f.key]!, `${placement} ${f.key} tapstack`);
+          expectOnlyTailUnanswered(f.kernel, runs[f.key]!, `${placement} ${f.key} kernel`);
         } else {
           expect(f.tapstack, `${placement} ${f.key}`).toBeGreaterThan(0);
           expect(f.kernel, `${placement} ${f.key}`).toBeGreaterThan(0);
@@ -92,12 +133,15 @@ describe('npm run bench -- --quick --floors', () => {
     }
   });
 
-  it('measured the ping -6 rows for tapstack and the kernel, with nothing lost, beside the IPv4 ones', () => {
-    const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as { ping6: { rows: { key: string; tapstack: number; kernel: number }[] } };
+  it('measured the ping -6 rows for tapstack and the kernel, losing none but the replies in flight at the end, beside the IPv4 ones', () => {
+    const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as { pingCounts: PingCounts; ping6: { rows: { key: string; tapstack: number; kernel: number }[] } };
+    const runs = pingRuns(report.pingCounts);
     expect(report.ping6.rows.map((r) => r.key)).toEqual(['serial6_time', 'serial6_loss', 'flood6_time', 'flood6_loss']);
     for (const r of report.ping6.rows) {
-      if (r.key.endsWith('_loss')) expect([r.tapstack, r.kernel], r.key).toEqual([0, 0]);
-      else expect(Math.min(r.tapstack, r.kernel), r.key).toBeGreaterThan(0);
+      if (r.key.endsWith('_loss')) {
+        expectOnlyTailUnanswered(r.tapstack, runs[r.key]!, `${r.key} tapstack`);
+        expectOnlyTailUnanswered(r.kernel, runs[r.key]!, `${r.key} kernel`);
+      } else expect(Math.min(r.tapstack, r.kernel), r.key).toBeGreaterThan(0);
     }
   });
 
@@ -116,7 +160,11 @@ describe('npm run bench -- --quick --floors', () => {
     expect(report.inMemoryPerCpu.map((c) => c.cpu)).toEqual(cpus().map((_, i) => i));
     for (const c of report.inMemoryPerCpu) expect(c.replies).toBe(c.frames);
     expect(report.memory.steps.map((s) => s.pings)).toEqual([2_000, 20_000]);
-    for (const s of report.memory.steps) expect(s.lossPercent).toBe(0);
+    // each step is one ping -f -l 32 run of the pings since the step before
+    report.memory.steps.forEach((s, i) => {
+      const sent = s.pings - (i === 0 ? 0 : report.memory.steps[i - 1]!.pings);
+      expectOnlyTailUnanswered(s.lossPercent, { sent, inFlight: 32 }, `memory step ${s.pings}`);
+    });
     // 1,000 senders from 10.0.0.3-254: at most the 252 addresses plus the pinger's 10.0.0.1
     expect(report.ping.arpFlood.received).toBe(1_000);
     expect(report.ping.arpFlood.neighboursAfter).toBeLessThanOrEqual(253);
