@@ -4,13 +4,15 @@
  * own tcp_rmem / tcp_wmem bounds.
  *
  * Why a shared pool. Measured with 10,000 connections to the echo port, 1,000 of them moving
- * 16 KiB at a time (bench/idle.ts --active): what the connections held at any moment was a few
- * MB, yet the process grew by 60-90 MB. The rest was garbage: every write copied into an
- * ArrayBuffer of its own, which lived a round trip (long enough to leave V8's young generation)
- * and was then freed only by a full collection, which V8 starts after some 64 MB more of such
- * memory. So the send buffers copy into fixed-size pages taken from here and give them back when
- * the peer acknowledges them: the same pages serve the next writes, nothing waits for the
- * collector, and what the pool holds is what the connections hold plus a bounded cache.
+ * 16 KiB at a time (bench/idle.ts --active): with a full collection forced every 250 ms, the
+ * ArrayBuffers alive stayed at 5-8 MB, yet without it the process grew by 60-90 MB. The rest was
+ * garbage of two kinds: the device's reads (one ArrayBuffer per batch, dead within the batch,
+ * freed by the next young-generation collection), and the send buffers' copies, one ArrayBuffer
+ * per write, which lived a round trip (long enough to leave V8's young generation) and were then
+ * freed only by a full collection, which V8 starts after some 64 MB more of such memory. So the
+ * send buffers copy into fixed-size pages taken from here and give them back when the peer
+ * acknowledges them: the same pages serve the next writes, and what the pool holds is what the
+ * connections hold plus a bounded cache of free pages.
  *
  * The account counts two things: the send buffers' pages in use, and the receive buffers'
  * truesize (the device reads their in-order data keeps alive, and their out-of-order copies).
@@ -28,7 +30,7 @@
 import type { Counter, Counters } from '@tapstack/link';
 
 export interface TcpMemoryOptions {
-  /** Bytes of one send-buffer page (default 16 KiB). */
+  /** Bytes of one send-buffer page (default 4 KiB, a memory page: an echo of 16 KiB in flight then holds 16-20 KiB). */
   pageBytes?: number;
   /** Below this, pressure ends (tcp_mem[0]); default 3/4 of `pressureBytes`. */
   lowBytes?: number;
@@ -36,7 +38,7 @@ export interface TcpMemoryOptions {
   pressureBytes?: number;
   /** Above this, send buffers get no page beyond their first (tcp_mem[2]); default 64 MiB. */
   limitBytes?: number;
-  /** Free pages kept for reuse, bytes (the rest go to the collector); default 8 MiB. */
+  /** Free pages kept for reuse, bytes (the rest go to the collector); default 4 MiB. */
   cacheBytes?: number;
 }
 
@@ -70,11 +72,11 @@ export class TcpMemory {
   private readonly cells: Record<TcpMemoryCounterName, Counter | { value: number }>;
 
   constructor(options: TcpMemoryOptions = {}, counters?: Counters<string>) {
-    this.pageBytes = options.pageBytes ?? 16 * 1024;
+    this.pageBytes = options.pageBytes ?? 4096;
     this.pressureBytes = options.pressureBytes ?? 32 * 1024 * 1024;
     this.lowBytes = options.lowBytes ?? Math.floor((this.pressureBytes * 3) / 4);
     this.limitBytes = options.limitBytes ?? 64 * 1024 * 1024;
-    this.cacheBytes = options.cacheBytes ?? 8 * 1024 * 1024;
+    this.cacheBytes = options.cacheBytes ?? 4 * 1024 * 1024;
     if (!(this.pageBytes > 0 && this.lowBytes <= this.pressureBytes && this.pressureBytes <= this.limitBytes)) {
       throw new RangeError(`tcp memory: want pageBytes > 0 and low <= pressure <= limit, got ${this.pageBytes}, ${this.lowBytes}, ${this.pressureBytes}, ${this.limitBytes}`);
     }
