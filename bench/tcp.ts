@@ -469,10 +469,11 @@ for s in socks:
     s.close()
 `;
 
-// The active mix's warm-up: `n` connections to the echo port each echo 16 KiB `rounds` times
-// (all sent, then all read back and compared), then close. The echo path's code is compiled and
-// its first memory made before the RSS the mix starts from is read, as the idle row's warm-up
-// does for the accept path: otherwise a JIT's one-time cost counts as the connections' memory.
+// The active mix's warm-up: `n` connections to the echo port each echo 16 KiB `rounds` times,
+// one exchange at a time (lwIP's small pools stalled when all sent before any read back), every
+// echo compared, then close. The echo path's code is compiled and its first memory made before
+// the RSS the mix starts from is read, as the idle row's warm-up does for the accept path:
+// otherwise a JIT's one-time cost counts as the connections' memory.
 const ECHO_WARMUP = `
 import socket, sys
 host, port, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -481,7 +482,6 @@ data = bytes((k * 7) & 255 for k in range(16384))
 for _ in range(rounds):
     for s in socks:
         s.sendall(data)
-    for s in socks:
         got = bytearray()
         while len(got) < len(data):
             chunk = s.recv(65536)
