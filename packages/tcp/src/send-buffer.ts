@@ -16,6 +16,7 @@
  * way to the device (into the buffer, into the frame), or once when the application's buffer is
  * unchanging, as Linux's sendfile(2) sends page-cache pages without copying them into the socket.
  */
+import { TcpMemory } from './memory.ts';
 
 /**
  * A segment's data as a connection hands it to its host: `length` bytes that `copyTo` writes into
@@ -42,8 +43,6 @@ export function segmentBytes(data: SegmentData): Uint8Array {
 export function bytesAsSegmentData(bytes: Uint8Array): SegmentData {
   return { length: bytes.length, copyTo: (target, offset) => target.set(bytes, offset) };
 }
-
-import { TcpMemory } from './memory.ts';
 
 const unchanging = new WeakSet<ArrayBufferLike>();
 
