@@ -14,6 +14,7 @@ import { ReceiveBuffer } from '../src/receive-buffer.ts';
 import { markUnchanging, SendBuffer, segmentBytes } from '../src/send-buffer.ts';
 import { seqAdd } from '../src/seq.ts';
 import { Harness, ISS, PEER_ISS } from './harness.ts';
+import { collect, IP_B, pair, pattern, runUntil, sha256 } from './support.ts';
 
 const bytes = (...b: number[]): Uint8Array => new Uint8Array(b);
 const run = (from: number, n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (from + i) & 255);
@@ -246,5 +247,33 @@ describe('a connection under memory pressure (tcp_mem[1])', () => {
     expect(m.receiveChargedBytes).toBe(700);
     h.connection.abort();
     expect(m.usedBytes).toBe(0);
+  });
+});
+
+describe('two stacks on an in-memory wire', () => {
+  it('20 connections echo 64 KiB each whole; the account peaks while they run and is back at zero once all are closed', async () => {
+    const p = pair();
+    try {
+      p.b.tcp.createServer((socket) => socket.pipe(socket)).listen(7);
+      const runs = Array.from({ length: 20 }, (_, i) => {
+        const data = pattern(64 * 1024, i + 1);
+        const client = p.a.tcp.connect({ host: IP_B, port: 7 });
+        const got = collect(client);
+        client.end(data);
+        return { data, got };
+      });
+      await runUntil(p.clock, () => runs.every((r) => r.got.ended));
+      for (const r of runs) expect(sha256(r.got.bytes())).toBe(sha256(r.data));
+      // both sides held pages and received data while the echoes ran
+      for (const host of [p.a, p.b]) expect(host.tcp.counters.get('mem_peak_bytes')).toBeGreaterThan(64 * 1024);
+      await runUntil(p.clock, () => p.a.tcp.connectionCount === 0 && p.b.tcp.connectionCount === 0, 120_000, 100);
+      for (const host of [p.a, p.b]) {
+        expect(host.tcp.memory.usedBytes).toBe(0);
+        expect(host.tcp.counters.get('mem_send_bytes')).toBe(0);
+        expect(host.tcp.counters.get('mem_receive_bytes')).toBe(0);
+      }
+    } finally {
+      p.close();
+    }
   });
 });
