@@ -144,9 +144,10 @@ const SCENARIOS: Scenario[] = [
   },
   // RFC 1122 3.2.2.6: the request's IP options come back in the reply. Linux records its address
   // (or the time) on receipt and again on the reply, so ping -R shows 10.0.0.2 twice.
-  { name: 'ping -R (record route option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-R', '-c', '1', '-W', '1', '10.0.0.2'] },
-  { name: 'ping -T tsonly (timestamp option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-T', 'tsonly', '-c', '1', '-W', '1', '10.0.0.2'] },
-  { name: 'ping -T tsandaddr (timestamp and address option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-T', 'tsandaddr', '-c', '1', '-W', '1', '10.0.0.2'] },
+  // (-W 10: ping ends at the reply, and waits that long for a late one)
+  { name: 'ping -R (record route option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-R', '-c', '1', '-W', '10', '10.0.0.2'] },
+  { name: 'ping -T tsonly (timestamp option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-T', 'tsonly', '-c', '1', '-W', '10', '10.0.0.2'] },
+  { name: 'ping -T tsandaddr (timestamp and address option)', kernelAnswers: 1, maskQuotedHostFields: true, command: ['ping', '-T', 'tsandaddr', '-c', '1', '-W', '10', '10.0.0.2'] },
   // Reassembly, case by case as Linux 6.x decides (ip_frag_queue, inet_frag_queue_insert): an
   // echo request of 1008 bytes of ICMP cut by hand; an answer means the request was rebuilt.
   {
@@ -206,7 +207,7 @@ const SCENARIOS: Scenario[] = [
   {
     name: RATE_LIMIT_SCENARIO,
     kernelAnswers: 1 + 1 + 6 + 2, // ARP request for 10.0.0.5, echo reply, then 6 + 2 port unreachables
-    command: ['sh', '-c', `ping -q -c 1 -W 2 -I 10.0.0.5 10.0.0.2 >/dev/null && python3 -c '${UDP_BURSTS}'`],
+    command: ['sh', '-c', `ping -q -c 1 -W 10 -I 10.0.0.5 10.0.0.2 >/dev/null && python3 -c '${UDP_BURSTS}'`],
     windowMs: 500,
     maskQuotedHostFields: true,
   },
@@ -300,7 +301,7 @@ let kernelNs: Netns;
 let tapstack: Watched;
 let tapSide: Names;
 let kernelSide: Names;
-let tapAnswers: Record<string, { frames: string[]; status: number | null; output: string }>;
+let tapAnswers: Record<string, { frames: string[]; status: number | null; output: string; barrier: boolean }>;
 let kernelAnswers: typeof tapAnswers;
 let kernelSnmpBefore: Map<string, number>;
 
@@ -342,16 +343,23 @@ async function waitForCounter(stack: Watched, name: string, value: number, timeo
   }
 }
 
+/** The ICMP identifier of capture.py's barriers (the scenarios' echo requests use 0x4242). */
+const BARRIER_ID = 0xb4b4;
+
 function capture(ns: Netns, names: Names): Promise<typeof tapAnswers> {
   const host = mac(names.host);
   const peer = mac(names.peer);
   const spec = {
     ifname: 'dut0',
-    scenarios: [CONFIRM, ...SCENARIOS].map((s) => ({
+    barrier_id: BARRIER_ID,
+    scenarios: [CONFIRM, ...SCENARIOS].map((s, number) => ({
       name: s.name,
       frames: (s.frames?.(host, peer) ?? []).map(hex),
       command: s.command ?? null,
       window_ms: s.windowMs ?? 300,
+      // after the window, an echo request whose reply closes the scenario: whatever the answerer
+      // sends for the scenario comes before it, however late (test/support/capture.py)
+      barrier: hex(ethernet(peer, host, 0x0800, ipv4({ source: '10.0.0.1', destination: '10.0.0.2', protocol: 1, identification: 0x5000 + number, payload: echoRequest(BARRIER_ID, number, 8) }))),
     })),
   };
   return new Promise((resolve, reject) => {
@@ -457,6 +465,8 @@ describe('tapstack answers like the Linux kernel', () => {
   it.each(SCENARIOS.map((s) => s.name))('%s', (name) => {
     const scenario = SCENARIOS.find((s) => s.name === name)!;
     const mask = scenario.maskQuotedHostFields ? maskQuotedHostFields : (n: Normalised[]): Normalised[] => n;
+    // each answerer's reply to the barrier closed the scenario, so the frames are all its answers
+    expect([kernelAnswers[name]!.barrier, tapAnswers[name]!.barrier], 'the barrier replies (kernel, ours)').toEqual([true, true]);
     const kernel = mask(normalise(kernelAnswers[name]!.frames, kernelSide));
     const ours = mask(normalise(tapAnswers[name]!.frames, tapSide));
     expect(kernel).toHaveLength(scenario.kernelAnswers);

@@ -2,12 +2,18 @@
 """Send frames on a device and record what comes back, for the differential suite.
 
 Reads a JSON spec on stdin:
-  {"ifname": "dut0", "scenarios": [{"name": ..., "frames": [hex...], "command": [argv] | null,
-                                     "window_ms": 300}]}
+  {"ifname": "dut0", "barrier_id": 0xb4b4, "scenarios": [{"name": ..., "frames": [hex...],
+   "command": [argv] | null, "window_ms": 300, "barrier": hex}]}
 For each scenario, in order: drain what is pending, write the raw frames (whole Ethernet frames)
-with an AF_PACKET socket, run the command if any, then keep reading for window_ms. Only frames
-that arrive on the device (not the ones it sends) with EtherType ARP or IPv4 are kept.
-Prints {"<name>": {"frames": [hex...], "status": int|null, "output": str}} as JSON.
+with an AF_PACKET socket, run the command if any, keep reading for window_ms, then send the
+scenario's barrier (an echo request with ICMP identifier barrier_id and the scenario's number as
+its sequence) and keep reading until its reply comes (10 s at most). Both answerers handle what
+they receive in order, so every answer to the scenario came before the barrier's reply, however
+long the answerer was off the CPU: window_ms alone let a late answer fall into the next
+scenario (where it was dropped). The barrier's reply itself is not kept. Only frames that arrive
+on the device (not the ones it sends) with EtherType ARP or IPv4 are kept.
+Prints {"<name>": {"frames": [hex...], "status": int|null, "output": str, "barrier": bool}} as
+JSON ("barrier": false when its reply never came).
 Runs as root inside the sender's network namespace; touches nothing but that device.
 """
 import json
@@ -27,30 +33,44 @@ sock.bind((spec["ifname"], 0))
 sock.setblocking(False)
 
 
-def read_ready(keep):
+def is_barrier_reply(data, sequence):
+    """An IPv4 ICMP echo reply with the barrier's identifier and this sequence."""
+    if len(data) < 34 or data[12:14] != b"\x08\x00" or data[23] != 1:
+        return False
+    icmp = 14 + (data[14] & 0x0F) * 4
+    if len(data) < icmp + 8 or data[icmp] != 0:
+        return False
+    return int.from_bytes(data[icmp + 4 : icmp + 6], "big") == spec["barrier_id"] and int.from_bytes(data[icmp + 6 : icmp + 8], "big") == sequence
+
+
+def read_ready(keep, barrier=None):
+    """Reads what is pending into keep (None: drop it); True once the barrier's reply was read."""
     while True:
         try:
             data, address = sock.recvfrom(65535)
         except BlockingIOError:
-            return
+            return False
         if keep is None or address[2] == PACKET_OUTGOING:
             continue
+        if barrier is not None and is_barrier_reply(data, barrier):
+            return True
         if int.from_bytes(data[12:14], "big") in KEEP:
             keep.append(data.hex())
 
 
-def collect_until(deadline, keep):
+def collect_until(deadline, keep, barrier=None):
+    """Reads into keep until the deadline, or until the barrier's reply when one is given."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            return
+            return False
         ready, _, _ = select.select([sock], [], [], left)
-        if ready:
-            read_ready(keep)
+        if ready and read_ready(keep, barrier):
+            return True
 
 
 result = {}
-for scenario in spec["scenarios"]:
+for number, scenario in enumerate(spec["scenarios"]):
     read_ready(None)  # drop whatever came before this scenario
     frames = []
     for frame in scenario["frames"]:
@@ -62,6 +82,8 @@ for scenario in spec["scenarios"]:
             collect_until(time.monotonic() + 0.02, frames)
         status, output = process.returncode, process.stdout.read()
     collect_until(time.monotonic() + scenario["window_ms"] / 1000, frames)
-    result[scenario["name"]] = {"frames": frames, "status": status, "output": output}
+    sock.send(bytes.fromhex(scenario["barrier"]))
+    barrier = collect_until(time.monotonic() + 10, frames, number)
+    result[scenario["name"]] = {"frames": frames, "status": status, "output": output, "barrier": barrier}
 
 print(json.dumps(result))
