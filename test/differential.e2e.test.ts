@@ -328,17 +328,27 @@ function snmp(ns: Netns): Map<string, number> {
   return out;
 }
 
+/**
+ * What tapstack prints for a command typed on its stdin (`stats`, `neigh`), whole: a word it
+ * does not know follows the command, and its answer (the list of commands) comes after the
+ * table, so everything before it is the table however the pipe cut it (a fixed 50 ms after
+ * its first line assumed the rest came that soon).
+ */
+async function typed(stack: Watched, command: string): Promise<string> {
+  const mark = stack.output.length;
+  stack.child.stdin!.write(`${command}\nend-of-table\n`);
+  const end = await stack.waitFor(/^commands: neigh, conns, stats, quit$/m, 30_000, mark);
+  return stack.output.slice(mark, mark + end.index!);
+}
+
 /** Asks tapstack for its counters (`stats` on stdin) until `name` reaches `value`. */
 async function waitForCounter(stack: Watched, name: string, value: number, timeoutMs: number): Promise<Map<string, number>> {
   const started = Date.now();
   for (;;) {
-    const mark = stack.output.length;
-    stack.child.stdin!.write('stats\n');
-    await stack.waitFor(/^\s*[a-z0-9_]+\.[a-z0-9_]+ \d+$/m, 5_000, mark);
-    await new Promise((r) => setTimeout(r, 50)); // the rest of the same write
-    const counters = parseCounters(stack.output.slice(mark));
+    const table = await typed(stack, 'stats');
+    const counters = parseCounters(table);
     if ((counters.get(name) ?? 0) >= value) return counters;
-    if (Date.now() - started > timeoutMs) throw new Error(`${name} never reached ${value}: ${stack.output.slice(mark)}`);
+    if (Date.now() - started > timeoutMs) throw new Error(`${name} never reached ${value}: ${table}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -388,7 +398,7 @@ beforeAll(async () => {
   // tapstack announces 10.0.0.2 twice, 2 s apart (RFC 5227 ANNOUNCE_NUM/ANNOUNCE_INTERVAL);
   // Linux does not announce at all (arp_notify=0, documented). Wait until both went out, so
   // the second one does not land in a scenario's capture.
-  await waitForCounter(tapstack, 'arp.tx_announcements', 2, 6_000);
+  await waitForCounter(tapstack, 'arp.tx_announcements', 2, 15_000);
 
   // the kernel on a veth peer, same addresses
   hostNs = Netns.create('diff-host');
@@ -503,11 +513,7 @@ describe('tapstack answers like the Linux kernel', () => {
 
   it('the neighbour tables agree: 10.0.0.7 learned STALE from its request, 10.0.0.9 not learned from an unsolicited reply', async () => {
     const kernelTable = kernelNs.exec('ip', ['neigh', 'show', 'dev', 'eth0']);
-    const mark = tapstack.output.length;
-    tapstack.child.stdin!.write('neigh\n');
-    await tapstack.waitFor(/10\.0\.0\.1 dev dut0 lladdr [0-9a-f:]{17}(?: used \S+ probes \d+)? [A-Z]+\n/, 5_000, mark);
-    await new Promise((r) => setTimeout(r, 50));
-    const ourTable = tapstack.output.slice(mark);
+    const ourTable = await typed(tapstack, 'neigh');
     const entry = (table: string, ip: string): string | undefined => {
       // ours prints like ip -s neigh (used .../... probes N before the state); the kernel's like ip neigh
       const m = table.match(new RegExp(`^${ip.replace(/\./g, '\\.')} (?:dev \\S+ )?lladdr ([0-9a-f:]{17})(?: used \\S+ probes \\d+)? ([A-Z]+)`, 'm'));
