@@ -2,19 +2,20 @@
  * Our stack on a real TAP device against the Linux kernel, in a network namespace this file
  * creates and deletes (also on failure). Inside it: the kernel's tap0 is 10.0.0.1/24, our stack
  * 10.0.0.2/24; nothing else is touched. The kernel's `ping` pings us (small, odd, the largest
- * unfragmented, fragmented both ways, flood), tshark captures tap0 the whole time and must decode
- * every frame we sent with valid IP and ICMP checksums, and our ping client pings the kernel.
+ * unfragmented, fragmented both ways, flood), tcpdump captures tap0 the whole time and tshark
+ * must decode every frame we sent with valid IP and ICMP checksums, and our ping client pings
+ * the kernel.
  * Fails, never skips, without root, /dev/net/tun or the tools.
  */
 import { type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Arp } from '@tapstack/arp';
 import { Ipv4Cidr, Ipv4Layer } from '@tapstack/ipv4';
-import { EtherTypeDispatcher, MacAddress, SystemClock, TapDevice, ipv4, type Clock, type Link } from '@tapstack/link';
+import { EtherTypeDispatcher, MacAddress, SystemClock, TapDevice, ipv4, readPcap, type Clock, type Link } from '@tapstack/link';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Netns, requireE2eCapabilities, type RunResult } from '../../../test/support/netns.ts';
+import { Netns, requireE2eCapabilities, requireTools, type RunResult } from '../../../test/support/netns.ts';
 import { expectEveryRequestAnswered, PING_DEADLINE_S, pingCount } from '../../../test/support/ping.ts';
 import { IcmpLayer } from '../src/layer.ts';
 import { formatPingSummary } from '../src/ping.ts';
@@ -49,35 +50,47 @@ let capture: ChildProcess | undefined;
 let dir: string | undefined;
 let captureFile = '';
 
+/** Resolves once tcpdump says it listens: its packet socket is bound then, so it misses nothing after. */
 function waitForCaptureStart(child: ChildProcess): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('tshark did not start capturing within 20 s')), 20_000);
+    const timer = setTimeout(() => reject(new Error('tcpdump did not start capturing within 30 s')), 30_000);
     let err = '';
     child.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
-      if (/Capturing on/.test(err)) {
+      if (/listening on/.test(err)) {
         clearTimeout(timer);
         resolve();
       }
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`tshark exited (${code}): ${err}`));
+      reject(new Error(`tcpdump exited (${code}): ${err}`));
     });
   });
 }
 
+/** Frames from our MAC in the capture tcpdump is writing (a half-written last record: -1, read again). */
+function framesFromUs(): number {
+  try {
+    return readPcap(readFileSync(captureFile)).filter((r) => MacAddress.fromBytes(r.frame, 6).equals(STACK_MAC)).length;
+  } catch {
+    return -1;
+  }
+}
+
 beforeAll(async () => {
   requireE2eCapabilities();
+  requireTools(['tcpdump']);
   ns = Netns.create('ping');
   tap = TapDevice.open({ name: 'tap0', netns: ns.name, mac: STACK_MAC });
   tap.configureHost({ address: '10.0.0.1/24' });
   dir = mkdtempSync(join(tmpdir(), 'tapstack-ping-'));
-  captureFile = join(dir, 'tap0.pcapng');
-  capture = ns.spawn('tshark', ['-i', 'tap0', '-w', captureFile, '-B', '16'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  captureFile = join(dir, 'tap0.pcap');
+  // tcpdump, not tshark's dumpcap: it writes each frame to the file as it reads it (-U,
+  // --immediate-mode), so the test can see when the capture holds everything before stopping it;
+  // dumpcap buffered its file and needed fixed pauses before and after
+  capture = ns.spawn('tcpdump', ['-i', 'tap0', '-n', '-U', '--immediate-mode', '-B', '16384', '-w', captureFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   await waitForCaptureStart(capture);
-  // dumpcap says "Capturing on" a moment before it really is: give it that moment
-  await new Promise((r) => setTimeout(r, 1000));
   // only now, so the capture sees every frame the stack sends (its ARP announcements included)
   stack = composeStack(tap, new SystemClock(), '10.0.0.2/24');
 });
@@ -169,13 +182,14 @@ describe('the kernel pings our stack', () => {
 
 describe('our stack pings the kernel', () => {
   it('ping 10.0.0.1 from 10.0.0.2: 0% loss', async () => {
+    // (timeoutMs: how long ours waits after its last request for a late reply; it ends at the last one)
     const lines: string[] = [];
-    const summary = await stack!.icmp.ping(HOST, { count: 5, intervalMs: 100, timeoutMs: 2000, size: 56 });
+    const summary = await stack!.icmp.ping(HOST, { count: 5, intervalMs: 100, timeoutMs: 10_000, size: 56 });
     lines.push(formatPingSummary(summary));
     expect(summary).toMatchObject({ transmitted: 5, received: 5, errors: 0, lossPercent: 0 });
     expect(lines[0]).toMatch(/5 packets transmitted, 5 received, 0% packet loss/);
     expect(summary.rtt!.maxMs).toBeGreaterThan(0);
-    const big = await stack!.icmp.ping(HOST, { count: 3, intervalMs: 100, timeoutMs: 2000, size: 4000 });
+    const big = await stack!.icmp.ping(HOST, { count: 3, intervalMs: 100, timeoutMs: 10_000, size: 4000 });
     expect(big.received).toBe(3);
   });
 });
@@ -185,7 +199,8 @@ describe('tshark on the host side', () => {
     // Quiet the stack first (ARP keeps probing its neighbours), so the count below is final.
     stack!.close();
     const txFrames = tap!.counters.get('tx_frames');
-    await new Promise((r) => setTimeout(r, 1500)); // let dumpcap flush
+    // until the capture holds as many frames from us as we sent (15 s at most; checked below)
+    for (const end = Date.now() + 15_000; framesFromUs() < txFrames && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
     capture!.kill('SIGINT');
     await new Promise<void>((resolve) => {
       if (capture!.exitCode !== null) resolve();
