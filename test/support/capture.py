@@ -12,13 +12,16 @@ they receive in order, so every answer to the scenario came before the barrier's
 long the answerer was off the CPU: window_ms alone let a late answer fall into the next
 scenario (where it was dropped). The barrier's reply itself is not kept. Only frames that arrive
 on the device (not the ones it sends) with EtherType ARP or IPv4 are kept.
-Prints {"<name>": {"frames": [hex...], "status": int|null, "output": str, "barrier": bool}} as
-JSON ("barrier": false when its reply never came).
+Prints {"<name>": {"frames": [hex...], "times": [s...], "status": int|null, "output": str,
+"barrier": bool}} as JSON: "times" has, for each frame, when the kernel received it (SO_TIMESTAMPNS,
+seconds since 1970: when the answerer sent it, not when this script got to read it), and
+"barrier" is false when the barrier's reply never came.
 Runs as root inside the sender's network namespace; touches nothing but that device.
 """
 import json
 import select
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -26,11 +29,13 @@ import time
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 KEEP = (0x0800, 0x0806)
+SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>; SCM_TIMESTAMPNS has the same number
 
 spec = json.load(sys.stdin)
 sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
 sock.bind((spec["ifname"], 0))
 sock.setblocking(False)
+sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
 
 def is_barrier_reply(data, sequence):
@@ -43,11 +48,20 @@ def is_barrier_reply(data, sequence):
     return int.from_bytes(data[icmp + 4 : icmp + 6], "big") == spec["barrier_id"] and int.from_bytes(data[icmp + 6 : icmp + 8], "big") == sequence
 
 
+def received_at(ancillary):
+    """The kernel's receive time of a frame (SCM_TIMESTAMPNS), in seconds."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", value[:16])
+            return seconds + nanoseconds / 1e9
+    return time.time()
+
+
 def read_ready(keep, barrier=None):
-    """Reads what is pending into keep (None: drop it); True once the barrier's reply was read."""
+    """Reads what is pending into keep ({"frames", "times"}; None: drop it); True once the barrier's reply was read."""
     while True:
         try:
-            data, address = sock.recvfrom(65535)
+            data, ancillary, _flags, address = sock.recvmsg(65535, socket.CMSG_SPACE(16))
         except BlockingIOError:
             return False
         if keep is None or address[2] == PACKET_OUTGOING:
@@ -55,7 +69,8 @@ def read_ready(keep, barrier=None):
         if barrier is not None and is_barrier_reply(data, barrier):
             return True
         if int.from_bytes(data[12:14], "big") in KEEP:
-            keep.append(data.hex())
+            keep["frames"].append(data.hex())
+            keep["times"].append(received_at(ancillary))
 
 
 def collect_until(deadline, keep, barrier=None):
@@ -72,18 +87,18 @@ def collect_until(deadline, keep, barrier=None):
 result = {}
 for number, scenario in enumerate(spec["scenarios"]):
     read_ready(None)  # drop whatever came before this scenario
-    frames = []
+    kept = {"frames": [], "times": []}
     for frame in scenario["frames"]:
         sock.send(bytes.fromhex(frame))
     status, output = None, ""
     if scenario.get("command"):
         process = subprocess.Popen(scenario["command"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         while process.poll() is None:
-            collect_until(time.monotonic() + 0.02, frames)
+            collect_until(time.monotonic() + 0.02, kept)
         status, output = process.returncode, process.stdout.read()
-    collect_until(time.monotonic() + scenario["window_ms"] / 1000, frames)
+    collect_until(time.monotonic() + scenario["window_ms"] / 1000, kept)
     sock.send(bytes.fromhex(scenario["barrier"]))
-    barrier = collect_until(time.monotonic() + 10, frames, number)
-    result[scenario["name"]] = {"frames": frames, "status": status, "output": output, "barrier": barrier}
+    barrier = collect_until(time.monotonic() + 10, kept, number)
+    result[scenario["name"]] = {**kept, "status": status, "output": output, "barrier": barrier}
 
 print(json.dumps(result))
