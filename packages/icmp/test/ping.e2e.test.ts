@@ -169,7 +169,8 @@ describe('the kernel pings our stack', () => {
     const requests = stack!.icmp.counters.get('rx_echo_requests');
     const replies = stack!.icmp.counters.get('tx_echo_replies');
     const run = await ping(['-f', ...pingCount(2000)], (PING_DEADLINE_S + 30) * 1000);
-    expect(run.stdout, run.stdout + run.stderr).toMatch(/\d+ packets transmitted, 2000 received,/);
+    // (more than 2000 when late replies came together: ping counts what it read before it stops)
+    expect(Number(run.stdout.match(/\d+ packets transmitted, (\d+) received,/)?.[1]), run.stdout + run.stderr).toBeGreaterThanOrEqual(2000);
     expect(run.status).toBe(0);
     const sent = transmitted(run);
     requestsSent += sent;
