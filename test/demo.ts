@@ -36,7 +36,8 @@ async function demo(): Promise<void> {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // 'close', not 'exit': the exit can come before the last of its output (the counters) is read
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     await waitFor(() => out, /tapstack is up/, 15_000, 'tapstack up');
     process.stdout.write(out);
 
