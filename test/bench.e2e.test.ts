@@ -28,17 +28,27 @@ interface PingCounts {
   frag: number;
 }
 
-/** What each loss row's ping sent, and how many requests it keeps in flight (-l). */
-function pingRuns(c: PingCounts): Record<string, { sent: number; inFlight: number }> {
+/** What each loss row's ping sent, how many requests it keeps in flight (-l), and how often it sends one when no reply comes. */
+interface PingRun {
+  sent: number;
+  inFlight: number;
+  /** A flood sends one more every 10 ms while no reply comes (iputils' MININTERVAL); -i 0.002 one every 2 ms regardless. */
+  paceMs: number;
+}
+
+function pingRuns(c: PingCounts): Record<string, PingRun> {
   return {
-    serial_loss: { sent: c.serial, inFlight: 1 },
-    flood_loss: { sent: c.flood, inFlight: 32 },
-    bulk_loss: { sent: c.bulk, inFlight: 32 },
-    frag_loss: { sent: c.frag, inFlight: 1 },
-    serial6_loss: { sent: c.serial, inFlight: 1 },
-    flood6_loss: { sent: c.flood, inFlight: 32 },
+    serial_loss: { sent: c.serial, inFlight: 1, paceMs: 10 },
+    flood_loss: { sent: c.flood, inFlight: 32, paceMs: 10 },
+    bulk_loss: { sent: c.bulk, inFlight: 32, paceMs: 10 },
+    frag_loss: { sent: c.frag, inFlight: 1, paceMs: 2 },
+    serial6_loss: { sent: c.serial, inFlight: 1, paceMs: 10 },
+    flood6_loss: { sent: c.flood, inFlight: 32, paceMs: 10 },
   };
 }
+
+/** How long the responder may be off the CPU right at the end (a node GC pause, a busy CI machine). */
+const END_STALL_MS = 200;
 
 /**
  * Nothing was lost but, at most, the replies still in flight when ping stopped. iputils ping waits
@@ -48,13 +58,19 @@ function pingRuns(c: PingCounts): Record<string, { sent: number; inFlight: numbe
  * and 20 of its 5,000 replies (0.4%) came too late to count. `ping -w` does not help: it stops at
  * the count-th reply and counts the requests sent after it as lost. So the check is that what
  * went unanswered fits in the in-flight window of the last requests (32 for `-l 32`, 1 for a
- * serial run); one request more than that fails it.
+ * serial run), plus the requests ping sent while the responder was off the CPU at the end: ping
+ * does not hold back for a late reply, a flood sends one more every 10 ms and `-i 0.002` one every
+ * 2 ms (under two busy loops and one at nice -5, the fragmented row once left 7 of its 20
+ * requests unanswered that way). END_STALL_MS of that is allowed: 20 more requests for a flood,
+ * which still fails more than 21 unanswered of the serial run's 2,000 or 52 of a 5,000 flood
+ * (about 1%); for the quick fragmented row, whose 20 requests all go out within 40 ms, it is more
+ * than it sends, so there the row is only checked to be measured (its RTT needs a reply), and the
+ * fragmented echo is checked request by request in ping.e2e and ipv6.e2e.
  */
-function expectOnlyTailUnanswered(lossPercent: number, run: { sent: number; inFlight: number }, label: string): void {
+function expectOnlyTailUnanswered(lossPercent: number, run: PingRun, label: string): void {
   const unanswered = Math.round((lossPercent * run.sent) / 100);
-  expect(unanswered, `${label}: ${lossPercent}% of ${run.sent} unanswered, more than the ${run.inFlight} in flight at the end`).toBeLessThanOrEqual(
-    run.inFlight,
-  );
+  const window = run.inFlight + Math.floor(END_STALL_MS / run.paceMs);
+  expect(unanswered, `${label}: ${lossPercent}% of ${run.sent} unanswered, more than the ${window} in flight at the end`).toBeLessThanOrEqual(window);
 }
 
 describe('npm run bench -- --quick --floors', () => {
@@ -72,11 +88,12 @@ describe('npm run bench -- --quick --floors', () => {
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGINT'), 300_000);
+    // a limit, not a speed check: 66 s at idle, 176 s under two busy loops and one at nice -5
+    const timer = setTimeout(() => child.kill('SIGINT'), 600_000);
     const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     clearTimeout(timer);
     run = { status, stdout, stderr, pid: child.pid };
-  }, 320_000);
+  }, 620_000);
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -163,7 +180,7 @@ describe('npm run bench -- --quick --floors', () => {
     // each step is one ping -f -l 32 run of the pings since the step before
     report.memory.steps.forEach((s, i) => {
       const sent = s.pings - (i === 0 ? 0 : report.memory.steps[i - 1]!.pings);
-      expectOnlyTailUnanswered(s.lossPercent, { sent, inFlight: 32 }, `memory step ${s.pings}`);
+      expectOnlyTailUnanswered(s.lossPercent, { sent, inFlight: 32, paceMs: 10 }, `memory step ${s.pings}`);
     });
     // 1,000 senders from 10.0.0.3-254: at most the 252 addresses plus the pinger's 10.0.0.1
     expect(report.ping.arpFlood.received).toBe(1_000);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Netns, requireE2eCapabilities } from './support/netns.ts';
+import { expectEveryRequestAnswered, pingCount, PING_DEADLINE_S } from './support/ping.ts';
 import { repoRoot, tsxBin, Watched } from './support/watch.ts';
 
 let serial = 0;
@@ -30,9 +31,9 @@ function namespaceExists(name: string): boolean {
 }
 
 /** `ip netns exec NAME cmd args`, never throwing; for namespaces the example owns. */
-function inNamespace(name: string, cmd: string, args: string[], input?: string): { status: number; stdout: string; stderr: string } {
+function inNamespace(name: string, cmd: string, args: string[], input?: string, timeoutMs = 20_000): { status: number; stdout: string; stderr: string } {
   try {
-    const stdout = execFileSync('ip', ['netns', 'exec', name, cmd, ...args], { encoding: 'utf8', timeout: 20_000, input, stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout = execFileSync('ip', ['netns', 'exec', name, cmd, ...args], { encoding: 'utf8', timeout: timeoutMs, input, stdio: ['pipe', 'pipe', 'pipe'] });
     return { status: 0, stdout, stderr: '' };
   } catch (err) {
     const e = err as { status?: number; stdout?: string; stderr?: string };
@@ -87,13 +88,15 @@ describe('examples with a TAP device (each in a namespace of its own)', () => {
     const name = exampleNamespace('03');
     const run = example('03-ping-me.ts', ['--netns', name]);
     await run.waitFor(new RegExp(`Ping me from another terminal:\\n  sudo ip netns exec ${name} ping -c 3 10\\.0\\.0\\.2`));
-    const ping = inNamespace(name, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.0.0.2']);
-    expect(ping.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
-    const big = inNamespace(name, 'ping', ['-c', '1', '-W', '2', '-s', '4000', '10.0.0.2']);
+    const ping = inNamespace(name, 'ping', [...pingCount(3), '-i', '0.2', '10.0.0.2'], undefined, (PING_DEADLINE_S + 10) * 1000);
+    expectEveryRequestAnswered(ping, 3);
+    const big = inNamespace(name, 'ping', [...pingCount(1), '-s', '4000', '10.0.0.2'], undefined, (PING_DEADLINE_S + 10) * 1000);
     expect(big.stdout).toMatch(/4008 bytes from 10\.0\.0\.2: icmp_seq=1/);
     await run.waitFor(/out .* 10\.0\.0\.2 > 10\.0\.0\.1: ICMP echo reply, id \d+, seq 3, length 64/);
     expect(await run.stop('SIGINT')).toEqual({ code: 0, signal: null });
-    expect(run.output).toMatch(/icmp\.tx_echo_replies 4/);
+    // one reply to each request the two pings sent (more than 3 + 1 when one waited for a late reply)
+    const sent = [ping, big].reduce((sum, r) => sum + Number(r.stdout.match(/(\d+) packets transmitted/)![1]), 0);
+    expect(run.output).toMatch(new RegExp(`icmp\\.tx_echo_replies ${sent}\\n`));
     expect(run.output).toMatch(/neighbour table \(ip neigh show\):\n10\.0\.0\.1 dev tap0 lladdr/);
     expect(namespaceExists(name)).toBe(false);
   });

@@ -104,17 +104,20 @@ describe('the series against tshark, on the kernel captures', () => {
 /** Polls a capture tcpdump is writing (-U) until the server's data direction, FIN included, is acknowledged. */
 async function untilAcknowledged(file: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let seen = 'nothing readable';
   for (;;) {
     let finished = false;
     try {
       const connections = tcpSeries(readCapture(readFileSync(file))).connections;
       const d = connections.length === 1 ? dataDirection(connections[0]!) : undefined;
       finished = d !== undefined && d.highestSeq > 2_000_000 && d.acks.some((a) => a.ack >= d.highestSeq);
+      const acked = d?.acks.reduce((most, a) => Math.max(most, a.ack), 0);
+      seen = `${connections.length} connection(s); our highest sequence ${d?.highestSeq}, the kernel's highest ACK ${acked}`;
     } catch {
       // tcpdump may be half-way through writing a record: read again on the next round
     }
     if (finished) return;
-    if (Date.now() > deadline) throw new Error(`the kernel's capture never showed the whole transfer acknowledged within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`the kernel's capture never showed the whole transfer acknowledged within ${timeoutMs} ms: ${seen}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -151,7 +154,8 @@ describe('a real transfer: tapstack up --pcap --tcp-log, curl, 2% loss each way'
     // curl is done once it has the body, but our FIN (or a last segment) may have been lost and is
     // resent after that: wait until the kernel's capture shows all of our sequence space, FIN
     // included, acknowledged, so that it holds every segment our own capture does.
-    await untilAcknowledged(kernelPcap, 15_000);
+    // (45 s: once on a loaded machine 15 s were not enough; a lost FIN is resent with backoff)
+    await untilAcknowledged(kernelPcap, 45_000);
     tcpdump.kill('SIGINT');
     await new Promise((r) => tcpdump.once('exit', r));
     const stopMark = up.output.length;

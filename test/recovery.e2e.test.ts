@@ -2,7 +2,7 @@
  * Loss recovery against the kernel (issue 14's Tests), in namespaces of their own:
  *
  *   clean:  on a clean link (tap0's queue long enough that the kernel drops nothing on its way
- *           to us: checked) a 10 MB download (our sender) and a 5 MB upload (the kernel's) are
+ *           to us: counted, and named should we resend) a 10 MB download (our sender) and a 5 MB upload (the kernel's) are
  *           captured with --pcap (and --tcp-log: a failure prints our resends, timeouts and
  *           undos, the kernel's backlog drops and the load); tshark's expert analysis finds no retransmission of any kind
  *           from us (spurious ones included; the kernel's are reported), every segment after the
@@ -96,15 +96,20 @@ describe('loss recovery against the kernel', () => {
     const tcpInfo = await ns.run('python3', ['-c', TCP_INFO, '10.0.0.2', '80']);
     // the kernel's send scale is ours, 7 (for tcp_rmem's 6 MiB); its own follows its tcp_rmem
     expect(tcpInfo.stdout.trim()).toMatch(/^ts sack wscale:7,\d+ http 200$/);
+    // Frames the kernel dropped on their way to us (the longer queue keeps this at 0 nearly always;
+    // once 1 under two busy loops and a third at nice -5). That alone fails nothing: every check
+    // below is about what we sent, and none of them gets looser with a drop. Should one make us
+    // resend, the retransmission checks fail, with the drops in their message.
     const linkStats = JSON.parse(ns.exec('ip', ['-s', '-j', 'link', 'show', 'tap0'])) as { stats64: { tx: { dropped: number } } }[];
-    expect(linkStats[0]!.stats64.tx.dropped, 'frames the kernel dropped on their way to us: not a clean link').toBe(0);
+    const droppedOnTheWayToUs = linkStats[0]!.stats64.tx.dropped;
     const mark = stack.output.length;
     expect(await stack.stop('SIGINT')).toEqual({ code: 0, signal: null });
     const counters = parseCounters(stack.output.slice(mark));
     // Should it fail: what our sender did and when (its --tcp-log), and what the kernel dropped
     // outside the link's own counters (the per-CPU input backlog all namespaces share).
     const why = (): string =>
-      `${[...counters].filter(([k]) => k.startsWith('tcp.')).join(' ')}\nkernel backlog drops during the test: ${softnetDrops() - dropsBefore}, load ${readFileSync('/proc/loadavg', 'utf8').trim()}\n` +
+      `${[...counters].filter(([k]) => k.startsWith('tcp.')).join(' ')}\nframes tap0 dropped on their way to us: ${droppedOnTheWayToUs} (not a clean link if any)\n` +
+      `kernel backlog drops during the test: ${softnetDrops() - dropsBefore}, load ${readFileSync('/proc/loadavg', 'utf8').trim()}\n` +
       readFileSync(log, 'utf8').split('\n').filter((l) => /"event":"(retransmit|timeout|recovery-enter|undo)"/.test(l)).slice(0, 30).join('\n');
     for (const name of ['tcp.RetransSegs', 'tcp.TCPTimeouts', 'tcp.TCPDSACKRecv', 'tcp.TCPDSACKUndo', 'tcp.TCPFullUndo', 'tcp.TCPLossUndo', 'tcp.TCPSpuriousRTOs']) {
       expect([name, counters.get(name) ?? 0], why()).toEqual([name, 0]);

@@ -25,7 +25,7 @@ it('npm start without privileges runs the in-memory demo: 0% loss, both neighbou
   // As nobody where nobody can read the checkout; as root with no capabilities otherwise (a clone under /root).
   const { argv, who } = asUnprivileged('sh', ['-c', `cd "$0" && exec npm start`, repoRoot], env);
   if (who === 'nobody') chownSync(home, 65534, 65534);
-  const run = await ns.run(argv[0], argv[1], 45_000);
+  const run = await ns.run(argv[0], argv[1], 100_000); // npm and node starting: 2 s at idle, 10 s under load
   const out = run.stdout;
   expect(out).toMatch(
     who === 'nobody'

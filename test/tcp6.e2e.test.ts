@@ -95,10 +95,12 @@ describe('the stack as a TCP server for the kernel over IPv6', () => {
     expect(local.stdout, local.stderr).toBe('hello, link-local\n');
 
     // the kernel's view of a connection to us while it is open: ESTAB, SACK and timestamps negotiated
+    // (looked for until a deadline, not for a count of tries: on a loaded machine starting nc and
+    // each ss takes longer, and 30 tries of 100 ms were about all the time nc had to connect)
     const held = ns.spawn('sh', ['-c', "(printf 'x'; sleep 3) | nc -6 -w 5 fd00:10::2 7 > /dev/null"], { stdio: 'ignore' });
     defer(() => held.kill('SIGKILL'));
     let ss = '';
-    for (let i = 0; i < 30 && !/ESTAB/.test(ss); i++) {
+    for (const end = Date.now() + 15_000; !/ESTAB/.test(ss) && Date.now() < end; ) {
       await new Promise((r) => setTimeout(r, 100));
       ss = (await ns.run('ss', ['-tin', 'dst', '[fd00:10::2]:7'])).stdout;
     }

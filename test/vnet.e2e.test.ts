@@ -20,6 +20,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { requireE2eCapabilities, requireTools, type Netns } from './support/netns.ts';
 import { expectedBytes, sha256 } from './support/http-body.ts';
 import { perTest } from './support/per-test.ts';
+import { expectEveryRequestAnswered, pingCount } from './support/ping.ts';
 import { parseCounters, spawnTapstack, type Watched } from './support/watch.ts';
 
 const { namespace, tempDir, defer } = perTest('vnet');
@@ -95,10 +96,10 @@ describe('tapstack up with the virtio-net header', () => {
     const ns = namespace('vnet-plain');
     const up = await upWithVnet(ns, ['--vnet-hdr', '--udp-echo', '7']);
 
-    const ping = await ns.run('ping', ['-c', '3', '-i', '0.2', '-W', '5', '10.0.0.2']);
-    expect(ping.stdout).toMatch(/3 packets transmitted, 3 received/);
-    const big = await ns.run('ping', ['-c', '2', '-i', '0.2', '-s', '4000', '-W', '5', '10.0.0.2']); // fragments, both ways
-    expect(big.stdout).toMatch(/2 packets transmitted, 2 received/);
+    const ping = await ns.run('ping', [...pingCount(3), '-i', '0.2', '10.0.0.2'], 40_000);
+    expectEveryRequestAnswered(ping, 3);
+    const big = await ns.run('ping', [...pingCount(2), '-i', '0.2', '-s', '4000', '10.0.0.2'], 40_000); // fragments, both ways
+    expectEveryRequestAnswered(big, 2, 'ping -s 4000');
     const arping = await ns.run('arping', ['-c', '2', '-w', '5', '-I', 'tap0', '10.0.0.2']);
     expect(arping.stdout).toMatch(/Received 2 response/);
 

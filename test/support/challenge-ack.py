@@ -73,7 +73,8 @@ except BlockingIOError:
 
 ours = theirs = None
 syn_ack_frame = None
-for outgoing, frame in segments(3):
+# (the waits below end at what they wait for; they are long for an answerer off the CPU a while)
+for outgoing, frame in segments(10):
     f = tcp_fields(frame)
     if outgoing and f["flags"] == 0x02 and f["dport"] == port:
         ours = f
@@ -86,7 +87,7 @@ if not (ours and theirs):
     sys.exit(0)
 # let the handshake finish
 client.setblocking(True)
-client.settimeout(3)
+client.settimeout(10)
 time.sleep(0.2)
 
 # A RST inside the window, 100 bytes past RCV.NXT (which is our ISN + 1).
@@ -101,7 +102,7 @@ ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
 raw.send(syn_ack_frame[6:12] + syn_ack_frame[0:6] + b"\x08\x00" + ip + tcp)
 
 answer = None
-for outgoing, frame in segments(1.0):
+for outgoing, frame in segments(10):
     f = tcp_fields(frame)
     if not outgoing and f["dport"] == ours["sport"]:
         answer = {

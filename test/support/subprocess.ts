@@ -4,7 +4,7 @@
  * end-to-end tests whose subject is the process itself: whether it exits when a device is closed
  * or unref()ed, or survives a device closed in the middle of a flood.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -19,15 +19,20 @@ export interface SnippetResult {
   readonly timedOut: boolean;
 }
 
+/** Starts `code` (an ES module) as `node --import tsx -e`, stdout and stderr piped, and leaves it running. */
+export function spawnTsSnippet(code: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env });
+}
+
 /** Runs `code` (an ES module) as `node --import tsx -e`; resolves when the process has ended, however it ended. */
 export function runTsSnippet(code: string, options: { timeoutMs: number; env?: NodeJS.ProcessEnv }): Promise<SnippetResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
+    const child = spawnTsSnippet(code, options.env);
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');

@@ -38,7 +38,7 @@ export class Watched {
   }
 
   /** Resolves when the output (from `from` on) matches; rejects with the output on timeout or exit. */
-  waitFor(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<RegExpMatchArray> {
+  waitFor(pattern: RegExp, timeoutMs = 30_000, from = 0): Promise<RegExpMatchArray> {
     return new Promise((resolve, reject) => {
       const started = Date.now();
       const poll = setInterval(() => {

@@ -186,6 +186,9 @@ describe('TapDevice I/O threads (two devices on a bridge, in a namespace)', () =
           await Promise.resolve();
         }
         await until(() => `phase ${p}: ${toB.next} of ${sent} frames arrived (${JSON.stringify(a.tapCounters.snapshot())})`, () => toB.next === sent);
+        // The writer marks itself idle a moment after its last write(2), which b may have read
+        // already: give it that moment before the next phase begins (see the bound below).
+        await new Promise((r) => setTimeout(r, 20));
       }
       expect(toB.problems).toEqual([]);
       expect(toB.next).toBe(sent);
@@ -194,13 +197,19 @@ describe('TapDevice I/O threads (two devices on a bridge, in a namespace)', () =
       const batches = a.tapCounters.get('tx_batches');
       const handedBatches = a.tapCounters.get('tx_handoff_batches');
       const handedFrames = a.tapCounters.get('tx_handoff_frames');
-      // both ways were taken: the bursts of 200 and 150 always by the writer, each phase's first
-      // frame on this thread (the writer idle); whatever a full ring refused was staged and counted again
+      // both ways were taken: the bursts of 200 and 150 always by the writer, a phase's first
+      // frame on this thread when the writer is idle; whatever a full ring refused was staged and
+      // counted again. Idle is not observable from here: a writer thread kept off the CPU between
+      // its last write(2) and marking itself idle (on a loaded machine, longer than the wait
+      // above) makes that phase's first frame queue behind it, correctly. So at least half the
+      // phases must have begun on this thread, not all: a hand-off that never writes a small
+      // batch itself still fails it (and the ping-pong test below pins the direct path exactly:
+      // no hand-off at all).
       expect(batches).toBeGreaterThanOrEqual(phases * phase.length);
       expect(handedBatches).toBeGreaterThanOrEqual(2 * phases);
-      expect(handedBatches).toBeLessThanOrEqual(batches - phases);
+      expect(handedBatches).toBeLessThanOrEqual(batches - phases / 2);
       expect(handedFrames).toBeGreaterThanOrEqual(350 * phases);
-      expect(handedFrames).toBeLessThanOrEqual(frames - phases);
+      expect(handedFrames).toBeLessThanOrEqual(frames - phases / 2);
       expect(a.tapCounters.get('tx_write_errors')).toBe(0);
       expect(a.tapCounters.get('tx_dropped_queue_full')).toBe(0);
     } finally {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TapDevice } from '@tapstack/link';
+import { readPcap, TapDevice } from '@tapstack/link';
 import { Netns, requireE2eCapabilities, requireTools } from '../../../test/support/netns.ts';
 import { tsharkFields } from '../../../test/support/tshark.ts';
 import { closedPortProbe } from '../../../test/support/udp-probe.ts';
@@ -16,6 +16,30 @@ import { serveUdpEcho, startHandWiredStack, type HandWiredStack } from './suppor
 
 const ECHO_PORT = 7777;
 const CLOSED_PORT = 9;
+
+/** An ICMP destination unreachable (type 3) from 10.0.0.2 in an Ethernet/IPv4 frame. */
+function isOurUnreachable(frame: Uint8Array): boolean {
+  if (frame.length < 34 || frame[12] !== 0x08 || frame[13] !== 0x00 || frame[23] !== 1) return false;
+  const from = frame.subarray(26, 30).join('.');
+  return from === '10.0.0.2' && frame[14 + (frame[14]! & 0x0f) * 4] === 3;
+}
+
+/**
+ * Waits (10 s at most) until the capture tcpdump is writing (-U: a record as each frame comes)
+ * holds our port unreachable, the last frame the tests cause: tcpdump writes in order, so every
+ * frame before it is in the file too. A fixed pause before stopping it lost the last frames when
+ * tcpdump was off the CPU that long.
+ */
+async function untilCaptured(file: string): Promise<void> {
+  for (const end = Date.now() + 10_000; Date.now() < end; ) {
+    try {
+      if (readPcap(readFileSync(file)).some((r) => isOurUnreachable(r.frame))) return;
+    } catch {
+      // a record half-written: read again
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 describe('UDP against the Linux kernel', () => {
   let ns: Netns;
@@ -92,8 +116,8 @@ describe('UDP against the Linux kernel', () => {
   });
 
   it('tshark finds every UDP checksum on the wire valid, ours and the kernel\'s', async () => {
-    // let tcpdump flush, then stop it
-    await new Promise((r) => setTimeout(r, 300));
+    // let tcpdump write the last frame, then stop it (the checks below say what is missing)
+    await untilCaptured(captureFile);
     capture.kill('SIGINT');
     await new Promise((r) => capture.once('exit', r));
     // one row per UDP header: icmp.type (empty unless quoted in an ICMP error), ip.src, udp.length, status
