@@ -469,6 +469,32 @@ for s in socks:
     s.close()
 `;
 
+// The active mix's warm-up: `n` connections to the echo port each echo 16 KiB `rounds` times,
+// one exchange at a time (lwIP's small pools stalled when all sent before any read back), every
+// echo compared, then close. The echo path's code is compiled and its first memory made before
+// the RSS the mix starts from is read, as the idle row's warm-up does for the accept path:
+// otherwise a JIT's one-time cost counts as the connections' memory.
+const ECHO_WARMUP = `
+import socket, sys
+host, port, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+socks = [socket.create_connection((host, port), 10) for _ in range(n)]
+data = bytes((k * 7) & 255 for k in range(16384))
+for _ in range(rounds):
+    for s in socks:
+        s.sendall(data)
+        got = bytearray()
+        while len(got) < len(data):
+            chunk = s.recv(65536)
+            if not chunk:
+                sys.exit("echo closed early")
+            got += chunk
+        if bytes(got) != data:
+            sys.exit("echo differs")
+for s in socks:
+    s.close()
+print("warm", flush=True)
+`;
+
 export interface ActiveMix {
   target: TcpTargetName;
   connections: number;
@@ -488,8 +514,13 @@ export interface ActiveMix {
 
 /** Holds `count` connections to the echo port, `active` of them echoing 16 KiB at a time for `seconds`; RSS before and the most while they run. */
 export async function activeMix(t: TcpTarget & { pid: number }, count: number, active: number, seconds: number, settleMs: number): Promise<ActiveMix | undefined> {
-  // the same warm-up as the idle row
+  // the same warm-up as the idle row, then the echo path's (ECHO_WARMUP)
   await t.client.run('python3', ['-c', IDLE_CONNECTIONS.replace('sys.stdin.read()', ''), ADDRESS, '7', '200'], 60_000);
+  const warm = await t.client.run('python3', ['-c', ECHO_WARMUP, ADDRESS, '7', '100', '10'], 60_000);
+  if (!/^warm/m.test(warm.stdout)) {
+    failed(`the echo warm-up on ${t.name}`, warm.stderr || warm.stdout);
+    return undefined;
+  }
   await sleep(settleMs);
   const rssBeforeKb = rssKb(t.pid);
   const every = Math.max(1, Math.floor(count / active));

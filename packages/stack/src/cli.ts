@@ -91,6 +91,9 @@ export const USAGE = `usage:
   -W TIMEOUT        seconds to wait after the last request for missing replies
                     (ping; default 10, ends early once every request is answered)
 
+The counters include TCP's buffer memory (tcp.mem_*); \`mem\` typed while up prints the
+process's memory (RSS, heap, ArrayBuffers), and SIGUSR1 prints it after the tables.
+
 While up: type \`neigh\`, \`conns\` or \`stats\` (or send SIGUSR1) to print the neighbour table,
 the TCP connections (like ss) and the counters. connect and get take the options of up too.`;
 

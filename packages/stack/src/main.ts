@@ -250,8 +250,19 @@ function describeIpv6(stack: Stack, tap: string): string {
 
 function printTables(stack: Stack): void {
   process.stdout.write(
-    `neighbours:\n${indent(stack.neighbours({ statistics: true }) || '(none)')}\nconnections:\n${indent(stack.connections())}\ncounters:\n${indent(stack.counters())}\n`,
+    `neighbours:\n${indent(stack.neighbours({ statistics: true }) || '(none)')}\nconnections:\n${indent(stack.connections())}\ncounters:\n${indent(stack.counters())}\n` +
+      `memory:\n${indent(describeProcessMemory())}\n`,
   );
+}
+
+/**
+ * The process's memory as V8 and the kernel see it: what TCP's own account (tcp.mem_*) leaves
+ * out is here, the collector's heap and the ArrayBuffers it has not freed yet among it.
+ */
+function describeProcessMemory(): string {
+  const m = process.memoryUsage();
+  const mb = (n: number): string => `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `rss ${mb(m.rss)}, heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, external ${mb(m.external)} (ArrayBuffers ${mb(m.arrayBuffers)})`;
 }
 
 async function up(d: DeviceOptions, services: Services): Promise<number> {
@@ -329,8 +340,9 @@ async function up(d: DeviceOptions, services: Services): Promise<number> {
       if (word === 'neigh' || word === 'n') process.stdout.write(`${stack.neighbours({ statistics: true }) || '(no neighbours)'}\n`);
       else if (word === 'stats' || word === 's') process.stdout.write(`${stack.counters()}\n`);
       else if (word === 'conns' || word === 'c') process.stdout.write(`${stack.connections()}\n`);
+      else if (word === 'mem' || word === 'm') process.stdout.write(`${describeProcessMemory()}\n`);
       else if (word === 'quit' || word === 'q') stop();
-      else if (word !== '') process.stdout.write('commands: neigh, conns, stats, quit\n');
+      else if (word !== '') process.stdout.write('commands: neigh, conns, stats, mem, quit\n');
     });
   });
 }

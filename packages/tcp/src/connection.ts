@@ -69,6 +69,7 @@ import { ReceiveBuffer } from './receive-buffer.ts';
 import { sackBlocksToSend } from './sack-blocks.ts';
 import { SackScoreboard, type SentSegment } from './sack-scoreboard.ts';
 import { DEFAULT_RTO_LIMITS, RtoEstimator, type RtoLimits } from './rto.ts';
+import { TcpMemory } from './memory.ts';
 import { NO_DATA, SendBuffer, type SegmentData } from './send-buffer.ts';
 import { seqAdd, seqDiff, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax } from './seq.ts';
 import type { SocketConnection, SocketEvents } from './socket.ts';
@@ -300,6 +301,11 @@ export interface ConnectionHost {
    * Absent: the connection makes a queue of its own on `clock`.
    */
   readonly timers?: TimerQueue;
+  /**
+   * The memory all the host's connections share (send-buffer pages, and the account of what the
+   * buffers hold against tcp_mem-like marks; memory.ts). Absent: the connection has its own.
+   */
+  readonly memory?: TcpMemory;
 }
 
 export interface Endpoint {
@@ -452,6 +458,7 @@ export class TcpConnection implements SocketConnection {
   /** The largest window the peer has offered (RFC 5961 5.2 uses it). */
   private maxSndWnd = 0;
   private readonly sendBuffer: SendBuffer;
+  private readonly memory: TcpMemory;
   /** close()/shutdown() asked for a FIN after the data: it sits just after the last byte queued. */
   private finQueued = false;
   /** The FIN has been sent at least once (SND.MAX then counts it). */
@@ -619,7 +626,8 @@ export class TcpConnection implements SocketConnection {
     this.sndMax = this.iss;
     this.localMss = options.localMss;
     this.mss = Math.min(TCP_DEFAULT_MSS, options.localMss);
-    this.sendBuffer = new SendBuffer(this.params.sendBufferBytes);
+    this.memory = host.memory ?? new TcpMemory();
+    this.sendBuffer = new SendBuffer(this.params.sendBufferBytes, this.memory);
     this.rto = new RtoEstimator(this.params.rto);
     this.cc = options.congestion ?? createCongestionControl(this.params.congestionControl, options.localMss);
     this.keepaliveIdleMs = this.params.keepaliveTimeMs;
@@ -649,7 +657,7 @@ export class TcpConnection implements SocketConnection {
     const c = new TcpConnection(host, options, 'SYN-RECEIVED');
     c.takeSynOptions(syn);
     c.irs = syn.seq;
-    c.receive = new ReceiveBuffer(c.params.receiveBufferBytes, seqAdd(syn.seq, 1));
+    c.receive = new ReceiveBuffer(c.params.receiveBufferBytes, seqAdd(syn.seq, 1), c.memory);
     c.sndWnd = syn.window; // never scaled in a SYN (RFC 7323 2.2)
     c.maxSndWnd = c.sndWnd;
     c.sndWl1 = syn.seq;
@@ -665,7 +673,7 @@ export class TcpConnection implements SocketConnection {
   static fromCookie(host: ConnectionHost, options: ConnectionOptions, ack: TcpRepr, peerMss: number): TcpConnection {
     const c = new TcpConnection(host, options, 'ESTABLISHED');
     c.irs = seqAdd(ack.seq, -1);
-    c.receive = new ReceiveBuffer(c.params.receiveBufferBytes, ack.seq);
+    c.receive = new ReceiveBuffer(c.params.receiveBufferBytes, ack.seq, c.memory);
     c.rcvWscale = 0; // the cookie carried no window scale: neither side scales
     c.mss = Math.max(64, Math.min(peerMss, c.localMss));
     c.sndUna = c.sndNxt = c.sndMax = seqAdd(options.iss, 1);
@@ -721,7 +729,9 @@ export class TcpConnection implements SocketConnection {
     if (data && this.params.receiveBufferAutotune) {
       const now = this.coarseNow();
       const grow = this.receiveTuner.consumed(data.length, now, this.receiveTuner.rttMs ?? this.rto.srtt, this.mss, r.capacity, this.params.receiveBufferMaxBytes);
-      if (grow !== undefined) r.grow(grow);
+      // Under the stack's memory pressure the rate is still measured, but no buffer grows
+      // (Linux's tcp_rcv_space_adjust and tcp_sndbuf_expand hold back the same way).
+      if (grow !== undefined && !this.memory.underPressure) r.grow(grow);
     }
     if (data && this.isSynchronized() && this.state !== 'TIME-WAIT' && !this.finReceived) {
       // Receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): tell the peer about the
@@ -760,7 +770,11 @@ export class TcpConnection implements SocketConnection {
   release(): void {
     this.socket = undefined;
     this.orphaned = true;
-    if (!this.isOpen) return;
+    if (!this.isOpen) {
+      // Nobody can read what is left: its memory goes back to the stack's account.
+      this.receive?.clear();
+      return;
+    }
     if (this.receive && this.receive.readable > 0 && this.isSynchronized()) {
       this.host.count('TCPAbortOnClose');
       this.abort();
@@ -782,6 +796,8 @@ export class TcpConnection implements SocketConnection {
       if (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT') this.host.count('EstabResets');
     }
     this.finish(error);
+    // An abort discards what was received too (RFC 9293 3.10.5): its memory goes back.
+    this.receive?.clear();
   }
 
   setNoDelay(noDelay: boolean): void {
@@ -874,7 +890,7 @@ export class TcpConnection implements SocketConnection {
     }
     if (!(f & TcpFlag.SYN)) return;
     this.irs = seg.seq;
-    this.receive = new ReceiveBuffer(this.params.receiveBufferBytes, seqAdd(seg.seq, 1));
+    this.receive = new ReceiveBuffer(this.params.receiveBufferBytes, seqAdd(seg.seq, 1), this.memory);
     this.takeSynOptions(seg);
     this.rcvAdvertisedEdge = this.receive.next;
     if (f & TcpFlag.ACK) {
@@ -1107,7 +1123,7 @@ export class TcpConnection implements SocketConnection {
       this.congestionAck(acked);
     }
     this.dupAcks = 0;
-    if (this.params.sendBufferAutotune) {
+    if (this.params.sendBufferAutotune && !this.memory.underPressure) {
       const grow = sendBufferTarget(this.cc.cwnd, INITIAL_WINDOW_SEGMENTS * this.mss, this.sendBuffer.capacity, this.params.sendBufferMaxBytes);
       if (grow !== undefined) this.sendBuffer.grow(grow);
     }
@@ -2352,7 +2368,8 @@ export class TcpConnection implements SocketConnection {
     for (const d of [this.retransmitDeadline, this.persistDeadline, this.delayedAckDeadline, this.keepaliveDeadline, this.closeDeadline, this.rackDeadline, this.probeDeadline]) d?.cancel();
     this.sendBuffer.clear();
     this.scoreboardMade?.clear();
-    if (error) this.receive?.clear();
+    // Unread data stays for a socket that may still read it; reset, or with no socket, it goes.
+    if (error || this.orphaned) this.receive?.clear();
     if (!this.closedReported) {
       this.closedReported = true;
       this.socket?.connectionClosed(error);

@@ -7,6 +7,7 @@ export * from './rto.ts';
 export * from './congestion.ts';
 export * from './cubic.ts';
 export * from './autotune.ts';
+export * from './memory.ts';
 export * from './send-buffer.ts';
 export * from './receive-buffer.ts';
 export * from './connection.ts';

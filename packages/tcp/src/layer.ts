@@ -35,6 +35,7 @@ import { TcpConnection, type ConnectionCounter, type ConnectionHost, type Connec
 import { ConnectionTable } from './demux.ts';
 import { TcpError } from './errors.ts';
 import { TcpEventLog, type TcpLogSink } from './event-log.ts';
+import { TcpMemory, type TcpMemoryCounterName, type TcpMemoryOptions } from './memory.ts';
 import { formatTcp, IPV6_FIXED_HEADER_LENGTH, mssForMtu, ReusedTcpRepr, tcp6ChecksumAt, TCP_DEFAULT_MSS, TcpField, TcpFlag, TcpPacket, TcpRepr, type TcpCheckError } from './header.ts';
 import { SequenceSecrets, type FourTuple } from './isn.ts';
 import type { SegmentData } from './send-buffer.ts';
@@ -116,7 +117,7 @@ export const TCP_COUNTERS = [
   'Tcp6InCsumErrors',
   'tx_no_source',
 ] as const;
-export type TcpCounterName = (typeof TCP_COUNTERS)[number] | ConnectionCounter;
+export type TcpCounterName = (typeof TCP_COUNTERS)[number] | ConnectionCounter | TcpMemoryCounterName;
 
 const CHECK_FAILURE_COUNTER: Record<TcpCheckError, TcpCounterName> = {
   truncated: 'rx_truncated',
@@ -153,6 +154,11 @@ export interface TcpLayerOptions {
    * (`jsonLinesSink(write)` makes JSON lines of them; src/event-log.ts). Off by default.
    */
   tcpLog?: TcpLogSink;
+  /**
+   * The memory all connections' buffers share and its marks, like Linux's tcp_mem (memory.ts):
+   * send-buffer page size, pressure and limit. Its gauges and counters join the layer's (mem_*).
+   */
+  memory?: TcpMemoryOptions;
 }
 
 export interface ConnectOptions {
@@ -212,6 +218,8 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
   readonly timers: TimerQueue;
   readonly params: Partial<TcpParams>;
   private readonly inSegs = this.counters.counter('InSegs');
+  /** Send-buffer pages and the account of every connection's buffers (memory.ts). */
+  readonly memory: TcpMemory;
   private readonly ipv4: Ipv4Layer;
   private readonly ipv6: Ipv6Layer | undefined;
   private readonly connections: ConnectionTable<TcpConnection>;
@@ -250,6 +258,7 @@ export class TcpLayer implements ConnectionHost, ListenerHost {
     this.ipv6 = options.ipv6;
     this.clock = options.clock;
     this.timers = new TimerQueue(options.clock);
+    this.memory = new TcpMemory(options.memory, this.counters);
     this.params = options.params ?? {};
     this.secrets = new SequenceSecrets(options.secret);
     this.ephemeral = options.ephemeralPorts ?? { low: 49152, high: 65535 };

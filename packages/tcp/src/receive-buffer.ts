@@ -17,7 +17,12 @@
  * once. Past twice the capacity, or for a piece too small to be worth its frame, the bytes are
  * copied out instead, so a peer that sends tiny segments cannot make us hold whole batches of
  * frames for them. Out-of-order pieces, which may wait long, are always copied.
+ *
+ * What it keeps alive (pinned reads and out-of-order copies) is charged to the stack's shared
+ * `TcpMemory` account (memory.ts). While the stack is under memory pressure, the bound for kept
+ * reads drops from twice the capacity to the capacity itself, so more is copied out of reads.
  */
+import { TcpMemory } from './memory.ts';
 import { seqAdd, seqDiff, seqGt, seqLe, seqLt, seqMax } from './seq.ts';
 
 interface Piece {
@@ -52,10 +57,13 @@ export class ReceiveBuffer {
   /** Out-of-order pieces, sorted by seq, never overlapping each other. */
   private pending: Piece[] = [];
   private pendingBytes = 0;
+  /** What the account holds for it now: pinned + pendingBytes as of the last change. */
+  private charged = 0;
 
   constructor(
     private size: number,
     initialSeq: number,
+    private readonly memory: TcpMemory | undefined = undefined,
   ) {
     this.next = initialSeq;
   }
@@ -138,6 +146,7 @@ export class ReceiveBuffer {
       outcome.outOfOrder = true;
       outcome.duplicate += this.insertPending(from, bytes);
     }
+    this.charge();
     return outcome;
   }
 
@@ -160,6 +169,7 @@ export class ReceiveBuffer {
       this.ready[0] = first.subarray(max);
     }
     this.readyBytes -= out.length;
+    this.charge();
     return out;
   }
 
@@ -177,6 +187,15 @@ export class ReceiveBuffer {
     this.lastBuffer = undefined;
     this.pending = [];
     this.pendingBytes = 0;
+    this.charge();
+  }
+
+  /** Tells the shared account how much it keeps alive now. */
+  private charge(): void {
+    const now = this.pinned + this.pendingBytes;
+    if (now === this.charged) return;
+    this.memory?.chargeReceive(now - this.charged);
+    this.charged = now;
   }
 
   /** Appends in-order bytes: kept as they are while that is cheap (see the header), else copied. */
@@ -185,7 +204,8 @@ export class ReceiveBuffer {
     let charge = 0;
     if (bytes.buffer !== this.lastBuffer) {
       const size = bytes.buffer.byteLength;
-      if (bytes.length < SMALLEST_KEPT_VIEW || this.pinned + size > 2 * this.size) {
+      const keepLimit = this.memory?.underPressure ? this.size : 2 * this.size;
+      if (bytes.length < SMALLEST_KEPT_VIEW || this.pinned + size > keepLimit) {
         bytes = bytes.slice();
         charge = bytes.length;
       } else {

@@ -3,14 +3,20 @@
  * SND.UNA on. Bytes before SND.NXT have been sent (and are kept for retransmission); the rest
  * waits for window. Bounded: `write` takes only what fits, and the socket waits for room.
  *
- * Stored as a queue of chunks, one per write. A write is copied in (the application may reuse its
- * buffer as soon as the write is done, as with Node's sockets), unless its bytes were marked
- * unchanging (`markUnchanging`): then the chunk is the application's own view, kept by reference.
+ * Stored as a queue of chunks. A write is copied in (the application may reuse its buffer as soon
+ * as the write is done, as with Node's sockets), into fixed-size pages of the stack's shared
+ * `TcpMemory` (memory.ts): a page takes writes until it is full, each chunk is a view of the part
+ * one write (or a run of writes) filled, and the page goes back to the pool once every byte in it
+ * is acknowledged, to be filled again by this connection or another, so sending leaves nothing
+ * for the garbage collector. A buffer with nothing unacknowledged holds no page. A write whose
+ * bytes were marked unchanging (`markUnchanging`) is not copied: the chunk is the application's
+ * own view, kept by reference.
  * A segment's data never becomes an array of its own: `range` names where it lies, and the layer
  * copies it from the chunks straight into the frame it builds. So a byte is copied twice on its
  * way to the device (into the buffer, into the frame), or once when the application's buffer is
  * unchanging, as Linux's sendfile(2) sends page-cache pages without copying them into the socket.
  */
+import { TcpMemory } from './memory.ts';
 
 /**
  * A segment's data as a connection hands it to its host: `length` bytes that `copyTo` writes into
@@ -61,6 +67,15 @@ export class SendBuffer {
   private headOffset = 0;
   private bytes = 0;
   /**
+   * The pages the copied chunks lie in, oldest first. A page's chunks follow each other in
+   * `chunks` (a page is filled only while it is the last one, and a referenced write closes it),
+   * so the head page is free once the last chunk in it is acknowledged.
+   */
+  private pages: Uint8Array[] = [];
+  /** The last page still takes bytes, from `fill` on. */
+  private tailOpen = false;
+  private fill = 0;
+  /**
    * Where the last lookup ended: the chunk and its first byte's position counted from the start
    * of chunks[0]. Segments are read in order, so the next lookup starts there instead of walking
    * every chunk from the head (which costs O(chunks) per segment when the application writes small).
@@ -71,7 +86,14 @@ export class SendBuffer {
   /** Writes kept by reference (unchanging memory), for counters and tests. */
   referencedWrites = 0;
 
-  constructor(private size: number) {}
+  /**
+   * `memory`: the pool pages come from and go back to, shared by the stack's connections (a
+   * buffer made without one has a pool of its own, with the defaults).
+   */
+  constructor(
+    private size: number,
+    private readonly memory: TcpMemory = new TcpMemory(),
+  ) {}
 
   /** Bytes it may hold. */
   get capacity(): number {
@@ -92,18 +114,52 @@ export class SendBuffer {
     return this.size - this.bytes;
   }
 
-  /** Takes as much of `data` as fits (a copy, or a reference to unchanging memory); returns the bytes taken. */
+  /** Pages of the pool it holds now. */
+  get pagesHeld(): number {
+    return this.pages.length;
+  }
+
+  /**
+   * Takes as much of `data` as fits (a copy, or a reference to unchanging memory); returns the
+   * bytes taken. Less than fits when the stack's memory is at its limit (TcpMemory): then only
+   * what the page being filled still takes.
+   */
   write(data: Uint8Array): number {
     const n = Math.min(data.length, this.free);
     if (n <= 0) return 0;
     if (unchanging.has(data.buffer)) {
       this.chunks.push(n === data.length ? data : data.subarray(0, n));
       this.referencedWrites++;
-    } else {
-      this.chunks.push(data.slice(0, n));
+      this.tailOpen = false; // bytes copied later must not land in a page before this chunk
+      this.bytes += n;
+      return n;
     }
-    this.bytes += n;
-    return n;
+    let taken = 0;
+    while (taken < n) {
+      let page = this.pages[this.pages.length - 1];
+      if (!this.tailOpen || page === undefined || this.fill === page.length) {
+        const fresh = this.memory.takePage(this.pages.length);
+        if (!fresh) break;
+        this.pages.push(fresh);
+        page = fresh;
+        this.tailOpen = true;
+        this.fill = 0;
+      }
+      const k = Math.min(n - taken, page.length - this.fill);
+      page.set(k === data.length ? data : data.subarray(taken, taken + k), this.fill);
+      // A run of writes into one page is one chunk: the last one grows when it ends where these bytes begin.
+      const lastIndex = this.chunks.length - 1;
+      const last = this.chunks[lastIndex];
+      if (last !== undefined && last.buffer === page.buffer && last.byteOffset + last.length === this.fill) {
+        this.chunks[lastIndex] = new Uint8Array(page.buffer, last.byteOffset, last.length + k);
+      } else {
+        this.chunks.push(page.subarray(this.fill, this.fill + k));
+      }
+      this.fill += k;
+      taken += k;
+    }
+    this.bytes += taken;
+    return taken;
   }
 
   /**
@@ -133,7 +189,10 @@ export class SendBuffer {
     }
   }
 
-  /** `length` bytes from `offset` as one array: a view when they lie in one chunk, else a copy. */
+  /**
+   * `length` bytes from `offset` as one array: a view when they lie in one chunk, else a copy. A
+   * view of a page is valid only until those bytes are acknowledged (the page is then reused).
+   */
   read(offset: number, length: number): Uint8Array {
     this.check(offset, length);
     if (length === 0) return EMPTY;
@@ -146,7 +205,7 @@ export class SendBuffer {
     return out;
   }
 
-  /** The peer acknowledged the first `n` bytes: forget them. */
+  /** The peer acknowledged the first `n` bytes: forget them, and give back the pages they emptied. */
   acknowledge(n: number): void {
     let left = Math.min(n, this.bytes);
     this.bytes -= left;
@@ -164,6 +223,7 @@ export class SendBuffer {
           this.cursorIndex = 0;
           this.cursorStart = 0;
         }
+        this.chunkDone(c);
       } else {
         this.headOffset += left;
         left = 0;
@@ -171,12 +231,31 @@ export class SendBuffer {
     }
   }
 
+  /** Forgets everything and gives every page back (the connection is over). */
   clear(): void {
     this.chunks = [];
     this.headOffset = 0;
     this.bytes = 0;
     this.cursorIndex = 0;
     this.cursorStart = 0;
+    for (const page of this.pages) this.memory.givePage(page);
+    this.pages = [];
+    this.tailOpen = false;
+    this.fill = 0;
+  }
+
+  /** Chunk `c` is acknowledged: its page goes back once no chunk lies in it and no write will fill it. */
+  private chunkDone(c: Uint8Array): void {
+    const head = this.pages[0];
+    if (head === undefined || c.buffer !== head.buffer) return;
+    const next = this.chunks[0];
+    if (next !== undefined && next.buffer === head.buffer) return;
+    // The page being filled stays while bytes are outstanding (the next write goes on in it); with
+    // nothing left to acknowledge it goes too, so an idle connection holds no page.
+    if (this.tailOpen && this.pages.length === 1 && this.bytes > 0) return;
+    this.pages.shift();
+    if (this.pages.length === 0) this.tailOpen = false;
+    this.memory.givePage(head);
   }
 
   private check(offset: number, length: number): void {

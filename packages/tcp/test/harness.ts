@@ -5,6 +5,7 @@
 import { VirtualClock, ipv4 } from '@tapstack/link';
 import { TcpConnection, type ConnectionCounter, type ConnectionHost, type TcpParams } from '../src/connection.ts';
 import type { TcpErrorCode } from '../src/errors.ts';
+import type { TcpMemory } from '../src/memory.ts';
 import { NO_OPTIONS, TcpFlag, type SackBlock, type TcpOptions, TcpRepr } from '../src/header.ts';
 import { segmentBytes, type SegmentData } from '../src/send-buffer.ts';
 import type { SocketEvents } from '../src/socket.ts';
@@ -26,6 +27,8 @@ export class Harness implements ConnectionHost, SocketEvents {
   connection!: TcpConnection;
   /** The peer's TSval clock (when timestamps are on). */
   peerTs = 1_000_000;
+  /** The memory the connection shares (set before connecting; absent: the connection's own). */
+  memory?: TcpMemory;
 
   output(_c: TcpConnection, repr: TcpRepr, payload: SegmentData): void {
     this.sent.push({ at: this.clock.now(), repr: TcpRepr.copy(repr), payload: segmentBytes(payload) });
