@@ -1,6 +1,6 @@
 // The TAP device, as a small N-API addon (plain node_api.h, no C++ wrapper library).
 //
-//   open(name, netns, vnetHeaderLength)
+//   open(name, netns, vnetHeaderLength, napi)
 //                              opens /dev/net/tun as a TAP device (IFF_TAP | IFF_NO_PI,
 //                              non-blocking, close-on-exec). With `netns`, the calling thread
 //                              enters /run/netns/<netns> just around the open, TUNSETIFF and
@@ -13,6 +13,13 @@
 //                              checksum left partial (TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6).
 //                              Reads then give the header and the frame as one piece; the
 //                              TypeScript side (virtio-net.ts) decodes the header.
+//                              With napi true, the device is opened with IFF_NAPI: a frame we
+//                              write is queued for the device's NAPI poll, which hands it to
+//                              napi_gro_receive instead of straight to the kernel's IP, so GRO
+//                              may merge consecutive TCP segments of one flow. A write(2) runs
+//                              that poll itself, at its end, and the poll flushes GRO when it
+//                              completes unless the device's gro_flush_timeout (sysfs, set from
+//                              tap.ts) lets it hold the merged packet for the next writes.
 //   handle.start(lengths, onFrames, onWritable, onError)
 //                              watches the fd with uv_poll on the main loop. On each readable
 //                              wake-up it reads frames until EAGAIN (at most MAX_BATCH) into a
@@ -1114,7 +1121,7 @@ int enable_offloads(int fd, int vnet_header_length, const char** step) {
 }
 
 // Opens the device, inside `netns` when given. Returns an errno and the failing step.
-int open_device(Tap* t, const char* name, const char* netns, int vnet_header_length, const char** step) {
+int open_device(Tap* t, const char* name, const char* netns, int vnet_header_length, bool napi, const char** step) {
   int home = -1, target = -1, err = 0;
   if (netns) {
     char path[512];
@@ -1149,7 +1156,7 @@ int open_device(Tap* t, const char* name, const char* netns, int vnet_header_len
   if (t->fd < 0) {
     err = errno;
   } else {
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet_header_length > 0 ? IFF_VNET_HDR : 0);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet_header_length > 0 ? IFF_VNET_HDR : 0) | (napi ? IFF_NAPI : 0);
     memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
     *step = "ioctl(TUNSETIFF)";
     if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
@@ -1183,8 +1190,8 @@ int open_device(Tap* t, const char* name, const char* netns, int vnet_header_len
 }
 
 napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   char name[IFNAMSIZ + 1] = {0};
   size_t name_length = 0;
@@ -1216,11 +1223,16 @@ napi_value Open(napi_env env, napi_callback_info info) {
     throw_errno(env, EINVAL, "vnet header length (10 or 12)");
     return nullptr;
   }
+  bool use_napi = false;
+  if (argc >= 4) {
+    CHECK(napi_typeof(env, argv[3], &vt));
+    if (vt == napi_boolean) CHECK(napi_get_value_bool(env, argv[3], &use_napi));
+  }
 
   Tap* t = new Tap();
   t->env = env;
   const char* step = "";
-  int err = open_device(t, name, has_netns ? netns : nullptr, vnet_header_length, &step);
+  int err = open_device(t, name, has_netns ? netns : nullptr, vnet_header_length, use_napi, &step);
   if (err) {
     delete t;
     throw_errno(env, err, step);

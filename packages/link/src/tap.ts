@@ -31,6 +31,7 @@
  *   tap.configureHost({ address: '10.0.0.1/24' });   // like: ip addr add 10.0.0.1/24 dev tap0; ip link set tap0 up
  *   for await (const frame of tap.frames()) console.log(formatEthernet(frame));
  */
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import debugFactory from 'debug';
 import { Counters } from './counters.ts';
@@ -125,6 +126,19 @@ export interface TapOptions {
    * first explains it.
    */
   ioThreads?: boolean;
+  /**
+   * Open the device in NAPI mode (IFF_NAPI): each frame we write joins a queue that the kernel
+   * polls as it polls a network card's receive ring, through GRO (generic receive offload), which
+   * can merge consecutive TCP segments of one connection into one larger packet before the
+   * kernel's IP and TCP see them. Default false (see docs/01-link.md for what it did here).
+   */
+  napi?: boolean;
+  /**
+   * With `napi`: the device's gro_flush_timeout in nanoseconds (/sys/class/net/<dev>/), how long
+   * GRO may hold merged segments after a poll for more to come. 0 (the kernel's default) flushes
+   * at the end of every poll, and a poll runs for every write(2), so nothing merges. Default: leave it.
+   */
+  groFlushTimeoutNs?: number;
 }
 
 export interface HostConfig {
@@ -228,7 +242,7 @@ export interface TapHandle {
 
 interface NativeAddon {
   /** vnetHeaderLength 0: plain frames; 10 or 12: virtio-net header mode. */
-  open(name: string, netns: string | null, vnetHeaderLength: number): TapHandle;
+  open(name: string, netns: string | null, vnetHeaderLength: number, napi?: boolean): TapHandle;
   readonly maxBatch: number;
 }
 
@@ -255,6 +269,21 @@ const VNET_PROBLEM_COUNTER: Record<VirtioNetProblem, TapCounterName> = {
   bad_gso_size: 'rx_vnet_bad_gso_size',
   bad_csum_start: 'rx_vnet_bad_csum_start',
 };
+/**
+ * Writes one of the device's attributes in /sys/class/net/<dev>/ (gro_flush_timeout). sysfs shows
+ * the devices of the namespace it was mounted in, not the writer's: with `netns` the write runs
+ * under `ip netns exec`, which mounts the namespace's own. Either way the attribute is written
+ * only if the directory's MAC address is our device's kernel side, so a same-named device
+ * elsewhere is never touched.
+ */
+function setDeviceAttribute(handle: TapHandle, netns: string | undefined, attribute: 'gro_flush_timeout', value: string): void {
+  const mac = MacAddress.fromBytes(handle.hostMac()).toString();
+  const script = 'dir=/sys/class/net/$1; [ "$(cat "$dir/address")" = "$2" ] || { echo "$dir is not this device" >&2; exit 1; }; echo "$4" > "$dir/$3"';
+  const args = ['-c', script, 'sh', handle.ifname, mac, attribute, value];
+  if (netns === undefined) execFileSync('sh', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  else execFileSync('ip', ['netns', 'exec', netns, 'sh', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
 const ADDON_PATH = '../build/Release/tap.node';
 let addon: NativeAddon | undefined;
 
@@ -459,10 +488,14 @@ export class TapDevice extends BaseLink {
     if (vnetHeaderLength !== 0 && vnetHeaderLength !== VIRTIO_NET_HEADER_LENGTH && vnetHeaderLength !== VIRTIO_NET_HEADER_MRG_LENGTH) {
       throw new TapError('EINVAL_OPTION', `vnetHeaderLength ${String(vnetHeaderLength)} must be 10 (struct virtio_net_hdr) or 12 (virtio_net_hdr_mrg_rxbuf)`);
     }
+    const groFlushTimeoutNs = options.groFlushTimeoutNs;
+    if (groFlushTimeoutNs !== undefined && (!Number.isInteger(groFlushTimeoutNs) || groFlushTimeoutNs < 0 || groFlushTimeoutNs > 1e9 || options.napi !== true)) {
+      throw new TapError('EINVAL_OPTION', `groFlushTimeoutNs ${groFlushTimeoutNs} needs napi: true and a whole number of nanoseconds up to 1e9`);
+    }
     const native = loadAddon();
     let handle: TapHandle;
     try {
-      handle = native.open(name, netns ?? null, vnetHeaderLength);
+      handle = native.open(name, netns ?? null, vnetHeaderLength, options.napi === true);
     } catch (err) {
       throw tapError(err as NativeError, name, netns);
     }
@@ -470,6 +503,14 @@ export class TapDevice extends BaseLink {
     if (!Number.isInteger(burst) || burst < 0) {
       handle.close();
       throw new TapError('EINVAL_OPTION', `sendBurstLimit ${burst} must be a whole number >= 0`);
+    }
+    if (groFlushTimeoutNs !== undefined) {
+      try {
+        setDeviceAttribute(handle, netns, 'gro_flush_timeout', String(groFlushTimeoutNs));
+      } catch (err) {
+        handle.close();
+        throw new TapError('EINVAL_OPTION', `gro_flush_timeout of ${name}: ${(err as Error).message}`);
+      }
     }
     const ioThreads = options.ioThreads ?? defaultIoThreads(vnetHeaderLength);
     const device = new TapDevice(handle, options.mac ?? MacAddress.randomLocal(), mtu, netns, txCapacity, native.maxBatch, vnetHeaderLength, burst, ioThreads);
@@ -612,6 +653,7 @@ export class TapDevice extends BaseLink {
     const count = this.txStaged;
     if (count === 0) return;
     const staging = this.txStaging!;
+    const stagedBytes = this.txStagedBytes;
     this.txStaged = 0;
     this.txStagedBytes = 0;
     const status = this.txStatus;
@@ -623,7 +665,7 @@ export class TapDevice extends BaseLink {
       // All the addon's send buffers are in flight: the frames stay staged, as they are, until
       // it frees one (onWritable), instead of a copy each in the parking queue.
       this.txStaged = count;
-      this.txStagedBytes = this.txLengths.subarray(0, count).reduce((sum, length) => sum + length, 0);
+      this.txStagedBytes = stagedBytes;
       this.tapCounters.inc('tx_eagain');
       this.handle.wantWritable(true);
       return;

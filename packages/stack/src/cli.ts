@@ -12,7 +12,7 @@ import type { PlotCommand } from './plot/command.ts';
 
 export const USAGE = `usage:
   tapstack up   [--tap NAME] [--ip CIDR] [--ip6 CIDR]... [--no-ipv6] [--host-ip CIDR | --no-host-config]
-                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--no-vnet-hdr] [--io-threads]
+                [--mac MAC] [--gateway IP] [--netns NAME] [--pcap FILE] [--trace] [--no-vnet-hdr] [--io-threads] [--napi]
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
                 [--link-delay MS[/JITTER]] [--link-reorder P[/MS]] [--tcp-log FILE] [--delayed-ack MS]
                 [--quickack] [--no-ack-coalescing] [--no-sack-compression]
@@ -56,6 +56,13 @@ export const USAGE = `usage:
                     thread): the default on plain frames (--no-vnet-hdr), where it lifts bulk
                     transfers; not with the virtio-net header, where it cost (docs/01-link.md).
                     --no-io-threads keeps every system call on the main thread
+  --napi            open the TAP device in NAPI mode (IFF_NAPI): the kernel takes each frame we
+                    write through its NAPI poll and GRO, which can merge a connection's
+                    consecutive segments into one larger packet. Off by default: measured here
+                    it cost more CPU per MiB than it saved (docs/01-link.md). --no-napi: off
+  --gro-flush-timeout NS  with --napi, the device's gro_flush_timeout (nanoseconds): how long GRO
+                    may hold merged segments for more. At 0, the kernel's default, every write is
+                    a poll of its own and nothing merges
   --link-delay MS[/JITTER]  hold every frame MS milliseconds each way, plus up to JITTER
                     more (seeded, never reordering), like netem's delay: 10 adds 20 ms of RTT
   --link-reorder P[/MS]  hold back each frame with probability P (0-1, seeded) behind the
@@ -122,6 +129,10 @@ export interface DeviceOptions {
   vnetHeader: boolean;
   /** false with --no-io-threads, true with --io-threads, else the device's default (TapOptions.ioThreads). */
   ioThreads: boolean | undefined;
+  /** true with --napi, false with --no-napi, else the default (TapOptions.napi). */
+  napi?: boolean | undefined;
+  /** --gro-flush-timeout NS: the device's gro_flush_timeout with --napi (undefined: leave it). */
+  groFlushTimeoutNs?: number | undefined;
   /** --tcp-log FILE: the TCP connection event log (JSON lines), or undefined. */
   tcpLog: string | undefined;
   /** --link-delay: the link fault injector's delay each way, in ms (none when undefined). */
@@ -169,7 +180,7 @@ export function commandHelp(topic: HelpTopic): string {
     usage.push(lines[at]!);
     for (let i = at + 1; i < lines.length && /^ {10,}\S/.test(lines[i]!); i++) usage.push(lines[i]!);
   }
-  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing|no-sack-compression) /;
+  const mine = topic === 'up' ? /^ {2}--(?!conn |from )/ : topic === 'plot' ? /^ {2}--(conn|from) / : topic === 'ping' ? /^ {2}(-[6csiW] |--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|napi|no-napi|gro-flush-timeout|link-delay|link-reorder) )/ : topic === 'demo' ? /(?!)/ : /^ {2}--(tap|ip|ip6|no-ipv6|host-ip|no-host-config|mac|gateway|netns|pcap|trace|vnet-hdr|no-vnet-hdr|no-io-threads|io-threads|napi|no-napi|gro-flush-timeout|link-delay|link-reorder|tcp-log|delayed-ack|quickack|no-ack-coalescing|no-sack-compression) /;
   const options: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (!mine.test(lines[i]!)) continue;
@@ -281,6 +292,9 @@ export function parseCommand(argv: readonly string[]): Command {
         'no-vnet-hdr': { type: 'boolean' },
         'no-io-threads': { type: 'boolean' },
         'io-threads': { type: 'boolean' },
+        napi: { type: 'boolean' },
+        'no-napi': { type: 'boolean' },
+        'gro-flush-timeout': { type: 'string' },
         'link-delay': { type: 'string' },
         'link-reorder': { type: 'string' },
         ...(command !== 'ping'
@@ -378,6 +392,10 @@ export function parseCommand(argv: readonly string[]): Command {
   }
   if (v['vnet-hdr'] === true && v['no-vnet-hdr'] === true) throw new UsageError('--vnet-hdr and --no-vnet-hdr contradict each other: pick one');
   if (v['io-threads'] === true && v['no-io-threads'] === true) throw new UsageError('--io-threads and --no-io-threads contradict each other: pick one');
+  if (v.napi === true && v['no-napi'] === true) throw new UsageError('--napi and --no-napi contradict each other: pick one');
+  if (str('gro-flush-timeout') !== undefined && v.napi !== true) {
+    throw new UsageError('--gro-flush-timeout sets the TAP device\'s GRO hold in NAPI mode: add --napi');
+  }
   const linkReorderText = str('link-reorder');
   let linkReorder: DeviceOptions['linkReorder'];
   if (linkReorderText !== undefined) {
@@ -411,6 +429,8 @@ export function parseCommand(argv: readonly string[]): Command {
     trace: traceMode ?? (v.trace === true ? 'absolute' : false),
     vnetHeader: v['no-vnet-hdr'] !== true,
     ioThreads: v['no-io-threads'] === true ? false : v['io-threads'] === true ? true : undefined,
+    napi: v['no-napi'] === true ? false : v.napi === true ? true : undefined,
+    groFlushTimeoutNs: str('gro-flush-timeout') === undefined ? undefined : parseNumber('--gro-flush-timeout', str('gro-flush-timeout')!, 0, 1e9, true),
     tcpLog,
     linkDelay,
     ...(linkReorder !== undefined ? { linkReorder } : {}),

@@ -86,7 +86,7 @@ function openTcpLog(d: DeviceOptions): LineFile | undefined {
  * the header (TUNSETVNETHDRSZ or TUNSETOFFLOAD fails: an old kernel, a restricted container) costs
  * speed only, so the stack says so once and runs on plain frames rather than not at all.
  */
-export function openTap(d: Pick<DeviceOptions, 'tap' | 'mac' | 'netns' | 'vnetHeader'> & Partial<Pick<DeviceOptions, 'ioThreads'>>, warn: (line: string) => void): TapDevice {
+export function openTap(d: Pick<DeviceOptions, 'tap' | 'mac' | 'netns' | 'vnetHeader'> & Partial<Pick<DeviceOptions, 'ioThreads' | 'napi' | 'groFlushTimeoutNs'>>, warn: (line: string) => void): TapDevice {
   const open = (vnetHeader: boolean): TapDevice =>
     TapDevice.open({
       name: d.tap,
@@ -95,6 +95,8 @@ export function openTap(d: Pick<DeviceOptions, 'tap' | 'mac' | 'netns' | 'vnetHe
       ...(d.netns ? { netns: d.netns } : {}),
       ...(vnetHeader ? { vnetHeader: true } : {}),
       ...(d.ioThreads !== undefined ? { ioThreads: d.ioThreads } : {}),
+      ...(d.napi !== undefined ? { napi: d.napi } : {}),
+      ...(d.groFlushTimeoutNs !== undefined ? { groFlushTimeoutNs: d.groFlushTimeoutNs } : {}),
     });
   if (!d.vnetHeader) return open(false);
   try {

@@ -136,6 +136,19 @@ describe('parseCommand', () => {
     expect(commandHelp('up')).toMatch(/--io-threads {6}give the TAP device's large batches of write\(2\)s to a writer thread/);
   });
 
+  it('NAPI mode is off unless --napi; --gro-flush-timeout NS needs it; --napi with --no-napi is a mistake', () => {
+    expect(up(['up']).device.napi).toBeUndefined();
+    expect(up(['up', '--no-napi']).device.napi).toBe(false);
+    const napi = up(['up', '--napi', '--gro-flush-timeout', '20000']).device;
+    expect([napi.napi, napi.groFlushTimeoutNs]).toEqual([true, 20000]);
+    expect(up(['up', '--napi']).device.groFlushTimeoutNs).toBeUndefined();
+    expect(usageError(['up', '--gro-flush-timeout', '20000'])).toMatch(/--gro-flush-timeout .* add --napi/);
+    expect(usageError(['up', '--napi', '--gro-flush-timeout', '-1'])).toMatch(/--gro-flush-timeout/);
+    expect(usageError(['up', '--napi', '--no-napi'])).toMatch(/--napi and --no-napi contradict/);
+    expect(commandHelp('up')).toMatch(/--napi {12}open the TAP device in NAPI mode \(IFF_NAPI\)/);
+    expect(commandHelp('ping')).toMatch(/--gro-flush-timeout NS/);
+  });
+
   it('--tcp-log FILE on up, connect and get; not on ping', () => {
     expect(up(['up', '--tcp-log', '/tmp/tcp.jsonl']).device.tcpLog).toBe('/tmp/tcp.jsonl');
     expect(up(['up']).device.tcpLog).toBeUndefined();
