@@ -407,6 +407,143 @@ export async function idleConnections(t: TcpTarget & { pid: number }, count: num
   };
 }
 
+// The active mix: `n` connections to the echo port from one client, and every `every`-th one
+// exchanging data while the rest stay idle. Each active connection sends 16 KiB of its own
+// pattern, reads the echo back whole and compares it, then sends the next; when the time is up no
+// new exchange starts, the ones under way finish (10 s at most), and any that did not come back
+// whole, or came back different, is counted bad.
+const ACTIVE_MIX = `
+import resource, selectors, socket, sys, time
+host, port, n, every, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 1024, n + 1024))
+socks = [socket.create_connection((host, port), 10) for _ in range(n)]
+print("open", len(socks), flush=True)
+sys.stdin.readline()
+CHUNK = 16384
+class Exchange:
+    def __init__(self, i):
+        self.pattern = bytes((i * 7 + k) & 255 for k in range(CHUNK))
+        self.sent = 0
+        self.got = bytearray()
+sel = selectors.DefaultSelector()
+for i in range(0, n, every):
+    socks[i].setblocking(False)
+    sel.register(socks[i], selectors.EVENT_READ | selectors.EVENT_WRITE, Exchange(i))
+started = time.monotonic()
+end = started + seconds
+exchanges = bad = 0
+while sel.get_map():
+    now = time.monotonic()
+    if now > end + 10:
+        bad += len(sel.get_map())
+        break
+    for key, events in sel.select(0.1):
+        s, x = key.fileobj, key.data
+        try:
+            if events & selectors.EVENT_WRITE and x.sent < CHUNK:
+                x.sent += s.send(x.pattern[x.sent:])
+                if x.sent == CHUNK:
+                    sel.modify(s, selectors.EVENT_READ, x)
+            if events & selectors.EVENT_READ:
+                data = s.recv(65536)
+                if not data:
+                    bad += 1
+                    sel.unregister(s)
+                    continue
+                x.got += data
+                if len(x.got) >= CHUNK:
+                    if bytes(x.got) != x.pattern:
+                        bad += 1
+                    exchanges += 1
+                    x.got = bytearray()
+                    x.sent = 0
+                    if time.monotonic() < end:
+                        sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE, x)
+                    else:
+                        sel.unregister(s)
+        except BlockingIOError:
+            pass
+print("done", exchanges, bad, round(time.monotonic() - started, 3), flush=True)
+sys.stdin.read()
+for s in socks:
+    s.close()
+`;
+
+export interface ActiveMix {
+  target: TcpTargetName;
+  connections: number;
+  /** How many of them exchanged data (every `connections / active`-th). */
+  active: number;
+  rssBeforeKb: number;
+  /** The largest RSS sampled while the data moved (every 100 ms). */
+  rssMaxKb: number;
+  bytesPerConnection: number;
+  /** 16 KiB round trips completed, whole and equal to what was sent. */
+  exchanges: number;
+  /** Exchanges that came back short, different, or not at all. */
+  bad: number;
+  /** Echoed payload per second, both directions counted once. */
+  mbitPerSecond: number;
+}
+
+/** Holds `count` connections to the echo port, `active` of them echoing 16 KiB at a time for `seconds`; RSS before and the most while they run. */
+export async function activeMix(t: TcpTarget & { pid: number }, count: number, active: number, seconds: number, settleMs: number): Promise<ActiveMix | undefined> {
+  // the same warm-up as the idle row
+  await t.client.run('python3', ['-c', IDLE_CONNECTIONS.replace('sys.stdin.read()', ''), ADDRESS, '7', '200'], 60_000);
+  await sleep(settleMs);
+  const rssBeforeKb = rssKb(t.pid);
+  const every = Math.max(1, Math.floor(count / active));
+  const client = t.client.spawn('python3', ['-c', ACTIVE_MIX, ADDRESS, '7', String(count), String(every), String(seconds)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  client.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  client.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const waitFor = async (pattern: RegExp, ms: number): Promise<RegExpExecArray | undefined> => {
+    const started = Date.now();
+    for (;;) {
+      const m = pattern.exec(out);
+      if (m) return m;
+      if (client.exitCode !== null || Date.now() - started > ms) return undefined;
+      await sleep(50);
+    }
+  };
+  try {
+    if (!(await waitFor(/^open \d+/m, 180_000))) {
+      failed(`${count} connections (${active} active) to ${t.name}`, out);
+      return undefined;
+    }
+    await sleep(2 * settleMs);
+    let rssMaxKb = rssKb(t.pid);
+    const timer = setInterval(() => (rssMaxKb = Math.max(rssMaxKb, rssKb(t.pid))), 100);
+    client.stdin!.write('go\n');
+    const done = await waitFor(/^done (\d+) (\d+) ([\d.]+)/m, (seconds + 30) * 1000);
+    clearInterval(timer);
+    if (!done) {
+      failed(`the active mix on ${t.name}`, out);
+      return undefined;
+    }
+    const exchanges = Number(done[1]);
+    return {
+      target: t.name as TcpTargetName,
+      connections: count,
+      active: Math.ceil(count / every),
+      rssBeforeKb,
+      rssMaxKb,
+      bytesPerConnection: Math.round(((rssMaxKb - rssBeforeKb) * 1024) / count),
+      exchanges,
+      bad: Number(done[2]),
+      mbitPerSecond: (exchanges * 16384 * 8) / Number(done[3]) / 1e6,
+    };
+  } finally {
+    client.stdin!.end();
+    if (client.exitCode === null) {
+      const exited = new Promise((r) => client.once('exit', r));
+      const killer = setTimeout(() => client.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(killer);
+    }
+  }
+}
+
 export interface LongTransfer {
   bytes: number;
   seconds: number;
@@ -459,6 +596,8 @@ export interface TcpCounts {
   pingPongs: number;
   lossSeconds: number;
   connections: number;
+  /** How long a tenth of the connections echo data in the active mix. */
+  mixSeconds: number;
   longBytes: number;
 }
 
@@ -466,8 +605,8 @@ export function tcpCounts(quick: boolean, rounds: number): TcpCounts {
   return quick
     ? // lossSeconds 3, not 1: at 1% loss each way a lost SYN, SYN-ACK or request waits out the 1 s
       // initial RTO (RFC 6298), and a 1 s curl then got nothing: a row CI could not measure.
-      { rounds, iperfSeconds: 1, curlBytes: 10 * 1024 ** 2, fetches: 5, abRequests: 200, pingPongs: 2_000, lossSeconds: 3, connections: 1_000, longBytes: 128 * 1024 ** 2 }
-    : { rounds, iperfSeconds: 5, curlBytes: 100 * 1024 ** 2, fetches: 50, abRequests: 2_000, pingPongs: 20_000, lossSeconds: 5, connections: 10_000, longBytes: 10 * 1024 ** 3 };
+      { rounds, iperfSeconds: 1, curlBytes: 10 * 1024 ** 2, fetches: 5, abRequests: 200, pingPongs: 2_000, lossSeconds: 3, connections: 1_000, mixSeconds: 1, longBytes: 128 * 1024 ** 2 }
+    : { rounds, iperfSeconds: 5, curlBytes: 100 * 1024 ** 2, fetches: 50, abRequests: 2_000, pingPongs: 20_000, lossSeconds: 5, connections: 10_000, mixSeconds: 5, longBytes: 10 * 1024 ** 3 };
 }
 
 type Better = 'higher' | 'lower';
@@ -514,6 +653,8 @@ export interface TcpSection {
   rows: TcpRow[];
   abFailed: Record<TcpTargetName, number[]>;
   idle: IdleConnections[];
+  /** The same number of connections with a tenth of them echoing data (fresh processes again). */
+  mix: ActiveMix[];
   longTransfer?: LongTransfer;
   counters?: string;
 }
@@ -620,7 +761,7 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
   const vnet: Measured[] = [];
   const kernelPlain: Measured[] = [];
   const targets: TcpTarget[] = [];
-  const section: TcpSection = { counts: c, lwip: built, tapstackArgs: extra, vnetArgs: vnetExtra, rows: [], abFailed: { tapstack: [], lwip: [], kernel: [] }, idle: [] };
+  const section: TcpSection = { counts: c, lwip: built, tapstackArgs: extra, vnetArgs: vnetExtra, rows: [], abFailed: { tapstack: [], lwip: [], kernel: [] }, idle: [], mix: [] };
   try {
     const tapstack = await TapstackTcp.start('tapstack', 'bench-tcp-a', extra);
     targets.push(tapstack);
@@ -693,6 +834,20 @@ export async function tcpSection(options: { quick: boolean; rounds: number; scra
       if (idleLwip) section.idle.push(idleLwip);
     }
     memTap.close();
+    const active = Math.round(c.connections / 10);
+    process.stderr.write(`bench: tcp memory: ${c.connections.toLocaleString('en')} connections, ${active.toLocaleString('en')} of them echoing\n`);
+    const mixTap = await TapstackTcp.start('tapstack', 'bench-tcp-x', extra);
+    targets.push(mixTap);
+    const mixOfTap = await activeMix(mixTap, c.connections, active, c.mixSeconds, options.quick ? 300 : 1000);
+    if (mixOfTap) section.mix.push(mixOfTap);
+    mixTap.close();
+    if ('binary' in built) {
+      const mixLwip = await LwipTcp.start('bench-tcp-xl', built.binary);
+      targets.push(mixLwip);
+      const mixOfLwip = await activeMix(mixLwip, c.connections, active, c.mixSeconds, options.quick ? 300 : 1000);
+      if (mixOfLwip) section.mix.push(mixOfLwip);
+      mixLwip.close();
+    }
     process.stderr.write(`bench: tcp memory: RSS through a ${formatBytes(c.longBytes)} transfer\n`);
     const longTap = await TapstackTcp.start('tapstack', 'bench-tcp-lt', extra);
     targets.push(longTap);
@@ -710,6 +865,29 @@ function formatBytes(b: number): string {
 
 function ratio(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(2)}x` : '-';
+}
+
+/**
+ * A memory row of the TCP table, tapstack's RSS beside lwIP's (undefined: lwIP not measured) with
+ * the issue's "< 200 MB at 10,000" target (met only if `ok` too), and the figure shown under it.
+ */
+function memoryRows(label: string, connections: number, rssKb: [number, number | undefined], ok: boolean, under: [string, number, number | undefined]): string[][] {
+  const [tapKb, lwipKb] = rssKb;
+  const mb = (kb: number): string => formatKb(kb).replace(' MB', '');
+  const [underLabel, tapValue, lwipValue] = under;
+  return [
+    [
+      label,
+      mb(tapKb),
+      lwipKb === undefined ? 'n/a' : mb(lwipKb),
+      'n/a (kernel memory)',
+      lwipKb === undefined ? '-' : ratio(tapKb / lwipKb),
+      '',
+      '< 200 MB at 10,000',
+      connections >= 10_000 ? (tapKb * 1024 < 200 * 1024 ** 2 && ok ? 'yes' : 'NO') : '',
+    ],
+    [underLabel, formatNumber(tapValue), lwipValue === undefined ? 'n/a' : formatNumber(lwipValue), 'n/a', lwipValue === undefined ? '-' : ratio(tapValue / lwipValue), '', '', ''],
+  ];
 }
 
 export function formatTcpSection(s: TcpSection): string {
@@ -738,28 +916,27 @@ export function formatTcpSection(s: TcpSection): string {
   const t = idle('tapstack');
   const l = idle('lwip');
   if (t) {
-    const n = t.connections.toLocaleString('en');
-    const mb = (kb: number | undefined): string => (kb === undefined ? 'n/a' : formatKb(kb).replace(' MB', ''));
-    rows.push([
-      `RSS at ${n} idle connections, MB`,
-      mb(t.rssAtKb),
-      l ? mb(l.rssAtKb) : 'n/a',
-      'n/a (kernel memory)',
-      l ? ratio(t.rssAtKb / l.rssAtKb) : '-',
-      '',
-      '< 200 MB at 10,000',
-      t.connections >= 10_000 ? (t.rssAtKb * 1024 < 200 * 1024 ** 2 ? 'yes' : 'NO') : '',
-    ]);
-    rows.push([
-      '  bytes per idle connection (RSS growth / connections)',
-      formatNumber(t.bytesPerConnection),
-      l ? formatNumber(l.bytesPerConnection) : 'n/a',
-      'n/a',
-      l ? ratio(t.bytesPerConnection / l.bytesPerConnection) : '-',
-      '',
-      '',
-      '',
-    ]);
+    rows.push(
+      ...memoryRows(`RSS at ${t.connections.toLocaleString('en')} idle connections, MB`, t.connections, [t.rssAtKb, l?.rssAtKb], true, [
+        '  bytes per idle connection (RSS growth / connections)',
+        t.bytesPerConnection,
+        l?.bytesPerConnection,
+      ]),
+    );
+  }
+  const mixOf = (name: TcpTargetName): ActiveMix | undefined => s.mix.find((m) => m.target === name);
+  const mt = mixOf('tapstack');
+  const ml = mixOf('lwip');
+  if (mt) {
+    rows.push(
+      ...memoryRows(
+        `RSS at ${mt.connections.toLocaleString('en')} connections, ${mt.active.toLocaleString('en')} echoing, MB (most while echoing)`,
+        mt.connections,
+        [mt.rssMaxKb, ml?.rssMaxKb],
+        mt.bad === 0,
+        ['  their echo, Mbit/s (16 KiB round trips, every byte compared)', mt.mbitPerSecond, ml?.mbitPerSecond],
+      ),
+    );
   }
   out.push(markdownTable(header, rows), '');
   if (s.lwip.error) out.push(`lwIP not measured: ${s.lwip.error}`);
@@ -768,6 +945,12 @@ export function formatTcpSection(s: TcpSection): string {
   for (const i of s.idle) {
     out.push(
       `${i.target === 'lwip' ? 'lwIP' : 'tapstack'} at ${i.connections.toLocaleString('en')} idle connections (fresh process, 200 opened and closed first): RSS ${formatKb(i.rssBeforeKb)} -> ${formatKb(i.rssAtKb)}, ${i.bytesPerConnection.toLocaleString('en')} bytes each`,
+    );
+  }
+  for (const m of s.mix) {
+    out.push(
+      `${m.target === 'lwip' ? 'lwIP' : 'tapstack'} at ${m.connections.toLocaleString('en')} connections, ${m.active.toLocaleString('en')} of them echoing (fresh process): RSS ${formatKb(m.rssBeforeKb)} -> at most ${formatKb(m.rssMaxKb)}, ` +
+        `${m.bytesPerConnection.toLocaleString('en')} bytes per connection; ${m.exchanges.toLocaleString('en')} 16 KiB exchanges, ${m.bad} bad`,
     );
   }
   const lt = s.longTransfer;

@@ -180,6 +180,7 @@ describe('npm run bench -- --quick --floors', () => {
         rows: { key: string; values: Record<string, number> }[];
         abFailed: Record<string, number[]>;
         idle: { target: string; connections: number; rssAtKb: number }[];
+        mix: { target: string; connections: number; active: number; exchanges: number; bad: number }[];
         longTransfer: { bytes: number; samples: unknown[]; mbitPerSecond: number };
       };
     };
@@ -219,6 +220,12 @@ describe('npm run bench -- --quick --floors', () => {
       ['tapstack', 1_000],
       ['lwip', 1_000],
     ]);
+    // the active mix: a tenth of the connections echoed 16 KiB at a time, every echo whole
+    expect(tcp.mix.map((m) => [m.target, m.connections, m.active, m.bad])).toEqual([
+      ['tapstack', 1_000, 100, 0],
+      ['lwip', 1_000, 100, 0],
+    ]);
+    for (const m of tcp.mix) expect(m.exchanges, m.target).toBeGreaterThan(0);
     expect(tcp.longTransfer.bytes).toBe(128 * 1024 ** 2);
     expect(tcp.longTransfer.mbitPerSecond).toBeGreaterThan(0);
   });

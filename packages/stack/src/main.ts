@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import { PcapWriter, TapDevice, TapError, formatIpv4, withCapture, withFaults, type Ipv6Address, type Link } from '@tapstack/link';
+import { FaultInjector, PcapWriter, TapDevice, TapError, formatIpv4, withCapture, withFaults, type Ipv6Address, type Link } from '@tapstack/link';
 import { formatPing6Error, formatPing6Reply, formatPing6Summary } from '@tapstack/icmpv6';
 import { formatPingError, formatPingReply, formatPingSummary, indent, pingHeader } from './output.ts';
 import { commandHelp, parseCommand, UsageError, USAGE, type Command, type DeviceOptions, type Services } from './cli.ts';
@@ -211,6 +211,9 @@ function bringUp(d: DeviceOptions): Stack {
   // The device's own counters join `stats`: batches each way (frames per wake-up, per write
   // call), and with the virtio-net header (the default) the super-frames.
   if (device) stack.register({ name: 'tap', counters: device.tapCounters });
+  // --link-delay / --link-reorder: what the fault injector did (frames held back, delayed,
+  // dropped for a full delay line) shows beside what TCP made of it.
+  if (link instanceof FaultInjector) stack.register({ name: 'faults', counters: link.faultCounters });
   // The link closes last (after TCP has aborted its connections and logged it): then the file.
   if (tcpLog) link.onClose(() => tcpLog.close());
   stack.start();
