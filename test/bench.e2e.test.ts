@@ -220,11 +220,15 @@ describe('npm run bench -- --quick --floors', () => {
       ['tapstack', 1_000],
       ['lwip', 1_000],
     ]);
-    // the active mix: a tenth of the connections echoed 16 KiB at a time, every echo whole
-    expect(tcp.mix.map((m) => [m.target, m.connections, m.active, m.bad])).toEqual([
-      ['tapstack', 1_000, 100, 0],
-      ['lwip', 1_000, 100, 0],
+    // the active mix: a tenth of the connections echoed 16 KiB at a time, every echo of ours
+    // whole. lwIP's bad echoes are the peer's own (some of its echoing connections stall under
+    // load: 94-149 of them at 10,000 connections in one sitting, none yet at 1,000): counted, not
+    // held against it here.
+    expect(tcp.mix.map((m) => [m.target, m.connections, m.active])).toEqual([
+      ['tapstack', 1_000, 100],
+      ['lwip', 1_000, 100],
     ]);
+    expect(tcp.mix[0]!.bad, 'tapstack: echoes short, different or missing').toBe(0);
     for (const m of tcp.mix) expect(m.exchanges, m.target).toBeGreaterThan(0);
     expect(tcp.longTransfer.bytes).toBe(128 * 1024 ** 2);
     expect(tcp.longTransfer.mbitPerSecond).toBeGreaterThan(0);
