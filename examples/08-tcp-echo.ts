@@ -16,7 +16,7 @@
  *   printf 'hello, tcp\n' | sudo ip netns exec tapstack-tcp-demo nc -N 10.0.0.2 7
  *   head -c 1000000 /dev/urandom > /tmp/r.bin
  *   sudo ip netns exec tapstack-tcp-demo nc -N 10.0.0.2 7 < /tmp/r.bin | cmp - /tmp/r.bin && echo same
- *   sudo ip netns exec tapstack-tcp-demo ss -tni        # the kernel's view: SACK, timestamps, wscale negotiated
+ *   sudo ip netns exec tapstack-tcp-demo ss -tni        # while an nc is connected: the kernel's view (wscale, rtt, mss, ...)
  *
  *   printf 'hello, six\n' | sudo ip netns exec tapstack-tcp-demo nc -6 -N fd00:10::2 7
  *

@@ -1,11 +1,12 @@
 /**
  * Example 12: your own congestion control, in one file. No root, no TAP device.
  *
- * A congestion control is four things (see packages/tcp/src/congestion.ts): `cwnd` and
- * `ssthresh`, in bytes; `onAck`, called for each ACK of new data while all is well, which grows
- * the window; and `ssthreshAfterLoss`, called when the connection finds a loss, which says how far
- * to fall. The connection does the rest: it retransmits, runs the window during recovery, and
- * sets it to one segment after a timeout.
+ * A congestion control is a `name` and four things (see packages/tcp/src/congestion.ts): `cwnd`
+ * and `ssthresh`, in bytes; `onAck`, called for each ACK of new data while all is well, which
+ * grows the window; and `ssthreshAfterLoss`, called when the connection finds a loss, which says
+ * how far to fall (`onStateChange` and `undo`, after a spurious loss, are optional). The
+ * connection does the rest: it retransmits, runs the window during recovery, and sets it to one
+ * segment after a timeout.
  *
  * `Aimd` below is the oldest idea there is, without slow start: add one segment per round trip,
  * and on a loss keep `decrease` of what was in flight. It is plugged into a connection with the

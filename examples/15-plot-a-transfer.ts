@@ -1,5 +1,5 @@
 /**
- * Example 14: see a TCP transfer. Two stacks on an in-memory wire and a virtual clock; B sends
+ * Example 15: see a TCP transfer. Two stacks on an in-memory wire and a virtual clock; B sends
  * 1 MiB to A while the wire loses a share of the frames towards A (seeded, so every run is the
  * same). B's side of the wire is captured to a pcap and B's TCP writes its event log, then both
  * are drawn: the time-sequence graph of the capture and B's cwnd/ssthresh/srtt over time. No

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the TAP addon (native/tap.cc -> build/Release/tap.node) with node-gyp.
-// Run by `npm ci` / `npm install` (the root package's `prepare` script), or by hand:
+// Run by `npm ci` / `npm install` (this package's `install` script), or by hand:
 //   npm run build:native -w @tapstack/link
 //
 // It uses the Node headers installed next to this node binary when there are any (Debian's

@@ -1,5 +1,5 @@
 /**
- * The `tapstack` command: argument parsing and the three commands (up, ping, demo). Parsing is
+ * The `tapstack` command: argument parsing for its commands (up, ping, connect, get, plot, demo). Parsing is
  * separate from running so tests can check every usage error without a device.
  */
 import { accessSync, constants } from 'node:fs';
@@ -16,7 +16,7 @@ export const USAGE = `usage:
                 [--udp-echo PORT] [--tcp-echo PORT] [--tcp-discard PORT] [--http PORT]
                 [--link-delay MS[/JITTER]] [--link-reorder P[/MS]] [--tcp-log FILE] [--delayed-ack MS]
                 [--quickack] [--no-ack-coalescing] [--no-sack-compression]
-  tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [same options as up]
+  tapstack ping TARGET [-6] [-c COUNT] [-s SIZE] [-i INTERVAL] [-W TIMEOUT] [up's device options]
   tapstack connect HOST PORT   like nc: stdin to a TCP connection, the connection to stdout
                        (HOST: 10.0.0.1, fd00:10::1 or fe80::...%tap0)
   tapstack get URL             like curl: fetch http://HOST[:PORT]/PATH over our TCP, body to stdout
@@ -95,7 +95,8 @@ The counters include TCP's buffer memory (tcp.mem_*); \`mem\` typed while up pri
 process's memory (RSS, heap, ArrayBuffers), and SIGUSR1 prints it after the tables.
 
 While up: type \`neigh\`, \`conns\` or \`stats\` (or send SIGUSR1) to print the neighbour table,
-the TCP connections (like ss) and the counters. connect and get take the options of up too.`;
+the TCP connections (like ss) and the counters. ping takes up's device options (not its services
+or TCP options); connect and get take the device and TCP options (not the services).`;
 
 /** A mistake in the command line: printed with the usage, exit code 2. */
 export class UsageError extends Error {
