@@ -59,7 +59,7 @@ describe('UDP against the Linux kernel', () => {
       tap.configureHost({ address: '10.0.0.1/24', up: true });
       stack = startHandWiredStack(tap, '10.0.0.2/24');
       serveUdpEcho(stack.udp, ECHO_PORT);
-      capture = ns.spawn('tcpdump', ['-i', 'tap0', '--immediate-mode', '-U', '-n', '-w', captureFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+      capture = ns.spawn('tcpdump', ['-i', 'tap0', '--immediate-mode', '-s', '2048', '-U', '-n', '-w', captureFile], { stdio: ['ignore', 'ignore', 'pipe'] });
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('tcpdump did not start listening on tap0')), 10_000);
         capture.stderr!.on('data', (d: Buffer) => {
